@@ -1,0 +1,52 @@
+package switchboard
+
+import "time"
+
+// TurnStart is what a store commits, in one transaction, when a turn begins:
+// the conversation (created when its ID is empty), the turn row and the
+// user's message.
+type TurnStart struct {
+	// Conversation to continue, or to create when Conversation.ID is empty.
+	// When continuing, it must belong to Turn.UserID (else ErrNotFound).
+	Conversation Conversation
+	Turn         Turn
+	UserMessage  Message
+	// HistoryLimit bounds how many of the latest messages (the user's new
+	// message included) the store returns as the history window; 0 means all.
+	HistoryLimit int
+}
+
+// TurnUpdate is what a store commits, in one transaction, while a turn runs
+// and when it ends: the turn's progress, new messages, and ledger rows
+// (inserted, or updated when a row with that ID exists).
+type TurnUpdate struct {
+	Turn      Turn
+	Messages  []Message
+	ToolCalls []ToolCall
+}
+
+// ToolCallFilter selects ledger rows for admins. Zero fields do not filter.
+// Rows come newest first; After is the keyset cursor returned with the
+// previous page.
+type ToolCallFilter struct {
+	UserID         string
+	ConversationID string
+	TurnID         string
+	Server         string
+	Tool           string
+	Status         ToolCallStatus
+	Since, Until   time.Time // started_at >= Since and < Until
+	After          string    // cursor from the previous page
+	Limit          int       // 0 means a default page size
+}
+
+// ToolCallStats aggregates ledger rows of one group (a tool or a server).
+type ToolCallStats struct {
+	Group     string
+	Server    string
+	Count     int64
+	Errors    int64
+	ErrorRate float64
+	P50       time.Duration
+	P95       time.Duration
+}

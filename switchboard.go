@@ -1,0 +1,184 @@
+// Package switchboard is the domain vocabulary of Switchboard, a service that
+// puts an LLM and any number of MCP tool servers behind one chat API.
+//
+// The root package holds only types, statuses and sentinel errors; every
+// capability (storage, MCP connections, the tool catalog, the model client,
+// the agent loop, the HTTP API) lives in its own package and imports this one.
+package switchboard
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Role says who wrote a message, in OpenAI's chat vocabulary.
+type Role string
+
+// Roles of a message.
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleTool      Role = "tool"
+	RoleSystem    Role = "system"
+)
+
+// MessageType is the kind of a stored message. The seed's `message_type`
+// column holds it.
+type MessageType string
+
+// Message types. A tool_call message is an assistant message that asked for
+// tools (its ToolCalls are set); a tool_result message answers one of them
+// (its ToolCallID is set); an error message records a turn that ended badly.
+const (
+	MessageText       MessageType = "text"
+	MessageToolCall   MessageType = "tool_call"
+	MessageToolResult MessageType = "tool_result"
+	MessageError      MessageType = "error"
+)
+
+// Valid reports whether t is one of the known message types.
+func (t MessageType) Valid() bool {
+	switch t {
+	case MessageText, MessageToolCall, MessageToolResult, MessageError:
+		return true
+	}
+	return false
+}
+
+// Conversation is one chat thread of one user.
+type Conversation struct {
+	ID        string
+	UserID    string
+	Title     string
+	Status    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ConversationActive is the status of a conversation that takes new messages.
+const ConversationActive = "active"
+
+// Message is one entry of a conversation's transcript.
+type Message struct {
+	ID             string
+	ConversationID string
+	TurnID         string
+	Role           Role
+	Content        string
+	Type           MessageType
+	Timestamp      time.Time
+	// ToolCalls are the calls an assistant message of type tool_call asked for.
+	ToolCalls []RequestedCall
+	// ToolCallID names the call a tool_result message answers (the model's id).
+	ToolCallID string
+	// ToolName is the exposed name of the tool a tool_result message answers.
+	ToolName string
+}
+
+// RequestedCall is a tool call as the model asked for it: the model's call id,
+// the exposed tool name and the raw JSON arguments.
+type RequestedCall struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// TurnStatus is the state of a turn.
+type TurnStatus string
+
+// Turn statuses.
+const (
+	TurnRunning          TurnStatus = "running"
+	TurnCompleted        TurnStatus = "completed"
+	TurnFailed           TurnStatus = "failed"
+	TurnMaxSteps         TurnStatus = "max_steps"
+	TurnCancelled        TurnStatus = "cancelled"
+	TurnAwaitingApproval TurnStatus = "awaiting_approval"
+)
+
+// Turn is one chat request: the user's message and everything the loop did to
+// answer it.
+type Turn struct {
+	ID             string
+	ConversationID string
+	UserID         string
+	Status         TurnStatus
+	IdempotencyKey string
+	// Steps counts model calls.
+	Steps            int
+	PromptTokens     int
+	CompletionTokens int
+	// Timing splits the turn's wall time into model calls, tool calls and the
+	// rest (our own overhead, storage included).
+	Timing     TurnTiming
+	Error      string
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// TurnTiming splits a turn's wall time.
+type TurnTiming struct {
+	LLM      time.Duration
+	Tools    time.Duration
+	Store    time.Duration
+	Overhead time.Duration
+}
+
+// ToolCallStatus is the state of one tool call in the ledger.
+type ToolCallStatus string
+
+// Tool call statuses.
+const (
+	CallRunning   ToolCallStatus = "running"
+	CallSucceeded ToolCallStatus = "succeeded"
+	CallFailed    ToolCallStatus = "failed"
+	CallTimedOut  ToolCallStatus = "timed_out"
+	CallCancelled ToolCallStatus = "cancelled"
+	CallDenied    ToolCallStatus = "denied"
+)
+
+// Valid reports whether s is one of the known tool call statuses.
+func (s ToolCallStatus) Valid() bool {
+	switch s {
+	case CallRunning, CallSucceeded, CallFailed, CallTimedOut, CallCancelled, CallDenied:
+		return true
+	}
+	return false
+}
+
+// Error classes of a failed tool call, for aggregation.
+const (
+	ErrorClassTool      = "tool_error"      // the tool answered with isError
+	ErrorClassInvalid   = "invalid_request" // unknown tool, arguments not JSON, rejected by the server
+	ErrorClassTransport = "transport"       // the connection to the server failed
+	ErrorClassTimeout   = "timeout"
+	ErrorClassCancelled = "cancelled"
+)
+
+// ToolCall is one row of the tool-call ledger.
+type ToolCall struct {
+	ID             string
+	CallID         string // the model's id for the call
+	UserID         string
+	ConversationID string
+	TurnID         string
+	Step           int
+	Server         string
+	Tool           string // the server's own name
+	ExposedName    string // the name the model sees
+	// Arguments are the arguments sent to the server, injected ones included.
+	Arguments        json.RawMessage
+	Result           string
+	StructuredResult json.RawMessage
+	Status           ToolCallStatus
+	ErrorClass       string
+	Error            string
+	Duration         time.Duration
+	ResultSize       int
+	Truncated        bool
+	StartedAt        time.Time
+	FinishedAt       time.Time
+}
+
+// Finished reports whether the call has reached a final status.
+func (c *ToolCall) Finished() bool { return c.Status != CallRunning && c.Status != "" }
