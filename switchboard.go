@@ -182,3 +182,29 @@ type ToolCall struct {
 
 // Finished reports whether the call has reached a final status.
 func (c *ToolCall) Finished() bool { return c.Status != CallRunning && c.Status != "" }
+
+// ToolDefinition is a tool as the model sees it: an exposed name that is
+// valid for OpenAI (^[a-zA-Z0-9_-]{1,64}$), a description and the JSON Schema
+// of its parameters.
+type ToolDefinition struct {
+	Name        string
+	Description string
+	Parameters  json.RawMessage
+}
+
+// ModelRequest is one call to the model: the history window and the tools it
+// may ask for.
+type ModelRequest struct {
+	Messages []Message
+	Tools    []ToolDefinition
+}
+
+// ModelReply is the model's answer to one ModelRequest: text, or tool calls,
+// or both.
+type ModelReply struct {
+	Content          string
+	ToolCalls        []RequestedCall
+	FinishReason     string
+	PromptTokens     int
+	CompletionTokens int
+}

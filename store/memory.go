@@ -1,0 +1,505 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// Memory keeps conversations, turns and the tool-call ledger in process
+// memory: the store of `go run` on a fresh machine, and of tests. Everything
+// is lost when the process exits. It has the semantics of [Postgres] (same
+// validation, same errors, same orders) and is safe for concurrent use.
+type Memory struct {
+	mu            sync.RWMutex
+	conversations map[string]*switchboard.Conversation
+	// messages holds each conversation's transcript in order.
+	messages    map[string][]switchboard.Message
+	messageIDs  map[string]bool
+	turns       map[string]*switchboard.Turn
+	idempotency map[idempotencyKey]string // turn ids
+	calls       map[string]*switchboard.ToolCall
+}
+
+type idempotencyKey struct{ user, key string }
+
+// NewMemory returns an empty in-memory store.
+func NewMemory() *Memory {
+	return &Memory{
+		conversations: make(map[string]*switchboard.Conversation),
+		messages:      make(map[string][]switchboard.Message),
+		messageIDs:    make(map[string]bool),
+		turns:         make(map[string]*switchboard.Turn),
+		idempotency:   make(map[idempotencyKey]string),
+		calls:         make(map[string]*switchboard.ToolCall),
+	}
+}
+
+// Ping reports whether the store can be used: always, unless ctx is done.
+func (m *Memory) Ping(ctx context.Context) error { return ctxErr(ctx) }
+
+// Close does nothing; it is there so that both stores close alike.
+func (m *Memory) Close() {}
+
+// BeginTurn commits, at once, the start of a turn: it creates the
+// conversation when s.Conversation.ID is empty (titled after the user's
+// message unless s.Conversation.Title is set) or bumps its updated_at, then
+// stores the turn as running and the user's message. It fills the generated
+// ids and times, and the conversation as stored, back into s, and returns the
+// history window: the latest s.HistoryLimit messages of the conversation in
+// order (all if 0), the new message last.
+//
+// It returns an error wrapping switchboard.ErrNotFound if the conversation to
+// continue does not exist, has a malformed id or belongs to another user than
+// s.Turn.UserID; ErrConflict if the user has a turn with the same idempotency
+// key (a *switchboard.Error with code "idempotency_key_reused") or an id is
+// taken; ErrInvalid if s is invalid (no user id, unknown role or message
+// type, malformed turn or message id, negative history limit, text too long).
+// Nothing is stored when it fails.
+func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	now := now()
+	create, err := prepareTurnStart(s, now)
+	if err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	conv := s.Conversation
+	if !create {
+		c, ok := m.conversations[conv.ID]
+		if !ok || c.UserID != s.Turn.UserID {
+			return nil, fmt.Errorf("begin turn: load conversation %s: %w", conv.ID, switchboard.ErrNotFound)
+		}
+		conv = *c
+		conv.UpdatedAt = now
+	}
+	if _, ok := m.turns[s.Turn.ID]; ok {
+		return nil, fmt.Errorf("begin turn: turn %s exists: %w", s.Turn.ID, switchboard.ErrConflict)
+	}
+	key := idempotencyKey{s.Turn.UserID, s.Turn.IdempotencyKey}
+	if _, ok := m.idempotency[key]; ok && key.key != "" {
+		return nil, fmt.Errorf("begin turn: %w", errIdempotencyKey())
+	}
+	if m.messageIDs[s.UserMessage.ID] {
+		return nil, fmt.Errorf("begin turn: message %s exists: %w", s.UserMessage.ID, switchboard.ErrConflict)
+	}
+
+	m.conversations[conv.ID] = &conv
+	t := s.Turn
+	m.turns[t.ID] = &t
+	if key.key != "" {
+		m.idempotency[key] = t.ID
+	}
+	m.messageIDs[s.UserMessage.ID] = true
+	m.messages[conv.ID] = append(m.messages[conv.ID], cloneMessage(s.UserMessage))
+	s.Conversation = conv
+
+	all := m.messages[conv.ID]
+	if n := s.HistoryLimit; n > 0 && n < len(all) {
+		all = all[len(all)-n:]
+	}
+	history := make([]switchboard.Message, len(all))
+	for i, msg := range all {
+		history[i] = cloneMessage(msg)
+	}
+	return history, nil
+}
+
+// SaveTurn commits, at once, a turn's progress: it updates the turn (status,
+// steps, tokens, timing, error, finished time), appends u.Messages to the
+// conversation, and upserts u.ToolCalls by id: a new id inserts a ledger
+// row; an existing one updates its status, result, structured result, error,
+// error class, duration, result size, truncated flag and finished time. The
+// messages and calls belong to the turn: their ConversationID, TurnID and
+// (for calls) UserID are the turn's. It bumps the conversation's updated_at,
+// and fills generated ids and times, the turn's conversation and user, and
+// each call's stored StartedAt back into u.
+//
+// It returns an error wrapping switchboard.ErrNotFound if the turn does not
+// exist or its id is malformed; ErrConflict if a message id is taken or a
+// call id belongs to another turn's call; ErrInvalid if u is invalid (unknown
+// status, role or message type, malformed id, JSON that does not parse,
+// names too long). Nothing is stored when it fails.
+func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("save turn: %w", err)
+	}
+	now := now()
+	if err := prepareTurnUpdate(u, now); err != nil {
+		return fmt.Errorf("save turn: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.turns[u.Turn.ID]
+	if !ok {
+		return fmt.Errorf("save turn: load turn %s: %w", u.Turn.ID, switchboard.ErrNotFound)
+	}
+	seen := make(map[string]bool, len(u.Messages))
+	for _, msg := range u.Messages {
+		if m.messageIDs[msg.ID] || seen[msg.ID] {
+			return fmt.Errorf("save turn %s: message %s exists: %w", t.ID, msg.ID, switchboard.ErrConflict)
+		}
+		seen[msg.ID] = true
+	}
+	for _, c := range u.ToolCalls {
+		if old, ok := m.calls[c.ID]; ok && old.TurnID != t.ID {
+			return fmt.Errorf("save turn %s: tool call %s belongs to turn %s: %w", t.ID, c.ID, old.TurnID, switchboard.ErrConflict)
+		}
+	}
+
+	t.Status = u.Turn.Status
+	t.Steps = u.Turn.Steps
+	t.PromptTokens = u.Turn.PromptTokens
+	t.CompletionTokens = u.Turn.CompletionTokens
+	t.Timing = u.Turn.Timing
+	t.Error = u.Turn.Error
+	t.FinishedAt = u.Turn.FinishedAt
+	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
+	m.conversations[t.ConversationID].UpdatedAt = now
+	for i := range u.Messages {
+		msg := &u.Messages[i]
+		msg.ConversationID = t.ConversationID
+		m.messageIDs[msg.ID] = true
+		m.messages[t.ConversationID] = append(m.messages[t.ConversationID], cloneMessage(*msg))
+	}
+	for i := range u.ToolCalls {
+		c := &u.ToolCalls[i]
+		c.UserID, c.ConversationID = t.UserID, t.ConversationID
+		old, ok := m.calls[c.ID]
+		if !ok {
+			nc := cloneCall(*c)
+			m.calls[c.ID] = &nc
+			continue
+		}
+		old.Status = c.Status
+		old.Result = c.Result
+		old.StructuredResult = cloneJSON(c.StructuredResult)
+		old.Error = c.Error
+		old.ErrorClass = c.ErrorClass
+		old.Duration = c.Duration
+		old.ResultSize = c.ResultSize
+		old.Truncated = c.Truncated
+		old.FinishedAt = c.FinishedAt
+		c.StartedAt = old.StartedAt
+	}
+	return nil
+}
+
+// GetConversation returns the conversation with the given id. It returns an
+// error wrapping switchboard.ErrNotFound if there is none or id is malformed.
+// It does not check who owns the conversation: callers do.
+func (m *Memory) GetConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, found := m.conversations[key]
+	if !ok || !found {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	return *c, nil
+}
+
+// ListConversations returns the user's conversations, the most recently
+// updated first, at most limit of them (DefaultPageSize if limit is 0, at
+// most MaxPageSize). A user without conversations has an empty list.
+func (m *Memory) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list conversations of %s: %w", userID, err)
+	}
+	m.mu.RLock()
+	list := []switchboard.Conversation{}
+	for _, c := range m.conversations {
+		if c.UserID == userID {
+			list = append(list, *c)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(list, func(a, b switchboard.Conversation) int {
+		return cmp.Or(b.UpdatedAt.Compare(a.UpdatedAt), cmp.Compare(b.ID, a.ID))
+	})
+	if n := pageSize(limit); len(list) > n {
+		list = list[:n]
+	}
+	return list, nil
+}
+
+// UpdateConversation sets the title and, if c.Status is not empty, the status
+// of the conversation c.ID, bumps its updated_at and returns it as stored;
+// other fields of c are ignored. It returns an error wrapping
+// switchboard.ErrNotFound if there is no such conversation or its id is
+// malformed, and ErrInvalid if the title or the status is too long.
+func (m *Memory) UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
+	}
+	if err := prepareConversationUpdate(&c); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
+	}
+	key, ok := lookupID(c.ID)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	stored, found := m.conversations[key]
+	if !ok || !found {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %q: %w", c.ID, switchboard.ErrNotFound)
+	}
+	stored.Title = c.Title
+	if c.Status != "" {
+		stored.Status = c.Status
+	}
+	stored.UpdatedAt = now()
+	return *stored, nil
+}
+
+// DeleteConversation deletes the conversation with its messages, turns and
+// tool calls. It returns an error wrapping switchboard.ErrNotFound if there is
+// no such conversation or id is malformed.
+func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("delete conversation %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, found := m.conversations[key]; !ok || !found {
+		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	delete(m.conversations, key)
+	for _, msg := range m.messages[key] {
+		delete(m.messageIDs, msg.ID)
+	}
+	delete(m.messages, key)
+	for tid, t := range m.turns {
+		if t.ConversationID == key {
+			delete(m.turns, tid)
+			delete(m.idempotency, idempotencyKey{t.UserID, t.IdempotencyKey})
+		}
+	}
+	for cid, c := range m.calls {
+		if c.ConversationID == key {
+			delete(m.calls, cid)
+		}
+	}
+	return nil
+}
+
+// ListMessages returns the whole transcript of a conversation in order. It
+// returns an error wrapping switchboard.ErrNotFound if there is no such
+// conversation or its id is malformed.
+func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
+	}
+	key, ok := lookupID(conversationID)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, found := m.conversations[key]; !ok || !found {
+		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	msgs := make([]switchboard.Message, len(m.messages[key]))
+	for i, msg := range m.messages[key] {
+		msgs[i] = cloneMessage(msg)
+	}
+	return msgs, nil
+}
+
+// GetTurn returns the turn with the given id. It returns an error wrapping
+// switchboard.ErrNotFound if there is none or id is malformed.
+func (m *Memory) GetTurn(ctx context.Context, id string) (switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, found := m.turns[key]
+	if !ok || !found {
+		return switchboard.Turn{}, fmt.Errorf("load turn %q: %w", id, switchboard.ErrNotFound)
+	}
+	return *t, nil
+}
+
+// ListTurns returns the turns of a conversation, oldest first. It returns an
+// error wrapping switchboard.ErrNotFound if there is no such conversation or
+// its id is malformed.
+func (m *Memory) ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list turns of %s: %w", conversationID, err)
+	}
+	key, ok := lookupID(conversationID)
+	m.mu.RLock()
+	if _, found := m.conversations[key]; !ok || !found {
+		m.mu.RUnlock()
+		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	turns := []switchboard.Turn{}
+	for _, t := range m.turns {
+		if t.ConversationID == key {
+			turns = append(turns, *t)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(turns, func(a, b switchboard.Turn) int {
+		return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return turns, nil
+}
+
+// TurnByIdempotencyKey returns the user's turn that was begun with the given
+// idempotency key. It returns an error wrapping switchboard.ErrNotFound if
+// there is none (an empty key has none).
+func (m *Memory) TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn by idempotency key: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.idempotency[idempotencyKey{userID, key}]
+	if !ok || key == "" {
+		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, switchboard.ErrNotFound)
+	}
+	return *m.turns[id], nil
+}
+
+// GetToolCall returns the ledger row with the given id. It returns an error
+// wrapping switchboard.ErrNotFound if there is none or id is malformed.
+func (m *Memory) GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, found := m.calls[key]
+	if !ok || !found {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q: %w", id, switchboard.ErrNotFound)
+	}
+	return cloneCall(*c), nil
+}
+
+// ListToolCalls returns one page of the ledger rows that pass f, newest first
+// (by started_at, then id), and the cursor of the next page, which is empty
+// on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most
+// MaxPageSize); f.After is the cursor of the previous page. Rows stored while
+// paging never make a later page repeat or skip a row.
+//
+// It returns an error wrapping switchboard.ErrInvalid if the cursor is
+// malformed, the status unknown, or a conversation or turn id malformed.
+func (m *Memory) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, "", fmt.Errorf("list tool calls: %w", err)
+	}
+	q, err := prepareFilter(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tool calls: %w", err)
+	}
+	calls := []switchboard.ToolCall{}
+	m.mu.RLock()
+	for _, c := range m.calls {
+		if !q.matches(c) {
+			continue
+		}
+		if q.afterID != "" {
+			// Keep rows before the cursor: (started_at, id) < (afterTime, afterID).
+			if d := cmp.Or(c.StartedAt.Compare(q.afterTime), cmp.Compare(c.ID, q.afterID)); d >= 0 {
+				continue
+			}
+		}
+		calls = append(calls, cloneCall(*c))
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(calls, func(a, b switchboard.ToolCall) int {
+		return cmp.Or(b.StartedAt.Compare(a.StartedAt), cmp.Compare(b.ID, a.ID))
+	})
+	if len(calls) <= q.limit {
+		return calls, "", nil
+	}
+	calls = calls[:q.limit]
+	last := calls[len(calls)-1]
+	return calls, encodeCursor(last.StartedAt, last.ID), nil
+}
+
+// ToolCallStats aggregates the ledger rows that pass f (After and Limit are
+// ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
+// per server (GroupByServer: Group is the server), ordered by server and
+// group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
+// finished calls only, and an error is any final status but succeeded.
+//
+// It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
+// or the filter is invalid.
+func (m *Memory) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", err)
+	}
+	if err := checkGroupBy(groupBy); err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", err)
+	}
+	f.After = ""
+	q, err := prepareFilter(f)
+	if err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", err)
+	}
+	type group struct {
+		stats     switchboard.ToolCallStats
+		finished  int64
+		durations []float64
+	}
+	groups := make(map[[2]string]*group)
+	m.mu.RLock()
+	for _, c := range m.calls {
+		if !q.matches(c) {
+			continue
+		}
+		key := [2]string{c.Server, c.Tool}
+		if groupBy == GroupByServer {
+			key[1] = c.Server
+		}
+		g := groups[key]
+		if g == nil {
+			g = &group{stats: switchboard.ToolCallStats{Server: key[0], Group: key[1]}}
+			groups[key] = g
+		}
+		g.stats.Count++
+		if c.Status == switchboard.CallRunning {
+			continue
+		}
+		g.finished++
+		g.durations = append(g.durations, millis(c.Duration))
+		if c.Status != switchboard.CallSucceeded {
+			g.stats.Errors++
+		}
+	}
+	m.mu.RUnlock()
+	stats := make([]switchboard.ToolCallStats, 0, len(groups))
+	for _, g := range groups {
+		slices.Sort(g.durations)
+		g.stats.ErrorRate = errorRate(g.stats.Errors, g.finished)
+		g.stats.P50 = fromMillis(percentile(g.durations, 0.5))
+		g.stats.P95 = fromMillis(percentile(g.durations, 0.95))
+		stats = append(stats, g.stats)
+	}
+	slices.SortFunc(stats, func(a, b switchboard.ToolCallStats) int {
+		return cmp.Or(cmp.Compare(a.Server, b.Server), cmp.Compare(a.Group, b.Group))
+	})
+	return stats, nil
+}
+
+func cloneMessage(m switchboard.Message) switchboard.Message {
+	m.ToolCalls = slices.Clone(m.ToolCalls)
+	return m
+}
+
+func cloneCall(c switchboard.ToolCall) switchboard.ToolCall {
+	c.Arguments = cloneJSON(c.Arguments)
+	c.StructuredResult = cloneJSON(c.StructuredResult)
+	return c
+}

@@ -1,0 +1,175 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+const (
+	// The seed's columns are nullable; the stores never write NULL there.
+	conversationColumns = `id::text, user_id, COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at`
+
+	messageColumns = `id::text, COALESCE(conversation_id::text, ''), COALESCE(turn_id::text, ''), role, content,
+    COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata`
+)
+
+// GetConversation returns the conversation with the given id. It returns an
+// error wrapping switchboard.ErrNotFound if there is none or id is malformed.
+// It does not check who owns the conversation: callers do.
+func (p *Postgres) GetConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, key))
+	if err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, dbError(err))
+	}
+	return c, nil
+}
+
+// ListConversations returns the user's conversations, the most recently
+// updated first, at most limit of them (DefaultPageSize if limit is 0, at
+// most MaxPageSize). A user without conversations has an empty list.
+func (p *Postgres) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
+	rows, err := p.pool.Query(ctx, `SELECT `+conversationColumns+` FROM conversations
+WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2`, userID, pageSize(limit))
+	if err != nil {
+		return nil, fmt.Errorf("list conversations of %s: %w", userID, dbError(err))
+	}
+	defer rows.Close()
+	list := []switchboard.Conversation{}
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list conversations of %s: %w", userID, dbError(err))
+		}
+		list = append(list, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list conversations of %s: %w", userID, dbError(err))
+	}
+	return list, nil
+}
+
+// UpdateConversation sets the title and, if c.Status is not empty, the status
+// of the conversation c.ID, bumps its updated_at and returns it as stored;
+// other fields of c are ignored. It returns an error wrapping
+// switchboard.ErrNotFound if there is no such conversation or its id is
+// malformed, and ErrInvalid if the title or the status is too long.
+func (p *Postgres) UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error) {
+	if err := prepareConversationUpdate(&c); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
+	}
+	key, ok := lookupID(c.ID)
+	if !ok {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %q: %w", c.ID, switchboard.ErrNotFound)
+	}
+	stored, err := scanConversation(p.pool.QueryRow(ctx, `UPDATE conversations
+SET title = $2, status = COALESCE(NULLIF($3::varchar, ''), status), updated_at = $4
+WHERE id = $1 RETURNING `+conversationColumns, key, c.Title, c.Status, now()))
+	if err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, dbError(err))
+	}
+	return stored, nil
+}
+
+// DeleteConversation deletes the conversation with its messages, turns and
+// tool calls. It returns an error wrapping switchboard.ErrNotFound if there is
+// no such conversation or id is malformed.
+func (p *Postgres) DeleteConversation(ctx context.Context, id string) error {
+	key, ok := lookupID(id)
+	if !ok {
+		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	tag, err := p.pool.Exec(ctx, `DELETE FROM conversations WHERE id = $1`, key)
+	if err != nil {
+		return fmt.Errorf("delete conversation %s: %w", id, dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete conversation %s: %w", id, switchboard.ErrNotFound)
+	}
+	return nil
+}
+
+// ListMessages returns the whole transcript of a conversation in order. It
+// returns an error wrapping switchboard.ErrNotFound if there is no such
+// conversation or its id is malformed.
+func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	key, ok := lookupID(conversationID)
+	if !ok {
+		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
+	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE conversation_id = $1 ORDER BY seq`, key)
+	var msgs []switchboard.Message
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return switchboard.ErrNotFound
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		msgs, err = collectMessages(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list messages of conversation %s: %w", conversationID, err)
+	}
+	return msgs, nil
+}
+
+func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
+	var (
+		c                    switchboard.Conversation
+		createdAt, updatedAt pgtype.Timestamptz
+	)
+	if err := row.Scan(&c.ID, &c.UserID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
+		return switchboard.Conversation{}, err
+	}
+	c.CreatedAt, c.UpdatedAt = fromTimestamptz(createdAt), fromTimestamptz(updatedAt)
+	return c, nil
+}
+
+// collectMessages reads and closes rows of messageColumns.
+func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
+	defer rows.Close()
+	msgs := []switchboard.Message{}
+	for rows.Next() {
+		var (
+			m         switchboard.Message
+			role, typ string
+			ts        pgtype.Timestamptz
+			rawMeta   []byte
+		)
+		if err := rows.Scan(&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta); err != nil {
+			return nil, err
+		}
+		m.Role, m.Type, m.Timestamp = switchboard.Role(role), switchboard.MessageType(typ), fromTimestamptz(ts)
+		if len(rawMeta) > 0 {
+			// Metadata that is not ours (rows adopted from the seed) is
+			// ignored rather than making the transcript unreadable.
+			var meta messageMetadata
+			if json.Unmarshal(rawMeta, &meta) == nil {
+				m.ToolCalls, m.ToolName = meta.ToolCalls, meta.ToolName
+				if len(m.ToolCalls) == 0 {
+					m.ToolCalls = nil
+				}
+			}
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, rows.Err()
+}

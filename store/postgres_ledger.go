@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn_id::text, step, server, tool,
+    exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
+    truncated, started_at, finished_at`
+
+// GetToolCall returns the ledger row with the given id. It returns an error
+// wrapping switchboard.ErrNotFound if there is none or id is malformed.
+func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q: %w", id, switchboard.ErrNotFound)
+	}
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM tool_calls WHERE id = $1`, key))
+	if err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, dbError(err))
+	}
+	return c, nil
+}
+
+// ListToolCalls returns one page of the ledger rows that pass f, newest first
+// (by started_at, then id), and the cursor of the next page, which is empty
+// on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most
+// MaxPageSize); f.After is the cursor of the previous page. Rows stored while
+// paging never make a later page repeat or skip a row.
+//
+// It returns an error wrapping switchboard.ErrInvalid if the cursor is
+// malformed, the status unknown, or a conversation or turn id malformed.
+func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error) {
+	q, err := prepareFilter(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tool calls: %w", err)
+	}
+	where, args := q.where()
+	if q.afterID != "" {
+		args = append(args, q.afterTime, q.afterID)
+		where = append(where, fmt.Sprintf("(started_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
+	}
+	// One row more than the page tells whether there is a next page.
+	args = append(args, q.limit+1)
+	sql := `SELECT ` + toolCallColumns + ` FROM tool_calls` + whereClause(where) +
+		` ORDER BY started_at DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	rows, err := p.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tool calls: %w", dbError(err))
+	}
+	calls, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.ToolCall, error) {
+		return scanToolCall(row)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tool calls: %w", dbError(err))
+	}
+	if len(calls) <= q.limit {
+		if calls == nil {
+			calls = []switchboard.ToolCall{}
+		}
+		return calls, "", nil
+	}
+	calls = calls[:q.limit]
+	last := calls[len(calls)-1]
+	return calls, encodeCursor(last.StartedAt, last.ID), nil
+}
+
+// ToolCallStats aggregates the ledger rows that pass f (After and Limit are
+// ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
+// per server (GroupByServer: Group is the server), ordered by server and
+// group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
+// finished calls only, and an error is any final status but succeeded.
+//
+// It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
+// or the filter is invalid.
+func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error) {
+	if err := checkGroupBy(groupBy); err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", err)
+	}
+	f.After = ""
+	q, err := prepareFilter(f)
+	if err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", err)
+	}
+	group := "tool"
+	if groupBy == GroupByServer {
+		group = "server"
+	}
+	where, args := q.where()
+	// COLLATE "C" orders by bytes, as Go compares strings.
+	sql := `SELECT server, ` + group + `, count(*),
+    count(*) FILTER (WHERE status NOT IN ('running', 'succeeded')),
+    count(*) FILTER (WHERE status <> 'running'),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running'),
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running')
+FROM tool_calls` + whereClause(where) + `
+GROUP BY server, ` + group + `
+ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`
+	rows, err := p.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", dbError(err))
+	}
+	stats, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (switchboard.ToolCallStats, error) {
+		var (
+			s        switchboard.ToolCallStats
+			finished int64
+			p50, p95 pgtype.Float8
+		)
+		if err := row.Scan(&s.Server, &s.Group, &s.Count, &s.Errors, &finished, &p50, &p95); err != nil {
+			return s, err
+		}
+		s.ErrorRate = errorRate(s.Errors, finished)
+		s.P50, s.P95 = fromMillis(p50.Float64), fromMillis(p95.Float64)
+		return s, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tool call stats: %w", dbError(err))
+	}
+	if stats == nil {
+		stats = []switchboard.ToolCallStats{}
+	}
+	return stats, nil
+}
+
+// where returns the conditions and arguments of the filter, cursor excluded.
+func (q *ledgerQuery) where() ([]string, []any) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
+	}
+	f := &q.f
+	if f.UserID != "" {
+		add("user_id = ?", f.UserID)
+	}
+	if f.ConversationID != "" {
+		add("conversation_id = ?::uuid", f.ConversationID)
+	}
+	if f.TurnID != "" {
+		add("turn_id = ?::uuid", f.TurnID)
+	}
+	if f.Server != "" {
+		add("server = ?", f.Server)
+	}
+	if f.Tool != "" {
+		add("tool = ?", f.Tool)
+	}
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
+	}
+	if !f.Since.IsZero() {
+		add("started_at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("started_at < ?", f.Until)
+	}
+	return where, args
+}
+
+func whereClause(where []string) string {
+	if len(where) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(where, " AND ")
+}
+
+func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
+	var (
+		c                     switchboard.ToolCall
+		status                string
+		durationMS            float64
+		startedAt, finishedAt pgtype.Timestamptz
+	)
+	err := row.Scan(&c.ID, &c.CallID, &c.UserID, &c.ConversationID, &c.TurnID, &c.Step, &c.Server, &c.Tool,
+		&c.ExposedName, &c.Arguments, &c.Result, &c.StructuredResult, &status, &c.ErrorClass, &c.Error,
+		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt)
+	if err != nil {
+		return switchboard.ToolCall{}, err
+	}
+	c.Status = switchboard.ToolCallStatus(status)
+	c.Duration = fromMillis(durationMS)
+	c.StartedAt, c.FinishedAt = fromTimestamptz(startedAt), fromTimestamptz(finishedAt)
+	// jsonb comes back with spaces after colons and commas; compact it as
+	// Memory does.
+	if c.Arguments, err = cleanJSON(c.Arguments); err != nil {
+		return switchboard.ToolCall{}, err
+	}
+	if c.StructuredResult, err = cleanJSON(c.StructuredResult); err != nil {
+		return switchboard.ToolCall{}, err
+	}
+	return c, nil
+}

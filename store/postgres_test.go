@@ -1,0 +1,167 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+func openPostgres(t *testing.T, url string, opts *store.Options) *store.Postgres {
+	t.Helper()
+	p, err := store.OpenPostgres(t.Context(), url, opts)
+	if err != nil {
+		t.Fatalf("OpenPostgres: got error %v, want none", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func TestPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true, MaxConns: 4})
+	})
+}
+
+// schemaVersion returns the version goose recorded as applied.
+func schemaVersion(t *testing.T, url string) int64 {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var v int64
+	if err := conn.QueryRow(t.Context(), `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&v); err != nil {
+		t.Fatalf("read schema version: %v", err)
+	}
+	return v
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	url := storetest.EmptyPostgresURL(t)
+	for i := range 2 {
+		if err := store.Migrate(t.Context(), url, nil); err != nil {
+			t.Fatalf("Migrate, time %d: got error %v, want none", i+1, err)
+		}
+	}
+	if got, want := schemaVersion(t, url), int64(1); got != want {
+		t.Errorf("schema version: got %d, want %d", got, want)
+	}
+	p := openPostgres(t, url, nil) // migrates a third time
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "hi"}}
+	if _, err := p.BeginTurn(t.Context(), &ts); err != nil {
+		t.Errorf("BeginTurn on the migrated database: got error %v, want none", err)
+	}
+}
+
+func TestOpenPostgresConcurrently(t *testing.T) {
+	url := storetest.EmptyPostgresURL(t)
+	const n = 3
+	var wg sync.WaitGroup
+	stores := make([]*store.Postgres, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = store.OpenPostgres(t.Context(), url, &store.Options{MaxConns: 2}) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("OpenPostgres %d: got error %v, want none", i, err)
+			continue
+		}
+		t.Cleanup(stores[i].Close)
+		if err := stores[i].Ping(t.Context()); err != nil {
+			t.Errorf("Ping %d: got error %v, want none", i, err)
+		}
+	}
+	if got, want := schemaVersion(t, url), int64(1); got != want {
+		t.Errorf("schema version: got %d, want %d", got, want)
+	}
+}
+
+// TestMigrateAdoptsSeed migrates a database made with the seed quickstart's
+// statements and reads its rows back.
+func TestMigrateAdoptsSeed(t *testing.T) {
+	url := storetest.EmptyPostgresURL(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	const conversation = "0b7c5a3e-8d2f-4f6a-9c1e-2d3b4a5c6d7e"
+	for _, sql := range []string{
+		`CREATE TABLE conversations (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    user_id VARCHAR(255) NOT NULL,
+    title VARCHAR(255),
+    status VARCHAR(50) DEFAULT 'active',
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    updated_at TIMESTAMP WITH TIME ZONE DEFAULT NOW()
+)`,
+		`CREATE TABLE messages (
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    conversation_id UUID REFERENCES conversations(id),
+    role VARCHAR(20) NOT NULL,
+    content TEXT NOT NULL,
+    message_type VARCHAR(50) DEFAULT 'text',
+    timestamp TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    metadata JSONB
+)`,
+		`INSERT INTO conversations (id, user_id) VALUES ('` + conversation + `', 'alice')`,
+		`INSERT INTO messages (conversation_id, role, content) VALUES ('` + conversation + `', 'user', 'from the seed')`,
+		`INSERT INTO messages (conversation_id, role, content, metadata) VALUES ('` + conversation + `', 'assistant', 'hello', '{"tool_calls": 3}')`,
+	} {
+		if _, err := conn.Exec(t.Context(), sql); err != nil {
+			t.Fatalf("seed: %s: %v", sql, err)
+		}
+	}
+	p := openPostgres(t, url, nil)
+	ts := switchboard.TurnStart{
+		Conversation: switchboard.Conversation{ID: conversation},
+		Turn:         switchboard.Turn{UserID: "alice"},
+		UserMessage:  switchboard.Message{Content: "from switchboard"},
+	}
+	history, err := p.BeginTurn(t.Context(), &ts)
+	if err != nil {
+		t.Fatalf("BeginTurn in the seed's conversation: got error %v, want none", err)
+	}
+	var contents []string
+	for _, m := range history {
+		contents = append(contents, m.Content)
+	}
+	if len(contents) != 3 || contents[0] != "from the seed" || contents[2] != "from switchboard" {
+		t.Errorf("history: got %q, want the seed's two messages, then ours", contents)
+	}
+	if err := p.DeleteConversation(t.Context(), conversation); err != nil {
+		t.Errorf("DeleteConversation of the seed's conversation: got error %v, want none (cascading)", err)
+	}
+}
+
+func TestPostgresUnavailable(t *testing.T) {
+	const url = "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=5"
+	if _, err := store.OpenPostgres(t.Context(), url, nil); !errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("OpenPostgres of a closed port: got error %v, want %v", err, switchboard.ErrUnavailable)
+	}
+	if _, err := store.OpenPostgres(t.Context(), url, &store.Options{SkipMigrate: true}); !errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("OpenPostgres of a closed port without migrating: got error %v, want %v", err, switchboard.ErrUnavailable)
+	}
+	if err := store.Migrate(t.Context(), url, nil); !errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("Migrate of a closed port: got error %v, want %v", err, switchboard.ErrUnavailable)
+	}
+	if _, err := store.OpenPostgres(t.Context(), "postgres://[::1", nil); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("OpenPostgres of a malformed URL: got error %v, want %v", err, switchboard.ErrInvalid)
+	}
+
+	p := openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true})
+	p.Close()
+	if _, err := p.GetConversation(t.Context(), switchboard.NewID()); !errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("GetConversation on a closed store: got error %v, want %v", err, switchboard.ErrUnavailable)
+	}
+}

@@ -1,0 +1,379 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// BeginTurn and SaveTurn each send one pgx batch: Postgres runs a batch as
+// one implicit transaction, rolled back if a statement fails. Decisions that
+// Go takes after reading results (a conversation of another user, a turn that
+// does not exist) never need a rollback, because every write is guarded by
+// the same condition in SQL: when it fails, the batch wrote nothing.
+
+const (
+	insertConversation = `
+INSERT INTO conversations (id, user_id, title, status, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6)`
+
+	// touchConversation bumps a conversation of the user and locks its row,
+	// which serialises the writes of its turns.
+	touchConversation = `
+UPDATE conversations SET updated_at = $3 WHERE id = $1 AND user_id = $2
+RETURNING ` + conversationColumns
+
+	insertTurn = `
+INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
+    completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at)
+SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
+    $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz
+FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
+
+	// insertMessage stores a message of an existing turn, in the turn's
+	// conversation.
+	insertMessage = `
+INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
+SELECT $1::uuid, t.conversation_id, t.id, $3::varchar, $4::text, $5::varchar, $6::timestamptz, $7::text, $8::jsonb
+FROM turns t WHERE t.id = $2`
+
+	selectHistory = `
+WITH w AS (
+    SELECT * FROM messages
+    WHERE conversation_id = $1 AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)
+    ORDER BY seq DESC LIMIT $3
+)
+SELECT ` + messageColumns + ` FROM w ORDER BY seq`
+
+	// touchTurnConversation bumps the conversation of a turn first, so that
+	// every writer locks a conversation before its turns, as cascading
+	// deletes do: no deadlocks.
+	touchTurnConversation = `
+UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
+
+	updateTurn = `
+UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
+    tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11
+WHERE id = $1
+RETURNING conversation_id::text, user_id`
+
+	// upsertToolCall inserts a ledger row of an existing turn, or finishes
+	// it. The arbiter is (turn_id, id): an id taken by another turn's call
+	// violates the primary key.
+	upsertToolCall = `
+INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
+    arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
+    started_at, finished_at)
+SELECT $1::uuid, $2::text, t.user_id, t.conversation_id, t.id, $4::bigint, $5::varchar, $6::varchar, $7::varchar,
+    $8::jsonb, $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::float8, $15::bigint, $16::boolean,
+    $17::timestamptz, $18::timestamptz
+FROM turns t WHERE t.id = $3
+ON CONFLICT (turn_id, id) DO UPDATE SET
+    status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
+    error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
+    result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at
+RETURNING started_at`
+
+	turnColumns = `id::text, conversation_id::text, user_id, status, COALESCE(idempotency_key, ''), steps,
+    prompt_tokens, completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at`
+)
+
+// BeginTurn commits, at once, the start of a turn: it creates the
+// conversation when s.Conversation.ID is empty (titled after the user's
+// message unless s.Conversation.Title is set) or bumps its updated_at, then
+// stores the turn as running and the user's message. It fills the generated
+// ids and times, and the conversation as stored, back into s, and returns the
+// history window: the latest s.HistoryLimit messages of the conversation in
+// order (all if 0), the new message last.
+//
+// It returns an error wrapping switchboard.ErrNotFound if the conversation to
+// continue does not exist, has a malformed id or belongs to another user than
+// s.Turn.UserID; ErrConflict if the user has a turn with the same idempotency
+// key (a *switchboard.Error with code "idempotency_key_reused") or an id is
+// taken; ErrInvalid if s is invalid (no user id, unknown role or message
+// type, malformed turn or message id, negative history limit, text too long).
+// Nothing is stored when it fails.
+func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
+	now := now()
+	create, err := prepareTurnStart(s, now)
+	if err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
+	b := &pgx.Batch{}
+	if create {
+		b.Queue(insertConversation, c.ID, c.UserID, c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
+	} else {
+		b.Queue(touchConversation, c.ID, t.UserID, now)
+	}
+	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
+		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
+		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt))
+	if err := queueMessage(b, m, t.ID); err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	if !create {
+		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit))
+	}
+
+	stored := *c
+	history := []switchboard.Message{cloneMessage(*m)}
+	err = p.send(ctx, b, func(br pgx.BatchResults) error {
+		if create {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		} else {
+			conv, err := scanConversation(br.QueryRow())
+			if errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
+			}
+			if err != nil {
+				return err
+			}
+			stored = conv
+		}
+		if err := execOne(br, "turn"); err != nil {
+			return err
+		}
+		if err := execOne(br, "message"); err != nil {
+			return err
+		}
+		if !create {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			if history, err = collectMessages(rows); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	*c = stored
+	return history, nil
+}
+
+// execOne reads the result of an insert that must have stored one row.
+func execOne(br pgx.BatchResults, what string) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("insert %s: %d rows stored, want 1", what, tag.RowsAffected())
+	}
+	return nil
+}
+
+func historyLimit(n int) any {
+	if n <= 0 {
+		return nil // LIMIT NULL: all
+	}
+	return n
+}
+
+// SaveTurn commits, at once, a turn's progress: it updates the turn (status,
+// steps, tokens, timing, error, finished time), appends u.Messages to the
+// conversation, and upserts u.ToolCalls by id: a new id inserts a ledger
+// row; an existing one updates its status, result, structured result, error,
+// error class, duration, result size, truncated flag and finished time. The
+// messages and calls belong to the turn: their ConversationID, TurnID and
+// (for calls) UserID are the turn's. It bumps the conversation's updated_at,
+// and fills generated ids and times, the turn's conversation and user, and
+// each call's stored StartedAt back into u.
+//
+// It returns an error wrapping switchboard.ErrNotFound if the turn does not
+// exist or its id is malformed; ErrConflict if a message id is taken or a
+// call id belongs to another turn's call; ErrInvalid if u is invalid (unknown
+// status, role or message type, malformed id, JSON that does not parse,
+// names too long). Nothing is stored when it fails.
+func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error {
+	now := now()
+	if err := prepareTurnUpdate(u, now); err != nil {
+		return fmt.Errorf("save turn: %w", err)
+	}
+	t := &u.Turn
+	b := &pgx.Batch{}
+	b.Queue(touchTurnConversation, t.ID, now)
+	b.Queue(updateTurn, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
+		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
+		t.Error, nullTime(t.FinishedAt))
+	for i := range u.Messages {
+		if err := queueMessage(b, &u.Messages[i], t.ID); err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
+	}
+	for _, c := range u.ToolCalls {
+		b.Queue(upsertToolCall, c.ID, c.CallID, t.ID, c.Step, c.Server, c.Tool, c.ExposedName,
+			nullJSON(c.Arguments), c.Result, nullJSON(c.StructuredResult), string(c.Status), c.ErrorClass, c.Error,
+			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt))
+	}
+
+	var conversationID, userID string
+	started := make([]pgtype.Timestamptz, len(u.ToolCalls))
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		err := br.QueryRow().Scan(&conversationID, &userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("load turn: %w", switchboard.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		for range u.Messages {
+			if err := execOne(br, "message"); err != nil {
+				return err
+			}
+		}
+		for i := range u.ToolCalls {
+			if err := br.QueryRow().Scan(&started[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("save turn %s: %w", t.ID, err)
+	}
+	t.ConversationID, t.UserID = conversationID, userID
+	for i := range u.Messages {
+		u.Messages[i].ConversationID = conversationID
+	}
+	for i := range u.ToolCalls {
+		c := &u.ToolCalls[i]
+		c.UserID, c.ConversationID = userID, conversationID
+		c.StartedAt = fromTimestamptz(started[i])
+	}
+	return nil
+}
+
+// send sends b and reads its results with read. The batch is one implicit
+// transaction: if a statement fails, nothing of b is stored.
+func (p *Postgres) send(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	br := p.pool.SendBatch(ctx, b)
+	err := read(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return dbError(err)
+}
+
+// messageMetadata is the JSON of messages.metadata: what a message carries
+// beyond the seed's columns.
+type messageMetadata struct {
+	ToolCalls []switchboard.RequestedCall `json:"tool_calls,omitempty"`
+	ToolName  string                      `json:"tool_name,omitempty"`
+}
+
+func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID string) error {
+	var meta any
+	if len(m.ToolCalls) > 0 || m.ToolName != "" {
+		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName})
+		if err != nil {
+			return fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
+		}
+		meta = string(raw)
+	}
+	b.Queue(insertMessage, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
+		nullString(m.ToolCallID), meta)
+	return nil
+}
+
+// GetTurn returns the turn with the given id. It returns an error wrapping
+// switchboard.ErrNotFound if there is none or id is malformed.
+func (p *Postgres) GetTurn(ctx context.Context, id string) (switchboard.Turn, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.Turn{}, fmt.Errorf("load turn %q: %w", id, switchboard.ErrNotFound)
+	}
+	t, err := scanTurn(p.pool.QueryRow(ctx, `SELECT `+turnColumns+` FROM turns WHERE id = $1`, key))
+	if err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, dbError(err))
+	}
+	return t, nil
+}
+
+// ListTurns returns the turns of a conversation, oldest first. It returns an
+// error wrapping switchboard.ErrNotFound if there is no such conversation or
+// its id is malformed.
+func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error) {
+	key, ok := lookupID(conversationID)
+	if !ok {
+		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
+	b.Queue(`SELECT `+turnColumns+` FROM turns WHERE conversation_id = $1 ORDER BY started_at, id`, key)
+	turns := []switchboard.Turn{}
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		var exists bool
+		if err := br.QueryRow().Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return switchboard.ErrNotFound
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			t, err := scanTurn(rows)
+			if err != nil {
+				return err
+			}
+			turns = append(turns, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list turns of conversation %s: %w", conversationID, err)
+	}
+	return turns, nil
+}
+
+// TurnByIdempotencyKey returns the user's turn that was begun with the given
+// idempotency key. It returns an error wrapping switchboard.ErrNotFound if
+// there is none (an empty key has none).
+func (p *Postgres) TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error) {
+	if key == "" {
+		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, switchboard.ErrNotFound)
+	}
+	t, err := scanTurn(p.pool.QueryRow(ctx,
+		`SELECT `+turnColumns+` FROM turns WHERE user_id = $1 AND idempotency_key = $2`, userID, key))
+	if err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, dbError(err))
+	}
+	return t, nil
+}
+
+func scanTurn(row pgx.Row) (switchboard.Turn, error) {
+	var (
+		t                     switchboard.Turn
+		status                string
+		llm, tools, st, over  float64
+		startedAt, finishedAt pgtype.Timestamptz
+	)
+	err := row.Scan(&t.ID, &t.ConversationID, &t.UserID, &status, &t.IdempotencyKey, &t.Steps,
+		&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt)
+	if err != nil {
+		return switchboard.Turn{}, err
+	}
+	t.Status = switchboard.TurnStatus(status)
+	t.Timing = switchboard.TurnTiming{LLM: fromMillis(llm), Tools: fromMillis(tools), Store: fromMillis(st), Overhead: fromMillis(over)}
+	t.StartedAt, t.FinishedAt = fromTimestamptz(startedAt), fromTimestamptz(finishedAt)
+	return t, nil
+}

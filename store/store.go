@@ -1,0 +1,518 @@
+// Package store persists Switchboard's conversations, turns and tool-call
+// ledger, in memory or in Postgres.
+//
+// [Memory] and [Postgres] implement the same contract, with the same
+// validation and the same errors: a method that fails returns an error that
+// wraps one of the root package's sentinels (switchboard.ErrNotFound,
+// ErrInvalid, ErrConflict, ErrUnavailable) or, for Postgres, an unexpected
+// database error. The contract is tested by package storetest against both.
+//
+// Conventions both stores share:
+//   - Times are stored in UTC with microsecond precision (Postgres's); the
+//     stores truncate the times they are given and fill the stored values back
+//     into the records passed by pointer.
+//   - Durations are kept to the nanosecond (up to a few days).
+//   - Ids are UUIDs; an id that is not one is never found.
+//   - Text is stored as valid UTF-8 without NUL bytes: both are replaced by
+//     U+FFFD, because Postgres rejects them and a tool's output must not make
+//     the ledger fail.
+//   - JSON (a call's arguments and structured result) is compacted; Postgres
+//     also reorders object keys, so JSON round-trips as an equal value, not as
+//     the same bytes.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// Page sizes of the listing methods.
+const (
+	// DefaultPageSize is the number of rows a listing returns when its limit
+	// is 0.
+	DefaultPageSize = 50
+	// MaxPageSize caps the limit of a listing.
+	MaxPageSize = 500
+)
+
+// Groupings of ToolCallStats.
+const (
+	// GroupByTool aggregates per (server, tool).
+	GroupByTool = "tool"
+	// GroupByServer aggregates per server.
+	GroupByServer = "server"
+)
+
+// Lengths of the text columns that have one, in characters.
+const (
+	maxNameLen   = 255 // user ids, titles, idempotency keys, server and tool names
+	maxStatusLen = 50  // conversations.status
+	titleLen     = 60  // a title derived from the first message
+)
+
+// ctxErr returns the error of a done context. A deadline that expired wraps
+// switchboard.ErrUnavailable as well: the store did not answer in time.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", switchboard.ErrUnavailable, err)
+	}
+	return err
+}
+
+// errIdempotencyKey is the conflict of a turn whose idempotency key the user
+// has used before.
+func errIdempotencyKey() error {
+	return switchboard.Errorf(switchboard.ErrConflict, "idempotency_key_reused",
+		"a turn with this idempotency key exists")
+}
+
+func invalid(code, format string, args ...any) error {
+	return switchboard.Errorf(switchboard.ErrInvalid, code, format, args...)
+}
+
+// now returns the current time as the stores keep it.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// stamp returns t as the stores keep it; the zero time stays zero.
+func stamp(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func stampOr(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return stamp(t)
+}
+
+// clean returns s as valid UTF-8 without NUL bytes.
+func clean(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	}
+	return s
+}
+
+// cleanJSON validates and compacts raw. Escapes are decoded and the value
+// re-encoded when they could hide a NUL or an unpaired surrogate, which
+// Postgres's jsonb rejects.
+func cleanJSON(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if !json.Valid(raw) {
+		return nil, fmt.Errorf("not valid JSON")
+	}
+	if utf8.Valid(raw) && !bytes.Contains(raw, []byte(`\u`)) {
+		var b bytes.Buffer
+		if err := json.Compact(&b, raw); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(cleanValue(v)); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func cleanValue(v any) any {
+	switch v := v.(type) {
+	case string:
+		return clean(v)
+	case []any:
+		for i := range v {
+			v[i] = cleanValue(v[i])
+		}
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[clean(k)] = cleanValue(x)
+		}
+		return m
+	}
+	return v
+}
+
+func cloneJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	return slices.Clone(raw)
+}
+
+func tooLong(s string, n int) bool { return len(s) > n && utf8.RuneCountInString(s) > n }
+
+// titleFrom derives a conversation title from its first message: the first
+// titleLen characters, cut at a word boundary when one is near.
+func titleFrom(content string) string {
+	if len(content) > 64*titleLen {
+		content = clean(content[:64*titleLen])
+	}
+	s := strings.Join(strings.Fields(content), " ")
+	if utf8.RuneCountInString(s) <= titleLen {
+		return s
+	}
+	cut, n := s, 0
+	for i := range s {
+		if n == titleLen {
+			cut = s[:i]
+			break
+		}
+		n++
+	}
+	if i := strings.LastIndexByte(cut, ' '); i >= titleLen/2 {
+		cut = cut[:i]
+	}
+	return cut + "…"
+}
+
+// newID returns id in the canonical lower-case form, or a new id if it is
+// empty.
+func newID(id, what string) (string, error) {
+	if id == "" {
+		return switchboard.NewID(), nil
+	}
+	if !switchboard.ValidID(id) {
+		return "", invalid("invalid_id", "%s id %q is not a UUID", what, id)
+	}
+	return strings.ToLower(id), nil
+}
+
+// lookupID returns id in canonical form and whether it can exist at all.
+func lookupID(id string) (string, bool) {
+	if !switchboard.ValidID(id) {
+		return "", false
+	}
+	return strings.ToLower(id), true
+}
+
+func validRole(r switchboard.Role) bool {
+	switch r {
+	case switchboard.RoleUser, switchboard.RoleAssistant, switchboard.RoleTool, switchboard.RoleSystem:
+		return true
+	}
+	return false
+}
+
+func validTurnStatus(s switchboard.TurnStatus) bool {
+	switch s {
+	case switchboard.TurnRunning, switchboard.TurnCompleted, switchboard.TurnFailed,
+		switchboard.TurnMaxSteps, switchboard.TurnCancelled, switchboard.TurnAwaitingApproval:
+		return true
+	}
+	return false
+}
+
+// prepareTurnStart validates s and fills in what the store generates. It
+// reports whether the conversation is to be created; for one to continue it
+// returns an error wrapping ErrNotFound if its id is malformed.
+func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err error) {
+	if s == nil {
+		return false, invalid("invalid_turn", "no turn to begin")
+	}
+	t, c, m := &s.Turn, &s.Conversation, &s.UserMessage
+	if t.UserID == "" {
+		return false, invalid("invalid_turn", "the turn has no user id")
+	}
+	t.UserID = clean(t.UserID)
+	if tooLong(t.UserID, maxNameLen) {
+		return false, invalid("invalid_turn", "the user id is longer than %d characters", maxNameLen)
+	}
+	if s.HistoryLimit < 0 {
+		return false, invalid("invalid_turn", "the history limit %d is negative", s.HistoryLimit)
+	}
+	t.IdempotencyKey = clean(t.IdempotencyKey)
+	if tooLong(t.IdempotencyKey, maxNameLen) {
+		return false, invalid("invalid_idempotency_key", "the idempotency key is longer than %d characters", maxNameLen)
+	}
+	if c.ID == "" {
+		create = true
+		c.ID = switchboard.NewID()
+		c.UserID = t.UserID
+		c.Status = switchboard.ConversationActive
+		c.CreatedAt, c.UpdatedAt = now, now
+		if c.Title == "" {
+			c.Title = titleFrom(clean(m.Content))
+		}
+		c.Title = clean(c.Title)
+		if tooLong(c.Title, maxNameLen) {
+			return false, invalid("invalid_title", "the title is longer than %d characters", maxNameLen)
+		}
+	} else {
+		id, ok := lookupID(c.ID)
+		if !ok {
+			return false, fmt.Errorf("load conversation %q: %w", c.ID, switchboard.ErrNotFound)
+		}
+		c.ID = id
+	}
+	if t.ID, err = newID(t.ID, "turn"); err != nil {
+		return false, err
+	}
+	t.ConversationID = c.ID
+	t.Status = switchboard.TurnRunning
+	t.Error = clean(t.Error)
+	t.StartedAt = stampOr(t.StartedAt, now)
+	t.FinishedAt = stamp(t.FinishedAt)
+	if m.Role == "" {
+		m.Role = switchboard.RoleUser
+	}
+	if err := prepareMessage(m, c.ID, t.ID, now); err != nil {
+		return false, err
+	}
+	return create, nil
+}
+
+// prepareTurnUpdate validates u and fills in what the store generates. It
+// returns an error wrapping ErrNotFound if the turn's id is malformed.
+func prepareTurnUpdate(u *switchboard.TurnUpdate, now time.Time) error {
+	if u == nil {
+		return invalid("invalid_turn", "no turn to save")
+	}
+	t := &u.Turn
+	id, ok := lookupID(t.ID)
+	if !ok {
+		return fmt.Errorf("load turn %q: %w", t.ID, switchboard.ErrNotFound)
+	}
+	t.ID = id
+	if !validTurnStatus(t.Status) {
+		return invalid("invalid_turn", "unknown turn status %q", t.Status)
+	}
+	t.Error = clean(t.Error)
+	t.FinishedAt = stamp(t.FinishedAt)
+	for i := range u.Messages {
+		// The conversation is the turn's; the stores set it.
+		if err := prepareMessage(&u.Messages[i], "", t.ID, now); err != nil {
+			return err
+		}
+	}
+	for i := range u.ToolCalls {
+		if err := prepareToolCall(&u.ToolCalls[i], t.ID, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func prepareMessage(m *switchboard.Message, conversationID, turnID string, now time.Time) error {
+	var err error
+	if m.ID, err = newID(m.ID, "message"); err != nil {
+		return err
+	}
+	m.ConversationID, m.TurnID = conversationID, turnID
+	if !validRole(m.Role) {
+		return invalid("invalid_message", "unknown message role %q", m.Role)
+	}
+	if m.Type == "" {
+		m.Type = switchboard.MessageText
+	}
+	if !m.Type.Valid() {
+		return invalid("invalid_message", "unknown message type %q", m.Type)
+	}
+	m.Timestamp = stampOr(m.Timestamp, now)
+	m.Content = clean(m.Content)
+	m.ToolCallID = clean(m.ToolCallID)
+	m.ToolName = clean(m.ToolName)
+	if len(m.ToolCalls) == 0 {
+		m.ToolCalls = nil
+	} else {
+		calls := make([]switchboard.RequestedCall, len(m.ToolCalls))
+		for i, c := range m.ToolCalls {
+			calls[i] = switchboard.RequestedCall{ID: clean(c.ID), Name: clean(c.Name), Arguments: clean(c.Arguments)}
+		}
+		m.ToolCalls = calls
+	}
+	return nil
+}
+
+func prepareToolCall(c *switchboard.ToolCall, turnID string, now time.Time) error {
+	var err error
+	if c.ID, err = newID(c.ID, "tool call"); err != nil {
+		return err
+	}
+	c.TurnID = turnID
+	if !c.Status.Valid() {
+		return invalid("invalid_tool_call", "unknown tool call status %q", c.Status)
+	}
+	c.CallID = clean(c.CallID)
+	c.Server = clean(c.Server)
+	c.Tool = clean(c.Tool)
+	c.ExposedName = clean(c.ExposedName)
+	for _, s := range []string{c.Server, c.Tool, c.ExposedName} {
+		if tooLong(s, maxNameLen) {
+			return invalid("invalid_tool_call", "a server or tool name is longer than %d characters", maxNameLen)
+		}
+	}
+	if c.Arguments, err = cleanJSON(c.Arguments); err != nil {
+		return invalid("invalid_tool_call", "tool call %s: arguments: %v", c.ID, err)
+	}
+	if c.StructuredResult, err = cleanJSON(c.StructuredResult); err != nil {
+		return invalid("invalid_tool_call", "tool call %s: structured result: %v", c.ID, err)
+	}
+	c.Result = clean(c.Result)
+	c.ErrorClass = clean(c.ErrorClass)
+	c.Error = clean(c.Error)
+	c.StartedAt = stampOr(c.StartedAt, now)
+	c.FinishedAt = stamp(c.FinishedAt)
+	return nil
+}
+
+// prepareConversationUpdate validates the fields UpdateConversation writes.
+func prepareConversationUpdate(c *switchboard.Conversation) error {
+	c.Title = clean(c.Title)
+	if tooLong(c.Title, maxNameLen) {
+		return invalid("invalid_title", "the title is longer than %d characters", maxNameLen)
+	}
+	c.Status = clean(c.Status)
+	if tooLong(c.Status, maxStatusLen) {
+		return invalid("invalid_status", "the status is longer than %d characters", maxStatusLen)
+	}
+	return nil
+}
+
+// pageSize returns the number of rows a listing with the given limit returns.
+func pageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageSize
+	case limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return limit
+}
+
+// ledgerQuery is a validated ToolCallFilter.
+type ledgerQuery struct {
+	f switchboard.ToolCallFilter
+	// afterTime and afterID are the keyset position of the cursor, if any.
+	afterTime time.Time
+	afterID   string
+	limit     int
+}
+
+func prepareFilter(f switchboard.ToolCallFilter) (ledgerQuery, error) {
+	q := ledgerQuery{f: f, limit: pageSize(f.Limit)}
+	for _, id := range []*string{&q.f.ConversationID, &q.f.TurnID} {
+		if *id == "" {
+			continue
+		}
+		v, ok := lookupID(*id)
+		if !ok {
+			return q, invalid("invalid_filter", "%q is not a UUID", *id)
+		}
+		*id = v
+	}
+	if q.f.Status != "" && !q.f.Status.Valid() {
+		return q, invalid("invalid_filter", "unknown tool call status %q", q.f.Status)
+	}
+	q.f.Since, q.f.Until = stamp(q.f.Since), stamp(q.f.Until)
+	if q.f.After != "" {
+		var err error
+		if q.afterTime, q.afterID, err = decodeCursor(q.f.After); err != nil {
+			return q, err
+		}
+	}
+	return q, nil
+}
+
+// matches reports whether c passes the filter, cursor excluded.
+func (q *ledgerQuery) matches(c *switchboard.ToolCall) bool {
+	f := &q.f
+	return (f.UserID == "" || c.UserID == f.UserID) &&
+		(f.ConversationID == "" || c.ConversationID == f.ConversationID) &&
+		(f.TurnID == "" || c.TurnID == f.TurnID) &&
+		(f.Server == "" || c.Server == f.Server) &&
+		(f.Tool == "" || c.Tool == f.Tool) &&
+		(f.Status == "" || c.Status == f.Status) &&
+		(f.Since.IsZero() || !c.StartedAt.Before(f.Since)) &&
+		(f.Until.IsZero() || c.StartedAt.Before(f.Until))
+}
+
+// encodeCursor returns the opaque cursor of the page that follows the row
+// (t, id) in the order started_at DESC, id DESC.
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "," + id))
+}
+
+func decodeCursor(s string) (time.Time, string, error) {
+	bad := invalid("invalid_cursor", "the page cursor is malformed")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(b), ",")
+	if !ok {
+		return time.Time{}, "", bad
+	}
+	n, err := strconv.ParseInt(us, 10, 64)
+	if err != nil || !switchboard.ValidID(id) {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(n).UTC(), strings.ToLower(id), nil
+}
+
+// millis and fromMillis convert durations to the double-precision
+// milliseconds Postgres stores, and back.
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func fromMillis(ms float64) time.Duration {
+	return time.Duration(math.Round(ms * float64(time.Millisecond)))
+}
+
+// percentile interpolates like Postgres's percentile_cont over sorted
+// milliseconds, with the same floating-point operations so that both stores
+// report the same durations.
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	pos := p * float64(len(sorted)-1)
+	lo, hi := math.Floor(pos), math.Ceil(pos)
+	a, b := sorted[int(lo)], sorted[int(hi)]
+	// The explicit conversion forbids a fused multiply-add, which Postgres
+	// does not use.
+	return a + float64((b-a)*(pos-lo))
+}
+
+func checkGroupBy(groupBy string) error {
+	if groupBy != GroupByTool && groupBy != GroupByServer {
+		return invalid("invalid_group_by", "cannot group tool calls by %q: use %q or %q", groupBy, GroupByTool, GroupByServer)
+	}
+	return nil
+}
+
+// errorRate is the share of failures among finished calls.
+func errorRate(failed, finished int64) float64 {
+	if finished == 0 {
+		return 0
+	}
+	return float64(failed) / float64(finished)
+}

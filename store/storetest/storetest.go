@@ -1,0 +1,1192 @@
+// Package storetest tests implementations of Switchboard's store contract,
+// and provides throw-away Postgres databases to tests.
+//
+// Run is the contract suite that store.Memory and store.Postgres both pass;
+// PostgresURL gives a test its own migrated database. Both are meant for
+// tests, and live in a non-test file so that other packages' tests can use
+// them.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/store"
+)
+
+// Store is the contract that store.Memory and store.Postgres implement.
+type Store interface {
+	BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error)
+	SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error
+
+	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
+	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
+	DeleteConversation(ctx context.Context, id string) error
+	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+
+	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
+	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
+
+	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+}
+
+// Run runs the contract suite. open returns a new, empty store for the
+// subtest t; subtests run in parallel, each on its own store.
+func Run(t *testing.T, open func(t *testing.T) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store)
+	}{
+		{"CreateAndContinue", testCreateAndContinue},
+		{"Title", testTitle},
+		{"ConversationNotFound", testConversationNotFound},
+		{"Invalid", testInvalid},
+		{"HistoryWindow", testHistoryWindow},
+		{"MessagesRoundTrip", testMessagesRoundTrip},
+		{"Sanitize", testSanitize},
+		{"SaveTurnUpsert", testSaveTurnUpsert},
+		{"SaveTurnAtomic", testSaveTurnAtomic},
+		{"IdempotencyKey", testIdempotencyKey},
+		{"Conversations", testConversations},
+		{"ListTurns", testListTurns},
+		{"Pagination", testPagination},
+		{"PageSize", testPageSize},
+		{"Filters", testFilters},
+		{"Stats", testStats},
+		{"DeleteCascades", testDeleteCascades},
+		{"Canceled", testCanceled},
+		{"Concurrent", testConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+// jsonEqual compares JSON by value: Postgres reorders object keys.
+var jsonEqual = cmp.Comparer(func(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	return cmp.Equal(va, vb)
+})
+
+// t0 is a fixed time for rows whose order tests check.
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+
+func begin(t *testing.T, s Store, ts *switchboard.TurnStart) []switchboard.Message {
+	t.Helper()
+	history, err := s.BeginTurn(t.Context(), ts)
+	if err != nil {
+		t.Fatalf("BeginTurn: got error %v, want none", err)
+	}
+	return history
+}
+
+// newTurn begins a turn of user in conversation (a new one if empty).
+func newTurn(t *testing.T, s Store, user, conversation, content string) switchboard.TurnStart {
+	t.Helper()
+	ts := switchboard.TurnStart{
+		Conversation: switchboard.Conversation{ID: conversation},
+		Turn:         switchboard.Turn{UserID: user},
+		UserMessage:  switchboard.Message{Content: content},
+	}
+	begin(t, s, &ts)
+	return ts
+}
+
+func save(t *testing.T, s Store, u *switchboard.TurnUpdate) {
+	t.Helper()
+	if err := s.SaveTurn(t.Context(), u); err != nil {
+		t.Fatalf("SaveTurn: got error %v, want none", err)
+	}
+}
+
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("%s: got error %v, want %v", what, err, want)
+	}
+}
+
+func messageIDs(msgs []switchboard.Message) []string {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids
+}
+
+func callIDs(calls []switchboard.ToolCall) []string {
+	ids := make([]string, len(calls))
+	for i, c := range calls {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
+func testCreateAndContinue(t *testing.T, s Store) {
+	ctx := t.Context()
+	first := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "Add a task to buy milk"},
+	}
+	history := begin(t, s, &first)
+	c, turn, msg := first.Conversation, first.Turn, first.UserMessage
+	for name, id := range map[string]string{"conversation": c.ID, "turn": turn.ID, "message": msg.ID} {
+		if !switchboard.ValidID(id) {
+			t.Errorf("%s id: got %q, want a UUID", name, id)
+		}
+	}
+	if c.UserID != "alice" || c.Status != switchboard.ConversationActive || c.Title != "Add a task to buy milk" ||
+		c.CreatedAt.IsZero() || !c.UpdatedAt.Equal(c.CreatedAt) {
+		t.Errorf("new conversation: got %+v, want alice's, active, titled after the message, created = updated", c)
+	}
+	if turn.ConversationID != c.ID || turn.Status != switchboard.TurnRunning || turn.StartedAt.IsZero() {
+		t.Errorf("new turn: got %+v, want running in conversation %s with a start time", turn, c.ID)
+	}
+	wantMsg := switchboard.Message{
+		ID: msg.ID, ConversationID: c.ID, TurnID: turn.ID, Role: switchboard.RoleUser,
+		Content: "Add a task to buy milk", Type: switchboard.MessageText, Timestamp: msg.Timestamp,
+	}
+	if diff := cmp.Diff([]switchboard.Message{wantMsg}, history); diff != "" {
+		t.Errorf("history of a new conversation (-want +got):\n%s", diff)
+	}
+	got, err := s.GetConversation(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("GetConversation: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("GetConversation returned other than BeginTurn filled in (-want +got):\n%s", diff)
+	}
+	gotTurn, err := s.GetTurn(ctx, turn.ID)
+	if err != nil {
+		t.Fatalf("GetTurn: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(turn, gotTurn); diff != "" {
+		t.Errorf("GetTurn returned other than BeginTurn filled in (-want +got):\n%s", diff)
+	}
+
+	reply := switchboard.Message{Role: switchboard.RoleAssistant, Content: "Done."}
+	update := switchboard.TurnUpdate{
+		Turn:     switchboard.Turn{ID: turn.ID, Status: switchboard.TurnCompleted, FinishedAt: time.Now()},
+		Messages: []switchboard.Message{reply},
+	}
+	save(t, s, &update)
+	reply = update.Messages[0]
+	if reply.ConversationID != c.ID || reply.TurnID != turn.ID || !switchboard.ValidID(reply.ID) || reply.Timestamp.IsZero() {
+		t.Errorf("saved reply: got %+v, want an id, a time, conversation %s and turn %s", reply, c.ID, turn.ID)
+	}
+
+	second := switchboard.TurnStart{
+		Conversation: switchboard.Conversation{ID: strings.ToUpper(c.ID)}, // ids are case-insensitive
+		Turn:         switchboard.Turn{UserID: "alice"},
+		UserMessage:  switchboard.Message{Content: "And eggs"},
+	}
+	history = begin(t, s, &second)
+	if second.Conversation.ID != c.ID || second.Conversation.Title != c.Title || second.Conversation.UserID != "alice" {
+		t.Errorf("continued conversation: got %+v, want %+v as stored", second.Conversation, c)
+	}
+	if second.Conversation.UpdatedAt.Before(c.UpdatedAt) {
+		t.Errorf("continued conversation: got updated_at %v, want at least %v", second.Conversation.UpdatedAt, c.UpdatedAt)
+	}
+	want := []string{msg.ID, reply.ID, second.UserMessage.ID}
+	if diff := cmp.Diff(want, messageIDs(history)); diff != "" {
+		t.Errorf("history of the second turn (-want +got):\n%s", diff)
+	}
+	all, err := s.ListMessages(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("ListMessages: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(history, all); diff != "" {
+		t.Errorf("ListMessages differs from the history window (-want +got):\n%s", diff)
+	}
+	list, err := s.ListConversations(ctx, "alice", 0)
+	if err != nil {
+		t.Fatalf("ListConversations: got error %v, want none", err)
+	}
+	if diff := cmp.Diff([]switchboard.Conversation{second.Conversation}, list); diff != "" {
+		t.Errorf("ListConversations (-want +got):\n%s", diff)
+	}
+}
+
+func testTitle(t *testing.T, s Store) {
+	long := strings.Repeat("word ", 30)
+	tests := []struct {
+		name, title, content, want string
+	}{
+		{"short message", "", "  Plan\tmy   week ", "Plan my week"},
+		{"long message", "", long, strings.TrimSpace(strings.Repeat("word ", 12)) + "…"},
+		{"unbroken message", "", strings.Repeat("é", 70), strings.Repeat("é", 60) + "…"},
+		{"given title", "Groceries", long, "Groceries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := switchboard.TurnStart{
+				Conversation: switchboard.Conversation{Title: tt.title},
+				Turn:         switchboard.Turn{UserID: "alice"},
+				UserMessage:  switchboard.Message{Content: tt.content},
+			}
+			begin(t, s, &ts)
+			c, err := s.GetConversation(t.Context(), ts.Conversation.ID)
+			if err != nil {
+				t.Fatalf("GetConversation: got error %v, want none", err)
+			}
+			if c.Title != tt.want {
+				t.Errorf("title: got %q, want %q", c.Title, tt.want)
+			}
+		})
+	}
+}
+
+func testConversationNotFound(t *testing.T, s Store) {
+	ctx := t.Context()
+	bobs := newTurn(t, s, "bob", "", "hello")
+	tests := []struct{ name, id string }{
+		{"another user's", bobs.Conversation.ID},
+		{"malformed id", "not-a-uuid"},
+		{"missing", switchboard.NewID()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			turnID := switchboard.NewID()
+			ts := switchboard.TurnStart{
+				Conversation: switchboard.Conversation{ID: tt.id},
+				Turn:         switchboard.Turn{ID: turnID, UserID: "alice", IdempotencyKey: "k"},
+				UserMessage:  switchboard.Message{Content: "hi"},
+			}
+			_, err := s.BeginTurn(ctx, &ts)
+			wantErr(t, "BeginTurn", err, switchboard.ErrNotFound)
+			_, err = s.GetTurn(ctx, turnID)
+			wantErr(t, "GetTurn of the refused turn", err, switchboard.ErrNotFound)
+			_, err = s.TurnByIdempotencyKey(ctx, "alice", "k")
+			wantErr(t, "TurnByIdempotencyKey of the refused turn", err, switchboard.ErrNotFound)
+		})
+	}
+	msgs, err := s.ListMessages(ctx, bobs.Conversation.ID)
+	if err != nil || len(msgs) != 1 {
+		t.Errorf("bob's messages: got %d, %v, want 1 and no error", len(msgs), err)
+	}
+
+	for _, id := range []string{"", "not-a-uuid", switchboard.NewID(), "00000000-0000-0000-0000-00000000000g"} {
+		_, err := s.GetConversation(ctx, id)
+		wantErr(t, fmt.Sprintf("GetConversation(%q)", id), err, switchboard.ErrNotFound)
+		_, err = s.UpdateConversation(ctx, switchboard.Conversation{ID: id, Title: "x"})
+		wantErr(t, fmt.Sprintf("UpdateConversation(%q)", id), err, switchboard.ErrNotFound)
+		err = s.DeleteConversation(ctx, id)
+		wantErr(t, fmt.Sprintf("DeleteConversation(%q)", id), err, switchboard.ErrNotFound)
+		_, err = s.ListMessages(ctx, id)
+		wantErr(t, fmt.Sprintf("ListMessages(%q)", id), err, switchboard.ErrNotFound)
+		_, err = s.ListTurns(ctx, id)
+		wantErr(t, fmt.Sprintf("ListTurns(%q)", id), err, switchboard.ErrNotFound)
+		_, err = s.GetTurn(ctx, id)
+		wantErr(t, fmt.Sprintf("GetTurn(%q)", id), err, switchboard.ErrNotFound)
+		_, err = s.GetToolCall(ctx, id)
+		wantErr(t, fmt.Sprintf("GetToolCall(%q)", id), err, switchboard.ErrNotFound)
+		err = s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnCompleted}})
+		wantErr(t, fmt.Sprintf("SaveTurn(%q)", id), err, switchboard.ErrNotFound)
+	}
+}
+
+func testInvalid(t *testing.T, s Store) {
+	ctx := t.Context()
+	existing := newTurn(t, s, "alice", "", "hi")
+	tests := []struct {
+		name string
+		ts   switchboard.TurnStart
+	}{
+		{"no user", switchboard.TurnStart{UserMessage: switchboard.Message{Content: "hi"}}},
+		{"user id too long", switchboard.TurnStart{Turn: switchboard.Turn{UserID: strings.Repeat("u", 256)}}},
+		{"negative history", switchboard.TurnStart{Turn: switchboard.Turn{UserID: "a"}, HistoryLimit: -1}},
+		{"malformed turn id", switchboard.TurnStart{Turn: switchboard.Turn{UserID: "a", ID: "t1"}}},
+		{"malformed message id", switchboard.TurnStart{Turn: switchboard.Turn{UserID: "a"}, UserMessage: switchboard.Message{ID: "m1"}}},
+		{"unknown role", switchboard.TurnStart{Turn: switchboard.Turn{UserID: "a"}, UserMessage: switchboard.Message{Role: "robot"}}},
+		{"unknown type", switchboard.TurnStart{Turn: switchboard.Turn{UserID: "a"}, UserMessage: switchboard.Message{Type: "image"}}},
+		{"title too long", switchboard.TurnStart{Conversation: switchboard.Conversation{Title: strings.Repeat("t", 256)}, Turn: switchboard.Turn{UserID: "a"}}},
+	}
+	for _, tt := range tests {
+		_, err := s.BeginTurn(ctx, &tt.ts)
+		wantErr(t, "BeginTurn with "+tt.name, err, switchboard.ErrInvalid)
+	}
+	if _, err := s.BeginTurn(ctx, nil); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("BeginTurn(nil): got error %v, want %v", err, switchboard.ErrInvalid)
+	}
+	list, err := s.ListConversations(ctx, "a", 0)
+	if err != nil || len(list) != 0 {
+		t.Errorf("conversations after invalid turns: got %d, %v, want none", len(list), err)
+	}
+
+	id := existing.Turn.ID
+	running := switchboard.ToolCall{Server: "s", Tool: "t", Status: switchboard.CallRunning}
+	updates := []struct {
+		name string
+		u    switchboard.TurnUpdate
+	}{
+		{"no status", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id}}},
+		{"unknown status", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: "done"}}},
+		{"message without role", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			Messages: []switchboard.Message{{Content: "x"}}}},
+		{"call without status", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{{Server: "s", Tool: "t"}}}},
+		{"call with malformed id", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{func() switchboard.ToolCall { c := running; c.ID = "c1"; return c }()}}},
+		{"arguments not JSON", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{func() switchboard.ToolCall { c := running; c.Arguments = json.RawMessage(`{"a":`); return c }()}}},
+		{"structured result not JSON", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{func() switchboard.ToolCall { c := running; c.StructuredResult = json.RawMessage(`nope`); return c }()}}},
+		{"tool name too long", switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{func() switchboard.ToolCall { c := running; c.Tool = strings.Repeat("t", 256); return c }()}}},
+	}
+	for _, tt := range updates {
+		err := s.SaveTurn(ctx, &tt.u)
+		wantErr(t, "SaveTurn with "+tt.name, err, switchboard.ErrInvalid)
+	}
+	if err := s.SaveTurn(ctx, nil); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("SaveTurn(nil): got error %v, want %v", err, switchboard.ErrInvalid)
+	}
+	got, err := s.GetTurn(ctx, id)
+	if err != nil || got.Status != switchboard.TurnRunning {
+		t.Errorf("turn after invalid updates: got status %q, %v, want running", got.Status, err)
+	}
+	_, err = s.UpdateConversation(ctx, switchboard.Conversation{ID: existing.Conversation.ID, Title: strings.Repeat("t", 256)})
+	wantErr(t, "UpdateConversation with a long title", err, switchboard.ErrInvalid)
+}
+
+func testHistoryWindow(t *testing.T, s Store) {
+	first := newTurn(t, s, "alice", "", "m0")
+	conv := first.Conversation.ID
+	want := []string{first.UserMessage.ID}
+	for i := 1; i < 5; i++ {
+		u := switchboard.TurnUpdate{
+			Turn:     switchboard.Turn{ID: first.Turn.ID, Status: switchboard.TurnRunning},
+			Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: fmt.Sprint("m", i)}},
+		}
+		save(t, s, &u)
+		want = append(want, u.Messages[0].ID)
+	}
+	tests := []struct {
+		name  string
+		limit int
+		want  int // the number of latest messages, the new one included; 0 for all
+	}{
+		{"all", 0, 0},
+		{"last three", 3, 3},
+		{"only the new message", 1, 1},
+		{"more than there are", 100, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := switchboard.TurnStart{
+				Conversation: switchboard.Conversation{ID: conv},
+				Turn:         switchboard.Turn{UserID: "alice"},
+				UserMessage:  switchboard.Message{Content: "next"},
+				HistoryLimit: tt.limit,
+			}
+			history := begin(t, s, &ts)
+			all := append(slices.Clone(want), ts.UserMessage.ID)
+			want = all // later cases see this turn's message too
+			if tt.want > 0 {
+				all = all[len(all)-tt.want:]
+			}
+			if diff := cmp.Diff(all, messageIDs(history)); diff != "" {
+				t.Errorf("history window of %d (-want +got):\n%s", tt.limit, diff)
+			}
+		})
+	}
+}
+
+// testMessagesRoundTrip stores messages of every type and role and reads
+// them back.
+func testMessagesRoundTrip(t *testing.T, s Store) {
+	ts := newTurn(t, s, "alice", "", "What is on my list?")
+	explicitTime := time.Date(2026, 3, 4, 5, 6, 7, 891234567, time.FixedZone("CET", 3600))
+	explicitID := strings.ToUpper(switchboard.NewID())
+	u := switchboard.TurnUpdate{
+		Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 2},
+		Messages: []switchboard.Message{
+			{Role: switchboard.RoleSystem, Content: "You manage tasks."},
+			{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall, ToolCalls: []switchboard.RequestedCall{
+				{ID: "call_1", Name: "tasks_list", Arguments: `{"status": "open"}`},
+				{ID: "call_2", Name: "tasks_count", Arguments: `{}`},
+			}},
+			{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: "call_1", ToolName: "tasks_list",
+				Content: `[{"title":"milk"}]`},
+			{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: "call_2", ToolName: "tasks_count",
+				Content: "tool error: boom"},
+			{ID: explicitID, Role: switchboard.RoleAssistant, Content: "You need milk.", Timestamp: explicitTime},
+			{Role: switchboard.RoleAssistant, Type: switchboard.MessageError, Content: "the model timed out"},
+			{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall, ToolCalls: []switchboard.RequestedCall{}},
+		},
+	}
+	save(t, s, &u)
+	want := append([]switchboard.Message{ts.UserMessage}, u.Messages...)
+	for i := range want[1:] {
+		m := &want[i+1]
+		if m.ConversationID != ts.Conversation.ID || m.TurnID != ts.Turn.ID || !switchboard.ValidID(m.ID) || m.Timestamp.IsZero() {
+			t.Errorf("message %d as filled in: got %+v, want an id, a time, the turn's conversation and turn", i+1, *m)
+		}
+	}
+	if m := want[5]; m.ID != strings.ToLower(explicitID) || !m.Timestamp.Equal(explicitTime.Truncate(time.Microsecond)) {
+		t.Errorf("message with id and time: got %s at %v, want %s at %v", m.ID, m.Timestamp, strings.ToLower(explicitID), explicitTime.Truncate(time.Microsecond))
+	}
+	if want[1].Type != switchboard.MessageText {
+		t.Errorf("message without a type: got %q, want %q", want[1].Type, switchboard.MessageText)
+	}
+	if want[7].ToolCalls != nil {
+		t.Errorf("empty tool calls: got %#v, want nil", want[7].ToolCalls)
+	}
+	got, err := s.ListMessages(t.Context(), ts.Conversation.ID)
+	if err != nil {
+		t.Fatalf("ListMessages: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ListMessages (-want +got):\n%s", diff)
+	}
+}
+
+func testSanitize(t *testing.T, s Store) {
+	ts := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "nul\x00 and bad \xff utf-8"},
+	}
+	begin(t, s, &ts)
+	if want := "nul\uFFFD and bad \uFFFD utf-8"; ts.UserMessage.Content != want {
+		t.Errorf("cleaned content: got %q, want %q", ts.UserMessage.Content, want)
+	}
+	u := switchboard.TurnUpdate{
+		Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning},
+		Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+			ToolCalls: []switchboard.RequestedCall{{ID: "c\x00", Name: "n", Arguments: "{\"a\":\"\x00\"}"}}}},
+		ToolCalls: []switchboard.ToolCall{{
+			Server: "s", Tool: "t", Status: switchboard.CallSucceeded,
+			Arguments:        json.RawMessage(`{"text": "a\u0000b", "k\u0000": [1, "\ud800"]}`),
+			StructuredResult: json.RawMessage(" [ 1 , 2 ] "),
+			Result:           "out\x00put",
+		}},
+	}
+	save(t, s, &u)
+	call, err := s.GetToolCall(t.Context(), u.ToolCalls[0].ID)
+	if err != nil {
+		t.Fatalf("GetToolCall: got error %v, want none", err)
+	}
+	want := u.ToolCalls[0]
+	want.Arguments = json.RawMessage(`{"text": "a\ufffdb", "k\ufffd": [1, "\ufffd"]}`)
+	want.StructuredResult = json.RawMessage(`[1,2]`)
+	want.Result = "out\uFFFDput"
+	if diff := cmp.Diff(want, call, jsonEqual); diff != "" {
+		t.Errorf("cleaned tool call (-want +got):\n%s", diff)
+	}
+	if string(call.StructuredResult) != "[1,2]" {
+		t.Errorf("structured result: got %s, want compact [1,2]", call.StructuredResult)
+	}
+	msgs, err := s.ListMessages(t.Context(), ts.Conversation.ID)
+	if err != nil {
+		t.Fatalf("ListMessages: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(append([]switchboard.Message{ts.UserMessage}, u.Messages...), msgs); diff != "" {
+		t.Errorf("cleaned messages (-want +got):\n%s", diff)
+	}
+}
+
+// testSaveTurnUpsert records a call as started, then finishes it.
+func testSaveTurnUpsert(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts := newTurn(t, s, "alice", "", "list my tasks")
+	started := switchboard.ToolCall{
+		CallID: "call_1", Step: 1, Server: "tasks", Tool: "list_tasks", ExposedName: "tasks__list_tasks",
+		Arguments: json.RawMessage(`{"user_id": "alice", "status": "open"}`),
+		Status:    switchboard.CallRunning,
+		UserID:    "mallory", ConversationID: switchboard.NewID(), // the turn's win
+	}
+	u := switchboard.TurnUpdate{
+		Turn:      switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 1},
+		ToolCalls: []switchboard.ToolCall{started},
+	}
+	save(t, s, &u)
+	started = u.ToolCalls[0]
+	if !switchboard.ValidID(started.ID) || started.StartedAt.IsZero() || started.UserID != "alice" ||
+		started.ConversationID != ts.Conversation.ID || started.TurnID != ts.Turn.ID {
+		t.Errorf("started call as filled in: got %+v, want an id, a start time, alice's turn %s", started, ts.Turn.ID)
+	}
+	if u.Turn.ConversationID != ts.Conversation.ID || u.Turn.UserID != "alice" {
+		t.Errorf("turn as filled in: got conversation %q user %q, want %q alice", u.Turn.ConversationID, u.Turn.UserID, ts.Conversation.ID)
+	}
+	got, err := s.GetToolCall(ctx, started.ID)
+	if err != nil {
+		t.Fatalf("GetToolCall: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(started, got, jsonEqual); diff != "" {
+		t.Errorf("started call (-want +got):\n%s", diff)
+	}
+
+	finished := started
+	finished.Status = switchboard.CallFailed
+	finished.Result = "no such list"
+	finished.StructuredResult = json.RawMessage(`{"error": {"code": 404}}`)
+	finished.ErrorClass = switchboard.ErrorClassTool
+	finished.Error = "tool returned isError"
+	finished.Duration = 1234567891 * time.Nanosecond
+	finished.ResultSize = 12
+	finished.Truncated = true
+	finished.FinishedAt = started.StartedAt.Add(finished.Duration)
+	// Fields that only the insert writes.
+	changed := finished
+	changed.Step, changed.Server, changed.Arguments = 9, "other", json.RawMessage(`{}`)
+	changed.StartedAt = time.Time{}
+	timing := switchboard.TurnTiming{LLM: 1234567 * time.Nanosecond, Tools: 1234567891, Store: 1500, Overhead: 42 * time.Microsecond}
+	u = switchboard.TurnUpdate{
+		Turn: switchboard.Turn{
+			ID: ts.Turn.ID, Status: switchboard.TurnFailed, Steps: 2, PromptTokens: 1200, CompletionTokens: 34,
+			Timing: timing, Error: "gave up", FinishedAt: time.Now(),
+		},
+		ToolCalls: []switchboard.ToolCall{changed},
+	}
+	save(t, s, &u)
+	if !u.ToolCalls[0].StartedAt.Equal(started.StartedAt) {
+		t.Errorf("finished call's start as filled in: got %v, want the stored %v", u.ToolCalls[0].StartedAt, started.StartedAt)
+	}
+	got, err = s.GetToolCall(ctx, started.ID)
+	if err != nil {
+		t.Fatalf("GetToolCall: got error %v, want none", err)
+	}
+	finished.FinishedAt = finished.FinishedAt.Truncate(time.Microsecond)
+	if diff := cmp.Diff(finished, got, jsonEqual); diff != "" {
+		t.Errorf("finished call (-want +got):\n%s", diff)
+	}
+
+	turn, err := s.GetTurn(ctx, ts.Turn.ID)
+	if err != nil {
+		t.Fatalf("GetTurn: got error %v, want none", err)
+	}
+	want := ts.Turn
+	want.Status, want.Steps, want.PromptTokens, want.CompletionTokens = switchboard.TurnFailed, 2, 1200, 34
+	want.Timing, want.Error, want.FinishedAt = timing, "gave up", u.Turn.FinishedAt
+	if diff := cmp.Diff(want, turn); diff != "" {
+		t.Errorf("saved turn (-want +got):\n%s", diff)
+	}
+
+	other := newTurn(t, s, "alice", ts.Conversation.ID, "again")
+	steal := switchboard.TurnUpdate{
+		Turn:      switchboard.Turn{ID: other.Turn.ID, Status: switchboard.TurnRunning},
+		ToolCalls: []switchboard.ToolCall{finished},
+	}
+	err = s.SaveTurn(ctx, &steal)
+	wantErr(t, "SaveTurn with another turn's call id", err, switchboard.ErrConflict)
+}
+
+// testSaveTurnAtomic checks that a SaveTurn that fails stores nothing.
+func testSaveTurnAtomic(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts := newTurn(t, s, "alice", "", "hi")
+	u := switchboard.TurnUpdate{
+		Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnCompleted, Steps: 3},
+		Messages: []switchboard.Message{
+			{Role: switchboard.RoleAssistant, Content: "fine"},
+			{ID: ts.UserMessage.ID, Role: switchboard.RoleAssistant, Content: "a taken id"},
+		},
+		ToolCalls: []switchboard.ToolCall{{Server: "s", Tool: "t", Status: switchboard.CallSucceeded}},
+	}
+	err := s.SaveTurn(ctx, &u)
+	wantErr(t, "SaveTurn with a taken message id", err, switchboard.ErrConflict)
+	turn, err := s.GetTurn(ctx, ts.Turn.ID)
+	if err != nil || turn.Status != switchboard.TurnRunning || turn.Steps != 0 {
+		t.Errorf("turn after a failed save: got %q with %d steps, %v, want running with 0", turn.Status, turn.Steps, err)
+	}
+	msgs, err := s.ListMessages(ctx, ts.Conversation.ID)
+	if err != nil || len(msgs) != 1 {
+		t.Errorf("messages after a failed save: got %d, %v, want 1", len(msgs), err)
+	}
+	calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{TurnID: ts.Turn.ID})
+	if err != nil || len(calls) != 0 {
+		t.Errorf("tool calls after a failed save: got %d, %v, want none", len(calls), err)
+	}
+	conv, err := s.GetConversation(ctx, ts.Conversation.ID)
+	if err != nil || !conv.UpdatedAt.Equal(ts.Conversation.UpdatedAt) {
+		t.Errorf("conversation after a failed save: got updated_at %v, %v, want %v", conv.UpdatedAt, err, ts.Conversation.UpdatedAt)
+	}
+}
+
+func testIdempotencyKey(t *testing.T, s Store) {
+	ctx := t.Context()
+	first := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "alice", IdempotencyKey: "req-1"},
+		UserMessage: switchboard.Message{Content: "hi"},
+	}
+	begin(t, s, &first)
+
+	got, err := s.TurnByIdempotencyKey(ctx, "alice", "req-1")
+	if err != nil {
+		t.Fatalf("TurnByIdempotencyKey: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(first.Turn, got); diff != "" {
+		t.Errorf("TurnByIdempotencyKey (-want +got):\n%s", diff)
+	}
+	for _, tt := range []struct{ user, key string }{{"alice", "req-2"}, {"bob", "req-1"}, {"alice", ""}} {
+		_, err := s.TurnByIdempotencyKey(ctx, tt.user, tt.key)
+		wantErr(t, fmt.Sprintf("TurnByIdempotencyKey(%q, %q)", tt.user, tt.key), err, switchboard.ErrNotFound)
+	}
+
+	tests := []struct {
+		name         string
+		conversation string
+	}{
+		{"new conversation", ""},
+		{"same conversation", first.Conversation.ID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			again := switchboard.TurnStart{
+				Conversation: switchboard.Conversation{ID: tt.conversation},
+				Turn:         switchboard.Turn{UserID: "alice", IdempotencyKey: "req-1"},
+				UserMessage:  switchboard.Message{Content: "hi again"},
+			}
+			_, err := s.BeginTurn(ctx, &again)
+			wantErr(t, "BeginTurn with a used key", err, switchboard.ErrConflict)
+			if code := switchboard.ErrorCode(err); code != "idempotency_key_reused" {
+				t.Errorf("error code: got %q, want %q", code, "idempotency_key_reused")
+			}
+			list, err := s.ListConversations(ctx, "alice", 0)
+			if err != nil || len(list) != 1 || !list[0].UpdatedAt.Equal(first.Conversation.UpdatedAt) {
+				t.Errorf("conversations after a refused turn: got %+v, %v, want only the first, not updated", list, err)
+			}
+			msgs, err := s.ListMessages(ctx, first.Conversation.ID)
+			if err != nil || len(msgs) != 1 {
+				t.Errorf("messages after a refused turn: got %d, %v, want 1", len(msgs), err)
+			}
+		})
+	}
+
+	bob := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "bob", IdempotencyKey: "req-1"},
+		UserMessage: switchboard.Message{Content: "hi"},
+	}
+	begin(t, s, &bob) // keys are per user
+	noKey := newTurn(t, s, "alice", first.Conversation.ID, "no key")
+	newTurn(t, s, "alice", first.Conversation.ID, "no key either")
+	if noKey.Turn.IdempotencyKey != "" {
+		t.Errorf("turn without a key: got key %q, want none", noKey.Turn.IdempotencyKey)
+	}
+	dup := switchboard.TurnStart{
+		Conversation: switchboard.Conversation{ID: first.Conversation.ID},
+		Turn:         switchboard.Turn{ID: first.Turn.ID, UserID: "alice"},
+		UserMessage:  switchboard.Message{Content: "same turn id"},
+	}
+	_, err = s.BeginTurn(ctx, &dup)
+	wantErr(t, "BeginTurn with a taken turn id", err, switchboard.ErrConflict)
+}
+
+func testConversations(t *testing.T, s Store) {
+	ctx := t.Context()
+	var convs []switchboard.Conversation
+	for i := range 4 {
+		ts := newTurn(t, s, "alice", "", fmt.Sprint("conversation ", i))
+		convs = append(convs, ts.Conversation)
+	}
+	newTurn(t, s, "bob", "", "not alice's")
+	// Continuing the oldest makes it the most recent.
+	touched := newTurn(t, s, "alice", convs[0].ID, "back to the first")
+	convs[0] = touched.Conversation
+	want := []switchboard.Conversation{convs[0], convs[3], convs[2], convs[1]}
+	slices.SortStableFunc(want, func(a, b switchboard.Conversation) int {
+		if c := b.UpdatedAt.Compare(a.UpdatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	for _, limit := range []int{0, 2} {
+		got, err := s.ListConversations(ctx, "alice", limit)
+		if err != nil {
+			t.Fatalf("ListConversations: got error %v, want none", err)
+		}
+		w := want
+		if limit > 0 {
+			w = want[:limit]
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("ListConversations limit %d (-want +got):\n%s", limit, diff)
+		}
+	}
+	got, err := s.ListConversations(ctx, "nobody", 0)
+	if err != nil || got == nil || len(got) != 0 {
+		t.Errorf("conversations of a user without any: got %#v, %v, want an empty list", got, err)
+	}
+
+	c := convs[1]
+	updated, err := s.UpdateConversation(ctx, switchboard.Conversation{ID: c.ID, Title: "Renamed", Status: "archived", UserID: "mallory"})
+	if err != nil {
+		t.Fatalf("UpdateConversation: got error %v, want none", err)
+	}
+	if updated.Title != "Renamed" || updated.Status != "archived" || updated.UserID != "alice" ||
+		!updated.CreatedAt.Equal(c.CreatedAt) || updated.UpdatedAt.Before(c.UpdatedAt) {
+		t.Errorf("updated conversation: got %+v, want renamed, archived, alice's, created %v", updated, c.CreatedAt)
+	}
+	kept, err := s.UpdateConversation(ctx, switchboard.Conversation{ID: c.ID, Title: ""})
+	if err != nil || kept.Status != "archived" || kept.Title != "" {
+		t.Errorf("update without status: got %+v, %v, want the status kept and the title cleared", kept, err)
+	}
+	stored, err := s.GetConversation(ctx, c.ID)
+	if err != nil {
+		t.Fatalf("GetConversation: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(kept, stored); diff != "" {
+		t.Errorf("stored conversation differs from the update's result (-want +got):\n%s", diff)
+	}
+}
+
+func testListTurns(t *testing.T, s Store) {
+	first := newTurn(t, s, "alice", "", "one")
+	second := newTurn(t, s, "alice", first.Conversation.ID, "two")
+	newTurn(t, s, "alice", "", "elsewhere")
+	got, err := s.ListTurns(t.Context(), first.Conversation.ID)
+	if err != nil {
+		t.Fatalf("ListTurns: got error %v, want none", err)
+	}
+	if diff := cmp.Diff([]switchboard.Turn{first.Turn, second.Turn}, got); diff != "" {
+		t.Errorf("ListTurns (-want +got):\n%s", diff)
+	}
+	_, err = s.ListTurns(t.Context(), switchboard.NewID())
+	wantErr(t, "ListTurns of a missing conversation", err, switchboard.ErrNotFound)
+}
+
+// addCalls stores calls in a new turn of user and returns them as stored.
+func addCalls(t *testing.T, s Store, user string, calls []switchboard.ToolCall) []switchboard.ToolCall {
+	t.Helper()
+	ts := newTurn(t, s, user, "", "use tools")
+	u := switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnCompleted}, ToolCalls: calls}
+	save(t, s, &u)
+	return u.ToolCalls
+}
+
+// newest sorts calls as listings return them.
+func newest(calls []switchboard.ToolCall) []switchboard.ToolCall {
+	calls = slices.Clone(calls)
+	slices.SortFunc(calls, func(a, b switchboard.ToolCall) int {
+		if c := b.StartedAt.Compare(a.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return calls
+}
+
+func testPagination(t *testing.T, s Store) {
+	ctx := t.Context()
+	var calls []switchboard.ToolCall
+	for i := range 25 {
+		// Three calls share each start time: the id breaks ties.
+		calls = append(calls, switchboard.ToolCall{
+			Server: "s", Tool: "t", Status: switchboard.CallSucceeded, StartedAt: t0.Add(time.Duration(i/3) * time.Second),
+		})
+	}
+	existing := newest(addCalls(t, s, "alice", calls))
+
+	var got []switchboard.ToolCall
+	f := switchboard.ToolCallFilter{UserID: "alice", Limit: 10}
+	for page := 0; ; page++ {
+		if page > 10 {
+			t.Fatal("pagination does not end")
+		}
+		rows, next, err := s.ListToolCalls(ctx, f)
+		if err != nil {
+			t.Fatalf("ListToolCalls page %d: got error %v, want none", page, err)
+		}
+		got = append(got, rows...)
+		if page == 0 {
+			// Rows stored between pages: newer ones are not on later pages,
+			// an older one is.
+			var more []switchboard.ToolCall
+			for i := range 5 {
+				more = append(more, switchboard.ToolCall{Server: "s", Tool: "t", Status: switchboard.CallRunning,
+					StartedAt: t0.Add(time.Hour + time.Duration(i))})
+			}
+			more = append(more, switchboard.ToolCall{Server: "s", Tool: "t", Status: switchboard.CallRunning, StartedAt: t0.Add(-time.Hour)})
+			more = addCalls(t, s, "alice", more)
+			existing = append(existing, more[len(more)-1])
+		}
+		if next == "" {
+			if len(rows) == 0 && page > 0 {
+				t.Errorf("page %d: got an empty last page, want the previous page to end the listing", page)
+			}
+			break
+		}
+		if len(rows) != 10 {
+			t.Errorf("page %d: got %d rows and a next cursor, want 10", page, len(rows))
+		}
+		f.After = next
+	}
+	if diff := cmp.Diff(callIDs(existing), callIDs(got)); diff != "" {
+		t.Errorf("pages (-want +got):\n%s", diff)
+	}
+
+	for _, cursor := range []string{"garbage!", "bm9wZQ", "MTIzLG5vdC1hLXV1aWQ"} {
+		_, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{After: cursor})
+		wantErr(t, fmt.Sprintf("ListToolCalls after %q", cursor), err, switchboard.ErrInvalid)
+	}
+}
+
+func testPageSize(t *testing.T, s Store) {
+	calls := make([]switchboard.ToolCall, store.MaxPageSize+1)
+	for i := range calls {
+		calls[i] = switchboard.ToolCall{Server: "s", Tool: "t", Status: switchboard.CallSucceeded, StartedAt: t0.Add(time.Duration(i) * time.Millisecond)}
+	}
+	calls = newest(addCalls(t, s, "alice", calls))
+	tests := []struct {
+		name     string
+		limit    int
+		want     int
+		wantNext bool
+	}{
+		{"default", 0, store.DefaultPageSize, true},
+		{"small", 3, 3, true},
+		{"capped", 10000, store.MaxPageSize, true},
+		{"negative", -1, store.DefaultPageSize, true},
+	}
+	for _, tt := range tests {
+		rows, next, err := s.ListToolCalls(t.Context(), switchboard.ToolCallFilter{Limit: tt.limit})
+		if err != nil {
+			t.Fatalf("ListToolCalls limit %d: got error %v, want none", tt.limit, err)
+		}
+		if len(rows) != tt.want || (next != "") != tt.wantNext {
+			t.Errorf("%s page: got %d rows, next %q, want %d rows and a next cursor: %v", tt.name, len(rows), next, tt.want, tt.wantNext)
+		}
+		if tt.limit == 10000 {
+			last, next, err := s.ListToolCalls(t.Context(), switchboard.ToolCallFilter{Limit: tt.limit, After: next})
+			if err != nil || len(last) != 1 || next != "" || last[0].ID != calls[len(calls)-1].ID {
+				t.Errorf("last page: got %d rows, next %q, %v, want the oldest row alone", len(last), next, err)
+			}
+		}
+	}
+}
+
+func testFilters(t *testing.T, s Store) {
+	ctx := t.Context()
+	type spec struct {
+		server, tool string
+		status       switchboard.ToolCallStatus
+	}
+	mk := func(specs []spec, offset int) []switchboard.ToolCall {
+		var calls []switchboard.ToolCall
+		for i, sp := range specs {
+			calls = append(calls, switchboard.ToolCall{Server: sp.server, Tool: sp.tool, Status: sp.status,
+				StartedAt: t0.Add(time.Duration(offset+i) * time.Minute)})
+		}
+		return calls
+	}
+	alice := addCalls(t, s, "alice", mk([]spec{
+		{"files", "read", switchboard.CallSucceeded},
+		{"files", "write", switchboard.CallFailed},
+		{"web", "search", switchboard.CallSucceeded},
+		{"web", "read", switchboard.CallTimedOut},
+	}, 0))
+	alice2 := addCalls(t, s, "alice", mk([]spec{
+		{"files", "read", switchboard.CallRunning},
+		{"web", "search", switchboard.CallDenied},
+	}, 4))
+	bob := addCalls(t, s, "bob", mk([]spec{
+		{"files", "read", switchboard.CallSucceeded},
+		{"files", "write", switchboard.CallSucceeded},
+	}, 6))
+	all := slices.Concat(alice, alice2, bob)
+
+	tests := []struct {
+		name string
+		f    switchboard.ToolCallFilter
+		want func(c switchboard.ToolCall) bool
+	}{
+		{"none", switchboard.ToolCallFilter{}, func(c switchboard.ToolCall) bool { return true }},
+		{"user", switchboard.ToolCallFilter{UserID: "bob"}, func(c switchboard.ToolCall) bool { return c.UserID == "bob" }},
+		{"conversation", switchboard.ToolCallFilter{ConversationID: strings.ToUpper(alice2[0].ConversationID)},
+			func(c switchboard.ToolCall) bool { return c.ConversationID == alice2[0].ConversationID }},
+		{"turn", switchboard.ToolCallFilter{TurnID: alice[0].TurnID}, func(c switchboard.ToolCall) bool { return c.TurnID == alice[0].TurnID }},
+		{"server", switchboard.ToolCallFilter{Server: "web"}, func(c switchboard.ToolCall) bool { return c.Server == "web" }},
+		{"tool", switchboard.ToolCallFilter{Tool: "read"}, func(c switchboard.ToolCall) bool { return c.Tool == "read" }},
+		{"server and tool", switchboard.ToolCallFilter{Server: "files", Tool: "read"},
+			func(c switchboard.ToolCall) bool { return c.Server == "files" && c.Tool == "read" }},
+		{"status", switchboard.ToolCallFilter{Status: switchboard.CallSucceeded},
+			func(c switchboard.ToolCall) bool { return c.Status == switchboard.CallSucceeded }},
+		{"since", switchboard.ToolCallFilter{Since: t0.Add(3 * time.Minute)},
+			func(c switchboard.ToolCall) bool { return !c.StartedAt.Before(t0.Add(3 * time.Minute)) }},
+		{"until", switchboard.ToolCallFilter{Until: t0.Add(3 * time.Minute)},
+			func(c switchboard.ToolCall) bool { return c.StartedAt.Before(t0.Add(3 * time.Minute)) }},
+		{"time range", switchboard.ToolCallFilter{Since: t0.Add(2 * time.Minute), Until: t0.Add(6 * time.Minute)},
+			func(c switchboard.ToolCall) bool {
+				return !c.StartedAt.Before(t0.Add(2*time.Minute)) && c.StartedAt.Before(t0.Add(6*time.Minute))
+			}},
+		{"user, server and status", switchboard.ToolCallFilter{UserID: "alice", Server: "files", Status: switchboard.CallRunning},
+			func(c switchboard.ToolCall) bool {
+				return c.UserID == "alice" && c.Server == "files" && c.Status == switchboard.CallRunning
+			}},
+		{"nothing matches", switchboard.ToolCallFilter{UserID: "carol"}, func(c switchboard.ToolCall) bool { return false }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := []switchboard.ToolCall{}
+			for _, c := range all {
+				if tt.want(c) {
+					want = append(want, c)
+				}
+			}
+			got, next, err := s.ListToolCalls(ctx, tt.f)
+			if err != nil {
+				t.Fatalf("ListToolCalls: got error %v, want none", err)
+			}
+			if next != "" || got == nil {
+				t.Errorf("got next %q and list %v, want one non-nil page", next, got)
+			}
+			if diff := cmp.Diff(newest(want), got, jsonEqual); diff != "" {
+				t.Errorf("ListToolCalls(%+v) (-want +got):\n%s", tt.f, diff)
+			}
+		})
+	}
+	for _, f := range []switchboard.ToolCallFilter{
+		{Status: "weird"},
+		{ConversationID: "not-a-uuid"},
+		{TurnID: "not-a-uuid"},
+	} {
+		_, _, err := s.ListToolCalls(ctx, f)
+		wantErr(t, fmt.Sprintf("ListToolCalls(%+v)", f), err, switchboard.ErrInvalid)
+		_, err = s.ToolCallStats(ctx, f, store.GroupByTool)
+		wantErr(t, fmt.Sprintf("ToolCallStats(%+v)", f), err, switchboard.ErrInvalid)
+	}
+}
+
+func testStats(t *testing.T, s Store) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	call := func(server, tool string, status switchboard.ToolCallStatus, d time.Duration) switchboard.ToolCall {
+		return switchboard.ToolCall{Server: server, Tool: tool, Status: status, Duration: d}
+	}
+	addCalls(t, s, "alice", []switchboard.ToolCall{
+		call("files", "read", switchboard.CallSucceeded, ms(30)),
+		call("files", "read", switchboard.CallSucceeded, ms(10)),
+		call("files", "read", switchboard.CallFailed, ms(50)),
+		call("files", "read", switchboard.CallSucceeded, ms(40)),
+		call("files", "read", switchboard.CallSucceeded, ms(20)),
+		call("files", "read", switchboard.CallRunning, 0),
+		call("files", "write", switchboard.CallTimedOut, ms(7)),
+		call("web", "search", switchboard.CallSucceeded, ms(300)),
+		call("Web", "search", switchboard.CallSucceeded, ms(1)),
+	})
+	addCalls(t, s, "bob", []switchboard.ToolCall{
+		call("web", "search", switchboard.CallSucceeded, ms(100)),
+		call("web", "fetch", switchboard.CallRunning, 0),
+	})
+	tests := []struct {
+		name    string
+		f       switchboard.ToolCallFilter
+		groupBy string
+		want    []switchboard.ToolCallStats
+	}{
+		{"by tool", switchboard.ToolCallFilter{}, store.GroupByTool, []switchboard.ToolCallStats{
+			// Byte order: "Web" sorts before "files".
+			{Group: "search", Server: "Web", Count: 1, P50: ms(1), P95: ms(1)},
+			{Group: "read", Server: "files", Count: 6, Errors: 1, ErrorRate: 0.2, P50: ms(30), P95: ms(48)},
+			{Group: "write", Server: "files", Count: 1, Errors: 1, ErrorRate: 1, P50: ms(7), P95: ms(7)},
+			{Group: "fetch", Server: "web", Count: 1},
+			{Group: "search", Server: "web", Count: 2, P50: ms(200), P95: ms(290)},
+		}},
+		{"by server", switchboard.ToolCallFilter{}, store.GroupByServer, []switchboard.ToolCallStats{
+			{Group: "Web", Server: "Web", Count: 1, P50: ms(1), P95: ms(1)},
+			{Group: "files", Server: "files", Count: 7, Errors: 2, ErrorRate: 2.0 / 6, P50: ms(25), P95: ms(47.5)},
+			{Group: "web", Server: "web", Count: 3, P50: ms(200), P95: ms(290)},
+		}},
+		{"filtered", switchboard.ToolCallFilter{UserID: "alice", Status: switchboard.CallSucceeded, After: "ignored", Limit: 1},
+			store.GroupByServer, []switchboard.ToolCallStats{
+				{Group: "Web", Server: "Web", Count: 1, P50: ms(1), P95: ms(1)},
+				{Group: "files", Server: "files", Count: 4, P50: ms(25), P95: ms(38.5)},
+				{Group: "web", Server: "web", Count: 1, P50: ms(300), P95: ms(300)},
+			}},
+		{"nothing matches", switchboard.ToolCallFilter{UserID: "carol"}, store.GroupByTool, []switchboard.ToolCallStats{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ToolCallStats(t.Context(), tt.f, tt.groupBy)
+			if err != nil {
+				t.Fatalf("ToolCallStats: got error %v, want none", err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+				t.Errorf("ToolCallStats(%+v, %q) (-want +got):\n%s", tt.f, tt.groupBy, diff)
+			}
+			if got == nil {
+				t.Errorf("ToolCallStats: got nil, want a non-nil list")
+			}
+		})
+	}
+	_, err := s.ToolCallStats(t.Context(), switchboard.ToolCallFilter{}, "user")
+	wantErr(t, `ToolCallStats grouped by "user"`, err, switchboard.ErrInvalid)
+}
+
+func testDeleteCascades(t *testing.T, s Store) {
+	ctx := t.Context()
+	doomed := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "alice", IdempotencyKey: "k"},
+		UserMessage: switchboard.Message{Content: "forget me"},
+	}
+	begin(t, s, &doomed)
+	u := switchboard.TurnUpdate{
+		Turn:      switchboard.Turn{ID: doomed.Turn.ID, Status: switchboard.TurnCompleted},
+		Messages:  []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "ok"}},
+		ToolCalls: []switchboard.ToolCall{{Server: "s", Tool: "t", Status: switchboard.CallSucceeded}},
+	}
+	save(t, s, &u)
+	kept := addCalls(t, s, "alice", []switchboard.ToolCall{{Server: "s", Tool: "t", Status: switchboard.CallSucceeded}})
+
+	if err := s.DeleteConversation(ctx, doomed.Conversation.ID); err != nil {
+		t.Fatalf("DeleteConversation: got error %v, want none", err)
+	}
+	_, err := s.GetConversation(ctx, doomed.Conversation.ID)
+	wantErr(t, "GetConversation after delete", err, switchboard.ErrNotFound)
+	_, err = s.ListMessages(ctx, doomed.Conversation.ID)
+	wantErr(t, "ListMessages after delete", err, switchboard.ErrNotFound)
+	_, err = s.GetTurn(ctx, doomed.Turn.ID)
+	wantErr(t, "GetTurn after delete", err, switchboard.ErrNotFound)
+	_, err = s.TurnByIdempotencyKey(ctx, "alice", "k")
+	wantErr(t, "TurnByIdempotencyKey after delete", err, switchboard.ErrNotFound)
+	_, err = s.GetToolCall(ctx, u.ToolCalls[0].ID)
+	wantErr(t, "GetToolCall after delete", err, switchboard.ErrNotFound)
+	err = s.DeleteConversation(ctx, doomed.Conversation.ID)
+	wantErr(t, "DeleteConversation twice", err, switchboard.ErrNotFound)
+
+	calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{UserID: "alice"})
+	if err != nil {
+		t.Fatalf("ListToolCalls: got error %v, want none", err)
+	}
+	if diff := cmp.Diff(callIDs(kept), callIDs(calls)); diff != "" {
+		t.Errorf("tool calls left (-want +got):\n%s", diff)
+	}
+	// The key is free again.
+	again := switchboard.TurnStart{
+		Turn:        switchboard.Turn{UserID: "alice", IdempotencyKey: "k"},
+		UserMessage: switchboard.Message{Content: "remember me"},
+	}
+	begin(t, s, &again)
+}
+
+func testCanceled(t *testing.T, s Store) {
+	ts := newTurn(t, s, "alice", "", "hi")
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := s.GetConversation(ctx, ts.Conversation.ID)
+	wantErr(t, "GetConversation with a canceled context", err, context.Canceled)
+	_, err = s.BeginTurn(ctx, &switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}})
+	wantErr(t, "BeginTurn with a canceled context", err, context.Canceled)
+	if errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("BeginTurn with a canceled context: got %v, want an error that is not ErrUnavailable", err)
+	}
+	ctx, cancel = context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err = s.ListMessages(ctx, ts.Conversation.ID)
+	wantErr(t, "ListMessages past the deadline", err, context.DeadlineExceeded)
+	wantErr(t, "ListMessages past the deadline", err, switchboard.ErrUnavailable)
+}
+
+// testConcurrent runs turns from many goroutines, in one shared conversation
+// and in conversations of their own.
+func testConcurrent(t *testing.T, s Store) {
+	const workers, turns = 8, 6
+	shared := newTurn(t, s, "alice", "", "shared")
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			own := ""
+			for i := range turns {
+				conversation := shared.Conversation.ID
+				if i%2 == 1 {
+					conversation = own
+				}
+				ts := switchboard.TurnStart{
+					Conversation: switchboard.Conversation{ID: conversation},
+					Turn:         switchboard.Turn{UserID: "alice", IdempotencyKey: fmt.Sprintf("w%d-%d", w, i)},
+					UserMessage:  switchboard.Message{Content: fmt.Sprintf("worker %d turn %d", w, i)},
+					HistoryLimit: 4,
+				}
+				history, err := s.BeginTurn(t.Context(), &ts)
+				if err != nil {
+					t.Errorf("worker %d turn %d: BeginTurn: %v", w, i, err)
+					return
+				}
+				if last := history[len(history)-1]; last.ID != ts.UserMessage.ID {
+					t.Errorf("worker %d turn %d: got history ending with %s, want the new message %s", w, i, last.ID, ts.UserMessage.ID)
+				}
+				own = ts.Conversation.ID
+				if i%2 == 0 {
+					own = "" // the next odd turn starts a conversation
+				}
+				call := switchboard.ToolCall{Server: "s", Tool: "t", Status: switchboard.CallRunning}
+				u := switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 1},
+					ToolCalls: []switchboard.ToolCall{call}}
+				if err := s.SaveTurn(t.Context(), &u); err != nil {
+					t.Errorf("worker %d turn %d: SaveTurn: %v", w, i, err)
+					return
+				}
+				call = u.ToolCalls[0]
+				call.Status, call.Duration = switchboard.CallSucceeded, time.Millisecond
+				u = switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnCompleted, Steps: 2},
+					Messages:  []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "done " + ts.Turn.ID}},
+					ToolCalls: []switchboard.ToolCall{call}}
+				if err := s.SaveTurn(t.Context(), &u); err != nil {
+					t.Errorf("worker %d turn %d: SaveTurn: %v", w, i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	ctx := t.Context()
+	msgs, err := s.ListMessages(ctx, shared.Conversation.ID)
+	if err != nil {
+		t.Fatalf("ListMessages: got error %v, want none", err)
+	}
+	if want := 1 + workers*(turns/2)*2; len(msgs) != want {
+		t.Errorf("messages in the shared conversation: got %d, want %d", len(msgs), want)
+	}
+	// Each turn's user message comes before its answer.
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		switch m.Role {
+		case switchboard.RoleUser:
+			seen[m.TurnID] = true
+		case switchboard.RoleAssistant:
+			if !seen[m.TurnID] {
+				t.Errorf("answer %s of turn %s comes before the turn's message", m.ID, m.TurnID)
+			}
+		}
+	}
+	calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{UserID: "alice", Limit: store.MaxPageSize})
+	if err != nil {
+		t.Fatalf("ListToolCalls: got error %v, want none", err)
+	}
+	if len(calls) != workers*turns {
+		t.Errorf("tool calls: got %d, want %d", len(calls), workers*turns)
+	}
+	stats, err := s.ToolCallStats(ctx, switchboard.ToolCallFilter{}, store.GroupByServer)
+	if err != nil || len(stats) != 1 || stats[0].Count != workers*turns || stats[0].Errors != 0 {
+		t.Errorf("stats: got %+v, %v, want %d succeeded calls", stats, err, workers*turns)
+	}
+	convs, err := s.ListConversations(ctx, "alice", store.MaxPageSize)
+	if err != nil || len(convs) != 1+workers*(turns/2) {
+		t.Errorf("conversations: got %d, %v, want %d", len(convs), err, 1+workers*(turns/2))
+	}
+}
