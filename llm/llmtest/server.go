@@ -1,0 +1,235 @@
+// Package llmtest is a scripted OpenAI-compatible chat completions server for
+// tests and benchmarks: it answers each request with the next reply of a
+// script, streamed (server-sent events, as OpenAI streams) when the request
+// asks for it, and records every request it received. It exercises a real
+// client's HTTP path end to end.
+package llmtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Reply is one scripted answer.
+type Reply struct {
+	Text      string
+	ToolCalls []Call
+	// Delay is waited before answering (or before the first chunk).
+	Delay time.Duration
+	// Status, when not 0 or 200, makes the server answer with that HTTP
+	// status and an OpenAI-style error body.
+	Status     int
+	RetryAfter string // Retry-After header sent with Status
+	// PromptTokens and CompletionTokens are reported as usage.
+	PromptTokens, CompletionTokens int
+}
+
+// Call is a scripted tool call.
+type Call struct {
+	ID        string // generated when empty
+	Name      string
+	Arguments string
+}
+
+// Responder chooses the reply to a request; n counts requests from 0.
+type Responder func(n int, req *openai.ChatCompletionRequest) Reply
+
+// Sequence answers the n-th request with replies[n], and with a 500 error
+// once the script is exhausted.
+func Sequence(replies ...Reply) Responder {
+	return func(n int, _ *openai.ChatCompletionRequest) Reply {
+		if n < len(replies) {
+			return replies[n]
+		}
+		return Reply{Status: http.StatusInternalServerError, Text: fmt.Sprintf("script exhausted after %d replies", len(replies))}
+	}
+}
+
+// Server is a running scripted model server.
+type Server struct {
+	// URL is the base URL to configure a client with (it ends in /v1).
+	URL     string
+	srv     *httptest.Server
+	respond Responder
+
+	mu       sync.Mutex
+	requests []openai.ChatCompletionRequest
+	headers  []http.Header
+}
+
+// NewServer starts a server that answers with respond. Close it when done.
+func NewServer(respond Responder) *Server {
+	s := &Server{respond: respond}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.handle)
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL + "/v1"
+	return s
+}
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// Requests returns the requests received so far, in order.
+func (s *Server) Requests() []openai.ChatCompletionRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]openai.ChatCompletionRequest(nil), s.requests...)
+}
+
+// Headers returns the HTTP headers of the requests received so far.
+func (s *Server) Headers() []http.Header {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]http.Header(nil), s.headers...)
+}
+
+func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	var req openai.ChatCompletionRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "", "invalid JSON body: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	n := len(s.requests)
+	s.requests = append(s.requests, req)
+	s.headers = append(s.headers, r.Header.Clone())
+	s.mu.Unlock()
+
+	reply := s.respond(n, &req)
+	if reply.Delay > 0 {
+		t := time.NewTimer(reply.Delay)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	if reply.Status != 0 && reply.Status != http.StatusOK {
+		writeError(w, reply.Status, reply.RetryAfter, reply.Text)
+		return
+	}
+	calls := make([]openai.ToolCall, len(reply.ToolCalls))
+	for i, c := range reply.ToolCalls {
+		id := c.ID
+		if id == "" {
+			id = fmt.Sprintf("call_%d_%d", n, i)
+		}
+		calls[i] = openai.ToolCall{ID: id, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: c.Name, Arguments: c.Arguments}}
+	}
+	finish := openai.FinishReasonStop
+	if len(calls) > 0 {
+		finish = openai.FinishReasonToolCalls
+	}
+	usage := openai.Usage{PromptTokens: reply.PromptTokens, CompletionTokens: reply.CompletionTokens,
+		TotalTokens: reply.PromptTokens + reply.CompletionTokens}
+	if req.Stream {
+		s.stream(w, r, req, reply.Text, calls, finish, usage)
+		return
+	}
+	resp := openai.ChatCompletionResponse{
+		ID: fmt.Sprintf("chatcmpl-%d", n), Object: "chat.completion", Created: time.Now().Unix(), Model: req.Model,
+		Choices: []openai.ChatCompletionChoice{{Index: 0, FinishReason: finish,
+			Message: openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: reply.Text, ToolCalls: calls}}},
+		Usage: usage,
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// stream answers as OpenAI streams: the text a word at a time, then each
+// tool call in pieces (id and name first, the arguments in two halves), a
+// final chunk with the finish reason, usage when asked for, and [DONE].
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req openai.ChatCompletionRequest, text string, calls []openai.ToolCall, finish openai.FinishReason, usage openai.Usage) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	flusher, _ := w.(http.Flusher)
+	send := func(chunk openai.ChatCompletionStreamResponse) bool {
+		chunk.Object, chunk.Model = "chat.completion.chunk", req.Model
+		b, _ := json.Marshal(chunk)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return r.Context().Err() == nil
+	}
+	delta := func(d openai.ChatCompletionStreamChoiceDelta) openai.ChatCompletionStreamResponse {
+		return openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{{Delta: d}}}
+	}
+	if !send(delta(openai.ChatCompletionStreamChoiceDelta{Role: openai.ChatMessageRoleAssistant})) {
+		return
+	}
+	for _, piece := range splitWords(text) {
+		if !send(delta(openai.ChatCompletionStreamChoiceDelta{Content: piece})) {
+			return
+		}
+	}
+	for i, c := range calls {
+		idx := i
+		head := openai.ToolCall{Index: &idx, ID: c.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: c.Function.Name}}
+		if !send(delta(openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{head}})) {
+			return
+		}
+		args := c.Function.Arguments
+		for _, part := range []string{args[:len(args)/2], args[len(args)/2:]} {
+			if part == "" {
+				continue
+			}
+			p := openai.ToolCall{Index: &idx, Function: openai.FunctionCall{Arguments: part}}
+			if !send(delta(openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{p}})) {
+				return
+			}
+		}
+	}
+	if !send(openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{{FinishReason: finish}}}) {
+		return
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		u := usage
+		if !send(openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{}, Usage: &u}) {
+			return
+		}
+	}
+	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
+	if flusher != nil {
+		flusher.Flush()
+	}
+}
+
+// splitWords cuts s into pieces that each end after a space, so that the
+// pieces concatenate back to s.
+func splitWords(s string) []string {
+	var out []string
+	for s != "" {
+		i := strings.IndexByte(s, ' ')
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		out = append(out, s[:i+1])
+		s = s[i+1:]
+	}
+	return out
+}
+
+func writeError(w http.ResponseWriter, status int, retryAfter, msg string) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": "scripted_error", "code": nil}})
+}
