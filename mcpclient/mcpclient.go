@@ -1,0 +1,770 @@
+// Package mcpclient connects to MCP servers over stdio, streamable HTTP or
+// legacy SSE, on top of mcp-go.
+//
+// A Conn is one live connection: Dial starts (or reaches) the server,
+// performs the initialize handshake and lists its tools; CallTool calls them;
+// Close ends it, and for a stdio server stops the whole process group. The
+// package knows nothing of models or storage; restarting a failed server is
+// the caller's business (dial again).
+//
+// Where mcp-go's defaults hurt a host, this package departs from them:
+//   - The handshake is pinned to the classic initialize exchange at
+//     mcp.LATEST_LEGACY_PROTOCOL_VERSION. mcp-go otherwise first probes with
+//     server/discover, which costs 5 s against servers that ignore it and
+//     kills servers that exit on an unknown method.
+//   - Tools are listed with a raw tools/list request, so one malformed tool
+//     does not fail the whole list and every input schema is kept byte for
+//     byte as the server sent it.
+//   - A stdio child is not tied to the context given to Dial, leads its own
+//     process group, and Close reaps the group (npx, uvx and go run start
+//     grandchildren that would otherwise outlive it).
+//
+// Errors wrap the sentinels of the root package: switchboard.ErrInvalid for a
+// bad Config or a request the server rejected, switchboard.ErrUnavailable
+// for a connection that is broken or closed, switchboard.ErrUpstreamTimeout
+// for a server that did not answer in time. A tool's own failure is not an
+// error but a Result with IsError set.
+package mcpclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// Defaults and bounds.
+const (
+	defaultInitTimeout = 10 * time.Second
+	defaultTimeout     = 60 * time.Second
+	// closeTimeout bounds Close.
+	closeTimeout = 5 * time.Second
+	// stderrLines is how many of a stdio child's last stderr lines are kept.
+	stderrLines = 100
+	// maxToolPages bounds tools/list pagination against a server whose
+	// cursors never end.
+	maxToolPages = 100
+	// exitReportWait bounds the wait for a stdio child's exit status after
+	// its stdout ended, to report how it exited.
+	exitReportWait = 200 * time.Millisecond
+	// deadlineSlack is how close to its deadline a failed request counts as
+	// timed out.
+	deadlineSlack = 50 * time.Millisecond
+)
+
+// Transport kinds, after resolving Config.Type.
+const (
+	kindStdio = "stdio"
+	kindHTTP  = "http"
+	kindSSE   = "sse"
+)
+
+// Config says how to reach one MCP server. It follows the Claude Desktop
+// `mcpServers` entry: Command, Args and Env for a stdio server, URL and
+// Headers for a remote one.
+type Config struct {
+	// Name identifies the server in errors and logs.
+	Name string
+
+	// Command, Args, Env and Dir start a stdio server. The child's
+	// environment is a short allowlist of this process's (PATH, HOME, locale,
+	// proxies, toolchain caches: never our secrets) plus Env.
+	Command string
+	Args    []string
+	Env     map[string]string
+	Dir     string
+
+	// URL and Headers reach a remote server. Headers are sent with every
+	// request, and nothing else of ours is: no end user's header ever
+	// reaches the server.
+	URL string
+	// Type selects the transport: "stdio"; "http" (also "streamable-http"
+	// and "streamableHttp") for streamable HTTP; "sse" for the legacy
+	// HTTP+SSE transport. Empty means stdio when Command is set, else
+	// streamable HTTP.
+	Type    string
+	Headers map[string]string
+
+	// InitTimeout bounds Dial: start, initialize and the first tools/list.
+	// Zero means 10s.
+	InitTimeout time.Duration
+	// Timeout bounds each later request (CallTool, ListTools) unless the
+	// caller's context ends sooner. Zero means 60s.
+	Timeout time.Duration
+}
+
+// Options tunes Dial. A nil *Options means the defaults.
+type Options struct {
+	// Logger receives the connection's logs; nil discards them. Logs never
+	// include header or environment values, or command arguments.
+	Logger *slog.Logger
+	// ClientName and ClientVersion identify us in the handshake. Empty
+	// means "switchboard" and "dev".
+	ClientName, ClientVersion string
+	// OnToolsChanged is called when the server says its tools changed
+	// (notifications/tools/list_changed); it would typically call
+	// ListTools. It runs on a goroutine of the Conn, one call at a time,
+	// never on the connection's read loop, and bursts of notifications are
+	// coalesced. It must not call Close.
+	OnToolsChanged func()
+}
+
+// Tool is one tool as the server listed it.
+type Tool struct {
+	Name        string
+	Title       string // the tool's title, else its annotations' title
+	Description string
+	// InputSchema is the inputSchema exactly as the server sent it (nil if
+	// it sent none); nothing here judges it.
+	InputSchema  json.RawMessage
+	OutputSchema json.RawMessage
+	Annotations  Annotations
+}
+
+// Annotations are the server's hints about a tool; nil means not given.
+type Annotations struct {
+	ReadOnly, Destructive, Idempotent, OpenWorld *bool
+}
+
+// Result is the outcome of a tool call that the server answered.
+type Result struct {
+	// Text is the result's text content parts joined with "\n"; other
+	// parts are summarised, like "[image image/png, 1234 bytes]".
+	Text string
+	// Structured is the result's structuredContent as sent, or nil.
+	Structured json.RawMessage
+	// IsError reports that the tool itself failed; Text says why. It is
+	// data for the model, not a Go error.
+	IsError bool
+}
+
+// Conn is a live connection to one MCP server. Its methods are safe for
+// concurrent use.
+type Conn struct {
+	name   string
+	cfg    Config
+	log    *slog.Logger
+	client *client.Client
+	httpTr *http.Transport // remote kinds: ours alone, so Close can drop its connections
+	proc   *process        // stdio only
+	stderr *lineRing       // stdio only
+
+	// ctx lives as long as the connection; it ends, with the reason as its
+	// cause, on Close, when a stdio child exits, or when an SSE stream is
+	// lost. Requests in flight end with it.
+	ctx  context.Context
+	kill context.CancelCauseFunc
+
+	reqID atomic.Int64
+
+	mu    sync.Mutex
+	tools []Tool
+
+	redactor *strings.Replacer // hides secrets of the URL in errors; nil if none
+
+	onToolsChanged func()
+	changed        chan struct{} // capacity 1: a pending tools/list_changed
+	done           chan struct{} // closed by Close
+
+	wg        sync.WaitGroup // goroutines of the Conn
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// errClosed is the cause of a Conn's end when Close ended it.
+var errClosed = errors.New("connection closed")
+
+// Dial connects to the server described by cfg: it starts the stdio child
+// or reaches the URL, performs the initialize handshake and lists the tools,
+// all within cfg.InitTimeout. ctx bounds Dial only: cancelling it afterwards
+// does not affect the connection (nor kill a stdio child).
+//
+// The error wraps switchboard.ErrInvalid if cfg is unusable or the server
+// rejects the handshake; switchboard.ErrUpstreamTimeout if the server does
+// not complete it within InitTimeout; switchboard.ErrUnavailable if the server
+// cannot be started or reached, or the connection breaks. If ctx ends first
+// the error wraps ctx's error. For a stdio server the error ends with the
+// last lines the child wrote to stderr.
+func Dial(ctx context.Context, cfg Config, opts *Options) (*Conn, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	kind, err := cfg.kind()
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	if cfg.InitTimeout <= 0 {
+		cfg.InitTimeout = defaultInitTimeout
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	if o.ClientName == "" {
+		o.ClientName = "switchboard"
+	}
+	if o.ClientVersion == "" {
+		o.ClientVersion = "dev"
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("mcp_server", cfg.Name)
+
+	c := &Conn{
+		name:           cfg.Name,
+		cfg:            cfg,
+		log:            logger,
+		onToolsChanged: o.OnToolsChanged,
+		changed:        make(chan struct{}, 1),
+		done:           make(chan struct{}),
+		redactor:       urlRedactor(cfg.URL),
+	}
+	c.ctx, c.kill = context.WithCancelCause(context.Background())
+
+	var tr transport.Interface
+	switch kind {
+	case kindStdio:
+		c.stderr = newLineRing(stderrLines)
+		c.proc = &process{}
+		tr = transport.NewStdioWithOptions(cfg.Command, nil, cfg.Args,
+			transport.WithCommandFunc(c.proc.commandFunc(cfg, c.stderr)),
+			transport.WithCommandLogger(logger))
+		logger.Debug("starting mcp server", "transport", kind, "command", filepath.Base(cfg.Command))
+	case kindHTTP:
+		c.httpTr = newHTTPTransport()
+		topts := []transport.StreamableHTTPCOption{
+			transport.WithHTTPHeaders(cfg.Headers),
+			transport.WithHTTPBasicClient(c.httpClient()),
+			transport.WithHTTPLogger(logger),
+		}
+		if c.onToolsChanged != nil {
+			// Without the standalone GET stream, streamable HTTP delivers
+			// notifications only while a request of ours is in flight.
+			topts = append(topts, transport.WithContinuousListening())
+		}
+		tr, err = transport.NewStreamableHTTP(cfg.URL, topts...)
+		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
+	case kindSSE:
+		// Like client.NewSSEMCPClient, which builds exactly this transport,
+		// but that constructor takes no client options.
+		c.httpTr = newHTTPTransport()
+		tr, err = transport.NewSSE(cfg.URL,
+			transport.WithHeaders(cfg.Headers),
+			transport.WithHTTPClient(c.httpClient()),
+			transport.WithSSELogger(logger),
+			transport.WithEndpointTimeout(cfg.InitTimeout),
+			// Our contexts bound requests; the transport's own default
+			// (60s) would cut longer Timeouts short.
+			transport.WithResponseTimeout(max(cfg.Timeout, cfg.InitTimeout)+time.Second))
+		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
+	}
+	if err != nil {
+		c.kill(err)
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	c.client.OnNotification(c.onNotification)
+	c.client.OnConnectionLost(func(err error) { // SSE only
+		c.kill(withKind(switchboard.ErrUnavailable, fmt.Errorf("connection lost: %w", err)))
+	})
+
+	start := time.Now()
+	initCtx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
+	defer cancel()
+	info, err := c.connect(ctx, initCtx, o)
+	if err != nil {
+		c.Close()
+		if tail := c.stderrTail(); tail != "" {
+			err = fmt.Errorf("%w; stderr: %s", err, tail)
+		}
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
+	}
+	if c.onToolsChanged != nil {
+		c.wg.Add(1)
+		go c.notifyToolsChanged()
+	}
+	logger.Info("mcp server connected",
+		"transport", kind,
+		"server", info.ServerInfo.Name,
+		"server_version", info.ServerInfo.Version,
+		"protocol", info.ProtocolVersion,
+		"tools", len(c.Tools()),
+		"took", time.Since(start).Round(time.Millisecond))
+	return c, nil
+}
+
+// connect starts the transport, performs the handshake and lists the tools.
+func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.InitializeResult, error) {
+	// The transport gets the Conn's context, not initCtx: an SSE stream and
+	// a stdio child live as long as the Conn. Start returns at once for
+	// stdio and streamable HTTP; for SSE it waits for the endpoint event,
+	// so it is abandoned (and the stream cancelled) if initCtx ends first.
+	started := make(chan error, 1)
+	go func() { started <- c.client.Start(c.ctx) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return nil, fmt.Errorf("start: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, false))
+		}
+	case <-initCtx.Done():
+		c.kill(withKind(switchboard.ErrUnavailable, errors.New("dial abandoned")))
+		<-started
+		return nil, fmt.Errorf("start: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, initCtx.Err(), false))
+	}
+	if c.proc != nil {
+		c.proc.started(c)
+	}
+
+	var req mcp.InitializeRequest
+	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	req.Params.ClientInfo = mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion}
+	req.Params.Capabilities = mcp.ClientCapabilities{}
+	info, err := c.client.Initialize(initCtx, req)
+	if err != nil {
+		var te *transport.Error
+		return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+	}
+	tools, err := c.listTools(ctx, initCtx, c.cfg.InitTimeout)
+	if err != nil {
+		return nil, err
+	}
+	c.setTools(tools)
+	return info, nil
+}
+
+// Name returns the server's name from its Config.
+func (c *Conn) Name() string { return c.name }
+
+// Tools returns the tools of the last successful listing (by Dial or
+// ListTools). The caller must not modify the schemas' bytes.
+func (c *Conn) Tools() []Tool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.tools)
+}
+
+func (c *Conn) setTools(tools []Tool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tools = tools
+}
+
+// ListTools lists the server's tools again, following every page, and
+// makes the result what Tools returns. A tool entry that cannot be read (no
+// name, not an object) is skipped and logged; so is a second tool of the
+// same name.
+//
+// The error wraps switchboard.ErrInvalid if the server rejects the request
+// or answers with something that is not a tool list,
+// switchboard.ErrUnavailable if the connection is broken or closed,
+// switchboard.ErrUpstreamTimeout if the server does not answer within
+// Config.Timeout, or ctx's error if ctx ends first.
+func (c *Conn) ListTools(ctx context.Context) ([]Tool, error) {
+	opCtx, cancel := c.opContext(ctx)
+	defer cancel()
+	tools, err := c.listTools(ctx, opCtx, c.cfg.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("list tools of %s: %w", c.name, err)
+	}
+	c.setTools(tools)
+	return slices.Clone(tools), nil
+}
+
+// CallTool calls the tool name with args, a JSON object (nil or empty means
+// no arguments). It waits at most Config.Timeout, less if ctx ends sooner.
+// When ctx ends first the request is abandoned, and a stdio server is told
+// with notifications/cancelled (mcp-go sends it; over HTTP the closed request
+// is the signal).
+//
+// A tool that fails reports it in the Result (IsError), not as an error. The
+// error wraps switchboard.ErrInvalid if args is not a JSON object or the
+// server rejects the request (a JSON-RPC error: unknown tool, invalid
+// params; also a reply that cannot be read); switchboard.ErrUnavailable if
+// the connection is broken or closed (the server may or may not have run the
+// tool); switchboard.ErrUpstreamTimeout and context.DeadlineExceeded if
+// Config.Timeout passed; ctx's error if ctx ended first.
+func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
+	args, err := objectArgs(args)
+	if err == nil && name == "" {
+		err = errors.New("no tool name")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid, err))
+	}
+	opCtx, cancel := c.opContext(ctx)
+	defer cancel()
+	if c.ctx.Err() != nil {
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, context.Cause(c.ctx))
+	}
+	var req mcp.CallToolRequest
+	req.Params.Name = name
+	req.Params.RawArguments = args
+	res, err := c.client.CallTool(opCtx, req)
+	if err != nil {
+		// mcp-go wraps every failure to send or receive in a
+		// *transport.Error; anything else is the server's answer: a JSON-RPC
+		// error, or a result it could not parse.
+		var te *transport.Error
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, c.cfg.Timeout, err, !errors.As(err, &te)))
+	}
+	return newResult(res), nil
+}
+
+// Stderr returns the last lines (at most 100) that a stdio server wrote to
+// its stderr, an unfinished last line included; nil for a remote server.
+func (c *Conn) Stderr() []string {
+	if c.stderr == nil {
+		return nil
+	}
+	return c.stderr.Lines()
+}
+
+// Close ends the connection and waits (at most about 5s) for it to end.
+// Requests in flight fail with switchboard.ErrUnavailable. For a stdio
+// server it closes the child's stdin, and after a short grace signals its
+// whole process group with SIGTERM, then SIGKILL, and reaps the child. Close
+// is idempotent; it returns an error only if something it started could not
+// be stopped in time.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.shutdown() })
+	return c.closeErr
+}
+
+func (c *Conn) shutdown() error {
+	deadline := time.Now().Add(closeTimeout)
+	close(c.done)
+	c.kill(withKind(switchboard.ErrUnavailable, errClosed))
+
+	closed := make(chan error, 1)
+	go func() { closed <- c.client.Close() }()
+	var errs []error
+	if c.proc != nil {
+		if err := c.proc.stop(closed, c.log); err != nil {
+			errs = append(errs, err)
+		}
+	} else {
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-closed: // the HTTP transports' Close errors are only logged by mcp-go
+		case <-t.C:
+			errs = append(errs, errors.New("transport did not close in time"))
+		}
+		t.Stop()
+	}
+	if c.httpTr != nil {
+		c.httpTr.CloseIdleConnections()
+	}
+	if !waitTimeout(&c.wg, time.Until(deadline)) {
+		errs = append(errs, errors.New("goroutines did not end in time"))
+	}
+	c.log.Debug("mcp server connection closed")
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close %s: %w", c.name, err)
+	}
+	return nil
+}
+
+// opContext returns the context of one request: ctx bounded by
+// Config.Timeout, and ended when the connection ends.
+func (c *Conn) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	opCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	stop := context.AfterFunc(c.ctx, cancel)
+	return opCtx, func() { stop(); cancel() }
+}
+
+// classify says why a request failed: the connection ended, the caller's
+// ctx ended, the request's own limit passed, the server rejected it
+// (rejected), or the transport failed.
+func (c *Conn) classify(ctx, opCtx context.Context, limit time.Duration, err error, rejected bool) error {
+	return c.redact(c.classifyRaw(ctx, opCtx, limit, err, rejected))
+}
+
+func (c *Conn) classifyRaw(ctx, opCtx context.Context, limit time.Duration, err error, rejected bool) error {
+	if dl, ok := opCtx.Deadline(); ok && opCtx.Err() == nil && time.Until(dl) < deadlineSlack {
+		// A transport timer set to our deadline (SSE's response timeout)
+		// can fire a hair before it: the failure is the deadline.
+		t := time.NewTimer(deadlineSlack)
+		select {
+		case <-opCtx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	switch {
+	case ctx.Err() != nil:
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return withKind(switchboard.ErrUpstreamTimeout, ctx.Err())
+		}
+		return ctx.Err()
+	case errors.Is(opCtx.Err(), context.DeadlineExceeded):
+		return withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer within %s: %w", limit, context.DeadlineExceeded))
+	case c.ctx.Err() != nil:
+		return context.Cause(c.ctx)
+	case rejected:
+		return withKind(switchboard.ErrInvalid, err)
+	}
+	if c.proc != nil && canWatchExit && errors.Is(err, transport.ErrTransportClosed) {
+		// The child's stdout ended; its exit, with the status worth
+		// reporting, is usually a moment behind.
+		t := time.NewTimer(exitReportWait)
+		defer t.Stop()
+		select {
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		case <-t.C:
+		}
+	}
+	return withKind(switchboard.ErrUnavailable, err)
+}
+
+// onNotification runs on mcp-go's read loop: it must not block, nor make a
+// request (which would wait for the loop it holds up).
+func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
+	if n.Method != mcp.MethodNotificationToolsListChanged {
+		return
+	}
+	c.log.Debug("mcp server tools changed")
+	if c.onToolsChanged == nil {
+		return
+	}
+	select {
+	case c.changed <- struct{}{}:
+	default: // one is pending already; it will see the change
+	}
+}
+
+// notifyToolsChanged calls OnToolsChanged for each (coalesced)
+// notification until Close.
+func (c *Conn) notifyToolsChanged() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.changed:
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			c.onToolsChanged()
+		}
+	}
+}
+
+// stderrTail returns the last few stderr lines of a stdio child, for an
+// error message.
+func (c *Conn) stderrTail() string {
+	lines := c.Stderr()
+	var tail []string
+	for _, l := range slices.Backward(lines) {
+		if l = strings.TrimSpace(l); l != "" {
+			tail = append(tail, l)
+		}
+		if len(tail) == 3 {
+			break
+		}
+	}
+	slices.Reverse(tail)
+	s := strings.Join(tail, " | ")
+	if len(s) > 500 {
+		s = "..." + s[len(s)-500:]
+	}
+	return strings.ToValidUTF8(s, "")
+}
+
+// kind resolves cfg.Type and checks that cfg has what that transport needs.
+func (cfg Config) kind() (string, error) {
+	var kind string
+	switch strings.ToLower(cfg.Type) {
+	case "":
+		kind = kindHTTP
+		if cfg.Command != "" {
+			kind = kindStdio
+		}
+	case "stdio":
+		kind = kindStdio
+	case "http", "streamable-http", "streamablehttp", "streamable_http":
+		kind = kindHTTP
+	case "sse":
+		kind = kindSSE
+	default:
+		return "", fmt.Errorf("unknown transport type %q (want stdio, http or sse)", cfg.Type)
+	}
+	if kind == kindStdio {
+		if cfg.Command == "" {
+			return "", errors.New("stdio server without a command")
+		}
+		for k := range cfg.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return "", fmt.Errorf("bad environment variable name %q", k)
+			}
+		}
+		return kind, nil
+	}
+	if cfg.URL == "" {
+		return "", errors.New("no command or url")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a secret
+		}
+		return "", fmt.Errorf("bad url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("url %s: want http:// or https:// and a host", redactURL(cfg.URL))
+	}
+	return kind, nil
+}
+
+// redactURL drops what may hold secrets (user info, query, fragment) from a
+// URL, for logs and errors.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// urlRedactor returns a replacer that hides the parts of rawURL that may be
+// secrets (query, password) wherever they appear, or nil if it has none.
+// net/http puts the whole URL in its errors.
+func urlRedactor(rawURL string) *strings.Replacer {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil
+	}
+	var pairs []string
+	if u.RawQuery != "" {
+		pairs = append(pairs, u.RawQuery, "REDACTED")
+	}
+	if p, ok := u.User.Password(); ok && p != "" {
+		pairs = append(pairs, p, "REDACTED")
+	}
+	if pairs == nil {
+		return nil
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// redact hides the server URL's secrets in err's message; errors.Is and
+// errors.As still see err.
+func (c *Conn) redact(err error) error {
+	if c.redactor == nil || err == nil {
+		return err
+	}
+	return &redactedError{err: err, r: c.redactor}
+}
+
+type redactedError struct {
+	err error
+	r   *strings.Replacer
+}
+
+func (e *redactedError) Error() string { return e.r.Replace(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// newHTTPTransport returns an HTTP transport of a Conn's own, so that Close
+// can drop its idle connections (and their goroutines) without touching
+// anyone else's.
+func newHTTPTransport() *http.Transport {
+	return http.DefaultTransport.(*http.Transport).Clone()
+}
+
+// httpClient returns the HTTP client of a remote Conn. It adds the
+// configured headers to any request that lacks them: mcp-go v1.2.1's
+// streamable HTTP transport sends its session-ending DELETE without them,
+// which a server behind authentication refuses.
+func (c *Conn) httpClient() *http.Client {
+	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers}}
+}
+
+// headerTransport sets headers on requests that lack them.
+type headerTransport struct {
+	base    http.RoundTripper
+	headers map[string]string
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	for k := range t.headers {
+		if r.Header.Get(k) == "" {
+			r = r.Clone(r.Context()) // a RoundTripper must not change its request
+			for k, v := range t.headers {
+				if r.Header.Get(k) == "" {
+					r.Header.Set(k, v)
+				}
+			}
+			break
+		}
+	}
+	return t.base.RoundTrip(r)
+}
+
+// objectArgs checks that args is a JSON object; empty or null means {}.
+func objectArgs(args json.RawMessage) (json.RawMessage, error) {
+	trimmed := strings.TrimSpace(string(args))
+	if trimmed == "" || trimmed == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if !json.Valid(args) {
+		return nil, errors.New("arguments are not valid JSON")
+	}
+	if trimmed[0] != '{' {
+		return nil, errors.New("arguments are not a JSON object")
+	}
+	return args, nil
+}
+
+// waitTimeout waits for wg at most d, and reports whether it ended.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// kindError is err, also matching kind with errors.Is, so that the message
+// stays err's own.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func withKind(kind, err error) error {
+	if errors.Is(err, kind) {
+		return err
+	}
+	return &kindError{kind: kind, err: err}
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }

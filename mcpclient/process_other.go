@@ -1,0 +1,33 @@
+//go:build !unix
+
+package mcpclient
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os/exec"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+)
+
+// canWatchExit reports whether a stdio child's exit is watched.
+const canWatchExit = false
+
+// process is the stdio child of a Conn; stdio servers need a Unix system,
+// where the child's process group can be stopped as a whole.
+type process struct{}
+
+func (p *process) commandFunc(Config, io.Writer) transport.CommandFunc {
+	return func(context.Context, string, []string, []string) (*exec.Cmd, error) {
+		return nil, errors.New("stdio servers are supported on Unix systems only")
+	}
+}
+
+func (p *process) started(*Conn) {}
+
+func (p *process) stop(closed <-chan error, _ *slog.Logger) error {
+	<-closed
+	return nil
+}
