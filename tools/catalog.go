@@ -1,0 +1,315 @@
+// Package tools is Switchboard's tool catalog: it merges the tools of every
+// connected MCP server under names the model accepts, turns their input
+// schemas into OpenAI function parameters (quarantining those that cannot be
+// made valid), fills arguments from the caller's context so the model cannot
+// choose them, and dispatches calls to the right server.
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/mcpclient"
+)
+
+// Server is a connected MCP server, as the catalog uses it. *mcpclient.Conn
+// implements it.
+type Server interface {
+	Name() string
+	Tools() []mcpclient.Tool
+	CallTool(ctx context.Context, name string, args json.RawMessage) (*mcpclient.Result, error)
+}
+
+// Policy is what the operator configured for one server's tools.
+type Policy struct {
+	// Inject maps an argument name to a caller field ("user_id" or
+	// "conversation_id"). The argument disappears from the schema the model
+	// sees and is always filled from the authenticated caller.
+	Inject map[string]string
+	// AllowedTools, when not empty, lists the only tools exposed.
+	AllowedTools []string
+	// ExcludedTools are never exposed.
+	ExcludedTools []string
+	// Timeout bounds each call; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// DefaultTimeout bounds a tool call when its server configures none.
+const DefaultTimeout = 60 * time.Second
+
+// Injectable caller fields.
+const (
+	InjectUserID         = "user_id"
+	InjectConversationID = "conversation_id"
+)
+
+// ValidatePolicy checks what NewCatalog would refuse in p, so configuration
+// errors surface at load time. It returns an error wrapping
+// switchboard.ErrInvalid.
+func ValidatePolicy(server string, p Policy) error {
+	for arg, field := range p.Inject {
+		if field != InjectUserID && field != InjectConversationID {
+			return fmt.Errorf("server %s: inject %s: unknown caller field %q (want %s or %s): %w",
+				server, arg, field, InjectUserID, InjectConversationID, switchboard.ErrInvalid)
+		}
+		if arg == "" {
+			return fmt.Errorf("server %s: inject: empty argument name: %w", server, switchboard.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Source is one server with its policy.
+type Source struct {
+	Server Server
+	Policy Policy
+}
+
+// Caller is who a tool call acts for.
+type Caller struct {
+	UserID         string
+	ConversationID string
+}
+
+// Entry is one exposed tool.
+type Entry struct {
+	Server      string // the server's configured name
+	Tool        string // the server's own tool name
+	ExposedName string
+	Definition  switchboard.ToolDefinition
+	Annotations mcpclient.Annotations
+
+	conn    Server
+	inject  map[string]string
+	timeout time.Duration
+}
+
+// Quarantined is a tool left out of the catalog, with the reason.
+type Quarantined struct {
+	Server string
+	Tool   string
+	Reason string
+}
+
+// Catalog is an immutable snapshot of the tools of a set of servers. A turn
+// keeps the catalog it started with, so a reload never changes the tools
+// under a running turn.
+type Catalog struct {
+	entries     []*Entry
+	byName      map[string]*Entry
+	defs        []switchboard.ToolDefinition
+	quarantined []Quarantined
+}
+
+// NewCatalog builds a catalog over sources. Tools whose schema cannot be
+// made valid are quarantined, not fatal. It returns an error wrapping
+// switchboard.ErrConflict when two servers' tools would be exposed under one
+// name, and one wrapping switchboard.ErrInvalid for an invalid policy.
+func NewCatalog(sources []Source) (*Catalog, error) {
+	c := &Catalog{byName: make(map[string]*Entry)}
+	prefixes := make(map[string]string)
+	for _, src := range sources {
+		name := src.Server.Name()
+		if err := ValidatePolicy(name, src.Policy); err != nil {
+			return nil, err
+		}
+		prefix := sanitize(name)
+		if other, ok := prefixes[prefix]; ok {
+			return nil, fmt.Errorf("servers %q and %q both expose their tools as %s__*: rename one: %w",
+				other, name, prefix, switchboard.ErrConflict)
+		}
+		prefixes[prefix] = name
+		allowed := setOf(src.Policy.AllowedTools)
+		excluded := setOf(src.Policy.ExcludedTools)
+		timeout := src.Policy.Timeout
+		if timeout <= 0 {
+			timeout = DefaultTimeout
+		}
+		for _, t := range src.Server.Tools() {
+			if len(allowed) > 0 && !allowed[t.Name] || excluded[t.Name] {
+				continue
+			}
+			exposed := ExposedName(name, t.Name)
+			if prev, ok := c.byName[exposed]; ok {
+				if prev.Server != name {
+					return nil, fmt.Errorf("tool %q of server %q and tool %q of server %q are both exposed as %s: %w",
+						prev.Tool, prev.Server, t.Name, name, exposed, switchboard.ErrConflict)
+				}
+				c.quarantined = append(c.quarantined, Quarantined{Server: name, Tool: t.Name,
+					Reason: fmt.Sprintf("its exposed name %s collides with tool %q of the same server", exposed, prev.Tool)})
+				continue
+			}
+			params, err := NormalizeSchema(t.InputSchema, keys(src.Policy.Inject))
+			if err != nil {
+				c.quarantined = append(c.quarantined, Quarantined{Server: name, Tool: t.Name, Reason: err.Error()})
+				continue
+			}
+			desc := t.Description
+			if desc == "" {
+				desc = t.Title
+			}
+			e := &Entry{
+				Server:      name,
+				Tool:        t.Name,
+				ExposedName: exposed,
+				Definition:  switchboard.ToolDefinition{Name: exposed, Description: desc, Parameters: params},
+				Annotations: t.Annotations,
+				conn:        src.Server,
+				inject:      src.Policy.Inject,
+				timeout:     timeout,
+			}
+			c.entries = append(c.entries, e)
+			c.byName[exposed] = e
+		}
+	}
+	sort.Slice(c.entries, func(i, j int) bool { return c.entries[i].ExposedName < c.entries[j].ExposedName })
+	c.defs = make([]switchboard.ToolDefinition, len(c.entries))
+	for i, e := range c.entries {
+		c.defs[i] = e.Definition
+	}
+	return c, nil
+}
+
+// Definitions returns the tools as the model sees them, sorted by name. The
+// slice is shared: callers must not modify it.
+func (c *Catalog) Definitions() []switchboard.ToolDefinition { return c.defs }
+
+// Entries returns the exposed tools, sorted by exposed name.
+func (c *Catalog) Entries() []*Entry { return c.entries }
+
+// Quarantined returns the tools left out, with their reasons.
+func (c *Catalog) Quarantined() []Quarantined { return c.quarantined }
+
+// Lookup returns the tool exposed under name.
+func (c *Catalog) Lookup(name string) (*Entry, bool) {
+	e, ok := c.byName[name]
+	return e, ok
+}
+
+// Prepare turns a call the model asked for into a ledger row ready to run:
+// the server and tool it routes to, and its arguments with the caller's
+// injected fields. A call that cannot run (unknown tool, arguments that are
+// not a JSON object) comes back with status failed and an error for the
+// model; Prepare itself never fails.
+func (c *Catalog) Prepare(rc switchboard.RequestedCall, caller Caller) switchboard.ToolCall {
+	call := switchboard.ToolCall{
+		CallID:         rc.ID,
+		UserID:         caller.UserID,
+		ConversationID: caller.ConversationID,
+		ExposedName:    rc.Name,
+		Tool:           rc.Name,
+		Status:         switchboard.CallRunning,
+	}
+	fail := func(msg string) switchboard.ToolCall {
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassInvalid
+		call.Error = msg
+		call.Result = "error: " + msg
+		if !json.Valid(call.Arguments) {
+			call.Arguments, _ = json.Marshal(rc.Arguments) // keep what the model sent, as a JSON string
+		}
+		return call
+	}
+	e, ok := c.byName[rc.Name]
+	if !ok {
+		return fail(fmt.Sprintf("unknown tool %q", rc.Name))
+	}
+	call.Server, call.Tool = e.Server, e.Tool
+	args := map[string]json.RawMessage{}
+	if s := strings.TrimSpace(rc.Arguments); s != "" && s != "null" {
+		if err := json.Unmarshal([]byte(s), &args); err != nil || args == nil {
+			return fail("arguments are not a JSON object")
+		}
+	}
+	for arg, field := range e.inject {
+		v := caller.UserID
+		if field == InjectConversationID {
+			v = caller.ConversationID
+		}
+		args[arg], _ = json.Marshal(v)
+	}
+	call.Arguments, _ = json.Marshal(args)
+	return call
+}
+
+// Run executes a prepared call and fills in its result, status, error and
+// duration. A tool's own failure, a broken connection, a timeout and a
+// cancellation all end up in the call's fields, to be told to the model;
+// Run never fails.
+func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
+	e, ok := c.byName[call.ExposedName]
+	if !ok || call.Status != switchboard.CallRunning {
+		return
+	}
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, e.timeout)
+	res, err := e.conn.CallTool(callCtx, e.Tool, call.Arguments)
+	cancel()
+	call.Duration = time.Since(start)
+	call.FinishedAt = start.Add(call.Duration)
+	switch {
+	case err == nil:
+		call.Result = res.Text
+		call.StructuredResult = res.Structured
+		call.ResultSize = len(res.Text) + len(res.Structured)
+		if res.IsError {
+			call.Status = switchboard.CallFailed
+			call.ErrorClass = switchboard.ErrorClassTool
+			call.Error = firstLine(res.Text)
+		} else {
+			call.Status = switchboard.CallSucceeded
+		}
+	case ctx.Err() != nil:
+		call.Status = switchboard.CallCancelled
+		call.ErrorClass = switchboard.ErrorClassCancelled
+		call.Error = "the call was cancelled"
+	case errors.Is(err, context.DeadlineExceeded):
+		call.Status = switchboard.CallTimedOut
+		call.ErrorClass = switchboard.ErrorClassTimeout
+		call.Error = fmt.Sprintf("the tool did not answer within %s", e.timeout)
+	case errors.Is(err, switchboard.ErrInvalid):
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassInvalid
+		call.Error = err.Error()
+	default:
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassTransport
+		call.Error = err.Error()
+	}
+	if call.Status != switchboard.CallSucceeded && err != nil {
+		call.Result = "error: " + call.Error
+	}
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
+
+func setOf(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+func keys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
