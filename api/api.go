@@ -1,0 +1,200 @@
+// Package api serves Switchboard's HTTP API with Gin: the chat endpoint (JSON
+// and the Vercel AI SDK UI message stream), conversations, tools, health, and
+// the one table that maps domain errors to HTTP statuses.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/orchestrator"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// Chatter runs turns. *orchestrator.Orchestrator implements it.
+type Chatter interface {
+	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
+}
+
+// Store is what the API reads and edits directly. store.Memory and
+// store.Postgres implement it.
+type Store interface {
+	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
+	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
+	DeleteConversation(ctx context.Context, id string) error
+	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+}
+
+// Pinger reports whether a dependency is reachable, for /readyz.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Catalogs gives the current tool catalog. *tools.Registry implements it.
+type Catalogs interface {
+	Current() *tools.Catalog
+}
+
+// Options tune the handler; nil means defaults.
+type Options struct {
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body; 0 means 1 MiB.
+	MaxBodyBytes int64
+	// MaxMessageChars bounds a chat message; 0 means 32,000.
+	MaxMessageChars int
+	// Ready, when set, is pinged by /readyz.
+	Ready Pinger
+}
+
+// Handler is the HTTP API.
+type Handler struct {
+	chat   Chatter
+	store  Store
+	tools  Catalogs
+	auth   *Authenticator
+	opts   Options
+	logger *slog.Logger
+	engine *gin.Engine
+}
+
+// NewHandler returns the API over its collaborators.
+func NewHandler(chat Chatter, store Store, tools Catalogs, auth *Authenticator, opts *Options) *Handler {
+	h := &Handler{chat: chat, store: store, tools: tools, auth: auth}
+	if opts != nil {
+		h.opts = *opts
+	}
+	if h.opts.MaxBodyBytes <= 0 {
+		h.opts.MaxBodyBytes = 1 << 20
+	}
+	if h.opts.MaxMessageChars <= 0 {
+		h.opts.MaxMessageChars = 32000
+	}
+	h.logger = h.opts.Logger
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	h.engine = gin.New()
+	h.engine.HandleMethodNotAllowed = true
+	h.routes()
+	return h
+}
+
+// routes is the whole route table.
+func (h *Handler) routes() {
+	e := h.engine
+	e.Use(h.recover, h.logRequests)
+	e.NoRoute(func(c *gin.Context) {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "route_not_found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed here"}})
+	})
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+
+	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
+	user.POST("/chat", h.postChat)
+	user.GET("/conversations", h.listConversations)
+	user.GET("/conversations/:id", h.getConversation)
+	user.PATCH("/conversations/:id", h.patchConversation)
+	user.DELETE("/conversations/:id", h.deleteConversation)
+	user.GET("/tools", h.listTools)
+}
+
+// ServeHTTP serves the API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.engine.ServeHTTP(w, r) }
+
+const (
+	ctxIdentity  = "switchboard.identity"
+	ctxRequestID = "switchboard.request_id"
+)
+
+// authenticate verifies the bearer token and keeps the identity.
+func (h *Handler) authenticate(c *gin.Context) {
+	id, err := h.auth.Verify(c.GetHeader("Authorization"))
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Set(ctxIdentity, id)
+}
+
+// requireSelf lets a user act only under their own id in the path.
+func (h *Handler) requireSelf(c *gin.Context) {
+	if identity(c).UserID != c.Param("user_id") {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, "wrong_user", "the token's user does not match the user in the path"))
+		return
+	}
+}
+
+func identity(c *gin.Context) Identity {
+	id, _ := c.Get(ctxIdentity)
+	v, _ := id.(Identity)
+	return v
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// logRequests gives every request an id and logs one line when it ends, with
+// ids and durations, never payloads or tokens.
+func (h *Handler) logRequests(c *gin.Context) {
+	start := time.Now()
+	rid := c.GetHeader("X-Request-Id")
+	if rid == "" || len(rid) > 64 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		rid = hex.EncodeToString(b[:])
+	}
+	c.Set(ctxRequestID, rid)
+	c.Header("X-Request-Id", rid)
+	c.Next()
+	attrs := []slog.Attr{
+		slog.String("request_id", rid), slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()), slog.Int("status", c.Writer.Status()),
+		slog.Duration("duration", time.Since(start)),
+	}
+	if id := identity(c); id.UserID != "" {
+		attrs = append(attrs, slog.String("user_id", id.UserID))
+	}
+	h.logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// recover turns a panic into a logged 500.
+func (h *Handler) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			h.logger.Error("panic serving request", "request_id", requestID(c), "route", c.FullPath(), "panic", r)
+			if !c.Writer.Written() {
+				c.AbortWithStatusJSON(http.StatusInternalServerError, errorBody{Error: errorDetail{Code: "internal_error", Message: "something went wrong on our side; it has been logged"}})
+			}
+		}
+	}()
+	c.Next()
+}
+
+func (h *Handler) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (h *Handler) readyz(c *gin.Context) {
+	if h.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := h.opts.Ready.Ping(ctx); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": gin.H{"store": err.Error()}})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": gin.H{"store": "ok"}})
+}

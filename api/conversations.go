@@ -1,0 +1,168 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+type conversationDTO struct {
+	ID        string `json:"id"`
+	UserID    string `json:"user_id"`
+	Title     string `json:"title"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+func toConversationDTO(c switchboard.Conversation) conversationDTO {
+	return conversationDTO{ID: c.ID, UserID: c.UserID, Title: c.Title, Status: c.Status,
+		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt)}
+}
+
+// ownConversation loads the conversation in the path if it belongs to the
+// caller. Another user's conversation is reported as absent, so that a user
+// never learns whether it exists.
+func (h *Handler) ownConversation(c *gin.Context) (switchboard.Conversation, error) {
+	id := c.Param("id")
+	conv, err := h.store.GetConversation(c.Request.Context(), id)
+	if errors.Is(err, switchboard.ErrNotFound) || err == nil && conv.UserID != identity(c).UserID {
+		return switchboard.Conversation{}, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", id)
+	}
+	return conv, err
+}
+
+func (h *Handler) listConversations(c *gin.Context) {
+	limit := 50
+	if s := c.Query("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a number from 1 to 500"))
+			return
+		}
+		limit = n
+	}
+	convs, err := h.store.ListConversations(c.Request.Context(), identity(c).UserID, limit)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]conversationDTO, len(convs))
+	for i, cv := range convs {
+		out[i] = toConversationDTO(cv)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversations": out})
+}
+
+func (h *Handler) getConversation(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	msgs, err := h.store.ListMessages(c.Request.Context(), conv.ID)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]messageDTO, len(msgs))
+	for i, m := range msgs {
+		out[i] = toMessageDTO(m)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation": toConversationDTO(conv), "messages": out})
+}
+
+func (h *Handler) patchConversation(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	var body struct {
+		Title  *string `json:"title"`
+		Status *string `json:"status"`
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
+	if err != nil || json.Unmarshal(raw, &body) != nil {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", `the body must be a JSON object like {"title": "..."}`))
+		return
+	}
+	if body.Title == nil && body.Status == nil {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "nothing_to_update", "give title and/or status"))
+		return
+	}
+	if body.Title != nil {
+		t := strings.TrimSpace(*body.Title)
+		if len([]rune(t)) > 255 {
+			h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_title", "title is longer than 255 characters"))
+			return
+		}
+		conv.Title = t
+	}
+	if body.Status != nil {
+		if *body.Status != "active" && *body.Status != "archived" {
+			h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_status", `status must be "active" or "archived"`))
+			return
+		}
+		conv.Status = *body.Status
+	}
+	conv, err = h.store.UpdateConversation(c.Request.Context(), conv)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation": toConversationDTO(conv)})
+}
+
+func (h *Handler) deleteConversation(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if err := h.store.DeleteConversation(c.Request.Context(), conv.ID); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+type toolDTO struct {
+	Name        string          `json:"name"`
+	Server      string          `json:"server"`
+	Tool        string          `json:"tool"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Annotations map[string]bool `json:"annotations,omitempty"`
+}
+
+func (h *Handler) listTools(c *gin.Context) {
+	entries := h.tools.Current().Entries()
+	out := make([]toolDTO, len(entries))
+	for i, e := range entries {
+		out[i] = toolDTO{Name: e.ExposedName, Server: e.Server, Tool: e.Tool, Description: e.Definition.Description,
+			Parameters: e.Definition.Parameters, Annotations: annotations(e)}
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "tools": out})
+}
+
+// annotations renders the MCP hints a tool declared, under their MCP names.
+func annotations(e *tools.Entry) map[string]bool {
+	a := e.Annotations
+	m := map[string]bool{}
+	for name, v := range map[string]*bool{"readOnlyHint": a.ReadOnly, "destructiveHint": a.Destructive,
+		"idempotentHint": a.Idempotent, "openWorldHint": a.OpenWorld} {
+		if v != nil {
+			m[name] = *v
+		}
+	}
+	return m
+}

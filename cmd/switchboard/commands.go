@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// migrate applies the database migrations. Use the direct (not pooled) URL.
+func migrate(ctx context.Context, args []string, getenv env, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs, getenv)
+	url := fs.String("database-url", "", "Postgres URL (default: the config's database_url)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		cfg, _, _, err := loadConfig(*cfgPath, getenv)
+		if err != nil {
+			return err
+		}
+		*url = cfg.DatabaseURL
+	}
+	if *url == "" {
+		return errors.New("migrate: no database: set DATABASE_URL, database_url in the config, or --database-url")
+	}
+	logger := newLogger(stderr)
+	if err := store.Migrate(ctx, *url, logger); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	logger.Info("migrations applied")
+	return nil
+}
+
+// token prints an HS256 token for the configured secret.
+func token(args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs, getenv)
+	user := fs.String("user", "", "user id (the token's sub)")
+	admin := fs.Bool("admin", false, "give the token the admin role")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if strings.TrimSpace(*user) == "" {
+		return errors.New("token: --user is required")
+	}
+	if *ttl <= 0 {
+		return errors.New("token: --ttl must be positive")
+	}
+	cfg, _, _, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.JWTSecret == "" {
+		return errors.New("token: no auth.jwt_secret is configured (set JWT_SECRET_KEY); in dev mode the server prints a token of its own when it starts")
+	}
+	if len(cfg.Auth.JWTSecret) < api.MinSecretLen {
+		return fmt.Errorf("token: auth.jwt_secret must be at least %d bytes", api.MinSecretLen)
+	}
+	tok, err := api.MintToken([]byte(cfg.Auth.JWTSecret), *user, *ttl, *admin, cfg.Auth.Issuer, cfg.Auth.Audience)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// listTools connects to the configured servers and prints the catalog, and
+// the quarantined tools with their reasons. It fails when a required server
+// does not connect.
+func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tools", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, _, warnings, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	conns, dialErr := connectServers(ctx, cfg, logger)
+	defer closeServers(conns, logger)
+	catalog, err := tools.NewCatalog(sources(cfg, conns))
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOOL\tSERVER\tHINTS\tDESCRIPTION")
+	for _, e := range catalog.Entries() {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.ExposedName, e.Server, hints(e), oneLine(e.Definition.Description, 60))
+	}
+	tw.Flush()
+	if q := catalog.Quarantined(); len(q) > 0 {
+		fmt.Fprintln(stdout, "\nQuarantined (left out of the catalog):")
+		for _, t := range q {
+			fmt.Fprintf(stdout, "  %s/%s: %s\n", t.Server, t.Tool, t.Reason)
+		}
+	}
+	var missing []string
+	for name, sc := range cfg.MCPServers {
+		if _, ok := conns[name]; !ok && !sc.Disabled {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		fmt.Fprintf(stdout, "\nNot connected: %s (see the log above)\n", strings.Join(missing, ", "))
+	}
+	return dialErr
+}
+
+func hints(e *tools.Entry) string {
+	var out []string
+	a := e.Annotations
+	for _, h := range []struct {
+		name string
+		v    *bool
+	}{{"read-only", a.ReadOnly}, {"destructive", a.Destructive}, {"idempotent", a.Idempotent}, {"open-world", a.OpenWorld}} {
+		if h.v != nil && *h.v {
+			out = append(out, h.name)
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > n {
+		return string([]rune(s)[:n-1]) + "…"
+	}
+	return s
+}

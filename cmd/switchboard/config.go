@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the service's configuration file (YAML, or JSON, which YAML
+// reads too). Every string may use ${VAR} and ${VAR:-default}.
+type Config struct {
+	Listen      string                  `yaml:"listen"`
+	DatabaseURL string                  `yaml:"database_url"`
+	LLM         LLMConfig               `yaml:"llm"`
+	Auth        AuthConfig              `yaml:"auth"`
+	Limits      LimitsConfig            `yaml:"limits"`
+	MCPServers  map[string]ServerConfig `yaml:"mcpServers"`
+}
+
+// LLMConfig configures the model.
+type LLMConfig struct {
+	BaseURL      string   `yaml:"base_url"`
+	APIKey       string   `yaml:"api_key"`
+	Model        string   `yaml:"model"`
+	MaxSteps     int      `yaml:"max_steps"`
+	HistoryLimit int      `yaml:"history_limit"`
+	Timeout      Duration `yaml:"timeout"`
+	SystemPrompt string   `yaml:"system_prompt"`
+}
+
+// AuthConfig configures token verification.
+type AuthConfig struct {
+	JWTSecret  string   `yaml:"jwt_secret"`
+	JWKSURL    string   `yaml:"jwks_url"`
+	Issuer     string   `yaml:"issuer"`
+	Audience   string   `yaml:"audience"`
+	AdminUsers []string `yaml:"admin_users"`
+}
+
+// LimitsConfig bounds requests.
+type LimitsConfig struct {
+	MaxBodyBytes    int64 `yaml:"max_body_bytes"`
+	MaxMessageChars int   `yaml:"max_message_chars"`
+}
+
+// ServerConfig is one entry of mcpServers: Claude Desktop's keys (command,
+// args, env; url, type, headers) and our optional extensions beside them.
+type ServerConfig struct {
+	Command string            `yaml:"command"`
+	Args    []string          `yaml:"args"`
+	Env     map[string]string `yaml:"env"`
+	Cwd     string            `yaml:"cwd"`
+
+	URL     string            `yaml:"url"`
+	Type    string            `yaml:"type"`
+	Headers map[string]string `yaml:"headers"`
+
+	Disabled      bool              `yaml:"disabled"`
+	Required      bool              `yaml:"required"`
+	InitTimeout   Duration          `yaml:"init_timeout"`
+	Timeout       Duration          `yaml:"timeout"`
+	AllowedTools  []string          `yaml:"allowed_tools"`
+	ExcludedTools []string          `yaml:"excluded_tools"`
+	Inject        map[string]string `yaml:"inject"`
+}
+
+// serverKeys are the keys of ServerConfig; other keys in a server entry
+// (other hosts' extensions, such as autoApprove) are ignored with a warning.
+var serverKeys = map[string]bool{
+	"command": true, "args": true, "env": true, "cwd": true, "url": true, "type": true, "headers": true,
+	"disabled": true, "required": true, "init_timeout": true, "timeout": true, "allowed_tools": true,
+	"excluded_tools": true, "inject": true,
+}
+
+// Duration reads "30s", "1m30s", or a bare number of seconds.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a duration must be like 30s or a number of seconds", n.Line)
+	}
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = Duration(secs * float64(time.Second))
+	} else if v, err := time.ParseDuration(n.Value); err == nil {
+		*d = Duration(v)
+	} else {
+		return fmt.Errorf("line %d: %q is not a duration (like 30s or 2m)", n.Line, n.Value)
+	}
+	if *d < 0 {
+		return fmt.Errorf("line %d: a duration cannot be negative", n.Line)
+	}
+	return nil
+}
+
+// ParseConfig reads a configuration document, expanding variables with
+// getenv. It returns the warnings worth logging (ignored keys) and an error
+// naming the problem: a missing variable, a type mismatch with its line, an
+// unknown top-level key, an invalid server entry.
+func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []string, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("parse config: %w", err)
+	}
+	if doc.Kind == 0 { // empty document
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
+	}
+	if err := expandNode(&doc, getenv); err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	if servers := mappingValue(doc.Content[0], "mcpServers"); servers != nil && servers.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(servers.Content); i += 2 {
+			name, entry := servers.Content[i].Value, servers.Content[i+1]
+			if entry.Kind != yaml.MappingNode {
+				continue
+			}
+			kept := entry.Content[:0:0]
+			for j := 0; j+1 < len(entry.Content); j += 2 {
+				if k := entry.Content[j].Value; !serverKeys[k] {
+					warnings = append(warnings, fmt.Sprintf("mcpServers.%s: ignoring key %q", name, k))
+					continue
+				}
+				kept = append(kept, entry.Content[j], entry.Content[j+1])
+			}
+			entry.Content = kept
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, nil, fmt.Errorf("parse config: %w", err)
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	cfg := &Config{}
+	if err := dec.Decode(cfg); err != nil {
+		return nil, nil, fmt.Errorf("parse config: %w", err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// expandNode expands variables in every scalar value (not in keys). A plain
+// (unquoted) scalar is re-typed after expansion, so `max_steps: ${N:-10}`
+// reads as a number.
+func expandNode(n *yaml.Node, getenv func(string) (string, bool)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "$") {
+			return nil
+		}
+		v, err := Expand(n.Value, getenv)
+		if err != nil {
+			return fmt.Errorf("config line %d: %w", n.Line, err)
+		}
+		n.Value = v
+		if n.Style == 0 || n.Style == yaml.TaggedStyle && n.Tag == "" {
+			n.Tag = ""
+			if v == "" {
+				n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
+			}
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			if err := expandNode(n.Content[i], getenv); err != nil {
+				return err
+			}
+		}
+	default:
+		for _, c := range n.Content {
+			if err := expandNode(c, getenv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Expand replaces ${VAR} with the variable's value and ${VAR:-default} with
+// the value, or default when the variable is unset or empty. $${ is a
+// literal ${. A ${VAR} whose variable is unset is an error naming it.
+func Expand(s string, getenv func(string) (string, bool)) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		if i > 0 && s[i-1] == '$' { // $${ -> literal ${
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", truncate(s[i:], 40))
+		}
+		expr := s[i+2 : i+end]
+		s = s[i+end+1:]
+		name, def, hasDef := strings.Cut(expr, ":-")
+		if !validVarName(name) {
+			return "", fmt.Errorf("invalid variable name %q in ${%s}", name, truncate(expr, 40))
+		}
+		v, ok := getenv(name)
+		switch {
+		case hasDef && v == "":
+			b.WriteString(def)
+		case !ok:
+			return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} to make it optional)", name, name)
+		default:
+			b.WriteString(v)
+		}
+	}
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// validate checks what decoding cannot.
+func (c *Config) validate() error {
+	var errs []error
+	if c.LLM.MaxSteps < 0 || c.LLM.MaxSteps > 100 {
+		errs = append(errs, fmt.Errorf("llm.max_steps must be from 1 to 100 (got %d)", c.LLM.MaxSteps))
+	}
+	names := make([]string, 0, len(c.MCPServers))
+	for name := range c.MCPServers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s := c.MCPServers[name]
+		if name == "" {
+			errs = append(errs, errors.New("mcpServers: a server has an empty name"))
+			continue
+		}
+		switch {
+		case s.Command != "" && s.URL != "":
+			errs = append(errs, fmt.Errorf("mcpServers.%s: give command (stdio) or url (HTTP), not both", name))
+		case s.Command == "" && s.URL == "":
+			errs = append(errs, fmt.Errorf("mcpServers.%s: needs command (stdio) or url (HTTP)", name))
+		}
+		switch s.Type {
+		case "", "stdio", "http", "streamable-http", "streamableHttp", "streamable_http", "sse":
+		default:
+			errs = append(errs, fmt.Errorf("mcpServers.%s: unknown type %q (want stdio, http or sse)", name, s.Type))
+		}
+		if s.Type == "stdio" && s.Command == "" || (s.Type == "sse" || strings.HasPrefix(strings.ToLower(s.Type), "streamable") || s.Type == "http") && s.URL == "" {
+			errs = append(errs, fmt.Errorf("mcpServers.%s: type %s needs %s", name, s.Type, map[bool]string{true: "command", false: "url"}[s.Type == "stdio"]))
+		}
+		for arg, field := range s.Inject {
+			if field != "user_id" && field != "conversation_id" {
+				errs = append(errs, fmt.Errorf("mcpServers.%s.inject.%s: unknown field %q (want user_id or conversation_id)", name, arg, field))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadConfig reads the configuration from path, or, when path is empty,
+// from configs/switchboard.yaml if it exists, else the embedded default.
+// It returns the config, where it came from, and warnings.
+func loadConfig(path string, getenv func(string) (string, bool)) (*Config, string, []string, error) {
+	var (
+		data []byte
+		err  error
+		from = path
+	)
+	switch {
+	case path != "":
+		data, err = os.ReadFile(path)
+	default:
+		from = defaultConfigPath
+		data, err = os.ReadFile(defaultConfigPath)
+		if errors.Is(err, os.ErrNotExist) {
+			from, data, err = "embedded default", defaultConfig, nil
+		}
+	}
+	if err != nil {
+		return nil, from, nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, warnings, err := ParseConfig(data, getenv)
+	if err != nil {
+		return nil, from, nil, fmt.Errorf("%s: %w", from, err)
+	}
+	return cfg, from, warnings, nil
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+var tasksBin string
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	dir, err := os.MkdirTemp("", "switchboard-cmd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tasksBin = filepath.Join(dir, "tasks-mcp")
+	if out, err := exec.Command("go", "build", "-o", tasksBin, "../tasks-mcp").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build tasks-mcp: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDevModeCurlWorksAsPrinted starts the real service in dev mode, runs the
+// curl line it prints, and shuts it down.
+func TestDevModeCurlWorksAsPrinted(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed")
+	}
+	model := llmtest.NewServer(llmtest.Sequence(
+		llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"buy milk"}`}}},
+		llmtest.Reply{Text: "Added buy milk."},
+	))
+	defer model.Close()
+	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
+	cfg := fmt.Sprintf(`
+listen: 0.0.0.0:0          # dev mode must force loopback
+llm: {base_url: "${OPENAI_BASE_URL}", model: scripted}
+mcpServers:
+  tasks: {command: %q, inject: {user_id: user_id}}
+`, tasksBin)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OPENAI_BASE_URL": model.URL}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
+
+	curlLine := regexp.MustCompile(`(?s)curl -s -X POST .*?\}\}'`)
+	deadline := time.Now().Add(30 * time.Second)
+	var line string
+	for line == "" {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended early: %v\nstderr:\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no curl line printed; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+		}
+		line = curlLine.FindString(stdout.String())
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(line, "http://127.0.0.1:") {
+		t.Errorf("dev mode does not listen on loopback: %s", line)
+	}
+	out, err := exec.Command("sh", "-c", line).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), `"success":true`) || !strings.Contains(string(out), "Added buy milk.") || !strings.Contains(string(out), `"tool":"add_task"`) {
+		t.Errorf("curl reply: got %s", out)
+	}
+	token := regexp.MustCompile(`Bearer ([\w.-]+)`).FindStringSubmatch(line)[1]
+	if strings.Contains(stderr.String(), token) {
+		t.Errorf("the token appears in the logs")
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop within 20s of cancellation")
+	}
+	if !strings.Contains(stderr.String(), "in-memory store") {
+		t.Errorf("no warning about the in-memory store in the logs")
+	}
+}
+
+func TestSubcommands(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("auth: {jwt_secret: \"${S}\"}\nmcpServers:\n  tasks: {command: %q, inject: {user_id: user_id}}\n  gone: {command: /nonexistent/server, required: true}\n", tasksBin)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"S": strings.Repeat("s", 32)}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	var out, errOut bytes.Buffer
+	ctx := context.Background()
+
+	if err := run(ctx, []string{"token", "--config", cfgFile, "--user", "alice"}, getenv, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(strings.TrimSpace(out.String()), ".") != 2 {
+		t.Errorf("token: got %q", out.String())
+	}
+	if err := run(ctx, []string{"token", "--config", cfgFile}, getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "--user") {
+		t.Errorf("token without --user: got %v", err)
+	}
+	if err := run(ctx, []string{"token", "--user", "a", "--config", cfgFile}, func(string) (string, bool) { return "", false }, &out, &errOut); err == nil || !strings.Contains(err.Error(), "S is not set") {
+		t.Errorf("token with a missing variable: got %v", err)
+	}
+
+	out.Reset()
+	err := run(ctx, []string{"tools", "--config", cfgFile}, getenv, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "required MCP server gone") {
+		t.Errorf("tools with a required server down: got %v, want an error naming it", err)
+	}
+	for _, want := range []string{"tasks__add_task", "tasks__list_tasks", "read-only", "Not connected: gone"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("tools output lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	if err := run(ctx, []string{"frobnicate"}, getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("unknown command: got %v", err)
+	}
+	if err := run(ctx, []string{"migrate", "--config", cfgFile}, getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "no database") {
+		t.Errorf("migrate without a database: got %v", err)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	url := storetest.EmptyPostgresURL(t)
+	var out, errOut bytes.Buffer
+	for i := 0; i < 2; i++ { // applying twice is a no-op
+		if err := run(context.Background(), []string{"migrate", "--database-url", url}, func(string) (string, bool) { return "", false }, &out, &errOut); err != nil {
+			t.Fatalf("migrate (run %d): %v\n%s", i+1, err, errOut.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "migrations applied") {
+		t.Errorf("migrate log: got %s", errOut.String())
+	}
+}

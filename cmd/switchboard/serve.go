@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/llm"
+	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/orchestrator"
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// appStore is what the service needs of a store; store.Memory and
+// store.Postgres both provide it.
+type appStore interface {
+	orchestrator.TurnStore
+	api.Store
+}
+
+// devUser is the user of the token printed in dev mode.
+const devUser = "dev"
+
+func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, from, warnings, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(stderr)
+	logger.Info("config loaded", "from", from)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+
+	st, ready, closeStore, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	auth, dev, err := newAuth(cfg)
+	if err != nil {
+		return err
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	if dev != nil {
+		listen = loopbackOnly(listen, logger)
+	}
+
+	conns, err := connectServers(ctx, cfg, logger)
+	defer closeServers(conns, logger)
+	if err != nil {
+		return err
+	}
+	catalog, err := tools.NewCatalog(sources(cfg, conns))
+	if err != nil {
+		return fmt.Errorf("build tool catalog: %w", err)
+	}
+	for _, q := range catalog.Quarantined() {
+		logger.Warn("tool quarantined", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
+	}
+	registry := tools.NewRegistry(catalog)
+
+	model := llm.New(llm.Config{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
+		Timeout: time.Duration(cfg.LLM.Timeout)}, &llm.Options{Logger: logger})
+	if err := model.Ready(); err != nil {
+		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
+	}
+	orch := orchestrator.New(model, registry, st, &orchestrator.Options{
+		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, SystemPrompt: cfg.LLM.SystemPrompt, Logger: logger})
+	gin.SetMode(gin.ReleaseMode)
+	handler := api.NewHandler(orch, st, registry, auth, &api.Options{Logger: logger, Ready: ready,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
+
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", listen, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	base := "http://" + ln.Addr().String()
+	logger.Info("listening", "addr", base, "tools", len(catalog.Entries()), "model", model.Model())
+	if dev != nil {
+		printDevBanner(stdout, base, dev)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		logger.Warn("shutdown: requests still running were cut off", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// newLogger logs JSON, or text when stderr is a terminal.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// openStore opens Postgres when database_url is set, else the memory store.
+func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (appStore, api.Pinger, func(), error) {
+	if cfg.DatabaseURL == "" {
+		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
+		return store.NewMemory(), nil, func() {}, nil
+	}
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, &store.Options{Logger: logger})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	return pg, pg, pg.Close, nil
+}
+
+// devAuth is the ephemeral secret and token of dev mode.
+type devAuth struct {
+	token string
+}
+
+// newAuth builds the authenticator. With no auth configured it returns a
+// dev-mode authenticator over an ephemeral secret, and the token to print.
+func newAuth(cfg *Config) (*api.Authenticator, *devAuth, error) {
+	if cfg.Auth.JWKSURL != "" {
+		return nil, nil, errors.New("auth.jwks_url is not supported yet: configure auth.jwt_secret (HS256)")
+	}
+	if cfg.Auth.JWTSecret != "" {
+		a, err := api.NewAuthenticator(api.AuthConfig{Secret: []byte(cfg.Auth.JWTSecret), Issuer: cfg.Auth.Issuer,
+			Audience: cfg.Auth.Audience, AdminUsers: cfg.Auth.AdminUsers})
+		return a, nil, err
+	}
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	a, err := api.NewAuthenticator(api.AuthConfig{Secret: secret, AdminUsers: []string{devUser}})
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := api.MintToken(secret, devUser, 24*time.Hour, true, "", "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, &devAuth{token: tok}, nil
+}
+
+// loopbackOnly rewrites a listen address to a loopback host: dev mode must
+// not be reachable from the network.
+func loopbackOnly(addr string, logger *slog.Logger) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "127.0.0.1:8080"
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return addr
+	}
+	logger.Warn("dev mode (no auth configured): listening on loopback only", "configured", addr)
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+func printDevBanner(w io.Writer, base string, dev *devAuth) {
+	fmt.Fprintf(w, `
+Switchboard is running in dev mode: no auth is configured, so it listens on loopback only
+and signs its own tokens with a secret that changes on every start.
+
+  User:   %s
+  Token:  %s
+
+Try it:
+  curl -s -X POST %s/api/%s/chat \
+    -H 'Authorization: Bearer %s' \
+    -H 'Content-Type: application/json' \
+    -d '{"message": {"content": "Add a task to buy milk"}}'
+
+`, devUser, dev.token, base, devUser, dev.token)
+}
+
+// connectServers dials every enabled server concurrently. A server that
+// fails is logged and left out, unless it is required: then the error is
+// returned (with the servers that did connect, to be closed).
+func connectServers(ctx context.Context, cfg *Config, logger *slog.Logger) (map[string]*mcpclient.Conn, error) {
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		conns = make(map[string]*mcpclient.Conn)
+		errs  []error
+	)
+	for name, sc := range cfg.MCPServers {
+		if sc.Disabled {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			c, err := mcpclient.Dial(ctx, clientConfig(name, sc), &mcpclient.Options{Logger: logger, ClientName: "switchboard", ClientVersion: version()})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				logger.Error("MCP server failed to connect", "server", name, "required", sc.Required, "err", err)
+				if sc.Required {
+					errs = append(errs, fmt.Errorf("required MCP server %s: %w", name, err))
+				}
+				return
+			}
+			logger.Info("MCP server connected", "server", name, "tools", len(c.Tools()), "duration", time.Since(start))
+			conns[name] = c
+		}()
+	}
+	wg.Wait()
+	return conns, errors.Join(errs...)
+}
+
+func closeServers(conns map[string]*mcpclient.Conn, logger *slog.Logger) {
+	var wg sync.WaitGroup
+	for name, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Close(); err != nil {
+				logger.Warn("close MCP server", "server", name, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func clientConfig(name string, sc ServerConfig) mcpclient.Config {
+	return mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
+		URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
+		InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout)}
+}
+
+// sources pairs connected servers with their policies, in name order.
+func sources(cfg *Config, conns map[string]*mcpclient.Conn) []tools.Source {
+	names := make([]string, 0, len(conns))
+	for n := range conns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]tools.Source, 0, len(names))
+	for _, n := range names {
+		sc := cfg.MCPServers[n]
+		out = append(out, tools.Source{Server: conns[n], Policy: tools.Policy{Inject: sc.Inject,
+			AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools, Timeout: time.Duration(sc.Timeout)}})
+	}
+	return out
+}
