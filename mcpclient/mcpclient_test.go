@@ -504,8 +504,13 @@ func TestChildExitsMidSession(t *testing.T) {
 				t.Errorf("calls took %s, want a prompt error, not a wait for the timeout", took)
 			}
 			t.Logf("error after the crash: %v", err)
-			if stderrHas(c, regexp.MustCompile("helper: crashing")) == nil {
-				t.Errorf("stderr %q: want the child's last words", c.Stderr())
+			// The exit can be seen before os/exec has copied the last
+			// stderr bytes (a grandchild keeps the pipe open): wait for them.
+			re := regexp.MustCompile("helper: crashing")
+			for deadline := time.Now().Add(5 * time.Second); stderrHas(c, re) == nil; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("stderr %q: want the child's last words", c.Stderr())
+				}
 			}
 		})
 	}
