@@ -15,7 +15,6 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/orchestrator"
-	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // Chatter runs turns. *orchestrator.Orchestrator implements it.
@@ -38,9 +37,40 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Catalogs gives the current tool catalog. *tools.Registry implements it.
-type Catalogs interface {
-	Current() *tools.Catalog
+// ToolLister lists the tools of the current catalog. *tools.Registry
+// implements it.
+type ToolLister interface {
+	Tools() []switchboard.ToolInfo
+}
+
+// AdminStore is what admin routes read. store.Memory and store.Postgres
+// implement it.
+type AdminStore interface {
+	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+}
+
+// ServerAdmin reports on and reloads the MCP servers.
+type ServerAdmin interface {
+	Servers() []switchboard.ServerStatus
+	// Reload re-reads the configuration and applies it: added servers
+	// start, removed ones stop, changed ones restart.
+	Reload(ctx context.Context) error
+}
+
+// Deps are the handler's collaborators. Chat, Store, Tools and Auth are
+// required; Admin, Servers and Ready may be nil (their routes then answer
+// 503, or /readyz checks nothing).
+type Deps struct {
+	Chat    Chatter
+	Store   Store
+	Tools   ToolLister
+	Auth    *Authenticator
+	Admin   AdminStore
+	Servers ServerAdmin
+	Ready   Pinger
 }
 
 // Options tune the handler; nil means defaults.
@@ -50,24 +80,19 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxMessageChars bounds a chat message; 0 means 32,000.
 	MaxMessageChars int
-	// Ready, when set, is pinged by /readyz.
-	Ready Pinger
 }
 
 // Handler is the HTTP API.
 type Handler struct {
-	chat   Chatter
-	store  Store
-	tools  Catalogs
-	auth   *Authenticator
+	Deps
 	opts   Options
 	logger *slog.Logger
 	engine *gin.Engine
 }
 
 // NewHandler returns the API over its collaborators.
-func NewHandler(chat Chatter, store Store, tools Catalogs, auth *Authenticator, opts *Options) *Handler {
-	h := &Handler{chat: chat, store: store, tools: tools, auth: auth}
+func NewHandler(deps Deps, opts *Options) *Handler {
+	h := &Handler{Deps: deps}
 	if opts != nil {
 		h.opts = *opts
 	}
@@ -100,6 +125,8 @@ func (h *Handler) routes() {
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 
+	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
+
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.postChat)
 	user.GET("/conversations", h.listConversations)
@@ -119,7 +146,7 @@ const (
 
 // authenticate verifies the bearer token and keeps the identity.
 func (h *Handler) authenticate(c *gin.Context) {
-	id, err := h.auth.Verify(c.GetHeader("Authorization"))
+	id, err := h.Auth.Verify(c.GetHeader("Authorization"))
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -188,10 +215,10 @@ func (h *Handler) healthz(c *gin.Context) {
 }
 
 func (h *Handler) readyz(c *gin.Context) {
-	if h.opts.Ready != nil {
+	if h.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
-		if err := h.opts.Ready.Ping(ctx); err != nil {
+		if err := h.Ready.Ping(ctx); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": gin.H{"store": err.Error()}})
 			return
 		}

@@ -162,7 +162,7 @@ func (h *Handler) postChat(c *gin.Context) {
 		return
 	}
 	req.UserID = identity(c).UserID
-	res, err := h.chat.Run(c.Request.Context(), req, nil)
+	res, err := h.Chat.Run(c.Request.Context(), req, nil)
 	if err != nil {
 		h.writeError(c, err)
 		return

@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/tools"
 )
 
 type conversationDTO struct {
@@ -33,7 +32,7 @@ func toConversationDTO(c switchboard.Conversation) conversationDTO {
 // never learns whether it exists.
 func (h *Handler) ownConversation(c *gin.Context) (switchboard.Conversation, error) {
 	id := c.Param("id")
-	conv, err := h.store.GetConversation(c.Request.Context(), id)
+	conv, err := h.Store.GetConversation(c.Request.Context(), id)
 	if errors.Is(err, switchboard.ErrNotFound) || err == nil && conv.UserID != identity(c).UserID {
 		return switchboard.Conversation{}, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", id)
 	}
@@ -50,7 +49,7 @@ func (h *Handler) listConversations(c *gin.Context) {
 		}
 		limit = n
 	}
-	convs, err := h.store.ListConversations(c.Request.Context(), identity(c).UserID, limit)
+	convs, err := h.Store.ListConversations(c.Request.Context(), identity(c).UserID, limit)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -68,7 +67,7 @@ func (h *Handler) getConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	msgs, err := h.store.ListMessages(c.Request.Context(), conv.ID)
+	msgs, err := h.Store.ListMessages(c.Request.Context(), conv.ID)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -114,7 +113,7 @@ func (h *Handler) patchConversation(c *gin.Context) {
 		}
 		conv.Status = *body.Status
 	}
-	conv, err = h.store.UpdateConversation(c.Request.Context(), conv)
+	conv, err = h.Store.UpdateConversation(c.Request.Context(), conv)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -128,7 +127,7 @@ func (h *Handler) deleteConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	if err := h.store.DeleteConversation(c.Request.Context(), conv.ID); err != nil {
+	if err := h.Store.DeleteConversation(c.Request.Context(), conv.ID); err != nil {
 		h.writeError(c, err)
 		return
 	}
@@ -145,18 +144,17 @@ type toolDTO struct {
 }
 
 func (h *Handler) listTools(c *gin.Context) {
-	entries := h.tools.Current().Entries()
-	out := make([]toolDTO, len(entries))
-	for i, e := range entries {
-		out[i] = toolDTO{Name: e.ExposedName, Server: e.Server, Tool: e.Tool, Description: e.Definition.Description,
-			Parameters: e.Definition.Parameters, Annotations: annotations(e)}
+	infos := h.Tools.Tools()
+	out := make([]toolDTO, len(infos))
+	for i, t := range infos {
+		out[i] = toolDTO{Name: t.Name, Server: t.Server, Tool: t.Tool, Description: t.Description,
+			Parameters: t.Parameters, Annotations: annotations(t.Annotations)}
 	}
 	c.JSON(http.StatusOK, gin.H{"success": true, "tools": out})
 }
 
 // annotations renders the MCP hints a tool declared, under their MCP names.
-func annotations(e *tools.Entry) map[string]bool {
-	a := e.Annotations
+func annotations(a switchboard.ToolAnnotations) map[string]bool {
 	m := map[string]bool{}
 	for name, v := range map[string]*bool{"readOnlyHint": a.ReadOnly, "destructiveHint": a.Destructive,
 		"idempotentHint": a.Idempotent, "openWorldHint": a.OpenWorld} {

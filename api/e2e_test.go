@@ -151,7 +151,7 @@ func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtes
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewHandler(orch, st, registry, auth, nil))
+	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, nil))
 	t.Cleanup(srv.Close)
 	return &service{url: srv.URL, model: model, store: st}
 }
@@ -387,7 +387,7 @@ func TestChatWithoutModel(t *testing.T) {
 	registry := tools.NewRegistry(nil)
 	orch := orchestrator.New(llm.New(llm.Config{}, nil), registry, st, nil)
 	auth, _ := api.NewAuthenticator(api.AuthConfig{Secret: secret})
-	srv := httptest.NewServer(api.NewHandler(orch, st, registry, auth, nil))
+	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, nil))
 	defer srv.Close()
 	var r chatReply
 	resp := do(t, "POST", srv.URL+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"hi"}}`, &r)

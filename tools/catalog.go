@@ -83,18 +83,11 @@ type Entry struct {
 	Tool        string // the server's own tool name
 	ExposedName string
 	Definition  switchboard.ToolDefinition
-	Annotations mcpclient.Annotations
+	Annotations switchboard.ToolAnnotations
 
 	conn    Server
 	inject  map[string]string
 	timeout time.Duration
-}
-
-// Quarantined is a tool left out of the catalog, with the reason.
-type Quarantined struct {
-	Server string
-	Tool   string
-	Reason string
 }
 
 // Catalog is an immutable snapshot of the tools of a set of servers. A turn
@@ -104,7 +97,7 @@ type Catalog struct {
 	entries     []*Entry
 	byName      map[string]*Entry
 	defs        []switchboard.ToolDefinition
-	quarantined []Quarantined
+	quarantined []switchboard.QuarantinedTool
 }
 
 // NewCatalog builds a catalog over sources. Tools whose schema cannot be
@@ -141,13 +134,13 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 					return nil, fmt.Errorf("tool %q of server %q and tool %q of server %q are both exposed as %s: %w",
 						prev.Tool, prev.Server, t.Name, name, exposed, switchboard.ErrConflict)
 				}
-				c.quarantined = append(c.quarantined, Quarantined{Server: name, Tool: t.Name,
+				c.quarantined = append(c.quarantined, switchboard.QuarantinedTool{Server: name, Tool: t.Name,
 					Reason: fmt.Sprintf("its exposed name %s collides with tool %q of the same server", exposed, prev.Tool)})
 				continue
 			}
 			params, err := NormalizeSchema(t.InputSchema, keys(src.Policy.Inject))
 			if err != nil {
-				c.quarantined = append(c.quarantined, Quarantined{Server: name, Tool: t.Name, Reason: err.Error()})
+				c.quarantined = append(c.quarantined, switchboard.QuarantinedTool{Server: name, Tool: t.Name, Reason: err.Error()})
 				continue
 			}
 			desc := t.Description
@@ -159,7 +152,7 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				Tool:        t.Name,
 				ExposedName: exposed,
 				Definition:  switchboard.ToolDefinition{Name: exposed, Description: desc, Parameters: params},
-				Annotations: t.Annotations,
+				Annotations: switchboard.ToolAnnotations(t.Annotations),
 				conn:        src.Server,
 				inject:      src.Policy.Inject,
 				timeout:     timeout,
@@ -184,7 +177,17 @@ func (c *Catalog) Definitions() []switchboard.ToolDefinition { return c.defs }
 func (c *Catalog) Entries() []*Entry { return c.entries }
 
 // Quarantined returns the tools left out, with their reasons.
-func (c *Catalog) Quarantined() []Quarantined { return c.quarantined }
+func (c *Catalog) Quarantined() []switchboard.QuarantinedTool { return c.quarantined }
+
+// Infos describes the exposed tools, sorted by exposed name.
+func (c *Catalog) Infos() []switchboard.ToolInfo {
+	out := make([]switchboard.ToolInfo, len(c.entries))
+	for i, e := range c.entries {
+		out[i] = switchboard.ToolInfo{Name: e.ExposedName, Server: e.Server, Tool: e.Tool,
+			Description: e.Definition.Description, Parameters: e.Definition.Parameters, Annotations: e.Annotations}
+	}
+	return out
+}
 
 // Lookup returns the tool exposed under name.
 func (c *Catalog) Lookup(name string) (*Entry, bool) {

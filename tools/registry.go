@@ -1,6 +1,10 @@
 package tools
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/switchboard-dev/switchboard"
+)
 
 // Registry holds the current catalog. Turns take the catalog once, at their
 // start (Current), so that replacing it (Set) never changes the tools under a
@@ -26,3 +30,6 @@ func (r *Registry) Current() *Catalog {
 
 // Set replaces the current catalog.
 func (r *Registry) Set(c *Catalog) { r.cur.Store(c) }
+
+// Tools describes the tools of the current catalog.
+func (r *Registry) Tools() []switchboard.ToolInfo { return r.Current().Infos() }

@@ -30,6 +30,7 @@ import (
 type appStore interface {
 	orchestrator.TurnStore
 	api.Store
+	api.AdminStore
 }
 
 // devUser is the user of the token printed in dev mode.
@@ -92,8 +93,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	orch := orchestrator.New(model, registry, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, SystemPrompt: cfg.LLM.SystemPrompt, Logger: logger})
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(orch, st, registry, auth, &api.Options{Logger: logger, Ready: ready,
-		MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth, Admin: st, Ready: ready},
+		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -226,7 +227,6 @@ func connectServers(ctx context.Context, cfg *Config, logger *slog.Logger) (map[
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			start := time.Now()
 			c, err := mcpclient.Dial(ctx, clientConfig(name, sc), &mcpclient.Options{Logger: logger, ClientName: "switchboard", ClientVersion: version()})
 			mu.Lock()
 			defer mu.Unlock()
@@ -237,7 +237,6 @@ func connectServers(ctx context.Context, cfg *Config, logger *slog.Logger) (map[
 				}
 				return
 			}
-			logger.Info("MCP server connected", "server", name, "tools", len(c.Tools()), "duration", time.Since(start))
 			conns[name] = c
 		}()
 	}

@@ -1,0 +1,72 @@
+package switchboard
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// ToolAnnotations are the hints an MCP server gives about a tool. Nil means
+// the server said nothing.
+type ToolAnnotations struct {
+	ReadOnly    *bool
+	Destructive *bool
+	Idempotent  *bool
+	OpenWorld   *bool
+}
+
+// IsReadOnly reports whether the tool declared itself read-only.
+func (a ToolAnnotations) IsReadOnly() bool { return a.ReadOnly != nil && *a.ReadOnly }
+
+// IsDestructive reports whether the tool may destroy data. MCP's default for
+// a tool that is not read-only is destructive.
+func (a ToolAnnotations) IsDestructive() bool {
+	if a.Destructive != nil {
+		return *a.Destructive
+	}
+	return !a.IsReadOnly()
+}
+
+// ToolInfo describes one tool of the catalog, for people (the tools route,
+// the admin console, `switchboard tools`).
+type ToolInfo struct {
+	Name        string // exposed name
+	Server      string
+	Tool        string // the server's own name
+	Description string
+	Parameters  json.RawMessage // as the model sees them
+	Annotations ToolAnnotations
+}
+
+// QuarantinedTool is a tool left out of the catalog, and why.
+type QuarantinedTool struct {
+	Server string
+	Tool   string
+	Reason string
+}
+
+// ServerState is the health of one MCP server connection.
+type ServerState string
+
+// Server states.
+const (
+	ServerStarting     ServerState = "starting"
+	ServerReady        ServerState = "ready"
+	ServerDegraded     ServerState = "degraded" // connected before, now failing; being restarted
+	ServerCrashLooping ServerState = "crashlooping"
+	ServerStopped      ServerState = "stopped"
+)
+
+// ServerStatus is what admins see of one configured MCP server.
+type ServerStatus struct {
+	Name        string
+	Transport   string // stdio, http or sse
+	State       ServerState
+	Required    bool
+	Tools       []string // exposed names
+	Quarantined []QuarantinedTool
+	Restarts    int
+	LastError   string
+	LastErrorAt time.Time
+	ConnectedAt time.Time
+	StderrTail  []string
+}
