@@ -47,8 +47,11 @@ func (t MessageType) Valid() bool {
 
 // Conversation is one chat thread of one user.
 type Conversation struct {
-	ID        string
-	UserID    string
+	ID     string
+	UserID string
+	// ExternalID is a client's own id for the conversation (the AI SDK's
+	// chat id), unique per user; empty when the client uses ours.
+	ExternalID string
 	Title     string
 	Status    string
 	CreatedAt time.Time

@@ -91,6 +91,13 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: message %s exists: %w", s.UserMessage.ID, switchboard.ErrConflict)
 	}
 
+	if create && conv.ExternalID != "" {
+		for _, c := range m.conversations {
+			if c.UserID == conv.UserID && c.ExternalID == conv.ExternalID {
+				return nil, fmt.Errorf("begin turn: conversation %q exists: %w", conv.ExternalID, switchboard.ErrConflict)
+			}
+		}
+	}
 	m.conversations[conv.ID] = &conv
 	t := s.Turn
 	m.turns[t.ID] = &t
@@ -207,6 +214,23 @@ func (m *Memory) GetConversation(ctx context.Context, id string) (switchboard.Co
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
 	}
 	return *c, nil
+}
+
+// ConversationByExternalID returns the user's conversation that the client
+// named externalID. It returns an error wrapping switchboard.ErrNotFound if
+// the user has none.
+func (m *Memory) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.conversations {
+		if c.UserID == userID && c.ExternalID == externalID && externalID != "" {
+			return *c, nil
+		}
+	}
+	return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, switchboard.ErrNotFound)
 }
 
 // ListConversations returns the user's conversations, the most recently

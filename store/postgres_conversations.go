@@ -13,7 +13,7 @@ import (
 
 const (
 	// The seed's columns are nullable; the stores never write NULL there.
-	conversationColumns = `id::text, user_id, COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at`
+	conversationColumns = `id::text, user_id, COALESCE(external_id, ''), COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at`
 
 	messageColumns = `id::text, COALESCE(conversation_id::text, ''), COALESCE(turn_id::text, ''), role, content,
     COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata`
@@ -30,6 +30,18 @@ func (p *Postgres) GetConversation(ctx context.Context, id string) (switchboard.
 	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations WHERE id = $1`, key))
 	if err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, dbError(err))
+	}
+	return c, nil
+}
+
+// ConversationByExternalID returns the user's conversation that the client
+// named externalID. It returns an error wrapping switchboard.ErrNotFound if
+// the user has none.
+func (p *Postgres) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
+	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
+WHERE user_id = $1 AND external_id = $2`, userID, externalID))
+	if err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, dbError(err))
 	}
 	return c, nil
 }
@@ -136,7 +148,7 @@ func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 		c                    switchboard.Conversation
 		createdAt, updatedAt pgtype.Timestamptz
 	)
-	if err := row.Scan(&c.ID, &c.UserID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
+	if err := row.Scan(&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
 		return switchboard.Conversation{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromTimestamptz(createdAt), fromTimestamptz(updatedAt)

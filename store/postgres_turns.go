@@ -20,8 +20,8 @@ import (
 
 const (
 	insertConversation = `
-INSERT INTO conversations (id, user_id, title, status, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6)`
+INSERT INTO conversations (id, user_id, external_id, title, status, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 	// touchConversation bumps a conversation of the user and locks its row,
 	// which serialises the writes of its turns.
@@ -108,7 +108,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
 	b := &pgx.Batch{}
 	if create {
-		b.Queue(insertConversation, c.ID, c.UserID, c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
+		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
 		b.Queue(touchConversation, c.ID, t.UserID, now)
 	}

@@ -267,6 +267,10 @@ func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err
 		if tooLong(c.Title, maxNameLen) {
 			return false, invalid("invalid_title", "the title is longer than %d characters", maxNameLen)
 		}
+		c.ExternalID = clean(c.ExternalID)
+		if tooLong(c.ExternalID, maxNameLen) {
+			return false, invalid("invalid_conversation_id", "the conversation id is longer than %d characters", maxNameLen)
+		}
 	} else {
 		id, ok := lookupID(c.ID)
 		if !ok {

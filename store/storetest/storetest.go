@@ -35,6 +35,7 @@ type Store interface {
 	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, id string) error
 	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
@@ -71,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DeleteCascades", testDeleteCascades},
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
+		{"ExternalID", testExternalID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1188,5 +1190,40 @@ func testConcurrent(t *testing.T, s Store) {
 	convs, err := s.ListConversations(ctx, "alice", store.MaxPageSize)
 	if err != nil || len(convs) != 1+workers*(turns/2) {
 		t.Errorf("conversations: got %d, %v, want %d", len(convs), err, 1+workers*(turns/2))
+	}
+}
+
+// testExternalID: a client's own conversation id is kept per user.
+func testExternalID(t *testing.T, s Store) {
+	ctx := context.Background()
+	begin := func(user, ext string) (switchboard.TurnStart, error) {
+		ts := switchboard.TurnStart{
+			Conversation: switchboard.Conversation{ExternalID: ext},
+			Turn:         switchboard.Turn{UserID: user},
+			UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: "hi"},
+		}
+		_, err := s.BeginTurn(ctx, &ts)
+		return ts, err
+	}
+	a, err := begin("alice", "chat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ConversationByExternalID(ctx, "alice", "chat-1")
+	if err != nil || got.ID != a.Conversation.ID || got.ExternalID != "chat-1" {
+		t.Fatalf("by external id: got %+v, %v; want %s", got, err, a.Conversation.ID)
+	}
+	if _, err := s.ConversationByExternalID(ctx, "bob", "chat-1"); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("another user's external id: got %v, want ErrNotFound", err)
+	}
+	if _, err := begin("alice", "chat-1"); !errors.Is(err, switchboard.ErrConflict) {
+		t.Errorf("creating chat-1 twice: got %v, want ErrConflict", err)
+	}
+	b, err := begin("bob", "chat-1") // the same client id, another user: another conversation
+	if err != nil || b.Conversation.ID == a.Conversation.ID {
+		t.Errorf("bob's chat-1: got %+v, %v", b.Conversation, err)
+	}
+	if c, err := s.GetConversation(ctx, a.Conversation.ID); err != nil || c.ExternalID != "chat-1" {
+		t.Errorf("GetConversation: got %+v, %v, want external id chat-1", c, err)
 	}
 }
