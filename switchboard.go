@@ -138,12 +138,15 @@ const (
 	CallTimedOut  ToolCallStatus = "timed_out"
 	CallCancelled ToolCallStatus = "cancelled"
 	CallDenied    ToolCallStatus = "denied"
+	// CallAwaitingApproval is a call that waits for a person to approve or
+	// deny it; it has not run.
+	CallAwaitingApproval ToolCallStatus = "awaiting_approval"
 )
 
 // Valid reports whether s is one of the known tool call statuses.
 func (s ToolCallStatus) Valid() bool {
 	switch s {
-	case CallRunning, CallSucceeded, CallFailed, CallTimedOut, CallCancelled, CallDenied:
+	case CallRunning, CallSucceeded, CallFailed, CallTimedOut, CallCancelled, CallDenied, CallAwaitingApproval:
 		return true
 	}
 	return false
@@ -156,6 +159,7 @@ const (
 	ErrorClassTransport = "transport"       // the connection to the server failed
 	ErrorClassTimeout   = "timeout"
 	ErrorClassCancelled = "cancelled"
+	ErrorClassDenied    = "denied" // a person refused the call
 )
 
 // ToolCall is one row of the tool-call ledger.
@@ -184,7 +188,9 @@ type ToolCall struct {
 }
 
 // Finished reports whether the call has reached a final status.
-func (c *ToolCall) Finished() bool { return c.Status != CallRunning && c.Status != "" }
+func (c *ToolCall) Finished() bool {
+	return c.Status != CallRunning && c.Status != CallAwaitingApproval && c.Status != ""
+}
 
 // ToolDefinition is a tool as the model sees it: an exposed name that is
 // valid for OpenAI (^[a-zA-Z0-9_-]{1,64}$), a description and the JSON Schema

@@ -410,6 +410,33 @@ func (m *Memory) GetToolCall(ctx context.Context, id string) (switchboard.ToolCa
 	return cloneCall(*c), nil
 }
 
+// DecideToolCall moves a call that awaits approval to running (approve) or
+// denied, atomically: of two deciders, one wins. It returns the call as
+// stored before the decision. It returns an error wrapping
+// switchboard.ErrNotFound if there is no such call, and ErrConflict (code
+// "already_decided") if the call does not await approval any more.
+func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, found := m.calls[key]
+	if !ok || !found {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
+	}
+	if c.Status != switchboard.CallAwaitingApproval {
+		return switchboard.ToolCall{}, errAlreadyDecided(id)
+	}
+	before := cloneCall(*c)
+	c.Status = switchboard.CallRunning
+	if !approve {
+		c.Status = switchboard.CallDenied
+	}
+	return before, nil
+}
+
 // ListToolCalls returns one page of the ledger rows that pass f, newest first
 // (by started_at, then id), and the cursor of the next page, which is empty
 // on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -27,6 +28,35 @@ func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.Tool
 	if err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, dbError(err))
 	}
+	return c, nil
+}
+
+// DecideToolCall moves a call that awaits approval to running (approve) or
+// denied, atomically: of two deciders, one wins. It returns the call as
+// stored before the decision. It returns an error wrapping
+// switchboard.ErrNotFound if there is no such call, and ErrConflict (code
+// "already_decided") if the call does not await approval any more.
+func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
+	}
+	to := switchboard.CallRunning
+	if !approve {
+		to = switchboard.CallDenied
+	}
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `UPDATE tool_calls SET status = $2
+WHERE id = $1 AND status = 'awaiting_approval' RETURNING `+toolCallColumns, key, string(to)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, gerr := p.GetToolCall(ctx, id); gerr != nil {
+			return switchboard.ToolCall{}, fmt.Errorf("decide tool call: %w", gerr)
+		}
+		return switchboard.ToolCall{}, errAlreadyDecided(id)
+	}
+	if err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, dbError(err))
+	}
+	c.Status = switchboard.CallAwaitingApproval
 	return c, nil
 }
 

@@ -235,6 +235,13 @@ func validTurnStatus(s switchboard.TurnStatus) bool {
 // prepareTurnStart validates s and fills in what the store generates. It
 // reports whether the conversation is to be created; for one to continue it
 // returns an error wrapping ErrNotFound if its id is malformed.
+// errAlreadyDecided is DecideToolCall's answer for a call that does not
+// await approval.
+func errAlreadyDecided(id string) error {
+	return fmt.Errorf("decide tool call %s: %w", id,
+		switchboard.Errorf(switchboard.ErrConflict, "already_decided", "tool call %s does not await approval (it was decided already)", id))
+}
+
 func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err error) {
 	if s == nil {
 		return false, invalid("invalid_turn", "no turn to begin")

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type Store interface {
 	DeleteConversation(ctx context.Context, id string) error
 	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
+	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
@@ -73,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Canceled", testCanceled},
 		{"Concurrent", testConcurrent},
 		{"ExternalID", testExternalID},
+		{"DecideToolCall", testDecideToolCall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1225,5 +1228,55 @@ func testExternalID(t *testing.T, s Store) {
 	}
 	if c, err := s.GetConversation(ctx, a.Conversation.ID); err != nil || c.ExternalID != "chat-1" {
 		t.Errorf("GetConversation: got %+v, %v, want external id chat-1", c, err)
+	}
+}
+
+// testDecideToolCall: a call awaiting approval is decided once, atomically.
+func testDecideToolCall(t *testing.T, s Store) {
+	ctx := context.Background()
+	ts := newTurn(t, s, "alice", "", "delete everything")
+	pending := func() switchboard.ToolCall {
+		return switchboard.ToolCall{ID: switchboard.NewID(), CallID: "c", Server: "fs", Tool: "rm", ExposedName: "fs__rm",
+			Arguments: json.RawMessage(`{"path":"/"}`), Status: switchboard.CallAwaitingApproval, StartedAt: time.Now()}
+	}
+	a, b := pending(), pending()
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: ts.Turn, ToolCalls: []switchboard.ToolCall{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	// Many deciders at once: exactly one wins.
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			got, err := s.DecideToolCall(ctx, a.ID, true)
+			switch {
+			case err == nil:
+				wins.Add(1)
+				if got.Status != switchboard.CallAwaitingApproval || string(got.Arguments) != `{"path": "/"}` && string(got.Arguments) != `{"path":"/"}` {
+					t.Errorf("decided call as it was: got %+v", got)
+				}
+			case !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != "already_decided":
+				t.Errorf("losing decider: got %v, want already_decided", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Errorf("winners: got %d, want 1", wins.Load())
+	}
+	if got, _ := s.GetToolCall(ctx, a.ID); got.Status != switchboard.CallRunning {
+		t.Errorf("approved call: got status %s, want running", got.Status)
+	}
+	if _, err := s.DecideToolCall(ctx, b.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetToolCall(ctx, b.ID); got.Status != switchboard.CallDenied {
+		t.Errorf("denied call: got status %s, want denied", got.Status)
+	}
+	if _, err := s.DecideToolCall(ctx, switchboard.NewID(), true); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("unknown call: got %v, want ErrNotFound", err)
+	}
+	if _, err := s.DecideToolCall(ctx, "nope", true); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("malformed id: got %v, want ErrNotFound", err)
 	}
 }
