@@ -17,9 +17,13 @@ type ToolAnnotations struct {
 // IsReadOnly reports whether the tool declared itself read-only.
 func (a ToolAnnotations) IsReadOnly() bool { return a.ReadOnly != nil && *a.ReadOnly }
 
-// IsDestructive reports whether the tool may destroy data. MCP's default for
-// a tool that is not read-only is destructive.
+// IsDestructive reports whether the tool may destroy data. As MCP defines
+// the hints, a read-only tool is never destructive, and a tool that is not
+// read-only is destructive unless it says otherwise.
 func (a ToolAnnotations) IsDestructive() bool {
+	if a.IsReadOnly() {
+		return false
+	}
 	if a.Destructive != nil {
 		return *a.Destructive
 	}

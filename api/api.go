@@ -20,12 +20,15 @@ import (
 // Chatter runs turns. *orchestrator.Orchestrator implements it.
 type Chatter interface {
 	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
+	Decide(ctx context.Context, d orchestrator.Decision, ev orchestrator.Events) (*orchestrator.Result, error)
+	Cancel(userID, conversationID string) error
 }
 
 // Store is what the API reads and edits directly. store.Memory and
 // store.Postgres implement it.
 type Store interface {
 	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
 	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, id string) error
@@ -129,6 +132,9 @@ func (h *Handler) routes() {
 
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.postChat)
+	user.POST("/chat/stream", h.postChatStream)
+	user.POST("/conversations/:id/cancel", h.postCancel)
+	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.postApproval)
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
 	user.PATCH("/conversations/:id", h.patchConversation)

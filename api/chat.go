@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,57 +16,111 @@ import (
 	"github.com/switchboard-dev/switchboard/orchestrator"
 )
 
-// chatRequest is the seed's chat body: {"message": {"content": "..."}}, with
-// conversation_id in the body or the query.
+// chatRequest is a chat body: the seed's {"message": {"content": "..."}}
+// (conversation_id in the body or the query), or the AI SDK's
+// {"id", "messages": [UIMessage...], "trigger"}, whose id names the
+// conversation and whose last user message is the one to answer.
 type chatRequest struct {
 	Message *struct {
 		Content *string `json:"content"`
 	} `json:"message"`
 	ConversationID string `json:"conversation_id"`
+
+	ID       string      `json:"id"`
+	Messages []uiMessage `json:"messages"`
+	Trigger  string      `json:"trigger"`
+}
+
+type uiMessage struct {
+	Role  string `json:"role"`
+	Parts []struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	} `json:"parts"`
+}
+
+// chatInput is a decoded chat request.
+type chatInput struct {
+	content string
+	// conversation is our conversation id (seed body) or the client's own
+	// chat id (AI SDK body, external true).
+	conversation string
+	external     bool
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
 // ErrTooLarge with a message that says what to fix.
-func (h *Handler) decodeChat(c *gin.Context) (orchestrator.Request, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.opts.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrTooLarge, "body_too_large", "the request body is larger than %d bytes", h.opts.MaxBodyBytes)
-	}
+func (h *Handler) decodeChat(c *gin.Context) (chatInput, error) {
+	body, err := h.readBody(c)
 	if err != nil {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_body", "the request body could not be read")
+		return chatInput{}, err
 	}
 	return parseChat(body, c.Query("conversation_id"), h.opts.MaxMessageChars)
 }
 
+// readBody reads a request body within the size limit.
+func (h *Handler) readBody(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, h.opts.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, switchboard.Errorf(switchboard.ErrTooLarge, "body_too_large", "the request body is larger than %d bytes", h.opts.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, switchboard.Errorf(switchboard.ErrInvalid, "invalid_body", "the request body could not be read")
+	}
+	return body, nil
+}
+
 // parseChat validates a chat body; query is the conversation_id query
 // parameter.
-func parseChat(body []byte, query string, maxChars int) (orchestrator.Request, error) {
+func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	var req chatRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", "the request body is not valid JSON: %s", jsonProblem(err))
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", "the request body is not valid JSON: %s", jsonProblem(err))
 	}
-	if req.Message == nil || req.Message.Content == nil {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}`)
-	}
-	content := *req.Message.Content
-	if strings.TrimSpace(content) == "" {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "empty_content", "message.content is empty")
-	}
-	if !utf8.ValidString(content) {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_content", "message.content is not valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(content); n > maxChars {
-		return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrTooLarge, "message_too_long", "message.content has %d characters; the limit is %d", n, maxChars)
-	}
-	conv := req.ConversationID
-	if query != "" {
-		if conv != "" && conv != query {
-			return orchestrator.Request{}, switchboard.Errorf(switchboard.ErrInvalid, "conflicting_conversation_id", "conversation_id differs between the query and the body")
+	var in chatInput
+	switch {
+	case req.Message != nil:
+		if req.Message.Content == nil {
+			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}`)
 		}
-		conv = query
+		in.content = *req.Message.Content
+		in.conversation = req.ConversationID
+	case req.Messages != nil:
+		last := len(req.Messages) - 1
+		if last < 0 || req.Messages[last].Role != "user" {
+			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer")
+		}
+		var text strings.Builder
+		for _, p := range req.Messages[last].Parts {
+			if p.Type == "text" {
+				text.WriteString(p.Text)
+			}
+		}
+		in.content = text.String()
+		in.conversation, in.external = req.ID, req.ID != ""
+	default:
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
 	}
-	return orchestrator.Request{ConversationID: conv, Content: content}, nil
+	if strings.TrimSpace(in.content) == "" {
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "empty_content", "the message is empty")
+	}
+	if !utf8.ValidString(in.content) {
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_content", "the message is not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(in.content); n > maxChars {
+		return chatInput{}, switchboard.Errorf(switchboard.ErrTooLarge, "message_too_long", "the message has %d characters; the limit is %d", n, maxChars)
+	}
+	if query != "" {
+		if in.conversation != "" && in.conversation != query {
+			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "conflicting_conversation_id", "the conversation id differs between the query and the body")
+		}
+		in.conversation, in.external = query, false
+	}
+	if len(in.conversation) > 255 {
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_conversation_id", "the conversation id is longer than 255 characters")
+	}
+	return in, nil
 }
 
 // jsonProblem describes a JSON decoding error without echoing input.
@@ -98,6 +153,9 @@ type chatResponse struct {
 	Status         string         `json:"status"`
 	ToolCalls      []toolCallDTO  `json:"tool_calls"`
 	Usage          map[string]int `json:"usage"`
+	// PendingApprovals are the calls waiting for approval when status is
+	// awaiting_approval.
+	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
 }
 
 type messageDTO struct {
@@ -155,18 +213,110 @@ func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func (h *Handler) postChat(c *gin.Context) {
-	req, err := h.decodeChat(c)
+// wantsStream reports whether the client asked for the UI message stream.
+func wantsStream(c *gin.Context) bool {
+	return strings.Contains(c.GetHeader("Accept"), "text/event-stream")
+}
+
+func (h *Handler) postChat(c *gin.Context) { h.chat(c, wantsStream(c)) }
+
+func (h *Handler) postChatStream(c *gin.Context) { h.chat(c, true) }
+
+func (h *Handler) chat(c *gin.Context, stream bool) {
+	in, err := h.decodeChat(c)
 	if err != nil {
 		h.writeError(c, err)
 		return
 	}
-	req.UserID = identity(c).UserID
-	res, err := h.Chat.Run(c.Request.Context(), req, nil)
-	if err != nil {
-		h.writeError(c, err)
-		return
+	userID := identity(c).UserID
+	req := orchestrator.Request{UserID: userID, Content: in.content}
+	ctx := c.Request.Context()
+	for attempt := 0; ; attempt++ {
+		if err := h.resolveConversation(c, in, &req); err != nil {
+			h.writeError(c, err)
+			return
+		}
+		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
+			return h.Chat.Run(ctx, req, ev)
+		})
+		// Two first messages of one new AI SDK chat raced to create it: the
+		// loser joins the conversation the winner made.
+		if done || attempt > 0 {
+			return
+		}
 	}
+}
+
+// resolveConversation turns the conversation named by the client into ours:
+// the AI SDK names a chat with its own id, which a first message creates.
+func (h *Handler) resolveConversation(c *gin.Context, in chatInput, req *orchestrator.Request) error {
+	req.ConversationID, req.ExternalConversationID = in.conversation, ""
+	if !in.external {
+		return nil
+	}
+	if switchboard.ValidID(in.conversation) {
+		conv, err := h.Store.GetConversation(c.Request.Context(), in.conversation)
+		if err == nil && conv.UserID == req.UserID {
+			return nil
+		}
+	}
+	conv, err := h.Store.ConversationByExternalID(c.Request.Context(), req.UserID, in.conversation)
+	switch {
+	case err == nil:
+		req.ConversationID = conv.ID
+	case errors.Is(err, switchboard.ErrNotFound):
+		req.ConversationID, req.ExternalConversationID = "", in.conversation
+	default:
+		return err
+	}
+	return nil
+}
+
+// respond runs a turn and answers with JSON or the UI message stream. It
+// returns false, having written nothing, when the turn lost the race to
+// create a conversation named by the client, so that the caller may retry.
+func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) bool {
+	if !stream {
+		res, err := run(nil)
+		if err != nil {
+			if lostCreateRace(err) {
+				return false
+			}
+			h.writeError(c, err)
+			return true
+		}
+		c.Header("Server-Timing", serverTiming(res.Turn.Timing))
+		c.JSON(http.StatusOK, toChatResponse(res))
+		return true
+	}
+	s := &uiStream{c: c}
+	res, err := run(s)
+	if !s.started {
+		if err == nil {
+			err = errors.New("turn ended without starting")
+		}
+		if lostCreateRace(err) {
+			return false
+		}
+		h.writeError(c, err)
+		return true
+	}
+	if err != nil {
+		if status, _ := describe(err); status >= 500 && !errors.Is(err, context.Canceled) {
+			h.logger.Error("turn failed while streaming", "request_id", requestID(c), "turn_id", s.turn.ID, "err", err)
+		}
+	}
+	s.finish(res, err)
+	return true
+}
+
+// lostCreateRace reports whether err says that another request created the
+// conversation named by the client first.
+func lostCreateRace(err error) bool {
+	return switchboard.ErrorCode(err) == "conversation_exists"
+}
+
+func toChatResponse(res *orchestrator.Result) chatResponse {
 	resp := chatResponse{
 		Success:        true,
 		Message:        toMessageDTO(res.Message),
@@ -179,8 +329,53 @@ func (h *Handler) postChat(c *gin.Context) {
 	for i, tc := range res.ToolCalls {
 		resp.ToolCalls[i] = toToolCallDTO(tc)
 	}
-	c.Header("Server-Timing", serverTiming(res.Turn.Timing))
-	c.JSON(http.StatusOK, resp)
+	for _, tc := range res.Pending {
+		resp.PendingApprovals = append(resp.PendingApprovals, toToolCallDTO(tc))
+	}
+	return resp
+}
+
+// postCancel cancels the running turn of a conversation.
+func (h *Handler) postCancel(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if err := h.Chat.Cancel(identity(c).UserID, conv.ID); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "status": "cancelling"})
+}
+
+// postApproval approves or denies a tool call awaiting approval and
+// continues its turn, answering like chat (JSON or stream).
+func (h *Handler) postApproval(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	body, err := h.readBody(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	var in struct {
+		Approve *bool  `json:"approve"`
+		Reason  string `json:"reason"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil || in.Approve == nil {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_approval", `the body must be {"approve": true|false, "reason": "optional"}`))
+		return
+	}
+	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: conv.ID, CallID: c.Param("call_id"),
+		Approve: *in.Approve, Reason: in.Reason}
+	ctx := c.Request.Context()
+	h.respond(c, wantsStream(c), func(ev orchestrator.Events) (*orchestrator.Result, error) {
+		return h.Chat.Decide(ctx, d, ev)
+	})
 }
 
 // serverTiming renders a turn's time split as a Server-Timing header.

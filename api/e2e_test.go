@@ -56,7 +56,7 @@ var secret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 
 // testStore is what the end-to-end tests need of a store.
 type testStore interface {
-	orchestrator.TurnStore
+	orchestrator.Store
 	api.Store
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 }

@@ -94,7 +94,7 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	if create && conv.ExternalID != "" {
 		for _, c := range m.conversations {
 			if c.UserID == conv.UserID && c.ExternalID == conv.ExternalID {
-				return nil, fmt.Errorf("begin turn: conversation %q exists: %w", conv.ExternalID, switchboard.ErrConflict)
+				return nil, fmt.Errorf("begin turn: %w", errExternalIDTaken())
 			}
 		}
 	}

@@ -177,6 +177,8 @@ func dbError(err error) error {
 		switch {
 		case code == "23505" && pgErr.ConstraintName == "turns_user_idempotency_key":
 			return fmt.Errorf("%w: %w", errIdempotencyKey(), err)
+		case code == "23505" && pgErr.ConstraintName == "conversations_user_external":
+			return fmt.Errorf("%w: %w", errExternalIDTaken(), err)
 		case code == "23505": // unique_violation
 			return fmt.Errorf("%w: %w", switchboard.ErrConflict, err)
 		case code == "23503": // foreign_key_violation: what the row refers to is gone

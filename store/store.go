@@ -235,6 +235,12 @@ func validTurnStatus(s switchboard.TurnStatus) bool {
 // prepareTurnStart validates s and fills in what the store generates. It
 // reports whether the conversation is to be created; for one to continue it
 // returns an error wrapping ErrNotFound if its id is malformed.
+// errExternalIDTaken is BeginTurn's answer when the user already has a
+// conversation with the client's id: two first messages of one chat raced.
+func errExternalIDTaken() error {
+	return switchboard.Errorf(switchboard.ErrConflict, "conversation_exists", "a conversation with this id exists already")
+}
+
 // errAlreadyDecided is DecideToolCall's answer for a call that does not
 // await approval.
 func errAlreadyDecided(id string) error {

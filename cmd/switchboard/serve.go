@@ -28,7 +28,7 @@ import (
 // appStore is what the service needs of a store; store.Memory and
 // store.Postgres both provide it.
 type appStore interface {
-	orchestrator.TurnStore
+	orchestrator.Store
 	api.Store
 	api.AdminStore
 }

@@ -1219,7 +1219,7 @@ func testExternalID(t *testing.T, s Store) {
 	if _, err := s.ConversationByExternalID(ctx, "bob", "chat-1"); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("another user's external id: got %v, want ErrNotFound", err)
 	}
-	if _, err := begin("alice", "chat-1"); !errors.Is(err, switchboard.ErrConflict) {
+	if _, err := begin("alice", "chat-1"); !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != "conversation_exists" {
 		t.Errorf("creating chat-1 twice: got %v, want ErrConflict", err)
 	}
 	b, err := begin("bob", "chat-1") // the same client id, another user: another conversation

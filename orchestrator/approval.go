@@ -1,0 +1,134 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// Decide applies a person's decision on a tool call awaiting approval and
+// continues its turn: an approved call runs exactly as stored, a denied one
+// is recorded as denied and the model is told; once no call of the turn
+// awaits approval the loop goes on to the model's answer. Everything it
+// needs is in the store, so it works after a restart. When ev is not nil
+// the model is streamed and ev sees each step.
+//
+// Errors: ErrNotFound (tool_call_not_found) for a call that is absent or not
+// the user's in that conversation; ErrConflict for a call already decided
+// (already_decided) or a turn that no longer waits (not_awaiting_approval,
+// superseded); then those of Run.
+func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Result, error) {
+	if err := o.model.Ready(); err != nil {
+		return nil, err
+	}
+	unlock, err := o.opts.Locker.Lock(ctx, d.ConversationID)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	missing := switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found in conversation %q", d.CallID, d.ConversationID)
+	call, err := o.store.GetToolCall(ctx, d.CallID)
+	if notFound(err) || err == nil && (call.UserID != d.UserID || call.ConversationID != d.ConversationID) {
+		return nil, missing
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load tool call: %w", err)
+	}
+	rec, err := o.store.GetTurn(ctx, call.TurnID)
+	if err != nil {
+		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
+	}
+	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
+		return nil, switchboard.Errorf(switchboard.ErrConflict, "not_awaiting_approval", "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
+	}
+	turns, err := o.store.ListTurns(ctx, d.ConversationID)
+	if err != nil {
+		return nil, fmt.Errorf("list turns: %w", err)
+	}
+	if last := turns[len(turns)-1]; last.ID != rec.ID {
+		return nil, switchboard.Errorf(switchboard.ErrConflict, "superseded", "the conversation went on after this call asked for approval; it can no longer run")
+	}
+	if _, err := o.store.DecideToolCall(ctx, call.ID, d.Approve); err != nil {
+		return nil, err
+	}
+
+	t := o.newTurn(ev)
+	t.wallStart = time.Now()
+	rec.Status = switchboard.TurnRunning
+	t.rec = rec
+	t.caller = tools.Caller{UserID: d.UserID, ConversationID: d.ConversationID}
+	msgs, err := o.store.ListMessages(ctx, d.ConversationID)
+	if err != nil {
+		return nil, fmt.Errorf("load transcript: %w", err)
+	}
+	if len(msgs) > o.opts.HistoryLimit {
+		msgs = msgs[len(msgs)-o.opts.HistoryLimit:]
+	}
+	t.history = msgs // made replayable below, once the decided call has its result
+	ctx, done := o.track(ctx, t.rec)
+	defer done()
+	if t.ev != nil {
+		t.ev.TurnStarted(t.rec)
+	}
+
+	call.Status = switchboard.CallRunning
+	if d.Approve {
+		s := time.Now()
+		if t.ev != nil {
+			t.ev.ToolStarted(call)
+		}
+		t.runCall(ctx, &call)
+		if t.ev != nil {
+			t.ev.ToolFinished(call)
+		}
+		t.timing.Tools += time.Since(s)
+	} else {
+		reason := strings.TrimSpace(d.Reason)
+		call.Status, call.ErrorClass = switchboard.CallDenied, switchboard.ErrorClassDenied
+		call.Error = "the user denied this call"
+		if reason != "" {
+			call.Error += ": " + reason
+		}
+		call.Result = "error: " + call.Error
+		call.FinishedAt = time.Now()
+		if t.ev != nil {
+			t.ev.ToolFinished(call)
+		}
+	}
+	t.addResult(&call)
+	t.calls = append(t.calls, call)
+	t.setHistory(t.history)
+
+	pending, err := o.pendingOf(ctx, rec.ID, call.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(pending) > 0 {
+		return t.await(ctx, pending)
+	}
+	if ctx.Err() != nil {
+		return t.end(ctx, switchboard.TurnCancelled, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(ctx.Err())), ctx.Err())
+	}
+	return t.loop(ctx, rec.Steps+1)
+}
+
+// pendingOf returns the calls of a turn still awaiting approval, but the
+// one just decided.
+func (o *Orchestrator) pendingOf(ctx context.Context, turnID, decided string) ([]switchboard.ToolCall, error) {
+	calls, _, err := o.store.ListToolCalls(ctx, switchboard.ToolCallFilter{TurnID: turnID, Status: switchboard.CallAwaitingApproval, Limit: 500})
+	if err != nil {
+		return nil, fmt.Errorf("list pending calls: %w", err)
+	}
+	out := calls[:0]
+	for _, c := range calls {
+		if c.ID != decided {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

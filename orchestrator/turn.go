@@ -1,0 +1,446 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// turn is the state of one running turn.
+type turn struct {
+	o       *Orchestrator
+	catalog *tools.Catalog
+	ev      Events
+
+	rec      switchboard.Turn
+	caller   tools.Caller
+	history  []switchboard.Message
+	calls    []switchboard.ToolCall // calls run or decided by this request, in order
+	unsaved  []switchboard.Message  // messages not yet committed
+	finished []switchboard.ToolCall // ledger rows not yet committed
+	seen     map[string]int         // identical calls asked for, by repeatKey
+	// paging: a result of this conversation was truncated, so the model
+	// is offered read_tool_result.
+	paging bool
+
+	wallStart time.Time
+	timing    switchboard.TurnTiming
+}
+
+func (t *turn) begin(ctx context.Context, req Request) error {
+	start := &switchboard.TurnStart{
+		Conversation: switchboard.Conversation{ID: req.ConversationID, ExternalID: req.ExternalConversationID},
+		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
+			IdempotencyKey: req.IdempotencyKey, StartedAt: t.wallStart},
+		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
+		HistoryLimit: t.o.opts.HistoryLimit,
+	}
+	s := time.Now()
+	history, err := t.o.store.BeginTurn(ctx, start)
+	t.timing.Store += time.Since(s)
+	if notFound(err) {
+		return switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", req.ConversationID)
+	}
+	if err != nil {
+		return fmt.Errorf("begin turn: %w", err)
+	}
+	t.rec = start.Turn
+	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
+	t.setHistory(history)
+	if t.ev != nil {
+		t.ev.TurnStarted(t.rec)
+	}
+	return nil
+}
+
+// setHistory keeps the replayable window of h.
+func (t *turn) setHistory(h []switchboard.Message) {
+	t.history = replayable(h, t.o.opts.HistoryTokens)
+	for _, m := range t.history {
+		if m.Role == switchboard.RoleTool && strings.Contains(m.Content, truncationMarker) {
+			t.paging = true
+			break
+		}
+	}
+}
+
+// loop calls the model and runs tools from step first until the turn ends.
+func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
+	for step := first; ; step++ {
+		if step > t.o.opts.MaxSteps {
+			msg := fmt.Sprintf("I stopped after %d model calls without reaching an answer (the step limit of this service).", t.o.opts.MaxSteps)
+			return t.end(ctx, switchboard.TurnMaxSteps, t.assistantText(msg), nil)
+		}
+		if t.ev != nil {
+			t.ev.StepStarted(step)
+		}
+		reply, err := t.callModel(ctx)
+		if err != nil {
+			status := switchboard.TurnFailed
+			if ctx.Err() != nil {
+				status = switchboard.TurnCancelled
+			}
+			note := t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err))
+			return t.end(ctx, status, note, err)
+		}
+		if len(reply.ToolCalls) == 0 {
+			if t.ev != nil {
+				t.ev.StepFinished(step)
+			}
+			return t.end(ctx, switchboard.TurnCompleted, t.assistantText(reply.Content), nil)
+		}
+		out, err := t.runTools(ctx, step, reply)
+		if err != nil {
+			status := switchboard.TurnCancelled
+			if ctx.Err() == nil {
+				status = switchboard.TurnFailed
+			}
+			return t.end(ctx, status, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)), err)
+		}
+		if t.ev != nil {
+			t.ev.StepFinished(step)
+		}
+		switch {
+		case len(out.pending) > 0:
+			return t.await(ctx, out.pending)
+		case out.repeated != "":
+			t.rec.Error = fmt.Sprintf("the model asked for the same call of %s %d times", out.repeated, repeatLimit)
+			msg := fmt.Sprintf("I stopped: I asked for the same call of %s %d times in this turn without getting further.", out.repeated, repeatLimit)
+			return t.end(ctx, switchboard.TurnMaxSteps, t.assistantText(msg), nil)
+		}
+	}
+}
+
+func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
+	msgs := t.history
+	if p := t.o.opts.SystemPrompt; p != "" {
+		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
+	}
+	defs := t.catalog.Definitions()
+	if t.paging {
+		defs = append(defs[:len(defs):len(defs)], readToolResultDef)
+	}
+	var onText func(string)
+	if t.ev != nil {
+		onText = t.ev.TextDelta
+	}
+	s := time.Now()
+	reply, err := t.o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs}, onText)
+	t.timing.LLM += time.Since(s)
+	t.rec.Steps++
+	t.rec.PromptTokens += reply.PromptTokens
+	t.rec.CompletionTokens += reply.CompletionTokens
+	return reply, err
+}
+
+// stepOutcome says why a step that ran tools stops the loop, if it does.
+type stepOutcome struct {
+	pending  []switchboard.ToolCall // calls awaiting approval
+	repeated string                 // the tool asked for too often
+}
+
+// runTools records the step's calls as started (one commit, together with
+// what the previous step left unsaved), runs those that may run, and
+// appends the model's request and the results to the history. It returns
+// ctx's error when the turn was cancelled while tools ran.
+func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelReply) (stepOutcome, error) {
+	var out stepOutcome
+	asked := t.message(switchboard.RoleAssistant, switchboard.MessageToolCall, reply.Content)
+	asked.ToolCalls = reply.ToolCalls
+	now := time.Now()
+	batch := make([]switchboard.ToolCall, len(reply.ToolCalls))
+	for i, rc := range reply.ToolCalls {
+		c := t.prepare(rc)
+		c.ID = switchboard.NewID()
+		c.TurnID = t.rec.ID
+		c.Step = step
+		c.StartedAt = now
+		if c.Status == switchboard.CallRunning {
+			key := repeatKey(c)
+			t.seen[key]++
+			switch {
+			case t.seen[key] >= repeatLimit:
+				c.Status = switchboard.CallFailed
+				c.ErrorClass = switchboard.ErrorClassInvalid
+				c.Error = fmt.Sprintf("refused: the same call was asked for %d times in this turn", repeatLimit)
+				c.Result = "error: " + c.Error
+				out.repeated = c.ExposedName
+			case t.needsApproval(c):
+				c.Status = switchboard.CallAwaitingApproval
+			}
+		}
+		if c.Finished() {
+			c.FinishedAt = now
+		}
+		batch[i] = c
+	}
+	t.unsaved = append(t.unsaved, asked)
+	if err := t.save(ctx, append(t.finished, batch...)); err != nil {
+		return out, err
+	}
+	t.finished = t.finished[:0]
+
+	s := time.Now()
+	t.execute(ctx, batch)
+	t.timing.Tools += time.Since(s)
+
+	t.history = append(t.history, asked)
+	for i := range batch {
+		c := &batch[i]
+		if c.Status == switchboard.CallAwaitingApproval {
+			out.pending = append(out.pending, *c)
+			if t.ev != nil {
+				t.ev.ApprovalRequested(*c)
+			}
+			continue
+		}
+		t.addResult(c)
+	}
+	t.calls = append(t.calls, batch...)
+	return out, ctx.Err()
+}
+
+// prepare turns a requested call into a ledger row, for a catalog tool or
+// the built-in read_tool_result.
+func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
+	if rc.Name == readToolResultName && t.paging {
+		args := strings.TrimSpace(rc.Arguments)
+		if args == "" {
+			args = "{}"
+		}
+		c := switchboard.ToolCall{CallID: rc.ID, UserID: t.caller.UserID, ConversationID: t.caller.ConversationID,
+			Server: builtinServer, Tool: readToolResultName, ExposedName: readToolResultName, Status: switchboard.CallRunning}
+		if json.Valid([]byte(args)) {
+			c.Arguments = json.RawMessage(args)
+		} else {
+			c.Arguments, _ = json.Marshal(rc.Arguments)
+			c.Status, c.ErrorClass, c.Error = switchboard.CallFailed, switchboard.ErrorClassInvalid, "arguments are not valid JSON"
+			c.Result = "error: " + c.Error
+		}
+		return c
+	}
+	return t.catalog.Prepare(rc, t.caller)
+}
+
+func (t *turn) needsApproval(c switchboard.ToolCall) bool {
+	if t.o.opts.RequireApproval == nil || c.Server == builtinServer {
+		return false
+	}
+	e, ok := t.catalog.Lookup(c.ExposedName)
+	return ok && t.o.opts.RequireApproval(c.Server, c.Tool, e.Annotations)
+}
+
+// execute runs the calls of batch that are running: all at once (bounded)
+// when every one is read-only or on a server that allows it, else in order.
+func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
+	var run []int
+	parallel := true
+	for i, c := range batch {
+		if c.Status != switchboard.CallRunning {
+			continue
+		}
+		run = append(run, i)
+		if !t.mayRunConcurrently(c) {
+			parallel = false
+		}
+	}
+	if len(run) <= 1 || !parallel {
+		for _, i := range run {
+			if t.ev != nil {
+				t.ev.ToolStarted(batch[i])
+			}
+			t.runCall(ctx, &batch[i])
+			if t.ev != nil {
+				t.ev.ToolFinished(batch[i])
+			}
+		}
+		return
+	}
+	sem := make(chan struct{}, t.o.opts.MaxParallelTools)
+	done := make(chan int, len(run))
+	for _, i := range run {
+		if t.ev != nil {
+			t.ev.ToolStarted(batch[i])
+		}
+	}
+	for _, i := range run {
+		go func() {
+			sem <- struct{}{}
+			t.runCall(ctx, &batch[i])
+			<-sem
+			done <- i
+		}()
+	}
+	for range run {
+		i := <-done
+		if t.ev != nil {
+			t.ev.ToolFinished(batch[i])
+		}
+	}
+}
+
+func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
+	if c.Server == builtinServer || t.o.opts.ParallelServers[c.Server] {
+		return true
+	}
+	e, ok := t.catalog.Lookup(c.ExposedName)
+	return ok && e.Annotations.IsReadOnly()
+}
+
+// runCall runs one call and logs it. It is safe to call concurrently for
+// distinct calls.
+func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
+	if c.Server == builtinServer {
+		t.readToolResult(ctx, c)
+	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
+		t.catalog.Run(ctx, c)
+	} else {
+		c.Status, c.ErrorClass = switchboard.CallFailed, switchboard.ErrorClassInvalid
+		c.Error = fmt.Sprintf("tool %s is no longer available", c.ExposedName)
+		c.Result = "error: " + c.Error
+		c.FinishedAt = time.Now()
+	}
+	t.o.logger.LogAttrs(ctx, slog.LevelInfo, "tool call",
+		slog.String("turn_id", t.rec.ID), slog.String("call_id", c.ID), slog.String("server", c.Server),
+		slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.Duration("duration", c.Duration))
+}
+
+// addResult appends a finished call's result to the history, within its
+// output budget, and keeps the row for the next commit.
+func (t *turn) addResult(c *switchboard.ToolCall) {
+	content := c.Result
+	if content == "" && len(c.StructuredResult) > 0 {
+		content = string(c.StructuredResult)
+	}
+	if c.Server != builtinServer {
+		if cut, ok := truncate(content, t.o.budget(c.Server, c.Tool), c.ID); ok {
+			content = cut
+			c.Truncated = true
+			t.paging = true
+		}
+	}
+	res := t.message(switchboard.RoleTool, switchboard.MessageToolResult, content)
+	res.ToolCallID = c.CallID
+	res.ToolName = c.ExposedName
+	t.history = append(t.history, res)
+	t.unsaved = append(t.unsaved, res)
+	t.finished = append(t.finished, *c)
+}
+
+// await ends the turn as awaiting approval of pending.
+func (t *turn) await(ctx context.Context, pending []switchboard.ToolCall) (*Result, error) {
+	names := make([]string, len(pending))
+	for i, c := range pending {
+		names[i] = c.ExposedName
+	}
+	// The note is not stored: an assistant message between a tool request
+	// and its results would break the transcript for the model.
+	note := t.assistantText(fmt.Sprintf("Waiting for your approval to run %s.", strings.Join(names, ", ")))
+	res, err := t.finish(ctx, switchboard.TurnAwaitingApproval, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	res.Message = note
+	res.Pending = pending
+	return res, nil
+}
+
+// save commits the turn's progress with the unsaved messages and the given
+// ledger rows.
+func (t *turn) save(ctx context.Context, calls []switchboard.ToolCall) error {
+	s := time.Now()
+	err := t.o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: t.rec, Messages: t.unsaved, ToolCalls: calls})
+	t.timing.Store += time.Since(s)
+	if err != nil {
+		return fmt.Errorf("save turn %s: %w", t.rec.ID, err)
+	}
+	t.unsaved = t.unsaved[:0]
+	return nil
+}
+
+// end stores the turn's final state with its last message and returns the
+// result, or cause when the turn failed.
+func (t *turn) end(ctx context.Context, status switchboard.TurnStatus, last switchboard.Message, cause error) (*Result, error) {
+	res, err := t.finish(ctx, status, &last, cause)
+	if err != nil {
+		return nil, err
+	}
+	if cause != nil {
+		return nil, cause
+	}
+	return res, nil
+}
+
+// finish stores the turn's state, even when ctx was cancelled.
+func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *switchboard.Message, cause error) (*Result, error) {
+	t.rec.Status = status
+	if status != switchboard.TurnAwaitingApproval {
+		t.rec.FinishedAt = time.Now()
+	}
+	if cause != nil {
+		t.rec.Error = errorNote(cause)
+	}
+	t.timing.Overhead = time.Since(t.wallStart) - t.timing.LLM - t.timing.Tools - t.timing.Store
+	t.rec.Timing = addTiming(t.rec.Timing, t.timing)
+	if last != nil {
+		t.unsaved = append(t.unsaved, *last)
+	}
+	saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.o.opts.SaveTimeout)
+	defer cancel()
+	before := t.timing.Store
+	err := t.save(saveCtx, t.finished)
+	t.rec.Timing.Store += t.timing.Store - before // the final write counts too, for the caller
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Turn: t.rec, ToolCalls: t.calls}
+	if last != nil {
+		res.Message = *last
+	}
+	return res, nil
+}
+
+// addTiming adds this request's time to what the turn took before (a turn
+// resumed after an approval spans several requests).
+func addTiming(a, b switchboard.TurnTiming) switchboard.TurnTiming {
+	return switchboard.TurnTiming{LLM: a.LLM + b.LLM, Tools: a.Tools + b.Tools, Store: a.Store + b.Store, Overhead: a.Overhead + b.Overhead}
+}
+
+func (t *turn) message(role switchboard.Role, typ switchboard.MessageType, content string) switchboard.Message {
+	return switchboard.Message{ID: switchboard.NewID(), ConversationID: t.rec.ConversationID, TurnID: t.rec.ID,
+		Role: role, Type: typ, Content: content, Timestamp: time.Now()}
+}
+
+func (t *turn) assistantText(content string) switchboard.Message {
+	return t.message(switchboard.RoleAssistant, switchboard.MessageText, content)
+}
+
+// repeatKey identifies a call by tool and arguments, whatever their order.
+func repeatKey(c switchboard.ToolCall) string {
+	var v any
+	if json.Unmarshal(c.Arguments, &v) == nil {
+		if b, err := json.Marshal(v); err == nil {
+			return c.ExposedName + "\x00" + string(b)
+		}
+	}
+	return c.ExposedName + "\x00" + string(c.Arguments)
+}
+
+// errorNote is what a failed turn records: the client-facing message when
+// there is one, else the error.
+func errorNote(err error) string {
+	if errors.Is(err, context.Canceled) {
+		return "the turn was cancelled"
+	}
+	if m := switchboard.ErrorMessage(err); m != "" {
+		return m
+	}
+	return err.Error()
+}
