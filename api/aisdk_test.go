@@ -1,0 +1,175 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/nodetest"
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/store"
+)
+
+// aiChat is what testdata/aisdk-chat.mjs prints: the AI SDK chat's state.
+type aiChat struct {
+	Status   string   `json:"status"`
+	Error    *string  `json:"error"`
+	Errors   []string `json:"errors"`
+	Messages []struct {
+		ID       string `json:"id"`
+		Role     string `json:"role"`
+		Metadata struct {
+			ConversationID string `json:"conversationId"`
+			TurnID         string `json:"turnId"`
+			Status         string `json:"status"`
+		} `json:"metadata"`
+		Parts []struct {
+			Type       string          `json:"type"`
+			Text       string          `json:"text"`
+			ToolName   string          `json:"toolName"`
+			ToolCallID string          `json:"toolCallId"`
+			State      string          `json:"state"`
+			Input      json.RawMessage `json:"input"`
+			Output     struct {
+				Result     string  `json:"result"`
+				Status     string  `json:"status"`
+				DurationMS float64 `json:"duration_ms"`
+				Server     string  `json:"server"`
+				Tool       string  `json:"tool"`
+			} `json:"output"`
+			ErrorText string `json:"errorText"`
+			Data      struct {
+				ID         string  `json:"id"`
+				Status     string  `json:"status"`
+				DurationMS float64 `json:"duration_ms"`
+			} `json:"data"`
+		} `json:"parts"`
+	} `json:"messages"`
+}
+
+// runAIChat sends prompts with the AI SDK's chat client and returns its state.
+func runAIChat(t *testing.T, api, token, chatID string, prompts ...string) aiChat {
+	t.Helper()
+	nodetest.Module(t, "ai")
+	script := nodetest.Root(t) + "/api/testdata/aisdk-chat.mjs"
+	p, _ := json.Marshal(prompts)
+	cmd := exec.Command(nodetest.Node(t), script)
+	cmd.Env = append(cmd.Environ(), "API="+api, "TOKEN="+token, "CHAT_ID="+chatID, "PROMPTS="+string(p))
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("node: %v\n%s", err, stderr)
+	}
+	var chat aiChat
+	if err := json.Unmarshal(out, &chat); err != nil {
+		t.Fatalf("node output: %v\n%s", err, out)
+	}
+	return chat
+}
+
+func TestAISDKChatClient(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, tasksServer(t, "stdio"), llmtest.Sequence(
+		llmtest.Reply{Text: "Adding it. ", ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"buy milk"}`}}},
+		llmtest.Reply{Text: "Added buy milk to your list."},
+		llmtest.Reply{Text: "You have one task."},
+	))
+	chat := runAIChat(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-123", "Add a task to buy milk", "How many tasks?")
+	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
+		t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
+	}
+	if len(chat.Messages) != 4 {
+		t.Fatalf("messages: got %d, want 4: %+v", len(chat.Messages), chat.Messages)
+	}
+	first, second := chat.Messages[1], chat.Messages[3]
+	conv := first.Metadata.ConversationID
+	if first.Role != "assistant" || !switchboard.ValidID(conv) || second.Metadata.ConversationID != conv || first.ID != first.Metadata.TurnID {
+		t.Errorf("assistant messages: got %+v and %+v, want one conversation across both", first.Metadata, second.Metadata)
+	}
+	var text strings.Builder
+	var tool, data int
+	for _, p := range first.Parts {
+		switch p.Type {
+		case "text":
+			text.WriteString(p.Text)
+		case "dynamic-tool":
+			tool++
+			if p.ToolName != "tasks__add_task" || p.State != "output-available" || !switchboard.ValidID(p.ToolCallID) ||
+				p.Output.Status != "succeeded" || p.Output.DurationMS <= 0 || p.Output.Server != "tasks" || !strings.Contains(p.Output.Result, "buy milk") {
+				t.Errorf("tool part: got %+v", p)
+			}
+			row, err := st.GetToolCall(context.Background(), p.ToolCallID)
+			if err != nil || row.Tool != "add_task" {
+				t.Errorf("the tool part's id is not the ledger's: %v %+v", err, row)
+			}
+		case "data-tool-call":
+			data++
+			if p.Data.Status != "succeeded" || p.Data.DurationMS <= 0 {
+				t.Errorf("data part: got %+v", p)
+			}
+		}
+	}
+	if tool != 1 || data != 1 || text.String() != "Adding it. Added buy milk to your list." {
+		t.Errorf("first answer: %d tool parts, %d data parts, text %q", tool, data, text.String())
+	}
+	if got := second.Parts[len(second.Parts)-1]; got.Type != "text" || got.Text != "You have one task." {
+		t.Errorf("second answer's last part: got %+v", got)
+	}
+	convs, err := st.ListConversations(context.Background(), "alice", 10)
+	if err != nil || len(convs) != 1 || convs[0].ID != conv || convs[0].ExternalID != "chat-123" {
+		t.Errorf("stored conversations: got %+v, %v; want one, named chat-123 by the client", convs, err)
+	}
+}
+
+func TestAISDKChatSeesErrors(t *testing.T) {
+	svc := newService(t, store.NewMemory(), nil, llmtest.Sequence(llmtest.Reply{Status: 400, Text: "context length exceeded"}))
+	chat := runAIChat(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-err", "hello")
+	if chat.Status != "error" || chat.Error == nil || !strings.Contains(*chat.Error, "context length exceeded") {
+		t.Fatalf("got status %s error %v, want the model's failure shown", chat.Status, chat.Error)
+	}
+}
+
+// The plain chat route streams too when asked to, with the seed's body.
+func TestChatRouteStreamsOnAccept(t *testing.T) {
+	svc := newService(t, store.NewMemory(), nil, llmtest.Sequence(llmtest.Reply{Text: "Hello there."}))
+	req, _ := http.NewRequest("POST", svc.url+"/api/alice/chat", strings.NewReader(`{"message":{"content":"hi"}}`))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("x-vercel-ai-ui-message-stream") != "v1" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("headers: got %v", resp.Header)
+	}
+	var types []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if line == "[DONE]" {
+			types = append(types, "[DONE]")
+			continue
+		}
+		var p struct{ Type string }
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("part %q: %v", line, err)
+		}
+		types = append(types, p.Type)
+	}
+	want := "start start-step text-start text-delta text-delta text-end finish-step finish [DONE]"
+	if got := strings.Join(types, " "); got != want {
+		t.Errorf("parts: got %s, want %s", got, want)
+	}
+}
