@@ -135,6 +135,11 @@ type service struct {
 
 func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder) *service {
 	t.Helper()
+	return newServiceWith(t, st, conn, respond, nil)
+}
+
+func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options) *service {
+	t.Helper()
 	model := llmtest.NewServer(respond)
 	t.Cleanup(model.Close)
 	var sources []tools.Source
@@ -146,7 +151,7 @@ func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtes
 		t.Fatal(err)
 	}
 	registry := tools.NewRegistry(catalog)
-	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, nil)
+	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, opts)
 	auth, err := api.NewAuthenticator(api.AuthConfig{Secret: secret})
 	if err != nil {
 		t.Fatal(err)

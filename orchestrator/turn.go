@@ -368,6 +368,11 @@ func (t *turn) save(ctx context.Context, calls []switchboard.ToolCall) error {
 // end stores the turn's final state with its last message and returns the
 // result, or cause when the turn failed.
 func (t *turn) end(ctx context.Context, status switchboard.TurnStatus, last switchboard.Message, cause error) (*Result, error) {
+	if status == switchboard.TurnCancelled {
+		// Still a context error for errors.Is, and a conflict with a code
+		// for clients: the turn was cancelled by a cancel request.
+		cause = fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn was cancelled"), cause)
+	}
 	res, err := t.finish(ctx, status, &last, cause)
 	if err != nil {
 		return nil, err
