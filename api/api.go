@@ -152,7 +152,7 @@ const (
 
 // authenticate verifies the bearer token and keeps the identity.
 func (h *Handler) authenticate(c *gin.Context) {
-	id, err := h.Auth.Verify(c.GetHeader("Authorization"))
+	id, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization"))
 	if err != nil {
 		h.writeError(c, err)
 		return

@@ -1,12 +1,19 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -15,10 +22,17 @@ import (
 // brute-forced from a single token.
 const MinSecretLen = 32
 
-// AuthConfig says which tokens are accepted.
+// AuthConfig says which tokens are accepted: HS256 tokens signed with
+// Secret, and tokens signed with a key of the JWKS at JWKSURL (EdDSA, ES256,
+// RS256, PS256), such as Better Auth's /api/auth/jwks. At least one must be
+// configured. HS256 is accepted only with an explicit Secret, never as a
+// fallback.
 type AuthConfig struct {
 	// Secret verifies HS256 tokens; at least MinSecretLen bytes.
 	Secret []byte
+	// JWKSURL serves the public keys of asymmetric tokens; Issuer and
+	// Audience are then required.
+	JWKSURL string
 	// Issuer and Audience, when set, must match the token's iss and aud.
 	Issuer   string
 	Audience string
@@ -27,6 +41,10 @@ type AuthConfig struct {
 	// AdminUsers are user ids that hold the admin role whatever their token
 	// says.
 	AdminUsers []string
+	// HTTPClient fetches the JWKS; nil means a client with a 10s timeout.
+	HTTPClient *http.Client
+	// Logger reports JWKS refresh failures; nil means none.
+	Logger *slog.Logger
 }
 
 // Identity is who a verified token speaks for.
@@ -39,20 +57,68 @@ type Identity struct {
 type Authenticator struct {
 	cfg    AuthConfig
 	parser *jwt.Parser
+	jwks   keyfunc.Keyfunc // nil without a JWKS
 	admins map[string]bool
 }
 
-// NewAuthenticator returns an authenticator for cfg. It returns an error
-// wrapping switchboard.ErrInvalid when the configuration is unusable.
-func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
-	if len(cfg.Secret) < MinSecretLen {
+// asymmetric are the signing methods verified with JWKS keys.
+var asymmetric = []string{"EdDSA", "ES256", "RS256", "PS256"}
+
+// NewAuthenticator returns an authenticator for cfg. With a JWKS it starts
+// a goroutine that refreshes the keys (hourly, and at once for an unknown
+// key id, at most every 10s) until ctx ends; an unreachable JWKS does not
+// fail start-up, tokens fail until it answers. It returns an error wrapping
+// switchboard.ErrInvalid when the configuration is unusable.
+func NewAuthenticator(ctx context.Context, cfg AuthConfig) (*Authenticator, error) {
+	if len(cfg.Secret) == 0 && cfg.JWKSURL == "" {
+		return nil, fmt.Errorf("auth: configure auth.jwt_secret (HS256) or auth.jwks_url: %w", switchboard.ErrInvalid)
+	}
+	if len(cfg.Secret) > 0 && len(cfg.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("auth.jwt_secret must be at least %d bytes (got %d): %w", MinSecretLen, len(cfg.Secret), switchboard.ErrInvalid)
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
 	}
+	a := &Authenticator{cfg: cfg, admins: map[string]bool{}}
+	var methods []string
+	if len(cfg.Secret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("auth.jwks_url %q is not an http(s) URL: %w", cfg.JWKSURL, switchboard.ErrInvalid)
+		}
+		if cfg.Issuer == "" || cfg.Audience == "" {
+			return nil, fmt.Errorf("auth.jwks_url needs auth.issuer and auth.audience, which tokens must carry: %w", switchboard.ErrInvalid)
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = &http.Client{Timeout: 10 * time.Second}
+		}
+		logger := cfg.Logger
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
+		jwks, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+			Client:            client,
+			RefreshInterval:   time.Hour,
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(10*time.Second), 1),
+			RateLimitWaitMax:  5 * time.Second, // bounds the refresh; a spent allowance fails at once, it is not waited for
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(ctx context.Context, err error) {
+					logger.WarnContext(ctx, "JWKS refresh failed", "url", u, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("auth.jwks_url: %w", err)
+		}
+		a.jwks = jwks
+		methods = append(methods, asymmetric...)
+	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(methods),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(cfg.Leeway),
 	}
@@ -62,11 +128,32 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	a := &Authenticator{cfg: cfg, parser: jwt.NewParser(opts...), admins: map[string]bool{}}
+	a.parser = jwt.NewParser(opts...)
 	for _, u := range cfg.AdminUsers {
 		a.admins[u] = true
 	}
 	return a, nil
+}
+
+// key returns the key that verifies t: the secret for HS256, a JWKS key for
+// the asymmetric methods, so that a token can never be verified with a key
+// of the other kind (HS256 "signed" with a public key fails).
+func (a *Authenticator) key(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if t.Method.Alg() == jwt.SigningMethodHS256.Alg() {
+			if len(a.cfg.Secret) == 0 {
+				return nil, errors.New("HS256 is not accepted")
+			}
+			return a.cfg.Secret, nil
+		}
+		if a.jwks == nil {
+			return nil, errors.New("no JWKS configured")
+		}
+		if _, ok := t.Header["kid"].(string); !ok {
+			return nil, errors.New("the token has no kid")
+		}
+		return a.jwks.KeyfuncCtx(ctx)(t)
+	}
 }
 
 // maxTokenLen bounds the bearer token we try to parse.
@@ -84,7 +171,7 @@ type claims struct {
 // Verify checks an Authorization header value. Every failure is an error
 // wrapping switchboard.ErrUnauthorized whose message says what is wrong
 // without echoing the token.
-func (a *Authenticator) Verify(header string) (Identity, error) {
+func (a *Authenticator) Verify(ctx context.Context, header string) (Identity, error) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	if header == "" {
 		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "missing_token", "an Authorization: Bearer <token> header is required")
@@ -97,13 +184,17 @@ func (a *Authenticator) Verify(header string) (Identity, error) {
 		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token is not a well-formed JWT")
 	}
 	var c claims
-	_, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.cfg.Secret, nil })
+	_, err := a.parser.ParseWithClaims(token, &c, a.key(ctx))
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenExpired):
 			return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "token_expired", "the bearer token has expired")
 		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 			return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token lacks a required claim (exp)")
+		case errors.Is(err, jwt.ErrTokenNotValidYet):
+			return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token is not valid yet")
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
+			return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token was issued by or for someone else")
 		}
 		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token is not valid")
 	}
@@ -111,8 +202,8 @@ func (a *Authenticator) Verify(header string) (Identity, error) {
 	if id.UserID == "" {
 		id.UserID = c.UserID
 	}
-	if id.UserID == "" {
-		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token names no user (sub or user_id)")
+	if id.UserID == "" || len(id.UserID) > 255 || strings.ContainsFunc(id.UserID, unicode.IsControl) || strings.Contains(id.UserID, "/") {
+		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token names no usable user (sub or user_id)")
 	}
 	id.Admin = a.admins[id.UserID] || c.Role == "admin" || hasRole(c.Roles, "admin")
 	return id, nil

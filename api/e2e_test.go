@@ -152,7 +152,7 @@ func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond ll
 	}
 	registry := tools.NewRegistry(catalog)
 	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, opts)
-	auth, err := api.NewAuthenticator(api.AuthConfig{Secret: secret})
+	auth, err := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestChatWithoutModel(t *testing.T) {
 	st := store.NewMemory()
 	registry := tools.NewRegistry(nil)
 	orch := orchestrator.New(llm.New(llm.Config{}, nil), registry, st, nil)
-	auth, _ := api.NewAuthenticator(api.AuthConfig{Secret: secret})
+	auth, _ := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
 	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, nil))
 	defer srv.Close()
 	var r chatReply

@@ -113,7 +113,9 @@ func TestCancelRoute(t *testing.T) {
 	}
 	done := make(chan *http.Response, 1)
 	var slow chatReply
-	go func() { done <- do(t, "POST", svc.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"slow"}}`, &slow) }()
+	go func() {
+		done <- do(t, "POST", svc.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"slow"}}`, &slow)
+	}()
 	<-arrived
 	if resp := do(t, "POST", strings.Replace(cancelURL, "/alice/", "/bob/", 1), token(t, "bob"), ``, &e); resp.StatusCode != 404 {
 		t.Errorf("bob cancels alice's turn: got %d", resp.StatusCode)

@@ -59,7 +59,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer closeStore()
 
-	auth, dev, err := newAuth(cfg)
+	auth, dev, err := newAuth(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -157,18 +157,16 @@ type devAuth struct {
 
 // newAuth builds the authenticator. With no auth configured it returns a
 // dev-mode authenticator over an ephemeral secret, and the token to print.
-func newAuth(cfg *Config) (*api.Authenticator, *devAuth, error) {
-	if cfg.Auth.JWKSURL != "" {
-		return nil, nil, errors.New("auth.jwks_url is not supported yet: configure auth.jwt_secret (HS256)")
-	}
-	if cfg.Auth.JWTSecret != "" {
-		a, err := api.NewAuthenticator(api.AuthConfig{Secret: []byte(cfg.Auth.JWTSecret), Issuer: cfg.Auth.Issuer,
-			Audience: cfg.Auth.Audience, AdminUsers: cfg.Auth.AdminUsers})
+// A JWKS is refreshed until ctx ends.
+func newAuth(ctx context.Context, cfg *Config, logger *slog.Logger) (*api.Authenticator, *devAuth, error) {
+	if cfg.Auth.JWTSecret != "" || cfg.Auth.JWKSURL != "" {
+		a, err := api.NewAuthenticator(ctx, api.AuthConfig{Secret: []byte(cfg.Auth.JWTSecret), JWKSURL: cfg.Auth.JWKSURL,
+			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, AdminUsers: cfg.Auth.AdminUsers, Logger: logger})
 		return a, nil, err
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	a, err := api.NewAuthenticator(api.AuthConfig{Secret: secret, AdminUsers: []string{devUser}})
+	a, err := api.NewAuthenticator(ctx, api.AuthConfig{Secret: secret, AdminUsers: []string{devUser}})
 	if err != nil {
 		return nil, nil, err
 	}
