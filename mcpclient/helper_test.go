@@ -21,6 +21,7 @@ import (
 //	raw        answer as described in helperServer.handle
 //	mute       read requests, answer none (an initialize that never ends)
 //	stubborn   like raw, but ignore SIGTERM and stdin EOF
+//	flaky      like raw, but exit once it has listed its tools
 const helperEnv = "MCPCLIENT_TEST_HELPER"
 
 // helperStderrEnv asks the helper to write that many numbered lines to
@@ -65,6 +66,7 @@ const (
 type helperServer struct {
 	mu    sync.Mutex // serialises stdout
 	added bool
+	flaky bool
 }
 
 func runHelper(mode string) {
@@ -78,7 +80,7 @@ func runHelper(mode string) {
 	if mode == "stubborn" {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	h := &helperServer{}
+	h := &helperServer{flaky: mode == "flaky"}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	for in.Scan() {
@@ -147,6 +149,10 @@ func (h *helperServer) handle(line []byte) {
 				added = helperAdded
 			}
 			h.reply(msg.ID, fmt.Sprintf(helperPage2, added))
+			if h.flaky {
+				fmt.Fprintln(os.Stderr, "helper: flaky, exiting after the list")
+				os.Exit(4)
+			}
 		default:
 			h.fail(msg.ID, -32602, "bad cursor")
 		}

@@ -111,6 +111,10 @@ func decodeTool(entry json.RawMessage) (Tool, error) {
 	t.Description = stringField(fields["description"])
 	t.InputSchema = fields["inputSchema"]
 	t.OutputSchema = fields["outputSchema"]
+	var exec map[string]json.RawMessage
+	if json.Unmarshal(fields["execution"], &exec) == nil {
+		t.TaskSupport = stringField(exec["taskSupport"])
+	}
 	var ann map[string]json.RawMessage
 	if json.Unmarshal(fields["annotations"], &ann) == nil {
 		t.Annotations = Annotations{

@@ -3,9 +3,15 @@
 //
 // A Conn is one live connection: Dial starts (or reaches) the server,
 // performs the initialize handshake and lists its tools; CallTool calls them;
-// Close ends it, and for a stdio server stops the whole process group. The
-// package knows nothing of models or storage; restarting a failed server is
-// the caller's business (dial again).
+// Close ends it, and for a stdio server stops the whole process group. A Conn
+// never comes back once it ends (mcp-go does not reconnect).
+//
+// A Supervisor keeps one server connected: it dials in the background,
+// restarts a server whose connection ended (a stdio child that exited, a
+// lost SSE stream, a remote server that forgot our session) with capped
+// exponential backoff, detects crash loops, re-lists tools when the server
+// says they changed, and sends a call that never reached the server again
+// on the next connection. The package knows nothing of models or storage.
 //
 // Where mcp-go's defaults hurt a host, this package departs from them:
 //   - The handshake is pinned to the classic initialize exchange at
@@ -27,10 +33,12 @@
 package mcpclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -106,9 +114,50 @@ type Config struct {
 	// Timeout bounds each later request (CallTool, ListTools) unless the
 	// caller's context ends sooner. Zero means 60s.
 	Timeout time.Duration
+	// ToolTimeouts overrides Timeout for calls of the named tools.
+	ToolTimeouts map[string]time.Duration
 }
 
-// Options tunes Dial. A nil *Options means the defaults.
+// Validate reports whether cfg can be dialled at all: a known transport
+// with what it needs (a command, or an http(s) URL). The error wraps
+// switchboard.ErrInvalid.
+func (cfg Config) Validate() error {
+	if _, err := cfg.kind(); err != nil {
+		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	for tool, d := range cfg.ToolTimeouts {
+		if d < 0 {
+			return fmt.Errorf("mcp server %s: negative timeout for tool %s: %w", cfg.Name, tool, switchboard.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// Transport returns the transport cfg resolves to: "stdio", "http"
+// (streamable HTTP) or "sse"; "" if cfg is invalid.
+func (cfg Config) Transport() string {
+	kind, _ := cfg.kind()
+	return kind
+}
+
+// callTimeout returns the limit of one call of tool.
+func (cfg Config) callTimeout(tool string) time.Duration {
+	if d := cfg.ToolTimeouts[tool]; d > 0 {
+		return d
+	}
+	return cfg.Timeout
+}
+
+// longestTimeout returns the longest limit of any request.
+func (cfg Config) longestTimeout() time.Duration {
+	d := max(cfg.Timeout, cfg.InitTimeout)
+	for _, t := range cfg.ToolTimeouts {
+		d = max(d, t)
+	}
+	return d
+}
+
+// Options tunes Dial and Supervise. A nil *Options means the defaults.
 type Options struct {
 	// Logger receives the connection's logs; nil discards them. Logs never
 	// include header or environment values, or command arguments.
@@ -120,8 +169,30 @@ type Options struct {
 	// (notifications/tools/list_changed); it would typically call
 	// ListTools. It runs on a goroutine of the Conn, one call at a time,
 	// never on the connection's read loop, and bursts of notifications are
-	// coalesced. It must not call Close.
+	// coalesced. It must not call Close. Dial only: a Supervisor re-lists by
+	// itself and reports through OnChange.
 	OnToolsChanged func()
+
+	// The fields below tune Supervise only.
+
+	// OnChange is called whenever a Supervisor's status or tools change. It
+	// runs on one of the Supervisor's goroutines, never with its lock held,
+	// and must not block (signal a channel instead) nor call Close.
+	OnChange func()
+	// RestartBackoff is the delay before the second consecutive attempt to
+	// connect (the first retry is immediate); it doubles with each further
+	// failure, up to MaxRestartBackoff. Zero means 250ms.
+	RestartBackoff time.Duration
+	// MaxRestartBackoff caps the delay between attempts. Zero means 30s.
+	MaxRestartBackoff time.Duration
+	// HealthyAfter is how long a connection must last for its end not to
+	// count as one more consecutive failure (the backoff starts over). Zero
+	// means 30s.
+	HealthyAfter time.Duration
+	// CrashLoopAfter is how many consecutive failures (attempts that failed,
+	// connections that ended before HealthyAfter) make a server
+	// crashlooping. Zero means 5.
+	CrashLoopAfter int
 }
 
 // Tool is one tool as the server listed it.
@@ -134,6 +205,9 @@ type Tool struct {
 	InputSchema  json.RawMessage
 	OutputSchema json.RawMessage
 	Annotations  Annotations
+	// TaskSupport is the tool's execution.taskSupport: "", "forbidden",
+	// "optional" or "required" (a tool that must be called as a task).
+	TaskSupport string
 }
 
 // Annotations are the server's hints about a tool; nil means not given.
@@ -163,6 +237,7 @@ type Conn struct {
 	httpTr *http.Transport // remote kinds: ours alone, so Close can drop its connections
 	proc   *process        // stdio only
 	stderr *lineRing       // stdio only
+	mark   int             // stderr's mark when this Conn's child started
 
 	// ctx lives as long as the connection; it ends, with the reason as its
 	// cause, on Close, when a stdio child exits, or when an SSE stream is
@@ -201,6 +276,19 @@ var errClosed = errors.New("connection closed")
 // the error wraps ctx's error. For a stdio server the error ends with the
 // last lines the child wrote to stderr.
 func Dial(ctx context.Context, cfg Config, opts *Options) (*Conn, error) {
+	return dialConn(ctx, cfg, opts, dialHooks{})
+}
+
+// dialHooks are what a Supervisor changes in its Conns.
+type dialHooks struct {
+	// stderr, when set, receives a stdio child's stderr instead of a ring
+	// of the Conn's own, so the lines of a crashed child outlive its Conn.
+	stderr *lineRing
+	// toolsChanged, when set, replaces Options.OnToolsChanged.
+	toolsChanged func(*Conn)
+}
+
+func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (*Conn, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -237,11 +325,18 @@ func Dial(ctx context.Context, cfg Config, opts *Options) (*Conn, error) {
 		redactor:       urlRedactor(cfg.URL),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
+	if hooks.toolsChanged != nil {
+		c.onToolsChanged = func() { hooks.toolsChanged(c) }
+	}
 
 	var tr transport.Interface
 	switch kind {
 	case kindStdio:
-		c.stderr = newLineRing(stderrLines)
+		c.stderr = hooks.stderr
+		if c.stderr == nil {
+			c.stderr = newLineRing(stderrLines)
+		}
+		c.mark = c.stderr.Mark()
 		c.proc = &process{}
 		tr = transport.NewStdioWithOptions(cfg.Command, nil, cfg.Args,
 			transport.WithCommandFunc(c.proc.commandFunc(cfg, c.stderr)),
@@ -251,7 +346,7 @@ func Dial(ctx context.Context, cfg Config, opts *Options) (*Conn, error) {
 		c.httpTr = newHTTPTransport()
 		topts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPHeaders(cfg.Headers),
-			transport.WithHTTPBasicClient(c.httpClient()),
+			transport.WithHTTPBasicClient(c.httpClient(true)),
 			transport.WithHTTPLogger(logger),
 		}
 		if c.onToolsChanged != nil {
@@ -267,12 +362,12 @@ func Dial(ctx context.Context, cfg Config, opts *Options) (*Conn, error) {
 		c.httpTr = newHTTPTransport()
 		tr, err = transport.NewSSE(cfg.URL,
 			transport.WithHeaders(cfg.Headers),
-			transport.WithHTTPClient(c.httpClient()),
+			transport.WithHTTPClient(c.httpClient(false)),
 			transport.WithSSELogger(logger),
 			transport.WithEndpointTimeout(cfg.InitTimeout),
 			// Our contexts bound requests; the transport's own default
 			// (60s) would cut longer Timeouts short.
-			transport.WithResponseTimeout(max(cfg.Timeout, cfg.InitTimeout)+time.Second))
+			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second))
 		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
 	}
 	if err != nil {
@@ -352,6 +447,29 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 // Name returns the server's name from its Config.
 func (c *Conn) Name() string { return c.name }
 
+// Done returns a channel that is closed when the connection ends: on Close,
+// when a stdio child exits, when an SSE stream is lost, or when a remote
+// server forgets our session.
+func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Err returns why the connection ended (wrapping
+// switchboard.ErrUnavailable), or nil while it lives.
+func (c *Conn) Err() error {
+	if c.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(c.ctx)
+}
+
+// PID returns the process id of a stdio server's child, which leads its own
+// process group; 0 for a remote server.
+func (c *Conn) PID() int {
+	if c.proc == nil {
+		return 0
+	}
+	return c.proc.pid()
+}
+
 // Tools returns the tools of the last successful listing (by Dial or
 // ListTools). The caller must not modify the schemas' bytes.
 func (c *Conn) Tools() []Tool {
@@ -377,18 +495,22 @@ func (c *Conn) setTools(tools []Tool) {
 // switchboard.ErrUpstreamTimeout if the server does not answer within
 // Config.Timeout, or ctx's error if ctx ends first.
 func (c *Conn) ListTools(ctx context.Context) ([]Tool, error) {
-	opCtx, cancel := c.opContext(ctx)
+	opCtx, cancel := c.opContext(ctx, c.cfg.Timeout)
 	defer cancel()
+	if c.ctx.Err() != nil {
+		return nil, fmt.Errorf("list tools of %s: %w", c.name, &notSentError{context.Cause(c.ctx)})
+	}
 	tools, err := c.listTools(ctx, opCtx, c.cfg.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("list tools of %s: %w", c.name, err)
+		return nil, fmt.Errorf("list tools of %s: %w", c.name, c.sessionLost(err))
 	}
 	c.setTools(tools)
 	return slices.Clone(tools), nil
 }
 
 // CallTool calls the tool name with args, a JSON object (nil or empty means
-// no arguments). It waits at most Config.Timeout, less if ctx ends sooner.
+// no arguments). It waits at most Config.Timeout (or the tool's entry in
+// Config.ToolTimeouts), less if ctx ends sooner.
 // When ctx ends first the request is abandoned, and a stdio server is told
 // with notifications/cancelled (mcp-go sends it; over HTTP the closed request
 // is the signal).
@@ -398,8 +520,10 @@ func (c *Conn) ListTools(ctx context.Context) ([]Tool, error) {
 // server rejects the request (a JSON-RPC error: unknown tool, invalid
 // params; also a reply that cannot be read); switchboard.ErrUnavailable if
 // the connection is broken or closed (the server may or may not have run the
-// tool); switchboard.ErrUpstreamTimeout and context.DeadlineExceeded if
-// Config.Timeout passed; ctx's error if ctx ended first.
+// tool, unless the connection had ended before the call, or the remote server
+// had forgotten our session: then the Conn ends too); switchboard.ErrUpstreamTimeout
+// and context.DeadlineExceeded if the timeout passed; ctx's error if ctx
+// ended first.
 func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
 	args, err := objectArgs(args)
 	if err == nil && name == "" {
@@ -408,23 +532,63 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	if err != nil {
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid, err))
 	}
-	opCtx, cancel := c.opContext(ctx)
+	limit := c.cfg.callTimeout(name)
+	opCtx, cancel := c.opContext(ctx, limit)
 	defer cancel()
 	if c.ctx.Err() != nil {
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, context.Cause(c.ctx))
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
 	}
 	var req mcp.CallToolRequest
 	req.Params.Name = name
 	req.Params.RawArguments = args
 	res, err := c.client.CallTool(opCtx, req)
 	if err != nil {
+		if lost := c.sessionLost(err); lost != err {
+			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
+		}
 		// mcp-go wraps every failure to send or receive in a
 		// *transport.Error; anything else is the server's answer: a JSON-RPC
 		// error, or a result it could not parse.
 		var te *transport.Error
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, c.cfg.Timeout, err, !errors.As(err, &te)))
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, limit, err, !errors.As(err, &te)))
 	}
 	return newResult(res), nil
+}
+
+// errSessionLost ends a Conn whose remote server no longer knows our
+// session: it restarted, or expired the session.
+var errSessionLost = errors.New("the server ended our session (HTTP 404): it restarted or expired the session")
+
+// sessionLost turns mcp-go's ErrSessionTerminated, which it returns for a
+// request the server refused with 404 (or that it did not send, the session
+// having ended already), into the end of the Conn, and marks the request as
+// never run. Other errors come back as they are.
+func (c *Conn) sessionLost(err error) error {
+	if !errors.Is(err, transport.ErrSessionTerminated) {
+		return err
+	}
+	lost := withKind(switchboard.ErrUnavailable, errSessionLost)
+	c.kill(lost)
+	if c.ctx.Err() != nil && !errors.Is(context.Cause(c.ctx), errSessionLost) {
+		// The Conn had ended for another reason (Close) first.
+		return &notSentError{context.Cause(c.ctx)}
+	}
+	c.log.Warn("mcp server forgot our session")
+	return &notSentError{lost}
+}
+
+// notSentError marks a failed request that never reached the server (or
+// that the server refused without running it): sending it again on another
+// connection cannot run it twice.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string { return e.err.Error() }
+func (e *notSentError) Unwrap() error { return e.err }
+
+// neverSent reports whether err is a request that never ran on the server.
+func neverSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
 }
 
 // Stderr returns the last lines (at most 100) that a stdio server wrote to
@@ -481,10 +645,10 @@ func (c *Conn) shutdown() error {
 	return nil
 }
 
-// opContext returns the context of one request: ctx bounded by
-// Config.Timeout, and ended when the connection ends.
-func (c *Conn) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	opCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+// opContext returns the context of one request: ctx bounded by limit, and
+// ended when the connection ends.
+func (c *Conn) opContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	opCtx, cancel := context.WithTimeout(ctx, limit)
 	stop := context.AfterFunc(c.ctx, cancel)
 	return opCtx, func() { stop(); cancel() }
 }
@@ -572,7 +736,10 @@ func (c *Conn) notifyToolsChanged() {
 // stderrTail returns the last few stderr lines of a stdio child, for an
 // error message.
 func (c *Conn) stderrTail() string {
-	lines := c.Stderr()
+	if c.stderr == nil {
+		return ""
+	}
+	lines := c.stderr.LinesSince(c.mark)
 	var tail []string
 	for _, l := range slices.Backward(lines) {
 		if l = strings.TrimSpace(l); l != "" {
@@ -697,16 +864,30 @@ func newHTTPTransport() *http.Transport {
 // httpClient returns the HTTP client of a remote Conn. It adds the
 // configured headers to any request that lacks them: mcp-go v1.2.1's
 // streamable HTTP transport sends its session-ending DELETE without them,
-// which a server behind authentication refuses.
-func (c *Conn) httpClient() *http.Client {
-	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers}}
+// which a server behind authentication refuses. With sessionFix it also
+// reads a 400 that says our session is unknown as the 404 the spec
+// prescribes (see headerTransport).
+func (c *Conn) httpClient(sessionFix bool) *http.Client {
+	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers, sessionFix: sessionFix}}
 }
 
 // headerTransport sets headers on requests that lack them.
+//
+// With sessionFix, a 400 answer to a request that carried a session id,
+// whose body speaks of the session, becomes a 404. The streamable HTTP spec
+// says a server that no longer knows a session answers 404, which tells
+// mcp-go to start a new session; but the TypeScript SDK's example server,
+// which many servers copy (server-everything among them), answers 400 "No
+// valid session ID provided", and the client would fail every call until
+// restarted.
 type headerTransport struct {
-	base    http.RoundTripper
-	headers map[string]string
+	base       http.RoundTripper
+	headers    map[string]string
+	sessionFix bool
 }
+
+// maxPeek bounds how much of a 400 body headerTransport reads.
+const maxPeek = 4096
 
 func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	for k := range t.headers {
@@ -720,7 +901,23 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			break
 		}
 	}
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if err != nil || !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
+		return resp, err
+	}
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	if err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+	if bytes.Contains(bytes.ToLower(peek), []byte("session")) {
+		resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
+	}
+	return resp, nil
 }
 
 // objectArgs checks that args is a JSON object; empty or null means {}.

@@ -27,6 +27,8 @@ func (p *process) commandFunc(Config, io.Writer) transport.CommandFunc {
 
 func (p *process) started(*Conn) {}
 
+func (p *process) pid() int { return 0 }
+
 func (p *process) stop(closed <-chan error, _ *slog.Logger) error {
 	<-closed
 	return nil

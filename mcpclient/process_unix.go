@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,8 +37,9 @@ const (
 
 // process is the stdio child of a Conn.
 type process struct {
-	cmd  *exec.Cmd // set by commandFunc
-	pgid int       // the child's process group (its pid); 0 until started
+	cmd    *exec.Cmd // set by commandFunc
+	pgid   int       // the child's process group (its pid); 0 until started
+	exited atomic.Bool
 }
 
 // commandFunc builds the child's command for mcp-go's stdio transport.
@@ -95,6 +97,10 @@ func envList(env map[string]string) []string {
 	return list
 }
 
+// pid returns the child's pid, which is also its process group id; 0 until
+// started.
+func (p *process) pid() int { return p.pgid }
+
 // started records the child's process group once mcp-go started it, and
 // watches for its exit, which ends the Conn: requests in flight fail at once
 // instead of waiting for their timeout (a grandchild holding stdout open
@@ -112,6 +118,7 @@ func (p *process) started(c *Conn) {
 	go func() {
 		defer c.wg.Done()
 		how := waitExit(pid)
+		p.exited.Store(true)
 		if c.ctx.Err() == nil {
 			c.log.Warn("mcp server process exited", "pid", pid, "how", how)
 		}
@@ -124,6 +131,12 @@ func (p *process) started(c *Conn) {
 // signals as the child takes its time. It returns an error only if the child
 // could not be stopped.
 func (p *process) stop(closed <-chan error, log *slog.Logger) error {
+	if p.exited.Load() {
+		// The child is gone (it crashed, or was killed): what is left of its
+		// group may hold its stderr open, and os/exec would wait for that
+		// (waitDelay). Nobody is left to stop gracefully.
+		p.sweep()
+	}
 	var exit error
 	wait := func(d time.Duration) bool {
 		t := time.NewTimer(d)

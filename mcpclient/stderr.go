@@ -19,6 +19,7 @@ type lineRing struct {
 	next    int      // where the next line goes once full
 	full    bool
 	partial []byte // the unfinished last line
+	pushed  int    // lines stored ever
 }
 
 func newLineRing(n int) *lineRing {
@@ -52,6 +53,7 @@ func (r *lineRing) appendPartial(p []byte) {
 }
 
 func (r *lineRing) push(line string) {
+	r.pushed++
 	line = strings.ToValidUTF8(line, "\uFFFD")
 	if !r.full {
 		r.lines = append(r.lines, line)
@@ -60,6 +62,29 @@ func (r *lineRing) push(line string) {
 	}
 	r.lines[r.next] = line
 	r.next = (r.next + 1) % len(r.lines)
+}
+
+// Mark returns a mark for LinesSince: the count of lines stored so far.
+func (r *lineRing) Mark() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pushed
+}
+
+// LinesSince returns what Lines does, without the lines stored before mark
+// was taken (a previous process's, in a ring shared across restarts).
+func (r *lineRing) LinesSince(mark int) []string {
+	lines := r.Lines()
+	r.mu.Lock()
+	newer := r.pushed - mark
+	if len(r.partial) > 0 {
+		newer++
+	}
+	r.mu.Unlock()
+	if newer < len(lines) {
+		lines = lines[len(lines)-max(newer, 0):]
+	}
+	return lines
 }
 
 // Lines returns the stored lines, oldest first, with the unfinished last
@@ -77,4 +102,16 @@ func (r *lineRing) Lines() []string {
 		}
 	}
 	return out
+}
+
+// Note stores a line of our own (a restart, say) among the child's lines,
+// ending an unfinished line first.
+func (r *lineRing) Note(line string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.partial) > 0 {
+		r.push(string(r.partial))
+		r.partial = r.partial[:0]
+	}
+	r.push(line)
 }
