@@ -83,12 +83,15 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxMessageChars bounds a chat message; 0 means 32,000.
 	MaxMessageChars int
+	// Limits bound each user's chat requests; the zero value bounds nothing.
+	Limits Limits
 }
 
 // Handler is the HTTP API.
 type Handler struct {
 	Deps
 	opts   Options
+	limits *userLimits
 	logger *slog.Logger
 	engine *gin.Engine
 }
@@ -108,6 +111,9 @@ func NewHandler(deps Deps, opts *Options) *Handler {
 	h.logger = h.opts.Logger
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.opts.Limits != (Limits{}) {
+		h.limits = newUserLimits(h.opts.Limits)
 	}
 	h.engine = gin.New()
 	h.engine.HandleMethodNotAllowed = true
@@ -131,10 +137,10 @@ func (h *Handler) routes() {
 	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
 
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
-	user.POST("/chat", h.postChat)
-	user.POST("/chat/stream", h.postChatStream)
+	user.POST("/chat", h.limitTurns, h.postChat)
+	user.POST("/chat/stream", h.limitTurns, h.postChatStream)
 	user.POST("/conversations/:id/cancel", h.postCancel)
-	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.postApproval)
+	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.limitTurns, h.postApproval)
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
 	user.PATCH("/conversations/:id", h.patchConversation)

@@ -140,6 +140,11 @@ func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtes
 
 func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options) *service {
 	t.Helper()
+	return newServiceFull(t, st, conn, respond, opts, nil)
+}
+
+func newServiceFull(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options, apiOpts *api.Options) *service {
+	t.Helper()
 	model := llmtest.NewServer(respond)
 	t.Cleanup(model.Close)
 	var sources []tools.Source
@@ -156,7 +161,7 @@ func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond ll
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, nil))
+	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, apiOpts))
 	t.Cleanup(srv.Close)
 	return &service{url: srv.URL, model: model, store: st}
 }
