@@ -47,7 +47,9 @@ func TestConcurrentTurnCap(t *testing.T) {
 	}, nil, &api.Options{Limits: api.Limits{MaxConcurrentTurns: 1}})
 	alice := token(t, "alice")
 	done := make(chan int, 1)
-	go func() { done <- do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"one"}}`, nil).StatusCode }()
+	go func() {
+		done <- do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"one"}}`, nil).StatusCode
+	}()
 	<-arrived
 	var r chatReply
 	resp := do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"two"}}`, &r)
