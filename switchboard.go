@@ -107,6 +107,9 @@ type Turn struct {
 	UserID         string
 	Status         TurnStatus
 	IdempotencyKey string
+	// RequestHash identifies the request that started the turn, so that a
+	// retry with the same idempotency key can be told from another request.
+	RequestHash string
 	// Steps counts model calls.
 	Steps            int
 	PromptTokens     int

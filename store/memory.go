@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -23,6 +24,13 @@ type Memory struct {
 	turns       map[string]*switchboard.Turn
 	idempotency map[idempotencyKey]string // turn ids
 	calls       map[string]*switchboard.ToolCall
+	// running holds each conversation's running turn and its lease.
+	running map[string]lease
+}
+
+type lease struct {
+	turn  string
+	until time.Time
 }
 
 type idempotencyKey struct{ user, key string }
@@ -36,7 +44,41 @@ func NewMemory() *Memory {
 		turns:         make(map[string]*switchboard.Turn),
 		idempotency:   make(map[idempotencyKey]string),
 		calls:         make(map[string]*switchboard.ToolCall),
+		running:       make(map[string]lease),
 	}
+}
+
+// takeLease makes turn the running turn of conversation, failing a turn
+// whose lease ran out, or returns errTurnRunning. Callers hold m.mu.
+func (m *Memory) takeLease(conversation, turn string, now time.Time) error {
+	if l, ok := m.running[conversation]; ok && l.turn != turn {
+		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning {
+			if now.Before(l.until) {
+				return errTurnRunning()
+			}
+			old.Status, old.Error, old.FinishedAt = switchboard.TurnFailed, "abandoned: the instance running it stopped", now
+		}
+	}
+	m.running[conversation] = lease{turn: turn, until: now.Add(LeaseDuration)}
+	return nil
+}
+
+// RenewTurn extends the lease of a running turn by LeaseDuration. It
+// returns an error wrapping switchboard.ErrNotFound if the turn does not
+// exist or is not running.
+func (m *Memory) RenewTurn(ctx context.Context, id string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("renew turn %s: %w", id, err)
+	}
+	key, _ := lookupID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.turns[key]
+	if !ok || t.Status != switchboard.TurnRunning || m.running[t.ConversationID].turn != t.ID {
+		return fmt.Errorf("renew turn %s: %w", id, switchboard.ErrNotFound)
+	}
+	m.running[t.ConversationID] = lease{turn: t.ID, until: time.Now().Add(LeaseDuration)}
+	return nil
 }
 
 // Ping reports whether the store can be used: always, unless ctx is done.
@@ -97,6 +139,9 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 				return nil, fmt.Errorf("begin turn: %w", errExternalIDTaken())
 			}
 		}
+	}
+	if err := m.takeLease(conv.ID, s.Turn.ID, now); err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	m.conversations[conv.ID] = &conv
 	t := s.Turn
@@ -161,6 +206,13 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		}
 	}
 
+	if u.Turn.Status == switchboard.TurnRunning {
+		if err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
+	} else if m.running[t.ConversationID].turn == t.ID {
+		delete(m.running, t.ConversationID)
+	}
 	t.Status = u.Turn.Status
 	t.Steps = u.Turn.Steps
 	t.PromptTokens = u.Turn.PromptTokens

@@ -177,6 +177,8 @@ func dbError(err error) error {
 		switch {
 		case code == "23505" && pgErr.ConstraintName == "turns_user_idempotency_key":
 			return fmt.Errorf("%w: %w", errIdempotencyKey(), err)
+		case code == "23505" && pgErr.ConstraintName == "turns_one_running":
+			return fmt.Errorf("%w: %w", errTurnRunning(), err)
 		case code == "23505" && pgErr.ConstraintName == "conversations_user_external":
 			return fmt.Errorf("%w: %w", errExternalIDTaken(), err)
 		case code == "23505": // unique_violation

@@ -183,3 +183,35 @@ func TestPostgresUnavailable(t *testing.T) {
 		t.Errorf("GetConversation on a closed store: got error %v, want %v", err, switchboard.ErrUnavailable)
 	}
 }
+
+// TestAbandonedTurn: a running turn whose lease ran out (its instance died)
+// is failed by the next turn of its conversation.
+func TestAbandonedTurn(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	pg, err := store.OpenPostgres(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	first := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "one"}}
+	if _, err := pg.BeginTurn(t.Context(), &first); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `UPDATE turns SET lease_until = now() - interval '1 second' WHERE id = $1`, first.Turn.ID); err != nil {
+		t.Fatal(err)
+	}
+	second := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: first.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "two"}}
+	if _, err := pg.BeginTurn(t.Context(), &second); err != nil {
+		t.Fatalf("a turn after an abandoned one: %v", err)
+	}
+	got, err := pg.GetTurn(t.Context(), first.Turn.ID)
+	if err != nil || got.Status != switchboard.TurnFailed || got.Error == "" || got.FinishedAt.IsZero() {
+		t.Errorf("abandoned turn: got %+v, %v; want failed", got, err)
+	}
+}

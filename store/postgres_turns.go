@@ -31,10 +31,20 @@ RETURNING ` + conversationColumns
 
 	insertTurn = `
 INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
-    completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at)
+    completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
+    request_hash, lease_until)
 SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
-    $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz
+    $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz,
+    $16::text, now() + $17::interval
 FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
+
+	// failAbandoned fails the running turn of a conversation whose lease ran
+	// out: its instance stopped renewing it, so it will never end.
+	failAbandoned = `
+UPDATE turns SET status = 'failed', error = 'abandoned: the instance running it stopped', finished_at = now(), lease_until = NULL
+WHERE conversation_id = $1 AND status = 'running' AND lease_until < now()`
+
+	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'`
 
 	// insertMessage stores a message of an existing turn, in the turn's
 	// conversation.
@@ -59,7 +69,8 @@ UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM
 
 	updateTurn = `
 UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
-    tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11
+    tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
+    lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END
 WHERE id = $1
 RETURNING conversation_id::text, user_id`
 
@@ -80,8 +91,13 @@ ON CONFLICT (turn_id, id) DO UPDATE SET
     result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at
 RETURNING started_at`
 
+	// selectTurnsOfConversation reads a conversation's turns in order,
+	// through the index turns_conversation.
+	selectTurnsOfConversation = `SELECT ` + turnColumns + ` FROM turns WHERE conversation_id = $1 ORDER BY started_at, id`
+
 	turnColumns = `id::text, conversation_id::text, user_id, status, COALESCE(idempotency_key, ''), steps,
-    prompt_tokens, completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at`
+    prompt_tokens, completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
+    request_hash`
 )
 
 // BeginTurn commits, at once, the start of a turn: it creates the
@@ -111,10 +127,12 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
 		b.Queue(touchConversation, c.ID, t.UserID, now)
+		b.Queue(failAbandoned, c.ID)
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
-		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt))
+		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
+		t.RequestHash, LeaseDuration)
 	if err := queueMessage(b, m, t.ID); err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
@@ -138,6 +156,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 				return err
 			}
 			stored = conv
+			if _, err := br.Exec(); err != nil { // failAbandoned
+				return err
+			}
 		}
 		if err := execOne(br, "turn"); err != nil {
 			return err
@@ -207,7 +228,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	b.Queue(touchTurnConversation, t.ID, now)
 	b.Queue(updateTurn, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
-		t.Error, nullTime(t.FinishedAt))
+		t.Error, nullTime(t.FinishedAt), LeaseDuration)
 	for i := range u.Messages {
 		if err := queueMessage(b, &u.Messages[i], t.ID); err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
@@ -315,7 +336,7 @@ func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]swit
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
-	b.Queue(`SELECT `+turnColumns+` FROM turns WHERE conversation_id = $1 ORDER BY started_at, id`, key)
+	b.Queue(selectTurnsOfConversation, key)
 	turns := []switchboard.Turn{}
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
 		var exists bool
@@ -360,6 +381,25 @@ func (p *Postgres) TurnByIdempotencyKey(ctx context.Context, userID, key string)
 	return t, nil
 }
 
+// RenewTurn extends the lease of a running turn by LeaseDuration, so that a
+// turn longer than the lease is not taken for abandoned. It returns an error
+// wrapping switchboard.ErrNotFound if the turn does not exist or is not
+// running.
+func (p *Postgres) RenewTurn(ctx context.Context, id string) error {
+	key, ok := lookupID(id)
+	if !ok {
+		return fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
+	}
+	tag, err := p.pool.Exec(ctx, renewTurn, key, LeaseDuration)
+	if err != nil {
+		return fmt.Errorf("renew turn %s: %w", id, dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("renew turn %s: %w", id, switchboard.ErrNotFound)
+	}
+	return nil
+}
+
 func scanTurn(row pgx.Row) (switchboard.Turn, error) {
 	var (
 		t                     switchboard.Turn
@@ -368,7 +408,8 @@ func scanTurn(row pgx.Row) (switchboard.Turn, error) {
 		startedAt, finishedAt pgtype.Timestamptz
 	)
 	err := row.Scan(&t.ID, &t.ConversationID, &t.UserID, &status, &t.IdempotencyKey, &t.Steps,
-		&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt)
+		&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt,
+		&t.RequestHash)
 	if err != nil {
 		return switchboard.Turn{}, err
 	}

@@ -235,6 +235,16 @@ func validTurnStatus(s switchboard.TurnStatus) bool {
 // prepareTurnStart validates s and fills in what the store generates. It
 // reports whether the conversation is to be created; for one to continue it
 // returns an error wrapping ErrNotFound if its id is malformed.
+// LeaseDuration is how long a running turn holds its conversation without
+// a write or a RenewTurn; past it the turn counts as abandoned.
+const LeaseDuration = 60 * time.Second
+
+// errTurnRunning is the answer when a conversation already has a running
+// turn (a turn whose lease has not run out).
+func errTurnRunning() error {
+	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
+}
+
 // errExternalIDTaken is BeginTurn's answer when the user already has a
 // conversation with the client's id: two first messages of one chat raced.
 func errExternalIDTaken() error {

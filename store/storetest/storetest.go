@@ -38,6 +38,7 @@ type Store interface {
 	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
+	RenewTurn(ctx context.Context, id string) error
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
@@ -76,6 +77,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent", testConcurrent},
 		{"ExternalID", testExternalID},
 		{"DecideToolCall", testDecideToolCall},
+		{"OneRunningTurn", testOneRunningTurn},
+		{"RequestHash", testRequestHash},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,13 +103,34 @@ var jsonEqual = cmp.Comparer(func(a, b json.RawMessage) bool {
 // t0 is a fixed time for rows whose order tests check.
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 
+// begin begins a turn. A conversation runs one turn at a time, so a turn
+// the test left running in the conversation is ended first.
 func begin(t *testing.T, s Store, ts *switchboard.TurnStart) []switchboard.Message {
 	t.Helper()
 	history, err := s.BeginTurn(t.Context(), ts)
+	if switchboard.ErrorCode(err) == "turn_running" {
+		endRunning(t, s, ts.Conversation.ID)
+		history, err = s.BeginTurn(t.Context(), ts)
+	}
 	if err != nil {
 		t.Fatalf("BeginTurn: got error %v, want none", err)
 	}
 	return history
+}
+
+// endRunning completes the running turns of a conversation.
+func endRunning(t *testing.T, s Store, conversation string) {
+	t.Helper()
+	turns, err := s.ListTurns(t.Context(), conversation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range turns {
+		if tr.Status == switchboard.TurnRunning {
+			tr.Status, tr.FinishedAt = switchboard.TurnCompleted, time.Now()
+			save(t, s, &switchboard.TurnUpdate{Turn: tr})
+		}
+	}
 }
 
 // newTurn begins a turn of user in conversation (a new one if empty).
@@ -761,6 +785,8 @@ func testConversations(t *testing.T, s Store) {
 
 func testListTurns(t *testing.T, s Store) {
 	first := newTurn(t, s, "alice", "", "one")
+	first.Turn.Status, first.Turn.FinishedAt = switchboard.TurnCompleted, t0
+	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn})
 	second := newTurn(t, s, "alice", first.Conversation.ID, "two")
 	newTurn(t, s, "alice", "", "elsewhere")
 	got, err := s.ListTurns(t.Context(), first.Conversation.ID)
@@ -1110,6 +1136,7 @@ func testCanceled(t *testing.T, s Store) {
 func testConcurrent(t *testing.T, s Store) {
 	const workers, turns = 8, 6
 	shared := newTurn(t, s, "alice", "", "shared")
+	endRunning(t, s, shared.Conversation.ID)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -1125,7 +1152,12 @@ func testConcurrent(t *testing.T, s Store) {
 					UserMessage:  switchboard.Message{Content: fmt.Sprintf("worker %d turn %d", w, i)},
 					HistoryLimit: 4,
 				}
+				// The shared conversation runs one turn at a time: wait for it.
 				history, err := s.BeginTurn(t.Context(), &ts)
+				for switchboard.ErrorCode(err) == "turn_running" {
+					time.Sleep(time.Millisecond)
+					history, err = s.BeginTurn(t.Context(), &ts)
+				}
 				if err != nil {
 					t.Errorf("worker %d turn %d: BeginTurn: %v", w, i, err)
 					return
@@ -1278,5 +1310,53 @@ func testDecideToolCall(t *testing.T, s Store) {
 	}
 	if _, err := s.DecideToolCall(ctx, "nope", true); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("malformed id: got %v, want ErrNotFound", err)
+	}
+}
+
+// testOneRunningTurn: a conversation runs one turn at a time.
+func testOneRunningTurn(t *testing.T, s Store) {
+	ctx := context.Background()
+	first := newTurn(t, s, "alice", "", "one")
+	conv := first.Conversation.ID
+	second := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "two"}}
+	_, err := s.BeginTurn(ctx, &second)
+	if !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != "turn_running" {
+		t.Fatalf("a second turn while one runs: got %v, want turn_running", err)
+	}
+	if msgs, _ := s.ListMessages(ctx, conv); len(msgs) != 1 {
+		t.Errorf("the refused turn stored messages: got %d, want 1", len(msgs))
+	}
+	if err := s.RenewTurn(ctx, first.Turn.ID); err != nil {
+		t.Errorf("renewing the running turn: %v", err)
+	}
+	// Awaiting approval frees the conversation.
+	first.Turn.Status = switchboard.TurnAwaitingApproval
+	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn})
+	if err := s.RenewTurn(ctx, first.Turn.ID); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Errorf("renewing a turn that is not running: got %v, want ErrNotFound", err)
+	}
+	second = switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "two"}}
+	if _, err := s.BeginTurn(ctx, &second); err != nil {
+		t.Fatalf("a turn after the first stopped: %v", err)
+	}
+	// The first cannot run again while the second runs.
+	first.Turn.Status = switchboard.TurnRunning
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: first.Turn}); switchboard.ErrorCode(err) != "turn_running" {
+		t.Errorf("resuming a turn while another runs: got %v, want turn_running", err)
+	}
+	// Other conversations are not held up.
+	newTurn(t, s, "alice", "", "elsewhere")
+}
+
+// testRequestHash: a turn keeps the hash of the request that started it.
+func testRequestHash(t *testing.T, s Store) {
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice", IdempotencyKey: "k1", RequestHash: "h1"},
+		UserMessage: switchboard.Message{Content: "x"}}
+	begin(t, s, &ts)
+	got, err := s.TurnByIdempotencyKey(t.Context(), "alice", "k1")
+	if err != nil || got.RequestHash != "h1" || got.ID != ts.Turn.ID {
+		t.Errorf("TurnByIdempotencyKey: got %+v, %v; want request hash h1", got, err)
 	}
 }
