@@ -14,7 +14,10 @@ var (
 	ErrNotFound     = errors.New("not found")
 	ErrConflict     = errors.New("conflict")
 	ErrTooLarge     = errors.New("too large")
-	ErrRateLimited  = errors.New("rate limited")
+	// ErrUnprocessable is a well-formed request that cannot be honoured as
+	// sent, such as an idempotency key reused for another request.
+	ErrUnprocessable = errors.New("unprocessable")
+	ErrRateLimited   = errors.New("rate limited")
 	// ErrUnavailable is a dependency that is missing or down (the store, an
 	// unconfigured model): retrying later may help.
 	ErrUnavailable = errors.New("unavailable")

@@ -52,10 +52,10 @@ type Conversation struct {
 	// ExternalID is a client's own id for the conversation (the AI SDK's
 	// chat id), unique per user; empty when the client uses ours.
 	ExternalID string
-	Title     string
-	Status    string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Title      string
+	Status     string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // ConversationActive is the status of a conversation that takes new messages.

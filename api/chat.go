@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -42,6 +44,8 @@ type uiMessage struct {
 // chatInput is a decoded chat request.
 type chatInput struct {
 	content string
+	// hash identifies the request, for Idempotency-Key.
+	hash string
 	// conversation is our conversation id (seed body) or the client's own
 	// chat id (AI SDK body, external true).
 	conversation string
@@ -55,7 +59,17 @@ func (h *Handler) decodeChat(c *gin.Context) (chatInput, error) {
 	if err != nil {
 		return chatInput{}, err
 	}
-	return parseChat(body, c.Query("conversation_id"), h.opts.MaxMessageChars)
+	in, err := parseChat(body, c.Query("conversation_id"), h.opts.MaxMessageChars)
+	if err != nil {
+		return chatInput{}, err
+	}
+	sum := sha256.New()
+	for _, s := range []string{c.FullPath(), c.Query("conversation_id"), string(body)} {
+		sum.Write([]byte(s))
+		sum.Write([]byte{0})
+	}
+	in.hash = hex.EncodeToString(sum.Sum(nil))
+	return in, nil
 }
 
 // readBody reads a request body within the size limit.
@@ -229,7 +243,12 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		return
 	}
 	userID := identity(c).UserID
-	req := orchestrator.Request{UserID: userID, Content: in.content}
+	key := c.GetHeader("Idempotency-Key")
+	if len(key) > 255 {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
+		return
+	}
+	req := orchestrator.Request{UserID: userID, Content: in.content, IdempotencyKey: key, RequestHash: in.hash}
 	ctx := c.Request.Context()
 	for attempt := 0; ; attempt++ {
 		if err := h.resolveConversation(c, in, &req); err != nil {
@@ -285,7 +304,11 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 			h.writeError(c, err)
 			return true
 		}
-		c.Header("Server-Timing", serverTiming(res.Turn.Timing))
+		if res.Replayed {
+			c.Header("Idempotent-Replayed", "true")
+		} else {
+			c.Header("Server-Timing", serverTiming(res.Turn.Timing))
+		}
 		c.JSON(http.StatusOK, toChatResponse(res))
 		return true
 	}

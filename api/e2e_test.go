@@ -185,6 +185,12 @@ func do(t *testing.T, method, url, tok, body string, out any) *http.Response {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return doRequest(t, req, out)
+}
+
+// doRequest sends req and decodes the JSON reply into out (when not nil).
+func doRequest(t *testing.T, req *http.Request, out any) *http.Response {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +199,7 @@ func do(t *testing.T, method, url, tok, body string, out any) *http.Response {
 	raw, _ := io.ReadAll(resp.Body)
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: reply is not JSON: %v\n%s", method, url, err, raw)
+			t.Fatalf("%s %s: reply is not JSON: %v\n%s", req.Method, req.URL, err, raw)
 		}
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(raw))

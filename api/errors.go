@@ -24,6 +24,7 @@ var errorKinds = []struct {
 	{switchboard.ErrNotFound, http.StatusNotFound, "not_found", "not found"},
 	{switchboard.ErrConflict, http.StatusConflict, "conflict", "the request conflicts with the current state"},
 	{switchboard.ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", "the request is too large"},
+	{switchboard.ErrUnprocessable, http.StatusUnprocessableEntity, "unprocessable", "the request cannot be processed as sent"},
 	{switchboard.ErrRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down"},
 	{switchboard.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable; try again shortly"},
 	{switchboard.ErrUpstream, http.StatusBadGateway, "upstream_error", "the model or a tool server failed"},

@@ -32,6 +32,9 @@ type TurnStore interface {
 	SaveTurn(ctx context.Context, update *switchboard.TurnUpdate) error
 	// GetToolCall reads a ledger row (for read_tool_result and approvals).
 	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	// RenewTurn extends the lease under which a running turn holds its
+	// conversation.
+	RenewTurn(ctx context.Context, id string) error
 }
 
 // ResumeStore is what continuing a turn after an approval reads.
@@ -42,6 +45,7 @@ type ResumeStore interface {
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
 }
 
 // Store is everything the orchestrator stores and reads.
@@ -94,7 +98,11 @@ type Options struct {
 	RequireApproval func(server, tool string, a switchboard.ToolAnnotations) bool
 	// Locker serialises turns of a conversation; nil means in-process.
 	Locker Locker
-	Logger *slog.Logger
+	// LeaseRenewal is how often a long turn renews the lease under which it
+	// holds its conversation; 0 means every 20s (a third of the store's
+	// 60s lease).
+	LeaseRenewal time.Duration
+	Logger       *slog.Logger
 }
 
 // Defaults.
@@ -143,6 +151,9 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	if o.opts.MaxParallelTools <= 0 {
 		o.opts.MaxParallelTools = DefaultMaxParallelTools
 	}
+	if o.opts.LeaseRenewal <= 0 {
+		o.opts.LeaseRenewal = 20 * time.Second
+	}
 	if o.opts.Locker == nil {
 		o.opts.Locker = &keyedMutex{}
 	}
@@ -162,7 +173,10 @@ type Request struct {
 	// conversation with the client's own id.
 	ExternalConversationID string
 	Content                string
-	IdempotencyKey         string
+	// IdempotencyKey, when set, makes a retry of the same request (same
+	// RequestHash) answer with the stored outcome instead of running again.
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // Decision is a person's answer to a tool call awaiting approval.
@@ -200,6 +214,9 @@ type Result struct {
 	// Pending are the calls awaiting approval when the turn stopped as
 	// awaiting_approval.
 	Pending []switchboard.ToolCall
+	// Replayed is true when the result is that of an earlier request with
+	// the same idempotency key, read back from the store.
+	Replayed bool
 }
 
 // Run answers one user message: it stores the message, loops between the
@@ -224,7 +241,11 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result
 		defer unlock()
 	}
 	t := o.newTurn(ev)
-	if err := t.begin(ctx, req); err != nil {
+	err := t.begin(ctx, req)
+	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
+		return o.replay(ctx, req, ev)
+	}
+	if err != nil {
 		return nil, err
 	}
 	ctx, done := o.track(ctx, t.rec)
@@ -247,14 +268,34 @@ func (o *Orchestrator) Cancel(userID, conversationID string) error {
 	return nil
 }
 
-// track registers the running turn for Cancel.
+// track registers the running turn for Cancel, and renews its lease while
+// it runs. The returned function ends both.
 func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &runningTurn{userID: rec.UserID, cancel: cancel}
 	o.mu.Lock()
 	o.running[rec.ConversationID] = r
 	o.mu.Unlock()
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(o.opts.LeaseRenewal)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if err := o.store.RenewTurn(context.WithoutCancel(ctx), rec.ID); err != nil && !notFound(err) {
+					o.logger.Warn("renew turn lease", "turn_id", rec.ID, "err", err)
+				}
+			}
+		}
+	}()
 	return ctx, func() {
+		close(stop)
+		<-renewed
 		o.mu.Lock()
 		if o.running[rec.ConversationID] == r {
 			delete(o.running, rec.ConversationID)

@@ -154,7 +154,9 @@ func newRig(t *testing.T, st orchestrator.Store, respond llmtest.Responder, opts
 
 func calls(cs ...llmtest.Call) llmtest.Reply { return llmtest.Reply{ToolCalls: cs} }
 
-func call(id, name, args string) llmtest.Call { return llmtest.Call{ID: id, Name: name, Arguments: args} }
+func call(id, name, args string) llmtest.Call {
+	return llmtest.Call{ID: id, Name: name, Arguments: args}
+}
 
 // toolMessages returns the tool messages of a model request, as id=content.
 func toolMessages(req openai.ChatCompletionRequest) []string {
@@ -371,9 +373,9 @@ func (r *recorder) TurnStarted(t switchboard.Turn) {
 	r.mu.Unlock()
 	r.add("turn")
 }
-func (r *recorder) StepStarted(n int)    { r.add(fmt.Sprintf("step %d", n)) }
-func (r *recorder) TextDelta(d string)   { r.add("text " + d) }
-func (r *recorder) StepFinished(n int)   { r.add(fmt.Sprintf("end step %d", n)) }
+func (r *recorder) StepStarted(n int)  { r.add(fmt.Sprintf("step %d", n)) }
+func (r *recorder) TextDelta(d string) { r.add("text " + d) }
+func (r *recorder) StepFinished(n int) { r.add(fmt.Sprintf("end step %d", n)) }
 func (r *recorder) ToolFinished(c switchboard.ToolCall) {
 	r.add("done " + c.ExposedName + " " + string(c.Status))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -38,12 +39,24 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	start := &switchboard.TurnStart{
 		Conversation: switchboard.Conversation{ID: req.ConversationID, ExternalID: req.ExternalConversationID},
 		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
-			IdempotencyKey: req.IdempotencyKey, StartedAt: t.wallStart},
+			IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash, StartedAt: t.wallStart},
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
 	}
 	s := time.Now()
 	history, err := t.o.store.BeginTurn(ctx, start)
+	// Another turn of the conversation runs (on another instance: this
+	// one's are serialised before): wait for it, as for the local lock.
+	for backoff := 5 * time.Millisecond; switchboard.ErrorCode(err) == "turn_running"; backoff = min(2*backoff, 250*time.Millisecond) {
+		timer := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+		}
+		history, err = t.o.store.BeginTurn(ctx, start)
+	}
 	t.timing.Store += time.Since(s)
 	if notFound(err) {
 		return switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", req.ConversationID)
@@ -401,6 +414,17 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 	defer cancel()
 	before := t.timing.Store
 	err := t.save(saveCtx, t.finished)
+	// The store may be back in a moment (a failover, a restart): the end of
+	// a turn is worth waiting for, up to SaveTimeout.
+	for backoff := 50 * time.Millisecond; errors.Is(err, switchboard.ErrUnavailable) && saveCtx.Err() == nil; backoff = min(2*backoff, time.Second) {
+		timer := time.NewTimer(backoff)
+		select {
+		case <-saveCtx.Done():
+		case <-timer.C:
+		}
+		timer.Stop()
+		err = t.save(saveCtx, t.finished)
+	}
 	t.rec.Timing.Store += t.timing.Store - before // the final write counts too, for the caller
 	if err != nil {
 		return nil, err
