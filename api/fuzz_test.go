@@ -1,0 +1,71 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// FuzzParseChat: any body gets a decoded request or a client error, never a
+// panic, and a decoded request is always usable.
+func FuzzParseChat(f *testing.F) {
+	for _, s := range []string{
+		`{"message":{"content":"hi"}}`,
+		`{"message":{"content":"hi"},"conversation_id":"01a2116d-9a02-7a9d-8fbb-22a1db8fca1c"}`,
+		`{"id":"chat-1","messages":[{"role":"user","parts":[{"type":"text","text":"hello"}]}],"trigger":"submit-message"}`,
+		`{"message":{}}`, `{"messages":[]}`, `[]`, `null`, `{"message":{"content":5}}`, "\xff",
+	} {
+		f.Add([]byte(s), "")
+	}
+	f.Add([]byte(`{"message":{"content":"x"}}`), "conv-1")
+	f.Fuzz(func(t *testing.T, body []byte, query string) {
+		in, err := parseChat(body, query, 100)
+		if err != nil {
+			if !errors.Is(err, switchboard.ErrInvalid) && !errors.Is(err, switchboard.ErrTooLarge) {
+				t.Fatalf("error of an unexpected kind: %v", err)
+			}
+			if switchboard.ErrorMessage(err) == "" || switchboard.ErrorCode(err) == "" {
+				t.Fatalf("error without a message or code: %v", err)
+			}
+			return
+		}
+		if strings.TrimSpace(in.content) == "" || !utf8.ValidString(in.content) || utf8.RuneCountInString(in.content) > 100 {
+			t.Fatalf("accepted an unusable message %q", in.content)
+		}
+		if len(in.conversation) > 255 {
+			t.Fatalf("accepted a conversation id of %d bytes", len(in.conversation))
+		}
+	})
+}
+
+// FuzzAuthorizationHeader: any header is either a valid token or a 401, and
+// never a panic.
+func FuzzAuthorizationHeader(f *testing.F) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a, err := NewAuthenticator(context.Background(), AuthConfig{Secret: secret})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := MintToken(secret, "alice", time.Hour, false, "", "")
+	for _, s := range []string{"", "Bearer", "Bearer " + good, "bearer " + good, "Basic abc", "Bearer a.b.c",
+		"Bearer " + strings.Repeat(".", 100), "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", "Bearer " + good[:len(good)-2]} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		id, err := a.Verify(context.Background(), header)
+		if err != nil {
+			if !errors.Is(err, switchboard.ErrUnauthorized) {
+				t.Fatalf("error of an unexpected kind: %v", err)
+			}
+			return
+		}
+		if id.UserID == "" {
+			t.Fatal("accepted a token without a user")
+		}
+	})
+}
