@@ -16,12 +16,15 @@ import (
 // Config is the service's configuration file (YAML, or JSON, which YAML
 // reads too). Every string may use ${VAR} and ${VAR:-default}.
 type Config struct {
-	Listen      string                  `yaml:"listen"`
-	DatabaseURL string                  `yaml:"database_url"`
-	LLM         LLMConfig               `yaml:"llm"`
-	Auth        AuthConfig              `yaml:"auth"`
-	Limits      LimitsConfig            `yaml:"limits"`
-	MCPServers  map[string]ServerConfig `yaml:"mcpServers"`
+	Listen string `yaml:"listen"`
+	// ShutdownGrace is how long running turns may take to finish when the
+	// service is asked to stop; then they are cancelled. Default 30s.
+	ShutdownGrace Duration                `yaml:"shutdown_grace"`
+	DatabaseURL   string                  `yaml:"database_url"`
+	LLM           LLMConfig               `yaml:"llm"`
+	Auth          AuthConfig              `yaml:"auth"`
+	Limits        LimitsConfig            `yaml:"limits"`
+	MCPServers    map[string]ServerConfig `yaml:"mcpServers"`
 }
 
 // LLMConfig configures the model.

@@ -56,6 +56,65 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// served is a `switchboard serve` running in this process.
+type served struct {
+	stdout, stderr *syncBuffer
+	banner         string // the dev-mode banner, once printed
+	base, token    string
+	stop           context.CancelFunc
+	done           chan error
+}
+
+// startServe runs serve with the config text cfg in dev mode (no auth), and
+// waits for its banner.
+func startServe(t *testing.T, cfg string, env map[string]string) *served {
+	t.Helper()
+	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, s.stdout, s.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	curlLine := regexp.MustCompile(`(?s)curl -s -X POST (http://[^/]+)/api/dev/chat .*?Bearer ([\w.-]+)'.*?\}\}'`)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve ended early: %v\nstderr:\n%s", err, s.stderr.String())
+		default:
+		}
+		if m := curlLine.FindStringSubmatch(s.stdout.String()); m != nil {
+			s.banner, s.base, s.token = m[0], m[1], m[2]
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner printed; stdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// shutdown cancels serve's context, as SIGTERM does, and waits for it.
+func (s *served) shutdown(t *testing.T, within time.Duration) {
+	t.Helper()
+	s.stop()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+		s.done <- nil // for the cleanup
+	case <-time.After(within):
+		t.Fatalf("serve did not stop within %s", within)
+	}
+}
+
 // TestDevModeCurlWorksAsPrinted starts the real service in dev mode, runs the
 // curl line it prints, and shuts it down.
 func TestDevModeCurlWorksAsPrinted(t *testing.T) {
@@ -67,65 +126,27 @@ func TestDevModeCurlWorksAsPrinted(t *testing.T) {
 		llmtest.Reply{Text: "Added buy milk."},
 	))
 	defer model.Close()
-	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
-	cfg := fmt.Sprintf(`
+	s := startServe(t, fmt.Sprintf(`
 listen: 0.0.0.0:0          # dev mode must force loopback
 llm: {base_url: "${OPENAI_BASE_URL}", model: scripted}
 mcpServers:
   tasks: {command: %q, inject: {user_id: user_id}}
-`, tasksBin)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+`, tasksBin), map[string]string{"OPENAI_BASE_URL": model.URL})
+	if !strings.HasPrefix(s.base, "http://127.0.0.1:") {
+		t.Errorf("dev mode does not listen on loopback: %s", s.base)
 	}
-	env := map[string]string{"OPENAI_BASE_URL": model.URL}
-	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
-
-	curlLine := regexp.MustCompile(`(?s)curl -s -X POST .*?\}\}'`)
-	deadline := time.Now().Add(30 * time.Second)
-	var line string
-	for line == "" {
-		select {
-		case err := <-done:
-			t.Fatalf("serve ended early: %v\nstderr:\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no curl line printed; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		}
-		line = curlLine.FindString(stdout.String())
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !strings.Contains(line, "http://127.0.0.1:") {
-		t.Errorf("dev mode does not listen on loopback: %s", line)
-	}
-	out, err := exec.Command("sh", "-c", line).CombinedOutput()
+	out, err := exec.Command("sh", "-c", s.banner).CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
 	if !strings.Contains(string(out), `"success":true`) || !strings.Contains(string(out), "Added buy milk.") || !strings.Contains(string(out), `"tool":"add_task"`) {
 		t.Errorf("curl reply: got %s", out)
 	}
-	token := regexp.MustCompile(`Bearer ([\w.-]+)`).FindStringSubmatch(line)[1]
-	if strings.Contains(stderr.String(), token) {
+	s.shutdown(t, 20*time.Second)
+	if strings.Contains(s.stderr.String(), s.token) {
 		t.Errorf("the token appears in the logs")
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("serve did not stop within 20s of cancellation")
-	}
-	if !strings.Contains(stderr.String(), "in-memory store") {
+	if !strings.Contains(s.stderr.String(), "in-memory store") {
 		t.Errorf("no warning about the in-memory store in the logs")
 	}
 }

@@ -100,8 +100,14 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
+	// Requests get a context of their own, cancelled only when the grace
+	// period of a shutdown is over: a signal stops new requests, not the
+	// turns already running.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	base := "http://" + ln.Addr().String()
 	logger.Info("listening", "addr", base, "tools", len(catalog.Entries()), "model", model.Model())
 	if dev != nil {
@@ -115,16 +121,45 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		logger.Warn("shutdown: requests still running were cut off", "err", err)
+	grace := shutdownGrace(cfg)
+	logger.Info("shutting down: taking no new requests, letting running turns finish", "grace", grace)
+	if err := shutdown(srv, grace, cancelRequests); err != nil {
+		logger.Warn("shutdown: requests were cut off", "err", err)
+	} else {
+		logger.Info("all requests finished")
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// shutdown stops srv: no new connections, running requests get grace to
+// finish; then their contexts are cancelled, so that turns end as cancelled
+// and are stored as such, and they get a little longer to do so. It returns
+// an error only when requests had to be cut off.
+func shutdown(srv *http.Server, grace time.Duration, cancelRequests context.CancelFunc) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err == nil {
+		return nil
+	}
+	cancelRequests()
+	ctx, cancel = context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("requests still running 15s after they were cancelled: %w", err)
+	}
+	return nil
+}
+
+// shutdownGrace is how long running turns may take to finish on shutdown.
+func shutdownGrace(cfg *Config) time.Duration {
+	if cfg.ShutdownGrace > 0 {
+		return time.Duration(cfg.ShutdownGrace)
+	}
+	return 30 * time.Second
 }
 
 // newLogger logs JSON, or text when stderr is a terminal.
