@@ -17,6 +17,10 @@ const (
 
 	messageColumns = `id::text, COALESCE(conversation_id::text, ''), COALESCE(turn_id::text, ''), role, content,
     COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata`
+
+	// selectTranscript reads a conversation's messages in order, through
+	// the index messages_conversation_seq.
+	selectTranscript = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
 )
 
 // GetConversation returns the conversation with the given id. It returns an
@@ -120,7 +124,7 @@ func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]s
 	}
 	b := &pgx.Batch{}
 	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
-	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE conversation_id = $1 ORDER BY seq`, key)
+	b.Queue(selectTranscript, key)
 	var msgs []switchboard.Message
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
 		var exists bool

@@ -73,15 +73,7 @@ func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilt
 	if err != nil {
 		return nil, "", fmt.Errorf("list tool calls: %w", err)
 	}
-	where, args := q.where()
-	if q.afterID != "" {
-		args = append(args, q.afterTime, q.afterID)
-		where = append(where, fmt.Sprintf("(started_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
-	}
-	// One row more than the page tells whether there is a next page.
-	args = append(args, q.limit+1)
-	sql := `SELECT ` + toolCallColumns + ` FROM tool_calls` + whereClause(where) +
-		` ORDER BY started_at DESC, id DESC LIMIT $` + strconv.Itoa(len(args))
+	sql, args := listToolCallsSQL(q)
 	rows, err := p.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tool calls: %w", dbError(err))
@@ -120,20 +112,7 @@ func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilt
 	if err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", err)
 	}
-	group := "tool"
-	if groupBy == GroupByServer {
-		group = "server"
-	}
-	where, args := q.where()
-	// COLLATE "C" orders by bytes, as Go compares strings.
-	sql := `SELECT server, ` + group + `, count(*),
-    count(*) FILTER (WHERE status NOT IN ('running', 'succeeded')),
-    count(*) FILTER (WHERE status <> 'running'),
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running'),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running')
-FROM tool_calls` + whereClause(where) + `
-GROUP BY server, ` + group + `
-ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`
+	sql, args := toolCallStatsSQL(q, groupBy)
 	rows, err := p.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", dbError(err))
@@ -158,6 +137,43 @@ ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`
 		stats = []switchboard.ToolCallStats{}
 	}
 	return stats, nil
+}
+
+// listToolCallsSQL returns the query of one page of q, and its arguments.
+// The page is an index range scan: every filter has an index in the
+// listing's order (migrations 00001 and 00011).
+func listToolCallsSQL(q ledgerQuery) (string, []any) {
+	where, args := q.where()
+	if q.afterID != "" {
+		args = append(args, q.afterTime, q.afterID)
+		where = append(where, fmt.Sprintf("(started_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
+	}
+	// One row more than the page tells whether there is a next page.
+	args = append(args, q.limit+1)
+	// The ORDER BY names the table's columns: a bare "id" would be the
+	// selected id::text, which no index is sorted by.
+	return `SELECT ` + toolCallColumns + ` FROM tool_calls` + whereClause(where) +
+		` ORDER BY tool_calls.started_at DESC, tool_calls.id DESC LIMIT $` + strconv.Itoa(len(args)), args
+}
+
+// toolCallStatsSQL returns the aggregate of q grouped by groupBy, and its
+// arguments. Over a time window it reads only the index tool_calls_started,
+// which includes the columns it aggregates.
+func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
+	group := "tool"
+	if groupBy == GroupByServer {
+		group = "server"
+	}
+	where, args := q.where()
+	// COLLATE "C" orders by bytes, as Go compares strings.
+	return `SELECT server, ` + group + `, count(*),
+    count(*) FILTER (WHERE status NOT IN ('running', 'succeeded')),
+    count(*) FILTER (WHERE status <> 'running'),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running'),
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running')
+FROM tool_calls` + whereClause(where) + `
+GROUP BY server, ` + group + `
+ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`, args
 }
 
 // where returns the conditions and arguments of the filter, cursor excluded.

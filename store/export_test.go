@@ -1,0 +1,28 @@
+package store
+
+import "github.com/switchboard-dev/switchboard"
+
+// LedgerSQL returns the SQL and arguments that ListToolCalls (groupBy "")
+// or ToolCallStats (groupBy GroupByTool or GroupByServer) sends for f, so
+// that tests can EXPLAIN exactly what the store runs.
+func LedgerSQL(f switchboard.ToolCallFilter, groupBy string) (string, []any, error) {
+	if groupBy != "" {
+		f.After = ""
+	}
+	q, err := prepareFilter(f)
+	if err != nil {
+		return "", nil, err
+	}
+	if groupBy == "" {
+		sql, args := listToolCallsSQL(q)
+		return sql, args, nil
+	}
+	sql, args := toolCallStatsSQL(q, groupBy)
+	return sql, args, nil
+}
+
+// Queries an admin's transcript view sends, by conversation id.
+const (
+	SelectTranscript          = selectTranscript
+	SelectTurnsOfConversation = selectTurnsOfConversation
+)
