@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+const testSecret = "multi-instance-test-secret-0123456789"
+
+// startProcess runs the switchboard binary with cfg on a free port and
+// waits until it is ready.
+func startProcess(t *testing.T, bin, cfg string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfgFile, []byte("listen: "+addr+"\n"+cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	cmd := exec.Command(bin, "serve", "--config", cfgFile)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("switchboard at %s exited: %v\n%s", addr, err, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("switchboard at %s did not stop on SIGINT", addr)
+		}
+	})
+	base := "http://" + addr
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("switchboard at %s never became ready:\n%s", addr, logs.String())
+		}
+	}
+}
+
+func buildSwitchboard(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "switchboard")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type chatResult struct {
+	ConversationID string `json:"conversation_id"`
+	TurnID         string `json:"turn_id"`
+	Message        struct{ Content string }
+}
+
+func postChat(base, token, conv, content string) (int, chatResult, error) {
+	body, _ := json.Marshal(map[string]any{"message": map[string]string{"content": content}, "conversation_id": conv})
+	req, _ := http.NewRequest("POST", base+"/api/alice/chat", strings.NewReader(string(body)))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, chatResult{}, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r chatResult
+	_ = json.Unmarshal(raw, &r)
+	return resp.StatusCode, r, nil
+}
+
+// TestTwoInstancesOneConversation: two switchboard processes on one
+// Postgres, 50 concurrent messages to one conversation across both: every
+// turn is stored whole and the transcript never interleaves.
+func TestTwoInstancesOneConversation(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	var inModel, overlap atomic.Int32
+	model := llmtest.NewServer(func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		if inModel.Add(1) > 1 {
+			overlap.Add(1)
+		}
+		defer inModel.Add(-1)
+		time.Sleep(5 * time.Millisecond) // a turn that takes a moment, for overlaps to show
+		return llmtest.Reply{Text: "re: " + req.Messages[len(req.Messages)-1].Content}
+	})
+	defer model.Close()
+	bin := buildSwitchboard(t)
+	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nmcpServers: {}\n", url, testSecret, model.URL)
+	a, b := startProcess(t, bin, cfg), startProcess(t, bin, cfg)
+	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, first, err := postChat(a, token, "", "first")
+	if err != nil || code != 200 {
+		t.Fatalf("first message: %d %v", code, err)
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			base := a
+			if i%2 == 1 {
+				base = b
+			}
+			code, r, err := postChat(base, token, first.ConversationID, fmt.Sprintf("m%02d", i))
+			if err != nil {
+				t.Error(err)
+			}
+			codes[i] = code
+			if code == 200 && r.Message.Content != fmt.Sprintf("re: m%02d", i) {
+				t.Errorf("message %d: answered %q", i, r.Message.Content)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("50 concurrent turns on one conversation across two instances: %s", time.Since(start).Round(time.Millisecond))
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("message %d: got %d, want 200", i, c)
+		}
+	}
+	if overlap.Load() != 0 {
+		t.Errorf("the model saw %d requests of the conversation overlap: turns were not serialised", overlap.Load())
+	}
+	pg, err := store.OpenPostgres(context.Background(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	msgs, err := pg.ListMessages(context.Background(), first.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 2*(n+1) {
+		t.Fatalf("messages: got %d, want %d", len(msgs), 2*(n+1))
+	}
+	for i := 0; i < len(msgs); i += 2 {
+		q, r := msgs[i], msgs[i+1]
+		if q.Role != switchboard.RoleUser || r.Role != switchboard.RoleAssistant || q.TurnID != r.TurnID || r.Content != "re: "+q.Content {
+			t.Fatalf("transcript interleaved at %d: %q (%s) then %q (%s)", i, q.Content, q.TurnID, r.Content, r.TurnID)
+		}
+	}
+	turns, _ := pg.ListTurns(context.Background(), first.ConversationID)
+	for _, tr := range turns {
+		if tr.Status != switchboard.TurnCompleted {
+			t.Errorf("turn %s: %s", tr.ID, tr.Status)
+		}
+	}
+}
