@@ -416,6 +416,7 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 	err := t.save(saveCtx, t.finished)
 	// The store may be back in a moment (a failover, a restart): the end of
 	// a turn is worth waiting for, up to SaveTimeout.
+	retried := false
 	for backoff := 50 * time.Millisecond; errors.Is(err, switchboard.ErrUnavailable) && saveCtx.Err() == nil; backoff = min(2*backoff, time.Second) {
 		timer := time.NewTimer(backoff)
 		select {
@@ -423,7 +424,16 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 		case <-timer.C:
 		}
 		timer.Stop()
+		retried = true
 		err = t.save(saveCtx, t.finished)
+	}
+	// A write whose answer was lost with the connection may have committed:
+	// its retry then finds its own rows. Read the turn back to tell.
+	if retried && errors.Is(err, switchboard.ErrConflict) {
+		if stored, gerr := t.o.store.GetTurn(saveCtx, t.rec.ID); gerr == nil && stored.Status == t.rec.Status && stored.Steps == t.rec.Steps {
+			t.unsaved = t.unsaved[:0]
+			err = nil
+		}
 	}
 	t.rec.Timing.Store += t.timing.Store - before // the final write counts too, for the caller
 	if err != nil {
