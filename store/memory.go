@@ -535,7 +535,8 @@ func (m *Memory) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter
 // ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
 // per server (GroupByServer: Group is the server), ordered by server and
 // group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
-// finished calls only, and an error is any final status but succeeded.
+// finished calls only (not running or awaiting approval), and an error is
+// any final status but succeeded.
 //
 // It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
 // or the filter is invalid.
@@ -572,7 +573,7 @@ func (m *Memory) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter
 			groups[key] = g
 		}
 		g.stats.Count++
-		if c.Status == switchboard.CallRunning {
+		if !c.Finished() {
 			continue
 		}
 		g.finished++

@@ -99,7 +99,8 @@ func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilt
 // ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
 // per server (GroupByServer: Group is the server), ordered by server and
 // group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
-// finished calls only, and an error is any final status but succeeded.
+// finished calls only (not running or awaiting approval), and an error is
+// any final status but succeeded.
 //
 // It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
 // or the filter is invalid.
@@ -167,10 +168,10 @@ func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
 	where, args := q.where()
 	// COLLATE "C" orders by bytes, as Go compares strings.
 	return `SELECT server, ` + group + `, count(*),
-    count(*) FILTER (WHERE status NOT IN ('running', 'succeeded')),
-    count(*) FILTER (WHERE status <> 'running'),
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running'),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status <> 'running')
+    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval', 'succeeded')),
+    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval'))
 FROM tool_calls` + whereClause(where) + `
 GROUP BY server, ` + group + `
 ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`, args

@@ -1021,6 +1021,8 @@ func testStats(t *testing.T, s Store) {
 	addCalls(t, s, "bob", []switchboard.ToolCall{
 		call("web", "search", switchboard.CallSucceeded, ms(100)),
 		call("web", "fetch", switchboard.CallRunning, 0),
+		// Not run yet: counted, but neither an error nor a latency.
+		call("web", "fetch", switchboard.CallAwaitingApproval, 0),
 	})
 	tests := []struct {
 		name    string
@@ -1033,13 +1035,13 @@ func testStats(t *testing.T, s Store) {
 			{Group: "search", Server: "Web", Count: 1, P50: ms(1), P95: ms(1)},
 			{Group: "read", Server: "files", Count: 6, Errors: 1, ErrorRate: 0.2, P50: ms(30), P95: ms(48)},
 			{Group: "write", Server: "files", Count: 1, Errors: 1, ErrorRate: 1, P50: ms(7), P95: ms(7)},
-			{Group: "fetch", Server: "web", Count: 1},
+			{Group: "fetch", Server: "web", Count: 2},
 			{Group: "search", Server: "web", Count: 2, P50: ms(200), P95: ms(290)},
 		}},
 		{"by server", switchboard.ToolCallFilter{}, store.GroupByServer, []switchboard.ToolCallStats{
 			{Group: "Web", Server: "Web", Count: 1, P50: ms(1), P95: ms(1)},
 			{Group: "files", Server: "files", Count: 7, Errors: 2, ErrorRate: 2.0 / 6, P50: ms(25), P95: ms(47.5)},
-			{Group: "web", Server: "web", Count: 3, P50: ms(200), P95: ms(290)},
+			{Group: "web", Server: "web", Count: 4, P50: ms(200), P95: ms(290)},
 		}},
 		{"filtered", switchboard.ToolCallFilter{UserID: "alice", Status: switchboard.CallSucceeded, After: "ignored", Limit: 1},
 			store.GroupByServer, []switchboard.ToolCallStats{
