@@ -8,8 +8,13 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// adminRoutes registers the admin API under /api/admin.
+// adminRoutes registers the admin API under /api/admin. Every route is for
+// admins only (requireAdmin answers 403 to everyone else).
 func (h *Handler) adminRoutes(admin *gin.RouterGroup) {
+	admin.GET("/tool-calls", h.listToolCalls)
+	admin.GET("/tool-calls/stats", h.toolCallStats)
+	admin.GET("/tool-calls/:id", h.getToolCall)
+	admin.GET("/conversations/:id", h.adminConversation)
 	admin.GET("/servers", h.listServers)
 	admin.POST("/servers/reload", h.reloadServers)
 }

@@ -1,0 +1,304 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// The admin tool-call routes read the ledger: a page of calls (newest
+// first, keyset-paginated), one call in full, and stats over a time window.
+
+// Query parameters of the admin tool-call routes.
+var (
+	filterParams = []string{"user", "conversation", "turn", "server", "tool", "status", "since", "until"}
+	listParams   = append(slices.Clone(filterParams), "after", "limit")
+	statsParams  = append(slices.Clone(filterParams), "group_by")
+)
+
+// Stats cover the last DefaultStatsWindow unless since says otherwise.
+const DefaultStatsWindow = 24 * time.Hour
+
+// Page sizes of GET /api/admin/tool-calls.
+const (
+	defaultCallsPage = 50
+	maxCallsPage     = 500
+)
+
+// maxFilterLen bounds a filter's text, as the ledger bounds user, server
+// and tool names.
+const maxFilterLen = 255
+
+// callStatuses lists the ledger's statuses, for error messages.
+var callStatuses = []switchboard.ToolCallStatus{
+	switchboard.CallRunning, switchboard.CallSucceeded, switchboard.CallFailed, switchboard.CallTimedOut,
+	switchboard.CallCancelled, switchboard.CallDenied, switchboard.CallAwaitingApproval,
+}
+
+func badFilter(format string, args ...any) error {
+	return switchboard.Errorf(switchboard.ErrInvalid, "invalid_filter", format, args...)
+}
+
+// parseFilter reads a ToolCallFilter from query parameters, of which only
+// allowed ones may appear, each once. Errors wrap ErrInvalid with a message
+// that names the parameter and says what it takes.
+func parseFilter(q url.Values, allowed []string) (switchboard.ToolCallFilter, error) {
+	var f switchboard.ToolCallFilter
+	names := slices.Sorted(maps.Keys(q))
+	for _, name := range names {
+		if !slices.Contains(allowed, name) {
+			return f, badFilter("unknown parameter %q: this route takes %s", clip(name), strings.Join(allowed, ", "))
+		}
+		if n := len(q[name]); n > 1 {
+			return f, badFilter("parameter %q is given %d times; give it once", name, n)
+		}
+	}
+	text := func(name string) (string, error) {
+		v := strings.TrimSpace(q.Get(name))
+		if !utf8.ValidString(v) || utf8.RuneCountInString(v) > maxFilterLen {
+			return "", badFilter("%s must be valid text of at most %d characters", name, maxFilterLen)
+		}
+		return v, nil
+	}
+	var err error
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"user", &f.UserID}, {"server", &f.Server}, {"tool", &f.Tool}} {
+		if *p.dst, err = text(p.name); err != nil {
+			return f, err
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *string
+	}{{"conversation", &f.ConversationID}, {"turn", &f.TurnID}} {
+		v := strings.TrimSpace(q.Get(p.name))
+		if v != "" && !switchboard.ValidID(v) {
+			return f, badFilter("%s must be a %s id (a UUID such as 0196b3e2-7c1a-7d45-9a3e-2f1c5b7d9e01), got %q", p.name, p.name, clip(v))
+		}
+		*p.dst = strings.ToLower(v)
+	}
+	if s := strings.TrimSpace(q.Get("status")); s != "" {
+		f.Status = switchboard.ToolCallStatus(s)
+		if !f.Status.Valid() {
+			names := make([]string, len(callStatuses))
+			for i, st := range callStatuses {
+				names[i] = string(st)
+			}
+			return f, badFilter("status must be one of %s, got %q", strings.Join(names, ", "), clip(s))
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		v := strings.TrimSpace(q.Get(p.name))
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return f, badFilter("%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", p.name, clip(v))
+		}
+		*p.dst = t.UTC()
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return f, badFilter("since (%s) must be before until (%s)", timestamp(f.Since), timestamp(f.Until))
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxCallsPage {
+			return f, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a whole number from 1 to %d, got %q", maxCallsPage, clip(v))
+		}
+		f.Limit = n
+	}
+	f.After = q.Get("after")
+	return f, nil
+}
+
+// clip shortens a client's value quoted back in an error message.
+func clip(s string) string {
+	if utf8.RuneCountInString(s) <= 64 {
+		return s
+	}
+	return string([]rune(s)[:64]) + "…"
+}
+
+// adminToolCallDTO is a ledger row as admins list it: everything but the
+// result, which can be large (GET /api/admin/tool-calls/{id} has it).
+type adminToolCallDTO struct {
+	ID             string          `json:"id"`
+	CallID         string          `json:"call_id"`
+	UserID         string          `json:"user_id"`
+	ConversationID string          `json:"conversation_id"`
+	TurnID         string          `json:"turn_id"`
+	Step           int             `json:"step"`
+	Server         string          `json:"server"`
+	Tool           string          `json:"tool"`
+	ExposedName    string          `json:"exposed_name"`
+	Arguments      json.RawMessage `json:"arguments"`
+	Status         string          `json:"status"`
+	ErrorClass     string          `json:"error_class"`
+	Error          string          `json:"error"`
+	DurationMS     float64         `json:"duration_ms"`
+	ResultSize     int             `json:"result_size"`
+	Truncated      bool            `json:"truncated"`
+	StartedAt      string          `json:"started_at"`
+	// FinishedAt is null while the call runs or awaits approval.
+	FinishedAt *string `json:"finished_at"`
+}
+
+// adminToolCallDetailDTO is a ledger row in full.
+type adminToolCallDetailDTO struct {
+	adminToolCallDTO
+	Result string `json:"result"`
+	// StructuredResult is the tool's structured content, null when none.
+	StructuredResult json.RawMessage `json:"structured_result"`
+}
+
+func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
+	args := c.Arguments
+	if len(args) == 0 {
+		args = json.RawMessage("{}")
+	}
+	return adminToolCallDTO{ID: c.ID, CallID: c.CallID, UserID: c.UserID, ConversationID: c.ConversationID,
+		TurnID: c.TurnID, Step: c.Step, Server: c.Server, Tool: c.Tool, ExposedName: c.ExposedName,
+		Arguments: args, Status: string(c.Status), ErrorClass: c.ErrorClass, Error: c.Error,
+		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
+		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt)}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, switchboard.ErrNotFound) }
+
+func nullTimestamp(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := timestamp(t)
+	return &s
+}
+
+// listToolCalls serves GET /api/admin/tool-calls: one page of the ledger,
+// newest first. next_cursor, when not null, is the after parameter of the
+// next (older) page; calls stored meanwhile never shift the pages.
+func (h *Handler) listToolCalls(c *gin.Context) {
+	if h.Admin == nil {
+		h.unavailable(c, "the tool-call log")
+		return
+	}
+	f, err := parseFilter(c.Request.URL.Query(), listParams)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if f.Limit == 0 {
+		f.Limit = defaultCallsPage
+	}
+	calls, next, err := h.Admin.ListToolCalls(c.Request.Context(), f)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]adminToolCallDTO, len(calls))
+	for i, tc := range calls {
+		out[i] = toAdminToolCall(tc)
+	}
+	var cursor *string
+	if next != "" {
+		cursor = &next
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "tool_calls": out, "next_cursor": cursor})
+}
+
+// getToolCall serves GET /api/admin/tool-calls/{id}: one call with its
+// arguments and result in full.
+func (h *Handler) getToolCall(c *gin.Context) {
+	if h.Admin == nil {
+		h.unavailable(c, "the tool-call log")
+		return
+	}
+	id := c.Param("id")
+	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
+	if err != nil {
+		if isNotFound(err) {
+			err = switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found", clip(id))
+		}
+		h.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "tool_call": adminToolCallDetailDTO{
+		adminToolCallDTO: toAdminToolCall(tc), Result: tc.Result, StructuredResult: tc.StructuredResult}})
+}
+
+// toolCallStatsDTO aggregates the calls of one tool (or server).
+type toolCallStatsDTO struct {
+	Server string `json:"server"`
+	// Tool is set when grouped by tool.
+	Tool  string `json:"tool,omitempty"`
+	Count int64  `json:"count"`
+	// Errors, ErrorRate and the latencies consider finished calls only; an
+	// error is any final status but succeeded.
+	Errors    int64   `json:"errors"`
+	ErrorRate float64 `json:"error_rate"`
+	P50MS     float64 `json:"p50_ms"`
+	P95MS     float64 `json:"p95_ms"`
+}
+
+// toolCallStats serves GET /api/admin/tool-calls/stats: count, error rate
+// and latency percentiles per tool (group_by=tool, the default) or server,
+// over [since, until): by default the last 24 hours.
+func (h *Handler) toolCallStats(c *gin.Context) {
+	if h.Admin == nil {
+		h.unavailable(c, "the tool-call log")
+		return
+	}
+	q := c.Request.URL.Query()
+	f, err := parseFilter(q, statsParams)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	groupBy := q.Get("group_by")
+	switch groupBy {
+	case "":
+		groupBy = "tool"
+	case "tool", "server":
+	default:
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_group_by", `group_by must be "tool" or "server", got %q`, clip(groupBy)))
+		return
+	}
+	if f.Until.IsZero() {
+		f.Until = time.Now().UTC()
+	}
+	if f.Since.IsZero() {
+		f.Since = f.Until.Add(-DefaultStatsWindow)
+	}
+	stats, err := h.Admin.ToolCallStats(c.Request.Context(), f, groupBy)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]toolCallStatsDTO, len(stats))
+	for i, s := range stats {
+		d := toolCallStatsDTO{Server: s.Server, Count: s.Count, Errors: s.Errors, ErrorRate: s.ErrorRate,
+			P50MS: ms(s.P50), P95MS: ms(s.P95)}
+		if groupBy == "tool" {
+			d.Tool = s.Group
+		}
+		out[i] = d
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "group_by": groupBy, "since": timestamp(f.Since),
+		"until": timestamp(f.Until), "stats": out})
+}
