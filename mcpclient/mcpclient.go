@@ -538,21 +538,65 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	if c.ctx.Err() != nil {
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
 	}
-	var req mcp.CallToolRequest
-	req.Params.Name = name
-	req.Params.RawArguments = args
-	res, err := c.client.CallTool(opCtx, req)
+	res, rejected, err := c.callTool(opCtx, name, args)
 	if err != nil {
 		if lost := c.sessionLost(err); lost != err {
 			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
 		}
-		// mcp-go wraps every failure to send or receive in a
-		// *transport.Error; anything else is the server's answer: a JSON-RPC
-		// error, or a result it could not parse.
-		var te *transport.Error
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, limit, err, !errors.As(err, &te)))
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, limit, err, rejected))
 	}
 	return newResult(res), nil
+}
+
+// callTool sends tools/call as a raw request, with an id of ours, so that a
+// call whose context ends can be cancelled on every transport: mcp-go's
+// client tells only stdio servers, and keeps the request id to itself.
+// rejected reports an answer of the server (a JSON-RPC error, or a result
+// that does not parse), as opposed to a failure to send or receive.
+func (c *Conn) callTool(ctx context.Context, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
+	id := mcp.NewRequestId(fmt.Sprintf("switchboard-%d", c.reqID.Add(1)))
+	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      id,
+		Method:  string(mcp.MethodToolsCall),
+		Params:  map[string]any{"name": name, "arguments": args},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			c.cancelRequest(id, context.Cause(ctx))
+		}
+		return nil, false, err
+	}
+	if resp.Error != nil {
+		return nil, true, resp.Error.AsError()
+	}
+	res, err = mcp.ParseCallToolResult(&resp.Result)
+	if err != nil {
+		return nil, true, fmt.Errorf("decode result: %w", err)
+	}
+	return res, false, nil
+}
+
+// cancelRequest tells the server to stop working on request id
+// (notifications/cancelled), best effort and within a second: the caller
+// has its answer already.
+func (c *Conn) cancelRequest(id mcp.RequestId, cause error) {
+	reason := "cancelled"
+	if errors.Is(cause, context.DeadlineExceeded) {
+		reason = "timed out"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Second)
+	defer cancel()
+	err := c.client.GetTransport().SendNotification(ctx, mcp.JSONRPCNotification{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{
+			Method: string(mcp.MethodNotificationCancelled),
+			Params: mcp.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": reason}},
+		},
+	})
+	if err != nil {
+		c.log.Debug("could not tell the server a call was cancelled", "err", err)
+	}
 }
 
 // errSessionLost ends a Conn whose remote server no longer knows our

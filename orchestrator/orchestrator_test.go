@@ -35,12 +35,13 @@ type lab struct {
 	meet      chan struct{}
 	inFlight  atomic.Int32
 	maxFlight atomic.Int32
-	cancelled chan string // names of calls whose context ended early
+	cancelled chan string   // names of calls whose context ended early
+	sleeping  chan struct{} // a sleep call is running in the server
 	calls     []string    // write calls, in the order they ran
 }
 
 func newLab(t *testing.T) (*lab, *mcpclient.Conn) {
-	l := &lab{meet: make(chan struct{}), cancelled: make(chan string, 16)}
+	l := &lab{meet: make(chan struct{}), cancelled: make(chan string, 16), sleeping: make(chan struct{}, 16)}
 	s := server.NewMCPServer("lab", "1.0.0", server.WithToolCapabilities(false))
 	track := func(f server.ToolHandlerFunc) server.ToolHandlerFunc {
 		return func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -75,6 +76,10 @@ func newLab(t *testing.T) (*lab, *mcpclient.Conn) {
 		}))
 	s.AddTool(mcp.NewTool("sleep", mcp.WithReadOnlyHintAnnotation(true), mcp.WithNumber("ms", mcp.Required())),
 		track(func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			select {
+			case l.sleeping <- struct{}{}:
+			default:
+			}
 			select {
 			case <-time.After(time.Duration(r.GetInt("ms", 0)) * time.Millisecond):
 				return mcp.NewToolResultText("slept"), nil
@@ -311,6 +316,7 @@ func TestCancelEndsTheTurn(t *testing.T) {
 				errc <- err
 			}()
 			<-ev.started
+			<-r.lab.sleeping // the call reached the server
 			if err := r.o.Cancel("someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
 				t.Errorf("cancel by another user: got %v, want a conflict", err)
 			}
