@@ -37,7 +37,7 @@ type lab struct {
 	maxFlight atomic.Int32
 	cancelled chan string   // names of calls whose context ended early
 	sleeping  chan struct{} // a sleep call is running in the server
-	calls     []string    // write calls, in the order they ran
+	calls     []string      // write calls, in the order they ran
 }
 
 func newLab(t *testing.T) (*lab, *mcpclient.Conn) {
