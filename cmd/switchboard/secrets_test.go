@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+// TestSecretsStayOutOfLogsAndTheUsersTokenStaysHome: canary secrets in the
+// config, the environment and configured headers never appear in the logs,
+// and the user's JWT never reaches an MCP server.
+func TestSecretsStayOutOfLogsAndTheUsersTokenStaysHome(t *testing.T) {
+	canaries := map[string]string{
+		"OPENAI_API_KEY": "sk-canary-api-key-4f1e",
+		"JWT_SECRET_KEY": "canary-jwt-secret-7a3c-0123456789abcdef",
+		"REMOTE_KEY":     "canary-header-value-9b2d",
+		"STDIO_SECRET":   "canary-env-value-5e8a",
+		"DB_PASSWORD":    "canary-db-password-1c7f",
+	}
+	// A remote MCP server that records the headers it receives.
+	var mu sync.Mutex
+	var seen []http.Header
+	ms := server.NewMCPServer("remote", "1.0.0")
+	ms.AddTool(mcp.NewTool("echo", mcp.WithString("text")), func(_ context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText(r.GetString("text", "")), nil
+	})
+	mcpHandler := server.NewStreamableHTTPServer(ms)
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Clone())
+		mu.Unlock()
+		mcpHandler.ServeHTTP(w, r)
+	}))
+	defer remote.Close()
+
+	model := llmtest.NewServer(llmtest.Sequence(
+		llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "remote__echo", Arguments: `{"text":"hi"}`}, {Name: "tasks__list_tasks", Arguments: `{}`}}},
+		llmtest.Reply{Text: "done"},
+	))
+	defer model.Close()
+
+	dbURL := strings.Replace(storetest.PostgresURL(t), "postgres@", "postgres:${DB_PASSWORD}@", 1)
+	cfg := fmt.Sprintf(`
+listen: 127.0.0.1:0
+database_url: %q
+llm: {base_url: %q, api_key: "${OPENAI_API_KEY}"}
+auth: {jwt_secret: "${JWT_SECRET_KEY}"}
+mcpServers:
+  remote: {url: %q, headers: {X-Api-Key: "${REMOTE_KEY}"}}
+  tasks: {command: %q, env: {SECRET: "${STDIO_SECRET}"}, inject: {user_id: user_id}}
+`, dbURL, model.URL, remote.URL+"/mcp", tasksBin)
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cfgFile := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) (string, bool) { v, ok := canaries[k]; return v, ok }
+	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
+	base := waitForListen(t, &stderr, done)
+
+	userJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
+	send := func(auth, body string) int {
+		req, _ := http.NewRequest("POST", base+"/api/alice/chat", strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send("Bearer "+userJWT, `{"message":{"content":"go"}}`); code != 200 {
+		t.Fatalf("chat: got %d\n%s", code, stderr.String())
+	}
+	forged := userJWT[:len(userJWT)-4] + "AAAA"
+	if code := send("Bearer "+forged, `{"message":{"content":"go"}}`); code != 401 {
+		t.Errorf("forged token: got %d", code)
+	}
+	send("Bearer "+canaries["JWT_SECRET_KEY"], `{}`) // a secret pasted as a token
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	logs := stdout.String() + stderr.String()
+	for name, v := range canaries {
+		if strings.Contains(logs, v) {
+			t.Errorf("the logs hold %s", name)
+		}
+	}
+	for _, tok := range []string{userJWT, forged} {
+		if strings.Contains(logs, tok) || strings.Contains(logs, tok[strings.LastIndex(tok, ".")+1:]) {
+			t.Errorf("the logs hold a bearer token")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) == 0 {
+		t.Fatal("the remote MCP server saw no request")
+	}
+	for _, h := range seen {
+		if got := h.Get("X-Api-Key"); got != canaries["REMOTE_KEY"] {
+			t.Errorf("remote server got X-Api-Key %q, want the configured value", got)
+		}
+		for name, vals := range h {
+			for _, v := range vals {
+				if strings.Contains(v, userJWT) || strings.Contains(v, canaries["JWT_SECRET_KEY"]) {
+					t.Errorf("the user's token or our secret reached the MCP server in %s", name)
+				}
+			}
+		}
+	}
+	if !strings.Contains(logs, `"tool call"`) && !strings.Contains(logs, "tool call") {
+		t.Errorf("no tool-call log line: the logs are not what this test thinks\n%s", logs)
+	}
+}
+
+// waitForListen reads the address of the listening line from the logs.
+func waitForListen(t *testing.T, stderr *syncBuffer, done chan error) string {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v\n%s", err, stderr.String())
+		default:
+		}
+		logs := stderr.String()
+		if i := strings.Index(logs, `"addr":"http://`); i >= 0 {
+			rest := logs[i+len(`"addr":"`):]
+			return rest[:strings.IndexByte(rest, '"')]
+		}
+	}
+	t.Fatalf("never listened:\n%s", stderr.String())
+	return ""
+}
