@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -150,4 +152,38 @@ func oneLine(s string, n int) string {
 		return string([]rune(s)[:n-1]) + "…"
 	}
 	return s
+}
+
+// healthcheck asks the server at the configured listen address for
+// /healthz, for container health checks (the image has no curl).
+func healthcheck(ctx context.Context, args []string, getenv env, stdout io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	cfgPath := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, _, _, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("healthcheck: listen %q: %w", cfg.Listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
 }

@@ -7,6 +7,7 @@
 //	switchboard migrate [--config FILE]   apply database migrations
 //	switchboard token --user ID [--admin] mint a development token
 //	switchboard tools [--config FILE]     connect to the MCP servers and print the tool catalog
+//	switchboard healthcheck              probe the local server's /healthz
 //	switchboard version
 package main
 
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", version())
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, args, getenv, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -74,6 +77,8 @@ const usage = `usage:
   switchboard token --user ID [--admin] [--ttl 24h]
                                          mint a development token (HS256, auth.jwt_secret)
   switchboard tools [--config FILE]      connect to the MCP servers and print the tool catalog
+  switchboard healthcheck [--config FILE]
+                                         exit 0 if the local server answers /healthz (for containers)
   switchboard version
 The config file defaults to $SWITCHBOARD_CONFIG, else configs/switchboard.yaml, else the built-in default.
 `

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,5 +204,28 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "migrations applied") {
 		t.Errorf("migrate log: got %s", errOut.String())
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := "listen: " + addr + "\nmcpServers: {}\n"
+	var out, errOut bytes.Buffer
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) (string, bool) { return "", false }
+	if err := run(context.Background(), []string{"healthcheck", "--config", cfgFile}, noEnv, &out, &errOut); err == nil {
+		t.Error("healthcheck with nothing listening: got nil, want an error")
+	}
+	s := startServe(t, cfg, nil)
+	if err := run(context.Background(), []string{"healthcheck", "--config", cfgFile}, noEnv, &out, &errOut); err != nil {
+		t.Errorf("healthcheck of %s: %v", s.base, err)
 	}
 }
