@@ -74,3 +74,11 @@ type ServerStatus struct {
 	ConnectedAt time.Time
 	StderrTail  []string
 }
+
+// PoolStats describes a store's connection pool, for metrics.
+type PoolStats struct {
+	Total, Idle, Acquired, Max int32
+	AcquireCount               int64
+	EmptyAcquireCount          int64 // acquisitions that had to wait for a connection
+	AcquireDuration            time.Duration
+}

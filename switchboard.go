@@ -186,8 +186,11 @@ type ToolCall struct {
 	Duration         time.Duration
 	ResultSize       int
 	Truncated        bool
-	StartedAt        time.Time
-	FinishedAt       time.Time
+	// PayloadPruned marks a row whose arguments and results were removed
+	// by retention; its metadata stays for statistics.
+	PayloadPruned bool
+	StartedAt     time.Time
+	FinishedAt    time.Time
 }
 
 // Finished reports whether the call has reached a final status.

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -76,6 +80,12 @@ type Deps struct {
 	Ready   Pinger
 }
 
+// RequestObserver is told of every request, for metrics.
+// *metrics.Metrics implements it.
+type RequestObserver interface {
+	Request(route, method string, status int, d time.Duration)
+}
+
 // Options tune the handler; nil means defaults.
 type Options struct {
 	Logger *slog.Logger
@@ -85,6 +95,13 @@ type Options struct {
 	MaxMessageChars int
 	// Limits bound each user's chat requests; the zero value bounds nothing.
 	Limits Limits
+	// Observer, when set, is told of every request.
+	Observer RequestObserver
+	// Tracer, when set, makes a span of every request, continuing a trace
+	// the client propagated (W3C traceparent).
+	Tracer trace.Tracer
+	// Metrics, when set, is served at /metrics.
+	Metrics http.Handler
 }
 
 // Handler is the HTTP API.
@@ -133,6 +150,10 @@ func (h *Handler) routes() {
 	})
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
+	if h.opts.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
+	}
+	h.webRoutes(e)
 
 	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
 
@@ -194,7 +215,28 @@ func (h *Handler) logRequests(c *gin.Context) {
 	}
 	c.Set(ctxRequestID, rid)
 	c.Header("X-Request-Id", rid)
+	var span trace.Span
+	if h.opts.Tracer != nil {
+		ctx := propagation.TraceContext{}.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+		ctx, span = h.opts.Tracer.Start(ctx, c.Request.Method+" "+c.FullPath(), trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", c.Request.Method), attribute.String("http.route", c.FullPath()),
+				attribute.String("request.id", rid)))
+		c.Request = c.Request.WithContext(ctx)
+	}
 	c.Next()
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", c.Writer.Status()))
+		if id := identity(c); id.UserID != "" {
+			span.SetAttributes(attribute.String("user.id", id.UserID))
+		}
+		if c.Writer.Status() >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(c.Writer.Status()))
+		}
+		span.End()
+	}
+	if h.opts.Observer != nil {
+		h.opts.Observer.Request(c.FullPath(), c.Request.Method, c.Writer.Status(), time.Since(start))
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", rid), slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()), slog.Int("status", c.Writer.Status()),

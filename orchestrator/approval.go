@@ -6,6 +6,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -21,10 +24,13 @@ import (
 // the user's in that conversation; ErrConflict for a call already decided
 // (already_decided) or a turn that no longer waits (not_awaiting_approval,
 // superseded); then those of Run.
-func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Result, error) {
+func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
 	}
+	ctx, span := o.opts.Tracer.Start(ctx, "turn.decide", trace.WithAttributes(attribute.String("user.id", d.UserID),
+		attribute.String("conversation.id", d.ConversationID), attribute.String("tool_call.id", d.CallID), attribute.Bool("approve", d.Approve)))
+	defer func() { endSpan(span, err) }()
 	unlock, err := o.opts.Locker.Lock(ctx, d.ConversationID)
 	if err != nil {
 		return nil, err
@@ -96,6 +102,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Resu
 		}
 		call.Result = "error: " + call.Error
 		call.FinishedAt = time.Now()
+		o.opts.Observer.ToolCallEnded(call)
 		if t.ev != nil {
 			t.ev.ToolFinished(call)
 		}

@@ -12,6 +12,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -68,6 +73,14 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
+// Observer is told what turns do, for metrics. *metrics.Metrics
+// implements it.
+type Observer interface {
+	TurnEnded(t switchboard.Turn)
+	ToolCallEnded(c switchboard.ToolCall)
+	ModelUsage(prompt, completion int)
+}
+
 // Options tune the loop; nil means defaults.
 type Options struct {
 	// MaxSteps caps model calls per turn; 0 means DefaultMaxSteps.
@@ -102,7 +115,13 @@ type Options struct {
 	// holds its conversation; 0 means every 20s (a third of the store's
 	// 60s lease).
 	LeaseRenewal time.Duration
-	Logger       *slog.Logger
+	// Observer, when set, is told of ended turns, tool calls and model
+	// usage.
+	Observer Observer
+	// Tracer makes the spans of turns, model calls and tool calls; nil
+	// means none.
+	Tracer trace.Tracer
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -161,8 +180,20 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
+	if o.opts.Tracer == nil {
+		o.opts.Tracer = noop.NewTracerProvider().Tracer("")
+	}
+	if o.opts.Observer == nil {
+		o.opts.Observer = nopObserver{}
+	}
 	return o
 }
+
+type nopObserver struct{}
+
+func (nopObserver) TurnEnded(switchboard.Turn)         {}
+func (nopObserver) ToolCallEnded(switchboard.ToolCall) {}
+func (nopObserver) ModelUsage(int, int)                {}
 
 // Request is one user message to answer.
 type Request struct {
@@ -229,10 +260,12 @@ type Result struct {
 // key; the model's errors (ErrUpstream, ErrUpstreamTimeout) after the turn
 // was stored as failed; ctx's error after it was stored as cancelled; store
 // errors as they come.
-func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result, error) {
+func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
 	}
+	ctx, span := o.opts.Tracer.Start(ctx, "turn", trace.WithAttributes(attribute.String("user.id", req.UserID)))
+	defer func() { endSpan(span, err) }()
 	if req.ConversationID != "" {
 		unlock, err := o.opts.Locker.Lock(ctx, req.ConversationID)
 		if err != nil {
@@ -241,16 +274,26 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result
 		defer unlock()
 	}
 	t := o.newTurn(ev)
-	err := t.begin(ctx, req)
+	err = t.begin(ctx, req)
 	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
 		return o.replay(ctx, req, ev)
 	}
 	if err != nil {
 		return nil, err
 	}
+	span.SetAttributes(attribute.String("conversation.id", t.rec.ConversationID), attribute.String("turn.id", t.rec.ID))
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
 	return t.loop(ctx, 1)
+}
+
+// endSpan records err, if any, on span and ends it.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, errorNote(err))
+	}
+	span.End()
 }
 
 // Cancel ends the running turn of the user's conversation: its model

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -144,12 +148,17 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	if t.ev != nil {
 		onText = t.ev.TextDelta
 	}
+	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
 	reply, err := t.o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs}, onText)
 	t.timing.LLM += time.Since(s)
 	t.rec.Steps++
 	t.rec.PromptTokens += reply.PromptTokens
 	t.rec.CompletionTokens += reply.CompletionTokens
+	t.o.opts.Observer.ModelUsage(reply.PromptTokens, reply.CompletionTokens)
+	span.SetAttributes(attribute.Int("tokens.prompt", reply.PromptTokens), attribute.Int("tokens.completion", reply.CompletionTokens),
+		attribute.Int("tool_calls", len(reply.ToolCalls)))
+	endSpan(span, err)
 	return reply, err
 }
 
@@ -310,6 +319,16 @@ func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
 // runCall runs one call and logs it. It is safe to call concurrently for
 // distinct calls.
 func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
+	ctx, span := t.o.opts.Tracer.Start(ctx, "tool.call", trace.WithAttributes(
+		attribute.String("mcp.server", c.Server), attribute.String("mcp.tool", c.Tool), attribute.String("tool_call.id", c.ID)))
+	defer func() {
+		span.SetAttributes(attribute.String("tool_call.status", string(c.Status)))
+		if c.Status != switchboard.CallSucceeded {
+			span.SetStatus(codes.Error, c.Error)
+		}
+		span.End()
+		t.o.opts.Observer.ToolCallEnded(*c)
+	}()
 	if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
 	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
@@ -439,6 +458,7 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 	if err != nil {
 		return nil, err
 	}
+	t.o.opts.Observer.TurnEnded(t.rec)
 	res := &Result{Turn: t.rec, ToolCalls: t.calls}
 	if last != nil {
 		res.Message = *last

@@ -489,6 +489,34 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 	return before, nil
 }
 
+// PruneToolCallPayloads removes the arguments and results of at most batch
+// ledger rows that started before before, oldest first, keeping the rows and
+// their metadata; it returns how many it pruned.
+func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error) {
+	if batch <= 0 {
+		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)
+	}
+	if err := ctxErr(ctx); err != nil {
+		return 0, fmt.Errorf("prune tool calls: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var old []*switchboard.ToolCall
+	for _, c := range m.calls {
+		if !c.PayloadPruned && c.StartedAt.Before(before) {
+			old = append(old, c)
+		}
+	}
+	slices.SortFunc(old, func(a, b *switchboard.ToolCall) int { return a.StartedAt.Compare(b.StartedAt) })
+	if len(old) > batch {
+		old = old[:batch]
+	}
+	for _, c := range old {
+		c.Arguments, c.Result, c.StructuredResult, c.PayloadPruned = nil, "", nil, true
+	}
+	return len(old), nil
+}
+
 // ListToolCalls returns one page of the ledger rows that pass f, newest first
 // (by started_at, then id), and the cursor of the next page, which is empty
 // on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most

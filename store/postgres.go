@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -62,6 +63,8 @@ type Options struct {
 	// transaction-pooling proxy (Neon's pooled endpoint, PgBouncer), where
 	// the migration lock cannot be held.
 	SkipMigrate bool
+	// Tracer, when set, makes a span of every query and batch.
+	Tracer trace.Tracer
 }
 
 // OpenPostgres connects to the database at url (a postgres:// URL or a
@@ -84,6 +87,9 @@ func OpenPostgres(ctx context.Context, url string, opts *Options) (*Postgres, er
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "switchboard"
 	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = &queryTracer{tracer: opts.Tracer}
+	}
 	if !opts.SkipMigrate {
 		if err := migrate(ctx, cfg.ConnConfig.Copy(), opts.Logger); err != nil {
 			return nil, err
@@ -98,6 +104,13 @@ func OpenPostgres(ctx context.Context, url string, opts *Options) (*Postgres, er
 		return nil, fmt.Errorf("connect to postgres: %w", dbError(err))
 	}
 	return &Postgres{pool: pool}, nil
+}
+
+// PoolStats describes the connection pool, for metrics.
+func (p *Postgres) PoolStats() switchboard.PoolStats {
+	s := p.pool.Stat()
+	return switchboard.PoolStats{Total: s.TotalConns(), Idle: s.IdleConns(), Acquired: s.AcquiredConns(), Max: s.MaxConns(),
+		AcquireCount: s.AcquireCount(), EmptyAcquireCount: s.EmptyAcquireCount(), AcquireDuration: s.AcquireDuration()}
 }
 
 // Migrate applies the pending migrations to the database at url, under a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -15,7 +16,7 @@ import (
 
 const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn_id::text, step, server, tool,
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
-    truncated, started_at, finished_at`
+    truncated, started_at, finished_at, payload_pruned`
 
 // GetToolCall returns the ledger row with the given id. It returns an error
 // wrapping switchboard.ErrNotFound if there is none or id is malformed.
@@ -222,6 +223,27 @@ func whereClause(where []string) string {
 	return " WHERE " + strings.Join(where, " AND ")
 }
 
+// PruneToolCallPayloads removes the arguments and results of at most batch
+// ledger rows that started before before, oldest first, keeping the rows and
+// their metadata; it returns how many it pruned. Call it until it returns
+// less than batch. Rows locked by a running write are skipped, to be pruned
+// by a later batch.
+func (p *Postgres) PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error) {
+	if batch <= 0 {
+		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)
+	}
+	tag, err := p.pool.Exec(ctx, `
+WITH doomed AS (
+    SELECT id FROM tool_calls WHERE NOT payload_pruned AND started_at < $1
+    ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+UPDATE tool_calls t SET arguments = NULL, result = '', structured_result = NULL, payload_pruned = true
+FROM doomed WHERE t.id = doomed.id`, before, batch)
+	if err != nil {
+		return 0, fmt.Errorf("prune tool calls: %w", dbError(err))
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
 	var (
 		c                     switchboard.ToolCall
@@ -231,7 +253,7 @@ func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
 	)
 	err := row.Scan(&c.ID, &c.CallID, &c.UserID, &c.ConversationID, &c.TurnID, &c.Step, &c.Server, &c.Tool,
 		&c.ExposedName, &c.Arguments, &c.Result, &c.StructuredResult, &status, &c.ErrorClass, &c.Error,
-		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt)
+		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt, &c.PayloadPruned)
 	if err != nil {
 		return switchboard.ToolCall{}, err
 	}

@@ -39,6 +39,7 @@ type Store interface {
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
 	RenewTurn(ctx context.Context, id string) error
+	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
@@ -79,6 +80,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DecideToolCall", testDecideToolCall},
 		{"OneRunningTurn", testOneRunningTurn},
 		{"RequestHash", testRequestHash},
+		{"PruneToolCallPayloads", testPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1360,5 +1362,42 @@ func testRequestHash(t *testing.T, s Store) {
 	got, err := s.TurnByIdempotencyKey(t.Context(), "alice", "k1")
 	if err != nil || got.RequestHash != "h1" || got.ID != ts.Turn.ID {
 		t.Errorf("TurnByIdempotencyKey: got %+v, %v; want request hash h1", got, err)
+	}
+}
+
+// testPrune: retention removes old payloads in batches, oldest first, and
+// keeps the rows' metadata.
+func testPrune(t *testing.T, s Store) {
+	ctx := t.Context()
+	now := time.Now()
+	call := func(age time.Duration) switchboard.ToolCall {
+		return switchboard.ToolCall{ID: switchboard.NewID(), Server: "s", Tool: "t", Arguments: json.RawMessage(`{"q":"secret"}`),
+			Result: "payload", StructuredResult: json.RawMessage(`{"r":1}`), Status: switchboard.CallSucceeded,
+			Duration: 5 * time.Millisecond, ResultSize: 7, StartedAt: now.Add(-age), FinishedAt: now.Add(-age)}
+	}
+	calls := addCalls(t, s, "alice", []switchboard.ToolCall{call(100 * 24 * time.Hour), call(95 * 24 * time.Hour), call(10 * 24 * time.Hour)})
+	cutoff := now.Add(-90 * 24 * time.Hour)
+	for i, want := range []int{1, 1, 0} {
+		n, err := s.PruneToolCallPayloads(ctx, cutoff, 1)
+		if err != nil || n != want {
+			t.Fatalf("batch %d: pruned %d, %v; want %d", i+1, n, err, want)
+		}
+	}
+	for i, c := range calls {
+		got, err := s.GetToolCall(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := i < 2
+		if got.PayloadPruned != old || old && (got.Arguments != nil || got.Result != "" || got.StructuredResult != nil) ||
+			!old && got.Result != "payload" {
+			t.Errorf("call %d (old %v): got %+v", i, old, got)
+		}
+		if got.Status != switchboard.CallSucceeded || got.Duration != 5*time.Millisecond || got.ResultSize != 7 {
+			t.Errorf("call %d lost its metadata: %+v", i, got)
+		}
+	}
+	if _, err := s.PruneToolCallPayloads(ctx, cutoff, 0); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("batch 0: got %v, want ErrInvalid", err)
 	}
 }
