@@ -153,7 +153,6 @@ func (h *Handler) routes() {
 	if h.opts.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
 	}
-	h.webRoutes(e)
 
 	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
 
