@@ -226,13 +226,21 @@ func loopbackOnly(addr string, logger *slog.Logger) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
+// printDevBanner prints dev mode's token and the URLs that use it. The
+// browser URLs carry the token in the fragment, which browsers never send:
+// it stays out of request logs, and the page moves it to sessionStorage.
 func printDevBanner(w io.Writer, base string, dev *devAuth) {
 	fmt.Fprintf(w, `
 Switchboard is running in dev mode: no auth is configured, so it listens on loopback only
 and signs its own tokens with a secret that changes on every start.
 
-  User:   %s
+  User:   %s (an admin)
   Token:  %s
+
+Open the chat, signed in:
+  %s/#token=%s
+The admin console (tool-call log, stats, servers):
+  %s/admin#token=%s
 
 Try it:
   curl -s -X POST %s/api/%s/chat \
@@ -240,7 +248,7 @@ Try it:
     -H 'Content-Type: application/json' \
     -d '{"message": {"content": "Add a task to buy milk"}}'
 
-`, devUser, dev.token, base, devUser, dev.token)
+`, devUser, dev.token, base, dev.token, base, dev.token, base, devUser, dev.token)
 }
 
 // connectServers dials every enabled server concurrently. A server that

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/web"
+)
+
+// The web UI is package web's files, served as they are: the chat page at
+// /, the admin console at /admin, and what they load under /assets/. The
+// pages hold no data and no secrets (they call the API with the token the
+// user gives them), so they need no authentication.
+
+// contentSecurityPolicy allows only this origin's own scripts, styles and
+// connections: no inline script, no eval, no third party, no framing.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// webFile is one file of the UI, ready to serve.
+type webFile struct {
+	name        string
+	body        []byte
+	etag        string
+	contentType string
+}
+
+// site is the UI's files by name.
+type site map[string]webFile
+
+func newSite(fsys fs.FS) site {
+	s := site{}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		ct := mime.TypeByExtension(path.Ext(p))
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		s[p] = webFile{name: p, body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+		return nil
+	})
+	if err != nil {
+		panic("api: read the embedded web UI: " + err.Error()) // embedded: cannot happen
+	}
+	return s
+}
+
+// webRoutes serves the chat page, the admin console and their assets, and
+// the one read the chat page needs beyond the chat API: the ledger rows of
+// a conversation of the user's, so that a reopened conversation shows each
+// call's status and duration, and a call still awaiting approval its
+// buttons.
+func (h *Handler) webRoutes(e *gin.Engine) {
+	s := newSite(web.FS())
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		e.Handle(method, "/", h.webPage(s, "index.html"))
+		e.Handle(method, "/admin", h.webPage(s, "admin.html"))
+		e.Handle(method, "/assets/*file", h.webAsset(s))
+	}
+	e.GET("/api/:user_id/conversations/:id/tool-calls", h.authenticate, h.requireSelf, h.conversationToolCalls)
+}
+
+// conversationToolCalls serves GET /api/{user_id}/conversations/{id}/tool-calls:
+// the ledger rows of one of the user's conversations, oldest first, as the
+// chat reply shows them (call_id joins them to the transcript's messages).
+// Another user's conversation is absent (404), as everywhere.
+func (h *Handler) conversationToolCalls(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if h.Admin == nil {
+		h.unavailable(c, "the tool-call log")
+		return
+	}
+	calls, err := h.conversationCalls(c, conv.ID)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]toolCallDTO, len(calls))
+	for i, tc := range calls {
+		out[i] = toToolCallDTO(tc)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "tool_calls": out})
+}
+
+// webHeaders are the security headers of every UI response.
+func webHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", contentSecurityPolicy)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Cross-Origin-Opener-Policy", "same-origin")
+	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+	hd.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+	// Revalidate every time (the ETag makes it cheap): a new binary's UI
+	// is never mixed with an old one's cached scripts.
+	hd.Set("Cache-Control", "no-cache")
+}
+
+func (h *Handler) webPage(s site, name string) gin.HandlerFunc {
+	f, ok := s[name]
+	if !ok {
+		panic("api: the web UI has no " + name)
+	}
+	return func(c *gin.Context) { serveWebFile(c, f) }
+}
+
+func (h *Handler) webAsset(s site) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		name := strings.TrimPrefix(path.Clean(c.Param("file")), "/")
+		f, ok := s[name]
+		if !ok || strings.HasSuffix(name, ".html") {
+			h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "route_not_found", "no asset %q", clip(name)))
+			return
+		}
+		serveWebFile(c, f)
+	}
+}
+
+// serveWebFile answers with f, or 304 when the client has it (If-None-Match).
+func serveWebFile(c *gin.Context, f webFile) {
+	w := c.Writer
+	webHeaders(w)
+	w.Header().Set("Content-Type", f.contentType)
+	w.Header().Set("ETag", f.etag)
+	http.ServeContent(w, c.Request, f.name, time.Time{}, bytes.NewReader(f.body))
+}

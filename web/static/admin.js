@@ -1,0 +1,450 @@
+// The admin console: the tool-call log with filters and pages, a call in
+// full, stats per tool or server, the health of every MCP server, and any
+// conversation with its turns' timing. The view and its filters live in the
+// URL's query, so that every screen can be linked to and reloaded.
+import {
+  api, compactJSON, currentSession, el, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar,
+} from './common.js';
+
+const STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'denied', 'awaiting_approval'];
+const FILTERS = ['user', 'conversation', 'server', 'tool', 'status', 'since', 'until'];
+const WINDOWS = [['1h', 'Last hour', 3600e3], ['24h', 'Last 24 hours', 86400e3], ['7d', 'Last 7 days', 7 * 86400e3], ['30d', 'Last 30 days', 30 * 86400e3]];
+const PAGE = 50;
+
+let session;
+const ui = {};
+// cursors[i] is the after-cursor of page i of the current listing.
+let pages = { key: '', cursors: [''], index: 0 };
+
+function query() {
+  return new URLSearchParams(location.search);
+}
+
+// go changes the URL's query and shows the view it names.
+function go(params, replace) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
+  const url = location.pathname + (q.toString() ? '?' + q : '');
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  render(true);
+}
+
+// setCall opens a call over the current view (or closes it, id empty).
+function setCall(id) {
+  const q = query();
+  if (id) q.set('call', id);
+  else q.delete('call');
+  history.pushState(null, '', location.pathname + (q.toString() ? '?' + q : ''));
+  render();
+}
+
+function withQuery(changes) {
+  const q = Object.fromEntries(query());
+  return { ...q, ...changes };
+}
+
+function errorBox(e) {
+  if (e.status === 403) {
+    return el('div', { class: 'notice error', id: 'forbidden' },
+      el('strong', {}, 'This console is for admins. '),
+      `The server answered: ${e.message}. Sign in with an admin's token (role "admin", "admin" in roles, or a user listed in auth.admin_users).`);
+  }
+  return el('div', { class: 'notice error' }, e.message);
+}
+
+// shown is the query (but the open call) of the view on screen.
+let shown = null;
+
+// render shows the view the URL names; a change of the open call alone
+// leaves the view as it is, unless force.
+function render(force) {
+  const q = query();
+  const call = q.get('call');
+  q.delete('call');
+  const key = q.toString();
+  if (force === true || key !== shown) {
+    shown = key;
+    const view = q.get('view') || 'calls';
+    for (const [name, link] of Object.entries(ui.tabs)) link.classList.toggle('current', name === view || (name === 'calls' && view === 'conversation'));
+    fill(ui.view, el('div', { class: 'loading' }, 'Loading…'));
+    const views = { calls: renderCalls, stats: renderStats, servers: renderServers, conversation: renderConversation };
+    (views[view] || renderCalls)(q).catch((e) => fill(ui.view, errorBox(e)));
+  }
+  if (call) openCall(call);
+  else closeDrawer(false);
+}
+
+// --- Tool calls ------------------------------------------------------------
+
+// toLocalInput renders an RFC 3339 time for a datetime-local input.
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+function fromLocalInput(v) {
+  if (!v) return '';
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? '' : d.toISOString();
+}
+
+// knownNames fills the server list and the tool suggestions from the
+// ledger's last 30 days.
+let known = null;
+async function knownNames() {
+  if (known) return known;
+  known = { servers: new Set(), tools: new Set() };
+  try {
+    const since = new Date(Date.now() - 30 * 86400e3).toISOString();
+    const r = await api(session, 'GET', '/api/admin/tool-calls/stats?group_by=tool&since=' + encodeURIComponent(since));
+    for (const s of r.stats) {
+      known.servers.add(s.server);
+      known.tools.add(s.tool);
+    }
+  } catch (e) {
+    known = null;
+    if (e.status === 403 || e.status === 401) throw e;
+    // other failures: no suggestions, the listing says what is wrong
+  }
+  return known;
+}
+
+async function renderCalls(q) {
+  const names = await knownNames();
+  const field = (name, label, input) => el('label', { class: 'field field-' + name }, el('span', {}, label), input);
+  const serverSelect = el('select', { name: 'server', id: 'filter-server' }, el('option', { value: '' }, 'Any server'),
+    ...[...new Set([...names.servers, q.get('server') || ''])].filter(Boolean).sort().map((s) => el('option', { value: s }, s)));
+  serverSelect.value = q.get('server') || '';
+  const statusSelect = el('select', { name: 'status', id: 'filter-status' }, el('option', { value: '' }, 'Any status'),
+    ...STATUSES.map((s) => el('option', { value: s }, s.replace(/_/g, ' '))));
+  statusSelect.value = q.get('status') || '';
+  const input = (name, placeholder, attrs) => el('input', { name, id: 'filter-' + name, value: q.get(name) || '', placeholder, autocomplete: 'off', ...attrs });
+  const form = el('form', { class: 'filters', id: 'filters' },
+    field('user', 'User', input('user', 'any user')),
+    field('conversation', 'Conversation', input('conversation', 'conversation id')),
+    field('server', 'Server', serverSelect),
+    field('tool', 'Tool', input('tool', 'any tool', { list: 'tool-names' })),
+    el('datalist', { id: 'tool-names' }, ...[...names.tools].sort().map((t) => el('option', { value: t }))),
+    field('status', 'Status', statusSelect),
+    field('since', 'Since', el('input', { type: 'datetime-local', name: 'since', id: 'filter-since', value: toLocalInput(q.get('since')) })),
+    field('until', 'Until', el('input', { type: 'datetime-local', name: 'until', id: 'filter-until', value: toLocalInput(q.get('until')) })),
+    el('div', { class: 'filter-actions' },
+      el('button', { type: 'submit', class: 'primary', id: 'apply-filters' }, 'Apply'),
+      el('button', { type: 'button', class: 'ghost', onclick: () => go({}) }, 'Reset')));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const data = new FormData(form);
+    const params = {};
+    for (const k of FILTERS) {
+      const v = String(data.get(k) || '').trim();
+      params[k] = k === 'since' || k === 'until' ? fromLocalInput(v) : v;
+    }
+    go(params);
+  });
+
+  const filterKey = FILTERS.map((k) => q.get(k) || '').join('\u0000');
+  if (pages.key !== filterKey) pages = { key: filterKey, cursors: [''], index: 0 };
+  const params = new URLSearchParams();
+  for (const k of FILTERS) if (q.get(k)) params.set(k, q.get(k));
+  params.set('limit', String(PAGE));
+  const after = pages.cursors[pages.index];
+  if (after) params.set('after', after);
+  const section = el('section', { class: 'panel' });
+  fill(ui.view, el('div', { class: 'view-head' }, el('h1', {}, 'Tool calls'),
+    el('p', { class: 'muted' }, 'Every tool call the assistant made, newest first. Click a row for its arguments and result.')), form, section);
+  let r;
+  try {
+    r = await api(session, 'GET', '/api/admin/tool-calls?' + params);
+  } catch (e) {
+    fill(section, errorBox(e));
+    return;
+  }
+  if (r.next_cursor) pages.cursors[pages.index + 1] = r.next_cursor;
+  const rows = r.tool_calls.map((c) => {
+    const row = el('tr', { tabindex: 0, class: 'clickable', dataset: { id: c.id }, onclick: () => setCall(c.id),
+      onkeydown: (e) => { if (e.key === 'Enter') setCall(c.id); } },
+    el('td', { class: 'nowrap', title: c.started_at }, fmtTime(c.started_at)),
+    el('td', { class: 'user-cell' }, c.user_id),
+    el('td', { class: 'tool-cell' }, el('span', { class: 'server-name' }, c.server), el('span', { class: 'sep' }, ' · '), el('strong', {}, c.tool)),
+    el('td', { class: 'args-cell' }, el('code', {}, compactJSON(c.arguments, 70))),
+    el('td', {}, statusBadge(c.status)),
+    el('td', { class: 'num' }, ran(c) ? fmtDuration(c.duration_ms) : '—'),
+    el('td', { class: 'mono' }, el('a', { href: '?view=conversation&id=' + encodeURIComponent(c.conversation_id),
+      onclick: (e) => { e.preventDefault(); e.stopPropagation(); go({ view: 'conversation', id: c.conversation_id }); } }, shortID(c.conversation_id))));
+    return row;
+  });
+  const table = el('table', { class: 'calls', id: 'calls-table' },
+    el('thead', {}, el('tr', {}, ...['Started', 'User', 'Server · tool', 'Arguments', 'Status', 'Duration', 'Conversation'].map((h) => el('th', {}, h)))),
+    el('tbody', {}, ...rows));
+  const empty = el('div', { class: 'empty' }, pages.index === 0 ? 'No tool calls match these filters.' : 'No older calls.');
+  const pager = el('div', { class: 'pager' },
+    el('button', { type: 'button', class: 'ghost', disabled: pages.index === 0, onclick: () => { pages.index = 0; render(true); } }, '⇤ Newest'),
+    el('button', { type: 'button', class: 'ghost', id: 'newer', disabled: pages.index === 0, onclick: () => { pages.index -= 1; render(true); } }, '← Newer'),
+    el('span', { class: 'muted' }, `Page ${pages.index + 1} · ${r.tool_calls.length} call${r.tool_calls.length === 1 ? '' : 's'}`),
+    el('button', { type: 'button', class: 'ghost', id: 'older', disabled: !r.next_cursor, onclick: () => { pages.index += 1; render(true); } }, 'Older →'));
+  fill(section, rows.length ? el('div', { class: 'table-wrap' }, table) : empty, pager);
+}
+
+// ran reports whether a call has run to an end: one denied, awaiting
+// approval or still running has no duration to show.
+function ran(c) {
+  return !['running', 'awaiting_approval', 'denied'].includes(c.status);
+}
+
+// --- One call --------------------------------------------------------------
+
+function closeDrawer(updateURL) {
+  ui.drawer.hidden = true;
+  ui.backdrop.hidden = true;
+  if (updateURL && query().get('call')) setCall('');
+}
+
+async function openCall(id) {
+  ui.drawer.hidden = false;
+  ui.backdrop.hidden = false;
+  fill(ui.drawerBody, el('div', { class: 'loading' }, 'Loading…'));
+  fill(ui.drawerTitle, 'Tool call');
+  let c;
+  try {
+    c = (await api(session, 'GET', '/api/admin/tool-calls/' + encodeURIComponent(id))).tool_call;
+  } catch (e) {
+    fill(ui.drawerBody, errorBox(e));
+    return;
+  }
+  fill(ui.drawerTitle, el('span', { class: 'server-name' }, c.server + ' · '), c.tool, ' ', statusBadge(c.status));
+  const link = (text, params) => el('a', { href: '?' + new URLSearchParams(params), onclick: (e) => { e.preventDefault(); go(params); } }, text);
+  const facts = [
+    ['Started', fmtTime(c.started_at), c.started_at],
+    ['Finished', c.finished_at ? fmtTime(c.finished_at) : '—', c.finished_at],
+    ['Duration', ran(c) ? fmtDuration(c.duration_ms) : 'not run'],
+    ['User', link(c.user_id, { user: c.user_id })],
+    ['Conversation', link(shortID(c.conversation_id), { view: 'conversation', id: c.conversation_id }), c.conversation_id],
+    ['Turn · step', `${shortID(c.turn_id)} · ${c.step}`, c.turn_id],
+    ['Exposed as', c.exposed_name],
+    ['Model call id', c.call_id || '—'],
+    ['Ledger id', c.id],
+    ['Result size', c.result_size + ' bytes' + (c.truncated ? ' (truncated for the model)' : '')],
+  ];
+  if (c.error_class) facts.push(['Error class', c.error_class]);
+  const sections = [
+    el('dl', { class: 'facts' }, ...facts.flatMap(([k, v, title]) => [el('dt', {}, k), el('dd', { title: title || false }, v)])),
+    el('h3', {}, 'Arguments'), el('pre', { class: 'code', id: 'call-arguments' }, pretty(c.arguments)),
+  ];
+  const failed = !['succeeded', 'running', 'awaiting_approval'].includes(c.status);
+  // A tool's own error is the first line of its result: shown once.
+  if (c.error && !(c.result || '').includes(c.error)) sections.push(el('h3', {}, 'Error'), el('pre', { class: 'code error-text' }, c.error));
+  sections.push(el('h3', {}, failed ? 'Result (an error)' : 'Result'),
+    el('pre', { class: 'code' + (failed ? ' error-text' : ''), id: 'call-result' }, c.result ? pretty(c.result) : '(none)'));
+  if (c.structured_result) sections.push(el('h3', {}, 'Structured result'), el('pre', { class: 'code' }, pretty(c.structured_result)));
+  sections.push(el('div', { class: 'drawer-actions' },
+    el('button', { type: 'button', class: 'primary', id: 'open-conversation', onclick: () => go({ view: 'conversation', id: c.conversation_id }) }, 'Open conversation'),
+    el('button', { type: 'button', class: 'ghost', onclick: () => go({ server: c.server, tool: c.tool }) }, 'Calls of this tool'),
+    el('button', { type: 'button', class: 'ghost', onclick: () => go({ user: c.user_id }) }, 'Calls of this user')));
+  fill(ui.drawerBody, ...sections);
+}
+
+// --- Stats -----------------------------------------------------------------
+
+async function renderStats(q) {
+  const groupBy = q.get('group_by') === 'server' ? 'server' : 'tool';
+  const win = WINDOWS.find((w) => w[0] === q.get('window')) || WINDOWS[1];
+  const since = new Date(Date.now() - win[2]).toISOString();
+  const segmented = (items, current, onpick) => el('div', { class: 'segmented' }, ...items.map(([value, label]) =>
+    el('button', { type: 'button', class: value === current ? 'current' : '', 'aria-pressed': value === current ? 'true' : 'false', onclick: () => onpick(value) }, label)));
+  const controls = el('div', { class: 'toolbar' },
+    el('span', { class: 'muted' }, 'Group by'),
+    segmented([['tool', 'Tool'], ['server', 'Server']], groupBy, (v) => go(withQuery({ group_by: v }))),
+    el('span', { class: 'muted' }, 'Window'),
+    segmented(WINDOWS.map((w) => [w[0], w[1]]), win[0], (v) => go(withQuery({ window: v }))));
+  const r = await api(session, 'GET', `/api/admin/tool-calls/stats?group_by=${groupBy}&since=${encodeURIComponent(since)}`);
+  const total = r.stats.reduce((a, s) => ({ count: a.count + s.count, errors: a.errors + s.errors }), { count: 0, errors: 0 });
+  const slowest = r.stats.reduce((a, s) => (!a || s.p95_ms > a.p95_ms ? s : a), null);
+  const card = (label, value, sub) => el('div', { class: 'stat-card' }, el('div', { class: 'stat-label' }, label), el('div', { class: 'stat-value' }, value), sub ? el('div', { class: 'muted small' }, sub) : null);
+  const summary = el('div', { class: 'stat-cards' },
+    card('Calls', total.count.toLocaleString()),
+    card('Failed', total.errors.toLocaleString(), 'failed, timed out, cancelled or denied'),
+    card(groupBy === 'tool' ? 'Tools used' : 'Servers used', String(r.stats.length)),
+    card('Slowest p95', slowest ? fmtDuration(slowest.p95_ms) : '—', slowest ? slowest.server + (slowest.tool ? ' · ' + slowest.tool : '') : ''));
+  const rows = r.stats.map((s) => el('tr', {
+    class: 'clickable', tabindex: 0,
+    onclick: () => go({ server: s.server, tool: s.tool || '', since }),
+    onkeydown: (e) => { if (e.key === 'Enter') go({ server: s.server, tool: s.tool || '', since }); },
+  },
+  el('td', { class: 'server-name' }, s.server),
+  groupBy === 'tool' ? el('td', {}, el('strong', {}, s.tool)) : null,
+  el('td', { class: 'num' }, s.count.toLocaleString()),
+  el('td', { class: 'num' }, s.errors.toLocaleString()),
+  el('td', { class: 'rate-cell' }, rateBar(s.error_rate)),
+  el('td', { class: 'num' }, fmtDuration(s.p50_ms)),
+  el('td', { class: 'num' }, fmtDuration(s.p95_ms))));
+  const heads = ['Server', groupBy === 'tool' ? 'Tool' : null, 'Calls', 'Errors', 'Error rate', 'p50', 'p95'].filter(Boolean);
+  const table = el('table', { class: 'stats', id: 'stats-table' },
+    el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', { class: ['Calls', 'Errors', 'p50', 'p95'].includes(h) ? 'num' : '' }, h)))),
+    el('tbody', {}, ...rows));
+  fill(ui.view,
+    el('div', { class: 'view-head' }, el('h1', {}, 'Stats'),
+      el('p', { class: 'muted' }, `${win[1]}, ${fmtTime(r.since)} to ${fmtTime(r.until)}. Error rate and latency count finished calls only. Click a row for its calls.`)),
+    controls, summary,
+    el('section', { class: 'panel' }, rows.length ? el('div', { class: 'table-wrap' }, table) : el('div', { class: 'empty' }, 'No tool calls in this window.')));
+}
+
+function rateBar(rate) {
+  const pct = Math.round(rate * 1000) / 10;
+  const fill = el('span', { class: 'fill' + (rate >= 0.2 ? ' bad' : rate > 0 ? ' warn' : '') });
+  fill.style.width = Math.min(100, rate * 100) + '%';
+  return el('span', { class: 'rate' }, el('span', { class: 'bar' }, fill), el('span', { class: 'num' }, pct + '%'));
+}
+
+// --- Servers ---------------------------------------------------------------
+
+async function renderServers() {
+  const r = await api(session, 'GET', '/api/admin/servers');
+  const reload = el('button', { type: 'button', class: 'ghost', id: 'reload-servers' }, 'Reload configuration');
+  const message = el('span', { class: 'muted small', role: 'status' });
+  reload.addEventListener('click', async () => {
+    reload.disabled = true;
+    message.textContent = 'Reloading…';
+    try {
+      await api(session, 'POST', '/api/admin/servers/reload');
+      render(true);
+    } catch (e) {
+      message.textContent = e.message;
+      reload.disabled = false;
+    }
+  });
+  const cards = r.servers.map((s) => {
+    const facts = [
+      ['Transport', s.transport],
+      ['Connected', s.connected_at ? fmtTime(s.connected_at) : '—'],
+      ['Restarts', String(s.restarts)],
+      ['Required', s.required ? 'yes' : 'no'],
+    ];
+    const parts = [
+      el('div', { class: 'server-head' }, el('h2', {}, s.name), el('span', { class: 'badge state-' + s.state }, s.state)),
+      el('dl', { class: 'facts compact' }, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
+    ];
+    if (s.last_error) parts.push(el('div', { class: 'notice error small' }, el('strong', {}, 'Last error'), s.last_error_at ? ` (${fmtTime(s.last_error_at)})` : '', ': ', s.last_error));
+    parts.push(el('h3', {}, `Tools (${s.tools.length})`),
+      s.tools.length ? el('div', { class: 'chips' }, ...s.tools.map((t) => el('span', { class: 'chip static' }, t))) : el('p', { class: 'muted small' }, 'None.'));
+    if (s.quarantined.length) {
+      parts.push(el('h3', {}, `Quarantined (${s.quarantined.length})`),
+        el('ul', { class: 'quarantined' }, ...s.quarantined.map((q) => el('li', {}, el('strong', {}, q.tool), ': ', q.reason))));
+    }
+    const tail = el('pre', { class: 'code stderr' }, s.stderr_tail.length ? s.stderr_tail.join('\n') : '(no output)');
+    parts.push(el('h3', {}, 'Stderr (last lines)'), tail);
+    const card = el('article', { class: 'server-card', dataset: { server: s.name } }, ...parts);
+    requestAnimationFrame(() => { tail.scrollTop = tail.scrollHeight; });
+    return card;
+  });
+  fill(ui.view,
+    el('div', { class: 'view-head row' }, el('div', {}, el('h1', {}, 'MCP servers'),
+      el('p', { class: 'muted' }, 'Connection state, tools, quarantined tools and the latest output of every configured server.')),
+    el('div', { class: 'head-actions' }, message, reload)),
+    cards.length ? el('div', { class: 'server-grid' }, ...cards) : el('div', { class: 'empty' }, 'No MCP servers are configured.'));
+}
+
+// --- One conversation --------------------------------------------------------
+
+async function renderConversation(q) {
+  const id = q.get('id');
+  const r = await api(session, 'GET', '/api/admin/conversations/' + encodeURIComponent(id || ''));
+  const c = r.conversation;
+  const byTurn = new Map();
+  for (const m of r.messages) {
+    if (!byTurn.has(m.turn_id)) byTurn.set(m.turn_id, []);
+    byTurn.get(m.turn_id).push(m);
+  }
+  const turns = r.turns.map((t, i) => {
+    // The time split is Switchboard's work; the wall clock also counts
+    // waiting, e.g. for a person to approve a call.
+    const total = t.timing.llm_ms + t.timing.tools_ms + t.timing.store_ms + t.timing.overhead_ms;
+    const waited = t.duration_ms !== null && t.duration_ms > total * 1.5 + 50;
+    const seg = (cls, ms, label) => {
+      const s = el('span', { class: 'seg ' + cls, title: `${label}: ${fmtDuration(ms)}` });
+      s.style.flexGrow = String(total > 0 ? ms / total : 0);
+      return s;
+    };
+    const legend = (cls, label, ms) => el('span', { class: 'legend' }, el('span', { class: 'swatch ' + cls }), `${label} ${fmtDuration(ms)}`);
+    const calls = t.tool_calls.map((tc) => el('tr', { class: 'clickable', tabindex: 0, onclick: () => setCall(tc.id) },
+      el('td', {}, el('span', { class: 'server-name' }, tc.server + ' · '), el('strong', {}, tc.tool)),
+      el('td', { class: 'args-cell' }, el('code', {}, compactJSON(tc.arguments, 60))),
+      el('td', {}, statusBadge(tc.status)),
+      el('td', { class: 'num' }, ran(tc) ? fmtDuration(tc.duration_ms) : '—')));
+    return el('article', { class: 'turn' },
+      el('div', { class: 'turn-head' },
+        el('h2', {}, `Turn ${i + 1}`), statusBadge(t.status),
+        el('span', { class: 'muted' }, fmtTime(t.started_at)),
+        el('span', { class: 'turn-stat', title: 'model + tools + store + overhead' }, el('strong', {}, fmtDuration(total)), ' working'),
+        waited ? el('span', { class: 'turn-stat', title: 'from the first request to the end of the turn' }, `${fmtDuration(t.duration_ms)} wall clock (waiting included)`) : null,
+        t.duration_ms === null && t.status !== 'running' ? el('span', { class: 'turn-stat' }, 'not finished') : null,
+        el('span', { class: 'turn-stat' }, `${t.steps} model call${t.steps === 1 ? '' : 's'}`),
+        el('span', { class: 'turn-stat' }, `${(t.prompt_tokens + t.completion_tokens).toLocaleString()} tokens`)),
+      el('div', { class: 'timing' }, seg('llm', t.timing.llm_ms, 'Model'), seg('tools', t.timing.tools_ms, 'Tools'), seg('store', t.timing.store_ms, 'Store'), seg('overhead', t.timing.overhead_ms, 'Overhead')),
+      el('div', { class: 'legends' }, legend('llm', 'Model', t.timing.llm_ms), legend('tools', 'Tools', t.timing.tools_ms), legend('store', 'Store', t.timing.store_ms), legend('overhead', 'Overhead', t.timing.overhead_ms)),
+      t.error ? el('div', { class: 'notice error small' }, t.error) : null,
+      el('div', { class: 'transcript' }, ...(byTurn.get(t.id) || []).map(renderMessage)),
+      calls.length ? el('table', { class: 'calls compact' }, el('tbody', {}, ...calls)) : null);
+  });
+  const orphans = byTurn.get('') || [];
+  fill(ui.view,
+    el('div', { class: 'view-head' },
+      el('a', { href: '?', class: 'back', onclick: (e) => { e.preventDefault(); history.back(); } }, '← Back'),
+      el('h1', {}, c.title || 'Untitled conversation'),
+      el('p', { class: 'muted' }, 'User ', el('a', { href: '?user=' + encodeURIComponent(c.user_id), onclick: (e) => { e.preventDefault(); go({ user: c.user_id }); } }, c.user_id),
+        ` · ${r.turns.length} turn${r.turns.length === 1 ? '' : 's'} · started ${fmtTime(c.created_at)} · `, el('span', { class: 'mono' }, c.id))),
+    orphans.length ? el('div', { class: 'transcript' }, ...orphans.map(renderMessage)) : null,
+    el('div', { class: 'turns' }, ...turns));
+}
+
+function renderMessage(m) {
+  let body;
+  if (m.type === 'tool_call') {
+    body = [m.content ? el('div', { class: 'text' }, m.content) : null,
+      ...(m.tool_calls || []).map((tc) => el('div', { class: 'call-line' }, '→ ', el('strong', {}, tc.name), ' ', el('code', {}, compactJSON(tc.arguments, 120))))];
+  } else if (m.type === 'tool_result') {
+    body = el('details', { class: 'result-line' }, el('summary', {}, '← ', el('strong', {}, m.tool_name || 'result'), ' ', el('span', { class: 'muted' }, compactJSON(m.content, 100))), el('pre', { class: 'code' }, pretty(m.content)));
+  } else {
+    body = el('div', { class: 'text' }, m.content);
+  }
+  return el('div', { class: `line role-${m.role} type-${m.type}` }, el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body));
+}
+
+// --- Page ------------------------------------------------------------------
+
+function build(root) {
+  const tab = (view, text) => el('a', { href: view === 'calls' ? '?' : '?view=' + view, id: 'tab-' + view,
+    onclick: (e) => { e.preventDefault(); go(view === 'calls' ? {} : { view }); } }, text);
+  ui.tabs = { calls: tab('calls', 'Tool calls'), stats: tab('stats', 'Stats'), servers: tab('servers', 'Servers') };
+  ui.view = el('div', { class: 'view', id: 'view' });
+  ui.drawerTitle = el('h2', { class: 'drawer-title' });
+  ui.drawerBody = el('div', { class: 'drawer-body', id: 'call-detail' });
+  ui.drawer = el('aside', { class: 'drawer', id: 'drawer', hidden: true, 'aria-label': 'Tool call' },
+    el('div', { class: 'drawer-head' }, ui.drawerTitle,
+      el('button', { type: 'button', class: 'ghost close', id: 'close-drawer', 'aria-label': 'Close', onclick: () => closeDrawer(true) }, '✕')),
+    ui.drawerBody);
+  ui.backdrop = el('div', { class: 'backdrop', hidden: true, onclick: () => closeDrawer(true) });
+  fill(root, el('nav', { class: 'tabs' }, ...Object.values(ui.tabs)), ui.view, ui.backdrop, ui.drawer);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && !ui.drawer.hidden) closeDrawer(true); });
+  window.addEventListener('popstate', () => render());
+}
+
+function main() {
+  const header = document.getElementById('topbar');
+  const root = document.getElementById('root');
+  const cur = currentSession();
+  if (!cur.session) {
+    topbar(header, null, []);
+    showLogin(root, cur.reason);
+    return;
+  }
+  session = cur.session;
+  topbar(header, session, [{ href: '/', text: 'Chat' }, { href: '/admin', text: 'Admin', current: true }]);
+  build(root);
+  render();
+}
+
+main();

@@ -1,0 +1,533 @@
+// The chat page: conversations on the left, the thread on the right. Answers
+// stream in over Switchboard's UI message stream (the Vercel AI SDK's
+// protocol), read with fetch and a ReadableStream; each tool call is a card
+// that opens to its arguments, result, status and duration, and a call that
+// needs approval asks for it with two buttons.
+import {
+  api, currentSession, decodeReply, el, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
+} from './common.js';
+
+const state = {
+  session: null,
+  conversations: [],
+  current: null, // conversation id, null for a new chat
+  busy: false,
+  cards: new Map(), // tool cards by ledger id (streamed) or model call id (transcript)
+};
+
+const ui = {};
+
+// parseStream yields the JSON parts of a UI message stream until [DONE].
+async function* parseStream(res) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value.replace(/\r\n/g, '\n');
+    let end;
+    while ((end = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, end);
+      buf = buf.slice(end + 2);
+      const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
+      if (!data) continue;
+      if (data === '[DONE]') return;
+      yield JSON.parse(data);
+    }
+  }
+}
+
+// ToolCard shows one tool call.
+class ToolCard {
+  constructor(key, title) {
+    this.key = key;
+    this.title = el('span', { class: 'tool-title' }, title || 'tool');
+    this.badge = statusBadge('running');
+    this.dur = el('span', { class: 'tool-dur' });
+    this.args = el('pre', { class: 'code args' });
+    this.resultLabel = el('h4', {}, 'Result');
+    this.result = el('pre', { class: 'code result' }, '…');
+    this.meta = el('dl', { class: 'tool-meta' });
+    this.approval = el('div', { class: 'approval', hidden: true });
+    this.details = el('details', {},
+      el('summary', {}, el('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'), this.title, this.badge, this.dur),
+      el('div', { class: 'tool-body' }, this.meta, el('h4', {}, 'Arguments'), this.args, this.resultLabel, this.result));
+    this.node = el('div', { class: 'tool-card', dataset: { key } }, this.details, this.approval);
+    this.status = 'running';
+    this.ledgerID = key; // streamed cards are keyed by the ledger's id
+    this.durationMS = null;
+    this.server = '';
+    this.tool = '';
+  }
+
+  setTitle(title, server, tool) {
+    this.title.textContent = title;
+    if (server) this.server = server;
+    if (tool) this.tool = tool;
+    this.renderMeta();
+  }
+
+  setInput(input) {
+    this.args.textContent = pretty(input) || '{}';
+  }
+
+  setStatus(status, durationMS) {
+    this.status = status;
+    const badge = statusBadge(status);
+    this.badge.replaceWith(badge);
+    this.badge = badge;
+    this.node.dataset.status = status;
+    if (status === 'denied' || status === 'awaiting_approval') {
+      this.durationMS = null;
+      this.dur.textContent = status === 'denied' ? 'not run' : '';
+    } else if (durationMS !== undefined && durationMS !== null) {
+      this.durationMS = durationMS;
+      this.dur.textContent = fmtDuration(durationMS);
+    }
+    if (status !== 'awaiting_approval') this.approval.hidden = true;
+    this.renderMeta();
+  }
+
+  setResult(text) {
+    this.resultLabel.textContent = 'Result';
+    this.result.classList.remove('error-text');
+    this.result.textContent = pretty(text) || '(empty)';
+  }
+
+  setError(text) {
+    this.resultLabel.textContent = 'Error';
+    this.result.classList.add('error-text');
+    this.result.textContent = text || 'the call failed';
+  }
+
+  renderMeta() {
+    const rows = [['Status', this.status.replace(/_/g, ' ')], ['Duration', fmtDuration(this.durationMS)]];
+    if (this.server) rows.push(['Server', this.server], ['Tool', this.tool]);
+    fill(this.meta, ...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+  }
+
+  // askApproval shows Approve and Deny; decide(approve) answers.
+  askApproval(decide) {
+    this.setStatus('awaiting_approval');
+    this.result.textContent = 'Not run: waiting for your approval.';
+    const approve = el('button', { type: 'button', class: 'primary approve' }, 'Approve');
+    const deny = el('button', { type: 'button', class: 'danger deny' }, 'Deny');
+    const buttons = [approve, deny];
+    const go = (ok) => {
+      buttons.forEach((b) => { b.disabled = true; });
+      decide(ok).finally(() => buttons.forEach((b) => { b.disabled = false; }));
+    };
+    approve.addEventListener('click', () => go(true));
+    deny.addEventListener('click', () => go(false));
+    fill(this.approval, el('span', {}, 'Run ', el('strong', {}, this.title.textContent), '?'), approve, deny);
+    this.approval.hidden = false;
+  }
+}
+
+// AssistantBlock is one assistant answer: text, tool cards and notes, in
+// the order they came.
+class AssistantBlock {
+  constructor() {
+    this.body = el('div', { class: 'bubble' });
+    this.node = el('div', { class: 'msg assistant' }, el('div', { class: 'role' }, 'Assistant'), this.body);
+    this.text = null;
+    ui.thread.append(this.node);
+  }
+
+  startText() {
+    this.text = el('div', { class: 'text' });
+    this.body.append(this.text);
+  }
+
+  appendText(delta) {
+    if (!this.text) this.startText();
+    this.text.textContent += delta;
+  }
+
+  endText() {
+    this.text = null;
+  }
+
+  addCard(key, title) {
+    const card = new ToolCard(key, title);
+    card.block = this;
+    state.cards.set(key, card);
+    this.text = null;
+    this.body.append(card.node);
+    return card;
+  }
+
+  note(text, kind) {
+    const n = el('div', { class: 'note ' + (kind || '') }, text);
+    this.body.append(n);
+    return n;
+  }
+
+  setWorking(on) {
+    this.node.classList.toggle('working', on);
+  }
+}
+
+function addUserMessage(content) {
+  ui.thread.append(el('div', { class: 'msg user' }, el('div', { class: 'role' }, 'You'), el('div', { class: 'bubble text' }, content)));
+}
+
+function nearBottom() {
+  const s = ui.scroller;
+  return s.scrollHeight - s.scrollTop - s.clientHeight < 120;
+}
+
+function scrollToBottom() {
+  ui.scroller.scrollTop = ui.scroller.scrollHeight;
+}
+
+// consume renders a streamed turn into block.
+async function consume(res, block) {
+  let finish = null;
+  block.setWorking(true);
+  try {
+    for await (const part of parseStream(res)) {
+      const stick = nearBottom();
+      handlePart(part, block);
+      if (part.type === 'finish') finish = part;
+      if (stick) scrollToBottom();
+    }
+  } catch (e) {
+    block.note('The answer was cut off: ' + e.message, 'error');
+  } finally {
+    block.setWorking(false);
+  }
+  return finish;
+}
+
+function handlePart(part, block) {
+  const card = part.toolCallId ? state.cards.get(part.toolCallId) : null;
+  switch (part.type) {
+    case 'start': {
+      const meta = part.messageMetadata || {};
+      if (meta.conversationId && state.current !== meta.conversationId) {
+        state.current = meta.conversationId;
+        setURL();
+      }
+      break;
+    }
+    case 'text-start':
+      block.startText();
+      break;
+    case 'text-delta':
+      block.appendText(part.delta);
+      break;
+    case 'text-end':
+      block.endText();
+      break;
+    case 'tool-input-available': {
+      const [server, tool] = String(part.title || '').split(' · ');
+      const c = card || block.addCard(part.toolCallId, part.title || part.toolName);
+      c.setTitle(part.title || part.toolName, server, tool);
+      c.setInput(part.input);
+      c.setStatus('running');
+      c.result.textContent = 'Running…';
+      break;
+    }
+    case 'tool-output-available': {
+      if (!card) break;
+      const out = part.output || {};
+      card.setResult(out.result || (out.structured ? JSON.stringify(out.structured) : ''));
+      card.setStatus(out.status || 'succeeded', out.duration_ms);
+      break;
+    }
+    case 'tool-output-error':
+      if (card) {
+        card.setError(part.errorText);
+        card.setStatus('failed');
+      }
+      break;
+    case 'tool-output-denied':
+      if (card) {
+        card.setError('You denied this call; it did not run.');
+        card.setStatus('denied');
+      }
+      break;
+    case 'data-tool-call': {
+      const c = state.cards.get(part.data && part.data.id);
+      if (c) c.setStatus(part.data.status, part.data.duration_ms);
+      break;
+    }
+    case 'tool-approval-request':
+      if (card) card.askApproval((approve) => decide(card, approve));
+      break;
+    case 'error':
+      block.note(part.errorText || 'The turn failed.', 'error');
+      break;
+    default:
+      break;
+  }
+}
+
+// post sends a JSON body and expects the UI message stream back.
+function post(path, body) {
+  return fetch(path, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + state.session.token, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify(body),
+  });
+}
+
+// run streams one request's answer into block, or a new assistant block.
+async function run(request, block) {
+  setBusy(true);
+  if (!block) block = new AssistantBlock();
+  scrollToBottom();
+  try {
+    let res;
+    try {
+      res = await request();
+    } catch (e) {
+      throw new ApiError(0, 'network_error', 'The server cannot be reached: ' + e.message);
+    }
+    if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
+      await decodeReply(res);
+      throw new ApiError(res.status, 'unexpected_reply', 'The server did not stream an answer.');
+    }
+    const finish = await consume(res, block);
+    const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
+    if (status === 'max_steps') block.note('Stopped: the turn reached its step limit.', 'warn');
+    if (status === 'awaiting_approval') block.waitNote = block.note('Waiting for your approval.', 'warn');
+    if (status === 'cancelled') block.note('Stopped.', 'warn');
+  } catch (e) {
+    block.note(e.message, 'error');
+  } finally {
+    setBusy(false);
+    scrollToBottom();
+    loadConversations();
+  }
+}
+
+async function send(content) {
+  if (state.busy || !content.trim()) return;
+  ui.empty.remove();
+  addUserMessage(content);
+  ui.input.value = '';
+  autosize();
+  const body = { message: { content } };
+  if (state.current) body.conversation_id = state.current;
+  await run(() => post(`/api/${encodeURIComponent(state.session.user)}/chat/stream`, body));
+}
+
+// decide answers an approval request; the turn goes on in the card's
+// block.
+async function decide(card, approve) {
+  if (state.busy) return;
+  const path = `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(state.current)}/tool-calls/${encodeURIComponent(card.ledgerID)}/approval`;
+  card.approval.hidden = true;
+  const block = card.block;
+  if (block.waitNote) {
+    block.waitNote.remove();
+    block.waitNote = null;
+  }
+  await run(() => post(path, { approve }), block);
+}
+
+async function stop() {
+  if (!state.current) return;
+  try {
+    await api(state.session, 'POST', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(state.current)}/cancel`);
+  } catch (e) {
+    // Nothing running any more: the answer is ending anyway.
+  }
+}
+
+function setBusy(on) {
+  state.busy = on;
+  ui.send.disabled = on;
+  ui.stop.hidden = !on;
+  ui.send.hidden = on;
+  document.querySelectorAll('.approval button').forEach((b) => { b.disabled = on; });
+}
+
+function setURL() {
+  const url = state.current ? '?c=' + encodeURIComponent(state.current) : location.pathname;
+  history.replaceState(null, '', url);
+  renderConversationList();
+}
+
+async function loadConversations() {
+  try {
+    const r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations?limit=100`);
+    state.conversations = r.conversations;
+  } catch (e) {
+    fill(ui.list, el('li', { class: 'muted small' }, e.message));
+    return;
+  }
+  renderConversationList();
+}
+
+function renderConversationList() {
+  if (!state.conversations.length) {
+    fill(ui.list, el('li', { class: 'muted small empty-list' }, 'No conversations yet.'));
+    return;
+  }
+  fill(ui.list, ...state.conversations.map((c) => el('li', {},
+    el('button', {
+      type: 'button', class: 'conversation' + (c.id === state.current ? ' current' : ''), title: c.title,
+      'aria-current': c.id === state.current ? 'true' : false,
+      onclick: () => openConversation(c.id),
+    }, el('span', { class: 'title' }, c.title || 'Untitled'), el('span', { class: 'when' }, fmtTime(c.updated_at))))));
+}
+
+function clearThread() {
+  state.cards.clear();
+  fill(ui.thread);
+}
+
+function newChat() {
+  if (state.busy) return;
+  state.current = null;
+  setURL();
+  clearThread();
+  ui.thread.append(ui.empty);
+  ui.input.focus();
+}
+
+async function openConversation(id) {
+  if (state.busy) return;
+  state.current = id;
+  setURL();
+  clearThread();
+  let r;
+  try {
+    r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(id)}`);
+  } catch (e) {
+    state.current = null;
+    setURL();
+    ui.thread.append(el('div', { class: 'note error' }, e.message));
+    return;
+  }
+  renderTranscript(r.messages);
+  scrollToBottom();
+  await applyLedger(id);
+}
+
+// applyLedger completes a reopened conversation's cards with the ledger:
+// status, duration, the error, and approval buttons for a call that still
+// waits for them.
+async function applyLedger(id) {
+  let r;
+  try {
+    r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(id)}/tool-calls`);
+  } catch {
+    return; // the cards keep what the transcript says
+  }
+  if (state.current !== id) return;
+  for (const row of r.tool_calls) {
+    const card = state.cards.get(row.call_id);
+    if (!card) continue;
+    card.ledgerID = row.id;
+    state.cards.set(row.id, card);
+    card.setTitle(row.server + ' · ' + row.tool, row.server, row.tool);
+    card.setInput(row.arguments);
+    if (row.status === 'awaiting_approval') {
+      card.askApproval((approve) => decide(card, approve));
+      continue;
+    }
+    if (row.status === 'succeeded') card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
+    else if (row.status !== 'running') card.setError(row.result || row.error);
+    card.setStatus(row.status, row.status === 'running' ? undefined : row.duration_ms);
+  }
+}
+
+// renderTranscript draws a stored conversation. The transcript has each
+// call's arguments and result; the live status and duration are the
+// ledger's, shown while a turn streams.
+function renderTranscript(messages) {
+  let block = null;
+  for (const m of messages) {
+    if (m.role === 'user') {
+      addUserMessage(m.content);
+      block = null;
+      continue;
+    }
+    if (!block) block = new AssistantBlock();
+    if (m.role === 'tool') {
+      // The ledger (applyLedger) tells the status; the transcript only
+      // what the model read.
+      const card = state.cards.get(m.tool_call_id) || block.addCard(m.tool_call_id, m.tool_name);
+      card.setResult(m.content);
+      card.setStatus('done');
+      continue;
+    }
+    if (m.type === 'error') {
+      block.note(m.content, 'error');
+      continue;
+    }
+    if (m.content) {
+      block.startText();
+      block.appendText(m.content);
+      block.endText();
+    }
+    for (const tc of m.tool_calls || []) {
+      const [server, ...rest] = String(tc.name).split('__');
+      const card = block.addCard(tc.id, rest.length ? server + ' · ' + rest.join('__') : tc.name);
+      card.setInput(tc.arguments);
+      card.setStatus('no_result');
+      card.result.textContent = 'No result was stored for this call.';
+    }
+  }
+}
+
+function autosize() {
+  ui.input.style.height = 'auto';
+  ui.input.style.height = Math.min(ui.input.scrollHeight, 200) + 'px';
+}
+
+function build(root) {
+  ui.list = el('ul', { class: 'conversation-list', id: 'conversation-list' });
+  ui.thread = el('div', { class: 'thread-inner', id: 'thread' });
+  ui.scroller = el('div', { class: 'thread', id: 'messages' }, ui.thread);
+  ui.input = el('textarea', { id: 'input', rows: 1, placeholder: 'Message Switchboard…  (Enter to send, Shift+Enter for a new line)', 'aria-label': 'Message' });
+  ui.send = el('button', { type: 'submit', class: 'primary', id: 'send' }, 'Send');
+  ui.stop = el('button', { type: 'button', class: 'danger', id: 'stop', hidden: true, onclick: stop }, 'Stop');
+  const composer = el('form', { class: 'composer', id: 'composer' }, ui.input, ui.send, ui.stop);
+  composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    send(ui.input.value);
+  });
+  ui.input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send(ui.input.value);
+    }
+  });
+  ui.input.addEventListener('input', autosize);
+  const suggestion = (text) => el('button', { type: 'button', class: 'chip', onclick: () => { ui.input.value = text; ui.input.focus(); autosize(); } }, text);
+  ui.empty = el('div', { class: 'empty-state' },
+    el('h2', {}, 'What can I do for you?'),
+    el('p', { class: 'muted' }, 'The assistant uses the tools of the connected MCP servers. Each call shows up as a card: open it to see its arguments, result and timing.'),
+    el('div', { class: 'chips' }, suggestion('Add a task to buy milk'), suggestion('What is on my task list?')));
+  fill(root, el('div', { class: 'chat-layout' },
+    el('aside', { class: 'sidebar' },
+      el('button', { type: 'button', class: 'primary new-chat', id: 'new-chat', onclick: newChat }, '+ New chat'),
+      el('h2', { class: 'sidebar-title' }, 'Conversations'),
+      ui.list),
+    el('section', { class: 'conversation-pane' }, ui.scroller, el('div', { class: 'composer-wrap' }, composer))));
+}
+
+function main() {
+  const header = document.getElementById('topbar');
+  const root = document.getElementById('root');
+  const { session, reason } = currentSession();
+  if (!session) {
+    topbar(header, null, []);
+    showLogin(root, reason);
+    return;
+  }
+  state.session = session;
+  topbar(header, session, [{ href: '/', text: 'Chat', current: true }, { href: '/admin', text: 'Admin' }]);
+  build(root);
+  const id = new URLSearchParams(location.search).get('c');
+  loadConversations();
+  if (id) openConversation(id);
+  else newChat();
+}
+
+main();
