@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,10 +39,28 @@ type Policy struct {
 	ExcludedTools []string
 	// Timeout bounds each call; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// ToolTimeouts overrides Timeout for the named tools (the server's own
+	// names).
+	ToolTimeouts map[string]time.Duration
+}
+
+// timeout returns the limit of a call of tool.
+func (p Policy) timeout(tool string) time.Duration {
+	if d := p.ToolTimeouts[tool]; d > 0 {
+		return d
+	}
+	if p.Timeout > 0 {
+		return p.Timeout
+	}
+	return DefaultTimeout
 }
 
 // DefaultTimeout bounds a tool call when its server configures none.
 const DefaultTimeout = 60 * time.Second
+
+// maxDescriptionLen is OpenAI's limit on a function's description; a longer
+// one fails the whole request.
+const maxDescriptionLen = 1024
 
 // Injectable caller fields.
 const (
@@ -61,6 +80,31 @@ func ValidatePolicy(server string, p Policy) error {
 		if arg == "" {
 			return fmt.Errorf("server %s: inject: empty argument name: %w", server, switchboard.ErrInvalid)
 		}
+	}
+	for tool, d := range p.ToolTimeouts {
+		if d < 0 {
+			return fmt.Errorf("server %s: tool_timeouts.%s: negative duration: %w", server, tool, switchboard.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// CheckServerNames refuses server names whose tools would be exposed under
+// one prefix (my.srv and my_srv both expose my_srv__*), or an empty name.
+// The error wraps switchboard.ErrConflict (switchboard.ErrInvalid for an
+// empty name) and names both servers.
+func CheckServerNames(names []string) error {
+	prefixes := make(map[string]string, len(names))
+	for _, name := range slices.Sorted(slices.Values(names)) {
+		if name == "" {
+			return fmt.Errorf("a server has an empty name: %w", switchboard.ErrInvalid)
+		}
+		prefix := sanitize(name)
+		if other, ok := prefixes[prefix]; ok {
+			return fmt.Errorf("servers %q and %q both expose their tools as %s__*: rename one: %w",
+				other, name, prefix, switchboard.ErrConflict)
+		}
+		prefixes[prefix] = name
 	}
 	return nil
 }
@@ -100,29 +144,34 @@ type Catalog struct {
 	quarantined []switchboard.QuarantinedTool
 }
 
-// NewCatalog builds a catalog over sources. Tools whose schema cannot be
-// made valid are quarantined, not fatal. It returns an error wrapping
-// switchboard.ErrConflict when two servers' tools would be exposed under one
-// name, and one wrapping switchboard.ErrInvalid for an invalid policy.
+// NewCatalog builds a catalog over sources. A tool that cannot be offered
+// to a model is quarantined with its reason, never failing the others: its
+// schema cannot be made valid (see NormalizeSchema), it must be called as
+// a task (execution.taskSupport "required", which Switchboard does not do),
+// or its exposed name is taken already (by a tool of the same server, or of
+// an earlier source: "a__b" with tool "c" and "a" with tool "b__c" are
+// both a__b__c). It returns an error wrapping switchboard.ErrConflict when
+// two servers' names would expose their tools under one prefix (see
+// CheckServerNames), and one wrapping switchboard.ErrInvalid for an invalid
+// policy.
 func NewCatalog(sources []Source) (*Catalog, error) {
 	c := &Catalog{byName: make(map[string]*Entry)}
-	prefixes := make(map[string]string)
-	for _, src := range sources {
-		name := src.Server.Name()
-		if err := ValidatePolicy(name, src.Policy); err != nil {
+	names := make([]string, len(sources))
+	for i, src := range sources {
+		names[i] = src.Server.Name()
+		if err := ValidatePolicy(names[i], src.Policy); err != nil {
 			return nil, err
 		}
-		prefix := sanitize(name)
-		if other, ok := prefixes[prefix]; ok {
-			return nil, fmt.Errorf("servers %q and %q both expose their tools as %s__*: rename one: %w",
-				other, name, prefix, switchboard.ErrConflict)
-		}
-		prefixes[prefix] = name
+	}
+	if err := CheckServerNames(names); err != nil {
+		return nil, err
+	}
+	for _, src := range sources {
+		name := src.Server.Name()
 		allowed := setOf(src.Policy.AllowedTools)
 		excluded := setOf(src.Policy.ExcludedTools)
-		timeout := src.Policy.Timeout
-		if timeout <= 0 {
-			timeout = DefaultTimeout
+		quarantine := func(tool, reason string) {
+			c.quarantined = append(c.quarantined, switchboard.QuarantinedTool{Server: name, Tool: tool, Reason: reason})
 		}
 		for _, t := range src.Server.Tools() {
 			if len(allowed) > 0 && !allowed[t.Name] || excluded[t.Name] {
@@ -131,21 +180,27 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 			exposed := ExposedName(name, t.Name)
 			if prev, ok := c.byName[exposed]; ok {
 				if prev.Server != name {
-					return nil, fmt.Errorf("tool %q of server %q and tool %q of server %q are both exposed as %s: %w",
-						prev.Tool, prev.Server, t.Name, name, exposed, switchboard.ErrConflict)
+					quarantine(t.Name, fmt.Sprintf("its exposed name %s is taken by tool %q of server %q", exposed, prev.Tool, prev.Server))
+				} else {
+					quarantine(t.Name, fmt.Sprintf("its exposed name %s collides with tool %q of the same server", exposed, prev.Tool))
 				}
-				c.quarantined = append(c.quarantined, switchboard.QuarantinedTool{Server: name, Tool: t.Name,
-					Reason: fmt.Sprintf("its exposed name %s collides with tool %q of the same server", exposed, prev.Tool)})
+				continue
+			}
+			if t.TaskSupport == "required" {
+				quarantine(t.Name, "it can only be called as a task (execution.taskSupport: required), which Switchboard does not do")
 				continue
 			}
 			params, err := NormalizeSchema(t.InputSchema, keys(src.Policy.Inject))
 			if err != nil {
-				c.quarantined = append(c.quarantined, switchboard.QuarantinedTool{Server: name, Tool: t.Name, Reason: err.Error()})
+				quarantine(t.Name, err.Error())
 				continue
 			}
 			desc := t.Description
 			if desc == "" {
 				desc = t.Title
+			}
+			if len(desc) > maxDescriptionLen {
+				desc = strings.ToValidUTF8(desc[:maxDescriptionLen-3], "") + "..."
 			}
 			e := &Entry{
 				Server:      name,
@@ -155,7 +210,7 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				Annotations: switchboard.ToolAnnotations(t.Annotations),
 				conn:        src.Server,
 				inject:      src.Policy.Inject,
-				timeout:     timeout,
+				timeout:     src.Policy.timeout(t.Name),
 			}
 			c.entries = append(c.entries, e)
 			c.byName[exposed] = e

@@ -1,0 +1,449 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/mcpclient"
+)
+
+// defaultStartupWait is how long Start and Reload wait for servers that
+// are not required.
+const defaultStartupWait = 2 * time.Second
+
+// ServerSpec is one configured MCP server: how to reach it and what of it
+// the catalog exposes.
+type ServerSpec struct {
+	// Config says how to reach the server, and names it. Its Timeout and
+	// ToolTimeouts bound the catalog's calls too (Policy's are ignored).
+	Config mcpclient.Config
+	// Policy is what the catalog exposes of the server, and how.
+	Policy Policy
+	// Required makes Start fail when the server's first connection attempt
+	// fails.
+	Required bool
+	// Disabled keeps the server configured but stopped.
+	Disabled bool
+}
+
+// ValidateSpecs checks what Fleet.Apply would refuse: a duplicate or empty
+// name, two names that would expose their tools under one prefix, a Config
+// that cannot be dialled, an invalid policy. The error wraps
+// switchboard.ErrInvalid or switchboard.ErrConflict and names the server.
+func ValidateSpecs(specs []ServerSpec) error {
+	var errs []error
+	names := make([]string, 0, len(specs))
+	seen := map[string]bool{}
+	for _, s := range specs {
+		name := s.Config.Name
+		if seen[name] {
+			errs = append(errs, fmt.Errorf("server %q is configured twice: %w", name, switchboard.ErrInvalid))
+			continue
+		}
+		seen[name] = true
+		names = append(names, name)
+		if err := ValidatePolicy(name, s.Policy); err != nil {
+			errs = append(errs, err)
+		}
+		if !s.Disabled {
+			if err := s.Config.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := CheckServerNames(names); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// FleetOptions tune a Fleet. A nil *FleetOptions means the defaults.
+type FleetOptions struct {
+	// Logger receives the fleet's and the servers' logs; nil discards them.
+	Logger *slog.Logger
+	// Client tunes every server's Supervisor (client name and version,
+	// restart backoff, crash-loop threshold); the Fleet sets its Logger and
+	// OnChange.
+	Client mcpclient.Options
+	// Load reads the server specs again for Reload, typically from the
+	// configuration file the service started with. Nil makes Reload fail.
+	Load func(ctx context.Context) ([]ServerSpec, error)
+	// StartupWait is how long Start and Reload wait for servers that are
+	// not required before returning; those still connecting then join the
+	// catalog when they are ready. Zero means 2s; negative, no wait.
+	StartupWait time.Duration
+}
+
+// Fleet runs the configured MCP servers, each under an
+// mcpclient.Supervisor, and keeps a catalog of their tools current: it
+// rebuilds it when a server connects, restarts, says its tools changed, or
+// the configuration is applied again. Catalogs are immutable snapshots:
+// a turn that took one (Current) keeps it, and its calls reach the servers
+// through their Supervisors, across restarts. *Fleet implements
+// api.ServerAdmin, orchestrator.Catalogs and api.ToolLister.
+type Fleet struct {
+	opts FleetOptions
+	log  *slog.Logger
+	reg  Registry
+
+	applyMu sync.Mutex // serialises Apply, Reload and Close
+
+	mu     sync.Mutex
+	specs  map[string]ServerSpec
+	sups   map[string]*mcpclient.Supervisor
+	closed bool
+
+	rebuildMu sync.Mutex
+	reported  map[switchboard.QuarantinedTool]bool // quarantines logged already
+
+	dirty chan struct{} // capacity 1: a rebuild is due
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+// NewFleet returns a Fleet with no servers; Start gives it some. The
+// caller must Close it.
+func NewFleet(opts *FleetOptions) *Fleet {
+	f := &Fleet{
+		specs:    map[string]ServerSpec{},
+		sups:     map[string]*mcpclient.Supervisor{},
+		reported: map[switchboard.QuarantinedTool]bool{},
+		dirty:    make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if opts != nil {
+		f.opts = *opts
+	}
+	if f.opts.StartupWait == 0 {
+		f.opts.StartupWait = defaultStartupWait
+	}
+	f.log = f.opts.Logger
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.opts.Client.Logger = f.log
+	f.opts.Client.OnChange = f.markDirty
+	f.reg.Set(&Catalog{byName: map[string]*Entry{}})
+	go f.rebuildLoop()
+	return f
+}
+
+// Start applies specs (see Apply) and waits for the servers' first
+// connection attempts: for a required server until it ends, for the others
+// at most FleetOptions.StartupWait. A server that is slow, hangs or fails
+// never holds up the others, and keeps connecting in the background. The
+// error names every required server whose first attempt failed (wrapping
+// its Dial error), or is Apply's; ctx bounds the wait.
+func (f *Fleet) Start(ctx context.Context, specs []ServerSpec) error {
+	started, err := f.apply(specs)
+	if err != nil {
+		return err
+	}
+	return f.wait(ctx, started)
+}
+
+// Apply makes the running servers match specs: servers added start,
+// servers removed (or now disabled) stop, whole process group included;
+// servers whose Config changed restart with the new one (their calls in
+// flight fail); servers whose Config is unchanged are untouched, even when
+// their policy changed, which only rebuilds the catalog. It returns once
+// the removed servers are stopped, without waiting for the others to
+// connect. The error, from ValidateSpecs, leaves everything as it was.
+func (f *Fleet) Apply(ctx context.Context, specs []ServerSpec) error {
+	_, err := f.apply(specs)
+	return err
+}
+
+// Reload reads the specs again with FleetOptions.Load and applies them (see
+// Apply), then waits up to FleetOptions.StartupWait for the servers it
+// started. A configuration that cannot be read or is invalid changes
+// nothing: the error then wraps switchboard.ErrInvalid, as a
+// *switchboard.Error whose message says why.
+func (f *Fleet) Reload(ctx context.Context) error {
+	if f.opts.Load == nil {
+		return switchboard.Errorf(switchboard.ErrUnavailable, "reload_unavailable", "this server has no configuration file to reload")
+	}
+	specs, err := f.opts.Load(ctx)
+	if err == nil {
+		err = ValidateSpecs(specs)
+	}
+	if err != nil {
+		f.log.Warn("mcp servers not reloaded: the configuration is invalid", "err", err)
+		return switchboard.Errorf(switchboard.ErrInvalid, "invalid_config", "the configuration was not applied: %v", err)
+	}
+	if _, err := f.apply(specs); err != nil {
+		return err
+	}
+	f.log.Info("mcp servers reloaded", "servers", len(specs))
+	// Required is for start-up: after a reload, their state says how they are.
+	_ = f.wait(ctx, nil)
+	return nil
+}
+
+// apply does Apply's work and returns the servers it started or restarted.
+func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
+	if err := ValidateSpecs(specs); err != nil {
+		return nil, err
+	}
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	next := make(map[string]ServerSpec, len(specs))
+	for _, s := range specs {
+		next[s.Config.Name] = s
+	}
+
+	type restart struct {
+		sup *mcpclient.Supervisor
+		cfg mcpclient.Config
+	}
+	var (
+		stopping   []*mcpclient.Supervisor
+		restarting []restart
+		started    []ServerSpec
+	)
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, fmt.Errorf("apply mcp servers: the fleet is closed: %w", switchboard.ErrUnavailable)
+	}
+	for _, name := range slices.Sorted(maps.Keys(f.sups)) {
+		if s, ok := next[name]; !ok || s.Disabled {
+			f.log.Info("stopping mcp server", "server", name, "why", map[bool]string{true: "disabled", false: "removed"}[ok])
+			stopping = append(stopping, f.sups[name])
+			delete(f.sups, name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(next)) {
+		s := next[name]
+		if s.Disabled {
+			continue
+		}
+		sup, running := f.sups[name]
+		switch {
+		case !running:
+			if _, known := f.specs[name]; known {
+				f.log.Info("starting mcp server", "server", name, "why", "enabled")
+			} else if len(f.specs) > 0 {
+				f.log.Info("starting mcp server", "server", name, "why", "added")
+			}
+			f.sups[name] = mcpclient.Supervise(s.Config, &f.opts.Client)
+			started = append(started, s)
+		case !reflect.DeepEqual(f.specs[name].Config, s.Config):
+			f.log.Info("restarting mcp server", "server", name, "why", "its configuration changed")
+			restarting = append(restarting, restart{sup, s.Config})
+			started = append(started, s)
+		}
+	}
+	f.specs = next
+	f.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, sup := range stopping {
+		wg.Go(func() {
+			if err := sup.Close(); err != nil {
+				f.log.Warn("stopping mcp server", "server", sup.Name(), "err", err)
+			}
+		})
+	}
+	for _, r := range restarting {
+		wg.Go(func() { r.sup.Restart(r.cfg) })
+	}
+	wg.Wait()
+	f.rebuild()
+	return started, nil
+}
+
+// wait waits for the first connection attempts of the servers running now:
+// of the required ones in started until they end, of the others at most
+// StartupWait. It returns the failures of the required ones.
+func (f *Fleet) wait(ctx context.Context, started []ServerSpec) error {
+	f.mu.Lock()
+	sups := maps.Clone(f.sups)
+	f.mu.Unlock()
+	required := map[string]bool{}
+	for _, s := range started {
+		required[s.Config.Name] = s.Required
+	}
+	graceCtx, cancel := context.WithTimeout(ctx, max(f.opts.StartupWait, 0))
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for name, sup := range sups {
+		wg.Go(func() {
+			if required[name] {
+				if err := sup.Started(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("required MCP server %s: %w", name, err))
+					mu.Unlock()
+				}
+				return
+			}
+			_ = sup.Started(graceCtx)
+		})
+	}
+	wg.Wait()
+	f.rebuild()
+	slices.SortFunc(errs, func(a, b error) int { return cmpString(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Close stops every server (in parallel; each takes at most about 5s) and
+// the Fleet's own goroutine. The catalog stays, and its calls fail with
+// switchboard.ErrUnavailable. It returns the errors of servers that could
+// not be stopped in time.
+func (f *Fleet) Close() error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	sups := f.sups
+	f.sups = map[string]*mcpclient.Supervisor{}
+	f.mu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, sup := range sups {
+		wg.Go(func() {
+			if err := sup.Close(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(f.quit)
+	<-f.done
+	return errors.Join(errs...)
+}
+
+// Current returns the current catalog; never nil. Callers keep it for as
+// long as they need a stable view (a turn).
+func (f *Fleet) Current() *Catalog { return f.reg.Current() }
+
+// Tools describes the tools of the current catalog.
+func (f *Fleet) Tools() []switchboard.ToolInfo { return f.Current().Infos() }
+
+// Supervisor returns the running Supervisor of the named server, or nil if
+// the server is not running (unknown, disabled, or the Fleet is closed).
+func (f *Fleet) Supervisor(name string) *mcpclient.Supervisor {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sups[name]
+}
+
+// Servers reports on every configured server, by name: its state, the tools
+// the catalog exposes of it, those it quarantined and why, restarts, last
+// error and stderr tail. A disabled server is reported stopped.
+func (f *Fleet) Servers() []switchboard.ServerStatus {
+	f.mu.Lock()
+	specs := maps.Clone(f.specs)
+	sups := maps.Clone(f.sups)
+	f.mu.Unlock()
+	cat := f.Current()
+	exposed := map[string][]string{}
+	for _, e := range cat.Entries() {
+		exposed[e.Server] = append(exposed[e.Server], e.ExposedName)
+	}
+	quarantined := map[string][]switchboard.QuarantinedTool{}
+	for _, q := range cat.Quarantined() {
+		quarantined[q.Server] = append(quarantined[q.Server], q)
+	}
+	out := make([]switchboard.ServerStatus, 0, len(specs))
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		spec := specs[name]
+		st := switchboard.ServerStatus{
+			Name:      name,
+			Transport: spec.Config.Transport(),
+			State:     switchboard.ServerStopped,
+			Required:  spec.Required,
+		}
+		if sup, ok := sups[name]; ok {
+			s := sup.Status()
+			st.State, st.Restarts = s.State, s.Restarts
+			st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
+			st.StderrTail = s.Stderr
+			st.Tools, st.Quarantined = exposed[name], quarantined[name]
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// markDirty asks for a rebuild; it never blocks (Supervisors call it).
+func (f *Fleet) markDirty() {
+	select {
+	case f.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (f *Fleet) rebuildLoop() {
+	defer close(f.done)
+	for {
+		select {
+		case <-f.quit:
+			return
+		case <-f.dirty:
+			f.rebuild()
+		}
+	}
+}
+
+// rebuild builds the catalog from the running servers and makes it
+// current. Rebuilds are serialised, so an older view never replaces a newer
+// one.
+func (f *Fleet) rebuild() {
+	f.rebuildMu.Lock()
+	defer f.rebuildMu.Unlock()
+	f.mu.Lock()
+	var sources []Source
+	for _, name := range slices.Sorted(maps.Keys(f.sups)) {
+		spec := f.specs[name]
+		p := spec.Policy
+		p.Timeout, p.ToolTimeouts = spec.Config.Timeout, spec.Config.ToolTimeouts
+		sources = append(sources, Source{Server: f.sups[name], Policy: p})
+	}
+	f.mu.Unlock()
+	cat, err := NewCatalog(sources)
+	if err != nil {
+		// ValidateSpecs refuses what NewCatalog would.
+		f.log.Error("tool catalog not rebuilt", "err", err)
+		return
+	}
+	f.reg.Set(cat)
+	for _, q := range cat.Quarantined() {
+		if !f.reported[q] {
+			f.reported[q] = true
+			f.log.Warn("tool quarantined", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
+		}
+	}
+}
