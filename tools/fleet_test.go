@@ -427,7 +427,9 @@ func TestFleetEverything(t *testing.T) {
 	// kill -9 in the middle of a call.
 	old := pid(t, f, "slow")
 	done := make(chan switchboard.ToolCall, 1)
-	go func() { done <- run(t.Context(), c, "slow__trigger-long-running-operation", `{"duration":30,"steps":3}`) }()
+	go func() {
+		done <- run(t.Context(), c, "slow__trigger-long-running-operation", `{"duration":30,"steps":3}`)
+	}()
 	waitFor(t, 10*time.Second, "the call to reach the server", func() bool {
 		b, _ := os.ReadFile(sent)
 		return strings.Contains(string(b), `"name":"trigger-long-running-operation"`)
