@@ -185,6 +185,7 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 		{name: "stats/by_server/24h", f: switchboard.ToolCallFilter{Since: day}, groupBy: store.GroupByServer, index: statsIndexes},
 		{name: "stats/by_tool/7d", f: switchboard.ToolCallFilter{Since: week}, groupBy: store.GroupByTool, index: statsIndexes},
 		{name: "stats/by_tool/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByTool, index: statsIndexes},
+		{name: "stats/by_server/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByServer, index: statsIndexes},
 		{name: "stats/by_tool/24h_of_a_server", f: switchboard.ToolCallFilter{Server: "web", Since: day}, groupBy: store.GroupByTool,
 			index: []string{"tool_calls_server", "tool_calls_server_tool", "tool_calls_started"}},
 		{name: "stats/by_tool/7d_of_a_user", f: switchboard.ToolCallFilter{UserID: "user_0007", Since: week}, groupBy: store.GroupByTool, index: []string{"tool_calls_user"}},

@@ -92,8 +92,9 @@ ON CONFLICT (turn_id, id) DO UPDATE SET
 RETURNING started_at`
 
 	// selectTurnsOfConversation reads a conversation's turns in order,
-	// through the index turns_conversation.
-	selectTurnsOfConversation = `SELECT ` + turnColumns + ` FROM turns WHERE conversation_id = $1 ORDER BY started_at, id`
+	// through the index turns_conversation. The ORDER BY names the
+	// table's columns: a bare id would be the selected id::text.
+	selectTurnsOfConversation = `SELECT ` + turnColumns + ` FROM turns WHERE conversation_id = $1 ORDER BY turns.started_at, turns.id`
 
 	turnColumns = `id::text, conversation_id::text, user_id, status, COALESCE(idempotency_key, ''), steps,
     prompt_tokens, completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
