@@ -72,6 +72,8 @@ func TestBrowser(t *testing.T) {
 		// "Delete task 1", in a new conversation: waits, and is denied.
 		llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
 		llmtest.Reply{Text: "OK, I did not delete it."},
+		// "Tell me a long story": slow, and stopped.
+		llmtest.Reply{Delay: time.Minute, Text: "Once upon a time"},
 	), &orchestrator.Options{RequireApproval: destructive})
 
 	// Other users' calls of the last three hours, enough for two pages of

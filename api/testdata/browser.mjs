@@ -136,6 +136,17 @@ try {
   check(await page.locator('.msg.assistant').count() === 1, 'the turn goes on in the same answer');
   await shot(page, 'chat-8-denied');
 
+  step('Stop cancels a running turn');
+  await page.locator('#input').fill('Tell me a long story');
+  await page.locator('#input').press('Enter');
+  await page.locator('.msg.assistant.working').waitFor(); // the turn has started
+  await page.locator('#stop:not([hidden])').click();
+  // The cancel route ends the stream ("the turn was cancelled"); in the
+  // instant before the server tracks the turn, the page drops the request.
+  await page.locator('.msg.assistant .note', { hasText: /cancelled|Stopped/ }).waitFor();
+  await page.locator('#send:not([hidden])').waitFor();
+  await shot(page, 'chat-8b-stopped');
+
   step('the admin console lists the calls, newest first, 50 a page');
   await page.goto(`${BASE}/admin`);
   await page.locator('#calls-table tbody tr').nth(49).waitFor();

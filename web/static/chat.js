@@ -12,6 +12,7 @@ const state = {
   conversations: [],
   current: null, // conversation id, null for a new chat
   busy: false,
+  abort: null, // aborts the request being streamed
   cards: new Map(), // tool cards by ledger id (streamed) or model call id (transcript)
 };
 
@@ -193,7 +194,7 @@ async function consume(res, block) {
       if (stick) scrollToBottom();
     }
   } catch (e) {
-    block.note('The answer was cut off: ' + e.message, 'error');
+    block.note(e.name === 'AbortError' ? 'Stopped.' : 'The answer was cut off: ' + e.message, e.name === 'AbortError' ? 'warn' : 'error');
   } finally {
     block.setWorking(false);
   }
@@ -257,16 +258,20 @@ function handlePart(part, block) {
       if (card) card.askApproval((approve) => decide(card, approve));
       break;
     case 'error':
-      block.note(part.errorText || 'The turn failed.', 'error');
+      if (/cancelled/.test(part.errorText || '')) block.note('Stopped: ' + part.errorText + '.', 'warn');
+      else block.note(part.errorText || 'The turn failed.', 'error');
       break;
     default:
       break;
   }
 }
 
-// post sends a JSON body and expects the UI message stream back.
+// post sends a JSON body and expects the UI message stream back; stop()
+// can abort it.
 function post(path, body) {
+  state.abort = new AbortController();
   return fetch(path, {
+    signal: state.abort.signal,
     method: 'POST',
     headers: { Authorization: 'Bearer ' + state.session.token, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
     body: JSON.stringify(body),
@@ -283,6 +288,7 @@ async function run(request, block) {
     try {
       res = await request();
     } catch (e) {
+      if (e.name === 'AbortError') throw new ApiError(0, 'stopped', 'Stopped.');
       throw new ApiError(0, 'network_error', 'The server cannot be reached: ' + e.message);
     }
     if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
@@ -293,7 +299,6 @@ async function run(request, block) {
     const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
     if (status === 'max_steps') block.note('Stopped: the turn reached its step limit.', 'warn');
     if (status === 'awaiting_approval') block.waitNote = block.note('Waiting for your approval.', 'warn');
-    if (status === 'cancelled') block.note('Stopped.', 'warn');
   } catch (e) {
     block.note(e.message, 'error');
   } finally {
@@ -328,12 +333,15 @@ async function decide(card, approve) {
   await run(() => post(path, { approve }), block);
 }
 
+// stop cancels the running turn with the cancel route, so that the stream
+// ends with what was done; when that cannot be (the turn has not started
+// yet), it drops the request, which cancels the turn too.
 async function stop() {
-  if (!state.current) return;
   try {
+    if (!state.current) throw new Error('no conversation yet');
     await api(state.session, 'POST', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(state.current)}/cancel`);
-  } catch (e) {
-    // Nothing running any more: the answer is ending anyway.
+  } catch {
+    if (state.abort) state.abort.abort();
   }
 }
 
