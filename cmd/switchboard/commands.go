@@ -8,12 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -80,9 +81,11 @@ func token(args []string, getenv env, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// listTools connects to the configured servers and prints the catalog, and
-// the quarantined tools with their reasons. It fails when a required server
-// does not connect.
+// listTools connects to the configured servers and prints the catalog: each
+// tool's exposed name, server, annotations and description; the quarantined
+// tools with their reasons; and the servers that did not connect, with why.
+// It waits for every server's first connection attempt (each bounded by its
+// init_timeout), and fails when a required server does not connect.
 func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tools", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -98,12 +101,16 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
-	conns, dialErr := connectServers(ctx, cfg, logger)
-	defer closeServers(conns, logger)
-	catalog, err := tools.NewCatalog(sources(cfg, conns))
-	if err != nil {
-		return err
-	}
+	fleet := tools.NewFleet(&tools.FleetOptions{
+		Logger: logger,
+		Client: mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
+		// Every first attempt ends within its server's init_timeout.
+		StartupWait: 24 * time.Hour,
+	})
+	defer closeServers(fleet, logger)
+	startErr := fleet.Start(ctx, serverSpecs(cfg))
+
+	catalog := fleet.Current()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOOL\tSERVER\tHINTS\tDESCRIPTION")
 	for _, e := range catalog.Entries() {
@@ -116,17 +123,18 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 			fmt.Fprintf(stdout, "  %s/%s: %s\n", t.Server, t.Tool, t.Reason)
 		}
 	}
-	var missing []string
-	for name, sc := range cfg.MCPServers {
-		if _, ok := conns[name]; !ok && !sc.Disabled {
-			missing = append(missing, name)
+	var missing, why []string
+	for _, s := range fleet.Servers() {
+		if s.State == switchboard.ServerReady || s.State == switchboard.ServerStopped {
+			continue
 		}
+		missing = append(missing, s.Name)
+		why = append(why, fmt.Sprintf("  %s: %s", s.Name, describeServer(string(s.State), s.LastError)))
 	}
 	if len(missing) > 0 {
-		sort.Strings(missing)
-		fmt.Fprintf(stdout, "\nNot connected: %s (see the log above)\n", strings.Join(missing, ", "))
+		fmt.Fprintf(stdout, "\nNot connected: %s\n%s\n", strings.Join(missing, ", "), strings.Join(why, "\n"))
 	}
-	return dialErr
+	return startErr
 }
 
 func hints(e *tools.Entry) string {

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // Config is the service's configuration file (YAML, or JSON, which YAML
@@ -25,6 +28,10 @@ type Config struct {
 	Auth          AuthConfig              `yaml:"auth"`
 	Limits        LimitsConfig            `yaml:"limits"`
 	MCPServers    map[string]ServerConfig `yaml:"mcpServers"`
+	// MCPStartupWait is how long start-up (and a reload) waits for MCP
+	// servers that are not required; those still connecting join the
+	// catalog when ready. Absent means 2s; 0 means no wait.
+	MCPStartupWait *Duration `yaml:"mcp_startup_wait"`
 }
 
 // LLMConfig configures the model.
@@ -65,13 +72,14 @@ type ServerConfig struct {
 	Type    string            `yaml:"type"`
 	Headers map[string]string `yaml:"headers"`
 
-	Disabled      bool              `yaml:"disabled"`
-	Required      bool              `yaml:"required"`
-	InitTimeout   Duration          `yaml:"init_timeout"`
-	Timeout       Duration          `yaml:"timeout"`
-	AllowedTools  []string          `yaml:"allowed_tools"`
-	ExcludedTools []string          `yaml:"excluded_tools"`
-	Inject        map[string]string `yaml:"inject"`
+	Disabled      bool                `yaml:"disabled"`
+	Required      bool                `yaml:"required"`
+	InitTimeout   Duration            `yaml:"init_timeout"`
+	Timeout       Duration            `yaml:"timeout"`
+	ToolTimeouts  map[string]Duration `yaml:"tool_timeouts"`
+	AllowedTools  []string            `yaml:"allowed_tools"`
+	ExcludedTools []string            `yaml:"excluded_tools"`
+	Inject        map[string]string   `yaml:"inject"`
 }
 
 // serverKeys are the keys of ServerConfig; other keys in a server entry
@@ -79,7 +87,7 @@ type ServerConfig struct {
 var serverKeys = map[string]bool{
 	"command": true, "args": true, "env": true, "cwd": true, "url": true, "type": true, "headers": true,
 	"disabled": true, "required": true, "init_timeout": true, "timeout": true, "allowed_tools": true,
-	"excluded_tools": true, "inject": true,
+	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
@@ -297,6 +305,16 @@ func (c *Config) validate() error {
 				errs = append(errs, fmt.Errorf("mcpServers.%s.inject.%s: unknown field %q (want user_id or conversation_id)", name, arg, field))
 			}
 		}
+		for tool, d := range s.ToolTimeouts {
+			if d == 0 {
+				errs = append(errs, fmt.Errorf("mcpServers.%s.tool_timeouts.%s: a timeout must be positive", name, tool))
+			}
+		}
+	}
+	// Tools are exposed as server__tool with the name sanitised: two servers
+	// that sanitise to one name would take each other's tool names.
+	if err := tools.CheckServerNames(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" })); err != nil {
+		errs = append(errs, fmt.Errorf("mcpServers: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -11,18 +11,14 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/llm"
-	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
-	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // appStore is what the service needs of a store; store.Memory and
@@ -71,29 +67,23 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		listen = loopbackOnly(listen, logger)
 	}
 
-	conns, err := connectServers(ctx, cfg, logger)
-	defer closeServers(conns, logger)
+	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, logger), startupWait(cfg), logger)
 	if err != nil {
 		return err
 	}
-	catalog, err := tools.NewCatalog(sources(cfg, conns))
-	if err != nil {
-		return fmt.Errorf("build tool catalog: %w", err)
-	}
-	for _, q := range catalog.Quarantined() {
-		logger.Warn("tool quarantined", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
-	}
-	registry := tools.NewRegistry(catalog)
+	defer closeServers(fleet, logger)
+	stopHUP := reloadOnHUP(ctx, fleet, logger)
+	defer stopHUP()
 
 	model := llm.New(llm.Config{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
 		Timeout: time.Duration(cfg.LLM.Timeout)}, &llm.Options{Logger: logger})
 	if err := model.Ready(); err != nil {
 		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
 	}
-	orch := orchestrator.New(model, registry, st, &orchestrator.Options{
+	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, SystemPrompt: cfg.LLM.SystemPrompt, Logger: logger})
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth, Admin: st, Ready: ready},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
 
 	ln, err := net.Listen("tcp", listen)
@@ -109,7 +99,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		BaseContext: func(net.Listener) context.Context { return reqCtx },
 		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	base := "http://" + ln.Addr().String()
-	logger.Info("listening", "addr", base, "tools", len(catalog.Entries()), "model", model.Model())
+	logger.Info("listening", "addr", base, "tools", len(fleet.Current().Entries()), "model", model.Model())
 	if dev != nil {
 		printDevBanner(stdout, base, dev)
 	}
@@ -249,74 +239,4 @@ Try it:
     -d '{"message": {"content": "Add a task to buy milk"}}'
 
 `, devUser, dev.token, base, dev.token, base, dev.token, base, devUser, dev.token)
-}
-
-// connectServers dials every enabled server concurrently. A server that
-// fails is logged and left out, unless it is required: then the error is
-// returned (with the servers that did connect, to be closed).
-func connectServers(ctx context.Context, cfg *Config, logger *slog.Logger) (map[string]*mcpclient.Conn, error) {
-	var (
-		mu    sync.Mutex
-		wg    sync.WaitGroup
-		conns = make(map[string]*mcpclient.Conn)
-		errs  []error
-	)
-	for name, sc := range cfg.MCPServers {
-		if sc.Disabled {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := mcpclient.Dial(ctx, clientConfig(name, sc), &mcpclient.Options{Logger: logger, ClientName: "switchboard", ClientVersion: version()})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				logger.Error("MCP server failed to connect", "server", name, "required", sc.Required, "err", err)
-				if sc.Required {
-					errs = append(errs, fmt.Errorf("required MCP server %s: %w", name, err))
-				}
-				return
-			}
-			conns[name] = c
-		}()
-	}
-	wg.Wait()
-	return conns, errors.Join(errs...)
-}
-
-func closeServers(conns map[string]*mcpclient.Conn, logger *slog.Logger) {
-	var wg sync.WaitGroup
-	for name, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := c.Close(); err != nil {
-				logger.Warn("close MCP server", "server", name, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
-}
-
-func clientConfig(name string, sc ServerConfig) mcpclient.Config {
-	return mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
-		URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
-		InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout)}
-}
-
-// sources pairs connected servers with their policies, in name order.
-func sources(cfg *Config, conns map[string]*mcpclient.Conn) []tools.Source {
-	names := make([]string, 0, len(conns))
-	for n := range conns {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]tools.Source, 0, len(names))
-	for _, n := range names {
-		sc := cfg.MCPServers[n]
-		out = append(out, tools.Source{Server: conns[n], Policy: tools.Policy{Inject: sc.Inject,
-			AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools, Timeout: time.Duration(sc.Timeout)}})
-	}
-	return out
 }

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/tools"
+)
+
+// defaultStartupWait is how long start-up waits for MCP servers that are not
+// required, when mcp_startup_wait is absent.
+const defaultStartupWait = 2 * time.Second
+
+// serverSpecs turns the mcpServers block into the fleet's specs, in name
+// order.
+func serverSpecs(cfg *Config) []tools.ServerSpec {
+	specs := make([]tools.ServerSpec, 0, len(cfg.MCPServers))
+	for _, name := range slices.Sorted(maps.Keys(cfg.MCPServers)) {
+		sc := cfg.MCPServers[name]
+		var toolTimeouts map[string]time.Duration
+		if len(sc.ToolTimeouts) > 0 {
+			toolTimeouts = make(map[string]time.Duration, len(sc.ToolTimeouts))
+			for tool, d := range sc.ToolTimeouts {
+				toolTimeouts[tool] = time.Duration(d)
+			}
+		}
+		specs = append(specs, tools.ServerSpec{
+			Config: mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
+				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
+				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts},
+			Policy:   tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools},
+			Required: sc.Required,
+			Disabled: sc.Disabled,
+		})
+	}
+	return specs
+}
+
+// startupWait is how long start-up waits for servers that are not required.
+func startupWait(cfg *Config) time.Duration {
+	if cfg.MCPStartupWait == nil {
+		return defaultStartupWait
+	}
+	if *cfg.MCPStartupWait == 0 {
+		return -1 // the fleet's "no wait"
+	}
+	return time.Duration(*cfg.MCPStartupWait)
+}
+
+// startServers starts the configured MCP servers under a fleet (see
+// tools.Fleet.Start). It fails when a required server does not connect; the
+// fleet is then closed already.
+func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
+	wait time.Duration, logger *slog.Logger) (*tools.Fleet, error) {
+	fleet := tools.NewFleet(&tools.FleetOptions{
+		Logger:      logger,
+		Client:      mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
+		Load:        load,
+		StartupWait: wait,
+	})
+	if err := fleet.Start(ctx, serverSpecs(cfg)); err != nil {
+		closeServers(fleet, logger)
+		return nil, err
+	}
+	for _, s := range fleet.Servers() {
+		if s.State != "ready" && s.State != "stopped" {
+			logger.Warn("MCP server not connected yet; it keeps trying in the background", "server", s.Name, "state", s.State, "err", s.LastError)
+		}
+	}
+	return fleet, nil
+}
+
+// closeServers stops every MCP server, whole process groups included.
+func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
+	if err := fleet.Close(); err != nil {
+		logger.Warn("stopping MCP servers", "err", err)
+	}
+}
+
+// reloader returns the fleet's Load: the configuration read again from
+// where it was read at start-up. Only mcpServers (and mcp_startup_wait's
+// effect on the next reload aside) is applied; other changes need a restart.
+func reloader(path string, getenv env, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
+	return func(context.Context) ([]tools.ServerSpec, error) {
+		cfg, from, warnings, err := loadConfig(path, getenv)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range warnings {
+			logger.Warn(w)
+		}
+		logger.Info("config read again for a reload of the MCP servers (other settings need a restart)", "from", from)
+		return serverSpecs(cfg), nil
+	}
+}
+
+// reloadOnHUP reloads the MCP servers on SIGHUP until ctx ends or the
+// returned stop is called; stop waits for a reload in progress.
+func reloadOnHUP(ctx context.Context, fleet *tools.Fleet, logger *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the MCP servers")
+				if err := fleet.Reload(ctx); err != nil {
+					logger.Error("reload failed; the servers are as they were", "err", err)
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(hup)
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// describeServer is one line about a server that is not ready, for
+// `switchboard tools`.
+func describeServer(state, lastErr string) string {
+	if lastErr == "" {
+		return state
+	}
+	return fmt.Sprintf("%s: %s", state, lastErr)
+}
