@@ -153,6 +153,7 @@ func (h *Handler) routes() {
 	if h.opts.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
 	}
+	h.webRoutes(e)
 
 	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
 
