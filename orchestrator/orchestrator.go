@@ -284,6 +284,11 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Re
 	span.SetAttributes(attribute.String("conversation.id", t.rec.ConversationID), attribute.String("turn.id", t.rec.ID))
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
+	// Told only now that Cancel can find the turn: a client that stops it
+	// as soon as it hears of it must not be refused.
+	if ev != nil {
+		ev.TurnStarted(t.rec)
+	}
 	return t.loop(ctx, 1)
 }
 

@@ -71,9 +71,6 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	t.rec = start.Turn
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
-	if t.ev != nil {
-		t.ev.TurnStarted(t.rec)
-	}
 	return nil
 }
 

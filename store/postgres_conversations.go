@@ -55,7 +55,7 @@ WHERE user_id = $1 AND external_id = $2`, userID, externalID))
 // most MaxPageSize). A user without conversations has an empty list.
 func (p *Postgres) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
 	rows, err := p.pool.Query(ctx, `SELECT `+conversationColumns+` FROM conversations
-WHERE user_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2`, userID, pageSize(limit))
+WHERE user_id = $1 ORDER BY conversations.updated_at DESC, conversations.id DESC LIMIT $2`, userID, pageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list conversations of %s: %w", userID, dbError(err))
 	}

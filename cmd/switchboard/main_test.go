@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,6 +136,16 @@ mcpServers:
 `, tasksBin), map[string]string{"OPENAI_BASE_URL": model.URL})
 	if !strings.HasPrefix(s.base, "http://127.0.0.1:") {
 		t.Errorf("dev mode does not listen on loopback: %s", s.base)
+	}
+	// The login URL opens the chat page, signed in by the token in its
+	// fragment (which browsers never send to the server).
+	if !strings.Contains(s.stdout.String(), s.base+"/#token="+s.token) {
+		t.Errorf("the banner has no login URL:\n%s", s.stdout.String())
+	}
+	if resp, err := http.Get(s.base + "/"); err != nil || resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("the chat page: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	out, err := exec.Command("sh", "-c", s.banner).CombinedOutput()
 	if err != nil {
