@@ -145,6 +145,12 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	running map[string]*runningTurn // by conversation id
+
+	// background owns the goroutines that outlive a request (reconcile);
+	// Close stops and waits for them.
+	background sync.WaitGroup
+	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 type runningTurn struct {
@@ -154,7 +160,7 @@ type runningTurn struct {
 
 // New returns an orchestrator over model, tools and store.
 func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator {
-	o := &Orchestrator{model: model, tools: tools, store: store, running: map[string]*runningTurn{}}
+	o := &Orchestrator{model: model, tools: tools, store: store, running: map[string]*runningTurn{}, closing: make(chan struct{})}
 	if opts != nil {
 		o.opts = *opts
 	}
@@ -314,6 +320,50 @@ func (o *Orchestrator) Cancel(userID, conversationID string) error {
 	}
 	r.cancel()
 	return nil
+}
+
+// Close stops the background work of the orchestrator and waits for it, at
+// most until ctx ends. Turns still running are not affected: their requests
+// own them.
+func (o *Orchestrator) Close(ctx context.Context) error {
+	o.closeOnce.Do(func() { close(o.closing) })
+	done := make(chan struct{})
+	go func() { o.background.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// reconcile marks rec failed once the store answers again: its start may
+// have been committed although the client was told it failed. It gives up
+// after a minute or when the orchestrator closes; a turn it could not reach
+// keeps its lease, and the next turn of its conversation fails it.
+func (o *Orchestrator) reconcile(rec switchboard.Turn) {
+	o.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		rec.Status, rec.Error, rec.FinishedAt = switchboard.TurnFailed, "the store failed while the turn started; the client was told so", time.Now()
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+			err := o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: rec})
+			if err == nil {
+				o.logger.Info("a turn interrupted at its start was marked failed", "turn_id", rec.ID)
+				return
+			}
+			if !errors.Is(err, switchboard.ErrUnavailable) {
+				return // not stored (ErrNotFound): nothing to mend
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			case <-o.closing:
+				return
+			}
+		}
+	})
 }
 
 // track registers the running turn for Cancel, and renews its lease while

@@ -65,6 +65,12 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	if notFound(err) {
 		return switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", req.ConversationID)
 	}
+	if errors.Is(err, switchboard.ErrUnavailable) && start.Turn.ID != "" {
+		// The store may have committed the start before the connection
+		// broke: the client hears 503, so make sure the turn does not stay
+		// running once the store is back.
+		t.o.reconcile(start.Turn)
+	}
 	if err != nil {
 		return fmt.Errorf("begin turn: %w", err)
 	}

@@ -82,6 +82,11 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, SystemPrompt: cfg.LLM.SystemPrompt, Logger: logger})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = orch.Close(ctx)
+	}()
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
