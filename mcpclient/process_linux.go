@@ -46,7 +46,7 @@ func waitExit(pid int) string {
 	case 1: // CLD_EXITED
 		return fmt.Sprintf("exit status %d", status)
 	case 2, 3: // CLD_KILLED, CLD_DUMPED
-		return "killed by " + syscall.Signal(status).String()
+		return fmt.Sprintf("killed by signal %d: %s", status, syscall.Signal(status))
 	}
 	return "exited"
 }
