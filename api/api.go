@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -268,14 +269,42 @@ func (h *Handler) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyz says whether this instance can serve chats: the store answers and
+// every required MCP server is ready. The body names what is wrong.
 func (h *Handler) readyz(c *gin.Context) {
+	checks := gin.H{}
+	ready := true
 	if h.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		if err := h.Ready.Ping(ctx); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": gin.H{"store": err.Error()}})
-			return
+			// The body is public: the error (hosts, users) goes to the log.
+			ready = false
+			checks["store"] = "unreachable"
+			h.logger.Debug("readyz: store unreachable", "err", err)
+		} else {
+			checks["store"] = "ok"
+		}
+	} else {
+		checks["store"] = "ok (in memory)"
+	}
+	if h.Servers != nil {
+		for _, s := range h.Servers.Servers() {
+			if !s.Required {
+				continue
+			}
+			if s.State == switchboard.ServerReady {
+				checks["mcp:"+s.Name] = "ok"
+				continue
+			}
+			ready = false
+			checks["mcp:"+s.Name] = fmt.Sprintf("%s: %s", s.State, s.LastError)
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": gin.H{"store": "ok"}})
+	if !ready {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "checks": checks})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
 }
+

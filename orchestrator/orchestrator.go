@@ -100,9 +100,9 @@ type Options struct {
 	// MaxParallelTools bounds the tool calls of one step that run at once;
 	// 0 means DefaultMaxParallelTools.
 	MaxParallelTools int
-	// ParallelServers are servers whose tools may run concurrently even when
-	// they are not read-only.
-	ParallelServers map[string]bool
+	// Parallel reports whether a server's tools may run concurrently even
+	// when they are not read-only; nil means none may.
+	Parallel func(server string) bool
 	// OutputBudget returns how many bytes of a tool's result the model sees
 	// at once; nil or 0 means DefaultOutputBudget.
 	OutputBudget func(server, tool string) int

@@ -209,7 +209,7 @@ func TestParallelServerOption(t *testing.T) {
 	r := newRig(t, store.NewMemory(), llmtest.Sequence(
 		calls(call("1", "lab__write", `{"x":"one"}`), call("2", "lab__write", `{"x":"two"}`)),
 		llmtest.Reply{Text: "done"},
-	), &orchestrator.Options{ParallelServers: map[string]bool{"lab": true}})
+	), &orchestrator.Options{Parallel: func(s string) bool { return s == "lab" }})
 	if _, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "go"}, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -312,7 +312,7 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 }
 
 func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
-	if c.Server == builtinServer || t.o.opts.ParallelServers[c.Server] {
+	if c.Server == builtinServer || t.o.opts.Parallel != nil && t.o.opts.Parallel(c.Server) {
 		return true
 	}
 	e, ok := t.catalog.Lookup(c.ExposedName)

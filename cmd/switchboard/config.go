@@ -27,6 +27,7 @@ type Config struct {
 	LLM           LLMConfig               `yaml:"llm"`
 	Auth          AuthConfig              `yaml:"auth"`
 	Limits        LimitsConfig            `yaml:"limits"`
+	Retention     RetentionConfig         `yaml:"retention"`
 	MCPServers    map[string]ServerConfig `yaml:"mcpServers"`
 	// MCPStartupWait is how long start-up (and a reload) waits for MCP
 	// servers that are not required; those still connecting join the
@@ -36,13 +37,16 @@ type Config struct {
 
 // LLMConfig configures the model.
 type LLMConfig struct {
-	BaseURL      string   `yaml:"base_url"`
-	APIKey       string   `yaml:"api_key"`
-	Model        string   `yaml:"model"`
-	MaxSteps     int      `yaml:"max_steps"`
-	HistoryLimit int      `yaml:"history_limit"`
-	Timeout      Duration `yaml:"timeout"`
-	SystemPrompt string   `yaml:"system_prompt"`
+	BaseURL      string `yaml:"base_url"`
+	APIKey       string `yaml:"api_key"`
+	Model        string `yaml:"model"`
+	MaxSteps     int    `yaml:"max_steps"`
+	HistoryLimit int    `yaml:"history_limit"`
+	// HistoryTokens caps the approximate tokens replayed; 0 means no cap
+	// beyond history_limit.
+	HistoryTokens int      `yaml:"history_tokens"`
+	Timeout       Duration `yaml:"timeout"`
+	SystemPrompt  string   `yaml:"system_prompt"`
 }
 
 // AuthConfig configures token verification.
@@ -58,6 +62,23 @@ type AuthConfig struct {
 type LimitsConfig struct {
 	MaxBodyBytes    int64 `yaml:"max_body_bytes"`
 	MaxMessageChars int   `yaml:"max_message_chars"`
+	// RatePerMinute and Burst limit each user's chat requests (0: none);
+	// MaxConcurrentTurns caps a user's turns running at once (0: none).
+	RatePerMinute      float64 `yaml:"rate_per_minute"`
+	Burst              int     `yaml:"burst"`
+	MaxConcurrentTurns int     `yaml:"max_concurrent_turns"`
+}
+
+// RetentionConfig says how long tool-call payloads are kept.
+type RetentionConfig struct {
+	// ToolCallPayloads is the age past which a ledger row's arguments and
+	// results are removed (the row stays for statistics); absent means 90
+	// days, 0 keeps them forever.
+	ToolCallPayloads *Duration `yaml:"tool_call_payloads"`
+	// Interval is how often the pruning runs; default 1h.
+	Interval Duration `yaml:"interval"`
+	// Batch is how many rows one pruning statement touches; default 1000.
+	Batch int `yaml:"batch"`
 }
 
 // ServerConfig is one entry of mcpServers: Claude Desktop's keys (command,
@@ -80,6 +101,79 @@ type ServerConfig struct {
 	AllowedTools  []string            `yaml:"allowed_tools"`
 	ExcludedTools []string            `yaml:"excluded_tools"`
 	Inject        map[string]string   `yaml:"inject"`
+
+	// RequireApproval: true, false (default) or destructive, for every
+	// tool of the server, or a map of tool name (or "*") to one of those.
+	RequireApproval ApprovalPolicy `yaml:"require_approval"`
+	// Parallel lets the server's tools run concurrently even when they do
+	// not declare themselves read-only.
+	Parallel bool `yaml:"parallel"`
+	// OutputBudget is how many bytes of a result the model sees at once
+	// (default 16 KiB); ToolOutputBudgets overrides it per tool.
+	OutputBudget      int            `yaml:"output_budget"`
+	ToolOutputBudgets map[string]int `yaml:"tool_output_budgets"`
+}
+
+// Approval is when a tool call waits for a person's approval.
+type Approval string
+
+// Approval policies.
+const (
+	ApprovalNever       Approval = "never"
+	ApprovalAlways      Approval = "always"
+	ApprovalDestructive Approval = "destructive" // when the tool does not say it is read-only or non-destructive
+)
+
+// ApprovalPolicy is a server's require_approval: one Approval for all its
+// tools, or one per tool with "*" for the rest.
+type ApprovalPolicy struct {
+	All   Approval
+	Tools map[string]Approval
+}
+
+// For returns the approval policy of tool.
+func (p ApprovalPolicy) For(tool string) Approval {
+	if a, ok := p.Tools[tool]; ok {
+		return a
+	}
+	if a, ok := p.Tools["*"]; ok {
+		return a
+	}
+	if p.All == "" {
+		return ApprovalNever
+	}
+	return p.All
+}
+
+// UnmarshalYAML reads true, false, "destructive", or a map of those.
+func (p *ApprovalPolicy) UnmarshalYAML(n *yaml.Node) error {
+	one := func(n *yaml.Node) (Approval, error) {
+		if n.Kind == yaml.ScalarNode {
+			switch strings.ToLower(n.Value) {
+			case "true", "always", "yes":
+				return ApprovalAlways, nil
+			case "false", "never", "no":
+				return ApprovalNever, nil
+			case "destructive":
+				return ApprovalDestructive, nil
+			}
+		}
+		return "", fmt.Errorf("line %d: require_approval takes true, false or destructive", n.Line)
+	}
+	if n.Kind == yaml.MappingNode {
+		p.Tools = map[string]Approval{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			a, err := one(n.Content[i+1])
+			if err != nil {
+				return err
+			}
+			p.Tools[n.Content[i].Value] = a
+		}
+		return nil
+	}
+	a, err := one(n)
+	p.All = a
+	return err
 }
 
 // serverKeys are the keys of ServerConfig; other keys in a server entry
@@ -88,6 +182,7 @@ var serverKeys = map[string]bool{
 	"command": true, "args": true, "env": true, "cwd": true, "url": true, "type": true, "headers": true,
 	"disabled": true, "required": true, "init_timeout": true, "timeout": true, "allowed_tools": true,
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
+	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
@@ -100,10 +195,12 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
 		*d = Duration(secs * float64(time.Second))
+	} else if days, err := strconv.ParseFloat(strings.TrimSuffix(n.Value, "d"), 64); err == nil && strings.HasSuffix(n.Value, "d") {
+		*d = Duration(days * float64(24*time.Hour))
 	} else if v, err := time.ParseDuration(n.Value); err == nil {
 		*d = Duration(v)
 	} else {
-		return fmt.Errorf("line %d: %q is not a duration (like 30s or 2m)", n.Line, n.Value)
+		return fmt.Errorf("line %d: %q is not a duration (like 30s, 2m or 90d)", n.Line, n.Value)
 	}
 	if *d < 0 {
 		return fmt.Errorf("line %d: a duration cannot be negative", n.Line)
@@ -303,6 +400,14 @@ func (c *Config) validate() error {
 		for arg, field := range s.Inject {
 			if field != "user_id" && field != "conversation_id" {
 				errs = append(errs, fmt.Errorf("mcpServers.%s.inject.%s: unknown field %q (want user_id or conversation_id)", name, arg, field))
+			}
+		}
+		if s.OutputBudget < 0 {
+			errs = append(errs, fmt.Errorf("mcpServers.%s.output_budget: must be positive", name))
+		}
+		for tool, b := range s.ToolOutputBudgets {
+			if b <= 0 {
+				errs = append(errs, fmt.Errorf("mcpServers.%s.tool_output_budgets.%s: must be positive", name, tool))
 			}
 		}
 		for tool, d := range s.ToolTimeouts {

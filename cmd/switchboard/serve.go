@@ -15,8 +15,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/llm"
+	"github.com/switchboard-dev/switchboard/metrics"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
 )
@@ -27,6 +31,7 @@ type appStore interface {
 	orchestrator.Store
 	api.Store
 	api.AdminStore
+	pruner
 }
 
 // devUser is the user of the token printed in dev mode.
@@ -49,7 +54,19 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		logger.Warn(w)
 	}
 
-	st, ready, closeStore, err := openStore(ctx, cfg, logger)
+	tp, stopTracing, err := tracing(ctx, getenv, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(ctx); err != nil {
+			logger.Warn("flushing spans", "err", err)
+		}
+	}()
+
+	st, ready, closeStore, err := openStore(ctx, cfg, tracer(tp, "switchboard/store"), logger)
 	if err != nil {
 		return err
 	}
@@ -67,7 +84,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		listen = loopbackOnly(listen, logger)
 	}
 
-	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, logger), startupWait(cfg), logger)
+	policies := newLoopPolicies(cfg)
+	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, policies, logger), startupWait(cfg), logger)
 	if err != nil {
 		return err
 	}
@@ -80,8 +98,11 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	if err := model.Ready(); err != nil {
 		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
 	}
+	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: fleet.Servers, Pool: poolStats(st)})
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
-		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, SystemPrompt: cfg.LLM.SystemPrompt, Logger: logger})
+		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
+		SystemPrompt: cfg.LLM.SystemPrompt, RequireApproval: policies.requireApproval, Parallel: policies.parallel,
+		OutputBudget: policies.outputBudget, Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -89,7 +110,11 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}()
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
-		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars})
+		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
+			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
+			Observer: mx, Metrics: mx.Handler(), Tracer: tracer(tp, "switchboard/api")})
+	stopRetention := retention(ctx, st, cfg.Retention, logger)
+	defer stopRetention()
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -168,16 +193,32 @@ func newLogger(w io.Writer) *slog.Logger {
 }
 
 // openStore opens Postgres when database_url is set, else the memory store.
-func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (appStore, api.Pinger, func(), error) {
+func openStore(ctx context.Context, cfg *Config, tr trace.Tracer, logger *slog.Logger) (appStore, api.Pinger, func(), error) {
 	if cfg.DatabaseURL == "" {
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
 		return store.NewMemory(), nil, func() {}, nil
 	}
-	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, &store.Options{Logger: logger})
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, &store.Options{Logger: logger, Tracer: tr})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open database: %w", err)
 	}
 	return pg, pg, pg.Close, nil
+}
+
+// tracer returns a tracer of tp, or nil (no tracing) when tp is nil.
+func tracer(tp trace.TracerProvider, name string) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer(name)
+}
+
+// poolStats reports the store's connection pool, for a Postgres store.
+func poolStats(st appStore) func() switchboard.PoolStats {
+	if pg, ok := st.(interface{ PoolStats() switchboard.PoolStats }); ok {
+		return pg.PoolStats
+	}
+	return nil
 }
 
 // devAuth is the ephemeral secret and token of dev mode.

@@ -87,14 +87,16 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 }
 
 // reloader returns the fleet's Load: the configuration read again from
-// where it was read at start-up. Only mcpServers (and mcp_startup_wait's
-// effect on the next reload aside) is applied; other changes need a restart.
-func reloader(path string, getenv env, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
+// where it was read at start-up. Only mcpServers is applied (the servers,
+// and their loop policies: require_approval, parallel, output budgets);
+// other changes need a restart.
+func reloader(path string, getenv env, policies *loopPolicies, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
 	return func(context.Context) ([]tools.ServerSpec, error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
 			return nil, err
 		}
+		policies.set(cfg) // approval, parallelism and output budgets apply to the next turns
 		for _, w := range warnings {
 			logger.Warn(w)
 		}
