@@ -176,6 +176,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.engine.S
 const (
 	ctxIdentity  = "switchboard.identity"
 	ctxRequestID = "switchboard.request_id"
+	ctxTurn      = "switchboard.turn" // the turn a request ran, for its log line
 )
 
 // authenticate verifies the bearer token and keeps the identity.
@@ -245,6 +246,10 @@ func (h *Handler) logRequests(c *gin.Context) {
 	}
 	if id := identity(c); id.UserID != "" {
 		attrs = append(attrs, slog.String("user_id", id.UserID))
+	}
+	if v, ok := c.Get(ctxTurn); ok {
+		t := v.(switchboard.Turn)
+		attrs = append(attrs, slog.String("conversation_id", t.ConversationID), slog.String("turn_id", t.ID))
 	}
 	h.logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }

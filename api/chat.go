@@ -248,7 +248,7 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
 		return
 	}
-	req := orchestrator.Request{UserID: userID, Content: in.content, IdempotencyKey: key, RequestHash: in.hash}
+	req := orchestrator.Request{UserID: userID, Content: in.content, IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	for attempt := 0; ; attempt++ {
 		if err := h.resolveConversation(c, in, &req); err != nil {
@@ -297,6 +297,9 @@ func (h *Handler) resolveConversation(c *gin.Context, in chatInput, req *orchest
 func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) bool {
 	if !stream {
 		res, err := run(nil)
+		if res != nil {
+			c.Set(ctxTurn, res.Turn)
+		}
 		if err != nil {
 			if lostCreateRace(err) {
 				return false
@@ -314,6 +317,9 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 	}
 	s := &uiStream{c: c}
 	res, err := run(s)
+	if s.started {
+		c.Set(ctxTurn, s.turn)
+	}
 	if !s.started {
 		if err == nil {
 			err = errors.New("turn ended without starting")
@@ -394,7 +400,7 @@ func (h *Handler) postApproval(c *gin.Context) {
 		return
 	}
 	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: conv.ID, CallID: c.Param("call_id"),
-		Approve: *in.Approve, Reason: in.Reason}
+		Approve: *in.Approve, Reason: in.Reason, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	h.respond(c, wantsStream(c), func(ev orchestrator.Events) (*orchestrator.Result, error) {
 		return h.Chat.Decide(ctx, d, ev)

@@ -63,7 +63,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		return nil, err
 	}
 
-	t := o.newTurn(ev)
+	t := o.newTurn(ev, d.RequestID)
 	t.wallStart = time.Now()
 	rec.Status = switchboard.TurnRunning
 	t.rec = rec

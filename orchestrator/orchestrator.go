@@ -214,6 +214,8 @@ type Request struct {
 	// RequestHash) answer with the stored outcome instead of running again.
 	IdempotencyKey string
 	RequestHash    string
+	// RequestID names the HTTP request in logs.
+	RequestID string
 }
 
 // Decision is a person's answer to a tool call awaiting approval.
@@ -223,6 +225,7 @@ type Decision struct {
 	CallID         string // the ledger id
 	Approve        bool
 	Reason         string
+	RequestID      string // names the HTTP request in logs
 }
 
 // Events receives a turn's progress as it happens, for streaming. All calls
@@ -279,7 +282,7 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Re
 		}
 		defer unlock()
 	}
-	t := o.newTurn(ev)
+	t := o.newTurn(ev, req.RequestID)
 	err = t.begin(ctx, req)
 	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
 		return o.replay(ctx, req, ev)
@@ -403,8 +406,8 @@ func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context
 	}
 }
 
-func (o *Orchestrator) newTurn(ev Events) *turn {
-	return &turn{o: o, catalog: o.tools.Current(), ev: ev, wallStart: time.Now(), seen: map[string]int{}}
+func (o *Orchestrator) newTurn(ev Events, requestID string) *turn {
+	return &turn{o: o, catalog: o.tools.Current(), ev: ev, wallStart: time.Now(), seen: map[string]int{}, requestID: requestID}
 }
 
 // notFound reports whether err means absent, malformed or not the user's.

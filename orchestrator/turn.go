@@ -37,6 +37,7 @@ type turn struct {
 
 	wallStart time.Time
 	timing    switchboard.TurnTiming
+	requestID string // for logs
 }
 
 func (t *turn) begin(ctx context.Context, req Request) error {
@@ -343,8 +344,10 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 		c.FinishedAt = time.Now()
 	}
 	t.o.logger.LogAttrs(ctx, slog.LevelInfo, "tool call",
+		slog.String("request_id", t.requestID), slog.String("user_id", t.rec.UserID), slog.String("conversation_id", t.rec.ConversationID),
 		slog.String("turn_id", t.rec.ID), slog.String("call_id", c.ID), slog.String("server", c.Server),
-		slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.Duration("duration", c.Duration))
+		slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.String("error_class", c.ErrorClass),
+		slog.Duration("duration", c.Duration))
 }
 
 // addResult appends a finished call's result to the history, within its
@@ -462,6 +465,11 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 		return nil, err
 	}
 	t.o.opts.Observer.TurnEnded(t.rec)
+	t.o.logger.LogAttrs(ctx, slog.LevelInfo, "turn",
+		slog.String("request_id", t.requestID), slog.String("user_id", t.rec.UserID), slog.String("conversation_id", t.rec.ConversationID),
+		slog.String("turn_id", t.rec.ID), slog.String("status", string(t.rec.Status)), slog.Int("steps", t.rec.Steps),
+		slog.Int("tool_calls", len(t.calls)), slog.Duration("model", t.timing.LLM), slog.Duration("tools", t.timing.Tools),
+		slog.Duration("store", t.timing.Store), slog.Duration("overhead", t.timing.Overhead))
 	res := &Result{Turn: t.rec, ToolCalls: t.calls}
 	if last != nil {
 		res.Message = *last

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,8 +128,26 @@ mcpServers:
 			}
 		}
 	}
-	if !strings.Contains(logs, `"tool call"`) && !strings.Contains(logs, "tool call") {
-		t.Errorf("no tool-call log line: the logs are not what this test thinks\n%s", logs)
+	// One line per request and per tool call, with ids: the logs join up.
+	var sawRequest, sawCall, sawTurn bool
+	for _, line := range strings.Split(logs, "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch l["msg"] {
+		case "request":
+			if l["route"] == "/api/:user_id/chat" && l["status"] == float64(200) {
+				sawRequest = l["request_id"] != nil && l["turn_id"] != nil && l["conversation_id"] != nil && l["user_id"] == "alice"
+			}
+		case "tool call":
+			sawCall = l["request_id"] != nil && l["turn_id"] != nil && l["call_id"] != nil && l["status"] != nil && l["duration"] != nil
+		case "turn":
+			sawTurn = l["turn_id"] != nil && l["status"] == "completed"
+		}
+	}
+	if !sawRequest || !sawCall || !sawTurn {
+		t.Errorf("log lines with ids: request %v, tool call %v, turn %v\n%s", sawRequest, sawCall, sawTurn, logs)
 	}
 }
 
