@@ -215,3 +215,21 @@ func TestAbandonedTurn(t *testing.T) {
 		t.Errorf("abandoned turn: got %+v, %v; want failed", got, err)
 	}
 }
+
+// TestPooledModes: behind a transaction-pooling proxy (PgBouncer, Neon's
+// pooled endpoint) prepared statements cannot be cached per connection; the
+// store works with pgx's exec and simple-protocol modes, set in the URL.
+func TestPooledModes(t *testing.T) {
+	for _, mode := range []string{"exec", "simple_protocol"} {
+		t.Run(mode, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) storetest.Store {
+				pg, err := store.OpenPostgres(t.Context(), storetest.PostgresURL(t)+"&default_query_exec_mode="+mode, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pg.Close)
+				return pg
+			})
+		})
+	}
+}

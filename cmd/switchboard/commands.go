@@ -33,7 +33,10 @@ func migrate(ctx context.Context, args []string, getenv env, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		*url = cfg.DatabaseURL
+		*url = cfg.DatabaseDirectURL
+		if *url == "" {
+			*url = cfg.DatabaseURL
+		}
 	}
 	if *url == "" {
 		return errors.New("migrate: no database: set DATABASE_URL, database_url in the config, or --database-url")

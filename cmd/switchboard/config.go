@@ -22,13 +22,17 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// ShutdownGrace is how long running turns may take to finish when the
 	// service is asked to stop; then they are cancelled. Default 30s.
-	ShutdownGrace Duration                `yaml:"shutdown_grace"`
-	DatabaseURL   string                  `yaml:"database_url"`
-	LLM           LLMConfig               `yaml:"llm"`
-	Auth          AuthConfig              `yaml:"auth"`
-	Limits        LimitsConfig            `yaml:"limits"`
-	Retention     RetentionConfig         `yaml:"retention"`
-	MCPServers    map[string]ServerConfig `yaml:"mcpServers"`
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	DatabaseURL   string   `yaml:"database_url"`
+	// DatabaseDirectURL, when set, is used for migrations (which hold a
+	// session lock), so that database_url may go through a transaction
+	// pooler such as PgBouncer or Neon's pooled endpoint.
+	DatabaseDirectURL string                  `yaml:"database_direct_url"`
+	LLM               LLMConfig               `yaml:"llm"`
+	Auth              AuthConfig              `yaml:"auth"`
+	Limits            LimitsConfig            `yaml:"limits"`
+	Retention         RetentionConfig         `yaml:"retention"`
+	MCPServers        map[string]ServerConfig `yaml:"mcpServers"`
 	// MCPStartupWait is how long start-up (and a reload) waits for MCP
 	// servers that are not required; those still connecting join the
 	// catalog when ready. Absent means 2s; 0 means no wait.

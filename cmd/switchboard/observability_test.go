@@ -111,3 +111,16 @@ func TestRetentionJob(t *testing.T) {
 		t.Errorf("log: %s", logs.String())
 	}
 }
+
+// TestPooledDatabaseURL: database_url through a pooler (pgx exec mode, no
+// session state) and database_direct_url for migrations.
+func TestPooledDatabaseURL(t *testing.T) {
+	direct := storetest.EmptyPostgresURL(t)
+	model := llmtest.NewServer(llmtest.Sequence(llmtest.Reply{Text: "hi"}))
+	defer model.Close()
+	s := startServe(t, fmt.Sprintf("listen: 127.0.0.1:0\ndatabase_url: %q\ndatabase_direct_url: %q\nllm: {base_url: %q}\nmcpServers: {}\n",
+		direct+"&default_query_exec_mode=exec", direct, model.URL), nil)
+	if code, body, err := chat(s.base, s.token, "hello"); err != nil || code != 200 {
+		t.Fatalf("chat: %d %s %v", code, body, err)
+	}
+}

@@ -198,7 +198,15 @@ func openStore(ctx context.Context, cfg *Config, tr trace.Tracer, logger *slog.L
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
 		return store.NewMemory(), nil, func() {}, nil
 	}
-	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, &store.Options{Logger: logger, Tracer: tr})
+	opts := &store.Options{Logger: logger, Tracer: tr}
+	if cfg.DatabaseDirectURL != "" {
+		// Migrate over the direct connection; serve through the pooled one.
+		if err := store.Migrate(ctx, cfg.DatabaseDirectURL, logger); err != nil {
+			return nil, nil, nil, fmt.Errorf("migrate database: %w", err)
+		}
+		opts.SkipMigrate = true
+	}
+	pg, err := store.OpenPostgres(ctx, cfg.DatabaseURL, opts)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open database: %w", err)
 	}
