@@ -393,3 +393,34 @@ func TestFilesystem(t *testing.T) {
 		t.Errorf("reading outside the root: got %+v, want an error result", res)
 	}
 }
+
+// TestEverythingProgress: progress reports keep a long call alive past its
+// timeout; without them it times out.
+func TestEverythingProgress(t *testing.T) {
+	for _, transport := range []string{"stdio", "sse", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			cfg := everythingStdio(t)
+			switch transport {
+			case "sse":
+				cfg = Config{Name: "everything", Type: "sse", URL: startEverythingHTTP(t, "sse").URL()}
+			case "http":
+				cfg = Config{Name: "everything", URL: startEverythingHTTP(t, "streamableHttp").URL()}
+			}
+			cfg.ToolTimeouts = map[string]time.Duration{"trigger-long-running-operation": 400 * time.Millisecond}
+			s := supervise(t, cfg, nil)
+			started(t, s)
+			// 1.2s in 12 steps: a progress report every 100ms, well within 400ms.
+			start := time.Now()
+			res, err := s.CallTool(t.Context(), "trigger-long-running-operation", json.RawMessage(`{"duration":1.2,"steps":12}`))
+			if err != nil || !strings.Contains(res.Text, "completed") {
+				t.Fatalf("a call that reports progress: got %+v, %v after %s; want it to finish", res, err, time.Since(start))
+			}
+			t.Logf("a 1.2s call with a 400ms timeout finished in %s on its progress reports", time.Since(start).Round(time.Millisecond))
+			// 2s in 2 steps: the first report comes after 1s, past the timeout.
+			_, err = s.CallTool(t.Context(), "trigger-long-running-operation", json.RawMessage(`{"duration":2,"steps":2}`))
+			if !errors.Is(err, switchboard.ErrUpstreamTimeout) || !strings.Contains(err.Error(), "progress") {
+				t.Errorf("a call without progress in time: got %v, want a timeout", err)
+			}
+		})
+	}
+}

@@ -254,6 +254,10 @@ type Conn struct {
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
+
+	// progress routes notifications/progress to the call that asked for
+	// them: progress token -> chan struct{} (capacity 1).
+	progress sync.Map
 	done           chan struct{} // closed by Close
 
 	wg        sync.WaitGroup // goroutines of the Conn
@@ -532,34 +536,68 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	if err != nil {
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid, err))
 	}
+	// The limit bounds the wait for an answer or for progress: a tool that
+	// reports progress may run longer, up to ProgressCap times the limit.
 	limit := c.cfg.callTimeout(name)
-	opCtx, cancel := c.opContext(ctx, limit)
+	opCtx, cancel := c.opContext(ctx, ProgressCap*limit)
 	defer cancel()
 	if c.ctx.Err() != nil {
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
 	}
-	res, rejected, err := c.callTool(opCtx, name, args)
+	idleCtx, idleCancel := context.WithCancelCause(opCtx)
+	defer idleCancel(nil)
+	idle := time.AfterFunc(limit, func() { idleCancel(errNoProgress) })
+	defer idle.Stop()
+	token := fmt.Sprintf("switchboard-%d", c.reqID.Add(1))
+	progressed := make(chan struct{}, 1)
+	c.progress.Store(token, progressed)
+	defer c.progress.Delete(token)
+	go func() {
+		for {
+			select {
+			case <-idleCtx.Done():
+				return
+			case <-progressed:
+				idle.Reset(limit)
+			}
+		}
+	}()
+	res, rejected, err := c.callTool(idleCtx, token, name, args)
 	if err != nil {
 		if lost := c.sessionLost(err); lost != err {
 			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
 		}
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, limit, err, rejected))
+		if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
+			return nil, fmt.Errorf("call %s on %s: %w", name, c.name,
+				withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded)))
+		}
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, ProgressCap*limit, err, rejected))
 	}
 	return newResult(res), nil
 }
+
+// ProgressCap bounds how far progress notifications may extend a call: to
+// this many times its timeout. Each notifications/progress the server sends
+// for a call restarts its timeout.
+const ProgressCap = 10
+
+// errNoProgress ends a call that neither answered nor reported progress
+// within its timeout.
+var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.DeadlineExceeded)
 
 // callTool sends tools/call as a raw request, with an id of ours, so that a
 // call whose context ends can be cancelled on every transport: mcp-go's
 // client tells only stdio servers, and keeps the request id to itself.
 // rejected reports an answer of the server (a JSON-RPC error, or a result
 // that does not parse), as opposed to a failure to send or receive.
-func (c *Conn) callTool(ctx context.Context, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
-	id := mcp.NewRequestId(fmt.Sprintf("switchboard-%d", c.reqID.Add(1)))
+func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
+	// The request id doubles as the progress token.
+	id := mcp.NewRequestId(token)
 	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      id,
 		Method:  string(mcp.MethodToolsCall),
-		Params:  map[string]any{"name": name, "arguments": args},
+		Params:  map[string]any{"name": name, "arguments": args, "_meta": map[string]any{"progressToken": token}},
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -745,6 +783,15 @@ func (c *Conn) classifyRaw(ctx, opCtx context.Context, limit time.Duration, err 
 // onNotification runs on mcp-go's read loop: it must not block, nor make a
 // request (which would wait for the loop it holds up).
 func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
+	if n.Method == string(mcp.MethodNotificationProgress) {
+		if ch, ok := c.progress.Load(fmt.Sprint(n.Params.AdditionalFields["progressToken"])); ok {
+			select {
+			case ch.(chan struct{}) <- struct{}{}:
+			default: // one is pending already
+			}
+		}
+		return
+	}
 	if n.Method != mcp.MethodNotificationToolsListChanged {
 		return
 	}

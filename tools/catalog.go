@@ -306,7 +306,9 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 		return
 	}
 	start := time.Now()
-	callCtx, cancel := context.WithTimeout(ctx, e.timeout)
+	// The server enforces the timeout, restarted by each progress report
+	// of the tool; this is the cap of a call that keeps reporting progress.
+	callCtx, cancel := context.WithTimeout(ctx, mcpclient.ProgressCap*e.timeout)
 	res, err := e.conn.CallTool(callCtx, e.Tool, call.Arguments)
 	cancel()
 	call.Duration = time.Since(start)
