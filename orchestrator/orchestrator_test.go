@@ -2,9 +2,13 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -587,5 +591,66 @@ func TestConcurrentTurnsOfOneConversationAreSerialised(t *testing.T) {
 		if msgs[i].Role != switchboard.RoleUser || msgs[i+1].Role != switchboard.RoleAssistant || msgs[i].TurnID != msgs[i+1].TurnID {
 			t.Fatalf("transcript interleaved at %d: %+v / %+v", i, msgs[i], msgs[i+1])
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestGoldenTranscript: what the model receives in a multi-step turn — the
+// messages of each request, tool calls and results with their ids, and the
+// tools offered — against testdata/multistep.golden (go test -update
+// rewrites it).
+func TestGoldenTranscript(t *testing.T) {
+	r := newRig(t, store.NewMemory(), llmtest.Sequence(
+		llmtest.Reply{Text: "Let me look.", ToolCalls: []llmtest.Call{call("c1", "lab__big", `{"n":39}`), call("c2", "lab__fail", `{}`)}},
+		llmtest.Reply{ToolCalls: []llmtest.Call{call("c3", "lab__write", `{"x":"note"}`)}},
+		llmtest.Reply{Text: "Done: wrote a note."},
+	), &orchestrator.Options{SystemPrompt: "You are a test."})
+	if _, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "look, then write"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	type msg struct {
+		Role       string   `json:"role"`
+		Content    string   `json:"content,omitempty"`
+		ToolCalls  []string `json:"tool_calls,omitempty"`
+		ToolCallID string   `json:"tool_call_id,omitempty"`
+	}
+	type request struct {
+		Tools    []string `json:"tools"`
+		Messages []msg    `json:"messages"`
+	}
+	var got []request
+	for _, req := range r.model.Requests() {
+		var rq request
+		for _, tl := range req.Tools {
+			params, _ := json.Marshal(tl.Function.Parameters)
+			rq.Tools = append(rq.Tools, tl.Function.Name+" "+string(params))
+		}
+		for _, m := range req.Messages {
+			mm := msg{Role: m.Role, Content: m.Content, ToolCallID: m.ToolCallID}
+			for _, c := range m.ToolCalls {
+				mm.ToolCalls = append(mm.ToolCalls, c.ID+" "+c.Function.Name+" "+c.Function.Arguments)
+			}
+			rq.Messages = append(rq.Messages, mm)
+		}
+		got = append(got, rq)
+	}
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	golden := filepath.Join("testdata", "multistep.golden")
+	if *update {
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("what the model received (-golden +got); go test -update rewrites the golden file:\n%s", diff)
 	}
 }
