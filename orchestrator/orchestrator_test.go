@@ -3,8 +3,8 @@ package orchestrator_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http/httptest"
 	"os"
