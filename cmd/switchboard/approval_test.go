@@ -43,8 +43,8 @@ mcpServers:
 	}
 	code, body, err := chat(first.base, first.token, "delete it")
 	var r struct {
-		ConversationID   string `json:"conversation_id"`
-		Status           string `json:"status"`
+		ConversationID   string                      `json:"conversation_id"`
+		Status           string                      `json:"status"`
 		PendingApprovals []struct{ ID, Tool string } `json:"pending_approvals"`
 	}
 	_ = json.Unmarshal([]byte(body), &r)
