@@ -165,6 +165,7 @@ func (h *Handler) routes() {
 	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.limitTurns, h.postApproval)
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
+	user.GET("/conversations/:id/tool-calls", h.conversationToolCalls)
 	user.PATCH("/conversations/:id", h.patchConversation)
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)

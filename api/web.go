@@ -62,11 +62,7 @@ func newSite(fsys fs.FS) site {
 	return s
 }
 
-// webRoutes serves the chat page, the admin console and their assets, and
-// the one read the chat page needs beyond the chat API: the ledger rows of
-// a conversation of the user's, so that a reopened conversation shows each
-// call's status and duration, and a call still awaiting approval its
-// buttons.
+// webRoutes serves the chat page, the admin console and their assets.
 func (h *Handler) webRoutes(e *gin.Engine) {
 	s := newSite(web.FS())
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
@@ -74,7 +70,6 @@ func (h *Handler) webRoutes(e *gin.Engine) {
 		e.Handle(method, "/admin", h.webPage(s, "admin.html"))
 		e.Handle(method, "/assets/*file", h.webAsset(s))
 	}
-	e.GET("/api/:user_id/conversations/:id/tool-calls", h.authenticate, h.requireSelf, h.conversationToolCalls)
 }
 
 // conversationToolCalls serves GET /api/{user_id}/conversations/{id}/tool-calls:
