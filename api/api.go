@@ -313,4 +313,3 @@ func (h *Handler) readyz(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ok", "checks": checks})
 }
-

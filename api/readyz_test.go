@@ -16,7 +16,7 @@ import (
 type servers []switchboard.ServerStatus
 
 func (s servers) Servers() []switchboard.ServerStatus { return s }
-func (s servers) Reload(context.Context) error       { return nil }
+func (s servers) Reload(context.Context) error        { return nil }
 
 // pinger is a store that is up or down.
 type pinger struct{ err error }
