@@ -258,7 +258,7 @@ type Conn struct {
 	// progress routes notifications/progress to the call that asked for
 	// them: progress token -> chan struct{} (capacity 1).
 	progress sync.Map
-	done           chan struct{} // closed by Close
+	done     chan struct{} // closed by Close
 
 	wg        sync.WaitGroup // goroutines of the Conn
 	closeOnce sync.Once
