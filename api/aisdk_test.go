@@ -172,4 +172,8 @@ func TestChatRouteStreamsOnAccept(t *testing.T) {
 	if got := strings.Join(types, " "); got != want {
 		t.Errorf("parts: got %s, want %s", got, want)
 	}
+	// The time split comes once the turn has ended, as a trailer.
+	if got := resp.Trailer.Get("Server-Timing"); !strings.HasPrefix(got, "model;dur=") || !strings.Contains(got, ", overhead;dur=") {
+		t.Errorf("Server-Timing trailer: got %q, want the turn's split", got)
+	}
 }

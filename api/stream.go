@@ -36,6 +36,9 @@ func streamHeaders(w http.ResponseWriter) {
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("x-vercel-ai-ui-message-stream", "v1")
+	// The turn's time split is known only at its end: it comes as a
+	// trailer.
+	h.Set("Trailer", "Server-Timing")
 }
 
 // part writes one part as an SSE event and flushes it.
@@ -252,5 +255,8 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	s.part(finishPart{Type: "finish", FinishReason: reason,
 		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status)}})
 	_, _ = s.c.Writer.Write([]byte("data: [DONE]\n\n"))
+	if res != nil && !res.Replayed {
+		s.c.Writer.Header().Set("Server-Timing", serverTiming(res.Turn.Timing))
+	}
 	s.c.Writer.Flush()
 }

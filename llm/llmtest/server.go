@@ -59,14 +59,33 @@ type Server struct {
 	srv     *httptest.Server
 	respond Responder
 
+	forget bool
+
 	mu       sync.Mutex
+	n        int // requests received
 	requests []openai.ChatCompletionRequest
 	headers  []http.Header
 }
 
-// NewServer starts a server that answers with respond. Close it when done.
-func NewServer(respond Responder) *Server {
+// Options tune a Server; nil means defaults.
+type Options struct {
+	// Forget makes the server keep no record of the requests it received
+	// (Requests and Headers return none), so that a benchmark sending
+	// millions of them runs in constant memory.
+	Forget bool
+}
+
+// NewServer starts a server that answers with respond and records every
+// request. Close it when done.
+func NewServer(respond Responder) *Server { return NewServerWithOptions(respond, nil) }
+
+// NewServerWithOptions starts a server that answers with respond, tuned by
+// opts. Close it when done.
+func NewServerWithOptions(respond Responder, opts *Options) *Server {
 	s := &Server{respond: respond}
+	if opts != nil {
+		s.forget = opts.Forget
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handle)
 	s.srv = httptest.NewServer(mux)
@@ -98,9 +117,12 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	n := len(s.requests)
-	s.requests = append(s.requests, req)
-	s.headers = append(s.headers, r.Header.Clone())
+	n := s.n
+	s.n++
+	if !s.forget {
+		s.requests = append(s.requests, req)
+		s.headers = append(s.headers, r.Header.Clone())
+	}
 	s.mu.Unlock()
 
 	reply := s.respond(n, &req)

@@ -1,0 +1,464 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/store"
+)
+
+// config is the bench's flags.
+type config struct {
+	duration, warmup time.Duration
+	rate             float64
+	concurrency      int
+	inflight         int
+	inflightLatency  time.Duration
+	long             int
+	modelLatency     time.Duration
+	toolCalls        int
+	stream           bool
+	transport        string
+	stores           []string
+	scenarios        []string
+	databaseURL      string
+	profileDir       string
+	maxConns         int
+	users            int
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("switchboard-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &config{}
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "how long each scenario is measured")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "load sent before each measurement, not counted")
+	fs.Float64Var(&c.rate, "rate", 100, "turns per second of the open-loop scenario")
+	fs.IntVar(&c.concurrency, "concurrency", 64, "clients of the closed-loop scenario")
+	fs.IntVar(&c.inflight, "inflight", 500, "clients of the in-flight scenario")
+	fs.DurationVar(&c.inflightLatency, "inflight-model-latency", time.Second, "the model's latency in the in-flight scenario")
+	fs.IntVar(&c.long, "long", 1000, "turns of the long-conversation scenario")
+	fs.DurationVar(&c.modelLatency, "model-latency", 0, "the model's latency per call (other scenarios)")
+	fs.IntVar(&c.toolCalls, "tools", 1, "tool calls the model asks for in a turn (in one step)")
+	fs.BoolVar(&c.stream, "stream", false, "stream turns (the AI SDK UI message stream; the model streams too)")
+	fs.StringVar(&c.transport, "transport", "stdio", "how the service reaches the MCP echo server: stdio or http")
+	storeList := fs.String("store", "memory,postgres", "stores to measure, comma-separated: memory, postgres")
+	scenarioList := fs.String("scenarios", "open,closed,inflight,long", "scenarios, comma-separated: open, closed, inflight, long")
+	def := os.Getenv("TEST_DATABASE_URL")
+	if def == "" {
+		def = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	fs.StringVar(&c.databaseURL, "database-url", def, "a Postgres database the bench may create another database from")
+	fs.StringVar(&c.profileDir, "profile", "", "write the service's CPU and allocation profiles of each scenario to `DIR`")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
+	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	c.stores = strings.Split(*storeList, ",")
+	c.scenarios = strings.Split(*scenarioList, ",")
+	for _, s := range c.stores {
+		if s != "memory" && s != "postgres" {
+			return nil, fmt.Errorf("unknown store %q", s)
+		}
+	}
+	for _, s := range c.scenarios {
+		if s != "open" && s != "closed" && s != "inflight" && s != "long" {
+			return nil, fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if c.transport != "stdio" && c.transport != "http" {
+		return nil, fmt.Errorf("unknown transport %q", c.transport)
+	}
+	if c.toolCalls < 0 || c.users < 1 || c.rate <= 0 || c.concurrency < 1 || c.inflight < 1 || c.long < 1 {
+		return nil, errors.New("-tools, -users, -rate, -concurrency, -inflight and -long must be positive")
+	}
+	return c, nil
+}
+
+// bench is one run: the peers it started and the rows it measured.
+type bench struct {
+	cfg        *config
+	stderr     io.Writer
+	model      *llmtest.Server
+	modelDelay atomic.Int64
+	echo       *echoHTTP
+	secret     string
+	tokens     []string
+	dbURL      string // the bench's own database
+	adminURL   string
+	tmp        string
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, stderr: stderr}
+	b.tmp, err = os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.tmp)
+
+	b.model = llmtest.NewServerWithOptions(b.respond, &llmtest.Options{Forget: true})
+	defer b.model.Close()
+	if cfg.transport == "http" {
+		if b.echo, err = startEchoHTTP(); err != nil {
+			return err
+		}
+		defer b.echo.Close()
+	}
+	secret := make([]byte, 32)
+	for i := range secret {
+		secret[i] = byte(i*7 + 3)
+	}
+	b.secret = hex.EncodeToString(secret)
+	for i := range cfg.users {
+		tok, err := api.MintToken([]byte(b.secret), fmt.Sprintf("bench-%d", i), 24*time.Hour, false, "", "")
+		if err != nil {
+			return err
+		}
+		b.tokens = append(b.tokens, tok)
+	}
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	pgInfo := ""
+	if contains(cfg.stores, "postgres") {
+		drop, info, err := b.createDatabase(ctx)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		pgInfo = info
+	}
+
+	fmt.Fprintln(stdout, describeMachine(cfg, pgInfo))
+	var rows []row
+	for _, st := range cfg.stores {
+		for _, sc := range cfg.scenarios {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := b.measure(ctx, st, sc)
+			if err != nil {
+				return fmt.Errorf("%s, %s: %w", st, sc, err)
+			}
+			fmt.Fprintf(stderr, "done: %s %s: %.0f turns/s\n", st, r.scenario, r.rate)
+			rows = append(rows, r)
+		}
+	}
+	printTable(stdout, rows)
+	return nil
+}
+
+// respond is the scripted model: a step asking for the echo tool, then,
+// once it has the results, a text answer.
+func (b *bench) respond(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+	delay := time.Duration(b.modelDelay.Load())
+	if n := len(req.Messages); n > 0 && req.Messages[n-1].Role == openai.ChatMessageRoleTool || b.cfg.toolCalls == 0 {
+		return llmtest.Reply{Text: "Done: the echo answered.", Delay: delay, PromptTokens: 40, CompletionTokens: 6}
+	}
+	calls := make([]llmtest.Call, b.cfg.toolCalls)
+	for i := range calls {
+		calls[i] = llmtest.Call{Name: echoTool, Arguments: fmt.Sprintf(`{"text": "hello %d"}`, i)}
+	}
+	return llmtest.Reply{ToolCalls: calls, Delay: delay, PromptTokens: 30, CompletionTokens: 10}
+}
+
+// createDatabase creates the bench's own database (durable commits:
+// synchronous_commit on) and migrates it; drop removes it.
+func (b *bench) createDatabase(ctx context.Context) (drop func(), info string, err error) {
+	u, err := url.Parse(b.cfg.databaseURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("database url: %w", err)
+	}
+	b.adminURL = b.cfg.databaseURL
+	name := fmt.Sprintf("switchboard_bench_%d", os.Getpid())
+	conn, err := pgx.Connect(ctx, b.adminURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to postgres: %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return nil, "", err
+	}
+	drop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, b.adminURL); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	if _, err := conn.Exec(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = on"); err != nil {
+		drop()
+		return nil, "", err
+	}
+	u.Path = "/" + name
+	b.dbURL = u.String()
+	if err := store.Migrate(ctx, b.dbURL, nil); err != nil {
+		drop()
+		return nil, "", err
+	}
+	var fsync, version string
+	_ = conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('server_version')").Scan(&fsync, &version)
+	return drop, fmt.Sprintf("PostgreSQL %s on this machine, fsync=%s, synchronous_commit=on", version, fsync), nil
+}
+
+// xactCommits reads the committed transactions of the bench's database.
+func (b *bench) xactCommits(ctx context.Context) (int64, error) {
+	conn, err := pgx.Connect(ctx, b.adminURL)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	u, _ := url.Parse(b.dbURL)
+	var n int64
+	err = conn.QueryRow(ctx, "SELECT xact_commit FROM pg_stat_database WHERE datname = $1", strings.TrimPrefix(u.Path, "/")).Scan(&n)
+	return n, err
+}
+
+// row is one line of the table.
+type row struct {
+	scenario, store                string
+	turns, errors                  int
+	rate                           float64
+	p50, p95, p99                  time.Duration
+	model, tools                   time.Duration // p50s
+	oursP50, oursP99, storeP50     time.Duration
+	seenP50                        time.Duration
+	roundTrips, commits, pgCommits float64
+	peakRSSKB                      int64
+	goroutinesBefore, after        int
+	note                           string
+}
+
+// measure runs one scenario on a fresh service.
+func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, error) {
+	cfg := b.cfg
+	r := row{store: storeKind}
+	delay := cfg.modelLatency
+	if scenario == "inflight" {
+		delay = cfg.inflightLatency
+	}
+	b.modelDelay.Store(int64(delay))
+	switch scenario {
+	case "open":
+		r.scenario = fmt.Sprintf("open loop %g/s", cfg.rate)
+	case "closed":
+		r.scenario = fmt.Sprintf("closed loop %d clients", cfg.concurrency)
+	case "inflight":
+		r.scenario = fmt.Sprintf("%d in flight, model %s", cfg.inflight, delay)
+	case "long":
+		r.scenario = fmt.Sprintf("1 conversation, %d turns", cfg.long)
+	}
+	if delay > 0 && scenario != "inflight" {
+		r.scenario += fmt.Sprintf(", model %s", delay)
+	}
+
+	args := []string{"-store", storeKind, "-model-url", b.model.URL, "-secret", b.secret}
+	if storeKind == "postgres" {
+		args = append(args, "-database-url", b.dbURL, "-max-conns", fmt.Sprint(cfg.maxConns))
+	}
+	if b.echo != nil {
+		args = append(args, "-echo-url", b.echo.URL)
+	}
+	var xactBefore int64
+	if storeKind == "postgres" {
+		var err error
+		if xactBefore, err = b.xactCommits(ctx); err != nil {
+			return r, err
+		}
+	}
+	logPath := filepath.Join(b.tmp, storeKind+"-"+scenario+".log")
+	svc, err := startChild(ctx, args, logPath)
+	if err != nil {
+		return r, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			svc.Stop()
+		}
+	}()
+	d := newDriver(svc.URL, b.tokens, cfg.stream)
+	if err := d.waitReady(ctx); err != nil {
+		return r, fmt.Errorf("%w; its log: %s", err, tail(logPath))
+	}
+	if r.goroutinesBefore, err = svc.settledGoroutines(ctx, d.client); err != nil {
+		return r, err
+	}
+
+	run := func(dur time.Duration) ([]sample, time.Duration) {
+		switch scenario {
+		case "open":
+			return d.openLoop(ctx, cfg.rate, dur)
+		case "closed":
+			return d.closedLoop(ctx, cfg.concurrency, dur)
+		case "inflight":
+			return d.closedLoop(ctx, cfg.inflight, dur)
+		}
+		return d.sequence(ctx, cfg.long)
+	}
+	if scenario != "long" && cfg.warmup > 0 {
+		run(cfg.warmup)
+	} else if scenario == "long" {
+		d.sequence(ctx, 20) // another conversation: prepares statements, warms caches
+	}
+	d.peak.Store(0)
+	before, err := svc.stats(ctx)
+	if err != nil {
+		return r, err
+	}
+	var profiles sync.WaitGroup
+	if cfg.profileDir != "" && scenario != "long" {
+		secs := max(int(cfg.duration.Seconds())-1, 1)
+		profiles.Go(func() {
+			file := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s.cpu.pprof", storeKind, scenario))
+			if err := svc.fetch(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), file); err != nil {
+				fmt.Fprintln(b.stderr, "cpu profile:", err)
+			}
+		})
+	}
+	samples, elapsed := run(cfg.duration)
+	profiles.Wait()
+	after, err := svc.stats(ctx)
+	if err != nil {
+		return r, err
+	}
+	if cfg.profileDir != "" && scenario != "long" {
+		file := filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s.allocs.pprof", storeKind, scenario))
+		if err := svc.fetch(ctx, "/debug/pprof/allocs", file); err != nil {
+			fmt.Fprintln(b.stderr, "allocs profile:", err)
+		}
+	}
+	if r.after, err = svc.settledGoroutines(ctx, d.client); err != nil {
+		return r, err
+	}
+	if last, err := svc.stats(ctx); err == nil {
+		r.peakRSSKB = last.PeakRSSKB
+	}
+	svc.Stop()
+	stopped = true
+	if storeKind == "postgres" {
+		// A backend reports its transactions when its connection ends at
+		// the latest: the service has stopped.
+		time.Sleep(500 * time.Millisecond)
+		if xactAfter, err := b.xactCommits(ctx); err == nil {
+			r.pgCommits = float64(xactAfter-xactBefore) / float64(d.sent.Load())
+		}
+	}
+
+	var lat, ours, st, model, tools, seen []time.Duration
+	var firstErr error
+	for _, s := range samples {
+		if s.err != nil {
+			r.errors++
+			if firstErr == nil {
+				firstErr = s.err
+			}
+			continue
+		}
+		lat = append(lat, s.latency)
+		ours = append(ours, s.ours())
+		st = append(st, s.store)
+		model = append(model, s.model)
+		tools = append(tools, s.tools)
+		seen = append(seen, s.seen())
+	}
+	if firstErr != nil {
+		fmt.Fprintf(b.stderr, "%s %s: %d errors, the first: %v\n", storeKind, r.scenario, r.errors, firstErr)
+	}
+	r.turns = len(lat)
+	r.rate = float64(len(lat)) / elapsed.Seconds()
+	r.p50, r.p95, r.p99 = percentile(lat, 50), percentile(lat, 95), percentile(lat, 99)
+	r.oursP50, r.oursP99, r.storeP50 = percentile(ours, 50), percentile(ours, 99), percentile(st, 50)
+	r.model, r.tools, r.seenP50 = percentile(model, 50), percentile(tools, 50), percentile(seen, 50)
+	if n := float64(len(samples)); n > 0 {
+		r.roundTrips = float64(after.RoundTrips-before.RoundTrips) / n
+		r.commits = float64(after.Commits-before.Commits) / n
+	}
+	switch scenario {
+	case "inflight":
+		r.note = fmt.Sprintf("peak %d turns in flight", d.peak.Load())
+	case "long":
+		if len(ours) == len(samples) && len(ours) >= 40 {
+			first, last := percentile(ours[:20], 50), percentile(ours[len(ours)-20:], 50)
+			r.note = fmt.Sprintf("overhead p50 of turns 1-20: %s, of turns %d-%d: %s (%+.0f%%)",
+				ms(first), len(ours)-19, len(ours), ms(last), 100*(float64(last)/float64(first)-1))
+		}
+	}
+	return r, nil
+}
+
+// waitReady waits until the service offers the echo tool.
+func (d *driver) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.base+"/api/bench-0/tools", nil)
+		req.Header.Set("Authorization", "Bearer "+d.tokens[0])
+		if resp, err := d.client.Do(req); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), echoTool) {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the service did not offer the echo tool within 30s")
+}
+
+func describeMachine(cfg *config, pgInfo string) string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	lines := []string{
+		fmt.Sprintf("machine: %d CPUs (%s), %s; the bench, the service, the model server, the MCP echo server and Postgres share them",
+			runtime.NumCPU(), cpu, runtime.Version()),
+		fmt.Sprintf("turn: %d tool call(s) over %s, model latency %s (in-flight scenario: %s), streamed: %t; each scenario on a fresh service, after a %s warm-up, measured for %s",
+			cfg.toolCalls, cfg.transport, cfg.modelLatency, cfg.inflightLatency, cfg.stream, cfg.warmup, cfg.duration),
+	}
+	if pgInfo != "" {
+		lines = append(lines, pgInfo)
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
