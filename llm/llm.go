@@ -58,14 +58,23 @@ func (cfg Config) Configured() bool {
 // Options are the optional collaborators of a Client; nil means defaults.
 type Options struct {
 	Logger *slog.Logger
-	// Transport carries the HTTP requests; nil means http.DefaultTransport.
+	// Transport carries the HTTP requests; nil means a transport of the
+	// client's own, which keeps up to MaxIdleConnsPerHost connections to
+	// the model server open between calls.
 	Transport http.RoundTripper
 }
+
+// MaxIdleConnsPerHost is how many idle connections to the model server the
+// default transport keeps. net/http's default, 2, makes every concurrent
+// turn past the second dial a new connection for each model call (and
+// leaves the closed ones in TIME_WAIT).
+const MaxIdleConnsPerHost = 256
 
 // Client calls one configured model. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
 	api    *openai.Client
+	http   *http.Client
 	logger *slog.Logger
 }
 
@@ -93,13 +102,21 @@ func New(cfg Config, opts *Options) *Client {
 	}
 	base := opts.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 0 // no limit but the per-host one
+		tr.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		base = tr
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	oc.HTTPClient = &http.Client{Transport: &retryTransport{base: base, max: max(cfg.MaxRetries, 0), logger: logger}}
-	return &Client{cfg: cfg, api: openai.NewClientWithConfig(oc), logger: logger}
+	hc := &http.Client{Transport: &retryTransport{base: base, max: max(cfg.MaxRetries, 0), logger: logger}}
+	oc.HTTPClient = hc
+	return &Client{cfg: cfg, api: openai.NewClientWithConfig(oc), http: hc, logger: logger}
 }
+
+// CloseIdleConnections closes the connections to the model server that no
+// call uses (each holds two goroutines until it times out after 90s).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // Model returns the configured model name.
 func (c *Client) Model() string { return c.cfg.Model }

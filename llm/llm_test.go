@@ -179,3 +179,32 @@ func TestNotConfigured(t *testing.T) {
 		t.Errorf("message does not say how to configure: %q", err)
 	}
 }
+
+// Concurrent turns keep their connections to the model server: a second
+// wave of calls reuses the first wave's instead of dialling new ones.
+func TestConcurrentCallsReuseConnections(t *testing.T) {
+	const n = 16
+	srv := llmtest.NewServer(func(int, *openai.ChatCompletionRequest) llmtest.Reply {
+		return llmtest.Reply{Text: "hi", Delay: 50 * time.Millisecond}
+	})
+	defer srv.Close()
+	c := llm.New(llm.Config{BaseURL: srv.URL, Model: "m"}, nil)
+	defer c.CloseIdleConnections()
+	for wave := range 2 {
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				_, err := c.Complete(context.Background(), switchboard.ModelRequest{Messages: history}, nil)
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Fatalf("wave %d: %v", wave, err)
+			}
+		}
+	}
+	if got := srv.Connections(); got != n {
+		t.Errorf("connections: got %d for two waves of %d concurrent calls, want %d", got, n, n)
+	}
+}

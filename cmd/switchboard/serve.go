@@ -95,6 +95,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 
 	model := llm.New(llm.Config{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
 		Timeout: time.Duration(cfg.LLM.Timeout)}, &llm.Options{Logger: logger})
+	defer model.CloseIdleConnections()
 	if err := model.Ready(); err != nil {
 		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
 	}

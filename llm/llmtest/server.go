@@ -8,10 +8,12 @@ package llmtest
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -60,6 +62,7 @@ type Server struct {
 	respond Responder
 
 	forget bool
+	conns  atomic.Int64 // connections accepted
 
 	mu       sync.Mutex
 	n        int // requests received
@@ -88,13 +91,23 @@ func NewServerWithOptions(respond Responder, opts *Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handle)
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	s.URL = s.srv.URL + "/v1"
 	return s
 }
 
 // Close stops the server.
 func (s *Server) Close() { s.srv.Close() }
+
+// Connections returns how many connections the server has accepted, to
+// tell whether clients reuse them.
+func (s *Server) Connections() int { return int(s.conns.Load()) }
 
 // Requests returns the requests received so far, in order.
 func (s *Server) Requests() []openai.ChatCompletionRequest {
