@@ -44,37 +44,69 @@ const unansweredResult = "error: this call has no result: it was not run (the tu
 
 // answered returns h with a stand-in result for every tool call that has
 // none, placed with the other results of its request, and without tool
-// results that answer no request in h.
+// results that answer no request in h. A window that needs neither (the
+// usual case) is returned as it is, without allocating.
 func answered(h []switchboard.Message) []switchboard.Message {
-	var out []switchboard.Message
-	changed := false
+	if isAnswered(h) {
+		return h
+	}
+	out := make([]switchboard.Message, 0, len(h)+4)
 	for i := 0; i < len(h); i++ {
 		m := h[i]
 		if m.Role == switchboard.RoleTool {
-			changed = true // an orphan: its request is not just before it
-			continue
+			continue // an orphan: its request is not just before it
 		}
 		out = append(out, m)
 		if m.Role != switchboard.RoleAssistant || len(m.ToolCalls) == 0 {
 			continue
 		}
-		got := map[string]bool{}
+		results := i + 1
 		for i+1 < len(h) && h[i+1].Role == switchboard.RoleTool {
 			i++
 			out = append(out, h[i])
-			got[h[i].ToolCallID] = true
 		}
 		for _, c := range m.ToolCalls {
-			if !got[c.ID] {
-				changed = true
+			if !hasResult(h[results:i+1], c.ID) {
 				out = append(out, switchboard.Message{ConversationID: m.ConversationID, TurnID: m.TurnID,
 					Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: c.ID,
 					ToolName: c.Name, Content: unansweredResult})
 			}
 		}
 	}
-	if !changed {
-		return h
-	}
 	return out
+}
+
+// isAnswered reports whether answered has nothing to change in h: every
+// tool message follows its request, and every call has its result.
+func isAnswered(h []switchboard.Message) bool {
+	for i := 0; i < len(h); i++ {
+		m := &h[i]
+		if m.Role == switchboard.RoleTool {
+			return false // an orphan
+		}
+		if m.Role != switchboard.RoleAssistant || len(m.ToolCalls) == 0 {
+			continue
+		}
+		results := i + 1
+		for i+1 < len(h) && h[i+1].Role == switchboard.RoleTool {
+			i++
+		}
+		for _, c := range m.ToolCalls {
+			if !hasResult(h[results:i+1], c.ID) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// hasResult reports whether one of results answers the call id. A step
+// asks for a handful of calls: a scan beats a map.
+func hasResult(results []switchboard.Message, id string) bool {
+	for i := range results {
+		if results[i].ToolCallID == id {
+			return true
+		}
+	}
+	return false
 }

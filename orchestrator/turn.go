@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,7 +84,9 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 
 // setHistory keeps the replayable window of h.
 func (t *turn) setHistory(h []switchboard.Message) {
-	t.history = replayable(h, t.o.opts.HistoryTokens)
+	// Room for a step's request and results, so that the turn appends to
+	// the window without copying it again.
+	t.history = slices.Grow(replayable(h, t.o.opts.HistoryTokens), 8)
 	for _, m := range t.history {
 		if m.Role == switchboard.RoleTool && strings.Contains(m.Content, truncationMarker) {
 			t.paging = true
