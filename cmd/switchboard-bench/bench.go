@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	defer os.RemoveAll(b.tmp)
 
-	b.model = llmtest.NewServerWithOptions(b.respond, &llmtest.Options{Forget: true})
+	b.model = llmtest.NewServerWithOptions(b.respond, &llmtest.Options{Forget: true, Skim: true})
 	defer b.model.Close()
 	if cfg.transport == "http" {
 		if b.echo, err = startEchoHTTP(); err != nil {
@@ -251,6 +252,7 @@ type row struct {
 	oursP50, oursP99, storeP50     time.Duration
 	seenP50                        time.Duration
 	roundTrips, commits, pgCommits float64
+	cpu                            cpuSnapshot // per turn
 	peakRSSKB                      int64
 	goroutinesBefore, after        int
 	note                           string
@@ -343,7 +345,24 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 			}
 		})
 	}
+	if cfg.profileDir != "" && scenario != "long" {
+		// The bench's own profile: load generator, model server, HTTP echo.
+		f, err := os.Create(filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%s.bench-cpu.pprof", storeKind, scenario)))
+		if err != nil {
+			return r, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return r, err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	cpu0 := readCPU(svc.cmd.Process.Pid)
 	samples, elapsed := run(cfg.duration)
+	cpu := readCPU(svc.cmd.Process.Pid).sub(cpu0)
 	profiles.Wait()
 	after, err := svc.stats(ctx)
 	if err != nil {
@@ -400,6 +419,8 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	if n := float64(len(samples)); n > 0 {
 		r.roundTrips = float64(after.RoundTrips-before.RoundTrips) / n
 		r.commits = float64(after.Commits-before.Commits) / n
+		per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / n) }
+		r.cpu = cpuSnapshot{per(cpu.service), per(cpu.echo), per(cpu.bench), per(cpu.postgres)}
 	}
 	switch scenario {
 	case "inflight":

@@ -10,7 +10,7 @@ import (
 // printTable prints the rows as one Markdown table.
 func printTable(w io.Writer, rows []row) {
 	head := []string{"store", "scenario", "turns/s", "errors", "latency p50", "p95", "p99", "model p50", "tools p50",
-		"overhead p50", "overhead p99", "store p50", "seen p50", "round trips/turn", "commits/turn", "peak RSS", "goroutines before → after", "notes"}
+		"overhead p50", "overhead p99", "store p50", "seen p50", "round trips/turn", "commits/turn", "CPU/turn: service, echo, bench, postgres", "peak RSS", "goroutines before → after", "notes"}
 	fmt.Fprintln(w, "| "+strings.Join(head, " | ")+" |")
 	fmt.Fprintln(w, "|"+strings.Repeat("---|", len(head)))
 	for _, r := range rows {
@@ -21,6 +21,7 @@ func printTable(w io.Writer, rows []row) {
 		}
 		cells := []string{r.store, r.scenario, fmt.Sprintf("%.0f", r.rate), fmt.Sprint(r.errors),
 			ms(r.p50), ms(r.p95), ms(r.p99), ms(r.model), ms(r.tools), ms(r.oursP50), ms(r.oursP99), ms(r.storeP50), ms(r.seenP50), rt, commits,
+			fmt.Sprintf("%s, %s, %s, %s", us(r.cpu.service), us(r.cpu.echo), us(r.cpu.bench), us(r.cpu.postgres)),
 			fmt.Sprintf("%.0f MB", float64(r.peakRSSKB)/1024), fmt.Sprintf("%d → %d", r.goroutinesBefore, r.after), r.note}
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
@@ -37,3 +38,6 @@ func ms(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.2f ms", v)
 }
+
+// us formats d in microseconds.
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }

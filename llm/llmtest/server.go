@@ -62,6 +62,7 @@ type Server struct {
 	respond Responder
 
 	forget bool
+	skim   bool
 	conns  atomic.Int64 // connections accepted
 
 	mu       sync.Mutex
@@ -76,6 +77,12 @@ type Options struct {
 	// (Requests and Headers return none), so that a benchmark sending
 	// millions of them runs in constant memory.
 	Forget bool
+	// Skim decodes of each request only what choosing a reply needs: the
+	// model, the stream flags and each message's role and tool call id.
+	// The Responder sees a request with nothing else (no content, no
+	// tools). For benchmarks: a server that decodes every request in full
+	// costs as much CPU as the service it serves.
+	Skim bool
 }
 
 // NewServer starts a server that answers with respond and records every
@@ -88,6 +95,7 @@ func NewServerWithOptions(respond Responder, opts *Options) *Server {
 	s := &Server{respond: respond}
 	if opts != nil {
 		s.forget = opts.Forget
+		s.skim = opts.Skim
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/chat/completions", s.handle)
@@ -124,8 +132,8 @@ func (s *Server) Headers() []http.Header {
 }
 
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
-	var req openai.ChatCompletionRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	req, err := s.decode(r)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "", "invalid JSON body: "+err.Error())
 		return
 	}
@@ -178,6 +186,32 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) decode(r *http.Request) (openai.ChatCompletionRequest, error) {
+	var req openai.ChatCompletionRequest
+	if !s.skim {
+		err := json.NewDecoder(r.Body).Decode(&req)
+		return req, err
+	}
+	var skim struct {
+		Model         string                `json:"model"`
+		Stream        bool                  `json:"stream"`
+		StreamOptions *openai.StreamOptions `json:"stream_options"`
+		Messages      []struct {
+			Role       string `json:"role"`
+			ToolCallID string `json:"tool_call_id"`
+		} `json:"messages"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&skim); err != nil {
+		return req, err
+	}
+	req.Model, req.Stream, req.StreamOptions = skim.Model, skim.Stream, skim.StreamOptions
+	req.Messages = make([]openai.ChatCompletionMessage, len(skim.Messages))
+	for i, m := range skim.Messages {
+		req.Messages[i] = openai.ChatCompletionMessage{Role: m.Role, ToolCallID: m.ToolCallID}
+	}
+	return req, nil
 }
 
 // stream answers as OpenAI streams: the text a word at a time, then each
