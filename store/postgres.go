@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,12 +53,19 @@ type Postgres struct {
 	pool *pgxpool.Pool
 }
 
+// DefaultMaxConns is the least size of the connection pool. pgxpool's own
+// default, the number of CPUs (at least 4), queues concurrent turns behind
+// few connections while Postgres waits for disk flushes: a turn holds a
+// connection for one round trip per commit, and a flush lets other
+// connections' commits join it.
+const DefaultMaxConns = 16
+
 // Options configure OpenPostgres; nil means the defaults.
 type Options struct {
 	// Logger receives the migrations applied; nil discards them.
 	Logger *slog.Logger
-	// MaxConns caps the connection pool; 0 means pgxpool's default (the
-	// greater of 4 and the number of CPUs).
+	// MaxConns caps the connection pool; 0 means the URL's pool_max_conns,
+	// else DefaultMaxConns or the number of CPUs, whichever is greater.
 	MaxConns int32
 	// SkipMigrate skips migrating at open: for a database migrated by
 	// Migrate over a direct connection, as is needed behind a
@@ -81,8 +90,11 @@ func OpenPostgres(ctx context.Context, url string, opts *Options) (*Postgres, er
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w: %w", switchboard.ErrInvalid, err)
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = max(DefaultMaxConns, int32(runtime.NumCPU()))
 	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "switchboard"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -60,6 +61,31 @@ func schemaVersion(t *testing.T, url string) int64 {
 		t.Fatalf("read schema version: %v", err)
 	}
 	return v
+}
+
+func TestPoolSize(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	for _, tc := range []struct {
+		name string
+		url  string
+		opts *store.Options
+		want int32
+	}{
+		{"default", url, nil, max(store.DefaultMaxConns, int32(runtime.NumCPU()))},
+		{"from the URL", url + "&pool_max_conns=3", nil, 3},
+		{"from the options", url + "&pool_max_conns=3", &store.Options{MaxConns: 5, SkipMigrate: true}, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pg, err := store.OpenPostgres(t.Context(), tc.url, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pg.Close()
+			if got := pg.PoolStats().Max; got != tc.want {
+				t.Errorf("pool size: got %d, want %d", got, tc.want)
+			}
+		})
+	}
 }
 
 func TestMigrateIdempotent(t *testing.T) {
