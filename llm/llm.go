@@ -6,9 +6,7 @@
 package llm
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,7 +73,7 @@ const MaxIdleConnsPerHost = 256
 // Client calls one configured model. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
-	url    string // of chat completions
+	api    *openai.Client
 	http   *http.Client
 	logger *slog.Logger
 }
@@ -109,8 +107,11 @@ func New(cfg Config, opts *Options) *Client {
 		tr.MaxIdleConnsPerHost = MaxIdleConnsPerHost
 		base = tr
 	}
+	oc := openai.DefaultConfig(cfg.APIKey)
+	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	hc := &http.Client{Transport: &retryTransport{base: base, max: max(cfg.MaxRetries, 0), logger: logger}}
-	return &Client{cfg: cfg, url: chatURL(strings.TrimRight(cfg.BaseURL, "/")), http: hc, logger: logger}
+	oc.HTTPClient = hc
+	return &Client{cfg: cfg, api: openai.NewClientWithConfig(oc), http: hc, logger: logger}
 }
 
 // CloseIdleConnections closes the connections to the model server that no
@@ -144,15 +145,19 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	body := appendRequest(make([]byte, 0, requestSize(req.Messages, req.Tools)), c.cfg.Model, req.Messages, req.Tools, onText != nil)
+	creq := openai.ChatCompletionRequest{
+		Model:    c.cfg.Model,
+		Messages: toOpenAIMessages(req.Messages),
+		Tools:    toOpenAITools(req.Tools),
+	}
 	var (
 		reply switchboard.ModelReply
 		err   error
 	)
 	if onText == nil {
-		reply, err = c.complete(callCtx, body)
+		reply, err = c.complete(callCtx, creq)
 	} else {
-		reply, err = c.stream(callCtx, body, onText)
+		reply, err = c.stream(callCtx, creq, onText)
 	}
 	if err != nil {
 		return switchboard.ModelReply{}, c.classify(ctx, callCtx, err)
@@ -160,18 +165,11 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 	return reply, nil
 }
 
-func (c *Client) complete(ctx context.Context, body []byte) (switchboard.ModelReply, error) {
-	httpResp, err := c.post(ctx, body, false)
+func (c *Client) complete(ctx context.Context, creq openai.ChatCompletionRequest) (switchboard.ModelReply, error) {
+	resp, err := c.api.CreateChatCompletion(ctx, creq)
 	if err != nil {
 		return switchboard.ModelReply{}, err
 	}
-	defer httpResp.Body.Close()
-	var resp openai.ChatCompletionResponse
-	if err := json.NewDecoder(httpResp.Body).Decode(&resp); err != nil {
-		return switchboard.ModelReply{}, err
-	}
-	// Read to the end, so that the connection is reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(httpResp.Body, 4096))
 	if len(resp.Choices) == 0 {
 		return switchboard.ModelReply{}, switchboard.Errorf(switchboard.ErrUpstream, "model_bad_response", "the model server answered without a choice")
 	}
@@ -188,28 +186,22 @@ func (c *Client) complete(ctx context.Context, body []byte) (switchboard.ModelRe
 	return reply, nil
 }
 
-func (c *Client) stream(ctx context.Context, body []byte, onText func(string)) (switchboard.ModelReply, error) {
-	httpResp, err := c.post(ctx, body, true)
+func (c *Client) stream(ctx context.Context, creq openai.ChatCompletionRequest, onText func(string)) (switchboard.ModelReply, error) {
+	creq.Stream = true
+	creq.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	s, err := c.api.CreateChatCompletionStream(ctx, creq)
 	if err != nil {
 		return switchboard.ModelReply{}, err
 	}
-	defer httpResp.Body.Close()
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(httpResp.Body)
-	defer func() {
-		br.Reset(nil)
-		readers.Put(br)
-	}()
-	s := &streamReader{r: br}
+	defer s.Close()
 	var (
 		reply   switchboard.ModelReply
 		content strings.Builder
 		calls   []switchboard.RequestedCall
 		args    []strings.Builder
-		chunk   openai.ChatCompletionStreamResponse
 	)
 	for {
-		err := s.next(&chunk)
+		chunk, err := s.Recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
