@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,8 +27,22 @@ type uiStream struct {
 	turn    switchboard.Turn
 	text    string // id of the open text part, "" when none
 	texts   int
-	buf     []byte
+	enc     *partEncoder // from partEncoders while the stream runs
 }
+
+// partEncoder encodes the parts of a stream into one buffer, reused from
+// stream to stream: a streamed turn writes dozens of parts, a text delta
+// each a few bytes long.
+type partEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var partEncoders = sync.Pool{New: func() any {
+	e := &partEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
 
 // streamHeaders mark the response as the AI SDK's UI message stream.
 func streamHeaders(w http.ResponseWriter) {
@@ -43,15 +59,26 @@ func streamHeaders(w http.ResponseWriter) {
 
 // part writes one part as an SSE event and flushes it.
 func (s *uiStream) part(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	if s.enc == nil {
+		s.enc = partEncoders.Get().(*partEncoder)
+	}
+	b := &s.enc.buf
+	b.Reset()
+	b.WriteString("data: ")
+	if err := s.enc.enc.Encode(v); err != nil { // Encode ends the line
 		return
 	}
-	s.buf = append(s.buf[:0], "data: "...)
-	s.buf = append(s.buf, b...)
-	s.buf = append(s.buf, '\n', '\n')
-	_, _ = s.c.Writer.Write(s.buf)
+	b.WriteByte('\n')
+	_, _ = s.c.Writer.Write(b.Bytes())
 	s.c.Writer.Flush()
+}
+
+// release gives the stream's encoder back for another stream.
+func (s *uiStream) release() {
+	if s.enc != nil && s.enc.buf.Cap() <= 64<<10 { // a huge tool result's buffer is not kept
+		partEncoders.Put(s.enc)
+	}
+	s.enc = nil
 }
 
 type part struct {
@@ -254,6 +281,7 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	}
 	s.part(finishPart{Type: "finish", FinishReason: reason,
 		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status)}})
+	s.release()
 	_, _ = s.c.Writer.Write([]byte("data: [DONE]\n\n"))
 	if res != nil && !res.Replayed {
 		s.c.Writer.Header().Set("Server-Timing", serverTiming(res.Turn.Timing))
