@@ -145,9 +145,17 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	msgs := messageSlices.Get().(*[]openai.ChatCompletionMessage)
+	*msgs = toOpenAIMessages((*msgs)[:0], req.Messages)
+	defer func() {
+		clear(*msgs) // keep no message's text alive
+		if cap(*msgs) <= maxPooledMessages {
+			messageSlices.Put(msgs)
+		}
+	}()
 	creq := openai.ChatCompletionRequest{
 		Model:    c.cfg.Model,
-		Messages: toOpenAIMessages(req.Messages),
+		Messages: *msgs,
 		Tools:    toOpenAITools(req.Tools),
 	}
 	var (

@@ -1,6 +1,9 @@
 package llm
 
 import (
+	"slices"
+	"sync"
+
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard"
@@ -10,8 +13,9 @@ import (
 // messages that asked for tools carry their tool_calls, and each tool result
 // is a tool message naming the call it answers. Error messages are our own
 // notes and are not sent.
-func toOpenAIMessages(msgs []switchboard.Message) []openai.ChatCompletionMessage {
-	out := make([]openai.ChatCompletionMessage, 0, len(msgs))
+// The messages are appended to out.
+func toOpenAIMessages(out []openai.ChatCompletionMessage, msgs []switchboard.Message) []openai.ChatCompletionMessage {
+	out = slices.Grow(out, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		switch {
@@ -49,3 +53,11 @@ func toOpenAITools(defs []switchboard.ToolDefinition) []openai.Tool {
 	}
 	return out
 }
+
+// messageSlices are the request messages of model calls, reused from call
+// to call: a turn replays its whole history window twice or more, and
+// go-openai has encoded the messages by the time a call returns.
+var messageSlices = sync.Pool{New: func() any { return new([]openai.ChatCompletionMessage) }}
+
+// maxPooledMessages bounds the slices kept for reuse.
+const maxPooledMessages = 1024
