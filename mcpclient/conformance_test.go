@@ -328,8 +328,10 @@ func TestEverythingRemoteRestart(t *testing.T) {
 			if transport == "sse" {
 				typ = "sse"
 			}
+			// The default backoff: a faster one counts a node restart that
+			// is slow under load (over a second) as a crash loop, and a
+			// crash-looping server's calls fail at once.
 			opts, changed := changes()
-			opts.RestartBackoff = 50 * time.Millisecond
 			s := supervise(t, Config{Name: "everything", Type: typ, URL: srv.URL()}, opts)
 			started(t, s)
 			if res, err := s.CallTool(t.Context(), "echo", json.RawMessage(`{"message":"one"}`)); err != nil || res.Text != "Echo: one" {
