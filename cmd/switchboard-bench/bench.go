@@ -360,9 +360,13 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 			f.Close()
 		}()
 	}
-	cpu0 := readCPU(svc.cmd.Process.Pid)
+	cpu0, m0 := readCPU(svc.cmd.Process.Pid), readMachineCPU()
 	samples, elapsed := run(cfg.duration)
-	cpu := readCPU(svc.cmd.Process.Pid).sub(cpu0)
+	cpu, m1 := readCPU(svc.cmd.Process.Pid).sub(cpu0), readMachineCPU()
+	if storeKind == "memory" {
+		cpu.postgres = 0 // autovacuum of other databases, not the run's
+	}
+	usage := cores(cpu, m0, m1, elapsed)
 	profiles.Wait()
 	after, err := svc.stats(ctx)
 	if err != nil {
@@ -422,13 +426,14 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 		per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / n) }
 		r.cpu = cpuSnapshot{per(cpu.service), per(cpu.echo), per(cpu.bench), per(cpu.postgres)}
 	}
+	r.note = usage
 	switch scenario {
 	case "inflight":
-		r.note = fmt.Sprintf("peak %d turns in flight", d.peak.Load())
+		r.note += fmt.Sprintf("; peak %d turns in flight", d.peak.Load())
 	case "long":
 		if len(ours) == len(samples) && len(ours) >= 40 {
 			first, last := percentile(ours[:20], 50), percentile(ours[len(ours)-20:], 50)
-			r.note = fmt.Sprintf("overhead p50 of turns 1-20: %s, of turns %d-%d: %s (%+.0f%%)",
+			r.note += fmt.Sprintf("; overhead p50 of turns 1-20: %s, of turns %d-%d: %s (%+.0f%%)",
 				ms(first), len(ours)-19, len(ours), ms(last), 100*(float64(last)/float64(first)-1))
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -66,4 +67,42 @@ func readCPU(service int) cpuSnapshot {
 		}
 	}
 	return s
+}
+
+// machineCPU is the CPU time of the whole machine, from /proc/stat.
+type machineCPU struct {
+	busy, irq, idle, steal time.Duration // busy includes irq
+}
+
+func readMachineCPU() machineCPU {
+	var m machineCPU
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return m
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return m
+	}
+	tick := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(n) * clockTick
+	}
+	m.irq = tick(6) + tick(7) // interrupts and softirqs: loopback TCP, mostly
+	m.busy = tick(1) + tick(2) + tick(3) + m.irq
+	m.idle = tick(4) + tick(5)
+	m.steal = tick(8)
+	return m
+}
+
+// cores describes how the machine's CPUs were used over elapsed: by the
+// run's processes, by the kernel's interrupt and softirq work (loopback
+// TCP between them), by anything else, taken by the hypervisor (steal),
+// idle.
+func cores(run cpuSnapshot, m0, m1 machineCPU, elapsed time.Duration) string {
+	per := func(d time.Duration) float64 { return float64(d) / float64(elapsed) }
+	ours, irq := run.service+run.echo+run.bench+run.postgres, m1.irq-m0.irq
+	return fmt.Sprintf("cores: processes %.2f, softirq %.2f, other %.2f, steal %.2f, idle %.2f",
+		per(ours), per(irq), max(per(m1.busy-m0.busy-ours-irq), 0), per(m1.steal-m0.steal), per(m1.idle-m0.idle))
 }

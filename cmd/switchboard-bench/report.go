@@ -21,7 +21,7 @@ func printTable(w io.Writer, rows []row) {
 		}
 		cells := []string{r.store, r.scenario, fmt.Sprintf("%.0f", r.rate), fmt.Sprint(r.errors),
 			ms(r.p50), ms(r.p95), ms(r.p99), ms(r.model), ms(r.tools), ms(r.oursP50), ms(r.oursP99), ms(r.storeP50), ms(r.seenP50), rt, commits,
-			fmt.Sprintf("%s, %s, %s, %s", us(r.cpu.service), us(r.cpu.echo), us(r.cpu.bench), us(r.cpu.postgres)),
+			cpuCell(r),
 			fmt.Sprintf("%.0f MB", float64(r.peakRSSKB)/1024), fmt.Sprintf("%d → %d", r.goroutinesBefore, r.after), r.note}
 		fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 	}
@@ -41,3 +41,11 @@ func ms(d time.Duration) string {
 
 // us formats d in microseconds.
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+func cpuCell(r row) string {
+	pg := "-"
+	if r.store == "postgres" {
+		pg = us(r.cpu.postgres)
+	}
+	return fmt.Sprintf("%s, %s, %s, %s", us(r.cpu.service), us(r.cpu.echo), us(r.cpu.bench), pg)
+}
