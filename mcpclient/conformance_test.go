@@ -328,10 +328,11 @@ func TestEverythingRemoteRestart(t *testing.T) {
 			if transport == "sse" {
 				typ = "sse"
 			}
-			// The default backoff: a faster one counts a node restart that
-			// is slow under load (over a second) as a crash loop, and a
-			// crash-looping server's calls fail at once.
+			// Retry often and without calling it a crash loop: a node
+			// restart slowed by load can take seconds, and a crash-looping
+			// server's calls fail at once, which is not what this tests.
 			opts, changed := changes()
+			opts.RestartBackoff, opts.MaxRestartBackoff, opts.CrashLoopAfter = 50*time.Millisecond, 200*time.Millisecond, 1000
 			s := supervise(t, Config{Name: "everything", Type: typ, URL: srv.URL()}, opts)
 			started(t, s)
 			if res, err := s.CallTool(t.Context(), "echo", json.RawMessage(`{"message":"one"}`)); err != nil || res.Text != "Echo: one" {
