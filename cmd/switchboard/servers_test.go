@@ -89,7 +89,7 @@ func TestServeSupervisesAndReloads(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
 	write := func(servers string) {
 		t.Helper()
-		cfg := "llm: {base_url: http://127.0.0.1:1/v1, model: none}\nmcp_startup_wait: 300ms\nmcpServers:\n" + servers
+		cfg := "listen: 127.0.0.1:0\nllm: {base_url: http://127.0.0.1:1/v1, model: none}\nmcp_startup_wait: 300ms\nmcpServers:\n" + servers
 		if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -147,8 +147,15 @@ func TestServeSupervisesAndReloads(t *testing.T) {
 		t.Errorf("start-up took %s with one hanging server", took)
 	}
 
-	code, servers := adminServers(t, base, token, "GET", "")
-	if code != http.StatusOK || servers["tasks"].State != "ready" || len(servers["tasks"].Tools) != 5 || servers["hanging"].State != "starting" {
+	// tasks may take longer than the 300ms start-up wait on a loaded
+	// machine: it joins when ready.
+	var code int
+	var servers map[string]serverJSON
+	waitFor(20*time.Second, "tasks to be ready", func() bool {
+		code, servers = adminServers(t, base, token, "GET", "")
+		return servers["tasks"].State == "ready"
+	})
+	if code != http.StatusOK || len(servers["tasks"].Tools) != 5 || servers["hanging"].State != "starting" {
 		t.Fatalf("GET /api/admin/servers: %d %+v", code, servers)
 	}
 	if pids := pidsOf("sleep", hangArg); len(pids) != 1 {
@@ -178,9 +185,13 @@ func TestServeSupervisesAndReloads(t *testing.T) {
 	}
 	write(tasks)
 	code, servers = adminServers(t, base, token, "POST", "/reload")
-	if _, more := servers["more"]; code != http.StatusOK || more || servers["tasks"].State != "ready" {
-		t.Errorf("reload: %d %+v, want tasks alone, ready", code, servers)
+	if _, more := servers["more"]; code != http.StatusOK || more {
+		t.Errorf("reload: %d %+v, want tasks alone", code, servers)
 	}
+	waitFor(20*time.Second, "tasks, restarted, to be ready", func() bool {
+		_, servers = adminServers(t, base, token, "GET", "")
+		return servers["tasks"].State == "ready"
+	})
 }
 
 func TestServerConfigKeys(t *testing.T) {
