@@ -140,16 +140,22 @@ func toolNamed(tools []Tool, name string) (Tool, bool) {
 	return tools[i], true
 }
 
+// everythingOver returns the config of server-everything over transport
+// (stdio, sse or http), started for the test when remote.
+func everythingOver(t *testing.T, transport string) Config {
+	switch transport {
+	case "sse":
+		return Config{Name: "everything", Type: "sse", URL: startEverythingHTTP(t, "sse").URL()}
+	case "http":
+		return Config{Name: "everything", URL: startEverythingHTTP(t, "streamableHttp").URL()}
+	}
+	return everythingStdio(t)
+}
+
 func TestEverything(t *testing.T) {
 	for _, transport := range []string{"stdio", "sse", "http"} {
 		t.Run(transport, func(t *testing.T) {
-			cfg := everythingStdio(t)
-			switch transport {
-			case "sse":
-				cfg = Config{Name: "everything", Type: "sse", URL: startEverythingHTTP(t, "sse").URL()}
-			case "http":
-				cfg = Config{Name: "everything", URL: startEverythingHTTP(t, "streamableHttp").URL()}
-			}
+			cfg := everythingOver(t, transport)
 			cfg.ToolTimeouts = map[string]time.Duration{"trigger-long-running-operation": 300 * time.Millisecond}
 			start := time.Now()
 			s := supervise(t, cfg, nil)
@@ -402,13 +408,7 @@ func TestFilesystem(t *testing.T) {
 func TestEverythingProgress(t *testing.T) {
 	for _, transport := range []string{"stdio", "sse", "http"} {
 		t.Run(transport, func(t *testing.T) {
-			cfg := everythingStdio(t)
-			switch transport {
-			case "sse":
-				cfg = Config{Name: "everything", Type: "sse", URL: startEverythingHTTP(t, "sse").URL()}
-			case "http":
-				cfg = Config{Name: "everything", URL: startEverythingHTTP(t, "streamableHttp").URL()}
-			}
+			cfg := everythingOver(t, transport)
 			cfg.ToolTimeouts = map[string]time.Duration{"trigger-long-running-operation": 400 * time.Millisecond}
 			s := supervise(t, cfg, nil)
 			started(t, s)

@@ -122,11 +122,25 @@ func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]s
 	if !ok {
 		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
 	}
+	var msgs []switchboard.Message
+	err := p.queryOfConversation(ctx, key, selectTranscript, func(rows pgx.Rows) (err error) {
+		msgs, err = collectMessages(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list messages of conversation %s: %w", conversationID, err)
+	}
+	return msgs, nil
+}
+
+// queryOfConversation runs sql (with the conversation's id as $1) and hands
+// its rows to read, in one round trip that also tells a missing
+// conversation (ErrNotFound) from one without rows.
+func (p *Postgres) queryOfConversation(ctx context.Context, key string, sql string, read func(pgx.Rows) error) error {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
-	b.Queue(selectTranscript, key)
-	var msgs []switchboard.Message
-	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+	b.Queue(sql, key)
+	return p.send(ctx, b, func(br pgx.BatchResults) error {
 		var exists bool
 		if err := br.QueryRow().Scan(&exists); err != nil {
 			return err
@@ -138,13 +152,9 @@ func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]s
 		if err != nil {
 			return err
 		}
-		msgs, err = collectMessages(rows)
-		return err
+		defer rows.Close()
+		return read(rows)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list messages of conversation %s: %w", conversationID, err)
-	}
-	return msgs, nil
 }
 
 func scanConversation(row pgx.Row) (switchboard.Conversation, error) {

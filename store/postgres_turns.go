@@ -335,23 +335,8 @@ func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]swit
 	if !ok {
 		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
 	}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
-	b.Queue(selectTurnsOfConversation, key)
 	turns := []switchboard.Turn{}
-	err := p.send(ctx, b, func(br pgx.BatchResults) error {
-		var exists bool
-		if err := br.QueryRow().Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			return switchboard.ErrNotFound
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
+	err := p.queryOfConversation(ctx, key, selectTurnsOfConversation, func(rows pgx.Rows) error {
 		for rows.Next() {
 			t, err := scanTurn(rows)
 			if err != nil {
