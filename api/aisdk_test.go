@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
+	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
 )
 
@@ -55,11 +56,17 @@ type aiChat struct {
 // runAIChat sends prompts with the AI SDK's chat client and returns its state.
 func runAIChat(t *testing.T, api, token, chatID string, prompts ...string) aiChat {
 	t.Helper()
+	return runAIChatEnv(t, api, token, chatID, nil, prompts...)
+}
+
+// runAIChatEnv is runAIChat with more environment for the script.
+func runAIChatEnv(t *testing.T, api, token, chatID string, env []string, prompts ...string) aiChat {
+	t.Helper()
 	nodetest.Module(t, "ai")
 	script := nodetest.Root(t) + "/api/testdata/aisdk-chat.mjs"
 	p, _ := json.Marshal(prompts)
 	cmd := exec.Command(nodetest.Node(t), script)
-	cmd.Env = append(cmd.Environ(), "API="+api, "TOKEN="+token, "CHAT_ID="+chatID, "PROMPTS="+string(p))
+	cmd.Env = append(append(cmd.Environ(), "API="+api, "TOKEN="+token, "CHAT_ID="+chatID, "PROMPTS="+string(p)), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
@@ -175,5 +182,43 @@ func TestChatRouteStreamsOnAccept(t *testing.T) {
 	// The time split comes once the turn has ended, as a trailer.
 	if got := resp.Trailer.Get("Server-Timing"); !strings.HasPrefix(got, "model;dur=") || !strings.Contains(got, ", overhead;dur=") {
 		t.Errorf("Server-Timing trailer: got %q, want the turn's split", got)
+	}
+}
+
+// TestAISDKApprovals: a call that needs approval shows in the AI SDK chat as
+// an approval request; answering it with addToolApprovalResponse (the chat
+// sends the answer by itself) runs or denies the call and the turn goes on.
+func TestAISDKApprovals(t *testing.T) {
+	for _, approve := range []string{"yes", "no"} {
+		t.Run("approve="+approve, func(t *testing.T) {
+			st := store.NewMemory()
+			svc := newServiceWith(t, st, tasksServer(t, "stdio"), llmtest.Sequence(
+				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
+				llmtest.Reply{Text: "Done with that."},
+			), &orchestrator.Options{RequireApproval: destructive})
+			chat := runAIChatEnv(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-appr-"+approve, []string{"APPROVE=" + approve}, "delete task 1")
+			if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
+				t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
+			}
+			last := chat.Messages[len(chat.Messages)-1]
+			var states, text []string
+			for _, p := range last.Parts {
+				if p.Type == "dynamic-tool" {
+					states = append(states, p.State)
+				}
+				if p.Type == "text" {
+					text = append(text, p.Text)
+				}
+			}
+			wantState := map[string]string{"yes": "output-error", "no": "output-denied"}[approve] // task 1 does not exist: a tool error
+			if len(states) != 1 || states[0] != wantState || strings.Join(text, "") != "Done with that." {
+				t.Errorf("the assistant message: tool states %v, text %q; want [%s] and the answer", states, text, wantState)
+			}
+			calls, _, _ := st.ListToolCalls(context.Background(), switchboard.ToolCallFilter{Tool: "delete_task"})
+			wantStatus := map[string]switchboard.ToolCallStatus{"yes": switchboard.CallFailed, "no": switchboard.CallDenied}[approve]
+			if len(calls) != 1 || calls[0].Status != wantStatus {
+				t.Errorf("ledger: %+v, want one call %s", calls, wantStatus)
+			}
+		})
 	}
 }

@@ -38,7 +38,23 @@ type uiMessage struct {
 	Parts []struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
+		// A tool part the user approved or denied in the AI SDK
+		// (addToolApprovalResponse) has state approval-responded.
+		State    string `json:"state"`
+		Approval *struct {
+			ID       string `json:"id"`
+			Approved *bool  `json:"approved"`
+			Reason   string `json:"reason"`
+		} `json:"approval"`
 	} `json:"parts"`
+}
+
+// approvalResponse is a decision the AI SDK sent for a call awaiting
+// approval (its approval id is our ledger id).
+type approvalResponse struct {
+	callID  string
+	approve bool
+	reason  string
 }
 
 // chatInput is a decoded chat request.
@@ -50,6 +66,9 @@ type chatInput struct {
 	// chat id (AI SDK body, external true).
 	conversation string
 	external     bool
+	// approvals, for an AI SDK body whose last message is the assistant's
+	// with approval responses: the decisions to apply instead of a message.
+	approvals []approvalResponse
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -102,8 +121,19 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		in.conversation = req.ConversationID
 	case req.Messages != nil:
 		last := len(req.Messages) - 1
+		if last >= 0 && req.Messages[last].Role == "assistant" {
+			for _, p := range req.Messages[last].Parts {
+				if p.State == "approval-responded" && p.Approval != nil && p.Approval.ID != "" && p.Approval.Approved != nil {
+					in.approvals = append(in.approvals, approvalResponse{callID: p.Approval.ID, approve: *p.Approval.Approved, reason: p.Approval.Reason})
+				}
+			}
+			if len(in.approvals) > 0 && req.ID != "" {
+				in.conversation, in.external = req.ID, true
+				return in, nil
+			}
+		}
 		if last < 0 || req.Messages[last].Role != "user" {
-			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer")
+			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer, or the assistant's with approval responses")
 		}
 		var text strings.Builder
 		for _, p := range req.Messages[last].Parts {
@@ -250,6 +280,10 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 	}
 	req := orchestrator.Request{UserID: userID, Content: in.content, IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	ctx := c.Request.Context()
+	if len(in.approvals) > 0 {
+		h.applyApprovals(c, stream, in, req)
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		if err := h.resolveConversation(c, in, &req); err != nil {
 			h.writeError(c, err)
@@ -264,6 +298,36 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 			return
 		}
 	}
+}
+
+// applyApprovals applies the decisions of an AI SDK body (the user approved
+// or denied calls in the chat) and answers with the rest of the turn. All
+// but the last decision are applied first; a call decided already (a retry)
+// is skipped.
+func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req orchestrator.Request) {
+	if err := h.resolveConversation(c, in, &req); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if req.ConversationID == "" { // an AI SDK chat we never saw
+		h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", in.conversation))
+		return
+	}
+	ctx := c.Request.Context()
+	decision := func(a approvalResponse) orchestrator.Decision {
+		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID, CallID: a.callID,
+			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}
+	}
+	for _, a := range in.approvals[:len(in.approvals)-1] {
+		if _, err := h.Chat.Decide(ctx, decision(a), nil); err != nil && switchboard.ErrorCode(err) != "already_decided" {
+			h.writeError(c, err)
+			return
+		}
+	}
+	last := decision(in.approvals[len(in.approvals)-1])
+	h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
+		return h.Chat.Decide(ctx, last, ev)
+	})
 }
 
 // resolveConversation turns the conversation named by the client into ours:

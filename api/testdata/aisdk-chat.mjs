@@ -3,8 +3,10 @@
 // exactly as a React app would, minus React. Prints the chat's final state
 // as JSON.
 //
-// Environment: API (the chat URL), TOKEN, CHAT_ID, PROMPTS (a JSON array).
-import { AbstractChat, DefaultChatTransport } from 'ai';
+// Environment: API (the chat URL), TOKEN, CHAT_ID, PROMPTS (a JSON array);
+// APPROVE (yes or no), to answer every approval request as a user would
+// with addToolApprovalResponse, the chat sending the answer by itself.
+import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
 
 // ArrayState is the plain-array ChatState that React's state replaces.
 class ArrayState {
@@ -31,9 +33,27 @@ const chat = new Chat({
     headers: { Authorization: `Bearer ${process.env.TOKEN}` },
   }),
   onError: (e) => errors.push(String(e && e.message ? e.message : e)),
+  sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,
 });
+
+const settled = async () => {
+  while (chat.status === 'submitted' || chat.status === 'streaming') {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
 
 for (const text of JSON.parse(process.env.PROMPTS)) {
   await chat.sendMessage({ text });
+  const approve = process.env.APPROVE;
+  for (let round = 0; approve && round < 5; round++) {
+    const last = chat.messages[chat.messages.length - 1];
+    const asked = last.parts.filter((p) => p.state === 'approval-requested');
+    if (asked.length === 0) break;
+    for (const p of asked) {
+      await chat.addToolApprovalResponse({ id: p.approval.id, approved: approve === 'yes', reason: 'from the test' });
+    }
+    await new Promise((r) => setTimeout(r, 20)); // the chat sends on its own, a tick later
+    await settled();
+  }
 }
 console.log(JSON.stringify({ status: chat.status, error: chat.error ? chat.error.message : null, errors, messages: chat.messages }));
