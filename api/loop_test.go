@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -194,4 +195,58 @@ func (ps parts) text() string {
 		}
 	}
 	return b.String()
+}
+
+// TestClientDisconnectCancelsTheTurn: a streaming client that goes away ends
+// the turn: the model request is aborted and the turn is stored cancelled,
+// with the user's message kept.
+func TestClientDisconnectCancelsTheTurn(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, func(n int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		return llmtest.Reply{Delay: 30 * time.Second, Text: "too late"}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", svc.url+"/api/alice/chat/stream", strings.NewReader(`{"message":{"content":"hello?"}}`))
+	req.Header.Set("Authorization", "Bearer "+token(t, "alice"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read up to the start of the step, then hang up.
+	sc := bufio.NewScanner(resp.Body)
+	var conv string
+	for sc.Scan() {
+		line, _ := strings.CutPrefix(sc.Text(), "data: ")
+		var p struct {
+			Type     string
+			Metadata struct{ ConversationID string } `json:"messageMetadata"`
+		}
+		_ = json.Unmarshal([]byte(line), &p)
+		if p.Type == "start" {
+			conv = p.Metadata.ConversationID
+		}
+		if p.Type == "start-step" {
+			break
+		}
+	}
+	for len(svc.model.Requests()) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		turns, err := st.ListTurns(context.Background(), conv)
+		if err == nil && len(turns) == 1 && turns[0].Status == switchboard.TurnCancelled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("turns of %s: %+v, %v; want one, cancelled", conv, turns, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	msgs, _ := st.ListMessages(context.Background(), conv)
+	if len(msgs) == 0 || msgs[0].Content != "hello?" {
+		t.Errorf("the user's message was not kept: %+v", msgs)
+	}
 }
