@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,12 +15,10 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
-	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
-	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // adminStore is a store as the admin routes and the tests that seed the
@@ -57,25 +54,8 @@ func newAdminService(t *testing.T, st adminStore, conn *mcpclient.Conn, servers 
 	if respond == nil {
 		respond = llmtest.Sequence()
 	}
-	model := llmtest.NewServer(respond)
-	t.Cleanup(model.Close)
-	var sources []tools.Source
-	if conn != nil {
-		sources = append(sources, tools.Source{Server: conn, Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}})
-	}
-	catalog, err := tools.NewCatalog(sources)
-	if err != nil {
-		t.Fatal(err)
-	}
-	registry := tools.NewRegistry(catalog)
-	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, opts)
-	auth, err := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret, AdminUsers: []string{rootAdmin}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth, Admin: st, Servers: servers}, nil))
-	t.Cleanup(srv.Close)
-	return &adminService{url: srv.URL, model: model, store: st}
+	svc := newServiceWithDeps(t, st, conn, respond, opts, nil, []string{rootAdmin}, api.Deps{Admin: st, Servers: servers})
+	return &adminService{url: svc.url, model: svc.model, store: st}
 }
 
 // adminToken is a token with the admin role claim.

@@ -145,6 +145,15 @@ func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond ll
 
 func newServiceFull(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options, apiOpts *api.Options) *service {
 	t.Helper()
+	return newServiceWithDeps(t, st, conn, respond, opts, apiOpts, nil, api.Deps{})
+}
+
+// newServiceWithDeps builds the service; admins are admins by
+// configuration, and deps adds collaborators (Admin, Servers) to the ones
+// built here.
+func newServiceWithDeps(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options,
+	apiOpts *api.Options, admins []string, deps api.Deps) *service {
+	t.Helper()
 	model := llmtest.NewServer(respond)
 	t.Cleanup(model.Close)
 	var sources []tools.Source
@@ -157,11 +166,12 @@ func newServiceFull(t *testing.T, st testStore, conn *mcpclient.Conn, respond ll
 	}
 	registry := tools.NewRegistry(catalog)
 	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, opts)
-	auth, err := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
+	auth, err := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret, AdminUsers: admins})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, apiOpts))
+	deps.Chat, deps.Store, deps.Tools, deps.Auth = orch, st, registry, auth
+	srv := httptest.NewServer(api.NewHandler(deps, apiOpts))
 	t.Cleanup(srv.Close)
 	return &service{url: srv.URL, model: model, store: st}
 }
