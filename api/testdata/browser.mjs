@@ -32,7 +32,15 @@ function step(name) {
 function watch(page, label, sink) {
   page.on('console', (m) => { if (m.type() === 'error') sink.push(`${label}: console: ${m.text()}`); });
   page.on('pageerror', (e) => sink.push(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => sink.push(`${label}: request failed: ${r.url()} ${r.failure() && r.failure().errorText}`));
+  page.on('requestfailed', (r) => {
+    const why = r.failure() && r.failure().errorText;
+    // net::ERR_ABORTED is the browser cancelling a request itself: a
+    // navigation or reload leaving a favicon or script load behind, or
+    // Stop aborting its fetch. A failure of ours shows as another error
+    // or as an HTTP status, which the pages report on their own.
+    if (why === 'net::ERR_ABORTED') return;
+    sink.push(`${label}: request failed: ${r.url()} ${why}`);
+  });
 }
 
 const browser = await chromium.launch({
