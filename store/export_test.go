@@ -1,6 +1,10 @@
 package store
 
-import "github.com/switchboard-dev/switchboard"
+import (
+	"context"
+
+	"github.com/switchboard-dev/switchboard"
+)
 
 // LedgerSQL returns the SQL and arguments that ListToolCalls (groupBy "")
 // or ToolCallStats (groupBy GroupByTool or GroupByServer) sends for f, so
@@ -26,3 +30,11 @@ const (
 	SelectTranscript          = selectTranscript
 	SelectTurnsOfConversation = selectTurnsOfConversation
 )
+
+// SynchronousCommit reads the synchronous_commit setting of a connection
+// of p's pool.
+func SynchronousCommit(p *Postgres) (string, error) {
+	var s string
+	err := p.pool.QueryRow(context.Background(), `SHOW synchronous_commit`).Scan(&s)
+	return s, err
+}

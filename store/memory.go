@@ -170,9 +170,10 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 // row; an existing one updates its status, result, structured result, error,
 // error class, duration, result size, truncated flag and finished time. The
 // messages and calls belong to the turn: their ConversationID, TurnID and
-// (for calls) UserID are the turn's. It bumps the conversation's updated_at,
-// and fills generated ids and times, the turn's conversation and user, and
-// each call's stored StartedAt back into u.
+// (for calls) UserID are the turn's. When the turn leaves running (it ends
+// or waits for an approval) it bumps the conversation's updated_at. It
+// fills generated ids and times, the turn's conversation and user, and each
+// call's stored StartedAt back into u.
 //
 // It returns an error wrapping switchboard.ErrNotFound if the turn does not
 // exist or its id is malformed; ErrConflict if a message id is taken or a
@@ -221,7 +222,9 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 	t.Error = u.Turn.Error
 	t.FinishedAt = u.Turn.FinishedAt
 	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
-	m.conversations[t.ConversationID].UpdatedAt = now
+	if t.Status != switchboard.TurnRunning {
+		m.conversations[t.ConversationID].UpdatedAt = now
+	}
 	for i := range u.Messages {
 		msg := &u.Messages[i]
 		msg.ConversationID = t.ConversationID

@@ -259,3 +259,18 @@ func TestPooledModes(t *testing.T) {
 		})
 	}
 }
+
+// TestBeginTurnAsyncCommitStaysInItsTransaction checks that BeginTurn's
+// commit without waiting for the flush does not leak to the connection:
+// the next transaction on it (a SaveTurn, say) waits for its flush again.
+func TestBeginTurnAsyncCommitStaysInItsTransaction(t *testing.T) {
+	p := openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true, MaxConns: 1})
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "hello"}}
+	if _, err := p.BeginTurn(t.Context(), &ts); err != nil {
+		t.Fatalf("BeginTurn: got error %v, want none", err)
+	}
+	got, err := store.SynchronousCommit(p)
+	if err != nil || got != "on" {
+		t.Errorf("synchronous_commit on the pool's one connection after BeginTurn: got %q, %v, want on", got, err)
+	}
+}

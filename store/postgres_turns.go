@@ -67,6 +67,19 @@ SELECT ` + messageColumns + ` FROM w ORDER BY seq`
 	touchTurnConversation = `
 UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
 
+	// lockTurnConversation takes the same lock order without writing the
+	// conversation row: a step of a running turn does not move updated_at.
+	// FOR KEY SHARE is the lock the messages' foreign key takes anyway, and it
+	// conflicts with a delete.
+	lockTurnConversation = `
+SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id = $1) FOR KEY SHARE`
+
+	// asyncCommit lets the batch's commit return before its WAL is flushed.
+	// The next synchronous commit of the database flushes it too (the WAL is
+	// one sequence), so it only serves a turn's start, whose later commits
+	// (a step's, or the turn's end) are synchronous; see BeginTurn.
+	asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
+
 	updateTurn = `
 UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
     tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
@@ -109,6 +122,12 @@ RETURNING started_at`
 // history window: the latest s.HistoryLimit messages of the conversation in
 // order (all if 0), the new message last.
 //
+// Its commit does not wait for the disk flush: the turn's next commit
+// (SaveTurn's, which waits) makes it durable too, so the user's message is
+// durable before any reply to it is. A database crash in between loses a turn
+// that never answered. This takes one of a turn's three flushes off its
+// path.
+//
 // It returns an error wrapping switchboard.ErrNotFound if the conversation to
 // continue does not exist, has a malformed id or belongs to another user than
 // s.Turn.UserID; ErrConflict if the user has a turn with the same idempotency
@@ -124,6 +143,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	}
 	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
 	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
 	if create {
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
@@ -144,6 +164,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	stored := *c
 	history := []switchboard.Message{cloneMessage(*m)}
 	err = p.send(ctx, b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil { // asyncCommit
+			return err
+		}
 		if create {
 			if _, err := br.Exec(); err != nil {
 				return err
@@ -210,9 +233,10 @@ func historyLimit(n int) any {
 // row; an existing one updates its status, result, structured result, error,
 // error class, duration, result size, truncated flag and finished time. The
 // messages and calls belong to the turn: their ConversationID, TurnID and
-// (for calls) UserID are the turn's. It bumps the conversation's updated_at,
-// and fills generated ids and times, the turn's conversation and user, and
-// each call's stored StartedAt back into u.
+// (for calls) UserID are the turn's. When the turn leaves running (it ends
+// or waits for an approval) it bumps the conversation's updated_at. It
+// fills generated ids and times, the turn's conversation and user, and each
+// call's stored StartedAt back into u.
 //
 // It returns an error wrapping switchboard.ErrNotFound if the turn does not
 // exist or its id is malformed; ErrConflict if a message id is taken or a
@@ -226,7 +250,11 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	}
 	t := &u.Turn
 	b := &pgx.Batch{}
-	b.Queue(touchTurnConversation, t.ID, now)
+	if t.Status == switchboard.TurnRunning {
+		b.Queue(lockTurnConversation, t.ID)
+	} else {
+		b.Queue(touchTurnConversation, t.ID, now)
+	}
 	b.Queue(updateTurn, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
 		t.Error, nullTime(t.FinishedAt), LeaseDuration)

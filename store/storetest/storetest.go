@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"SaveTurnAtomic", testSaveTurnAtomic},
 		{"IdempotencyKey", testIdempotencyKey},
 		{"Conversations", testConversations},
+		{"UpdatedAtMovesAtTurnBoundaries", testUpdatedAt},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -782,6 +783,38 @@ func testConversations(t *testing.T, s Store) {
 	}
 	if diff := cmp.Diff(kept, stored); diff != "" {
 		t.Errorf("stored conversation differs from the update's result (-want +got):\n%s", diff)
+	}
+}
+
+// testUpdatedAt checks when a conversation's updated_at moves: when a turn
+// starts and when it leaves running, not at the steps in between.
+func testUpdatedAt(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts := newTurn(t, s, "alice", "", "hello")
+	updated := func() time.Time {
+		t.Helper()
+		c, err := s.GetConversation(ctx, ts.Conversation.ID)
+		if err != nil {
+			t.Fatalf("GetConversation: got error %v, want none", err)
+		}
+		return c.UpdatedAt
+	}
+	started := updated()
+	if !started.Equal(ts.Conversation.UpdatedAt) {
+		t.Errorf("after BeginTurn: got updated_at %v, want the returned %v", started, ts.Conversation.UpdatedAt)
+	}
+	time.Sleep(2 * time.Millisecond) // timestamps are microseconds
+	turn := ts.Turn
+	turn.Steps = 1
+	save(t, s, &switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "step"}}})
+	if got := updated(); !got.Equal(started) {
+		t.Errorf("after a step of a running turn: got updated_at %v, want it unchanged at %v", got, started)
+	}
+	time.Sleep(2 * time.Millisecond)
+	turn.Status, turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: turn})
+	if got := updated(); !got.After(started) {
+		t.Errorf("after the turn ended: got updated_at %v, want later than %v", got, started)
 	}
 }
 
