@@ -14,6 +14,13 @@ type TurnStart struct {
 	// HistoryLimit bounds how many of the latest messages (the user's new
 	// message included) the store returns as the history window; 0 means all.
 	HistoryLimit int
+	// Regenerate, above 0, makes the turn answer the conversation's
+	// Regenerate-th user message (counting from 1 along its transcript)
+	// again, instead of storing UserMessage, whose Content must equal that
+	// message's. The messages after it leave the transcript and the history
+	// window; they are kept, as are their turns and ledger rows. This is the
+	// AI SDK's regenerate.
+	Regenerate int
 }
 
 // TurnUpdate is what a store commits, in one transaction, while a turn runs

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
@@ -220,5 +223,124 @@ func TestAISDKApprovals(t *testing.T) {
 				t.Errorf("ledger: %+v, want one call %s", calls, wantStatus)
 			}
 		})
+	}
+}
+
+// TestAISDKRegenerate regenerates answers with the AI SDK chat's own
+// regenerate(): the last answer, then an earlier one. The model is asked
+// again without the answers dropped, and the stored transcript is the
+// chat's.
+func TestAISDKRegenerate(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, llmtest.Sequence(
+		llmtest.Reply{Text: "answer one"},
+		llmtest.Reply{Text: "answer two"},
+		llmtest.Reply{Text: "answer two, again"},
+		llmtest.Reply{Text: "answer one, again"},
+	))
+	// The last answer, then the first assistant message (index 1 of four).
+	chat := runAIChatEnv(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-regen",
+		[]string{`REGENERATE=[null, 1]`}, "one", "two")
+	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
+		t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
+	}
+	var shown []string
+	for _, m := range chat.Messages {
+		for _, p := range m.Parts {
+			if p.Type == "text" {
+				shown = append(shown, m.Role+": "+p.Text)
+			}
+		}
+	}
+	if want := []string{"user: one", "assistant: answer one, again"}; !slices.Equal(shown, want) {
+		t.Errorf("the chat shows %q, want %q", shown, want)
+	}
+
+	var asked [][]string
+	for _, r := range svc.model.Requests() {
+		var msgs []string
+		for _, m := range r.Messages {
+			msgs = append(msgs, m.Role+": "+m.Content)
+		}
+		asked = append(asked, msgs)
+	}
+	want := [][]string{
+		{"user: one"},
+		{"user: one", "assistant: answer one", "user: two"},
+		{"user: one", "assistant: answer one", "user: two"},
+		{"user: one"},
+	}
+	if diff := cmp.Diff(want, asked); diff != "" {
+		t.Errorf("the model's requests (-want +got):\n%s", diff)
+	}
+
+	conv := chat.Messages[1].Metadata.ConversationID
+	msgs, err := st.ListMessages(context.Background(), conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, m := range msgs {
+		stored = append(stored, string(m.Role)+": "+m.Content)
+	}
+	if !slices.Equal(stored, shown) {
+		t.Errorf("stored transcript %q, want the chat's %q", stored, shown)
+	}
+	if turns, err := st.ListTurns(context.Background(), conv); err != nil || len(turns) != 4 {
+		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
+	}
+}
+
+// TestRegenerateErrors: regenerating in a chat we never saw, or a message
+// the conversation does not have as the client shows it, is refused with
+// nothing stored.
+func TestRegenerateErrors(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, llmtest.Sequence(llmtest.Reply{Text: "answer one"}))
+	url, tok := svc.url+"/api/alice/chat/stream", token(t, "alice")
+	post := func(body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Error.Code
+	}
+	regenerate := func(chatID string, users ...string) string {
+		var msgs []string
+		for _, u := range users {
+			msgs = append(msgs, `{"role":"user","parts":[{"type":"text","text":"`+u+`"}]}`)
+		}
+		return `{"id":"` + chatID + `","trigger":"regenerate-message","messages":[` + strings.Join(msgs, `,{"role":"assistant","parts":[]},`) + `]}`
+	}
+	if status, code := post(regenerate("never-seen", "one")); status != http.StatusNotFound || code != "conversation_not_found" {
+		t.Errorf("regenerate in an unknown chat: got %d %s, want 404 conversation_not_found", status, code)
+	}
+	if chat := runAIChat(t, url, tok, "chat-1", "one"); chat.Error != nil {
+		t.Fatalf("first message: %v", *chat.Error)
+	}
+	for _, tc := range []struct {
+		body, code string
+	}{
+		{regenerate("chat-1", "edited"), "regenerate_mismatch"},
+		{regenerate("chat-1", "one", "two"), "nothing_to_regenerate"},
+	} {
+		if status, code := post(tc.body); status != http.StatusConflict || code != tc.code {
+			t.Errorf("%s: got %d %s, want 409 %s", tc.body, status, code, tc.code)
+		}
+	}
+	conv, err := st.ConversationByExternalID(context.Background(), "alice", "chat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := st.ListMessages(context.Background(), conv.ID); err != nil || len(msgs) != 2 {
+		t.Errorf("transcript after refused regenerates: got %d messages, %v, want the 2 of the first turn", len(msgs), err)
 	}
 }

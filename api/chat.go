@@ -69,6 +69,9 @@ type chatInput struct {
 	// approvals, for an AI SDK body whose last message is the assistant's
 	// with approval responses: the decisions to apply instead of a message.
 	approvals []approvalResponse
+	// regenerate, for an AI SDK body with trigger regenerate-message: which
+	// user message (from 1) to answer again, the last of the body's.
+	regenerate int
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -143,6 +146,16 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		}
 		in.content = text.String()
 		in.conversation, in.external = req.ID, req.ID != ""
+		if req.Trigger == "regenerate-message" {
+			// The chat dropped the answers after the user message it
+			// resends: that is the message to answer again, counted among
+			// the user messages of the conversation.
+			for _, m := range req.Messages {
+				if m.Role == "user" {
+					in.regenerate++
+				}
+			}
+		}
 	default:
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
 	}
@@ -278,7 +291,8 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
 		return
 	}
-	req := orchestrator.Request{UserID: userID, Content: in.content, IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
+	req := orchestrator.Request{UserID: userID, Content: in.content, Regenerate: in.regenerate,
+		IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	if len(in.approvals) > 0 {
 		h.applyApprovals(c, stream, in, req)
@@ -287,6 +301,10 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 	for attempt := 0; ; attempt++ {
 		if err := h.resolveConversation(c, in, &req); err != nil {
 			h.writeError(c, err)
+			return
+		}
+		if req.Regenerate > 0 && req.ConversationID == "" { // an AI SDK chat we never saw
+			h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", in.conversation))
 			return
 		}
 		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {

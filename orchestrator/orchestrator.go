@@ -210,6 +210,11 @@ type Request struct {
 	// conversation with the client's own id.
 	ExternalConversationID string
 	Content                string
+	// Regenerate, above 0, answers the conversation's Regenerate-th user
+	// message (from 1), whose text is Content, again: the answers after it
+	// leave the transcript (see switchboard.TurnStart). ConversationID must
+	// name the conversation.
+	Regenerate int
 	// IdempotencyKey, when set, makes a retry of the same request (same
 	// RequestHash) answer with the stored outcome instead of running again.
 	IdempotencyKey string

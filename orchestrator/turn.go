@@ -48,6 +48,7 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 			IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash, StartedAt: t.wallStart},
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
+		Regenerate:   req.Regenerate,
 	}
 	s := time.Now()
 	history, err := t.o.store.BeginTurn(ctx, start)

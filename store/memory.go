@@ -19,7 +19,10 @@ type Memory struct {
 	mu            sync.RWMutex
 	conversations map[string]*switchboard.Conversation
 	// messages holds each conversation's transcript in order.
-	messages    map[string][]switchboard.Message
+	messages map[string][]switchboard.Message
+	// superseded holds the messages a regenerated answer took out of each
+	// conversation's transcript.
+	superseded  map[string][]switchboard.Message
 	messageIDs  map[string]bool
 	turns       map[string]*switchboard.Turn
 	idempotency map[idempotencyKey]string // turn ids
@@ -40,6 +43,7 @@ func NewMemory() *Memory {
 	return &Memory{
 		conversations: make(map[string]*switchboard.Conversation),
 		messages:      make(map[string][]switchboard.Message),
+		superseded:    make(map[string][]switchboard.Message),
 		messageIDs:    make(map[string]bool),
 		turns:         make(map[string]*switchboard.Turn),
 		idempotency:   make(map[idempotencyKey]string),
@@ -93,13 +97,17 @@ func (m *Memory) Close() {}
 // stores the turn as running and the user's message. It fills the generated
 // ids and times, and the conversation as stored, back into s, and returns the
 // history window: the latest s.HistoryLimit messages of the conversation in
-// order (all if 0), the new message last.
+// order (all if 0), the new message last. With s.Regenerate, it stores no
+// message: the messages after the one to answer again leave the transcript,
+// and the window ends with that message.
 //
 // It returns an error wrapping switchboard.ErrNotFound if the conversation to
 // continue does not exist, has a malformed id or belongs to another user than
-// s.Turn.UserID; ErrConflict if the user has a turn with the same idempotency
-// key (a *switchboard.Error with code "idempotency_key_reused") or an id is
-// taken; ErrInvalid if s is invalid (no user id, unknown role or message
+// s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
+// if the user has a turn with the same idempotency key (a *switchboard.Error
+// with code "idempotency_key_reused"), an id is taken, or the message
+// s.Regenerate names is missing ("nothing_to_regenerate") or differs from
+// s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
 // type, malformed turn or message id, negative history limit, text too long).
 // Nothing is stored when it fails.
 func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
@@ -132,6 +140,24 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	if m.messageIDs[s.UserMessage.ID] {
 		return nil, fmt.Errorf("begin turn: message %s exists: %w", s.UserMessage.ID, switchboard.ErrConflict)
 	}
+	keep := -1 // with Regenerate, the messages kept: up to the one to answer again
+	if s.Regenerate > 0 {
+		users := 0
+		for i, msg := range m.messages[conv.ID] {
+			if msg.Role == switchboard.RoleUser {
+				if users++; users == s.Regenerate {
+					keep = i + 1
+					break
+				}
+			}
+		}
+		switch {
+		case keep < 0:
+			return nil, fmt.Errorf("begin turn: %w", errNothingToRegenerate(s.Regenerate))
+		case m.messages[conv.ID][keep-1].Content != s.UserMessage.Content:
+			return nil, fmt.Errorf("begin turn: %w", errRegenerateMismatch())
+		}
+	}
 
 	if create && conv.ExternalID != "" {
 		for _, c := range m.conversations {
@@ -149,8 +175,14 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	if key.key != "" {
 		m.idempotency[key] = t.ID
 	}
-	m.messageIDs[s.UserMessage.ID] = true
-	m.messages[conv.ID] = append(m.messages[conv.ID], cloneMessage(s.UserMessage))
+	if keep >= 0 {
+		msgs := m.messages[conv.ID]
+		m.superseded[conv.ID] = append(m.superseded[conv.ID], msgs[keep:]...)
+		m.messages[conv.ID] = slices.Clip(msgs[:keep])
+	} else {
+		m.messageIDs[s.UserMessage.ID] = true
+		m.messages[conv.ID] = append(m.messages[conv.ID], cloneMessage(s.UserMessage))
+	}
 	s.Conversation = conv
 
 	all := m.messages[conv.ID]
@@ -357,6 +389,10 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 		delete(m.messageIDs, msg.ID)
 	}
 	delete(m.messages, key)
+	for _, msg := range m.superseded[key] {
+		delete(m.messageIDs, msg.ID)
+	}
+	delete(m.superseded, key)
 	for tid, t := range m.turns {
 		if t.ConversationID == key {
 			delete(m.turns, tid)

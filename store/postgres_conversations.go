@@ -20,7 +20,7 @@ const (
 
 	// selectTranscript reads a conversation's messages in order, through
 	// the index messages_conversation_seq.
-	selectTranscript = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
+	selectTranscript = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 AND superseded_by IS NULL ORDER BY seq`
 )
 
 // GetConversation returns the conversation with the given id. It returns an

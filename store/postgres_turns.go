@@ -56,10 +56,28 @@ FROM turns t WHERE t.id = $2`
 	selectHistory = `
 WITH w AS (
     SELECT * FROM messages
-    WHERE conversation_id = $1 AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)
+    WHERE conversation_id = $1 AND superseded_by IS NULL
+        AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)
     ORDER BY seq DESC LIMIT $3
 )
 SELECT ` + messageColumns + ` FROM w ORDER BY seq`
+
+	// supersedeAfter finds the conversation's $2-th user message (from 1)
+	// and, if its content is $4, marks every message after it superseded
+	// by turn $3. It returns no row when there is no such message, and
+	// whether the content matched.
+	supersedeAfter = `
+WITH target AS (
+    SELECT seq, content FROM messages
+    WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
+    ORDER BY seq OFFSET $2::bigint - 1 LIMIT 1
+), marked AS (
+    UPDATE messages m SET superseded_by = $3
+    FROM target
+    WHERE target.content = $4 AND m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq > target.seq
+    RETURNING m.id
+)
+SELECT target.content = $4, (SELECT count(*) FROM marked) FROM target`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
 	// every writer locks a conversation before its turns, as cascading
@@ -120,7 +138,9 @@ RETURNING started_at`
 // stores the turn as running and the user's message. It fills the generated
 // ids and times, and the conversation as stored, back into s, and returns the
 // history window: the latest s.HistoryLimit messages of the conversation in
-// order (all if 0), the new message last.
+// order (all if 0), the new message last. With s.Regenerate, it stores no
+// message: the messages after the one to answer again leave the transcript,
+// and the window ends with that message.
 //
 // Its commit does not wait for the disk flush: the turn's next commit
 // (SaveTurn's, which waits) makes it durable too, so the user's message is
@@ -130,9 +150,11 @@ RETURNING started_at`
 //
 // It returns an error wrapping switchboard.ErrNotFound if the conversation to
 // continue does not exist, has a malformed id or belongs to another user than
-// s.Turn.UserID; ErrConflict if the user has a turn with the same idempotency
-// key (a *switchboard.Error with code "idempotency_key_reused") or an id is
-// taken; ErrInvalid if s is invalid (no user id, unknown role or message
+// s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
+// if the user has a turn with the same idempotency key (a *switchboard.Error
+// with code "idempotency_key_reused"), an id is taken, or the message
+// s.Regenerate names is missing ("nothing_to_regenerate") or differs from
+// s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
 // type, malformed turn or message id, negative history limit, text too long).
 // Nothing is stored when it fails.
 func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
@@ -154,7 +176,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
 		t.RequestHash, LeaseDuration)
-	if err := queueMessage(b, m, t.ID); err != nil {
+	if s.Regenerate > 0 {
+		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content)
+	} else if err := queueMessage(b, m, t.ID); err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	if !create {
@@ -163,7 +187,13 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 
 	stored := *c
 	history := []switchboard.Message{cloneMessage(*m)}
-	err = p.send(ctx, b, func(br pgx.BatchResults) error {
+	send := p.send
+	if s.Regenerate > 0 {
+		// Whether the message to answer again is there and unchanged is
+		// known only from the batch's results: roll back when it is not.
+		send = p.sendInTx
+	}
+	err = send(ctx, b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil { // asyncCommit
 			return err
 		}
@@ -187,7 +217,19 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		if err := execOne(br, "turn"); err != nil {
 			return err
 		}
-		if err := execOne(br, "message"); err != nil {
+		if s.Regenerate > 0 {
+			var matches bool
+			var marked int64
+			err := br.QueryRow().Scan(&matches, &marked)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+				return errNothingToRegenerate(s.Regenerate)
+			case err != nil:
+				return err
+			case !matches:
+				return errRegenerateMismatch()
+			}
+		} else if err := execOne(br, "message"); err != nil {
 			return err
 		}
 		if !create {
@@ -318,6 +360,19 @@ func (p *Postgres) send(ctx context.Context, b *pgx.Batch, read func(pgx.BatchRe
 		err = cerr
 	}
 	return dbError(err)
+}
+
+// sendInTx is send in an explicit transaction, rolled back when read fails:
+// for batches whose success Go decides from their results.
+func (p *Postgres) sendInTx(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
+	return dbError(pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, b)
+		err := read(br)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}))
 }
 
 // messageMetadata is the JSON of messages.metadata: what a message carries

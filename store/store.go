@@ -245,6 +245,20 @@ func errTurnRunning() error {
 	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
 }
 
+// errNothingToRegenerate is BeginTurn's answer when the conversation has
+// fewer user messages than the one to answer again.
+func errNothingToRegenerate(n int) error {
+	return switchboard.Errorf(switchboard.ErrConflict, "nothing_to_regenerate",
+		"the conversation has no user message %d to answer again", n)
+}
+
+// errRegenerateMismatch is BeginTurn's answer when the message to answer
+// again is not the one the client shows: the conversation changed.
+func errRegenerateMismatch() error {
+	return switchboard.Errorf(switchboard.ErrConflict, "regenerate_mismatch",
+		"the message to answer again differs from the conversation's: it changed since the client loaded it")
+}
+
 // errExternalIDTaken is BeginTurn's answer when the user already has a
 // conversation with the client's id: two first messages of one chat raced.
 func errExternalIDTaken() error {
@@ -276,6 +290,12 @@ func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err
 	t.IdempotencyKey = clean(t.IdempotencyKey)
 	if tooLong(t.IdempotencyKey, maxNameLen) {
 		return false, invalid("invalid_idempotency_key", "the idempotency key is longer than %d characters", maxNameLen)
+	}
+	if s.Regenerate < 0 {
+		return false, invalid("invalid_turn", "the message to regenerate, %d, is negative", s.Regenerate)
+	}
+	if c.ID == "" && s.Regenerate > 0 {
+		return false, fmt.Errorf("regenerate in a new conversation: %w", switchboard.ErrNotFound)
 	}
 	if c.ID == "" {
 		create = true

@@ -5,7 +5,10 @@
 //
 // Environment: API (the chat URL), TOKEN, CHAT_ID, PROMPTS (a JSON array);
 // APPROVE (yes or no), to answer every approval request as a user would
-// with addToolApprovalResponse, the chat sending the answer by itself.
+// with addToolApprovalResponse, the chat sending the answer by itself;
+// REGENERATE (a JSON array of message indexes, or null for the last
+// answer), to call the chat's regenerate({messageId}) after the prompts, as a
+// "regenerate" button would.
 import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
 
 // ArrayState is the plain-array ChatState that React's state replaces.
@@ -55,5 +58,9 @@ for (const text of JSON.parse(process.env.PROMPTS)) {
     await new Promise((r) => setTimeout(r, 20)); // the chat sends on its own, a tick later
     await settled();
   }
+}
+for (const index of JSON.parse(process.env.REGENERATE || '[]')) {
+  await chat.regenerate(index === null ? {} : { messageId: chat.messages[index].id });
+  await settled();
 }
 console.log(JSON.stringify({ status: chat.status, error: chat.error ? chat.error.message : null, errors, messages: chat.messages }));

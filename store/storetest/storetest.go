@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"IdempotencyKey", testIdempotencyKey},
 		{"Conversations", testConversations},
 		{"UpdatedAtMovesAtTurnBoundaries", testUpdatedAt},
+		{"Regenerate", testRegenerate},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -816,6 +817,115 @@ func testUpdatedAt(t *testing.T, s Store) {
 	if got := updated(); !got.After(started) {
 		t.Errorf("after the turn ended: got updated_at %v, want later than %v", got, started)
 	}
+}
+
+// testRegenerate answers a user message again: the messages after it leave
+// the transcript and the history; turns and ledger rows stay.
+func testRegenerate(t *testing.T, s Store) {
+	ctx := t.Context()
+	transcript := func(conv string) []string {
+		t.Helper()
+		msgs, err := s.ListMessages(ctx, conv)
+		if err != nil {
+			t.Fatalf("ListMessages: got error %v, want none", err)
+		}
+		return messageContents(msgs)
+	}
+	answer := func(ts switchboard.TurnStart, text string, calls ...switchboard.ToolCall) {
+		t.Helper()
+		turn := ts.Turn
+		turn.Status, turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+		save(t, s, &switchboard.TurnUpdate{Turn: turn, ToolCalls: calls,
+			Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: text}}})
+	}
+	first := newTurn(t, s, "alice", "", "one")
+	conv := first.Conversation.ID
+	answer(first, "answer one", switchboard.ToolCall{Server: "tasks", Tool: "add_task", Status: switchboard.CallSucceeded, StartedAt: t0})
+	second := newTurn(t, s, "alice", conv, "two")
+	answer(second, "answer two")
+	regenerate := func(n int, content string) (switchboard.TurnStart, []switchboard.Message, error) {
+		ts := switchboard.TurnStart{
+			Conversation: switchboard.Conversation{ID: conv},
+			Turn:         switchboard.Turn{UserID: "alice"},
+			UserMessage:  switchboard.Message{Content: content},
+			Regenerate:   n,
+		}
+		history, err := s.BeginTurn(ctx, &ts)
+		return ts, history, err
+	}
+
+	for _, tc := range []struct {
+		n       int
+		content string
+		code    string
+	}{
+		{3, "two", "nothing_to_regenerate"},
+		{2, "changed", "regenerate_mismatch"},
+	} {
+		_, _, err := regenerate(tc.n, tc.content)
+		if !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != tc.code {
+			t.Errorf("regenerate %d %q: got error %v, want a conflict %s", tc.n, tc.content, err, tc.code)
+		}
+	}
+	if got, want := transcript(conv), []string{"one", "answer one", "two", "answer two"}; !slices.Equal(got, want) {
+		t.Errorf("transcript after refused regenerates: got %q, want %q", got, want)
+	}
+	if turns, err := s.ListTurns(ctx, conv); err != nil || len(turns) != 2 {
+		t.Errorf("turns after refused regenerates: got %d, %v, want 2: nothing stored", len(turns), err)
+	}
+
+	again, history, err := regenerate(2, "two")
+	if err != nil {
+		t.Fatalf("regenerate the last answer: got error %v, want none", err)
+	}
+	if got := messageContents(history); !slices.Equal(got, []string{"one", "answer one", "two"}) {
+		t.Errorf("history of the regenerating turn: got %q, want it to end with the message answered again", got)
+	}
+	answer(again, "answer two, again")
+	if got, want := transcript(conv), []string{"one", "answer one", "two", "answer two, again"}; !slices.Equal(got, want) {
+		t.Errorf("transcript after regenerating: got %q, want %q", got, want)
+	}
+
+	again, history, err = regenerate(1, "one")
+	if err != nil {
+		t.Fatalf("regenerate the first answer: got error %v, want none", err)
+	}
+	if got := messageContents(history); !slices.Equal(got, []string{"one"}) {
+		t.Errorf("history when answering the first message again: got %q, want [one]", got)
+	}
+	answer(again, "answer one, again")
+	if got, want := transcript(conv), []string{"one", "answer one, again"}; !slices.Equal(got, want) {
+		t.Errorf("transcript after regenerating the first answer: got %q, want %q", got, want)
+	}
+	turns, err := s.ListTurns(ctx, conv)
+	if err != nil || len(turns) != 4 {
+		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
+	}
+	calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{ConversationID: conv})
+	if err != nil || len(calls) != 1 {
+		t.Errorf("ledger rows of the superseded answer: got %d, %v, want 1 kept", len(calls), err)
+	}
+
+	if _, _, err := regenerate(1, "one"); err != nil {
+		t.Fatalf("regenerate once more: got error %v, want none", err)
+	}
+	if _, _, err := regenerate(1, "one"); switchboard.ErrorCode(err) != "turn_running" {
+		t.Errorf("regenerate while the last regenerating turn runs: got error %v, want turn_running", err)
+	}
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "one"}, Regenerate: 1}
+	_, err = s.BeginTurn(ctx, &ts)
+	wantErr(t, "regenerate in a new conversation", err, switchboard.ErrNotFound)
+	if err := s.DeleteConversation(ctx, conv); err != nil {
+		t.Errorf("delete a conversation with superseded messages: got error %v, want none", err)
+	}
+}
+
+func messageContents(msgs []switchboard.Message) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Content)
+	}
+	return out
 }
 
 func testListTurns(t *testing.T, s Store) {
