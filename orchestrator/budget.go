@@ -17,6 +17,11 @@ const (
 	truncationMarker   = "[truncated: showing"
 )
 
+// BuiltinTools is how many tools a turn may offer the model beside its
+// catalog's (read_tool_result): a cap on the tools of one model request
+// must keep room for them (tools.FleetOptions.ReservedTools).
+const BuiltinTools = 1
+
 var readToolResultDef = switchboard.ToolDefinition{
 	Name:        readToolResultName,
 	Description: "Read more of a tool result that was truncated. Give the call_id named in the truncation notice and the offset (in bytes) to read from.",

@@ -138,10 +138,14 @@ type Entry struct {
 // keeps the catalog it started with, so a reload never changes the tools
 // under a running turn.
 type Catalog struct {
-	entries     []*Entry
+	entries []*Entry // sorted by exposed name
+	// ordered are the entries in source order: the sources in the order
+	// given, each server's tools in the order it lists them.
+	ordered     []*Entry
 	byName      map[string]*Entry
 	defs        []switchboard.ToolDefinition
 	quarantined []switchboard.QuarantinedTool
+	leftOut     []switchboard.QuarantinedTool // by Limit
 }
 
 // NewCatalog builds a catalog over sources. A tool that cannot be offered
@@ -212,16 +216,48 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				inject:      src.Policy.Inject,
 				timeout:     src.Policy.timeout(t.Name),
 			}
-			c.entries = append(c.entries, e)
+			c.ordered = append(c.ordered, e)
 			c.byName[exposed] = e
 		}
 	}
+	c.index()
+	return c, nil
+}
+
+// index sorts the entries of c.ordered by exposed name into c.entries and
+// c.defs.
+func (c *Catalog) index() {
+	c.entries = slices.Clone(c.ordered)
 	sort.Slice(c.entries, func(i, j int) bool { return c.entries[i].ExposedName < c.entries[j].ExposedName })
 	c.defs = make([]switchboard.ToolDefinition, len(c.entries))
 	for i, e := range c.entries {
 		c.defs[i] = e.Definition
 	}
-	return c, nil
+}
+
+// Limit returns a catalog that offers at most n tools, for models that
+// refuse requests with more (OpenAI: 128). It keeps c's first n tools in
+// source order: the sources in the order given to NewCatalog, each server's
+// tools in the order the server lists them (quarantined tools take no
+// place). The others are left out with reason: they are not in
+// Definitions, Entries or Infos, a call of one fails as a call of an
+// unknown tool does, and Quarantined and LeftOut list them. Definitions
+// stay sorted by name. Limit returns c itself when n is negative or c has
+// no more than n tools.
+func (c *Catalog) Limit(n int, reason string) *Catalog {
+	if n < 0 || len(c.ordered) <= n {
+		return c
+	}
+	l := &Catalog{ordered: c.ordered[:n:n], byName: make(map[string]*Entry, n), quarantined: c.quarantined}
+	for _, e := range l.ordered {
+		l.byName[e.ExposedName] = e
+	}
+	for _, e := range c.ordered[n:] {
+		l.leftOut = append(l.leftOut, switchboard.QuarantinedTool{Server: e.Server, Tool: e.Tool, Reason: reason})
+	}
+	l.leftOut = append(l.leftOut, c.leftOut...)
+	l.index()
+	return l
 }
 
 // Definitions returns the tools as the model sees them, sorted by name. The
@@ -231,8 +267,18 @@ func (c *Catalog) Definitions() []switchboard.ToolDefinition { return c.defs }
 // Entries returns the exposed tools, sorted by exposed name.
 func (c *Catalog) Entries() []*Entry { return c.entries }
 
-// Quarantined returns the tools left out, with their reasons.
-func (c *Catalog) Quarantined() []switchboard.QuarantinedTool { return c.quarantined }
+// Quarantined returns the tools left out, with their reasons: those that
+// cannot be offered, then those left out by Limit.
+func (c *Catalog) Quarantined() []switchboard.QuarantinedTool {
+	if len(c.leftOut) == 0 {
+		return c.quarantined
+	}
+	return slices.Concat(c.quarantined, c.leftOut)
+}
+
+// LeftOut returns the tools that Limit left out, in source order, with
+// their reasons.
+func (c *Catalog) LeftOut() []switchboard.QuarantinedTool { return c.leftOut }
 
 // Infos describes the exposed tools, sorted by exposed name.
 func (c *Catalog) Infos() []switchboard.ToolInfo {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,18 @@ type FleetOptions struct {
 	// not required before returning; those still connecting then join the
 	// catalog when they are ready. Zero means 2s; negative, no wait.
 	StartupWait time.Duration
+	// MaxTools caps the tools one model request carries (llm.max_tools:
+	// OpenAI refuses a request with more than 128); 0 means no cap. When
+	// the servers expose more, the catalog keeps the first ones in server
+	// order (the order of the specs applied) and each server's own order
+	// (see Catalog.Limit); the others are reported by Servers with a
+	// reason, and logged as a warning whenever they change and on every
+	// Reload.
+	MaxTools int
+	// ReservedTools are the places of MaxTools kept for the tools the loop
+	// offers beside the catalog's (orchestrator.BuiltinTools), so that a
+	// request stays within MaxTools when it carries them.
+	ReservedTools int
 }
 
 // Fleet runs the configured MCP servers, each under an
@@ -98,11 +111,14 @@ type Fleet struct {
 
 	mu     sync.Mutex
 	specs  map[string]ServerSpec
+	order  []string // the names of specs, in the order applied
 	sups   map[string]*mcpclient.Supervisor
 	closed bool
 
-	rebuildMu sync.Mutex
-	reported  map[switchboard.QuarantinedTool]bool // quarantines logged already
+	rebuildMu   sync.Mutex
+	reported    map[switchboard.QuarantinedTool]bool // quarantines logged already
+	leftOutKey  string                               // the tools over MaxTools logged last
+	reportAgain bool                                 // log the tools over MaxTools even if unchanged
 
 	dirty chan struct{} // capacity 1: a rebuild is due
 	quit  chan struct{}
@@ -155,7 +171,9 @@ func (f *Fleet) Start(ctx context.Context, specs []ServerSpec) error {
 // servers removed (or now disabled) stop, whole process group included;
 // servers whose Config changed restart with the new one (their calls in
 // flight fail); servers whose Config is unchanged are untouched, even when
-// their policy changed, which only rebuilds the catalog. It returns once
+// their policy changed, which only rebuilds the catalog. The order of specs
+// is the servers' order in the catalog (see NewCatalog and
+// FleetOptions.MaxTools): give them in configuration order. It returns once
 // the removed servers are stopped, without waiting for the others to
 // connect. The error, from ValidateSpecs, leaves everything as it was.
 func (f *Fleet) Apply(ctx context.Context, specs []ServerSpec) error {
@@ -180,6 +198,9 @@ func (f *Fleet) Reload(ctx context.Context) error {
 		f.log.Warn("mcp servers not reloaded: the configuration is invalid", "err", err)
 		return switchboard.Errorf(switchboard.ErrInvalid, "invalid_config", "the configuration was not applied: %v", err)
 	}
+	f.rebuildMu.Lock()
+	f.reportAgain = true // an operator who reloads hears again what is left out
+	f.rebuildMu.Unlock()
 	if _, err := f.apply(specs); err != nil {
 		return err
 	}
@@ -197,8 +218,10 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()
 	next := make(map[string]ServerSpec, len(specs))
-	for _, s := range specs {
+	order := make([]string, len(specs))
+	for i, s := range specs {
 		next[s.Config.Name] = s
+		order[i] = s.Config.Name
 	}
 
 	type restart struct {
@@ -243,7 +266,7 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 			started = append(started, s)
 		}
 	}
-	f.specs = next
+	f.specs, f.order = next, order
 	f.mu.Unlock()
 
 	var wg sync.WaitGroup
@@ -361,8 +384,9 @@ func (f *Fleet) Supervisor(name string) *mcpclient.Supervisor {
 }
 
 // Servers reports on every configured server, by name: its state, the tools
-// the catalog exposes of it, those it quarantined and why, restarts, last
-// error and stderr tail. A disabled server is reported stopped.
+// the catalog exposes of it, those it quarantined or left out over
+// FleetOptions.MaxTools and why, restarts, last error and stderr tail. A
+// disabled server is reported stopped.
 func (f *Fleet) Servers() []switchboard.ServerStatus {
 	f.mu.Lock()
 	specs := maps.Clone(f.specs)
@@ -418,19 +442,23 @@ func (f *Fleet) rebuildLoop() {
 	}
 }
 
-// rebuild builds the catalog from the running servers and makes it
-// current. Rebuilds are serialised, so an older view never replaces a newer
-// one.
+// rebuild builds the catalog from the running servers, in the order of
+// their specs, and makes it current. Rebuilds are serialised, so an older
+// view never replaces a newer one.
 func (f *Fleet) rebuild() {
 	f.rebuildMu.Lock()
 	defer f.rebuildMu.Unlock()
 	f.mu.Lock()
 	var sources []Source
-	for _, name := range slices.Sorted(maps.Keys(f.sups)) {
+	for _, name := range f.order {
+		sup, ok := f.sups[name]
+		if !ok {
+			continue
+		}
 		spec := f.specs[name]
 		p := spec.Policy
 		p.Timeout, p.ToolTimeouts = spec.Config.Timeout, spec.Config.ToolTimeouts
-		sources = append(sources, Source{Server: f.sups[name], Policy: p})
+		sources = append(sources, Source{Server: sup, Policy: p})
 	}
 	f.mu.Unlock()
 	cat, err := NewCatalog(sources)
@@ -439,11 +467,45 @@ func (f *Fleet) rebuild() {
 		f.log.Error("tool catalog not rebuilt", "err", err)
 		return
 	}
+	if f.opts.MaxTools > 0 {
+		cat = cat.Limit(max(f.opts.MaxTools-f.opts.ReservedTools, 0),
+			fmt.Sprintf("over llm.max_tools (%d): not sent to the model", f.opts.MaxTools))
+	}
 	f.reg.Set(cat)
-	for _, q := range cat.Quarantined() {
+	for _, q := range cat.quarantined {
 		if !f.reported[q] {
 			f.reported[q] = true
 			f.log.Warn("tool quarantined", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
 		}
+	}
+	f.reportLeftOut(cat)
+}
+
+// reportLeftOut logs the tools that MaxTools leaves out of cat, when they
+// are not those it logged last or a reload asked to hear them again; and
+// that none is left out any more, when that changed. Called under
+// rebuildMu.
+func (f *Fleet) reportLeftOut(cat *Catalog) {
+	left := cat.LeftOut()
+	names := make([]string, len(left))
+	for i, q := range left {
+		names[i] = q.Server + "/" + q.Tool
+	}
+	key := strings.Join(names, "\n")
+	if key == f.leftOutKey && !f.reportAgain {
+		return
+	}
+	hadLeftOut := f.leftOutKey != ""
+	f.leftOutKey, f.reportAgain = key, false
+	switch {
+	case len(left) > 0:
+		f.log.Warn("tools left out: the MCP servers expose more tools than llm.max_tools lets one model request carry; "+
+			"the first in configuration order are sent to the model, the tools listed here are not: choose the tools to offer "+
+			"with allowed_tools or excluded_tools, or raise llm.max_tools if the model takes more",
+			"left_out", len(left), "sent", len(cat.Entries()), "max_tools", f.opts.MaxTools,
+			"reserved_for_builtin_tools", f.opts.ReservedTools, "tools", names)
+	case hadLeftOut:
+		f.log.Info("every tool is sent to the model again: the catalog is within llm.max_tools",
+			"sent", len(cat.Entries()), "max_tools", f.opts.MaxTools)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"go.uber.org/goleak"
@@ -462,5 +464,165 @@ func TestFleetEverything(t *testing.T) {
 	}
 	if st := status(t, f, "slow"); st.Restarts != 1 || !strings.Contains(st.LastError, "killed") || st.State != switchboard.ServerReady {
 		t.Errorf("status: %+v", st)
+	}
+}
+
+// logBuffer collects a logger's JSON records; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the records whose message starts with prefix.
+func (b *logBuffer) records(t *testing.T, prefix string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(b.buf.String()) {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if msg, _ := r["msg"].(string); strings.HasPrefix(msg, prefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestFleetMaxTools(t *testing.T) {
+	// Two tasks-mcp servers of 5 tools each, zeta given first; 5 tools per
+	// model request, one place of which is kept for the loop's built-in
+	// tool: the catalog offers zeta's first 4 tools, in the server's order.
+	var (
+		mu    sync.Mutex
+		specs = []tools.ServerSpec{tasksSpec("zeta"), tasksSpec("alpha")}
+	)
+	load := func(context.Context) ([]tools.ServerSpec, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(specs), nil
+	}
+	logs := &logBuffer{}
+	f := newFleet(t, &tools.FleetOptions{Load: load, StartupWait: 10 * time.Second, MaxTools: 5, ReservedTools: 1,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err := f.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	const reason = "over llm.max_tools (5): not sent to the model"
+	defs := func() []string {
+		var out []string
+		for _, d := range f.Current().Definitions() {
+			out = append(out, d.Name)
+		}
+		return out
+	}
+	// reported returns the tools named by the last warning about tools
+	// left out, and how many such warnings there were.
+	reported := func() ([]string, int) {
+		recs := logs.records(t, "tools left out")
+		if len(recs) == 0 {
+			return nil, 0
+		}
+		last := recs[len(recs)-1]
+		if last["level"] != "WARN" || !strings.Contains(last["msg"].(string), "allowed_tools or excluded_tools") {
+			t.Errorf("the report of the tools left out: %v, want a warning pointing at allowed_tools and excluded_tools", last)
+		}
+		var names []string
+		for _, n := range last["tools"].([]any) {
+			names = append(names, n.(string))
+		}
+		return names, len(recs)
+	}
+	quarantined := func(server string) []string {
+		var out []string
+		for _, q := range status(t, f, server).Quarantined {
+			out = append(out, q.Tool+": "+q.Reason)
+		}
+		return out
+	}
+	// mcp-go lists a server's tools by name.
+	zetaLeft, alphaLeft := []string{"update_task: " + reason}, []string{
+		"add_task: " + reason, "complete_task: " + reason, "delete_task: " + reason, "list_tasks: " + reason, "update_task: " + reason}
+	if diff := cmp.Diff([]string{"zeta__add_task", "zeta__complete_task", "zeta__delete_task", "zeta__list_tasks"}, defs()); diff != "" {
+		t.Errorf("definitions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(zetaLeft, quarantined("zeta")); diff != "" {
+		t.Errorf("zeta's tools left out (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(alphaLeft, quarantined("alpha")); diff != "" {
+		t.Errorf("alpha's tools left out (-want +got):\n%s", diff)
+	}
+	if st := status(t, f, "alpha"); st.State != switchboard.ServerReady || len(st.Tools) != 0 {
+		t.Errorf("alpha: %+v, want ready with no tool sent", st)
+	}
+	want := []string{"zeta/update_task", "alpha/add_task", "alpha/complete_task", "alpha/delete_task", "alpha/list_tasks", "alpha/update_task"}
+	names, warnings := reported()
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("the warning's tools (-want +got):\n%s", diff)
+	}
+	// A model that asks for a tool left out hears of an unknown tool.
+	if call := run(t.Context(), f.Current(), "alpha__list_tasks", `{}`); call.Status != switchboard.CallFailed ||
+		call.ErrorClass != switchboard.ErrorClassInvalid || call.Error != `unknown tool "alpha__list_tasks"` {
+		t.Errorf("call of a tool left out: %+v, want an unknown tool", call)
+	}
+	if call := run(t.Context(), f.Current(), "zeta__list_tasks", `{}`); call.Status != switchboard.CallSucceeded {
+		t.Errorf("call of a tool sent: %+v", call)
+	}
+
+	// Every reload says it again, even when nothing changed.
+	if err := f.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if names, n := reported(); n != warnings+1 || !slices.Equal(names, want) {
+		t.Errorf("after a reload: %d warnings naming %v, want %d naming %v", n, names, warnings+1, want)
+	}
+
+	// The configuration's order decides, not the names.
+	mu.Lock()
+	specs = []tools.ServerSpec{tasksSpec("alpha"), tasksSpec("zeta")}
+	mu.Unlock()
+	if err := f.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"alpha__add_task", "alpha__complete_task", "alpha__delete_task", "alpha__list_tasks"}, defs()); diff != "" {
+		t.Errorf("alpha first: definitions (-want +got):\n%s", diff)
+	}
+	if names, _ := reported(); len(names) != 6 || names[0] != "alpha/update_task" || names[1] != "zeta/add_task" {
+		t.Errorf("alpha first: the warning names %v", names)
+	}
+
+	// Within the cap again (allowed_tools): every tool is sent, and the
+	// log says so.
+	mu.Lock()
+	specs[0].Policy.AllowedTools, specs[1].Policy.AllowedTools = []string{"list_tasks", "add_task"}, []string{"list_tasks"}
+	mu.Unlock()
+	if err := f.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"alpha__add_task", "alpha__list_tasks", "zeta__list_tasks"}, defs()); diff != "" {
+		t.Errorf("within the cap: definitions (-want +got):\n%s", diff)
+	}
+	if q := quarantined("alpha"); len(q) != 0 {
+		t.Errorf("within the cap: alpha reports %v", q)
+	}
+	if recs := logs.records(t, "every tool is sent to the model again"); len(recs) != 1 {
+		t.Errorf("within the cap: %d records saying every tool is sent, want 1", len(recs))
+	}
+
+	// 0: no cap.
+	g := newFleet(t, &tools.FleetOptions{StartupWait: 10 * time.Second, MaxTools: 0, ReservedTools: 1})
+	if err := g.Start(t.Context(), []tools.ServerSpec{tasksSpec("zeta"), tasksSpec("alpha")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, q := len(g.Current().Definitions()), g.Current().Quarantined(); n != 10 || len(q) != 0 {
+		t.Errorf("no cap: %d definitions and %v quarantined, want all 10 sent", n, q)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +222,81 @@ func TestCatalogRefusesCollisions(t *testing.T) {
 	}
 	if len(c.Entries()) != 1 || len(c.Quarantined()) != 1 {
 		t.Errorf("same-server collision: got %d entries and %+v", len(c.Entries()), c.Quarantined())
+	}
+}
+
+func TestCatalogLimit(t *testing.T) {
+	// Server zeta comes first although it sorts last, and lists its tools
+	// out of name order: the cut keeps the sources' order and each
+	// server's own order, and a quarantined tool takes no place.
+	zeta := &server{name: "zeta", tools: []mcpclient.Tool{tool("zz", `{}`), tool("bad", `{"type":"string"}`), tool("aa", `{}`), tool("mm", `{}`)}}
+	alpha := &server{name: "alpha", tools: []mcpclient.Tool{tool("b", `{}`), tool("a", `{}`)}}
+	c, err := tools.NewCatalog([]tools.Source{{Server: zeta}, {Server: alpha}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const reason = "over llm.max_tools (5): not sent to the model"
+	left := func(names ...string) []switchboard.QuarantinedTool {
+		var out []switchboard.QuarantinedTool
+		for _, n := range names {
+			server, tool, _ := strings.Cut(n, "/")
+			out = append(out, switchboard.QuarantinedTool{Server: server, Tool: tool, Reason: reason})
+		}
+		return out
+	}
+	tests := []struct {
+		n       int
+		defs    []string // sorted by name, as the model sees them
+		leftOut []switchboard.QuarantinedTool
+	}{
+		{-1, []string{"alpha__a", "alpha__b", "zeta__aa", "zeta__mm", "zeta__zz"}, nil},
+		{5, []string{"alpha__a", "alpha__b", "zeta__aa", "zeta__mm", "zeta__zz"}, nil},
+		{4, []string{"alpha__b", "zeta__aa", "zeta__mm", "zeta__zz"}, left("alpha/a")},
+		{2, []string{"zeta__aa", "zeta__zz"}, left("zeta/mm", "alpha/b", "alpha/a")},
+		{0, nil, left("zeta/zz", "zeta/aa", "zeta/mm", "alpha/b", "alpha/a")},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.n), func(t *testing.T) {
+			l := c.Limit(tt.n, reason)
+			var defs, entries, infos []string
+			for _, d := range l.Definitions() {
+				defs = append(defs, d.Name)
+			}
+			for _, e := range l.Entries() {
+				entries = append(entries, e.ExposedName)
+			}
+			for _, i := range l.Infos() {
+				infos = append(infos, i.Name)
+			}
+			if diff := cmp.Diff(tt.defs, defs); diff != "" {
+				t.Errorf("definitions (-want +got):\n%s", diff)
+			}
+			if !slices.Equal(defs, entries) || !slices.Equal(defs, infos) {
+				t.Errorf("entries %v and infos %v, want the definitions %v", entries, infos, defs)
+			}
+			if diff := cmp.Diff(tt.leftOut, l.LeftOut()); diff != "" {
+				t.Errorf("left out (-want +got):\n%s", diff)
+			}
+			quarantined := append([]switchboard.QuarantinedTool{{Server: "zeta", Tool: "bad", Reason: c.Quarantined()[0].Reason}}, tt.leftOut...)
+			if diff := cmp.Diff(quarantined, l.Quarantined()); diff != "" {
+				t.Errorf("quarantined (-want +got):\n%s", diff)
+			}
+			// A tool left out is, to a model that asks for it anyway, an
+			// unknown tool.
+			for _, q := range tt.leftOut {
+				name := tools.ExposedName(q.Server, q.Tool)
+				if _, ok := l.Lookup(name); ok {
+					t.Errorf("Lookup(%s) finds a tool left out", name)
+				}
+				call := l.Prepare(switchboard.RequestedCall{ID: "c", Name: name, Arguments: `{}`}, tools.Caller{UserID: "u"})
+				if want := fmt.Sprintf("unknown tool %q", name); call.Status != switchboard.CallFailed ||
+					call.ErrorClass != switchboard.ErrorClassInvalid || call.Error != want {
+					t.Errorf("call of %s: got %s %s %q, want failed invalid %q", name, call.Status, call.ErrorClass, call.Error, want)
+				}
+			}
+		})
+	}
+	if len(c.Definitions()) != 5 || len(c.LeftOut()) != 0 {
+		t.Errorf("Limit changed the catalog it was called on: %d definitions, %d left out", len(c.Definitions()), len(c.LeftOut()))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -108,7 +109,9 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 		Logger: logger,
 		Client: mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
 		// Every first attempt ends within its server's init_timeout.
-		StartupWait: 24 * time.Hour,
+		StartupWait:   24 * time.Hour,
+		MaxTools:      cfg.LLM.maxTools(),
+		ReservedTools: orchestrator.BuiltinTools,
 	})
 	defer closeServers(fleet, logger)
 	startErr := fleet.Start(ctx, serverSpecs(cfg))

@@ -37,6 +37,10 @@ type Config struct {
 	// servers that are not required; those still connecting join the
 	// catalog when ready. Absent means 2s; 0 means no wait.
 	MCPStartupWait *Duration `yaml:"mcp_startup_wait"`
+
+	// serverOrder names the mcpServers in the file's order, which is their
+	// order in the tool catalog.
+	serverOrder []string
 }
 
 // LLMConfig configures the model.
@@ -51,6 +55,22 @@ type LLMConfig struct {
 	HistoryTokens int      `yaml:"history_tokens"`
 	Timeout       Duration `yaml:"timeout"`
 	SystemPrompt  string   `yaml:"system_prompt"`
+	// MaxTools caps the tools of one model request (OpenAI refuses more
+	// than 128); the tools past it, in configuration order, are not sent.
+	// Absent means 128; 0 means no cap.
+	MaxTools *int `yaml:"max_tools"`
+}
+
+// defaultMaxTools is OpenAI's limit on the tools of a chat completion
+// request.
+const defaultMaxTools = 128
+
+// maxTools is llm.max_tools: 0 means no cap.
+func (c LLMConfig) maxTools() int {
+	if c.MaxTools == nil {
+		return defaultMaxTools
+	}
+	return *c.MaxTools
 }
 
 // AuthConfig configures token verification.
@@ -227,10 +247,14 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 	if err := expandNode(&doc, getenv); err != nil {
 		return nil, nil, err
 	}
-	var warnings []string
+	var (
+		warnings []string
+		order    []string
+	)
 	if servers := mappingValue(doc.Content[0], "mcpServers"); servers != nil && servers.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(servers.Content); i += 2 {
 			name, entry := servers.Content[i].Value, servers.Content[i+1]
+			order = append(order, name)
 			if entry.Kind != yaml.MappingNode {
 				continue
 			}
@@ -259,6 +283,7 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 	if err := cfg.validate(); err != nil {
 		return nil, nil, err
 	}
+	cfg.serverOrder = order
 	return cfg, warnings, nil
 }
 
@@ -375,6 +400,9 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.LLM.MaxSteps < 0 || c.LLM.MaxSteps > 100 {
 		errs = append(errs, fmt.Errorf("llm.max_steps must be from 1 to 100 (got %d)", c.LLM.MaxSteps))
+	}
+	if n := c.LLM.maxTools(); n < 0 || n == 1 {
+		errs = append(errs, fmt.Errorf("llm.max_tools must be 0 (no limit) or at least 2, one place being kept for the built-in read_tool_result (got %d)", n))
 	}
 	names := make([]string, 0, len(c.MCPServers))
 	for name := range c.MCPServers {

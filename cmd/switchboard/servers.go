@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/tools"
 )
 
@@ -20,11 +21,12 @@ import (
 // required, when mcp_startup_wait is absent.
 const defaultStartupWait = 2 * time.Second
 
-// serverSpecs turns the mcpServers block into the fleet's specs, in name
-// order.
+// serverSpecs turns the mcpServers block into the fleet's specs, in the
+// configuration file's order (the catalog's: with more tools than
+// llm.max_tools, the first servers' are sent to the model).
 func serverSpecs(cfg *Config) []tools.ServerSpec {
 	specs := make([]tools.ServerSpec, 0, len(cfg.MCPServers))
-	for _, name := range slices.Sorted(maps.Keys(cfg.MCPServers)) {
+	for _, name := range serverNames(cfg) {
 		sc := cfg.MCPServers[name]
 		var toolTimeouts map[string]time.Duration
 		if len(sc.ToolTimeouts) > 0 {
@@ -45,6 +47,25 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 	return specs
 }
 
+// serverNames returns the names of the configured servers in the file's
+// order; servers of a Config not read from a file follow, by name.
+func serverNames(cfg *Config) []string {
+	names := make([]string, 0, len(cfg.MCPServers))
+	seen := make(map[string]bool, len(cfg.MCPServers))
+	for _, name := range cfg.serverOrder {
+		if _, ok := cfg.MCPServers[name]; ok && !seen[name] {
+			names = append(names, name)
+			seen[name] = true
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.MCPServers)) {
+		if !seen[name] {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // startupWait is how long start-up waits for servers that are not required.
 func startupWait(cfg *Config) time.Duration {
 	if cfg.MCPStartupWait == nil {
@@ -62,10 +83,12 @@ func startupWait(cfg *Config) time.Duration {
 func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
 	wait time.Duration, logger *slog.Logger) (*tools.Fleet, error) {
 	fleet := tools.NewFleet(&tools.FleetOptions{
-		Logger:      logger,
-		Client:      mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
-		Load:        load,
-		StartupWait: wait,
+		Logger:        logger,
+		Client:        mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
+		Load:          load,
+		StartupWait:   wait,
+		MaxTools:      cfg.LLM.maxTools(),
+		ReservedTools: orchestrator.BuiltinTools,
 	})
 	if err := fleet.Start(ctx, serverSpecs(cfg)); err != nil {
 		closeServers(fleet, logger)
