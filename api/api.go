@@ -26,7 +26,7 @@ import (
 type Chatter interface {
 	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
 	Decide(ctx context.Context, d orchestrator.Decision, ev orchestrator.Events) (*orchestrator.Result, error)
-	Cancel(userID, conversationID string) error
+	Cancel(ctx context.Context, userID, conversationID string) error
 }
 
 // Store is what the API reads and edits directly. store.Memory and

@@ -453,7 +453,7 @@ func (h *Handler) postCancel(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	if err := h.Chat.Cancel(identity(c).UserID, conv.ID); err != nil {
+	if err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, conv.ID); err != nil {
 		h.writeError(c, err)
 		return
 	}

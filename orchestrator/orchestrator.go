@@ -8,6 +8,7 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -38,8 +39,12 @@ type TurnStore interface {
 	// GetToolCall reads a ledger row (for read_tool_result and approvals).
 	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	// RenewTurn extends the lease under which a running turn holds its
-	// conversation.
-	RenewTurn(ctx context.Context, id string) error
+	// conversation, and reports whether its cancellation was requested
+	// through the store (by another instance).
+	RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error)
+	// RequestCancel asks, through the store, that the running turn of the
+	// user's conversation be cancelled by whichever instance runs it.
+	RequestCancel(ctx context.Context, userID, conversationID string) (turnID string, err error)
 }
 
 // ResumeStore is what continuing a turn after an approval reads.
@@ -154,8 +159,8 @@ type Orchestrator struct {
 }
 
 type runningTurn struct {
-	userID string
-	cancel context.CancelFunc
+	userID, turnID string
+	cancel         context.CancelFunc
 }
 
 // New returns an orchestrator over model, tools and store.
@@ -317,17 +322,41 @@ func endSpan(span trace.Span, err error) {
 
 // Cancel ends the running turn of the user's conversation: its model
 // request is aborted, its running tool calls are cancelled, and it is
-// stored as cancelled. It returns an error wrapping ErrConflict (code
-// no_running_turn) when no turn of the user runs in the conversation here.
-func (o *Orchestrator) Cancel(userID, conversationID string) error {
+// stored as cancelled. A turn that another instance runs is asked to stop
+// through the store (RequestCancel): that instance hears it at once when it
+// listens (CancelTurn), else at the turn's next lease renewal. It returns
+// an error wrapping ErrConflict (code no_running_turn) when no turn of the
+// user runs in the conversation.
+func (o *Orchestrator) Cancel(ctx context.Context, userID, conversationID string) error {
 	o.mu.Lock()
 	r := o.running[conversationID]
 	o.mu.Unlock()
-	if r == nil || r.userID != userID {
-		return switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+	if r != nil && r.userID == userID {
+		r.cancel()
+		return nil
 	}
-	r.cancel()
+	if _, err := o.store.RequestCancel(ctx, userID, conversationID); err != nil {
+		if notFound(err) || switchboard.ErrorCode(err) == "no_running_turn" {
+			return switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+		}
+		return fmt.Errorf("request cancel: %w", err)
+	}
 	return nil
+}
+
+// CancelTurn cancels the turn with the given id if it runs here, as
+// Cancel does, and reports whether it did: for cancel requests heard from
+// other instances (store.ListenCancels).
+func (o *Orchestrator) CancelTurn(turnID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, r := range o.running {
+		if r.turnID == turnID {
+			r.cancel()
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops the background work of the orchestrator and waits for it, at
@@ -378,7 +407,7 @@ func (o *Orchestrator) reconcile(rec switchboard.Turn) {
 // it runs. The returned function ends both.
 func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &runningTurn{userID: rec.UserID, cancel: cancel}
+	r := &runningTurn{userID: rec.UserID, turnID: rec.ID, cancel: cancel}
 	o.mu.Lock()
 	o.running[rec.ConversationID] = r
 	o.mu.Unlock()
@@ -393,8 +422,13 @@ func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context
 			case <-stop:
 				return
 			case <-tick.C:
-				if err := o.store.RenewTurn(context.WithoutCancel(ctx), rec.ID); err != nil && !notFound(err) {
+				requested, err := o.store.RenewTurn(context.WithoutCancel(ctx), rec.ID)
+				if err != nil && !notFound(err) {
 					o.logger.Warn("renew turn lease", "turn_id", rec.ID, "err", err)
+				}
+				if requested {
+					o.logger.Info("turn cancelled at the request of another instance", "turn_id", rec.ID)
+					cancel()
 				}
 			}
 		}

@@ -321,10 +321,10 @@ func TestCancelEndsTheTurn(t *testing.T) {
 			}()
 			<-ev.started
 			<-r.lab.sleeping // the call reached the server
-			if err := r.o.Cancel("someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
+			if err := r.o.Cancel(context.Background(), "someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
 				t.Errorf("cancel by another user: got %v, want a conflict", err)
 			}
-			if err := r.o.Cancel("u", ev.turn.ConversationID); err != nil {
+			if err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); err != nil {
 				t.Fatal(err)
 			}
 			err := <-errc
@@ -343,7 +343,7 @@ func TestCancelEndsTheTurn(t *testing.T) {
 			if row.Status != switchboard.CallCancelled {
 				t.Errorf("ledger row: got %s, want cancelled", row.Status)
 			}
-			if err := r.o.Cancel("u", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
+			if err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
 				t.Errorf("cancel with nothing running: got %v, want a conflict", err)
 			}
 		})

@@ -32,8 +32,9 @@ type Memory struct {
 }
 
 type lease struct {
-	turn  string
-	until time.Time
+	turn            string
+	until           time.Time
+	cancelRequested bool
 }
 
 type idempotencyKey struct{ user, key string }
@@ -67,22 +68,45 @@ func (m *Memory) takeLease(conversation, turn string, now time.Time) error {
 	return nil
 }
 
-// RenewTurn extends the lease of a running turn by LeaseDuration. It
+// RenewTurn extends the lease of a running turn by LeaseDuration, and
+// reports whether its cancellation was requested (RequestCancel). It
 // returns an error wrapping switchboard.ErrNotFound if the turn does not
 // exist or is not running.
-func (m *Memory) RenewTurn(ctx context.Context, id string) error {
+func (m *Memory) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
 	if err := ctxErr(ctx); err != nil {
-		return fmt.Errorf("renew turn %s: %w", id, err)
+		return false, fmt.Errorf("renew turn %s: %w", id, err)
 	}
 	key, _ := lookupID(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	t, ok := m.turns[key]
 	if !ok || t.Status != switchboard.TurnRunning || m.running[t.ConversationID].turn != t.ID {
-		return fmt.Errorf("renew turn %s: %w", id, switchboard.ErrNotFound)
+		return false, fmt.Errorf("renew turn %s: %w", id, switchboard.ErrNotFound)
 	}
-	m.running[t.ConversationID] = lease{turn: t.ID, until: time.Now().Add(LeaseDuration)}
-	return nil
+	l := m.running[t.ConversationID]
+	l.until = time.Now().Add(LeaseDuration)
+	m.running[t.ConversationID] = l
+	return l.cancelRequested, nil
+}
+
+// RequestCancel flags the running turn of the user's conversation as to be
+// cancelled, which RenewTurn reports, and returns its id. It returns an
+// error wrapping switchboard.ErrConflict (code no_running_turn) when no
+// turn of the user runs in the conversation.
+func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
+	if err := ctxErr(ctx); err != nil {
+		return "", fmt.Errorf("request cancel in %s: %w", conversationID, err)
+	}
+	key, _ := lookupID(conversationID)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.running[key]
+	if t := m.turns[l.turn]; !ok || t == nil || t.UserID != userID || t.Status != switchboard.TurnRunning {
+		return "", fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	l.cancelRequested = true
+	m.running[key] = l
+	return l.turn, nil
 }
 
 // Ping reports whether the store can be used: always, unless ctx is done.

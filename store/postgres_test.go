@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -273,4 +276,59 @@ func TestBeginTurnAsyncCommitStaysInItsTransaction(t *testing.T) {
 	if err != nil || got != "on" {
 		t.Errorf("synchronous_commit on the pool's one connection after BeginTurn: got %q, %v, want on", got, err)
 	}
+}
+
+// TestListenCancels: a cancel requested through one store reaches a
+// listener on the same database, which keeps listening after its
+// connection is killed.
+func TestListenCancels(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	p := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2})
+	heard := make(chan string, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Go(func() { store.ListenCancels(ctx, url, slog.New(slog.DiscardHandler), func(id string) { heard <- id }) })
+	defer wg.Wait()
+	defer cancel()
+
+	var earlier []string // turns asked before: their repeated requests may still arrive
+	request := func(what string) {
+		t.Helper()
+		ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: what}}
+		if _, err := p.BeginTurn(t.Context(), &ts); err != nil {
+			t.Fatal(err)
+		}
+		// The listener may not be listening yet: ask until it hears.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, err := p.RequestCancel(t.Context(), "alice", ts.Conversation.ID); err != nil {
+				t.Fatalf("RequestCancel: got error %v, want none", err)
+			}
+			select {
+			case id := <-heard:
+				if id == ts.Turn.ID {
+					earlier = append(earlier, id)
+					return
+				}
+				if !slices.Contains(earlier, id) {
+					t.Fatalf("%s: heard %s, want %s", what, id, ts.Turn.ID)
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the listener never heard the cancel", what)
+			}
+		}
+	}
+	request("first")
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var killed int
+	if err := conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE application_name = 'switchboard cancel listener' AND datname = current_database()`).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminating the listener's connection: %d, %v", killed, err)
+	}
+	request("after the listener's connection was killed")
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -44,7 +46,18 @@ FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
 UPDATE turns SET status = 'failed', error = 'abandoned: the instance running it stopped', finished_at = now(), lease_until = NULL
 WHERE conversation_id = $1 AND status = 'running' AND lease_until < now()`
 
-	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'`
+	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'
+RETURNING cancel_requested`
+
+	// requestCancel flags the running turn of a user's conversation and
+	// tells the listening instances, when the transaction commits.
+	requestCancel = `
+WITH t AS (
+    UPDATE turns SET cancel_requested = true
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running'
+    RETURNING id
+)
+SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
 
 	// insertMessage stores a message of an existing turn, in the turn's
 	// conversation.
@@ -101,7 +114,8 @@ SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id
 	updateTurn = `
 UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
     tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
-    lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END
+    lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END,
+    cancel_requested = ($2 = 'running' AND cancel_requested)
 WHERE id = $1
 RETURNING conversation_id::text, user_id`
 
@@ -451,22 +465,88 @@ func (p *Postgres) TurnByIdempotencyKey(ctx context.Context, userID, key string)
 }
 
 // RenewTurn extends the lease of a running turn by LeaseDuration, so that a
-// turn longer than the lease is not taken for abandoned. It returns an error
+// turn longer than the lease is not taken for abandoned, and reports whether
+// its cancellation was requested (RequestCancel). It returns an error
 // wrapping switchboard.ErrNotFound if the turn does not exist or is not
 // running.
-func (p *Postgres) RenewTurn(ctx context.Context, id string) error {
+func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
 	key, ok := lookupID(id)
 	if !ok {
-		return fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
+		return false, fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, renewTurn, key, LeaseDuration)
+	if err := p.pool.QueryRow(ctx, renewTurn, key, LeaseDuration).Scan(&cancelRequested); err != nil {
+		return false, fmt.Errorf("renew turn %s: %w", id, dbError(err))
+	}
+	return cancelRequested, nil
+}
+
+// RequestCancel asks for the running turn of the user's conversation to be
+// cancelled, whichever instance runs it: the turn is flagged (RenewTurn
+// reports it) and its id is sent on the channel CancelChannel, which
+// ListenCancels hears. It returns the turn's id, or an error wrapping
+// switchboard.ErrConflict (code no_running_turn) when no turn of the user
+// runs in the conversation.
+func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
+	key, ok := lookupID(conversationID)
+	if !ok {
+		return "", fmt.Errorf("request cancel in %q: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	var id string
+	err := p.pool.QueryRow(ctx, requestCancel, key, userID).Scan(&id, new(any))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	}
 	if err != nil {
-		return fmt.Errorf("renew turn %s: %w", id, dbError(err))
+		return "", fmt.Errorf("request cancel in %s: %w", conversationID, dbError(err))
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("renew turn %s: %w", id, switchboard.ErrNotFound)
+	return id, nil
+}
+
+// CancelChannel is the Postgres notification channel of RequestCancel.
+const CancelChannel = "switchboard_cancel"
+
+// ListenCancels calls fn with the id of every turn whose cancellation is
+// requested (RequestCancel, by any instance), until ctx ends. It listens on
+// a connection of its own to url, which must be a direct connection (LISTEN
+// needs a session; a transaction-pooling proxy does not keep one), and
+// reconnects with backoff when it breaks, logging to logger. A request made
+// while it is disconnected reaches its turn at the turn's next lease renewal.
+func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func(turnID string)) {
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
+		err := listenCancels(ctx, url, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		logger.Warn("listening for cancel requests failed; retrying", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
 	}
-	return nil
+}
+
+func listenCancels(ctx context.Context, url string, fn func(turnID string)) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return dbError(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+CancelChannel); err != nil {
+		return dbError(err)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return dbError(err)
+		}
+		fn(n.Payload)
+	}
 }
 
 func scanTurn(row pgx.Row) (switchboard.Turn, error) {

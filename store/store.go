@@ -245,6 +245,12 @@ func errTurnRunning() error {
 	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
 }
 
+// errNoRunningTurn is RequestCancel's answer when the conversation has no
+// running turn of the user.
+func errNoRunningTurn(conversationID string) error {
+	return switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+}
+
 // errNothingToRegenerate is BeginTurn's answer when the conversation has
 // fewer user messages than the one to answer again.
 func errNothingToRegenerate(n int) error {

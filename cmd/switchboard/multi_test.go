@@ -186,3 +186,87 @@ func TestTwoInstancesOneConversation(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelReachesTheInstanceRunningTheTurn: two switchboard processes on
+// one Postgres; a turn runs on one, and the cancel route of the other stops
+// it (NOTIFY to the instance running it): the model request is aborted and
+// the turn is stored cancelled.
+func TestCancelReachesTheInstanceRunningTheTurn(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	asked := make(chan struct{}, 1)
+	release := make(chan struct{})
+	model := llmtest.NewServer(func(i int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		if req.Messages[len(req.Messages)-1].Content == "wait" {
+			asked <- struct{}{}
+			select { // until the test ends: only a cancel ends the turn
+			case <-release:
+			case <-time.After(time.Minute):
+			}
+		}
+		return llmtest.Reply{Text: "done"}
+	})
+	defer model.Close()
+	defer close(release) // first: the aborted request's handler still waits
+	bin := buildSwitchboard(t)
+	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nmcpServers: {}\n", url, testSecret, model.URL)
+	a, b := startProcess(t, bin, cfg), startProcess(t, bin, cfg)
+	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, first, err := postChat(a, token, "", "hello")
+	if err != nil || code != 200 {
+		t.Fatalf("first message: %d %v", code, err)
+	}
+	cancel := func(base string) (int, string) {
+		req, _ := http.NewRequest("POST", base+"/api/alice/conversations/"+first.ConversationID+"/cancel", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if code, body := cancel(b); code != http.StatusConflict || !strings.Contains(body, "no_running_turn") {
+		t.Errorf("cancel with no turn running: got %d %s, want 409 no_running_turn", code, body)
+	}
+
+	type answer struct {
+		code int
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		code, _, err := postChat(a, token, first.ConversationID, "wait")
+		answered <- answer{code, err}
+	}()
+	select {
+	case <-asked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the turn never reached the model")
+	}
+	start := time.Now()
+	if code, body := cancel(b); code != http.StatusOK {
+		t.Fatalf("cancel on the other instance: got %d %s, want 200", code, body)
+	}
+	select {
+	case got := <-answered:
+		if got.err != nil || got.code != http.StatusConflict {
+			t.Errorf("the cancelled request: got %d %v, want 409 turn_cancelled", got.code, got.err)
+		}
+		t.Logf("cancel on one instance to the answer of the other: %s", time.Since(start).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the turn running on the first instance was not cancelled")
+	}
+	pg, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	turns, err := pg.ListTurns(context.Background(), first.ConversationID)
+	if err != nil || len(turns) != 2 || turns[1].Status != switchboard.TurnCancelled {
+		t.Errorf("turns: got %+v, %v, want the second cancelled", turns, err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -109,6 +110,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		defer cancel()
 		_ = orch.Close(ctx)
 	}()
+	stopListening := listenCancels(ctx, cfg, orch, logger)
+	defer stopListening()
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
@@ -294,4 +297,26 @@ Try it:
     -d '{"message": {"content": "Add a task to buy milk"}}'
 
 `, devUser, dev.token, base, dev.token, base, dev.token, base, devUser, dev.token)
+}
+
+// listenCancels makes the turns this instance runs hear cancels asked of
+// other instances on the same database, until the returned function is
+// called (after the grace period of a shutdown: turns still running may be
+// cancelled until then). LISTEN needs a session: behind a
+// transaction-pooling proxy, database_direct_url is the one that has it.
+func listenCancels(ctx context.Context, cfg *Config, orch *orchestrator.Orchestrator, logger *slog.Logger) func() {
+	url := cmp.Or(cfg.DatabaseDirectURL, cfg.DatabaseURL)
+	if url == "" {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.ListenCancels(ctx, url, logger, func(turnID string) { orch.CancelTurn(turnID) })
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

@@ -38,7 +38,8 @@ type Store interface {
 	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
-	RenewTurn(ctx context.Context, id string) error
+	RenewTurn(ctx context.Context, id string) (bool, error)
+	RequestCancel(ctx context.Context, userID, conversationID string) (string, error)
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
@@ -70,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Conversations", testConversations},
 		{"UpdatedAtMovesAtTurnBoundaries", testUpdatedAt},
 		{"Regenerate", testRegenerate},
+		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -920,6 +922,24 @@ func testRegenerate(t *testing.T, s Store) {
 	}
 }
 
+// testCancelRequestEndsWithRunning: a cancel requested of a turn that then
+// waits for an approval does not cancel it when it runs again.
+func testCancelRequestEndsWithRunning(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts := newTurn(t, s, "alice", "", "one")
+	if _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
+		t.Fatalf("RequestCancel: got error %v, want none", err)
+	}
+	turn := ts.Turn
+	turn.Status = switchboard.TurnAwaitingApproval
+	save(t, s, &switchboard.TurnUpdate{Turn: turn})
+	turn.Status = switchboard.TurnRunning
+	save(t, s, &switchboard.TurnUpdate{Turn: turn})
+	if requested, err := s.RenewTurn(ctx, turn.ID); err != nil || requested {
+		t.Errorf("renewing the resumed turn: got %v, %v, want running with no cancel requested", requested, err)
+	}
+}
+
 func messageContents(msgs []switchboard.Message) []string {
 	var out []string
 	for _, m := range msgs {
@@ -1474,13 +1494,27 @@ func testOneRunningTurn(t *testing.T, s Store) {
 	if msgs, _ := s.ListMessages(ctx, conv); len(msgs) != 1 {
 		t.Errorf("the refused turn stored messages: got %d, want 1", len(msgs))
 	}
-	if err := s.RenewTurn(ctx, first.Turn.ID); err != nil {
-		t.Errorf("renewing the running turn: %v", err)
+	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || requested {
+		t.Errorf("renewing the running turn: got %v, %v, want no cancel requested", requested, err)
+	}
+	// A cancel requested by another instance: only the owner's, only of a
+	// running turn; the renewal reports it.
+	if _, err := s.RequestCancel(ctx, "bob", conv); switchboard.ErrorCode(err) != "no_running_turn" {
+		t.Errorf("cancel of another user's turn: got %v, want no_running_turn", err)
+	}
+	if id, err := s.RequestCancel(ctx, "alice", conv); err != nil || id != first.Turn.ID {
+		t.Errorf("cancel of the running turn: got %q, %v, want %s", id, err, first.Turn.ID)
+	}
+	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || !requested {
+		t.Errorf("renewing a turn whose cancel was requested: got %v, %v, want requested", requested, err)
 	}
 	// Awaiting approval frees the conversation.
 	first.Turn.Status = switchboard.TurnAwaitingApproval
 	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn})
-	if err := s.RenewTurn(ctx, first.Turn.ID); !errors.Is(err, switchboard.ErrNotFound) {
+	if _, err := s.RequestCancel(ctx, "alice", conv); switchboard.ErrorCode(err) != "no_running_turn" {
+		t.Errorf("cancel with no turn running: got %v, want no_running_turn", err)
+	}
+	if _, err := s.RenewTurn(ctx, first.Turn.ID); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("renewing a turn that is not running: got %v, want ErrNotFound", err)
 	}
 	second = switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
