@@ -76,6 +76,10 @@ type Message struct {
 	ToolCallID string
 	// ToolName is the exposed name of the tool a tool_result message answers.
 	ToolName string
+	// SupersededBy, when set, is the turn that answered again the question
+	// this message answered (the AI SDK's regenerate): the message is kept
+	// but is out of the transcript and of the history the model sees.
+	SupersededBy string
 }
 
 // RequestedCall is a tool call as the model asked for it: the model's call id,

@@ -68,7 +68,7 @@ func (h *Handler) adminConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	msgs, err := h.Store.ListMessages(ctx, conv.ID)
+	msgs, err := h.Admin.ListAllMessages(ctx, conv.ID)
 	if err == nil {
 		var turns []switchboard.Turn
 		turns, err = h.Admin.ListTurns(ctx, conv.ID)

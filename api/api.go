@@ -58,6 +58,9 @@ type AdminStore interface {
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
 	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+	// ListAllMessages is the transcript with the messages a regenerated
+	// answer superseded.
+	ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
 }
 
 // ServerAdmin reports on and reloads the MCP servers.

@@ -74,6 +74,8 @@ func TestBrowser(t *testing.T) {
 		llmtest.Reply{Text: "OK, I did not delete it."},
 		// "Tell me a long story": slow, and stopped.
 		llmtest.Reply{Delay: time.Minute, Text: "Once upon a time"},
+		// The answer about task 42, regenerated.
+		llmtest.Reply{Text: "Regenerated: task 42 does not exist."},
 	), &orchestrator.Options{RequireApproval: destructive})
 
 	// Other users' calls of the last three hours, enough for two pages of

@@ -225,6 +225,9 @@ type messageDTO struct {
 	ToolCallID string        `json:"tool_call_id,omitempty"`
 	ToolName   string        `json:"tool_name,omitempty"`
 	TurnID     string        `json:"turn_id,omitempty"`
+	// SupersededBy, in an admin's view: the turn that answered this
+	// message's question again.
+	SupersededBy string `json:"superseded_by,omitempty"`
 }
 
 type requestedTC struct {
@@ -251,7 +254,7 @@ func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func toMessageDTO(m switchboard.Message) messageDTO {
 	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
-		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID}
+		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy}
 	for _, tc := range m.ToolCalls {
 		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
 	}

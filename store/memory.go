@@ -22,7 +22,11 @@ type Memory struct {
 	messages map[string][]switchboard.Message
 	// superseded holds the messages a regenerated answer took out of each
 	// conversation's transcript.
-	superseded  map[string][]switchboard.Message
+	superseded map[string][]switchboard.Message
+	// order numbers messages as they are stored, to put superseded ones
+	// back in their place.
+	order       map[string]int64
+	lastOrder   int64
 	messageIDs  map[string]bool
 	turns       map[string]*switchboard.Turn
 	idempotency map[idempotencyKey]string // turn ids
@@ -45,6 +49,7 @@ func NewMemory() *Memory {
 		conversations: make(map[string]*switchboard.Conversation),
 		messages:      make(map[string][]switchboard.Message),
 		superseded:    make(map[string][]switchboard.Message),
+		order:         make(map[string]int64),
 		messageIDs:    make(map[string]bool),
 		turns:         make(map[string]*switchboard.Turn),
 		idempotency:   make(map[idempotencyKey]string),
@@ -201,11 +206,13 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	}
 	if keep >= 0 {
 		msgs := m.messages[conv.ID]
-		m.superseded[conv.ID] = append(m.superseded[conv.ID], msgs[keep:]...)
+		for _, msg := range msgs[keep:] {
+			msg.SupersededBy = t.ID
+			m.superseded[conv.ID] = append(m.superseded[conv.ID], msg)
+		}
 		m.messages[conv.ID] = slices.Clip(msgs[:keep])
 	} else {
-		m.messageIDs[s.UserMessage.ID] = true
-		m.messages[conv.ID] = append(m.messages[conv.ID], cloneMessage(s.UserMessage))
+		m.appendMessage(conv.ID, s.UserMessage)
 	}
 	s.Conversation = conv
 
@@ -284,8 +291,7 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 	for i := range u.Messages {
 		msg := &u.Messages[i]
 		msg.ConversationID = t.ConversationID
-		m.messageIDs[msg.ID] = true
-		m.messages[t.ConversationID] = append(m.messages[t.ConversationID], cloneMessage(*msg))
+		m.appendMessage(t.ConversationID, *msg)
 	}
 	for i := range u.ToolCalls {
 		c := &u.ToolCalls[i]
@@ -409,13 +415,11 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
 	}
 	delete(m.conversations, key)
-	for _, msg := range m.messages[key] {
+	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
 		delete(m.messageIDs, msg.ID)
+		delete(m.order, msg.ID)
 	}
 	delete(m.messages, key)
-	for _, msg := range m.superseded[key] {
-		delete(m.messageIDs, msg.ID)
-	}
 	delete(m.superseded, key)
 	for tid, t := range m.turns {
 		if t.ConversationID == key {
@@ -431,7 +435,8 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListMessages returns the whole transcript of a conversation in order. It
+// ListMessages returns the whole transcript of a conversation in order,
+// without the messages a regenerated answer superseded. It
 // returns an error wrapping switchboard.ErrNotFound if there is no such
 // conversation or its id is malformed.
 func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
@@ -449,6 +454,32 @@ func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]swi
 		msgs[i] = cloneMessage(msg)
 	}
 	return msgs, nil
+}
+
+// ListAllMessages is ListMessages with the superseded messages, in their
+// place, their SupersededBy set: what happened, for admins.
+func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	msgs, err := m.ListMessages(ctx, conversationID)
+	if err != nil {
+		return nil, err
+	}
+	key, _ := lookupID(conversationID)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, msg := range m.superseded[key] {
+		msgs = append(msgs, cloneMessage(msg))
+	}
+	slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
+	return msgs, nil
+}
+
+// appendMessage adds msg to the transcript of a conversation. The caller
+// holds m.mu.
+func (m *Memory) appendMessage(conversationID string, msg switchboard.Message) {
+	m.messageIDs[msg.ID] = true
+	m.lastOrder++
+	m.order[msg.ID] = m.lastOrder
+	m.messages[conversationID] = append(m.messages[conversationID], cloneMessage(msg))
 }
 
 // GetTurn returns the turn with the given id. It returns an error wrapping

@@ -16,11 +16,15 @@ const (
 	conversationColumns = `id::text, user_id, COALESCE(external_id, ''), COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at`
 
 	messageColumns = `id::text, COALESCE(conversation_id::text, ''), COALESCE(turn_id::text, ''), role, content,
-    COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata`
+    COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata,
+    COALESCE(superseded_by::text, '')`
 
 	// selectTranscript reads a conversation's messages in order, through
 	// the index messages_conversation_seq.
 	selectTranscript = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 AND superseded_by IS NULL ORDER BY seq`
+
+	// selectAllMessages is selectTranscript with the superseded messages.
+	selectAllMessages = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
 )
 
 // GetConversation returns the conversation with the given id. It returns an
@@ -114,16 +118,27 @@ func (p *Postgres) DeleteConversation(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListMessages returns the whole transcript of a conversation in order. It
-// returns an error wrapping switchboard.ErrNotFound if there is no such
-// conversation or its id is malformed.
+// ListMessages returns the whole transcript of a conversation in order,
+// without the messages a regenerated answer superseded. It returns an error
+// wrapping switchboard.ErrNotFound if there is no such conversation or its
+// id is malformed.
 func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	return p.listMessages(ctx, conversationID, selectTranscript)
+}
+
+// ListAllMessages is ListMessages with the superseded messages, in their
+// place, their SupersededBy set: what happened, for admins.
+func (p *Postgres) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	return p.listMessages(ctx, conversationID, selectAllMessages)
+}
+
+func (p *Postgres) listMessages(ctx context.Context, conversationID, sql string) ([]switchboard.Message, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
 		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
 	}
 	var msgs []switchboard.Message
-	err := p.queryOfConversation(ctx, key, selectTranscript, func(rows pgx.Rows) (err error) {
+	err := p.queryOfConversation(ctx, key, sql, func(rows pgx.Rows) (err error) {
 		msgs, err = collectMessages(rows)
 		return err
 	})
@@ -180,7 +195,7 @@ func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
 			ts        pgtype.Timestamptz
 			rawMeta   []byte
 		)
-		if err := rows.Scan(&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta); err != nil {
+		if err := rows.Scan(&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta, &m.SupersededBy); err != nil {
 			return nil, err
 		}
 		m.Role, m.Type, m.Timestamp = switchboard.Role(role), switchboard.MessageType(typ), fromTimestamptz(ts)

@@ -222,6 +222,25 @@ try {
   await page.locator('.tool-card').nth(3).waitFor();
   await shot(page, 'chat-9-1440');
 
+  step('a regenerated answer: the chat shows the new one, the admin both');
+  const auth = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' };
+  const transcript = await (await fetch(`${BASE}/api/alice/conversations/${report.conversationId}`, { headers: auth })).json();
+  const asked = transcript.messages.filter((m) => m.role === 'user');
+  // What useChat's regenerate() sends: the messages up to the user's last.
+  const regen = await fetch(`${BASE}/api/alice/chat/stream`, { method: 'POST', headers: auth, body: JSON.stringify({
+    id: report.conversationId, trigger: 'regenerate-message',
+    messages: asked.map((m) => ({ role: 'user', parts: [{ type: 'text', text: m.content }] })) }) });
+  check(regen.status === 200 && (await regen.text()).includes('[DONE]'), 'the regenerate request streams an answer');
+  await page.reload();
+  await page.locator('.msg.assistant', { hasText: 'Regenerated' }).waitFor();
+  check(!(await page.locator('#thread').textContent()).includes('There is no task 42'), 'the replaced answer left the chat');
+  await page.goto(`${BASE}/admin?view=conversation&id=${report.conversationId}`);
+  await page.locator('.turn').nth(3).waitFor();
+  check(await page.locator('.line.superseded').count() >= 1, 'the replaced answer is shown, marked');
+  check((await page.locator('.superseded-note').first().textContent()).includes('answered again'), 'it says it was answered again');
+  await page.locator('.turn').nth(3).scrollIntoViewIfNeeded();
+  await shot(page, 'admin-9-regenerated');
+
   step('a user who is not an admin is told so');
   const other = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   other.setDefaultTimeout(TIMEOUT);

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Store interface {
 	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, id string) error
 	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
 	RenewTurn(ctx context.Context, id string) (bool, error)
@@ -902,6 +904,22 @@ func testRegenerate(t *testing.T, s Store) {
 	turns, err := s.ListTurns(ctx, conv)
 	if err != nil || len(turns) != 4 {
 		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
+	}
+	all, err := s.ListAllMessages(ctx, conv)
+	if err != nil {
+		t.Fatalf("ListAllMessages: got error %v, want none", err)
+	}
+	var marked []string
+	for _, m := range all {
+		by := "-"
+		if m.SupersededBy != "" {
+			by = "turn " + strconv.Itoa(slices.IndexFunc(turns, func(tr switchboard.Turn) bool { return tr.ID == m.SupersededBy })+1)
+		}
+		marked = append(marked, m.Content+" ("+by+")")
+	}
+	want := []string{"one (-)", "answer one (turn 4)", "two (turn 4)", "answer two (turn 3)", "answer two, again (turn 4)", "answer one, again (-)"}
+	if !slices.Equal(marked, want) {
+		t.Errorf("every message, in order, with the turn that superseded it: got %q, want %q", marked, want)
 	}
 	calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{ConversationID: conv})
 	if err != nil || len(calls) != 1 {

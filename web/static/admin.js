@@ -410,7 +410,13 @@ function renderMessage(m) {
   } else {
     body = el('div', { class: 'text' }, m.content);
   }
-  return el('div', { class: `line role-${m.role} type-${m.type}` }, el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body));
+  // A message a regenerated answer replaced: kept, dimmed, with the turn
+  // that answered again.
+  const replaced = m.superseded_by
+    ? el('div', { class: 'superseded-note', title: m.superseded_by }, `replaced: answered again in turn ${shortID(m.superseded_by)}`)
+    : null;
+  return el('div', { class: `line role-${m.role} type-${m.type}${m.superseded_by ? ' superseded' : ''}` },
+    el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body, replaced));
 }
 
 // --- Page ------------------------------------------------------------------
