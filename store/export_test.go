@@ -28,6 +28,8 @@ func LedgerSQL(f switchboard.ToolCallFilter, groupBy string) (string, []any, err
 // Queries an admin's transcript view sends, by conversation id.
 const (
 	SelectTranscript          = selectTranscript
+	SelectAllMessages         = selectAllMessages
+	SelectHistory             = selectHistory
 	SelectTurnsOfConversation = selectTurnsOfConversation
 )
 

@@ -189,7 +189,8 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 		{name: "stats/by_tool/24h_of_a_server", f: switchboard.ToolCallFilter{Server: "web", Since: day}, groupBy: store.GroupByTool,
 			index: []string{"tool_calls_server", "tool_calls_server_tool", "tool_calls_started"}},
 		{name: "stats/by_tool/7d_of_a_user", f: switchboard.ToolCallFilter{UserID: "user_0007", Since: week}, groupBy: store.GroupByTool, index: []string{"tool_calls_user"}},
-		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, index: []string{"messages_conversation_seq"}},
+		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, index: []string{"messages_transcript"}},
+		{name: "transcript/all_messages", sql: store.SelectAllMessages, arg: conv, index: []string{"messages_conversation_seq"}},
 		{name: "transcript/turns", sql: store.SelectTurnsOfConversation, arg: conv, index: []string{"turns_conversation"}},
 	}
 }
@@ -212,6 +213,9 @@ func (q ledgerQuery) run(ctx context.Context, p *store.Postgres) (int, error) {
 	switch {
 	case q.sql == store.SelectTranscript:
 		m, err := p.ListMessages(ctx, q.arg)
+		return len(m), err
+	case q.sql == store.SelectAllMessages:
+		m, err := p.ListAllMessages(ctx, q.arg)
 		return len(m), err
 	case q.sql == store.SelectTurnsOfConversation:
 		t, err := p.ListTurns(ctx, q.arg)
@@ -361,5 +365,60 @@ func BenchmarkLedgerQueries(b *testing.B) {
 			b.ReportMetric(float64(rows), "rows")
 		})
 		fmt.Fprintf(os.Stdout, "--- %s\n%s\n\n", q.name, text)
+	}
+}
+
+// TestHistoryPlanWithoutStatistics checks the query of every turn's start,
+// the history window, on a database that ANALYZE has not seen yet, as a new
+// one is: it must walk the transcript's index backwards from the newest
+// message, not read and sort the conversation's every message.
+func TestHistoryPlanWithoutStatistics(t *testing.T) {
+	ctx := t.Context()
+	url := storetest.PostgresURL(t)
+	p := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2})
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "first"}}
+	if _, err := p.BeginTurn(ctx, &ts); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// This database is the test's own: keep autovacuum from analyzing it.
+	if _, err := conn.Exec(ctx, `ALTER TABLE messages SET (autovacuum_enabled = false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO messages (conversation_id, turn_id, role, content)
+		SELECT $1, $2, 'user', 'message ' || i FROM generate_series(1, 200) i`, ts.Conversation.ID, ts.Turn.ID); err != nil {
+		t.Fatal(err)
+	}
+	var stats int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stats WHERE tablename = 'messages'`).Scan(&stats); err != nil || stats != 0 {
+		t.Fatalf("messages has statistics (%d columns, %v): the case this test is about is gone", stats, err)
+	}
+	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: ts.Conversation.ID, index: []string{"messages_transcript"}}
+	sql := "EXPLAIN (FORMAT JSON) " + q.sql
+	var raw []byte
+	if err := conn.QueryRow(ctx, sql, ts.Conversation.ID, "alice", 50).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	var plans []struct {
+		Plan planNode `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
+		t.Fatalf("plan %s: %v", raw, err)
+	}
+	var sorts int
+	plans[0].Plan.walk(func(n planNode) {
+		if n.NodeType == "Sort" && n.RelationName == "" {
+			sorts++
+		}
+	})
+	checkPlan(t, q, plans[0].Plan, string(raw))
+	// One sort puts the window back in order; a second would be the
+	// conversation's messages sorted to find the newest.
+	if sorts > 1 {
+		t.Errorf("the history window sorts the conversation's messages: %s", raw)
 	}
 }
