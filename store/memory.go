@@ -209,6 +209,16 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		for _, msg := range msgs[keep:] {
 			msg.SupersededBy = t.ID
 			m.superseded[conv.ID] = append(m.superseded[conv.ID], msg)
+			// The question a turn awaiting approval would answer was
+			// answered again: cancel it, with its waiting calls.
+			if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
+				old.Status, old.Error, old.FinishedAt = switchboard.TurnCancelled, supersededNote, now
+				for _, c := range m.calls {
+					if c.TurnID == old.ID && c.Status == switchboard.CallAwaitingApproval {
+						c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, supersededNote, now
+					}
+				}
+			}
 		}
 		m.messages[conv.ID] = slices.Clip(msgs[:keep])
 	} else {

@@ -77,8 +77,10 @@ SELECT ` + messageColumns + ` FROM w ORDER BY seq`
 
 	// supersedeAfter finds the conversation's $2-th user message (from 1)
 	// and, if its content is $4, marks every message after it superseded
-	// by turn $3. It returns no row when there is no such message, and
-	// whether the content matched.
+	// by turn $3, and cancels the calls of those messages' turns that
+	// await an approval, with the turns: the question they would answer
+	// was answered again. It returns no row when there is no such message,
+	// and whether the content matched.
 	supersedeAfter = `
 WITH target AS (
     SELECT seq, content FROM messages
@@ -88,7 +90,14 @@ WITH target AS (
     UPDATE messages m SET superseded_by = $3
     FROM target
     WHERE target.content = $4 AND m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq > target.seq
-    RETURNING m.id
+    RETURNING m.turn_id
+), waiting AS (
+    UPDATE turns SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
+    WHERE id IN (SELECT turn_id FROM marked) AND status = 'awaiting_approval'
+    RETURNING id
+), calls AS (
+    UPDATE tool_calls SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
+    WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'
 )
 SELECT target.content = $4, (SELECT count(*) FROM marked) FROM target`
 

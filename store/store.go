@@ -245,6 +245,10 @@ func errTurnRunning() error {
 	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
 }
 
+// supersededNote is the error of a turn, and of its calls, that awaited an
+// approval when a regenerate answered its question again.
+const supersededNote = "superseded: the question was answered again"
+
 // errNoRunningTurn is RequestCancel's answer when the conversation has no
 // running turn of the user.
 func errNoRunningTurn(conversationID string) error {

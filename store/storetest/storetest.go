@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"UpdatedAtMovesAtTurnBoundaries", testUpdatedAt},
 		{"Regenerate", testRegenerate},
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
+		{"RegenerateCancelsWaitingApprovals", testRegenerateCancelsWaitingApprovals},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -955,6 +956,37 @@ func testCancelRequestEndsWithRunning(t *testing.T, s Store) {
 	save(t, s, &switchboard.TurnUpdate{Turn: turn})
 	if requested, err := s.RenewTurn(ctx, turn.ID); err != nil || requested {
 		t.Errorf("renewing the resumed turn: got %v, %v, want running with no cancel requested", requested, err)
+	}
+}
+
+// testRegenerateCancelsWaitingApprovals: a call awaiting approval in an
+// answer that a regenerate replaces is cancelled, with its turn: approving
+// it later must not continue a replaced answer.
+func testRegenerateCancelsWaitingApprovals(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts := newTurn(t, s, "alice", "", "delete everything")
+	turn := ts.Turn
+	turn.Status = switchboard.TurnAwaitingApproval
+	call := switchboard.ToolCall{Server: "files", Tool: "delete_all", Status: switchboard.CallAwaitingApproval, StartedAt: t0}
+	u := switchboard.TurnUpdate{Turn: turn, ToolCalls: []switchboard.ToolCall{call},
+		Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+			ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "files__delete_all", Arguments: "{}"}}}}}
+	save(t, s, &u)
+	again := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: ts.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "delete everything"}, Regenerate: 1}
+	if _, err := s.BeginTurn(ctx, &again); err != nil {
+		t.Fatalf("regenerate: got error %v, want none", err)
+	}
+	got, err := s.GetToolCall(ctx, u.ToolCalls[0].ID)
+	if err != nil || got.Status != switchboard.CallCancelled || got.Error == "" || got.FinishedAt.IsZero() {
+		t.Errorf("the call that awaited approval: got %s %q finished %v, %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt, err)
+	}
+	old, err := s.GetTurn(ctx, ts.Turn.ID)
+	if err != nil || old.Status != switchboard.TurnCancelled {
+		t.Errorf("the turn that awaited approval: got %s, %v, want cancelled", old.Status, err)
+	}
+	if _, err := s.DecideToolCall(ctx, u.ToolCalls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
+		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
 	}
 }
 
