@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -292,11 +293,12 @@ func TestAISDKRegenerate(t *testing.T) {
 }
 
 // TestRegenerateErrors: regenerating in a chat we never saw, or a message
-// the conversation does not have as the client shows it, is refused with
-// nothing stored.
+// that differs from the conversation's, is refused with nothing stored; a
+// regenerate of a message we never stored (useChat's retry after a refused
+// send) answers it as a new message.
 func TestRegenerateErrors(t *testing.T) {
 	st := store.NewMemory()
-	svc := newService(t, st, nil, llmtest.Sequence(llmtest.Reply{Text: "answer one"}))
+	svc := newService(t, st, nil, llmtest.Sequence(llmtest.Reply{Text: "answer one"}, llmtest.Reply{Text: "answer two"}))
 	url, tok := svc.url+"/api/alice/chat/stream", token(t, "alice")
 	post := func(body string) (int, string) {
 		t.Helper()
@@ -307,10 +309,14 @@ func TestRegenerateErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body) // all of it: hanging up cancels a streamed turn
+		if err != nil {
+			t.Fatal(err)
+		}
 		var e struct {
 			Error struct{ Code string } `json:"error"`
 		}
-		json.NewDecoder(resp.Body).Decode(&e)
+		json.Unmarshal(raw, &e)
 		return resp.StatusCode, e.Error.Code
 	}
 	regenerate := func(chatID string, users ...string) string {
@@ -326,21 +332,32 @@ func TestRegenerateErrors(t *testing.T) {
 	if chat := runAIChat(t, url, tok, "chat-1", "one"); chat.Error != nil {
 		t.Fatalf("first message: %v", *chat.Error)
 	}
-	for _, tc := range []struct {
-		body, code string
-	}{
-		{regenerate("chat-1", "edited"), "regenerate_mismatch"},
-		{regenerate("chat-1", "one", "two"), "nothing_to_regenerate"},
-	} {
-		if status, code := post(tc.body); status != http.StatusConflict || code != tc.code {
-			t.Errorf("%s: got %d %s, want 409 %s", tc.body, status, code, tc.code)
-		}
+	if status, code := post(regenerate("chat-1", "edited")); status != http.StatusConflict || code != "regenerate_mismatch" {
+		t.Errorf("regenerate of an edited message: got %d %s, want 409 regenerate_mismatch", status, code)
 	}
 	conv, err := st.ConversationByExternalID(context.Background(), "alice", "chat-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msgs, err := st.ListMessages(context.Background(), conv.ID); err != nil || len(msgs) != 2 {
-		t.Errorf("transcript after refused regenerates: got %d messages, %v, want the 2 of the first turn", len(msgs), err)
+	transcript := func() []string {
+		t.Helper()
+		msgs, err := st.ListMessages(context.Background(), conv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range msgs {
+			out = append(out, m.Content)
+		}
+		return out
+	}
+	if got := transcript(); !slices.Equal(got, []string{"one", "answer one"}) {
+		t.Errorf("transcript after a refused regenerate: got %q, want the first turn's", got)
+	}
+	if status, code := post(regenerate("chat-1", "one", "two")); status != http.StatusOK {
+		t.Errorf("regenerate of a message never stored: got %d %s, want 200", status, code)
+	}
+	if got := transcript(); !slices.Equal(got, []string{"one", "answer one", "two", "answer two"}) {
+		t.Errorf("transcript after regenerating a message never stored: got %q, want it answered as a new one", got)
 	}
 }

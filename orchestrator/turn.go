@@ -51,7 +51,19 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 		Regenerate:   req.Regenerate,
 	}
 	s := time.Now()
-	history, err := t.o.store.BeginTurn(ctx, start)
+	beginTurn := func() ([]switchboard.Message, error) {
+		history, err := t.o.store.BeginTurn(ctx, start)
+		if switchboard.ErrorCode(err) == "nothing_to_regenerate" {
+			// The client holds a user message we never stored (its send
+			// was refused, or failed before the turn began) and retries it
+			// the AI SDK's way, with regenerate(): answer it as the new
+			// message it is.
+			start.Regenerate = 0
+			history, err = t.o.store.BeginTurn(ctx, start)
+		}
+		return history, err
+	}
+	history, err := beginTurn()
 	// Another turn of the conversation runs (on another instance: this
 	// one's are serialised before): wait for it, as for the local lock.
 	for backoff := 5 * time.Millisecond; switchboard.ErrorCode(err) == "turn_running"; backoff = min(2*backoff, 250*time.Millisecond) {
@@ -62,7 +74,7 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
-		history, err = t.o.store.BeginTurn(ctx, start)
+		history, err = beginTurn()
 	}
 	t.timing.Store += time.Since(s)
 	if notFound(err) {

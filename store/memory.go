@@ -58,18 +58,34 @@ func NewMemory() *Memory {
 	}
 }
 
+// leaseTaken returns errTurnRunning if another turn than turn runs in
+// conversation under a live lease. Callers hold m.mu.
+func (m *Memory) leaseTaken(conversation, turn string, now time.Time) error {
+	if l, ok := m.running[conversation]; ok && l.turn != turn {
+		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning && now.Before(l.until) {
+			return errTurnRunning()
+		}
+	}
+	return nil
+}
+
 // takeLease makes turn the running turn of conversation, failing a turn
 // whose lease ran out, or returns errTurnRunning. Callers hold m.mu.
 func (m *Memory) takeLease(conversation, turn string, now time.Time) error {
+	if err := m.leaseTaken(conversation, turn, now); err != nil {
+		return err
+	}
 	if l, ok := m.running[conversation]; ok && l.turn != turn {
 		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning {
-			if now.Before(l.until) {
-				return errTurnRunning()
-			}
 			old.Status, old.Error, old.FinishedAt = switchboard.TurnFailed, "abandoned: the instance running it stopped", now
 		}
 	}
-	m.running[conversation] = lease{turn: turn, until: now.Add(LeaseDuration)}
+	l := m.running[conversation]
+	if l.turn != turn {
+		l = lease{turn: turn} // a new holder: no cancel asked of it yet
+	}
+	l.until = now.Add(LeaseDuration)
+	m.running[conversation] = l
 	return nil
 }
 
@@ -97,7 +113,7 @@ func (m *Memory) RenewTurn(ctx context.Context, id string) (cancelRequested bool
 // RequestCancel flags the running turn of the user's conversation as to be
 // cancelled, which RenewTurn reports, and returns its id. It returns an
 // error wrapping switchboard.ErrConflict (code no_running_turn) when no
-// turn of the user runs in the conversation.
+// turn of the user runs in the conversation under a live lease.
 func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
 	if err := ctxErr(ctx); err != nil {
 		return "", fmt.Errorf("request cancel in %s: %w", conversationID, err)
@@ -106,7 +122,7 @@ func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID strin
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.running[key]
-	if t := m.turns[l.turn]; !ok || t == nil || t.UserID != userID || t.Status != switchboard.TurnRunning {
+	if t := m.turns[l.turn]; !ok || t == nil || t.UserID != userID || t.Status != switchboard.TurnRunning || time.Now().After(l.until) {
 		return "", fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
 	}
 	l.cancelRequested = true
@@ -170,6 +186,11 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: message %s exists: %w", s.UserMessage.ID, switchboard.ErrConflict)
 	}
 	keep := -1 // with Regenerate, the messages kept: up to the one to answer again
+	if err := m.leaseTaken(conv.ID, s.Turn.ID, now); err != nil {
+		// Checked before the message to regenerate, as Postgres does:
+		// a turn running decides the answer first.
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
 	if s.Regenerate > 0 {
 		users := 0
 		for i, msg := range m.messages[conv.ID] {
@@ -469,14 +490,17 @@ func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]swi
 // ListAllMessages is ListMessages with the superseded messages, in their
 // place, their SupersededBy set: what happened, for admins.
 func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	msgs, err := m.ListMessages(ctx, conversationID)
-	if err != nil {
-		return nil, err
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
 	}
-	key, _ := lookupID(conversationID)
+	key, ok := lookupID(conversationID)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, msg := range m.superseded[key] {
+	if _, found := m.conversations[key]; !ok || !found {
+		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	var msgs []switchboard.Message
+	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
 		msgs = append(msgs, cloneMessage(msg))
 	}
 	slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
@@ -567,10 +591,13 @@ func (m *Memory) GetToolCall(ctx context.Context, id string) (switchboard.ToolCa
 }
 
 // DecideToolCall moves a call that awaits approval to running (approve) or
-// denied, atomically: of two deciders, one wins. It returns the call as
-// stored before the decision. It returns an error wrapping
-// switchboard.ErrNotFound if there is no such call, and ErrConflict (code
-// "already_decided") if the call does not await approval any more.
+// denied, and its turn from awaiting_approval to running under a new lease,
+// atomically: of two deciders, one wins, and from the decision on the turn
+// holds its conversation. It returns the call as stored before the
+// decision. It returns an error wrapping switchboard.ErrNotFound if there is
+// no such call, and ErrConflict with code "already_decided" if the call does
+// not await approval any more, or "turn_running" if its turn or another turn
+// of the conversation runs.
 func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
@@ -585,6 +612,14 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 	if c.Status != switchboard.CallAwaitingApproval {
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
+	t := m.turns[c.TurnID]
+	if t == nil || t.Status != switchboard.TurnAwaitingApproval {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
+	}
+	if err := m.takeLease(t.ConversationID, t.ID, time.Now()); err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
+	}
+	t.Status = switchboard.TurnRunning
 	before := cloneCall(*c)
 	c.Status = switchboard.CallRunning
 	if !approve {

@@ -33,10 +33,14 @@ func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.Tool
 }
 
 // DecideToolCall moves a call that awaits approval to running (approve) or
-// denied, atomically: of two deciders, one wins. It returns the call as
-// stored before the decision. It returns an error wrapping
-// switchboard.ErrNotFound if there is no such call, and ErrConflict (code
-// "already_decided") if the call does not await approval any more.
+// denied, and its turn from awaiting_approval to running under a new lease,
+// atomically: of two deciders, one wins, and from the decision on the turn
+// holds its conversation (a regenerate or a new turn waits for it, a cancel
+// reaches it). It returns the call as stored before the decision. It
+// returns an error wrapping switchboard.ErrNotFound if there is no such
+// call, and ErrConflict with code "already_decided" if the call does not
+// await approval any more, or "turn_running" if its turn or another turn of
+// the conversation runs.
 func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -46,11 +50,23 @@ func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) 
 	if !approve {
 		to = switchboard.CallDenied
 	}
-	c, err := scanToolCall(p.pool.QueryRow(ctx, `UPDATE tool_calls SET status = $2
-WHERE id = $1 AND status = 'awaiting_approval' RETURNING `+toolCallColumns, key, string(to)))
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `
+WITH t AS (
+    UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false
+    WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND status = 'awaiting_approval')
+        AND status = 'awaiting_approval'
+    RETURNING id
+)
+UPDATE tool_calls SET status = $2
+WHERE id = $1 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
+RETURNING `+toolCallColumns, key, string(to), LeaseDuration))
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, gerr := p.GetToolCall(ctx, id); gerr != nil {
+		stored, gerr := p.GetToolCall(ctx, id)
+		if gerr != nil {
 			return switchboard.ToolCall{}, fmt.Errorf("decide tool call: %w", gerr)
+		}
+		if stored.Status == switchboard.CallAwaitingApproval { // its turn is running
+			return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
 		}
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}

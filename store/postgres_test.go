@@ -268,13 +268,17 @@ func TestPooledModes(t *testing.T) {
 // the next transaction on it (a SaveTurn, say) waits for its flush again.
 func TestBeginTurnAsyncCommitStaysInItsTransaction(t *testing.T) {
 	p := openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true, MaxConns: 1})
+	before, err := store.SynchronousCommit(p)
+	if err != nil || before == "off" {
+		t.Fatalf("synchronous_commit of the pool's one connection: got %q, %v, want a setting that waits", before, err)
+	}
 	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "hello"}}
 	if _, err := p.BeginTurn(t.Context(), &ts); err != nil {
 		t.Fatalf("BeginTurn: got error %v, want none", err)
 	}
 	got, err := store.SynchronousCommit(p)
-	if err != nil || got != "on" {
-		t.Errorf("synchronous_commit on the pool's one connection after BeginTurn: got %q, %v, want on", got, err)
+	if err != nil || got != before {
+		t.Errorf("synchronous_commit on the pool's one connection after BeginTurn: got %q, %v, want %q as before", got, err, before)
 	}
 }
 

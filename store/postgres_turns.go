@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -54,7 +55,7 @@ RETURNING cancel_requested`
 	requestCancel = `
 WITH t AS (
     UPDATE turns SET cancel_requested = true
-    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running'
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running' AND lease_until >= now()
     RETURNING id
 )
 SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
@@ -107,12 +108,14 @@ SELECT target.content = $4, (SELECT count(*) FROM marked) FROM target`
 	touchTurnConversation = `
 UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
 
-	// lockTurnConversation takes the same lock order without writing the
-	// conversation row: a step of a running turn does not move updated_at.
-	// FOR KEY SHARE is the lock the messages' foreign key takes anyway, and it
-	// conflicts with a delete.
+	// lockTurnConversation takes the same lock as touchTurnConversation
+	// without writing the conversation row: a step of a running turn does not
+	// move updated_at. FOR NO KEY UPDATE is what an UPDATE of the row takes,
+	// so a step still queues behind a turn starting (touchConversation) and a
+	// delete, in the same order: a weaker lock let a step's save and a
+	// regenerate's start wait on each other.
 	lockTurnConversation = `
-SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id = $1) FOR KEY SHARE`
+SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id = $1) FOR NO KEY UPDATE`
 
 	// asyncCommit lets the batch's commit return before its WAL is flushed.
 	// The next synchronous commit of the database flushes it too (the WAL is
@@ -167,9 +170,9 @@ RETURNING started_at`
 //
 // Its commit does not wait for the disk flush: the turn's next commit
 // (SaveTurn's, which waits) makes it durable too, so the user's message is
-// durable before any reply to it is. A database crash in between loses a turn
-// that never answered. This takes one of a turn's three flushes off its
-// path.
+// durable before a tool runs or the final reply goes out. A database crash
+// in between loses a turn that had not finished (streamed parts a client saw
+// included). This takes one of a turn's three flushes off its path.
 //
 // It returns an error wrapping switchboard.ErrNotFound if the conversation to
 // continue does not exist, has a malformed id or belongs to another user than
@@ -494,7 +497,8 @@ func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bo
 // reports it) and its id is sent on the channel CancelChannel, which
 // ListenCancels hears. It returns the turn's id, or an error wrapping
 // switchboard.ErrConflict (code no_running_turn) when no turn of the user
-// runs in the conversation.
+// runs in the conversation under a live lease (a turn whose instance died
+// has nobody to stop it; the next turn fails it).
 func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
@@ -521,10 +525,23 @@ const CancelChannel = "switchboard_cancel"
 // reconnects with backoff when it breaks, logging to logger. A request made
 // while it is disconnected reaches its turn at the turn's next lease renewal.
 func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func(turnID string)) {
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 10*time.Second) {
-		err := listenCancels(ctx, url, fn)
+	// pgxpool's parser, so that a URL with pool_* parameters (which
+	// OpenPostgres takes) does not send them to the server as settings.
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		logger.Error("cannot listen for cancel requests: the database url does not parse; cancels asked of other instances reach their turns at lease renewal only", "err", err)
+		return
+	}
+	cfg := pcfg.ConnConfig
+	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
+	backoff := 100 * time.Millisecond
+	for {
+		listened, err := listenCancels(ctx, cfg, fn)
 		if ctx.Err() != nil {
 			return
+		}
+		if listened {
+			backoff = 100 * time.Millisecond
 		}
 		logger.Warn("listening for cancel requests failed; retrying", "in", backoff, "err", err)
 		select {
@@ -532,27 +549,25 @@ func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func
 			return
 		case <-time.After(backoff):
 		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
-func listenCancels(ctx context.Context, url string, fn func(turnID string)) error {
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
-	}
-	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
+// listenCancels listens until its connection fails; listened tells whether
+// it got as far as listening.
+func listenCancels(ctx context.Context, cfg *pgx.ConnConfig, fn func(turnID string)) (listened bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return dbError(err)
+		return false, dbError(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+CancelChannel); err != nil {
-		return dbError(err)
+		return false, dbError(err)
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return dbError(err)
+			return true, dbError(err)
 		}
 		fn(n.Payload)
 	}

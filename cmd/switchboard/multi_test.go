@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard"
@@ -213,6 +214,27 @@ func TestCancelReachesTheInstanceRunningTheTurn(t *testing.T) {
 	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Readiness does not wait for the cancel listeners: wait for both here,
+	// or a cancel could go out before anyone listens (and reach the turn
+	// only at its lease renewal, 20 s on).
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var listening int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'switchboard cancel listener' AND query LIKE 'LISTEN%'`).Scan(&listening); err != nil {
+			t.Fatal(err)
+		}
+		if listening == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cancel listeners: %d of 2 after 30 s", listening)
+		}
 	}
 	code, first, err := postChat(a, token, "", "hello")
 	if err != nil || code != 200 {

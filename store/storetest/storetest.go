@@ -1489,7 +1489,9 @@ func testDecideToolCall(t *testing.T, s Store) {
 			Arguments: json.RawMessage(`{"path":"/"}`), Status: switchboard.CallAwaitingApproval, StartedAt: time.Now()}
 	}
 	a, b := pending(), pending()
-	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: ts.Turn, ToolCalls: []switchboard.ToolCall{a, b}}); err != nil {
+	waiting := ts.Turn
+	waiting.Status = switchboard.TurnAwaitingApproval
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: waiting, ToolCalls: []switchboard.ToolCall{a, b}}); err != nil {
 		t.Fatal(err)
 	}
 	// Many deciders at once: exactly one wins.
@@ -1515,6 +1517,26 @@ func testDecideToolCall(t *testing.T, s Store) {
 	}
 	if got, _ := s.GetToolCall(ctx, a.ID); got.Status != switchboard.CallRunning {
 		t.Errorf("approved call: got status %s, want running", got.Status)
+	}
+	// The decision resumed the turn: it holds its conversation again, and a
+	// cancel asked of another instance reaches it.
+	if got, err := s.GetTurn(ctx, ts.Turn.ID); err != nil || got.Status != switchboard.TurnRunning {
+		t.Errorf("turn after the decision: got %s, %v, want running", got.Status, err)
+	}
+	if _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
+		t.Errorf("cancel of the resumed turn: got %v, want none", err)
+	}
+	other := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: ts.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "and now?"}}
+	if _, err := s.BeginTurn(ctx, &other); switchboard.ErrorCode(err) != "turn_running" {
+		t.Errorf("a new turn while the resumed one runs: got %v, want turn_running", err)
+	}
+	// b still waits, but its turn runs: deciding it waits for the turn.
+	if _, err := s.DecideToolCall(ctx, b.ID, false); switchboard.ErrorCode(err) != "turn_running" {
+		t.Errorf("deciding a call of a running turn: got %v, want turn_running", err)
+	}
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: waiting}); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := s.DecideToolCall(ctx, b.ID, false); err != nil {
 		t.Fatal(err)
@@ -1557,6 +1579,12 @@ func testOneRunningTurn(t *testing.T, s Store) {
 	}
 	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || !requested {
 		t.Errorf("renewing a turn whose cancel was requested: got %v, %v, want requested", requested, err)
+	}
+	step := first.Turn
+	step.Steps = 1
+	save(t, s, &switchboard.TurnUpdate{Turn: step})
+	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || !requested {
+		t.Errorf("renewing after a step of a turn whose cancel was requested: got %v, %v, want requested still", requested, err)
 	}
 	// Awaiting approval frees the conversation.
 	first.Turn.Status = switchboard.TurnAwaitingApproval
