@@ -17,9 +17,11 @@ type TurnStart struct {
 	// Regenerate, above 0, makes the turn answer the conversation's
 	// Regenerate-th user message (counting from 1 along its transcript)
 	// again, instead of storing UserMessage, whose Content must equal that
-	// message's. The messages after it leave the transcript and the history
-	// window; they are kept, as are their turns and ledger rows. This is the
-	// AI SDK's regenerate.
+	// message's; failing that, its last user message if that one's Content
+	// does (a client whose count is off by messages we refused). The
+	// messages after it leave the transcript and the history window; they
+	// are kept, as are their turns and ledger rows. This is the AI SDK's
+	// regenerate.
 	Regenerate int
 }
 

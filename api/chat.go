@@ -306,9 +306,10 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 			h.writeError(c, err)
 			return
 		}
-		if req.Regenerate > 0 && req.ConversationID == "" { // an AI SDK chat we never saw
-			h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", in.conversation))
-			return
+		if req.ConversationID == "" {
+			// A regenerate in an AI SDK chat we never saw: its first
+			// message was refused, and this retries it. Answer it as new.
+			req.Regenerate = 0
 		}
 		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
 			return h.Chat.Run(ctx, req, ev)
@@ -340,7 +341,7 @@ func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req 
 			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}
 	}
 	for _, a := range in.approvals[:len(in.approvals)-1] {
-		if _, err := h.Chat.Decide(ctx, decision(a), nil); err != nil && switchboard.ErrorCode(err) != "already_decided" {
+		if _, err := h.Chat.Decide(ctx, decision(a), nil); err != nil && !decidedAlready(err) {
 			h.writeError(c, err)
 			return
 		}
@@ -349,6 +350,13 @@ func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req 
 	h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
 		return h.Chat.Decide(ctx, last, ev)
 	})
+}
+
+// decidedAlready reports whether err says that the call was decided before:
+// a retried body of approvals skips the ones it applied already.
+func decidedAlready(err error) bool {
+	code := switchboard.ErrorCode(err)
+	return code == "already_decided" || code == "not_awaiting_approval"
 }
 
 // resolveConversation turns the conversation named by the client into ours:

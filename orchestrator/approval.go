@@ -22,8 +22,10 @@ import (
 //
 // Errors: ErrNotFound (tool_call_not_found) for a call that is absent or not
 // the user's in that conversation; ErrConflict for a call already decided
-// (already_decided) or a turn that no longer waits (not_awaiting_approval,
-// superseded); then those of Run.
+// (already_decided), a turn that no longer waits (not_awaiting_approval,
+// superseded) or that runs, or another turn of the conversation running
+// (turn_running); then those of Run. Once the call is decided, every way out
+// ends the turn (stored cancelled or failed), so that it never stays running.
 func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
@@ -63,26 +65,38 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		return nil, err
 	}
 
+	// From here the turn runs (the store moved it to running with the
+	// decision): tracked at once, so that a cancel reaches it, and every
+	// way out ends it, so that it never stays running.
 	t := o.newTurn(ev, d.RequestID)
 	t.wallStart = time.Now()
 	rec.Status = switchboard.TurnRunning
 	t.rec = rec
 	t.caller = tools.Caller{UserID: d.UserID, ConversationID: d.ConversationID}
+	ctx, done := o.track(ctx, t.rec)
+	defer done()
+	call.Status = switchboard.CallRunning
 	msgs, err := o.store.ListMessages(ctx, d.ConversationID)
 	if err != nil {
-		return nil, fmt.Errorf("load transcript: %w", err)
+		// The call was decided but cannot run: record it so, and end the
+		// turn.
+		call.Status, call.ErrorClass, call.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, time.Now()
+		call.Error = "not run: the turn could not resume"
+		if !d.Approve {
+			call.Status, call.ErrorClass, call.Error = switchboard.CallDenied, switchboard.ErrorClassDenied, "the user denied this call"
+		}
+		t.finished = append(t.finished, call)
+		return t.end(ctx, switchboard.TurnFailed, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)),
+			fmt.Errorf("load transcript: %w", err))
 	}
 	if len(msgs) > o.opts.HistoryLimit {
 		msgs = msgs[len(msgs)-o.opts.HistoryLimit:]
 	}
 	t.history = msgs // made replayable below, once the decided call has its result
-	ctx, done := o.track(ctx, t.rec)
-	defer done()
 	if t.ev != nil {
 		t.ev.TurnStarted(t.rec)
 	}
 
-	call.Status = switchboard.CallRunning
 	if d.Approve {
 		s := time.Now()
 		if t.ev != nil {
@@ -111,15 +125,18 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	t.calls = append(t.calls, call)
 	t.setHistory(t.history)
 
+	if ctx.Err() != nil {
+		return t.end(ctx, switchboard.TurnCancelled, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(ctx.Err())), ctx.Err())
+	}
 	pending, err := o.pendingOf(ctx, rec.ID, call.ID)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return t.end(ctx, switchboard.TurnCancelled, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(ctx.Err())), ctx.Err())
+		}
+		return t.end(ctx, switchboard.TurnFailed, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)), err)
 	}
 	if len(pending) > 0 {
 		return t.await(ctx, pending)
-	}
-	if ctx.Err() != nil {
-		return t.end(ctx, switchboard.TurnCancelled, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(ctx.Err())), ctx.Err())
 	}
 	return t.loop(ctx, rec.Steps+1)
 }

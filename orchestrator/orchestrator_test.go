@@ -654,3 +654,44 @@ func TestGoldenTranscript(t *testing.T) {
 		t.Errorf("what the model received (-golden +got); go test -update rewrites the golden file:\n%s", diff)
 	}
 }
+
+// TestCancelWhileAnApprovedCallRuns: stopping a turn while the call a person
+// approved runs ends the turn cancelled, records the call, and leaves the
+// conversation free at once.
+func TestCancelWhileAnApprovedCallRuns(t *testing.T) {
+	for name, open := range stores() {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			approveSleep := func(_, tool string, _ switchboard.ToolAnnotations) bool { return tool == "sleep" }
+			r := newRig(t, st, llmtest.Sequence(calls(call("s", "lab__sleep", `{"ms":30000}`)), llmtest.Reply{Text: "next"}),
+				&orchestrator.Options{RequireApproval: approveSleep})
+			res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "sleep"}, nil)
+			if err != nil || len(res.Pending) != 1 {
+				t.Fatalf("Run: got %v, %+v, want a call awaiting approval", err, res)
+			}
+			conv, pending := res.Turn.ConversationID, res.Pending[0]
+			errc := make(chan error, 1)
+			go func() {
+				_, err := r.o.Decide(context.Background(), orchestrator.Decision{UserID: "u", ConversationID: conv, CallID: pending.ID, Approve: true}, nil)
+				errc <- err
+			}()
+			<-r.lab.sleeping // the approved call reached the server
+			if err := r.o.Cancel(context.Background(), "u", conv); err != nil {
+				t.Fatalf("Cancel: %v", err)
+			}
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Errorf("Decide: got %v, want context.Canceled", err)
+			}
+			turn, row := storedTurn(t, st, res.Turn)
+			if turn.Status != switchboard.TurnCancelled || row.Status != switchboard.CallCancelled {
+				t.Errorf("stored: turn %s, call %s; want both cancelled", turn.Status, row.Status)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			next, err := r.o.Run(ctx, orchestrator.Request{UserID: "u", ConversationID: conv, Content: "and now?"}, nil)
+			if err != nil || next.Message.Content != "next" {
+				t.Errorf("the next message: got %v, %+v, want it answered at once", err, next)
+			}
+		})
+	}
+}

@@ -52,6 +52,7 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	}
 	s := time.Now()
 	beginTurn := func() ([]switchboard.Message, error) {
+		start.Regenerate = req.Regenerate // each try looks again: a twin request may have stored it meanwhile
 		history, err := t.o.store.BeginTurn(ctx, start)
 		if switchboard.ErrorCode(err) == "nothing_to_regenerate" {
 			// The client holds a user message we never stored (its send

@@ -192,20 +192,24 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	if s.Regenerate > 0 {
-		users := 0
+		// The n-th user message if it is the one resent, else the last if
+		// it is (the client's count is off by messages we refused).
+		var users []int // indexes of the user messages
 		for i, msg := range m.messages[conv.ID] {
 			if msg.Role == switchboard.RoleUser {
-				if users++; users == s.Regenerate {
-					keep = i + 1
-					break
-				}
+				users = append(users, i)
 			}
 		}
-		switch {
-		case keep < 0:
-			return nil, fmt.Errorf("begin turn: %w", errNothingToRegenerate(s.Regenerate))
-		case m.messages[conv.ID][keep-1].Content != s.UserMessage.Content:
+		is := func(i int) bool { return m.messages[conv.ID][i].Content == s.UserMessage.Content }
+		switch n := s.Regenerate; {
+		case n <= len(users) && is(users[n-1]):
+			keep = users[n-1] + 1
+		case len(users) > 0 && is(users[len(users)-1]):
+			keep = users[len(users)-1] + 1
+		case n <= len(users):
 			return nil, fmt.Errorf("begin turn: %w", errRegenerateMismatch())
+		default:
+			return nil, fmt.Errorf("begin turn: %w", errNothingToRegenerate(s.Regenerate))
 		}
 	}
 
@@ -613,8 +617,11 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
 	t := m.turns[c.TurnID]
-	if t == nil || t.Status != switchboard.TurnAwaitingApproval {
+	switch {
+	case t != nil && t.Status == switchboard.TurnRunning: // a decision of another call of it
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
+	case t == nil || t.Status != switchboard.TurnAwaitingApproval: // it ended: the call can no longer run
+		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
 	if err := m.takeLease(t.ConversationID, t.ID, time.Now()); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)

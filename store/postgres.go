@@ -206,6 +206,8 @@ func dbError(err error) error {
 			return fmt.Errorf("%w: %w", errTurnRunning(), err)
 		case code == "23505" && pgErr.ConstraintName == "conversations_user_external":
 			return fmt.Errorf("%w: %w", errExternalIDTaken(), err)
+		case code == "40P01", code == "40001": // deadlock, serialization failure: nothing was stored
+			return fmt.Errorf("%w: the database aborted a transaction that conflicted with another; try again: %w", switchboard.ErrUnavailable, err)
 		case code == "23505": // unique_violation
 			return fmt.Errorf("%w: %w", switchboard.ErrConflict, err)
 		case code == "23503": // foreign_key_violation: what the row refers to is gone

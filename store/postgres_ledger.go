@@ -50,7 +50,13 @@ func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) 
 	if !approve {
 		to = switchboard.CallDenied
 	}
-	c, err := scanToolCall(p.pool.QueryRow(ctx, `
+	// One transaction that locks the conversation first, as every writer of
+	// its turns does (a turn's start, a step, a delete): no deadlocks. A turn
+	// whose lease ran out is failed first, as BeginTurn does.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1) FOR NO KEY UPDATE`, key)
+	b.Queue(failAbandonedIn+`(SELECT conversation_id FROM tool_calls WHERE id = $1)`, key)
+	b.Queue(`
 WITH t AS (
     UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false
     WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND status = 'awaiting_approval')
@@ -59,19 +65,34 @@ WITH t AS (
 )
 UPDATE tool_calls SET status = $2
 WHERE id = $1 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
-RETURNING `+toolCallColumns, key, string(to), LeaseDuration))
-	if errors.Is(err, pgx.ErrNoRows) {
+RETURNING `+toolCallColumns, key, string(to), LeaseDuration)
+	var c switchboard.ToolCall
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		var err error
+		c, err = scanToolCall(br.QueryRow())
+		return err
+	})
+	if errors.Is(err, switchboard.ErrNotFound) {
 		stored, gerr := p.GetToolCall(ctx, id)
 		if gerr != nil {
 			return switchboard.ToolCall{}, fmt.Errorf("decide tool call: %w", gerr)
 		}
-		if stored.Status == switchboard.CallAwaitingApproval { // its turn is running
-			return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
+		if stored.Status == switchboard.CallAwaitingApproval {
+			// Its turn does not wait: it runs (a decision of another call
+			// of it), or it ended and the call can no longer run.
+			if t, terr := p.GetTurn(ctx, stored.TurnID); terr == nil && t.Status == switchboard.TurnRunning {
+				return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
+			}
 		}
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
 	if err != nil {
-		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, dbError(err))
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
 	}
 	c.Status = switchboard.CallAwaitingApproval
 	return c, nil

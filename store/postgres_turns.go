@@ -43,9 +43,12 @@ FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
 
 	// failAbandoned fails the running turn of a conversation whose lease ran
 	// out: its instance stopped renewing it, so it will never end.
-	failAbandoned = `
+	failAbandoned = failAbandonedIn + `$1`
+
+	// failAbandonedIn, followed by a conversation id, is failAbandoned.
+	failAbandonedIn = `
 UPDATE turns SET status = 'failed', error = 'abandoned: the instance running it stopped', finished_at = now(), lease_until = NULL
-WHERE conversation_id = $1 AND status = 'running' AND lease_until < now()`
+WHERE status = 'running' AND lease_until < now() AND conversation_id = `
 
 	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'
 RETURNING cancel_requested`
@@ -76,21 +79,27 @@ WITH w AS (
 )
 SELECT ` + messageColumns + ` FROM w ORDER BY seq`
 
-	// supersedeAfter finds the conversation's $2-th user message (from 1)
-	// and, if its content is $4, marks every message after it superseded
-	// by turn $3, and cancels the calls of those messages' turns that
-	// await an approval, with the turns: the question they would answer
-	// was answered again. It returns no row when there is no such message,
-	// and whether the content matched.
+	// supersedeAfter finds the user message to answer again: the
+	// conversation's $2-th (from 1) if its content is $4, else its last if
+	// that is (a client whose count is off by messages it sent but we
+	// refused). It marks every message after it superseded by turn $3, and
+	// cancels the calls of those messages' turns that await an approval,
+	// with the turns: the question they would answer was answered again. It
+	// returns whether it found the message, and whether there is a $2-th.
 	supersedeAfter = `
-WITH target AS (
-    SELECT seq, content FROM messages
+WITH users AS (
+    SELECT seq, content, row_number() OVER (ORDER BY seq) AS n, count(*) OVER () AS total
+    FROM messages
     WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
-    ORDER BY seq OFFSET $2::bigint - 1 LIMIT 1
+), target AS (
+    SELECT seq FROM users
+    WHERE content = $4 AND (n = $2 OR n = total)
+    ORDER BY n = $2 DESC
+    LIMIT 1
 ), marked AS (
     UPDATE messages m SET superseded_by = $3
     FROM target
-    WHERE target.content = $4 AND m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq > target.seq
+    WHERE m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq > target.seq
     RETURNING m.turn_id
 ), waiting AS (
     UPDATE turns SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
@@ -100,7 +109,7 @@ WITH target AS (
     UPDATE tool_calls SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
     WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'
 )
-SELECT target.content = $4, (SELECT count(*) FROM marked) FROM target`
+SELECT EXISTS (SELECT FROM target), EXISTS (SELECT FROM users WHERE n = $2)`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
 	// every writer locks a conversation before its turns, as cascading
@@ -244,16 +253,15 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			return err
 		}
 		if s.Regenerate > 0 {
-			var matches bool
-			var marked int64
-			err := br.QueryRow().Scan(&matches, &marked)
+			var found, nth bool
+			err := br.QueryRow().Scan(&found, &nth)
 			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				return errNothingToRegenerate(s.Regenerate)
 			case err != nil:
 				return err
-			case !matches:
+			case !found && nth:
 				return errRegenerateMismatch()
+			case !found:
+				return errNothingToRegenerate(s.Regenerate)
 			}
 		} else if err := execOne(br, "message"); err != nil {
 			return err

@@ -864,8 +864,9 @@ func testRegenerate(t *testing.T, s Store) {
 		content string
 		code    string
 	}{
-		{3, "two", "nothing_to_regenerate"},
+		{3, "three", "nothing_to_regenerate"},
 		{2, "changed", "regenerate_mismatch"},
+		{1, "two?", "regenerate_mismatch"},
 	} {
 		_, _, err := regenerate(tc.n, tc.content)
 		if !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != tc.code {
@@ -879,7 +880,9 @@ func testRegenerate(t *testing.T, s Store) {
 		t.Errorf("turns after refused regenerates: got %d, %v, want 2: nothing stored", len(turns), err)
 	}
 
-	again, history, err := regenerate(2, "two")
+	// A client that counts one user message more (one we refused) names
+	// the last one.
+	again, history, err := regenerate(3, "two")
 	if err != nil {
 		t.Fatalf("regenerate the last answer: got error %v, want none", err)
 	}
