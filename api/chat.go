@@ -306,9 +306,11 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 			h.writeError(c, err)
 			return
 		}
+		// A regenerate in an AI SDK chat we never saw: its first message
+		// was refused, and this retries it. Answer it as new. (Per
+		// attempt: the retry after a lost create race joins a chat.)
+		req.Regenerate = in.regenerate
 		if req.ConversationID == "" {
-			// A regenerate in an AI SDK chat we never saw: its first
-			// message was refused, and this retries it. Answer it as new.
 			req.Regenerate = 0
 		}
 		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {

@@ -25,7 +25,10 @@ import (
 // (already_decided), a turn that no longer waits (not_awaiting_approval,
 // superseded) or that runs, or another turn of the conversation running
 // (turn_running); then those of Run. Once the call is decided, every way out
-// ends the turn (stored cancelled or failed), so that it never stays running.
+// ends the turn (stored cancelled or failed), so that it never stays running
+// — but for a decision whose commit's answer was lost (the store failed as it
+// replied): that turn keeps its conversation until its lease runs out (60 s)
+// and the next turn fails it.
 func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
@@ -80,12 +83,16 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	if err != nil {
 		// The call was decided but cannot run: record it so, and end the
 		// turn.
-		call.Status, call.ErrorClass, call.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, time.Now()
-		call.Error = "not run: the turn could not resume"
-		if !d.Approve {
-			call.Status, call.ErrorClass, call.Error = switchboard.CallDenied, switchboard.ErrorClassDenied, "the user denied this call"
+		if d.Approve {
+			call.Status, call.ErrorClass, call.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, time.Now()
+			call.Error = "not run: the turn could not resume"
+		} else {
+			deny(&call, d.Reason)
 		}
 		t.finished = append(t.finished, call)
+		if ctx.Err() != nil {
+			return t.end(ctx, switchboard.TurnCancelled, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(ctx.Err())), ctx.Err())
+		}
 		return t.end(ctx, switchboard.TurnFailed, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)),
 			fmt.Errorf("load transcript: %w", err))
 	}
@@ -108,14 +115,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		}
 		t.timing.Tools += time.Since(s)
 	} else {
-		reason := strings.TrimSpace(d.Reason)
-		call.Status, call.ErrorClass = switchboard.CallDenied, switchboard.ErrorClassDenied
-		call.Error = "the user denied this call"
-		if reason != "" {
-			call.Error += ": " + reason
-		}
-		call.Result = "error: " + call.Error
-		call.FinishedAt = time.Now()
+		deny(&call, d.Reason)
 		o.opts.Observer.ToolCallEnded(call)
 		if t.ev != nil {
 			t.ev.ToolFinished(call)
@@ -139,6 +139,17 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		return t.await(ctx, pending)
 	}
 	return t.loop(ctx, rec.Steps+1)
+}
+
+// deny records c as denied by a person, for the reason given.
+func deny(c *switchboard.ToolCall, reason string) {
+	c.Status, c.ErrorClass = switchboard.CallDenied, switchboard.ErrorClassDenied
+	c.Error = "the user denied this call"
+	if reason = strings.TrimSpace(reason); reason != "" {
+		c.Error += ": " + reason
+	}
+	c.Result = "error: " + c.Error
+	c.FinishedAt = time.Now()
 }
 
 // pendingOf returns the calls of a turn still awaiting approval, but the

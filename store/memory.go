@@ -617,13 +617,19 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
 	t := m.turns[c.TurnID]
+	now := time.Now()
+	if t != nil && t.Status == switchboard.TurnRunning && m.running[t.ConversationID].turn == t.ID && !now.Before(m.running[t.ConversationID].until) {
+		// Its instance died while it ran: fail it, as Postgres does.
+		t.Status, t.Error, t.FinishedAt = switchboard.TurnFailed, "abandoned: the instance running it stopped", now
+		delete(m.running, t.ConversationID)
+	}
 	switch {
 	case t != nil && t.Status == switchboard.TurnRunning: // a decision of another call of it
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
 	case t == nil || t.Status != switchboard.TurnAwaitingApproval: // it ended: the call can no longer run
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
-	if err := m.takeLease(t.ConversationID, t.ID, time.Now()); err != nil {
+	if err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
 	}
 	t.Status = switchboard.TurnRunning

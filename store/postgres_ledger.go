@@ -85,7 +85,11 @@ RETURNING `+toolCallColumns, key, string(to), LeaseDuration)
 		if stored.Status == switchboard.CallAwaitingApproval {
 			// Its turn does not wait: it runs (a decision of another call
 			// of it), or it ended and the call can no longer run.
-			if t, terr := p.GetTurn(ctx, stored.TurnID); terr == nil && t.Status == switchboard.TurnRunning {
+			t, terr := p.GetTurn(ctx, stored.TurnID)
+			switch {
+			case terr != nil && !errors.Is(terr, switchboard.ErrNotFound):
+				return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, terr)
+			case terr == nil && t.Status == switchboard.TurnRunning:
 				return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
 			}
 		}

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Regenerate", testRegenerate},
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"RegenerateCancelsWaitingApprovals", testRegenerateCancelsWaitingApprovals},
+		{"RegenerateNamesTheLastWhenTheCountIsOff", testRegenerateLast},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -993,6 +994,27 @@ func testRegenerateCancelsWaitingApprovals(t *testing.T, s Store) {
 	}
 }
 
+// testRegenerateLast: when the n-th user message is not the one resent but
+// the last is, the last is answered again.
+func testRegenerateLast(t *testing.T, s Store) {
+	ctx := t.Context()
+	first := newTurn(t, s, "alice", "", "one")
+	first.Turn.Status, first.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "a1"}}})
+	second := newTurn(t, s, "alice", first.Conversation.ID, "two")
+	second.Turn.Status, second.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: second.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "a2"}}})
+	again := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: first.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+		UserMessage: switchboard.Message{Content: "two"}, Regenerate: 1}
+	history, err := s.BeginTurn(ctx, &again)
+	if err != nil {
+		t.Fatalf("regenerate: got error %v, want none", err)
+	}
+	if got := messageContents(history); !slices.Equal(got, []string{"one", "a1", "two"}) {
+		t.Errorf("history: got %q, want it to end with the last user message", got)
+	}
+}
+
 func messageContents(msgs []switchboard.Message) []string {
 	var out []string
 	for _, m := range msgs {
@@ -1549,6 +1571,16 @@ func testDecideToolCall(t *testing.T, s Store) {
 	}
 	if _, err := s.DecideToolCall(ctx, switchboard.NewID(), true); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("unknown call: got %v, want ErrNotFound", err)
+	}
+	// A call left waiting by a turn that ended can no longer run.
+	ended := newTurn(t, s, "alice", "", "delete it all")
+	c := pending()
+	ended.Turn.Status = switchboard.TurnAwaitingApproval
+	save(t, s, &switchboard.TurnUpdate{Turn: ended.Turn, ToolCalls: []switchboard.ToolCall{c}})
+	ended.Turn.Status, ended.Turn.FinishedAt = switchboard.TurnFailed, time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: ended.Turn})
+	if _, err := s.DecideToolCall(ctx, c.ID, true); switchboard.ErrorCode(err) != "already_decided" {
+		t.Errorf("a call of a turn that ended: got %v, want already_decided", err)
 	}
 	if _, err := s.DecideToolCall(ctx, "nope", true); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("malformed id: got %v, want ErrNotFound", err)
