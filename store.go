@@ -23,6 +23,12 @@ type TurnStart struct {
 	// are kept, as are their turns and ledger rows. This is the AI SDK's
 	// regenerate.
 	Regenerate int
+	// Edit, above 0, makes UserMessage replace the conversation's Edit-th
+	// user message: that message and every one after it leave the
+	// transcript (kept, as with Regenerate), and UserMessage is stored and
+	// answered after them. With no such message, UserMessage is simply new.
+	// This is the AI SDK's sendMessage({messageId}). Not with Regenerate.
+	Edit int
 }
 
 // TurnUpdate is what a store commits, in one transaction, while a turn runs

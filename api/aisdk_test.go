@@ -360,3 +360,53 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Errorf("transcript after regenerating a message never stored: got %q, want it answered as a new one", got)
 	}
 }
+
+// TestAISDKEdit edits an earlier user message with the AI SDK chat's own
+// sendMessage({text, messageId}): the model is asked without what followed
+// it, and the stored transcript is the chat's.
+func TestAISDKEdit(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, llmtest.Sequence(
+		llmtest.Reply{Text: "answer one"},
+		llmtest.Reply{Text: "answer two"},
+		llmtest.Reply{Text: "answer to the edit"},
+	))
+	chat := runAIChatEnv(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-edit",
+		[]string{`EDIT=[[0, "one, edited"]]`}, "one", "two")
+	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
+		t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
+	}
+	var shown []string
+	for _, m := range chat.Messages {
+		for _, p := range m.Parts {
+			if p.Type == "text" {
+				shown = append(shown, m.Role+": "+p.Text)
+			}
+		}
+	}
+	if want := []string{"user: one, edited", "assistant: answer to the edit"}; !slices.Equal(shown, want) {
+		t.Errorf("the chat shows %q, want %q", shown, want)
+	}
+	reqs := svc.model.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("model requests: got %d, want 3", len(reqs))
+	}
+	var asked []string
+	for _, m := range reqs[2].Messages {
+		asked = append(asked, m.Role+": "+m.Content)
+	}
+	if want := []string{"user: one, edited"}; !slices.Equal(asked, want) {
+		t.Errorf("the model was asked %q, want %q", asked, want)
+	}
+	msgs, err := st.ListMessages(context.Background(), chat.Messages[1].Metadata.ConversationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, m := range msgs {
+		stored = append(stored, string(m.Role)+": "+m.Content)
+	}
+	if !slices.Equal(stored, shown) {
+		t.Errorf("stored transcript %q, want the chat's %q", stored, shown)
+	}
+}

@@ -31,6 +31,9 @@ type chatRequest struct {
 	ID       string      `json:"id"`
 	Messages []uiMessage `json:"messages"`
 	Trigger  string      `json:"trigger"`
+	// MessageID, with trigger submit-message, names the user message the
+	// chat replaced (sendMessage({messageId})): an edit.
+	MessageID string `json:"messageId"`
 }
 
 type uiMessage struct {
@@ -72,6 +75,9 @@ type chatInput struct {
 	// regenerate, for an AI SDK body with trigger regenerate-message: which
 	// user message (from 1) to answer again, the last of the body's.
 	regenerate int
+	// edit, for an AI SDK body that replaces a user message: which one
+	// (from 1), the last of the body's.
+	edit int
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -146,15 +152,21 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		}
 		in.content = text.String()
 		in.conversation, in.external = req.ID, req.ID != ""
-		if req.Trigger == "regenerate-message" {
-			// The chat dropped the answers after the user message it
-			// resends: that is the message to answer again, counted among
-			// the user messages of the conversation.
-			for _, m := range req.Messages {
-				if m.Role == "user" {
-					in.regenerate++
-				}
+		// The chat dropped what followed the user message it sends last:
+		// to answer it again (regenerate) or in place of the one it
+		// replaced (an edit), counted among the conversation's user
+		// messages.
+		users := 0
+		for _, m := range req.Messages {
+			if m.Role == "user" {
+				users++
 			}
+		}
+		switch {
+		case req.Trigger == "regenerate-message":
+			in.regenerate = users
+		case req.MessageID != "":
+			in.edit = users
 		}
 	default:
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
@@ -294,7 +306,7 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
 		return
 	}
-	req := orchestrator.Request{UserID: userID, Content: in.content, Regenerate: in.regenerate,
+	req := orchestrator.Request{UserID: userID, Content: in.content, Regenerate: in.regenerate, Edit: in.edit,
 		IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	if len(in.approvals) > 0 {

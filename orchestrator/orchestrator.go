@@ -220,6 +220,10 @@ type Request struct {
 	// leave the transcript (see switchboard.TurnStart). ConversationID must
 	// name the conversation.
 	Regenerate int
+	// Edit, above 0, makes Content replace the conversation's Edit-th user
+	// message (from 1): it and the answers after it leave the transcript
+	// (see switchboard.TurnStart).
+	Edit int
 	// IdempotencyKey, when set, makes a retry of the same request (same
 	// RequestHash) answer with the stored outcome instead of running again.
 	IdempotencyKey string

@@ -49,6 +49,7 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
 		Regenerate:   req.Regenerate,
+		Edit:         req.Edit,
 	}
 	s := time.Now()
 	beginTurn := func() ([]switchboard.Message, error) {

@@ -230,23 +230,19 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		m.idempotency[key] = t.ID
 	}
 	if keep >= 0 {
-		msgs := m.messages[conv.ID]
-		for _, msg := range msgs[keep:] {
-			msg.SupersededBy = t.ID
-			m.superseded[conv.ID] = append(m.superseded[conv.ID], msg)
-			// The question a turn awaiting approval would answer was
-			// answered again: cancel it, with its waiting calls.
-			if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
-				old.Status, old.Error, old.FinishedAt = switchboard.TurnCancelled, supersededNote, now
-				for _, c := range m.calls {
-					if c.TurnID == old.ID && c.Status == switchboard.CallAwaitingApproval {
-						c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, supersededNote, now
+		m.supersede(conv.ID, keep, t.ID, now)
+	} else {
+		if s.Edit > 0 {
+			users := 0
+			for i, msg := range m.messages[conv.ID] {
+				if msg.Role == switchboard.RoleUser {
+					if users++; users == s.Edit {
+						m.supersede(conv.ID, i, t.ID, now)
+						break
 					}
 				}
 			}
 		}
-		m.messages[conv.ID] = slices.Clip(msgs[:keep])
-	} else {
 		m.appendMessage(conv.ID, s.UserMessage)
 	}
 	s.Conversation = conv
@@ -509,6 +505,27 @@ func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]
 	}
 	slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
 	return msgs, nil
+}
+
+// supersede takes the messages of a conversation's transcript from index
+// from on out of it, marked superseded by turn by, and cancels the turns
+// among theirs that await an approval, with their waiting calls: the
+// question they would answer was answered again. The caller holds m.mu.
+func (m *Memory) supersede(conversationID string, from int, by string, now time.Time) {
+	msgs := m.messages[conversationID]
+	for _, msg := range msgs[from:] {
+		msg.SupersededBy = by
+		m.superseded[conversationID] = append(m.superseded[conversationID], msg)
+		if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
+			old.Status, old.Error, old.FinishedAt = switchboard.TurnCancelled, supersededNote, now
+			for _, c := range m.calls {
+				if c.TurnID == old.ID && c.Status == switchboard.CallAwaitingApproval {
+					c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, supersededNote, now
+				}
+			}
+		}
+	}
+	m.messages[conversationID] = slices.Clip(msgs[:from])
 }
 
 // appendMessage adds msg to the transcript of a conversation. The caller

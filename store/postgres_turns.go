@@ -101,15 +101,37 @@ WITH users AS (
     FROM target
     WHERE m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq > target.seq
     RETURNING m.turn_id
-), waiting AS (
+)` + cancelWaitingOfMarked + `
+SELECT EXISTS (SELECT FROM target), EXISTS (SELECT FROM users WHERE n = $2)`
+
+	// supersedeFrom marks the conversation's $2-th user message (from 1),
+	// if there is one, and every message after it superseded by turn $3,
+	// cancelling what awaited an approval as supersedeAfter does: the user
+	// edited that message, and the edit is stored after them.
+	supersedeFrom = `
+WITH target AS (
+    SELECT seq FROM messages
+    WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
+    ORDER BY seq OFFSET $2::bigint - 1 LIMIT 1
+), marked AS (
+    UPDATE messages m SET superseded_by = $3
+    FROM target
+    WHERE m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq >= target.seq
+    RETURNING m.turn_id
+)` + cancelWaitingOfMarked + `
+SELECT count(*) FROM marked`
+
+	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
+	// turn ids of superseded messages: it cancels those turns that await an
+	// approval, with their waiting calls.
+	cancelWaitingOfMarked = `, waiting AS (
     UPDATE turns SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
     WHERE id IN (SELECT turn_id FROM marked) AND status = 'awaiting_approval'
     RETURNING id
 ), calls AS (
     UPDATE tool_calls SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
     WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'
-)
-SELECT EXISTS (SELECT FROM target), EXISTS (SELECT FROM users WHERE n = $2)`
+)`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
 	// every writer locks a conversation before its turns, as cascading
@@ -211,6 +233,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
 		t.RequestHash, LeaseDuration)
+	if s.Edit > 0 {
+		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID)
+	}
 	if s.Regenerate > 0 {
 		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content)
 	} else if err := queueMessage(b, m, t.ID); err != nil {
@@ -251,6 +276,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		}
 		if err := execOne(br, "turn"); err != nil {
 			return err
+		}
+		if s.Edit > 0 {
+			if _, err := br.Exec(); err != nil { // supersedeFrom
+				return err
+			}
 		}
 		if s.Regenerate > 0 {
 			var found, nth bool

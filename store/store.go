@@ -307,6 +307,12 @@ func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err
 	if c.ID == "" && s.Regenerate > 0 {
 		return false, fmt.Errorf("regenerate in a new conversation: %w", switchboard.ErrNotFound)
 	}
+	if s.Edit < 0 || s.Edit > 0 && s.Regenerate > 0 {
+		return false, invalid("invalid_turn", "the message to edit, %d, is negative or comes with a regenerate", s.Edit)
+	}
+	if c.ID == "" {
+		s.Edit = 0 // nothing to edit in a new conversation: the message is new
+	}
 	if c.ID == "" {
 		create = true
 		c.ID = switchboard.NewID()

@@ -59,6 +59,12 @@ for (const text of JSON.parse(process.env.PROMPTS)) {
     await settled();
   }
 }
+// EDIT: [[index, text], ...], to edit the user message at index as
+// sendMessage({text, messageId}) does.
+for (const [index, text] of JSON.parse(process.env.EDIT || '[]')) {
+  await chat.sendMessage({ text, messageId: chat.messages[index].id });
+  await settled();
+}
 for (const index of JSON.parse(process.env.REGENERATE || '[]')) {
   await chat.regenerate(index === null ? {} : { messageId: chat.messages[index].id });
   await settled();

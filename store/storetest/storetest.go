@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"RegenerateCancelsWaitingApprovals", testRegenerateCancelsWaitingApprovals},
 		{"RegenerateNamesTheLastWhenTheCountIsOff", testRegenerateLast},
+		{"Edit", testEdit},
 		{"ListTurns", testListTurns},
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},
@@ -1012,6 +1013,53 @@ func testRegenerateLast(t *testing.T, s Store) {
 	}
 	if got := messageContents(history); !slices.Equal(got, []string{"one", "a1", "two"}) {
 		t.Errorf("history: got %q, want it to end with the last user message", got)
+	}
+}
+
+// testEdit replaces a user message: it and what follows leave the
+// transcript (kept), the edit is stored after them.
+func testEdit(t *testing.T, s Store) {
+	ctx := t.Context()
+	first := newTurn(t, s, "alice", "", "one")
+	conv := first.Conversation.ID
+	first.Turn.Status, first.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "a1"}}})
+	second := newTurn(t, s, "alice", conv, "two")
+	second.Turn.Status = switchboard.TurnAwaitingApproval
+	waiting := switchboard.TurnUpdate{Turn: second.Turn,
+		ToolCalls: []switchboard.ToolCall{{Server: "fs", Tool: "rm", Status: switchboard.CallAwaitingApproval, StartedAt: t0}},
+		Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+			ToolCalls: []switchboard.RequestedCall{{ID: "c1", Name: "fs__rm", Arguments: "{}"}}}}}
+	save(t, s, &waiting)
+	call := waiting.ToolCalls[0]
+	edit := func(n int, content string) []switchboard.Message {
+		t.Helper()
+		ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
+			UserMessage: switchboard.Message{Content: content}, Edit: n}
+		history, err := s.BeginTurn(ctx, &ts)
+		if err != nil {
+			t.Fatalf("edit %d: got error %v, want none", n, err)
+		}
+		ts.Turn.Status, ts.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
+		save(t, s, &switchboard.TurnUpdate{Turn: ts.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "re " + content}}})
+		return history
+	}
+	if got := messageContents(edit(2, "two, edited")); !slices.Equal(got, []string{"one", "a1", "two, edited"}) {
+		t.Errorf("history of the edit: got %q", got)
+	}
+	if msgs, _ := s.ListMessages(ctx, conv); !slices.Equal(messageContents(msgs), []string{"one", "a1", "two, edited", "re two, edited"}) {
+		t.Errorf("transcript after the edit: got %q", messageContents(msgs))
+	}
+	if got, err := s.GetToolCall(ctx, call.ID); err != nil || got.Status != switchboard.CallCancelled {
+		t.Errorf("the call that awaited approval in the edited part: got %s, %v, want cancelled", got.Status, err)
+	}
+	// Past the last user message: a new message.
+	if got := messageContents(edit(5, "three")); !slices.Equal(got, []string{"one", "a1", "two, edited", "re two, edited", "three"}) {
+		t.Errorf("history of an edit of a message never stored: got %q", got)
+	}
+	all, err := s.ListAllMessages(ctx, conv)
+	if err != nil || len(all) != 8 {
+		t.Errorf("every message: got %d, %v, want 8 (2 superseded)", len(all), err)
 	}
 }
 
