@@ -91,6 +91,7 @@ WITH users AS (
     SELECT seq, content, row_number() OVER (ORDER BY seq) AS n, count(*) OVER () AS total
     FROM messages
     WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
+        AND EXISTS (SELECT FROM turns WHERE id = $3)
 ), target AS (
     SELECT seq FROM users
     WHERE content = $4 AND (n = $2 OR n = total)
@@ -108,10 +109,15 @@ SELECT EXISTS (SELECT FROM target), EXISTS (SELECT FROM users WHERE n = $2)`
 	// if there is one, and every message after it superseded by turn $3,
 	// cancelling what awaited an approval as supersedeAfter does: the user
 	// edited that message, and the edit is stored after them.
+	//
+	// The batch it is in does not stop when the conversation turns out not
+	// to be the user's: it marks nothing unless the batch stored turn $3,
+	// which only the owner's request does.
 	supersedeFrom = `
 WITH target AS (
     SELECT seq FROM messages
     WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
+        AND EXISTS (SELECT FROM turns WHERE id = $3)
     ORDER BY seq OFFSET $2::bigint - 1 LIMIT 1
 ), marked AS (
     UPDATE messages m SET superseded_by = $3
@@ -119,7 +125,7 @@ WITH target AS (
     WHERE m.conversation_id = $1 AND m.superseded_by IS NULL AND m.seq >= target.seq
     RETURNING m.turn_id
 )` + cancelWaitingOfMarked + `
-SELECT count(*) FROM marked`
+SELECT`
 
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
 	// turn ids of superseded messages: it cancels those turns that await an
@@ -227,7 +233,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
 		b.Queue(touchConversation, c.ID, t.UserID, now)
-		b.Queue(failAbandoned, c.ID)
+		b.Queue(failAbandoned+` AND user_id = $2`, c.ID, t.UserID) // the batch goes on for another user's conversation
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),

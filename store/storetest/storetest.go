@@ -1061,6 +1061,28 @@ func testEdit(t *testing.T, s Store) {
 	if err != nil || len(all) != 8 {
 		t.Errorf("every message: got %d, %v, want 8 (2 superseded)", len(all), err)
 	}
+
+	// Another user's conversation: not found, and nothing of it touched.
+	bobs := newTurn(t, s, "bob", "", "bob's")
+	bobs.Turn.Status = switchboard.TurnAwaitingApproval
+	bobWaits := switchboard.TurnUpdate{Turn: bobs.Turn,
+		ToolCalls: []switchboard.ToolCall{{Server: "fs", Tool: "rm", Status: switchboard.CallAwaitingApproval, StartedAt: t0}}}
+	save(t, s, &bobWaits)
+	for _, ts := range []switchboard.TurnStart{
+		{Conversation: switchboard.Conversation{ID: bobs.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+			UserMessage: switchboard.Message{Content: "mine now"}, Edit: 1},
+		{Conversation: switchboard.Conversation{ID: bobs.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
+			UserMessage: switchboard.Message{Content: "bob's"}, Regenerate: 1},
+	} {
+		_, err := s.BeginTurn(ctx, &ts)
+		wantErr(t, "an edit or regenerate in another user's conversation", err, switchboard.ErrNotFound)
+	}
+	if msgs, err := s.ListMessages(ctx, bobs.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"bob's"}) {
+		t.Errorf("bob's transcript after alice's edit: got %q, %v, want it untouched", messageContents(msgs), err)
+	}
+	if got, err := s.GetToolCall(ctx, bobWaits.ToolCalls[0].ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
+		t.Errorf("bob's call awaiting approval after alice's edit: got %s, %v, want still waiting", got.Status, err)
+	}
 }
 
 func messageContents(msgs []switchboard.Message) []string {
