@@ -410,3 +410,92 @@ func TestAISDKEdit(t *testing.T) {
 		t.Errorf("stored transcript %q, want the chat's %q", stored, shown)
 	}
 }
+
+// TestEditAndRegenerateWithARefusedMessage: a chat keeps a message we
+// refused, so it counts one user message more than we stored; an edit or a
+// regenerate must still name the right message.
+func TestEditAndRegenerateWithARefusedMessage(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, llmtest.Sequence(
+		llmtest.Reply{Text: "a1"}, llmtest.Reply{Text: "a3"}, llmtest.Reply{Text: "a4"},
+		llmtest.Reply{Text: "re three, edited"}, llmtest.Reply{Text: "re three, edited, again"},
+	))
+	url, tok := svc.url+"/api/alice/chat/stream", token(t, "alice")
+	type msg struct {
+		ID    string `json:"id,omitempty"`
+		Role  string `json:"role"`
+		Parts []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"parts"`
+	}
+	user := func(id, text string) msg {
+		m := msg{ID: id, Role: "user"}
+		m.Parts = append(m.Parts, struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}{"text", text})
+		return m
+	}
+	post := func(body map[string]any) int {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(raw)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	// "one" is answered; "   " is refused (400) and stays in the chat;
+	// "three" and "four" are answered.
+	chat := []msg{user("u1", "one")}
+	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
+		t.Fatalf("one: %d", code)
+	}
+	chat = append(chat, msg{Role: "assistant"}, user("u2", "   "))
+	if code := post(map[string]any{"id": "c", "messages": chat}); code != http.StatusBadRequest {
+		t.Fatalf("the empty message: got %d, want 400", code)
+	}
+	chat = append(chat, user("u3", "three"))
+	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
+		t.Fatalf("three: %d", code)
+	}
+	chat = append(chat, msg{Role: "assistant"}, user("u4", "four"))
+	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
+		t.Fatalf("four: %d", code)
+	}
+	conv, err := st.ConversationByExternalID(context.Background(), "alice", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	transcript := func() []string {
+		msgs, err := st.ListMessages(context.Background(), conv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range msgs {
+			out = append(out, m.Content)
+		}
+		return out
+	}
+	// Edit "three": the chat holds one, (refused), three-edited.
+	edited := append(append([]msg{}, chat[:3]...), user("u3", "three, edited"))
+	if code := post(map[string]any{"id": "c", "messages": edited, "trigger": "submit-message", "messageId": "u3"}); code != 200 {
+		t.Fatalf("edit: %d", code)
+	}
+	if got, want := transcript(), []string{"one", "a1", "three, edited", "re three, edited"}; !slices.Equal(got, want) {
+		t.Errorf("after editing three: got %q, want %q", got, want)
+	}
+	// Regenerate it: the chat holds one, (refused), three-edited.
+	if code := post(map[string]any{"id": "c", "messages": edited, "trigger": "regenerate-message"}); code != 200 {
+		t.Fatalf("regenerate: %d", code)
+	}
+	if got, want := transcript(), []string{"one", "a1", "three, edited", "re three, edited, again"}; !slices.Equal(got, want) {
+		t.Errorf("after regenerating: got %q, want %q", got, want)
+	}
+}

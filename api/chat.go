@@ -37,6 +37,7 @@ type chatRequest struct {
 }
 
 type uiMessage struct {
+	ID    string `json:"id"`
 	Role  string `json:"role"`
 	Parts []struct {
 		Type string `json:"type"`
@@ -72,12 +73,13 @@ type chatInput struct {
 	// approvals, for an AI SDK body whose last message is the assistant's
 	// with approval responses: the decisions to apply instead of a message.
 	approvals []approvalResponse
-	// regenerate, for an AI SDK body with trigger regenerate-message: which
-	// user message (from 1) to answer again, the last of the body's.
-	regenerate int
-	// edit, for an AI SDK body that replaces a user message: which one
-	// (from 1), the last of the body's.
-	edit int
+	// regenerate, for an AI SDK body with trigger regenerate-message: the
+	// last user message of the body is to be answered again; edit, for one
+	// whose messageId names it: it replaces the user message there. prior
+	// holds the texts of the body's user messages before it, to find which
+	// message of the conversation that is (userMessageAfter).
+	regenerate, edit bool
+	prior            []string
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -144,29 +146,19 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		if last < 0 || req.Messages[last].Role != "user" {
 			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer, or the assistant's with approval responses")
 		}
-		var text strings.Builder
-		for _, p := range req.Messages[last].Parts {
-			if p.Type == "text" {
-				text.WriteString(p.Text)
-			}
-		}
-		in.content = text.String()
+		in.content = userText(req.Messages[last])
 		in.conversation, in.external = req.ID, req.ID != ""
 		// The chat dropped what followed the user message it sends last:
-		// to answer it again (regenerate) or in place of the one it
-		// replaced (an edit), counted among the conversation's user
-		// messages.
-		users := 0
-		for _, m := range req.Messages {
-			if m.Role == "user" {
-				users++
+		// to answer it again (regenerate), or in place of the one it
+		// replaced (an edit: messageId names the last message).
+		in.regenerate = req.Trigger == "regenerate-message"
+		in.edit = !in.regenerate && req.MessageID != "" && req.MessageID == req.Messages[last].ID
+		if in.regenerate || in.edit {
+			for _, m := range req.Messages[:last] {
+				if m.Role == "user" {
+					in.prior = append(in.prior, userText(m))
+				}
 			}
-		}
-		switch {
-		case req.Trigger == "regenerate-message":
-			in.regenerate = users
-		case req.MessageID != "":
-			in.edit = users
 		}
 	default:
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
@@ -190,6 +182,53 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_conversation_id", "the conversation id is longer than 255 characters")
 	}
 	return in, nil
+}
+
+// userText is the text of a UI message: its text parts, joined.
+func userText(m uiMessage) string {
+	var text strings.Builder
+	for _, p := range m.Parts {
+		if p.Type == "text" {
+			text.WriteString(p.Text)
+		}
+	}
+	return text.String()
+}
+
+// userMessageAfter returns which user message of the user's conversation
+// (from 1) follows the ones whose texts are prior: the one a regenerate or
+// an edit names. It walks the conversation's user messages along prior,
+// skipping texts it never stored (a client keeps a message we refused, so
+// counting would name the wrong one).
+func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, prior []string) (int, error) {
+	conv, err := h.Store.GetConversation(ctx, conversationID)
+	if err == nil && conv.UserID != userID {
+		err = switchboard.ErrNotFound
+	}
+	var msgs []switchboard.Message
+	if err == nil {
+		msgs, err = h.Store.ListMessages(ctx, conversationID)
+	}
+	if isNotFound(err) {
+		return 0, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", conversationID)
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, m := range msgs {
+		if m.Role != switchboard.RoleUser {
+			continue
+		}
+		for len(prior) > 0 && prior[0] != m.Content {
+			prior = prior[1:] // a message we never stored
+		}
+		if len(prior) == 0 {
+			break
+		}
+		n, prior = n+1, prior[1:]
+	}
+	return n + 1, nil
 }
 
 // jsonProblem describes a JSON decoding error without echoing input.
@@ -306,7 +345,7 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
 		return
 	}
-	req := orchestrator.Request{UserID: userID, Content: in.content, Regenerate: in.regenerate, Edit: in.edit,
+	req := orchestrator.Request{UserID: userID, Content: in.content,
 		IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	if len(in.approvals) > 0 {
@@ -318,12 +357,22 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 			h.writeError(c, err)
 			return
 		}
-		// A regenerate in an AI SDK chat we never saw: its first message
-		// was refused, and this retries it. Answer it as new. (Per
-		// attempt: the retry after a lost create race joins a chat.)
-		req.Regenerate = in.regenerate
-		if req.ConversationID == "" {
-			req.Regenerate = 0
+		// A regenerate or an edit names a message of a chat we know; in a
+		// chat we never saw (its first message was refused, and this
+		// retries it) the message is new. Per attempt: the retry after a
+		// lost create race joins a chat.
+		req.Regenerate, req.Edit = 0, 0
+		if (in.regenerate || in.edit) && req.ConversationID != "" {
+			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in.prior)
+			if err != nil {
+				h.writeError(c, err)
+				return
+			}
+			if in.regenerate {
+				req.Regenerate = n
+			} else {
+				req.Edit = n
+			}
 		}
 		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
 			return h.Chat.Run(ctx, req, ev)
