@@ -91,7 +91,7 @@ WITH users AS (
     SELECT seq, content, row_number() OVER (ORDER BY seq) AS n, count(*) OVER () AS total
     FROM messages
     WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
-        AND EXISTS (SELECT FROM turns WHERE id = $3)
+        AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $5)
 ), target AS (
     SELECT seq FROM users
     WHERE content = $4 AND (n = $2 OR n = total)
@@ -111,13 +111,13 @@ SELECT EXISTS (SELECT FROM target), EXISTS (SELECT FROM users WHERE n = $2)`
 	// edited that message, and the edit is stored after them.
 	//
 	// The batch it is in does not stop when the conversation turns out not
-	// to be the user's: it marks nothing unless the batch stored turn $3,
-	// which only the owner's request does.
+	// to be the user's ($4): it checks the owner itself, as supersedeAfter
+	// does ($5).
 	supersedeFrom = `
 WITH target AS (
     SELECT seq FROM messages
     WHERE conversation_id = $1 AND role = 'user' AND superseded_by IS NULL
-        AND EXISTS (SELECT FROM turns WHERE id = $3)
+        AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $4)
     ORDER BY seq OFFSET $2::bigint - 1 LIMIT 1
 ), marked AS (
     UPDATE messages m SET superseded_by = $3
@@ -240,11 +240,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
 		t.RequestHash, LeaseDuration)
 	if s.Edit > 0 {
-		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID)
+		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
 	}
 	if s.Regenerate > 0 {
-		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content)
-	} else if err := queueMessage(b, m, t.ID); err != nil {
+		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content, t.UserID)
+	} else if err := queueMessage(b, m, t.ID, c.ID); err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	if !create {
@@ -371,7 +371,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
 		t.Error, nullTime(t.FinishedAt), LeaseDuration)
 	for i := range u.Messages {
-		if err := queueMessage(b, &u.Messages[i], t.ID); err != nil {
+		if err := queueMessage(b, &u.Messages[i], t.ID, ""); err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
 		}
 	}
@@ -452,7 +452,11 @@ type messageMetadata struct {
 	ToolName  string                      `json:"tool_name,omitempty"`
 }
 
-func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID string) error {
+// queueMessage queues the insert of a message of turn turnID. With
+// conversationID set (a turn's start), the turn must be of that
+// conversation: a start naming another user's conversation with the id of a
+// turn of one's own stores nothing.
+func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID string) error {
 	var meta any
 	if len(m.ToolCalls) > 0 || m.ToolName != "" {
 		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName})
@@ -460,6 +464,11 @@ func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID string) error {
 			return fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
 		}
 		meta = string(raw)
+	}
+	if conversationID != "" {
+		b.Queue(insertMessage+` AND t.conversation_id = $9`, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
+			nullString(m.ToolCallID), meta, conversationID)
+		return nil
 	}
 	b.Queue(insertMessage, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
 		nullString(m.ToolCallID), meta)

@@ -1068,11 +1068,15 @@ func testEdit(t *testing.T, s Store) {
 	bobWaits := switchboard.TurnUpdate{Turn: bobs.Turn,
 		ToolCalls: []switchboard.ToolCall{{Server: "fs", Tool: "rm", Status: switchboard.CallAwaitingApproval, StartedAt: t0}}}
 	save(t, s, &bobWaits)
+	alices := newTurn(t, s, "alice", "", "alice's")
 	for _, ts := range []switchboard.TurnStart{
 		{Conversation: switchboard.Conversation{ID: bobs.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
 			UserMessage: switchboard.Message{Content: "mine now"}, Edit: 1},
 		{Conversation: switchboard.Conversation{ID: bobs.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
 			UserMessage: switchboard.Message{Content: "bob's"}, Regenerate: 1},
+		// With the id of a turn of hers that exists.
+		{Conversation: switchboard.Conversation{ID: bobs.Conversation.ID}, Turn: switchboard.Turn{ID: alices.Turn.ID, UserID: "alice"},
+			UserMessage: switchboard.Message{Content: "mine now"}, Edit: 1},
 	} {
 		_, err := s.BeginTurn(ctx, &ts)
 		wantErr(t, "an edit or regenerate in another user's conversation", err, switchboard.ErrNotFound)
@@ -1082,6 +1086,9 @@ func testEdit(t *testing.T, s Store) {
 	}
 	if got, err := s.GetToolCall(ctx, bobWaits.ToolCalls[0].ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
 		t.Errorf("bob's call awaiting approval after alice's edit: got %s, %v, want still waiting", got.Status, err)
+	}
+	if msgs, err := s.ListMessages(ctx, alices.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"alice's"}) {
+		t.Errorf("alice's own conversation after her refused edit: got %q, %v, want it untouched", messageContents(msgs), err)
 	}
 }
 
