@@ -245,14 +245,7 @@ func TestAISDKRegenerate(t *testing.T) {
 	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
 		t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
 	}
-	var shown []string
-	for _, m := range chat.Messages {
-		for _, p := range m.Parts {
-			if p.Type == "text" {
-				shown = append(shown, m.Role+": "+p.Text)
-			}
-		}
-	}
+	shown := chat.texts()
 	if want := []string{"user: one", "assistant: answer one, again"}; !slices.Equal(shown, want) {
 		t.Errorf("the chat shows %q, want %q", shown, want)
 	}
@@ -276,17 +269,7 @@ func TestAISDKRegenerate(t *testing.T) {
 	}
 
 	conv := chat.Messages[1].Metadata.ConversationID
-	msgs, err := st.ListMessages(context.Background(), conv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stored []string
-	for _, m := range msgs {
-		stored = append(stored, string(m.Role)+": "+m.Content)
-	}
-	if !slices.Equal(stored, shown) {
-		t.Errorf("stored transcript %q, want the chat's %q", stored, shown)
-	}
+	checkStoredAsShown(t, st, conv, shown)
 	if turns, err := st.ListTurns(context.Background(), conv); err != nil || len(turns) != 4 {
 		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
 	}
@@ -376,14 +359,7 @@ func TestAISDKEdit(t *testing.T) {
 	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
 		t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)
 	}
-	var shown []string
-	for _, m := range chat.Messages {
-		for _, p := range m.Parts {
-			if p.Type == "text" {
-				shown = append(shown, m.Role+": "+p.Text)
-			}
-		}
-	}
+	shown := chat.texts()
 	if want := []string{"user: one, edited", "assistant: answer to the edit"}; !slices.Equal(shown, want) {
 		t.Errorf("the chat shows %q, want %q", shown, want)
 	}
@@ -398,7 +374,27 @@ func TestAISDKEdit(t *testing.T) {
 	if want := []string{"user: one, edited"}; !slices.Equal(asked, want) {
 		t.Errorf("the model was asked %q, want %q", asked, want)
 	}
-	msgs, err := st.ListMessages(context.Background(), chat.Messages[1].Metadata.ConversationID)
+	checkStoredAsShown(t, st, chat.Messages[1].Metadata.ConversationID, shown)
+}
+
+// texts returns the text parts the chat shows, as "role: text".
+func (c aiChat) texts() []string {
+	var out []string
+	for _, m := range c.Messages {
+		for _, p := range m.Parts {
+			if p.Type == "text" {
+				out = append(out, m.Role+": "+p.Text)
+			}
+		}
+	}
+	return out
+}
+
+// checkStoredAsShown checks that a conversation's stored transcript is what
+// the chat shows.
+func checkStoredAsShown(t *testing.T, st *store.Memory, conv string, shown []string) {
+	t.Helper()
+	msgs, err := st.ListMessages(context.Background(), conv)
 	if err != nil {
 		t.Fatal(err)
 	}
