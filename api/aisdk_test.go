@@ -495,3 +495,68 @@ func TestEditAndRegenerateWithARefusedMessage(t *testing.T) {
 		t.Errorf("after regenerating: got %q, want %q", got, want)
 	}
 }
+
+// TestEditAnchorsOnTheChatsLastAnswer: the chat lacks a message of the
+// conversation (sent from another client); the edit is placed after the
+// chat's last answer before it (its id is our turn id), not by matching
+// every earlier text.
+func TestEditAnchorsOnTheChatsLastAnswer(t *testing.T) {
+	st := store.NewMemory()
+	svc := newService(t, st, nil, llmtest.Sequence(
+		llmtest.Reply{Text: "a1"}, llmtest.Reply{Text: "a-elsewhere"}, llmtest.Reply{Text: "a2"}, llmtest.Reply{Text: "a3"},
+		llmtest.Reply{Text: "re edit"},
+	))
+	tok := token(t, "alice")
+	post := func(path string, body any) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, svc.url+path, strings.NewReader(string(raw)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", raw, resp.StatusCode)
+		}
+	}
+	user := func(id, text string) map[string]any {
+		return map[string]any{"id": id, "role": "user", "parts": []map[string]string{{"type": "text", "text": text}}}
+	}
+	answer := func(id string) map[string]any { return map[string]any{"id": id, "role": "assistant", "parts": []any{}} }
+	turns := func(conv string) []switchboard.Turn {
+		t.Helper()
+		ts, err := st.ListTurns(context.Background(), conv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	chat := []map[string]any{user("u1", "one")}
+	post("/api/alice/chat/stream", map[string]any{"id": "c", "messages": chat})
+	conv, err := st.ConversationByExternalID(context.Background(), "alice", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post("/api/alice/chat", map[string]any{"message": map[string]string{"content": "elsewhere"}, "conversation_id": conv.ID})
+	chat = append(chat, answer(turns(conv.ID)[0].ID), user("u2", "two"))
+	post("/api/alice/chat/stream", map[string]any{"id": "c", "messages": chat})
+	chat = append(chat, answer(turns(conv.ID)[2].ID), user("u3", "three"))
+	post("/api/alice/chat/stream", map[string]any{"id": "c", "messages": chat})
+
+	edited := append(append([]map[string]any{}, chat[:4]...), user("u3", "three, edited"))
+	post("/api/alice/chat/stream", map[string]any{"id": "c", "messages": edited, "trigger": "submit-message", "messageId": "u3"})
+	msgs, err := st.ListMessages(context.Background(), conv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range msgs {
+		got = append(got, m.Content)
+	}
+	if want := []string{"one", "a1", "elsewhere", "a-elsewhere", "two", "a2", "three, edited", "re edit"}; !slices.Equal(got, want) {
+		t.Errorf("after the edit: got %q, want %q", got, want)
+	}
+}

@@ -75,11 +75,14 @@ type chatInput struct {
 	approvals []approvalResponse
 	// regenerate, for an AI SDK body with trigger regenerate-message: the
 	// last user message of the body is to be answered again; edit, for one
-	// whose messageId names it: it replaces the user message there. prior
-	// holds the texts of the body's user messages before it, to find which
-	// message of the conversation that is (userMessageAfter).
-	regenerate, edit bool
-	prior            []string
+	// whose messageId names it: it replaces the user message there. To find
+	// which message of the conversation that is (userMessageAfter): anchor,
+	// the id of the body's last assistant message before it (our turn id,
+	// for a message we streamed), afterAnchor the texts of the body's user
+	// messages after the anchor, prior those of all its earlier ones.
+	regenerate, edit   bool
+	anchor             string
+	afterAnchor, prior []string
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -155,8 +158,12 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		in.edit = !in.regenerate && req.MessageID != "" && req.MessageID == req.Messages[last].ID
 		if in.regenerate || in.edit {
 			for _, m := range req.Messages[:last] {
-				if m.Role == "user" {
+				switch m.Role {
+				case "user":
 					in.prior = append(in.prior, userText(m))
+					in.afterAnchor = append(in.afterAnchor, userText(m))
+				case "assistant":
+					in.anchor, in.afterAnchor = m.ID, nil
 				}
 			}
 		}
@@ -196,11 +203,14 @@ func userText(m uiMessage) string {
 }
 
 // userMessageAfter returns which user message of the user's conversation
-// (from 1) follows the ones whose texts are prior: the one a regenerate or
-// an edit names. It walks the conversation's user messages along prior,
-// skipping texts it never stored (a client keeps a message we refused, so
-// counting would name the wrong one).
-func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, prior []string) (int, error) {
+// (from 1) a regenerate or an edit names: the one after the anchor turn's
+// messages and the user messages that follow it in the body (in.anchor and
+// in.afterAnchor), or, when the anchor is not a turn of the transcript
+// (a chat loaded from elsewhere), the one after the user messages of the
+// whole body (in.prior). Texts are matched in order, skipping those never
+// stored (a client keeps a message we refused, so counting would name the
+// wrong one).
+func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, in chatInput) (int, error) {
 	conv, err := h.Store.GetConversation(ctx, conversationID)
 	if err == nil && conv.UserID != userID {
 		err = switchboard.ErrNotFound
@@ -215,6 +225,21 @@ func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID s
 	if err != nil {
 		return 0, err
 	}
+	base, prior := 0, in.prior
+	if in.anchor != "" {
+		end := len(msgs) // just past the anchor turn's last message
+		for end > 0 && msgs[end-1].TurnID != in.anchor {
+			end--
+		}
+		if end > 0 {
+			for _, m := range msgs[:end] {
+				if m.Role == switchboard.RoleUser {
+					base++
+				}
+			}
+			msgs, prior = msgs[end:], in.afterAnchor
+		}
+	}
 	n := 0
 	for _, m := range msgs {
 		if m.Role != switchboard.RoleUser {
@@ -228,7 +253,7 @@ func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID s
 		}
 		n, prior = n+1, prior[1:]
 	}
-	return n + 1, nil
+	return base + n + 1, nil
 }
 
 // jsonProblem describes a JSON decoding error without echoing input.
@@ -363,7 +388,7 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		// lost create race joins a chat.
 		req.Regenerate, req.Edit = 0, 0
 		if (in.regenerate || in.edit) && req.ConversationID != "" {
-			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in.prior)
+			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in)
 			if err != nil {
 				h.writeError(c, err)
 				return
