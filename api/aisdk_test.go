@@ -285,22 +285,7 @@ func TestRegenerateErrors(t *testing.T) {
 	url, tok := svc.url+"/api/alice/chat/stream", token(t, "alice")
 	post := func(body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body) // all of it: hanging up cancels a streamed turn
-		if err != nil {
-			t.Fatal(err)
-		}
-		var e struct {
-			Error struct{ Code string } `json:"error"`
-		}
-		json.Unmarshal(raw, &e)
-		return resp.StatusCode, e.Error.Code
+		return postChat(t, url, tok, json.RawMessage(body))
 	}
 	regenerate := func(chatID string, users ...string) string {
 		var msgs []string
@@ -321,18 +306,7 @@ func TestRegenerateErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	transcript := func() []string {
-		t.Helper()
-		msgs, err := st.ListMessages(context.Background(), conv.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range msgs {
-			out = append(out, m.Content)
-		}
-		return out
-	}
+	transcript := func() []string { return contents(t, st, conv.ID) }
 	if got := transcript(); !slices.Equal(got, []string{"one", "answer one"}) {
 		t.Errorf("transcript after a refused regenerate: got %q, want the first turn's", got)
 	}
@@ -417,50 +391,26 @@ func TestEditAndRegenerateWithARefusedMessage(t *testing.T) {
 		llmtest.Reply{Text: "re three, edited"}, llmtest.Reply{Text: "re three, edited, again"},
 	))
 	url, tok := svc.url+"/api/alice/chat/stream", token(t, "alice")
-	type msg struct {
-		ID    string `json:"id,omitempty"`
-		Role  string `json:"role"`
-		Parts []struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		} `json:"parts"`
-	}
-	user := func(id, text string) msg {
-		m := msg{ID: id, Role: "user"}
-		m.Parts = append(m.Parts, struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}{"text", text})
-		return m
-	}
 	post := func(body map[string]any) int {
 		t.Helper()
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(raw)))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode
+		code, _ := postChat(t, url, tok, body)
+		return code
 	}
 	// "one" is answered; "   " is refused (400) and stays in the chat;
 	// "three" and "four" are answered.
-	chat := []msg{user("u1", "one")}
+	chat := []map[string]any{uiUser("u1", "one")}
 	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
 		t.Fatalf("one: %d", code)
 	}
-	chat = append(chat, msg{Role: "assistant"}, user("u2", "   "))
+	chat = append(chat, uiAnswer(""), uiUser("u2", "   "))
 	if code := post(map[string]any{"id": "c", "messages": chat}); code != http.StatusBadRequest {
 		t.Fatalf("the empty message: got %d, want 400", code)
 	}
-	chat = append(chat, user("u3", "three"))
+	chat = append(chat, uiUser("u3", "three"))
 	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
 		t.Fatalf("three: %d", code)
 	}
-	chat = append(chat, msg{Role: "assistant"}, user("u4", "four"))
+	chat = append(chat, uiAnswer(""), uiUser("u4", "four"))
 	if code := post(map[string]any{"id": "c", "messages": chat}); code != 200 {
 		t.Fatalf("four: %d", code)
 	}
@@ -468,19 +418,9 @@ func TestEditAndRegenerateWithARefusedMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	transcript := func() []string {
-		msgs, err := st.ListMessages(context.Background(), conv.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, m := range msgs {
-			out = append(out, m.Content)
-		}
-		return out
-	}
+	transcript := func() []string { return contents(t, st, conv.ID) }
 	// Edit "three": the chat holds one, (refused), three-edited.
-	edited := append(append([]msg{}, chat[:3]...), user("u3", "three, edited"))
+	edited := append(append([]map[string]any{}, chat[:3]...), uiUser("u3", "three, edited"))
 	if code := post(map[string]any{"id": "c", "messages": edited, "trigger": "submit-message", "messageId": "u3"}); code != 200 {
 		t.Fatalf("edit: %d", code)
 	}
@@ -509,23 +449,11 @@ func TestEditAnchorsOnTheChatsLastAnswer(t *testing.T) {
 	tok := token(t, "alice")
 	post := func(path string, body any) {
 		t.Helper()
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(http.MethodPost, svc.url+path, strings.NewReader(string(raw)))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		io.Copy(io.Discard, resp.Body)
-		if resp.StatusCode != 200 {
-			t.Fatalf("%s: %d", raw, resp.StatusCode)
+		if code, _ := postChat(t, svc.url+path, tok, body); code != 200 {
+			t.Fatalf("%v: %d", body, code)
 		}
 	}
-	user := func(id, text string) map[string]any {
-		return map[string]any{"id": id, "role": "user", "parts": []map[string]string{{"type": "text", "text": text}}}
-	}
-	answer := func(id string) map[string]any { return map[string]any{"id": id, "role": "assistant", "parts": []any{}} }
+	user, answer := uiUser, uiAnswer
 	turns := func(conv string) []switchboard.Turn {
 		t.Helper()
 		ts, err := st.ListTurns(context.Background(), conv)
@@ -548,15 +476,58 @@ func TestEditAnchorsOnTheChatsLastAnswer(t *testing.T) {
 
 	edited := append(append([]map[string]any{}, chat[:4]...), user("u3", "three, edited"))
 	post("/api/alice/chat/stream", map[string]any{"id": "c", "messages": edited, "trigger": "submit-message", "messageId": "u3"})
-	msgs, err := st.ListMessages(context.Background(), conv.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, m := range msgs {
-		got = append(got, m.Content)
-	}
+	got := contents(t, st, conv.ID)
 	if want := []string{"one", "a1", "elsewhere", "a-elsewhere", "two", "a2", "three, edited", "re edit"}; !slices.Equal(got, want) {
 		t.Errorf("after the edit: got %q, want %q", got, want)
 	}
+}
+
+// postChat posts body (JSON, or raw JSON as a json.RawMessage) as alice's
+// token holder and reads the whole reply — hanging up cancels a streamed
+// turn — returning the status and the error code, if any.
+func postChat(t *testing.T, url, tok string, body any) (int, string) {
+	t.Helper()
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(raw)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	reply, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.Unmarshal(reply, &e)
+	return resp.StatusCode, e.Error.Code
+}
+
+// uiUser and uiAnswer are UI messages as a chat sends them back.
+func uiUser(id, text string) map[string]any {
+	return map[string]any{"id": id, "role": "user", "parts": []map[string]string{{"type": "text", "text": text}}}
+}
+
+func uiAnswer(id string) map[string]any {
+	return map[string]any{"id": id, "role": "assistant", "parts": []any{}}
+}
+
+// contents returns the texts of a conversation's stored transcript.
+func contents(t *testing.T, st *store.Memory, conv string) []string {
+	t.Helper()
+	msgs, err := st.ListMessages(context.Background(), conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Content)
+	}
+	return out
 }
