@@ -397,10 +397,24 @@ func TestHistoryPlanWithoutStatistics(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stats WHERE tablename = 'messages'`).Scan(&stats); err != nil || stats != 0 {
 		t.Fatalf("messages has statistics (%d columns, %v): the case this test is about is gone", stats, err)
 	}
-	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: ts.Conversation.ID, index: []string{"messages_transcript"}}
+	// A start without the conversation cached reads the newest messages;
+	// one with it cached, those after its last (see store.historyCache).
+	for _, after := range []struct {
+		name    string
+		seq     int64
+		version int64
+	}{{"whole", 0, -1}, {"after a cached window", 150, 0}} {
+		t.Run(after.name, func(t *testing.T) {
+			checkHistoryPlan(t, conn, ts.Conversation.ID, after.seq, after.version)
+		})
+	}
+}
+
+func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq, version int64) {
+	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: conv, index: []string{"messages_transcript"}}
 	sql := "EXPLAIN (FORMAT JSON) " + q.sql
 	var raw []byte
-	if err := conn.QueryRow(ctx, sql, ts.Conversation.ID, "alice", 50).Scan(&raw); err != nil {
+	if err := conn.QueryRow(t.Context(), sql, conv, "alice", 50, afterSeq, version).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var plans []struct {

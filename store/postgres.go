@@ -50,7 +50,8 @@ func Migrations() fs.FS {
 // does not answer before the context's deadline, and an error wrapping
 // context.Canceled when the context is cancelled.
 type Postgres struct {
-	pool *pgxpool.Pool
+	pool    *pgxpool.Pool
+	history *historyCache // nil: off
 }
 
 // DefaultMaxConns is the least size of the connection pool. pgxpool's own
@@ -74,6 +75,11 @@ type Options struct {
 	SkipMigrate bool
 	// Tracer, when set, makes a span of every query and batch.
 	Tracer trace.Tracer
+	// HistoryCacheBytes bounds the history windows kept in memory, per
+	// conversation, so that a turn's start reads only the messages stored
+	// since the last one's; 0 means DefaultHistoryCacheBytes, below 0 no
+	// cache.
+	HistoryCacheBytes int
 }
 
 // OpenPostgres connects to the database at url (a postgres:// URL or a
@@ -115,7 +121,7 @@ func OpenPostgres(ctx context.Context, url string, opts *Options) (*Postgres, er
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", dbError(err))
 	}
-	return &Postgres{pool: pool}, nil
+	return &Postgres{pool: pool, history: newHistoryCache(opts.HistoryCacheBytes)}, nil
 }
 
 // PoolStats describes the connection pool, for metrics.

@@ -115,6 +115,7 @@ func (p *Postgres) DeleteConversation(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("delete conversation %s: %w", id, switchboard.ErrNotFound)
 	}
+	p.history.drop(key)
 	return nil
 }
 
@@ -172,12 +173,14 @@ func (p *Postgres) queryOfConversation(ctx context.Context, key string, sql stri
 	})
 }
 
-func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
+// scanConversation reads a row of conversationColumns, followed by the
+// columns scanned into extra.
+func scanConversation(row pgx.Row, extra ...any) (switchboard.Conversation, error) {
 	var (
 		c                    switchboard.Conversation
 		createdAt, updatedAt pgtype.Timestamptz
 	)
-	if err := row.Scan(&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
+	if err := row.Scan(append([]any{&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt}, extra...)...); err != nil {
 		return switchboard.Conversation{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromTimestamptz(createdAt), fromTimestamptz(updatedAt)
@@ -186,8 +189,16 @@ func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 
 // collectMessages reads and closes rows of messageColumns.
 func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
+	msgs, _, err := collectMessagesSeq(rows, false)
+	return msgs, err
+}
+
+// collectMessagesSeq reads and closes rows of messageColumns followed, with
+// withSeq, by the seq column: it returns the last seq read (0 if none).
+func collectMessagesSeq(rows pgx.Rows, withSeq bool) ([]switchboard.Message, int64, error) {
 	defer rows.Close()
 	msgs := []switchboard.Message{}
+	var seq int64
 	for rows.Next() {
 		var (
 			m         switchboard.Message
@@ -195,8 +206,12 @@ func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
 			ts        pgtype.Timestamptz
 			rawMeta   []byte
 		)
-		if err := rows.Scan(&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta, &m.SupersededBy); err != nil {
-			return nil, err
+		dest := []any{&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta, &m.SupersededBy}
+		if withSeq {
+			dest = append(dest, &seq)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, 0, err
 		}
 		m.Role, m.Type, m.Timestamp = switchboard.Role(role), switchboard.MessageType(typ), fromTimestamptz(ts)
 		if len(rawMeta) > 0 {
@@ -212,5 +227,5 @@ func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, rows.Err()
+	return msgs, seq, rows.Err()
 }

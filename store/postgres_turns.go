@@ -27,10 +27,13 @@ INSERT INTO conversations (id, user_id, external_id, title, status, created_at, 
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 	// touchConversation bumps a conversation of the user and locks its row,
-	// which serialises the writes of its turns.
+	// which serialises the writes of its turns; $4 (0 or 1) is added to its
+	// transcript_version, which it returns after the conversation: 1 when
+	// the turn supersedes messages (an edit or a regenerate).
 	touchConversation = `
-UPDATE conversations SET updated_at = $3 WHERE id = $1 AND user_id = $2
-RETURNING ` + conversationColumns
+UPDATE conversations SET updated_at = $3, transcript_version = transcript_version + $4
+WHERE id = $1 AND user_id = $2
+RETURNING ` + conversationColumns + `, transcript_version`
 
 	insertTurn = `
 INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
@@ -70,14 +73,19 @@ INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type,
 SELECT $1::uuid, t.conversation_id, t.id, $3::varchar, $4::text, $5::varchar, $6::timestamptz, $7::text, $8::jsonb
 FROM turns t WHERE t.id = $2`
 
+	// selectHistory reads the latest $3 messages of the transcript, in
+	// order, with their seq; only those after seq $4 if the conversation's
+	// transcript_version is $5 (a cached window read at that version, up to
+	// seq $4: see historyCache).
 	selectHistory = `
 WITH w AS (
     SELECT * FROM messages
     WHERE conversation_id = $1 AND superseded_by IS NULL
         AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)
+        AND seq > CASE WHEN (SELECT transcript_version FROM conversations WHERE id = $1) = $5 THEN $4::bigint ELSE 0 END
     ORDER BY seq DESC LIMIT $3
 )
-SELECT ` + messageColumns + ` FROM w ORDER BY seq`
+SELECT ` + messageColumns + `, seq FROM w ORDER BY seq`
 
 	// supersedeAfter finds the user message to answer again: the
 	// conversation's $2-th (from 1) if its content is $4, else its last if
@@ -227,12 +235,21 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
+	// A start that supersedes messages moves the transcript's version, so
+	// that no cached window of it is used again; it reads the window whole.
+	var cached *historyEntry
+	bump := 0
+	if s.Edit > 0 || s.Regenerate > 0 {
+		bump = 1
+	} else if !create {
+		cached = p.history.get(c.ID, s.HistoryLimit)
+	}
 	b := &pgx.Batch{}
 	b.Queue(asyncCommit)
 	if create {
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
-		b.Queue(touchConversation, c.ID, t.UserID, now)
+		b.Queue(touchConversation, c.ID, t.UserID, now, bump)
 		b.Queue(failAbandoned+` AND user_id = $2`, c.ID, t.UserID) // the batch goes on for another user's conversation
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
@@ -248,17 +265,23 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	if !create {
-		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit))
+		afterSeq, version := int64(0), int64(-1)
+		if cached != nil {
+			afterSeq, version = cached.lastSeq, cached.version
+		}
+		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq, version)
 	}
 
 	stored := *c
 	history := []switchboard.Message{cloneMessage(*m)}
+	var read *historyEntry // the window to cache
 	send := p.send
 	if s.Regenerate > 0 {
 		// Whether the message to answer again is there and unchanged is
 		// known only from the batch's results: roll back when it is not.
 		send = p.sendInTx
 	}
+	var version int64 // the conversation's transcript_version
 	err = send(ctx, b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil { // asyncCommit
 			return err
@@ -268,7 +291,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 				return err
 			}
 		} else {
-			conv, err := scanConversation(br.QueryRow())
+			conv, err := scanConversation(br.QueryRow(), &version)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
 			}
@@ -307,14 +330,30 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			if err != nil {
 				return err
 			}
-			if history, err = collectMessages(rows); err != nil {
+			msgs, lastSeq, err := collectMessagesSeq(rows, true)
+			if err != nil {
 				return err
 			}
+			// selectHistory read after the cached window exactly when the
+			// version it was cached at is the one this batch saw.
+			history = msgs
+			if cached != nil && cached.version == version {
+				history = cached.window(msgs)
+				lastSeq = max(lastSeq, cached.lastSeq)
+			}
+			read = &historyEntry{conversationID: c.ID, version: version, limit: s.HistoryLimit, lastSeq: lastSeq}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	if read != nil {
+		read.msgs = make([]switchboard.Message, len(history))
+		for i, m := range history {
+			read.msgs[i] = cloneMessage(m)
+		}
+		p.history.put(read)
 	}
 	*c = stored
 	return history, nil

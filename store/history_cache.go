@@ -1,0 +1,142 @@
+package store
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// DefaultHistoryCacheBytes is the default size of the history cache of a
+// Postgres store (Options.HistoryCacheBytes).
+const DefaultHistoryCacheBytes = 32 << 20
+
+// historyCache keeps, per conversation, the history window that the last
+// turn start read, so that the next start reads only what was stored after
+// it: a conversation's messages are only ever appended, or marked
+// superseded by an edit or a regenerate, which bumps the conversation's
+// transcript_version. An entry is used only while that version and the
+// window's size are unchanged, and the database decides it in the same
+// statement that reads the new messages (see selectHistory), so an entry
+// never serves a transcript another instance changed.
+//
+// What makes "stored after it" exact is that every write of a
+// conversation's messages first locks the conversation's row (BeginTurn,
+// SaveTurn): messages of one conversation get their seq, and commit, in
+// one order. A writer that inserts messages without that lock (by hand, in
+// SQL) may make a cached window miss one until the entry is evicted or the
+// conversation's transcript_version moves.
+//
+// The cache is bounded by an estimate of the bytes its messages hold, and
+// evicts the least recently used conversation first.
+type historyCache struct {
+	max int
+
+	mu      sync.Mutex
+	size    int
+	entries map[string]*list.Element // of *historyEntry
+	lru     list.List                // most recently used first
+}
+
+// historyEntry is a conversation's window as read at transcript_version
+// version, with limit messages at most; its messages are never modified.
+type historyEntry struct {
+	conversationID string
+	version        int64
+	limit          int
+	lastSeq        int64
+	msgs           []switchboard.Message
+	size           int
+}
+
+func newHistoryCache(maxBytes int) *historyCache {
+	if maxBytes < 0 {
+		return nil
+	}
+	if maxBytes == 0 {
+		maxBytes = DefaultHistoryCacheBytes
+	}
+	return &historyCache{max: maxBytes, entries: map[string]*list.Element{}}
+}
+
+// get returns the conversation's entry read with the same limit, or nil.
+func (c *historyCache) get(conversationID string, limit int) *historyEntry {
+	if c == nil || limit <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[conversationID]
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*historyEntry)
+	if e.limit != limit {
+		return nil
+	}
+	c.lru.MoveToFront(el)
+	return e
+}
+
+// put makes e the conversation's entry. An entry larger than a quarter of
+// the cache is not kept.
+func (c *historyCache) put(e *historyEntry) {
+	if c == nil || e.limit <= 0 {
+		return
+	}
+	for _, m := range e.msgs {
+		e.size += messageSize(m)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(e.conversationID)
+	if e.size > c.max/4 {
+		return
+	}
+	c.entries[e.conversationID] = c.lru.PushFront(e)
+	c.size += e.size
+	for c.size > c.max {
+		c.removeLocked(c.lru.Back().Value.(*historyEntry).conversationID)
+	}
+}
+
+// drop forgets the conversation.
+func (c *historyCache) drop(conversationID string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(conversationID)
+}
+
+func (c *historyCache) removeLocked(conversationID string) {
+	if el, ok := c.entries[conversationID]; ok {
+		c.size -= el.Value.(*historyEntry).size
+		c.lru.Remove(el)
+		delete(c.entries, conversationID)
+	}
+}
+
+// window returns the history window after e: e's messages followed by
+// those read after it (newer, in order), the last e.limit of them. The
+// slice and the messages' ToolCalls are the caller's.
+func (e *historyEntry) window(newer []switchboard.Message) []switchboard.Message {
+	n := len(e.msgs) + len(newer)
+	skip := max(0, n-e.limit)
+	out := make([]switchboard.Message, 0, n-skip)
+	for _, m := range e.msgs[min(skip, len(e.msgs)):] {
+		out = append(out, cloneMessage(m))
+	}
+	skip = max(0, skip-len(e.msgs))
+	return append(out, newer[skip:]...)
+}
+
+// messageSize estimates the bytes a cached message holds.
+func messageSize(m switchboard.Message) int {
+	n := 256 + len(m.ID) + len(m.ConversationID) + len(m.TurnID) + len(m.Content) + len(m.ToolCallID) + len(m.ToolName)
+	for _, c := range m.ToolCalls {
+		n += 64 + len(c.ID) + len(c.Name) + len(c.Arguments)
+	}
+	return n
+}
