@@ -7,6 +7,11 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
+// historyRoom is the room a history window that BeginTurn returns has left
+// at its end, so that the turn appends its next messages without copying
+// the window.
+const historyRoom = 8
+
 // DefaultHistoryCacheBytes is the default size of the history cache of a
 // Postgres store (Options.HistoryCacheBytes).
 const DefaultHistoryCacheBytes = 32 << 20
@@ -124,7 +129,7 @@ func (c *historyCache) removeLocked(conversationID string) {
 func (e *historyEntry) window(newer []switchboard.Message) []switchboard.Message {
 	n := len(e.msgs) + len(newer)
 	skip := max(0, n-e.limit)
-	out := make([]switchboard.Message, 0, n-skip)
+	out := make([]switchboard.Message, 0, n-skip+historyRoom)
 	for _, m := range e.msgs[min(skip, len(e.msgs)):] {
 		out = append(out, cloneMessage(m))
 	}

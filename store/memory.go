@@ -251,7 +251,7 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	if n := s.HistoryLimit; n > 0 && n < len(all) {
 		all = all[len(all)-n:]
 	}
-	history := make([]switchboard.Message, len(all))
+	history := make([]switchboard.Message, len(all), len(all)+historyRoom)
 	for i, msg := range all {
 		history[i] = cloneMessage(msg)
 	}
