@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,7 +227,53 @@ func (b *bench) createDatabase(ctx context.Context) (drop func(), info string, e
 	}
 	var fsync, version string
 	_ = conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('server_version')").Scan(&fsync, &version)
-	return drop, fmt.Sprintf("PostgreSQL %s on this machine, fsync=%s, synchronous_commit=on", version, fsync), nil
+	info = fmt.Sprintf("PostgreSQL %s on this machine, fsync=%s, synchronous_commit=on", version, fsync)
+	floor, err := commitFloor(ctx, b.dbURL, b.cfg.rate)
+	if err != nil {
+		drop()
+		return nil, "", fmt.Errorf("measure a commit: %w", err)
+	}
+	return drop, info + "\n" + floor, nil
+}
+
+// commitFloor measures, from Go, what the Postgres overhead target is
+// relative to: a round trip and a durable one-row commit, each p50 of 100
+// sent at the open loop's rate (an idle machine between them, as in that
+// scenario: waking Postgres costs more than the work).
+func commitFloor(ctx context.Context, dbURL string, rate float64) (string, error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	// In the bench's database, dropped with it.
+	if _, err := conn.Exec(ctx, "CREATE TABLE bench_commit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text)"); err != nil {
+		return "", err
+	}
+	gap := time.Duration(float64(time.Second) / rate)
+	p50 := func(sql string) (time.Duration, error) {
+		d := make([]time.Duration, 100)
+		for i := range d {
+			time.Sleep(gap)
+			start := time.Now()
+			if _, err := conn.Exec(ctx, sql); err != nil {
+				return 0, err
+			}
+			d[i] = time.Since(start)
+		}
+		slices.Sort(d)
+		return d[len(d)/2], nil
+	}
+	trip, err := p50("SELECT 1")
+	if err != nil {
+		return "", err
+	}
+	commit, err := p50("INSERT INTO bench_commit (v) VALUES ('x')")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("from Go at %.0f/s: a round trip p50 %s, a durable one-row commit p50 %s; the Postgres overhead target (one commit + 1 ms) is %s",
+		rate, ms(trip), ms(commit), ms(commit+time.Millisecond)), nil
 }
 
 // xactCommits reads the committed transactions of the bench's database.
