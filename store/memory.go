@@ -33,6 +33,9 @@ type Memory struct {
 	calls       map[string]*switchboard.ToolCall
 	// running holds each conversation's running turn and its lease.
 	running map[string]lease
+	// waiting holds each conversation's last turn that came to await an
+	// approval, for the next turn's start to cancel if it still waits.
+	waiting map[string]string
 }
 
 type lease struct {
@@ -55,6 +58,7 @@ func NewMemory() *Memory {
 		idempotency:   make(map[idempotencyKey]string),
 		calls:         make(map[string]*switchboard.ToolCall),
 		running:       make(map[string]lease),
+		waiting:       make(map[string]string),
 	}
 }
 
@@ -245,6 +249,10 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		}
 		m.appendMessage(conv.ID, s.UserMessage)
 	}
+	if old := m.turns[m.waiting[conv.ID]]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
+		m.cancelWaiting(old, wentOnNote, now)
+	}
+	delete(m.waiting, conv.ID)
 	s.Conversation = conv
 
 	all := m.messages[conv.ID]
@@ -307,6 +315,9 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		}
 	} else if m.running[t.ConversationID].turn == t.ID {
 		delete(m.running, t.ConversationID)
+	}
+	if u.Turn.Status == switchboard.TurnAwaitingApproval {
+		m.waiting[t.ConversationID] = t.ID
 	}
 	t.Status = u.Turn.Status
 	t.Steps = u.Turn.Steps
@@ -517,15 +528,21 @@ func (m *Memory) supersede(conversationID string, from int, by string, now time.
 		msg.SupersededBy = by
 		m.superseded[conversationID] = append(m.superseded[conversationID], msg)
 		if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
-			old.Status, old.Error, old.FinishedAt = switchboard.TurnCancelled, supersededNote, now
-			for _, c := range m.calls {
-				if c.TurnID == old.ID && c.Status == switchboard.CallAwaitingApproval {
-					c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, supersededNote, now
-				}
-			}
+			m.cancelWaiting(old, supersededNote, now)
 		}
 	}
 	m.messages[conversationID] = slices.Clip(msgs[:from])
+}
+
+// cancelWaiting cancels a turn that awaits an approval, with its waiting
+// calls, for the reason note. The caller holds m.mu.
+func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) {
+	t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
+	for _, c := range m.calls {
+		if c.TurnID == t.ID && c.Status == switchboard.CallAwaitingApproval {
+			c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, note, now
+		}
+	}
 }
 
 // appendMessage adds msg to the transcript of a conversation. The caller

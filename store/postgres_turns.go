@@ -135,6 +135,19 @@ WITH target AS (
 )` + cancelWaitingOfMarked + `
 SELECT`
 
+	// cancelWaiting cancels the turn of user $2's conversation $1 that
+	// awaits an approval, with its waiting calls: a new turn went on
+	// without a decision, and they can no longer run. Through the partial
+	// index turns_awaiting, empty but for such turns.
+	cancelWaiting = `
+WITH waiting AS (
+    UPDATE turns SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
+    RETURNING id
+)
+UPDATE tool_calls SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
+WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'`
+
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
 	// turn ids of superseded messages: it cancels those turns that await an
 	// approval, with their waiting calls.
@@ -265,6 +278,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	if !create {
+		b.Queue(cancelWaiting, c.ID, t.UserID)
 		afterSeq, version := int64(0), int64(-1)
 		if cached != nil {
 			afterSeq, version = cached.lastSeq, cached.version
@@ -326,6 +340,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			return err
 		}
 		if !create {
+			if _, err := br.Exec(); err != nil { // cancelWaiting
+				return err
+			}
 			rows, err := br.Query()
 			if err != nil {
 				return err

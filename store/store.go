@@ -249,6 +249,11 @@ func errTurnRunning() error {
 // approval when a regenerate answered its question again.
 const supersededNote = "superseded: the question was answered again"
 
+// wentOnNote is the error of a turn awaiting an approval, and of its
+// waiting calls, that the next turn of the conversation cancelled: the user
+// went on without deciding, and the calls can no longer run.
+const wentOnNote = "cancelled: the conversation went on without a decision"
+
 // errNoRunningTurn is RequestCancel's answer when the conversation has no
 // running turn of the user.
 func errNoRunningTurn(conversationID string) error {

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Regenerate", testRegenerate},
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"RegenerateCancelsWaitingApprovals", testRegenerateCancelsWaitingApprovals},
+		{"NewTurnCancelsWaitingApprovals", testNewTurnCancelsWaitingApprovals},
 		{"RegenerateNamesTheLastWhenTheCountIsOff", testRegenerateLast},
 		{"Edit", testEdit},
 		{"ListTurns", testListTurns},
@@ -992,6 +993,42 @@ func testRegenerateCancelsWaitingApprovals(t *testing.T, s Store) {
 	}
 	if _, err := s.DecideToolCall(ctx, u.ToolCalls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
+	}
+}
+
+// testNewTurnCancelsWaitingApprovals: a call awaiting approval when the
+// user sends a new message instead of deciding is cancelled, with its turn;
+// a call of another conversation still waits.
+func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
+	ctx := t.Context()
+	await := func(content string) (switchboard.TurnStart, switchboard.ToolCall) {
+		ts := newTurn(t, s, "alice", "", content)
+		turn := ts.Turn
+		turn.Status = switchboard.TurnAwaitingApproval
+		u := switchboard.TurnUpdate{Turn: turn,
+			ToolCalls: []switchboard.ToolCall{{Server: "files", Tool: "delete_all", Status: switchboard.CallAwaitingApproval, StartedAt: t0}},
+			Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+				ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "files__delete_all", Arguments: "{}"}}}}}
+		save(t, s, &u)
+		return ts, u.ToolCalls[0]
+	}
+	ts, call := await("delete everything")
+	_, other := await("delete everything, elsewhere")
+	newTurn(t, s, "alice", ts.Conversation.ID, "no, keep it all")
+
+	got, err := s.GetToolCall(ctx, call.ID)
+	if err != nil || got.Status != switchboard.CallCancelled || !strings.Contains(got.Error, "went on") || got.FinishedAt.IsZero() {
+		t.Errorf("the call that awaited approval: got %s %q finished %v, %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt, err)
+	}
+	old, err := s.GetTurn(ctx, ts.Turn.ID)
+	if err != nil || old.Status != switchboard.TurnCancelled || old.Error != got.Error {
+		t.Errorf("the turn that awaited approval: got %s %q, %v, want cancelled with the call's reason", old.Status, old.Error, err)
+	}
+	if _, err := s.DecideToolCall(ctx, call.ID, true); switchboard.ErrorCode(err) != "already_decided" {
+		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
+	}
+	if got, err := s.GetToolCall(ctx, other.ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
+		t.Errorf("the call awaiting approval in another conversation: got %s, %v, want it still awaiting", got.Status, err)
 	}
 }
 
