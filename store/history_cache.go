@@ -18,19 +18,24 @@ const DefaultHistoryCacheBytes = 32 << 20
 
 // historyCache keeps, per conversation, the history window that the last
 // turn start read, so that the next start reads only what was stored after
-// it: a conversation's messages are only ever appended, or marked
-// superseded by an edit or a regenerate, which bumps the conversation's
-// transcript_version. An entry is used only while that version and the
-// window's size are unchanged, and the database decides it in the same
-// statement that reads the new messages (see selectHistory), so an entry
-// never serves a transcript another instance changed.
+// it. A conversation's messages are only ever appended, or marked superseded
+// by an edit or a regenerate, which marks every message after the one it
+// replaces: so a window is still exact, short of the newer messages, while
+// its last message is in the transcript. selectHistory checks that in the
+// statement that reads the newer messages, and says which it read, so an
+// entry never serves a window that another instance (of any version)
+// changed, nor one of which a commit was lost (the start's commit does not
+// wait for its flush; a message that is still there was flushed with all
+// before it).
 //
 // What makes "stored after it" exact is that every write of a
 // conversation's messages first locks the conversation's row (BeginTurn,
-// SaveTurn): messages of one conversation get their seq, and commit, in
-// one order. A writer that inserts messages without that lock (by hand, in
-// SQL) may make a cached window miss one until the entry is evicted or the
-// conversation's transcript_version moves.
+// SaveTurn), and that messages.seq is an identity without a per-session
+// cache (CACHE 1, the default): messages of one conversation get their
+// seq, and commit, in one order. A writer that inserts messages without
+// that lock (by hand, in SQL), or changes their content, may make a cached
+// window miss it until the entry is evicted or its last message leaves the
+// transcript.
 //
 // The cache is bounded by an estimate of the bytes its messages hold, and
 // evicts the least recently used conversation first.
@@ -43,11 +48,10 @@ type historyCache struct {
 	lru     list.List                // most recently used first
 }
 
-// historyEntry is a conversation's window as read at transcript_version
-// version, with limit messages at most; its messages are never modified.
+// historyEntry is a conversation's window of limit messages at most, the
+// last of seq lastSeq; its messages are never modified.
 type historyEntry struct {
 	conversationID string
-	version        int64
 	limit          int
 	lastSeq        int64
 	msgs           []switchboard.Message
@@ -124,8 +128,9 @@ func (c *historyCache) removeLocked(conversationID string) {
 }
 
 // window returns the history window after e: e's messages followed by
-// those read after it (newer, in order), the last e.limit of them. The
-// slice and the messages' ToolCalls are the caller's.
+// those read after it (newer, in order), the last e.limit of them, with
+// room for historyRoom more. The slice and the messages' ToolCalls are the
+// caller's.
 func (e *historyEntry) window(newer []switchboard.Message) []switchboard.Message {
 	n := len(e.msgs) + len(newer)
 	skip := max(0, n-e.limit)

@@ -17,20 +17,21 @@ import (
 
 // TestHistoryCacheAcrossInstances runs one conversation's turns on two
 // stores with history caches, as two instances of the service on one
-// database, with edits and regenerates among them: every turn's start must
-// return the window a full read of the transcript gives.
+// database, with edits and regenerates among them and the window's size
+// changing now and then: every turn's start must return the window a full
+// read of the transcript gives.
 func TestHistoryCacheAcrossInstances(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	instances := []*store.Postgres{
 		openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2}),
 		openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2}),
 	}
-	const limit = 7
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var conv string
 	users := 0 // user messages in the transcript
 	for i := range 60 {
 		p := instances[rnd.IntN(2)]
+		limit := []int{7, 7, 7, 7, 4, 0}[rnd.IntN(6)] // 0: all
 		ts := switchboard.TurnStart{
 			Conversation: switchboard.Conversation{ID: conv},
 			Turn:         switchboard.Turn{UserID: "alice"},
@@ -63,7 +64,10 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 				users++
 			}
 		}
-		want := transcript[max(0, len(transcript)-limit):]
+		want := transcript
+		if limit > 0 {
+			want = transcript[max(0, len(transcript)-limit):]
+		}
 		if diff := cmp.Diff(want, history); diff != "" {
 			t.Fatalf("turn %d (%s): history differs from the transcript's last %d messages (-want +got):\n%s", i, what, limit, diff)
 		}
@@ -100,9 +104,12 @@ func lastUserMessage(t *testing.T, p *store.Postgres, conv string) string {
 
 // TestHistoryCacheReadsOnlyNewMessages shows that a cached window is read
 // from memory: messages changed behind the store's back (it never changes
-// them itself) keep their cached content on the instance that cached them,
-// until an edit moves the transcript's version; an instance without the
-// conversation cached, or without a cache, reads them as they are.
+// their content) keep their cached content on the instance that cached
+// them, while an instance without the conversation cached, or without a
+// cache, reads them as they are. And that a cached window is read whole
+// again once its last message left the transcript: an edit, one made by
+// SQL the store did not send (an instance of another version), or a commit
+// that was lost.
 func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 	ctx := t.Context()
 	url := storetest.PostgresURL(t)
@@ -113,8 +120,14 @@ func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	var conv string
+	var conv, lastTurn string
 	turn := func(p *store.Postgres, content string, edit int) []string {
 		t.Helper()
 		ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
@@ -123,7 +136,7 @@ func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conv = ts.Conversation.ID
+		conv, lastTurn = ts.Conversation.ID, ts.Turn.ID
 		u := switchboard.TurnUpdate{Turn: ts.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Content: "re " + content}}}
 		u.Turn.Status, u.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
 		if err := p.SaveTurn(ctx, &u); err != nil {
@@ -137,23 +150,31 @@ func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 	}
 	turn(cached, "one", 0)
 	turn(cached, "two", 0) // cached: one, re one, two
-	if _, err := conn.Exec(ctx, `UPDATE messages SET content = upper(content) WHERE conversation_id = $1`, conv); err != nil {
-		t.Fatal(err)
-	}
+	exec(`UPDATE messages SET content = upper(content) WHERE conversation_id = $1`, conv)
 	for _, step := range []struct {
 		name    string
+		before  func()
 		p       *store.Postgres
 		content string
 		edit    int
 		want    []string
 	}{
-		{"cached", cached, "three", 0, []string{"one", "re one", "two", "RE TWO", "three"}},
-		{"uncached", uncached, "four", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four"}},
-		{"cached, after another instance's turn", cached, "five", 0,
+		{"cached", nil, cached, "three", 0, []string{"one", "re one", "two", "RE TWO", "three"}},
+		{"uncached", nil, uncached, "four", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four"}},
+		{"cached, after another instance's turn", nil, cached, "five", 0,
 			[]string{"one", "re one", "two", "RE TWO", "three", "re three", "four", "re four", "five"}},
-		// An edit (of "five") moves the version: the window is read whole.
-		{"cached, an edit", cached, "six", 5, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "six"}},
+		{"an edit (of five)", nil, cached, "six", 5,
+			[]string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "six"}},
+		{"cached, after an edit (of six) the store did not send", func() {
+			exec(`UPDATE messages SET superseded_by = $2 WHERE conversation_id = $1 AND seq >= (SELECT seq FROM messages WHERE content = 'six')`, conv, lastTurn)
+		}, cached, "seven", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "seven"}},
+		{"cached, after a lost commit (seven's)", func() {
+			exec(`DELETE FROM messages WHERE conversation_id = $1 AND content IN ('seven', 're seven')`, conv)
+		}, cached, "eight", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "eight"}},
 	} {
+		if step.before != nil {
+			step.before()
+		}
 		if diff := cmp.Diff(step.want, turn(step.p, step.content, step.edit)); diff != "" {
 			t.Errorf("%s: history (-want +got):\n%s", step.name, diff)
 		}

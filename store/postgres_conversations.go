@@ -173,14 +173,12 @@ func (p *Postgres) queryOfConversation(ctx context.Context, key string, sql stri
 	})
 }
 
-// scanConversation reads a row of conversationColumns, followed by the
-// columns scanned into extra.
-func scanConversation(row pgx.Row, extra ...any) (switchboard.Conversation, error) {
+func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 	var (
 		c                    switchboard.Conversation
 		createdAt, updatedAt pgtype.Timestamptz
 	)
-	if err := row.Scan(append([]any{&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt}, extra...)...); err != nil {
+	if err := row.Scan(&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
 		return switchboard.Conversation{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromTimestamptz(createdAt), fromTimestamptz(updatedAt)
@@ -189,43 +187,58 @@ func scanConversation(row pgx.Row, extra ...any) (switchboard.Conversation, erro
 
 // collectMessages reads and closes rows of messageColumns.
 func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
-	msgs, _, err := collectMessagesSeq(rows, false)
-	return msgs, err
-}
-
-// collectMessagesSeq reads and closes rows of messageColumns followed, with
-// withSeq, by the seq column: it returns the last seq read (0 if none).
-func collectMessagesSeq(rows pgx.Rows, withSeq bool) ([]switchboard.Message, int64, error) {
 	defer rows.Close()
 	msgs := []switchboard.Message{}
-	var seq int64
 	for rows.Next() {
-		var (
-			m         switchboard.Message
-			role, typ string
-			ts        pgtype.Timestamptz
-			rawMeta   []byte
-		)
-		dest := []any{&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta, &m.SupersededBy}
-		if withSeq {
-			dest = append(dest, &seq)
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, 0, err
-		}
-		m.Role, m.Type, m.Timestamp = switchboard.Role(role), switchboard.MessageType(typ), fromTimestamptz(ts)
-		if len(rawMeta) > 0 {
-			// Metadata that is not ours (rows adopted from the seed) is
-			// ignored rather than making the transcript unreadable.
-			var meta messageMetadata
-			if json.Unmarshal(rawMeta, &meta) == nil {
-				m.ToolCalls, m.ToolName = meta.ToolCalls, meta.ToolName
-				if len(m.ToolCalls) == 0 {
-					m.ToolCalls = nil
-				}
-			}
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, seq, rows.Err()
+	return msgs, rows.Err()
+}
+
+// collectHistory reads and closes the rows of selectHistory: it returns
+// the messages, the seq of the last (0 if none) and the seq they were read
+// after.
+func collectHistory(rows pgx.Rows) (msgs []switchboard.Message, last, after int64, err error) {
+	defer rows.Close()
+	msgs = []switchboard.Message{}
+	for rows.Next() {
+		m, err := scanMessage(rows, &last, &after)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, last, after, rows.Err()
+}
+
+// scanMessage reads a row of messageColumns, followed by the columns
+// scanned into extra.
+func scanMessage(rows pgx.Rows, extra ...any) (switchboard.Message, error) {
+	var (
+		m         switchboard.Message
+		role, typ string
+		ts        pgtype.Timestamptz
+		rawMeta   []byte
+	)
+	dest := append([]any{&m.ID, &m.ConversationID, &m.TurnID, &role, &m.Content, &typ, &ts, &m.ToolCallID, &rawMeta, &m.SupersededBy}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return switchboard.Message{}, err
+	}
+	m.Role, m.Type, m.Timestamp = switchboard.Role(role), switchboard.MessageType(typ), fromTimestamptz(ts)
+	if len(rawMeta) > 0 {
+		// Metadata that is not ours (rows adopted from the seed) is
+		// ignored rather than making the transcript unreadable.
+		var meta messageMetadata
+		if json.Unmarshal(rawMeta, &meta) == nil {
+			m.ToolCalls, m.ToolName = meta.ToolCalls, meta.ToolName
+			if len(m.ToolCalls) == 0 {
+				m.ToolCalls = nil
+			}
+		}
+	}
+	return m, nil
 }

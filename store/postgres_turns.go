@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,13 +28,10 @@ INSERT INTO conversations (id, user_id, external_id, title, status, created_at, 
 VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 	// touchConversation bumps a conversation of the user and locks its row,
-	// which serialises the writes of its turns; $4 (0 or 1) is added to its
-	// transcript_version, which it returns after the conversation: 1 when
-	// the turn supersedes messages (an edit or a regenerate).
+	// which serialises the writes of its turns.
 	touchConversation = `
-UPDATE conversations SET updated_at = $3, transcript_version = transcript_version + $4
-WHERE id = $1 AND user_id = $2
-RETURNING ` + conversationColumns + `, transcript_version`
+UPDATE conversations SET updated_at = $3 WHERE id = $1 AND user_id = $2
+RETURNING ` + conversationColumns
 
 	insertTurn = `
 INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
@@ -74,18 +72,21 @@ SELECT $1::uuid, t.conversation_id, t.id, $3::varchar, $4::text, $5::varchar, $6
 FROM turns t WHERE t.id = $2`
 
 	// selectHistory reads the latest $3 messages of the transcript, in
-	// order, with their seq; only those after seq $4 if the conversation's
-	// transcript_version is $5 (a cached window read at that version, up to
-	// seq $4: see historyCache).
+	// order, each with its seq and the seq it read after: $4 (the last
+	// message of a cached window, see historyCache) if that message is
+	// still in the transcript, else 0 (the whole window).
 	selectHistory = `
-WITH w AS (
+WITH b AS (
+    SELECT CASE WHEN EXISTS (SELECT FROM messages WHERE conversation_id = $1 AND seq = $4 AND superseded_by IS NULL)
+        THEN $4::bigint ELSE 0 END AS after
+), w AS (
     SELECT * FROM messages
     WHERE conversation_id = $1 AND superseded_by IS NULL
         AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)
-        AND seq > CASE WHEN (SELECT transcript_version FROM conversations WHERE id = $1) = $5 THEN $4::bigint ELSE 0 END
+        AND seq > (SELECT after FROM b)
     ORDER BY seq DESC LIMIT $3
 )
-SELECT ` + messageColumns + `, seq FROM w ORDER BY seq`
+SELECT ` + messageColumns + `, seq, (SELECT after FROM b) FROM w ORDER BY seq`
 
 	// supersedeAfter finds the user message to answer again: the
 	// conversation's $2-th (from 1) if its content is $4, else its last if
@@ -248,13 +249,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
-	// A start that supersedes messages moves the transcript's version, so
-	// that no cached window of it is used again; it reads the window whole.
+	// A start that supersedes messages reads the window whole.
 	var cached *historyEntry
-	bump := 0
-	if s.Edit > 0 || s.Regenerate > 0 {
-		bump = 1
-	} else if !create {
+	if !create && s.Edit == 0 && s.Regenerate == 0 {
 		cached = p.history.get(c.ID, s.HistoryLimit)
 	}
 	b := &pgx.Batch{}
@@ -262,7 +259,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	if create {
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
-		b.Queue(touchConversation, c.ID, t.UserID, now, bump)
+		b.Queue(touchConversation, c.ID, t.UserID, now)
 		b.Queue(failAbandoned+` AND user_id = $2`, c.ID, t.UserID) // the batch goes on for another user's conversation
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
@@ -279,11 +276,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	}
 	if !create {
 		b.Queue(cancelWaiting, c.ID, t.UserID)
-		afterSeq, version := int64(0), int64(-1)
+		afterSeq := int64(0)
 		if cached != nil {
-			afterSeq, version = cached.lastSeq, cached.version
+			afterSeq = cached.lastSeq
 		}
-		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq, version)
+		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq)
 	}
 
 	stored := *c
@@ -295,7 +292,6 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		// known only from the batch's results: roll back when it is not.
 		send = p.sendInTx
 	}
-	var version int64 // the conversation's transcript_version
 	err = send(ctx, b, func(br pgx.BatchResults) error {
 		if _, err := br.Exec(); err != nil { // asyncCommit
 			return err
@@ -305,7 +301,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 				return err
 			}
 		} else {
-			conv, err := scanConversation(br.QueryRow(), &version)
+			conv, err := scanConversation(br.QueryRow())
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
 			}
@@ -347,18 +343,17 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			if err != nil {
 				return err
 			}
-			msgs, lastSeq, err := collectMessagesSeq(rows, true)
+			msgs, lastSeq, after, err := collectHistory(rows)
 			if err != nil {
 				return err
 			}
-			// selectHistory read after the cached window exactly when the
-			// version it was cached at is the one this batch saw.
 			history = msgs
-			if cached != nil && cached.version == version {
+			if cached != nil && after == cached.lastSeq && after > 0 {
 				history = cached.window(msgs)
-				lastSeq = max(lastSeq, cached.lastSeq)
 			}
-			read = &historyEntry{conversationID: c.ID, version: version, limit: s.HistoryLimit, lastSeq: lastSeq}
+			if lastSeq > 0 {
+				read = &historyEntry{conversationID: c.ID, limit: s.HistoryLimit, lastSeq: lastSeq}
+			}
 		}
 		return nil
 	})
@@ -373,7 +368,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		p.history.put(read)
 	}
 	*c = stored
-	return history, nil
+	return slices.Grow(history, historyRoom), nil
 }
 
 // execOne reads the result of an insert that must have stored one row.
