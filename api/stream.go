@@ -57,7 +57,10 @@ func streamHeaders(w http.ResponseWriter) {
 	h.Set("Trailer", "Server-Timing")
 }
 
-// part writes one part as an SSE event and flushes it.
+// part writes one part as an SSE event, into the response's buffer: the
+// events after which the turn waits (for the model, a tool, or the next
+// delta) flush the parts written before them, so that a burst of parts
+// goes out in one write.
 func (s *uiStream) part(v any) {
 	if s.enc == nil {
 		s.enc = partEncoders.Get().(*partEncoder)
@@ -70,8 +73,10 @@ func (s *uiStream) part(v any) {
 	}
 	b.WriteByte('\n')
 	_, _ = s.c.Writer.Write(b.Bytes())
-	s.c.Writer.Flush()
 }
+
+// flush sends the parts written so far.
+func (s *uiStream) flush() { s.c.Writer.Flush() }
 
 // release gives the stream's encoder back for another stream.
 func (s *uiStream) release() {
@@ -191,7 +196,14 @@ func (s *uiStream) TurnStarted(t switchboard.Turn) {
 	s.part(startPart{Type: "start", MessageID: t.ID, MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID}})
 }
 
-func (s *uiStream) StepStarted(int) { s.part(part{Type: "start-step"}) }
+// StepStarted is followed by a model call, ToolStarted by a tool's run,
+// ToolFinished maybe by other tools' ends, TextDelta by the model's next
+// delta: each flushes. TurnStarted and StepFinished are always followed by
+// one of them or by the turn's end.
+func (s *uiStream) StepStarted(int) {
+	s.part(part{Type: "start-step"})
+	s.flush()
+}
 
 func (s *uiStream) TextDelta(delta string) {
 	if s.text == "" {
@@ -200,6 +212,7 @@ func (s *uiStream) TextDelta(delta string) {
 		s.part(idPart{Type: "text-start", ID: s.text})
 	}
 	s.part(deltaPart{Type: "text-delta", ID: s.text, Delta: delta})
+	s.flush()
 }
 
 func (s *uiStream) closeText() {
@@ -212,6 +225,7 @@ func (s *uiStream) closeText() {
 func (s *uiStream) ToolStarted(c switchboard.ToolCall) {
 	s.closeText()
 	s.toolInput(c)
+	s.flush()
 }
 
 func (s *uiStream) toolInput(c switchboard.ToolCall) {
@@ -240,12 +254,14 @@ func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 	}
 	s.part(dataPart{Type: "data-tool-call", ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
 		Status: string(c.Status), DurationMS: ms(c.Duration), Error: c.Error}})
+	s.flush()
 }
 
 func (s *uiStream) ApprovalRequested(c switchboard.ToolCall) {
 	s.closeText()
 	s.toolInput(c)
 	s.part(approvalPart{Type: "tool-approval-request", ApprovalID: c.ID, ToolCallID: c.ID})
+	s.flush()
 }
 
 func (s *uiStream) StepFinished(int) {
