@@ -21,12 +21,13 @@ const DefaultHistoryCacheBytes = 32 << 20
 // it. A conversation's messages are only ever appended, or marked superseded
 // by an edit or a regenerate, which marks every message after the one it
 // replaces: so a window is still exact, short of the newer messages, while
-// its last message is in the transcript. selectHistory checks that in the
-// statement that reads the newer messages, and says which it read, so an
-// entry never serves a window that another instance (of any version)
-// changed, nor one of which a commit was lost (the start's commit does not
-// wait for its flush; a message that is still there was flushed with all
-// before it).
+// its last message is in the transcript, with its id and seq.
+// selectHistory checks that in the statement that reads the newer
+// messages, and says which it read, so an entry never serves a window that
+// another instance (of any version) changed, nor one of which a commit was
+// lost (the start's commit does not wait for its flush; a message that is
+// still there was flushed with all before it; and a lost commit can give
+// its seq to the next message, hence the id).
 //
 // What makes "stored after it" exact is that every write of a
 // conversation's messages first locks the conversation's row (BeginTurn,

@@ -109,7 +109,7 @@ func lastUserMessage(t *testing.T, p *store.Postgres, conv string) string {
 // cache, reads them as they are. And that a cached window is read whole
 // again once its last message left the transcript: an edit, one made by
 // SQL the store did not send (an instance of another version), or a commit
-// that was lost.
+// that was lost, even one whose seq went to the next message.
 func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 	ctx := t.Context()
 	url := storetest.PostgresURL(t)
@@ -171,6 +171,18 @@ func TestHistoryCacheReadsOnlyNewMessages(t *testing.T) {
 		{"cached, after a lost commit (seven's)", func() {
 			exec(`DELETE FROM messages WHERE conversation_id = $1 AND content IN ('seven', 're seven')`, conv)
 		}, cached, "eight", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "eight"}},
+		// A lost commit can take the sequence's advance with it: the next
+		// message gets the seq of the cached window's last.
+		{"cached, after a lost commit (eight's) whose seq is given again", func() {
+			var seq int64
+			if err := conn.QueryRow(ctx, `SELECT seq FROM messages WHERE conversation_id = $1 AND content = 'eight'`, conv).Scan(&seq); err != nil {
+				t.Fatal(err)
+			}
+			exec(`DELETE FROM messages WHERE conversation_id = $1 AND content IN ('eight', 're eight')`, conv)
+			exec(fmt.Sprintf(`ALTER TABLE messages ALTER COLUMN seq RESTART WITH %d`, seq))
+		}, cached, "nine", 0, []string{"ONE", "RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "nine"}},
+		{"cached, the next turn", nil, cached, "ten", 0,
+			[]string{"RE ONE", "TWO", "RE TWO", "three", "re three", "four", "re four", "nine", "re nine", "ten"}},
 	} {
 		if step.before != nil {
 			step.before()

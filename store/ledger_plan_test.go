@@ -400,24 +400,27 @@ func TestHistoryPlanWithoutStatistics(t *testing.T) {
 	// A start without the conversation cached reads the newest messages;
 	// one with it cached, those after its last (see store.historyCache).
 	var last int64
-	if err := conn.QueryRow(ctx, `SELECT max(seq) - 10 FROM messages WHERE conversation_id = $1`, ts.Conversation.ID).Scan(&last); err != nil {
+	var lastID string
+	if err := conn.QueryRow(ctx, `SELECT seq, id::text FROM messages WHERE conversation_id = $1 ORDER BY seq DESC OFFSET 10 LIMIT 1`,
+		ts.Conversation.ID).Scan(&last, &lastID); err != nil {
 		t.Fatal(err)
 	}
 	for _, after := range []struct {
 		name string
 		seq  int64
-	}{{"whole", 0}, {"after a cached window", last}} {
+		id   any
+	}{{"whole", 0, nil}, {"after a cached window", last, lastID}} {
 		t.Run(after.name, func(t *testing.T) {
-			checkHistoryPlan(t, conn, ts.Conversation.ID, after.seq)
+			checkHistoryPlan(t, conn, ts.Conversation.ID, after.seq, after.id)
 		})
 	}
 }
 
-func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64) {
+func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64, afterID any) {
 	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: conv, index: []string{"messages_transcript"}}
 	sql := "EXPLAIN (FORMAT JSON) " + q.sql
 	var raw []byte
-	if err := conn.QueryRow(t.Context(), sql, conv, "alice", 50, afterSeq).Scan(&raw); err != nil {
+	if err := conn.QueryRow(t.Context(), sql, conv, "alice", 50, afterSeq, afterID).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
 	var plans []struct {

@@ -72,12 +72,13 @@ SELECT $1::uuid, t.conversation_id, t.id, $3::varchar, $4::text, $5::varchar, $6
 FROM turns t WHERE t.id = $2`
 
 	// selectHistory reads the latest $3 messages of the transcript, in
-	// order, each with its seq and the seq it read after: $4 (the last
-	// message of a cached window, see historyCache) if that message is
-	// still in the transcript, else 0 (the whole window).
+	// order, each with its seq and the seq it read after: $4 if the
+	// message $5 (the last of a cached window, see historyCache) is still
+	// in the transcript with that seq, else 0 (the whole window). The id
+	// matters: a lost commit can give its seq to another message.
 	selectHistory = `
 WITH b AS (
-    SELECT CASE WHEN EXISTS (SELECT FROM messages WHERE conversation_id = $1 AND seq = $4 AND superseded_by IS NULL)
+    SELECT CASE WHEN EXISTS (SELECT FROM messages WHERE conversation_id = $1 AND seq = $4 AND id = $5::uuid AND superseded_by IS NULL)
         THEN $4::bigint ELSE 0 END AS after
 ), w AS (
     SELECT * FROM messages
@@ -276,11 +277,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	}
 	if !create {
 		b.Queue(cancelWaiting, c.ID, t.UserID)
-		afterSeq := int64(0)
+		afterSeq, afterID := int64(0), any(nil)
 		if cached != nil {
-			afterSeq = cached.lastSeq
+			afterSeq, afterID = cached.lastSeq, cached.msgs[len(cached.msgs)-1].ID
 		}
-		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq)
+		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq, afterID)
 	}
 
 	stored := *c
@@ -351,16 +352,20 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			if cached != nil && after == cached.lastSeq && after > 0 {
 				history = cached.window(msgs)
 			}
-			if lastSeq > 0 {
-				read = &historyEntry{conversationID: c.ID, limit: s.HistoryLimit, lastSeq: lastSeq}
-			}
+			read = &historyEntry{conversationID: c.ID, limit: s.HistoryLimit, lastSeq: lastSeq}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
-	if read != nil {
+	switch {
+	case read == nil:
+	case read.lastSeq == 0:
+		// Nothing read: no window to keep, and the one kept is not to be
+		// trusted (it should have had newer messages, this one at least).
+		p.history.drop(c.ID)
+	default:
 		read.msgs = make([]switchboard.Message, len(history))
 		for i, m := range history {
 			read.msgs[i] = cloneMessage(m)
