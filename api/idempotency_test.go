@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,13 +25,16 @@ func post(t *testing.T, url, tok, key, body string, out any) *http.Response {
 func TestIdempotencyKey(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			slow := make(chan struct{})
+			slow, stuck := make(chan struct{}), make(chan struct{})
 			svc := newService(t, open(t), tasksServer(t, "stdio"), func(n int, req *openai.ChatCompletionRequest) llmtest.Reply {
 				last := req.Messages[len(req.Messages)-1]
 				switch {
 				case last.Content == "slow":
 					close(slow)
 					return llmtest.Reply{Delay: 400 * time.Millisecond, Text: "slow"}
+				case last.Content == "stuck":
+					close(stuck)
+					return llmtest.Reply{Delay: time.Minute, Text: "never"}
 				case last.Role == "user":
 					return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"once"}`}}}
 				}
@@ -66,6 +70,32 @@ func TestIdempotencyKey(t *testing.T) {
 			}
 			if code := <-done; code != 200 {
 				t.Errorf("the slow first request: got %d", code)
+			}
+
+			// A first request whose turn was cancelled (its client went
+			// away) is answered as a cancelled turn is: 409.
+			ctx, cancel := context.WithCancel(t.Context())
+			req, _ := http.NewRequestWithContext(ctx, "POST", url, strings.NewReader(`{"message":{"content":"stuck"}}`))
+			req.Header.Set("Authorization", "Bearer "+alice)
+			req.Header.Set("Idempotency-Key", "k3")
+			go func() {
+				<-stuck
+				cancel()
+			}()
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				t.Fatalf("the stuck request: got %d, want it cut off", resp.StatusCode)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				resp := post(t, url, alice, "k3", `{"message":{"content":"stuck"}}`, &e)
+				if resp.StatusCode == 409 && e.Error.Code == "turn_cancelled" {
+					break
+				}
+				if e.Error.Code != "idempotency_in_progress" || time.Now().After(deadline) {
+					t.Fatalf("retry of a cancelled request: got %d %+v, want 409 turn_cancelled", resp.StatusCode, e.Error)
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}

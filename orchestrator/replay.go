@@ -60,8 +60,14 @@ func (o *Orchestrator) replay(ctx context.Context, req Request, ev Events) (*Res
 		}
 		ev.StepFinished(1)
 	}
-	if rec.Status == switchboard.TurnFailed || rec.Status == switchboard.TurnCancelled {
+	switch rec.Status {
+	case switchboard.TurnFailed:
 		return nil, switchboard.Errorf(switchboard.ErrUpstream, "replayed_failure", "the first request with this Idempotency-Key failed: %s", rec.Error)
+	case switchboard.TurnCancelled:
+		// As the first request was answered, or would have been had it
+		// waited: a turn cancelled while it awaited an approval (the
+		// conversation went on) had answered with its pending calls.
+		return nil, switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn of the first request with this Idempotency-Key was cancelled: %s", rec.Error)
 	}
 	return res, nil
 }

@@ -34,7 +34,9 @@ type Memory struct {
 	// running holds each conversation's running turn and its lease.
 	running map[string]lease
 	// waiting holds each conversation's last turn that came to await an
-	// approval, for the next turn's start to cancel if it still waits.
+	// approval, for the next turn's start to cancel its calls that still
+	// wait (and it, if it does): a turn resumed by a decision may end with
+	// other calls undecided.
 	waiting map[string]string
 }
 
@@ -249,7 +251,7 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		}
 		m.appendMessage(conv.ID, s.UserMessage)
 	}
-	if old := m.turns[m.waiting[conv.ID]]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
+	if old := m.turns[m.waiting[conv.ID]]; old != nil {
 		m.cancelWaiting(old, wentOnNote, now)
 	}
 	delete(m.waiting, conv.ID)
@@ -463,6 +465,7 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 	}
 	delete(m.messages, key)
 	delete(m.superseded, key)
+	delete(m.waiting, key)
 	for tid, t := range m.turns {
 		if t.ConversationID == key {
 			delete(m.turns, tid)
@@ -534,10 +537,12 @@ func (m *Memory) supersede(conversationID string, from int, by string, now time.
 	m.messages[conversationID] = slices.Clip(msgs[:from])
 }
 
-// cancelWaiting cancels a turn that awaits an approval, with its waiting
-// calls, for the reason note. The caller holds m.mu.
+// cancelWaiting cancels the calls of a turn that await an approval, and
+// the turn if it awaits, for the reason note. The caller holds m.mu.
 func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) {
-	t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
+	if t.Status == switchboard.TurnAwaitingApproval {
+		t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
+	}
 	for _, c := range m.calls {
 		if c.TurnID == t.ID && c.Status == switchboard.CallAwaitingApproval {
 			c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, note, now

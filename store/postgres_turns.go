@@ -137,18 +137,19 @@ WITH target AS (
 )` + cancelWaitingOfMarked + `
 SELECT`
 
-	// cancelWaiting cancels the turn of user $2's conversation $1 that
-	// awaits an approval, with its waiting calls: a new turn went on
-	// without a decision, and they can no longer run. Through the partial
-	// index turns_awaiting, empty but for such turns.
+	// cancelWaiting cancels the calls of user $2's conversation $1 that
+	// await an approval, and the turn that awaits one: a new turn went on
+	// without a decision, and they can no longer run. Calls, not the
+	// awaiting turn's calls: a turn resumed by a decision may have ended
+	// (failed, cancelled) with others undecided. Through the partial
+	// indexes turns_awaiting and tool_calls_awaiting, empty but for them.
 	cancelWaiting = `
 WITH waiting AS (
     UPDATE turns SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
     WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
-    RETURNING id
 )
 UPDATE tool_calls SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
-WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'`
+WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'`
 
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
 	// turn ids of superseded messages: it cancels those turns that await an

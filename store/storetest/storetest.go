@@ -996,39 +996,81 @@ func testRegenerateCancelsWaitingApprovals(t *testing.T, s Store) {
 	}
 }
 
-// testNewTurnCancelsWaitingApprovals: a call awaiting approval when the
-// user sends a new message instead of deciding is cancelled, with its turn;
-// a call of another conversation still waits.
+// testNewTurnCancelsWaitingApprovals: calls awaiting approval when the
+// user sends a new message instead of deciding are cancelled, with the turn
+// that awaits them — also those of a turn that a decision resumed and that
+// ended with them undecided; a call already run, or awaiting in another
+// conversation, is left alone, and another user's message changes nothing.
 func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	ctx := t.Context()
-	await := func(content string) (switchboard.TurnStart, switchboard.ToolCall) {
+	await := func(content string, n int) (switchboard.TurnStart, []switchboard.ToolCall) {
 		ts := newTurn(t, s, "alice", "", content)
 		turn := ts.Turn
 		turn.Status = switchboard.TurnAwaitingApproval
-		u := switchboard.TurnUpdate{Turn: turn,
-			ToolCalls: []switchboard.ToolCall{{Server: "files", Tool: "delete_all", Status: switchboard.CallAwaitingApproval, StartedAt: t0}},
-			Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
-				ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "files__delete_all", Arguments: "{}"}}}}}
+		u := switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall}}}
+		for i := range n {
+			id := fmt.Sprint("call_", i)
+			u.Messages[0].ToolCalls = append(u.Messages[0].ToolCalls, switchboard.RequestedCall{ID: id, Name: "files__delete", Arguments: "{}"})
+			u.ToolCalls = append(u.ToolCalls, switchboard.ToolCall{CallID: id, Server: "files", Tool: "delete", Status: switchboard.CallAwaitingApproval, StartedAt: t0})
+		}
 		save(t, s, &u)
-		return ts, u.ToolCalls[0]
+		return ts, u.ToolCalls
 	}
-	ts, call := await("delete everything")
-	_, other := await("delete everything, elsewhere")
-	newTurn(t, s, "alice", ts.Conversation.ID, "no, keep it all")
+	status := func(id string) switchboard.ToolCall {
+		t.Helper()
+		c, err := s.GetToolCall(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 
-	got, err := s.GetToolCall(ctx, call.ID)
-	if err != nil || got.Status != switchboard.CallCancelled || !strings.Contains(got.Error, "went on") || got.FinishedAt.IsZero() {
-		t.Errorf("the call that awaited approval: got %s %q finished %v, %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt, err)
+	ts, calls := await("delete everything", 1)
+	_, otherCalls := await("delete everything, elsewhere", 1)
+	intruder := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: ts.Conversation.ID}, Turn: switchboard.Turn{UserID: "mallory"},
+		UserMessage: switchboard.Message{Content: "go on"}}
+	if _, err := s.BeginTurn(ctx, &intruder); !errors.Is(err, switchboard.ErrNotFound) {
+		t.Fatalf("another user's message in the conversation: got %v, want not found", err)
+	}
+	if c := status(calls[0].ID); c.Status != switchboard.CallAwaitingApproval {
+		t.Fatalf("after another user's message: the call is %s, want still awaiting approval", c.Status)
+	}
+	newTurn(t, s, "alice", ts.Conversation.ID, "no, keep it all")
+	got := status(calls[0].ID)
+	if got.Status != switchboard.CallCancelled || !strings.Contains(got.Error, "went on") || got.FinishedAt.IsZero() {
+		t.Errorf("the call that awaited approval: got %s %q finished %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt)
 	}
 	old, err := s.GetTurn(ctx, ts.Turn.ID)
 	if err != nil || old.Status != switchboard.TurnCancelled || old.Error != got.Error {
 		t.Errorf("the turn that awaited approval: got %s %q, %v, want cancelled with the call's reason", old.Status, old.Error, err)
 	}
-	if _, err := s.DecideToolCall(ctx, call.ID, true); switchboard.ErrorCode(err) != "already_decided" {
+	if _, err := s.DecideToolCall(ctx, calls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
 	}
-	if got, err := s.GetToolCall(ctx, other.ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
-		t.Errorf("the call awaiting approval in another conversation: got %s, %v, want it still awaiting", got.Status, err)
+	if c := status(otherCalls[0].ID); c.Status != switchboard.CallAwaitingApproval {
+		t.Errorf("the call awaiting approval in another conversation: got %s, want it still awaiting", c.Status)
+	}
+
+	// Two calls await; the first is approved and runs, and the turn fails
+	// before the second is decided.
+	ts, calls = await("delete two things", 2)
+	if _, err := s.DecideToolCall(ctx, calls[0].ID, true); err != nil {
+		t.Fatal(err)
+	}
+	turn := ts.Turn
+	turn.Status, turn.Error, turn.FinishedAt = switchboard.TurnFailed, "the model failed", time.Now()
+	ran := calls[0]
+	ran.Status, ran.Result, ran.FinishedAt = switchboard.CallSucceeded, "deleted", time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: turn, ToolCalls: []switchboard.ToolCall{ran}})
+	newTurn(t, s, "alice", ts.Conversation.ID, "what happened?")
+	if c := status(calls[1].ID); c.Status != switchboard.CallCancelled || !strings.Contains(c.Error, "went on") {
+		t.Errorf("the undecided call of a turn that failed: got %s %q, want cancelled", c.Status, c.Error)
+	}
+	if c := status(calls[0].ID); c.Status != switchboard.CallSucceeded {
+		t.Errorf("the call that ran: got %s, want it left succeeded", c.Status)
+	}
+	if tr, err := s.GetTurn(ctx, ts.Turn.ID); err != nil || tr.Status != switchboard.TurnFailed {
+		t.Errorf("the turn that failed: got %s, %v, want it left failed", tr.Status, err)
 	}
 }
 
