@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -248,5 +249,55 @@ func TestClientDisconnectCancelsTheTurn(t *testing.T) {
 	msgs, _ := st.ListMessages(context.Background(), conv)
 	if len(msgs) == 0 || msgs[0].Content != "hello?" {
 		t.Errorf("the user's message was not kept: %+v", msgs)
+	}
+}
+
+// TestApprovalSentWithANewMessage: a useChat user who approves a call and
+// then writes a new message (no sendAutomaticallyWhen) sends the approval
+// in the assistant message before the new one: it is applied first — the
+// call runs and its turn ends — and then the new message is answered; not
+// cancelled as a call the conversation went on from.
+func TestApprovalSentWithANewMessage(t *testing.T) {
+	for storeName, open := range stores(t) {
+		t.Run(storeName, func(t *testing.T) {
+			svc := newServiceWith(t, open(t), tasksServer(t, "stdio"), llmtest.Sequence(
+				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"old"}`}}},
+				llmtest.Reply{Text: "Added."},
+				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
+				llmtest.Reply{Text: "Deleted."},
+				llmtest.Reply{Text: "Nothing is left."},
+			), &orchestrator.Options{RequireApproval: destructive})
+			alice := token(t, "alice")
+			user := func(id, text string) string {
+				return fmt.Sprintf(`{"id":%q,"role":"user","parts":[{"type":"text","text":%q}]}`, id, text)
+			}
+			body := func(msgs ...string) string { return `{"id":"chat-1","messages":[` + strings.Join(msgs, ",") + `]}` }
+			var r approvalReply
+			do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old")), &r)
+			added := fmt.Sprintf(`{"id":%q,"role":"assistant","parts":[{"type":"text","text":"Added."}]}`, "a1")
+			do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old"), added, user("u2", "delete it")), &r)
+			if r.Status != "awaiting_approval" || len(r.PendingApprovals) != 1 {
+				t.Fatalf("delete: got %+v", r)
+			}
+			call := r.PendingApprovals[0].ID
+			approved := fmt.Sprintf(`{"id":%q,"role":"assistant","parts":[{"type":"dynamic-tool","toolName":"tasks__delete_task","toolCallId":%q,`+
+				`"state":"approval-responded","input":{"task_id":1},"approval":{"id":%q,"approved":true}}]}`, "a2", call, call)
+			resp := do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old"), added, user("u2", "delete it"), approved, user("u3", "what is left?")), &r)
+			if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "Nothing is left." {
+				t.Fatalf("the new message: got %d %+v, want it answered after the approved call's turn", resp.StatusCode, r)
+			}
+			calls, _, err := svc.store.ListToolCalls(context.Background(), switchboard.ToolCallFilter{Tool: "delete_task"})
+			if err != nil || len(calls) != 1 || calls[0].Status != switchboard.CallSucceeded {
+				t.Fatalf("the approved call: got %+v, %v, want it run", calls, err)
+			}
+			reqs := svc.model.Requests()
+			var contents []string
+			for _, m := range reqs[len(reqs)-1].Messages {
+				contents = append(contents, m.Content)
+			}
+			if got := strings.Join(contents, "|"); !strings.Contains(got, "Deleted.|what is left?") {
+				t.Errorf("the new message's model request: got %q, want the approved call's turn before it", got)
+			}
+		})
 	}
 }
