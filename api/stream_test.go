@@ -80,3 +80,62 @@ func BenchmarkUIStream(b *testing.B) {
 		streamTurn(c, 50)
 	}
 }
+
+// flushRecorder records what a handler wrote and what it flushed.
+type flushRecorder struct {
+	*httptest.ResponseRecorder
+	pending int // bytes written since the last flush
+	flushes int
+}
+
+func (r *flushRecorder) Write(b []byte) (int, error) {
+	r.pending += len(b)
+	return r.ResponseRecorder.Write(b)
+}
+
+func (r *flushRecorder) Flush() {
+	r.pending = 0
+	r.flushes++
+	r.ResponseRecorder.Flush()
+}
+
+// TestStreamFlushesWhereTheTurnWaits: the parts of a streamed turn reach
+// the client before each wait — a model call (start-step), a tool's run,
+// the model's next delta, a person's decision, the end — and not one write
+// each: what goes out before a step starts waits for it.
+func TestStreamFlushesWhereTheTurnWaits(t *testing.T) {
+	w := &flushRecorder{ResponseRecorder: httptest.NewRecorder()}
+	c, _ := gin.CreateTestContext(w)
+	c.Request = httptest.NewRequest("POST", "/api/u/chat/stream", nil)
+	s := &uiStream{c: c}
+	turn := switchboard.Turn{ID: "0b7e1f3a-8d6c-4a53-9c1e-2f4a5b6c7d8e", ConversationID: "1c8f2e4b-9e7d-4b64-8d2f-3a5b6c7d8e9f", Status: switchboard.TurnRunning}
+	call := switchboard.ToolCall{ID: "2d9a3f5c-af8e-4c75-9e3a-4b6c7d8e9fa0", Server: "tasks", Tool: "add_task", ExposedName: "tasks__add_task",
+		Arguments: json.RawMessage(`{"title":"buy milk"}`), Status: switchboard.CallRunning}
+	done := call
+	done.Status, done.Result = switchboard.CallSucceeded, "ok"
+	for _, step := range []struct {
+		name    string
+		event   func()
+		flushed bool // nothing written is left unsent
+	}{
+		{"turn started", func() { s.TurnStarted(turn) }, false},
+		{"step started (a model call follows)", func() { s.StepStarted(1) }, true},
+		{"tool started (it runs)", func() { s.ToolStarted(call) }, true},
+		{"tool finished (others may still run)", func() { s.ToolFinished(done) }, true},
+		{"step finished", func() { s.StepFinished(1) }, false},
+		{"step started", func() { s.StepStarted(2) }, true},
+		{"text delta (the next one follows)", func() { s.TextDelta("Done") }, true},
+		{"another", func() { s.TextDelta(".") }, true},
+		{"approval requested (a person decides)", func() { s.ApprovalRequested(call) }, true},
+		{"step finished", func() { s.StepFinished(2) }, false},
+		{"the end", func() { s.finish(&orchestrator.Result{Turn: turn}, nil) }, true},
+	} {
+		step.event()
+		if flushed := w.pending == 0; flushed != step.flushed {
+			t.Errorf("%s: %d bytes unsent, want them sent: %v", step.name, w.pending, step.flushed)
+		}
+	}
+	if w.flushes != 8 {
+		t.Errorf("flushes: got %d, want 8 (one per wait)", w.flushes)
+	}
+}
