@@ -199,7 +199,8 @@ func (s *uiStream) TurnStarted(t switchboard.Turn) {
 // StepStarted is followed by a model call, ToolStarted by a tool's run,
 // ToolFinished maybe by other tools' ends, TextDelta by the model's next
 // delta: each flushes. TurnStarted and StepFinished are always followed by
-// one of them or by the turn's end.
+// one of them or by the turn's end, whose final commit (retried while the
+// store is away, up to its timeout) comes before the last parts go out.
 func (s *uiStream) StepStarted(int) {
 	s.part(part{Type: "start-step"})
 	s.flush()

@@ -31,6 +31,9 @@ const (
 	SelectAllMessages         = selectAllMessages
 	SelectHistory             = selectHistory
 	SelectTurnsOfConversation = selectTurnsOfConversation
+	// CancelWaiting is what every turn's start sends, with a conversation
+	// id and a user id.
+	CancelWaiting = cancelWaiting
 )
 
 // SynchronousCommit reads the synchronous_commit setting of a connection

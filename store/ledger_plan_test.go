@@ -418,20 +418,14 @@ func TestHistoryPlanWithoutStatistics(t *testing.T) {
 
 func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64, afterID any) {
 	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: conv, index: []string{"messages_transcript"}}
-	sql := "EXPLAIN (FORMAT JSON) " + q.sql
-	var raw []byte
-	if err := conn.QueryRow(t.Context(), sql, conv, "alice", 50, afterSeq, afterID).Scan(&raw); err != nil {
+	plan, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+q.sql, conv, "alice", 50, afterSeq, afterID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var plans []struct {
-		Plan planNode `json:"Plan"`
-	}
-	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
-		t.Fatalf("plan %s: %v", raw, err)
-	}
+	raw := plan.text
 	var sorts int
 	seqBound := false // the read starts after the cached window, not filters the whole transcript
-	plans[0].Plan.walk(func(n planNode) {
+	plan.Plan.walk(func(n planNode) {
 		if n.NodeType == "Sort" && n.RelationName == "" {
 			sorts++
 		}
@@ -442,10 +436,45 @@ func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64,
 	if !seqBound {
 		t.Errorf("the history window's scan of messages_transcript is not bounded by seq: %s", raw)
 	}
-	checkPlan(t, q, plans[0].Plan, string(raw))
+	checkPlan(t, q, plan.Plan, raw)
 	// One sort puts the window back in order; a second would be the
 	// conversation's messages sorted to find the newest.
 	if sorts > 1 {
 		t.Errorf("the history window sorts the conversation's messages: %s", raw)
 	}
+}
+
+// TestCancelWaitingPlan checks the statement every turn's start sends to
+// cancel what awaits an approval in its conversation: it must find them
+// through the partial indexes that hold only those, not walk the
+// conversation's turns or the ledger's awaiting calls of every
+// conversation.
+func TestCancelWaitingPlan(t *testing.T) {
+	_, conn, _ := seededPostgres(t, 20000)
+	raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+store.CancelWaiting, "01a2124b-88a2-7c65-8f5d-5093e5df38e5", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, index := range []string{"turns_awaiting", "tool_calls_awaiting"} {
+		checkPlan(t, ledgerQuery{name: "cancel waiting", index: []string{index}}, raw.Plan, raw.text)
+	}
+}
+
+type explained struct {
+	Plan planNode
+	text string
+}
+
+func explainJSON(t *testing.T, conn *pgx.Conn, sql string, args ...any) (explained, error) {
+	var raw []byte
+	if err := conn.QueryRow(t.Context(), sql, args...).Scan(&raw); err != nil {
+		return explained{}, err
+	}
+	var plans []struct {
+		Plan planNode `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &plans); err != nil || len(plans) != 1 {
+		return explained{}, fmt.Errorf("plan %s: %v", raw, err)
+	}
+	return explained{Plan: plans[0].Plan, text: string(raw)}, nil
 }
