@@ -20,6 +20,10 @@ import (
 // reads too). Every string may use ${VAR} and ${VAR:-default}.
 type Config struct {
 	Listen string `yaml:"listen"`
+	// MetricsListen, when set, is the address /metrics is served on
+	// instead of listen's: a port kept off the public side (metrics are
+	// not authenticated).
+	MetricsListen string `yaml:"metrics_listen"`
 	// ShutdownGrace is how long running turns may take to finish when the
 	// service is asked to stop; then they are cancelled. Default 30s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`

@@ -124,3 +124,27 @@ func TestPooledDatabaseURL(t *testing.T) {
 		t.Fatalf("chat: %d %s %v", code, body, err)
 	}
 }
+
+// TestMetricsListen: with metrics_listen, /metrics is served there, and
+// not on the public listener.
+func TestMetricsListen(t *testing.T) {
+	s := startServe(t, "listen: 127.0.0.1:0\nmetrics_listen: 127.0.0.1:0\n", nil)
+	if resp, err := http.Get(s.base + "/metrics"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the main listener: got %v, %v, want 404", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	m := regexp.MustCompile(`"msg":"serving metrics","addr":"(http://[^"]+/metrics)"`).FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address logged:\n%s", s.stderr.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(raw), "go_goroutines") {
+		t.Errorf("metrics listener: got %d %.200s", resp.StatusCode, raw)
+	}
+}

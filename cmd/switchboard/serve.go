@@ -112,11 +112,16 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}()
 	stopListening := listenCancels(ctx, cfg, orch, logger)
 	defer stopListening()
+	metricsHandler, stopMetrics, err := serveMetrics(cfg, mx.Handler(), dev != nil, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	gin.SetMode(gin.ReleaseMode)
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
-			Observer: mx, Metrics: mx.Handler(), Tracer: tracer(tp, "switchboard/api")})
+			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api")})
 	stopRetention := retention(ctx, st, cfg.Retention, logger)
 	defer stopRetention()
 
@@ -156,6 +161,33 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// serveMetrics serves h at /metrics on cfg.MetricsListen, when set (on
+// loopback in dev mode), and returns nil for the main listener not to
+// serve it too; else it returns h, for the main listener. stop closes the
+// metrics listener.
+func serveMetrics(cfg *Config, h http.Handler, dev bool, logger *slog.Logger) (main http.Handler, stop func(), err error) {
+	if cfg.MetricsListen == "" {
+		return h, func() {}, nil
+	}
+	addr := cfg.MetricsListen
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, nil, fmt.Errorf("metrics_listen %q: %w", addr, err)
+	}
+	if dev {
+		addr = loopbackOnly(addr, logger)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() { _ = srv.Serve(ln) }()
+	logger.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return nil, func() { _ = srv.Close() }, nil
 }
 
 // shutdown stops srv: no new connections, running requests get grace to
