@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -74,10 +73,11 @@ type chatInput struct {
 	// approvals, for an AI SDK body whose last message is the assistant's
 	// with approval responses: the decisions to apply instead of a message.
 	approvals []approvalResponse
-	// decidedBefore, for an AI SDK body whose new user message follows an
-	// assistant message with approval responses (the user decided, then
-	// wrote instead of sending the decision): the decisions to apply before
-	// the message, which would otherwise cancel those calls.
+	// decidedBefore, for an AI SDK body whose user messages at its end
+	// follow an assistant message with approval responses (the user
+	// decided, then wrote instead of sending the decision): the decisions
+	// to apply before the message, which would otherwise cancel those
+	// calls.
 	decidedBefore []approvalResponse
 	// regenerate, for an AI SDK body with trigger regenerate-message: the
 	// last user message of the body is to be answered again; edit, for one
@@ -171,8 +171,14 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		// replaced (an edit: messageId names the last message).
 		in.regenerate = req.Trigger == "regenerate-message"
 		in.edit = !in.regenerate && req.MessageID != "" && req.MessageID == req.Messages[last].ID
-		if !in.regenerate && !in.edit && last > 0 && req.Messages[last-1].Role == "assistant" {
-			in.decidedBefore = approvalsOf(req.Messages[last-1])
+		// The assistant message before the user messages at the body's
+		// end: a chat that retries a refused message, or regenerates one,
+		// sends them after it too.
+		for i := last - 1; i >= 0; i-- {
+			if req.Messages[i].Role == "assistant" {
+				in.decidedBefore = approvalsOf(req.Messages[i])
+				break
+			}
 		}
 		if in.regenerate || in.edit {
 			for _, m := range req.Messages[:last] {
@@ -390,6 +396,9 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 	}
 	req := orchestrator.Request{UserID: userID, Content: in.content,
 		IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
+	for _, a := range in.decidedBefore {
+		req.Decisions = append(req.Decisions, orchestrator.Decision{CallID: a.callID, Approve: a.approve, Reason: a.reason})
+	}
 	ctx := c.Request.Context()
 	if len(in.approvals) > 0 {
 		h.applyApprovals(c, stream, in, req)
@@ -405,12 +414,6 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		// retries it) the message is new. Per attempt: the retry after a
 		// lost create race joins a chat.
 		req.Regenerate, req.Edit = 0, 0
-		if len(in.decidedBefore) > 0 && req.ConversationID != "" {
-			if err := h.applyDecidedBefore(ctx, in, req); err != nil {
-				h.writeError(c, err)
-				return
-			}
-		}
 		if (in.regenerate || in.edit) && req.ConversationID != "" {
 			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in)
 			if err != nil {
@@ -462,28 +465,6 @@ func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req 
 	h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
 		return h.Chat.Decide(ctx, last, ev)
 	})
-}
-
-// applyDecidedBefore applies the decisions a user made in the chat before
-// writing the new message, each continuing its turn to its end (unseen:
-// the reply is the new message's). One that no longer applies (decided
-// already, its turn gone on, not of this conversation) is skipped, and a
-// turn that failed once decided is the stored outcome of that turn: the
-// new message is answered all the same. Only a cancelled request stops it.
-func (h *Handler) applyDecidedBefore(ctx context.Context, in chatInput, req orchestrator.Request) error {
-	for _, a := range in.decidedBefore {
-		_, err := h.Chat.Decide(ctx, orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID, CallID: a.callID,
-			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}, nil)
-		switch {
-		case err == nil, decidedAlready(err):
-		case ctx.Err() != nil:
-			return ctx.Err()
-		default:
-			h.logger.LogAttrs(ctx, slog.LevelWarn, "a decision sent with a new message was not applied",
-				slog.String("request_id", req.RequestID), slog.String("tool_call_id", a.callID), slog.String("err", err.Error()))
-		}
-	}
-	return nil
 }
 
 // decidedAlready reports whether err says that the call was decided before:

@@ -88,6 +88,7 @@ func TestIdempotencyKey(t *testing.T) {
 			}
 			deadline := time.Now().Add(5 * time.Second)
 			for {
+				var e chatReply
 				resp := post(t, url, alice, "k3", `{"message":{"content":"stuck"}}`, &e)
 				if resp.StatusCode == 409 && e.Error.Code == "turn_cancelled" {
 					break

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,47 +257,104 @@ func TestClientDisconnectCancelsTheTurn(t *testing.T) {
 // then writes a new message (no sendAutomaticallyWhen) sends the approval
 // in the assistant message before the new one: it is applied first — the
 // call runs and its turn ends — and then the new message is answered; not
-// cancelled as a call the conversation went on from.
+// cancelled as a call the conversation went on from. Also when the chat
+// resends it with a retry (regenerate), and not when the request's
+// Idempotency-Key was used for another request.
 func TestApprovalSentWithANewMessage(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			svc := newServiceWith(t, open(t), tasksServer(t, "stdio"), llmtest.Sequence(
-				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"old"}`}}},
-				llmtest.Reply{Text: "Added."},
-				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
-				llmtest.Reply{Text: "Deleted."},
-				llmtest.Reply{Text: "Nothing is left."},
-			), &orchestrator.Options{RequireApproval: destructive})
+			svc := newServiceWith(t, open(t), tasksServer(t, "stdio"), func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+				last := req.Messages[len(req.Messages)-1]
+				switch {
+				case last.Role == "tool":
+					return llmtest.Reply{Text: "Done."}
+				case strings.HasPrefix(last.Content, "add "):
+					return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: fmt.Sprintf(`{"title":%q}`, last.Content[4:])}}}
+				case strings.HasPrefix(last.Content, "delete "):
+					return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: fmt.Sprintf(`{"task_id":%s}`, last.Content[7:])}}}
+				}
+				return llmtest.Reply{Text: "Nothing is left."}
+			}, &orchestrator.Options{RequireApproval: destructive})
 			alice := token(t, "alice")
-			user := func(id, text string) string {
-				return fmt.Sprintf(`{"id":%q,"role":"user","parts":[{"type":"text","text":%q}]}`, id, text)
+			var msgs []string // the chat's messages
+			user := func(text string) string {
+				return fmt.Sprintf(`{"id":"u%d","role":"user","parts":[{"type":"text","text":%q}]}`, len(msgs), text)
 			}
-			body := func(msgs ...string) string { return `{"id":"chat-1","messages":[` + strings.Join(msgs, ",") + `]}` }
-			var r approvalReply
-			do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old")), &r)
-			added := fmt.Sprintf(`{"id":%q,"role":"assistant","parts":[{"type":"text","text":"Added."}]}`, "a1")
-			do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old"), added, user("u2", "delete it")), &r)
-			if r.Status != "awaiting_approval" || len(r.PendingApprovals) != 1 {
-				t.Fatalf("delete: got %+v", r)
+			send := func(key, trigger string, extra ...string) (*http.Response, approvalReply) {
+				t.Helper()
+				body := `{"id":"chat-1","messages":[` + strings.Join(append(slices.Clone(msgs), extra...), ",") + `]`
+				if trigger != "" {
+					body += `,"trigger":"` + trigger + `"`
+				}
+				var r approvalReply
+				return post(t, svc.url+"/api/alice/chat", alice, key, body+"}", &r), r
 			}
-			call := r.PendingApprovals[0].ID
-			approved := fmt.Sprintf(`{"id":%q,"role":"assistant","parts":[{"type":"dynamic-tool","toolName":"tasks__delete_task","toolCallId":%q,`+
-				`"state":"approval-responded","input":{"task_id":1},"approval":{"id":%q,"approved":true}}]}`, "a2", call, call)
-			resp := do(t, "POST", svc.url+"/api/alice/chat", alice, body(user("u1", "add old"), added, user("u2", "delete it"), approved, user("u3", "what is left?")), &r)
-			if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "Nothing is left." {
-				t.Fatalf("the new message: got %d %+v, want it answered after the approved call's turn", resp.StatusCode, r)
+			turn := func(text string) approvalReply {
+				t.Helper()
+				u := user(text)
+				resp, r := send("", "", u)
+				if resp.StatusCode != 200 {
+					t.Fatalf("%q: got %d %+v", text, resp.StatusCode, r)
+				}
+				msgs = append(msgs, u, fmt.Sprintf(`{"id":"a%d","role":"assistant","parts":[{"type":"text","text":%q}]}`, len(msgs), r.Message.Content))
+				return r
 			}
-			calls, _, err := svc.store.ListToolCalls(context.Background(), switchboard.ToolCallFilter{Tool: "delete_task"})
-			if err != nil || len(calls) != 1 || calls[0].Status != switchboard.CallSucceeded {
-				t.Fatalf("the approved call: got %+v, %v, want it run", calls, err)
+			approve := func(callID string) string {
+				return fmt.Sprintf(`{"id":"a%d","role":"assistant","parts":[{"type":"dynamic-tool","toolName":"tasks__delete_task","toolCallId":%q,`+
+					`"state":"approval-responded","input":{},"approval":{"id":%q,"approved":true}}]}`, len(msgs), callID, callID)
+			}
+			status := func(callID string) switchboard.ToolCallStatus {
+				t.Helper()
+				calls, _, err := svc.store.ListToolCalls(context.Background(), switchboard.ToolCallFilter{Tool: "delete_task"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range calls {
+					if c.ID == callID {
+						return c.Status
+					}
+				}
+				t.Fatalf("no call %s", callID)
+				return ""
+			}
+			pending := func(r approvalReply) string {
+				t.Helper()
+				if r.Status != "awaiting_approval" || len(r.PendingApprovals) != 1 {
+					t.Fatalf("got %+v, want a call awaiting approval", r)
+				}
+				return r.PendingApprovals[0].ID
+			}
+
+			turn("add old")
+			first := pending(turn("delete 1"))
+			msgs = msgs[:len(msgs)-1] // the chat's last message is the one it approves in
+			resp, r := send("", "", approve(first), user("what is left?"))
+			if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "Nothing is left." || status(first) != switchboard.CallSucceeded {
+				t.Fatalf("a new message after an approval: got %d %+v, call %s; want the call run, then the message answered", resp.StatusCode, r, status(first))
 			}
 			reqs := svc.model.Requests()
 			var contents []string
 			for _, m := range reqs[len(reqs)-1].Messages {
 				contents = append(contents, m.Content)
 			}
-			if got := strings.Join(contents, "|"); !strings.Contains(got, "Deleted.|what is left?") {
+			if got := strings.Join(contents, "|"); !strings.Contains(got, "Done.|what is left?") {
 				t.Errorf("the new message's model request: got %q, want the approved call's turn before it", got)
+			}
+			msgs = append(msgs, approve(first), user("what is left?"), `{"id":"a-last","role":"assistant","parts":[{"type":"text","text":"Nothing is left."}]}`)
+
+			if resp, r := send("k-used", "", user("add new")); resp.StatusCode != 200 {
+				t.Fatalf("add new: got %d %+v", resp.StatusCode, r)
+			}
+			msgs = append(msgs, user("add new"), `{"id":"a-new","role":"assistant","parts":[{"type":"text","text":"Done."}]}`)
+			second := pending(turn("delete 2"))
+			msgs = msgs[:len(msgs)-1]
+			if resp, r := send("k-used", "", approve(second), user("something else")); resp.StatusCode != 422 || status(second) != switchboard.CallAwaitingApproval {
+				t.Errorf("an approval in a request whose key was used for another: got %d %+v, call %s; want 422 and the call not run",
+					resp.StatusCode, r.Error, status(second))
+			}
+			// The chat retries a message that never got an answer.
+			if resp, r := send("", "regenerate-message", approve(second), user("never stored")); resp.StatusCode != 200 || status(second) != switchboard.CallSucceeded {
+				t.Errorf("an approval sent with a retried message: got %d %+v, call %s; want the call run", resp.StatusCode, r, status(second))
 			}
 		})
 	}

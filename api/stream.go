@@ -277,7 +277,8 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	t := s.turn
 	if res != nil {
 		t = res.Turn
-	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil {
+	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil ||
+		switchboard.ErrorCode(err) == "turn_cancelled" { // a replay of a cancelled turn
 		t.Status = switchboard.TurnCancelled
 	} else {
 		t.Status = switchboard.TurnFailed

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -137,5 +139,22 @@ func TestStreamFlushesWhereTheTurnWaits(t *testing.T) {
 	}
 	if w.flushes != 8 {
 		t.Errorf("flushes: got %d, want 8 (one per wait)", w.flushes)
+	}
+}
+
+// TestStreamOfACancelledTurn: a stream that ends with a cancelled turn —
+// live, or replayed for a retried request — says so in its finish part.
+func TestStreamOfACancelledTurn(t *testing.T) {
+	for name, err := range map[string]error{
+		"live":     fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn was cancelled"), context.Canceled),
+		"replayed": switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn of the first request with this Idempotency-Key was cancelled"),
+	} {
+		c, w := newStreamContext()
+		s := &uiStream{c: c}
+		s.TurnStarted(switchboard.Turn{ID: "0b7e1f3a-8d6c-4a53-9c1e-2f4a5b6c7d8e", Status: switchboard.TurnRunning})
+		s.finish(nil, err)
+		if !strings.Contains(w.Body.String(), `"status":"cancelled"`) {
+			t.Errorf("%s: the finish part does not say cancelled:\n%s", name, w.Body.String())
+		}
 	}
 }

@@ -141,6 +141,51 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	return t.loop(ctx, rec.Steps+1)
 }
 
+// decideFirst applies req.Decisions before req's message: a decision that
+// no longer applies (decided already, its turn gone on, not a call of the
+// user's conversation) is skipped, and so is the failure of a turn once its
+// call was decided (that is the turn's outcome, stored; the new message is
+// answered all the same). A decision that could not be stored (the store
+// away) or a turn cancelled (the request, or the cancel route) stops the
+// request: the new message would cancel the call instead. A retried
+// request (its Idempotency-Key used already) applies none: the first did.
+func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
+	if req.IdempotencyKey != "" {
+		_, err := o.store.TurnByIdempotencyKey(ctx, req.UserID, req.IdempotencyKey)
+		if err == nil {
+			return nil
+		}
+		if !notFound(err) {
+			return fmt.Errorf("load turn of idempotency key: %w", err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, d := range req.Decisions {
+		if seen[d.CallID] || !switchboard.ValidID(d.CallID) {
+			continue
+		}
+		if seen[d.CallID] = true; len(seen) > maxDecisions {
+			break
+		}
+		d.UserID, d.ConversationID, d.RequestID = req.UserID, req.ConversationID, req.RequestID
+		_, err := o.Decide(ctx, d, nil)
+		switch switchboard.ErrorCode(err) {
+		case "", "already_decided", "not_awaiting_approval", "superseded", "tool_call_not_found":
+			continue
+		case "turn_cancelled":
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		// Stored, and then its turn failed; or not stored.
+		if call, gerr := o.store.GetToolCall(ctx, d.CallID); gerr != nil || call.Status == switchboard.CallAwaitingApproval {
+			return err
+		}
+	}
+	return nil
+}
+
 // deny records c as denied by a person, for the reason given.
 func deny(c *switchboard.ToolCall, reason string) {
 	c.Status, c.ErrorClass = switchboard.CallDenied, switchboard.ErrorClassDenied

@@ -230,7 +230,17 @@ type Request struct {
 	RequestHash    string
 	// RequestID names the HTTP request in logs.
 	RequestID string
+	// Decisions are answers the user gave to calls awaiting approval in
+	// the conversation before writing Content (an AI SDK chat sends them
+	// with its next message): Run applies them first, each continuing its
+	// turn to its end unseen, as Decide does. Their UserID and
+	// ConversationID are the request's.
+	Decisions []Decision
 }
+
+// maxDecisions caps the Decisions a request applies: a step asks for few
+// calls, and each decision runs a turn.
+const maxDecisions = 16
 
 // Decision is a person's answer to a tool call awaiting approval.
 type Decision struct {
@@ -286,6 +296,11 @@ type Result struct {
 func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
+	}
+	if len(req.Decisions) > 0 && req.ConversationID != "" {
+		if err := o.decideFirst(ctx, req); err != nil {
+			return nil, err
+		}
 	}
 	ctx, span := o.opts.Tracer.Start(ctx, "turn", trace.WithAttributes(attribute.String("user.id", req.UserID)))
 	defer func() { endSpan(span, err) }()
