@@ -169,8 +169,11 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 		}
 		d.UserID, d.ConversationID, d.RequestID = req.UserID, req.ConversationID, req.RequestID
 		_, err := o.Decide(ctx, d, nil)
+		if err == nil {
+			continue
+		}
 		switch switchboard.ErrorCode(err) {
-		case "", "already_decided", "not_awaiting_approval", "superseded", "tool_call_not_found":
+		case "already_decided", "not_awaiting_approval", "superseded", "tool_call_not_found":
 			continue
 		case "turn_cancelled":
 			return err
@@ -179,7 +182,11 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 			return err
 		}
 		// Stored, and then its turn failed; or not stored.
-		if call, gerr := o.store.GetToolCall(ctx, d.CallID); gerr != nil || call.Status == switchboard.CallAwaitingApproval {
+		call, gerr := o.store.GetToolCall(ctx, d.CallID)
+		if gerr != nil {
+			return fmt.Errorf("load tool call %s after its decision failed (%w): %w", d.CallID, err, gerr)
+		}
+		if call.Status == switchboard.CallAwaitingApproval {
 			return err
 		}
 	}

@@ -292,7 +292,9 @@ type Result struct {
 // conversation that is not the user's; ErrConflict for a reused idempotency
 // key; the model's errors (ErrUpstream, ErrUpstreamTimeout) after the turn
 // was stored as failed; ctx's error after it was stored as cancelled; store
-// errors as they come.
+// errors as they come. With req.Decisions, first those of applying them
+// (see decideFirst): the message is then not stored, though tools of the
+// decided calls may have run.
 func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -693,5 +694,68 @@ func TestCancelWhileAnApprovedCallRuns(t *testing.T) {
 				t.Errorf("the next message: got %v, %+v, want it answered at once", err, next)
 			}
 		})
+	}
+}
+
+// failingDecisions is a memory store whose next DecideToolCall fails as a
+// store that went away does.
+type failingDecisions struct {
+	*store.Memory
+	fail atomic.Bool
+}
+
+func (s *failingDecisions) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+	if s.fail.Swap(false) {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, switchboard.ErrUnavailable)
+	}
+	return s.Memory.DecideToolCall(ctx, id, approve)
+}
+
+// TestDecisionsSentWithAMessage: decisions that come with a new message
+// (Request.Decisions) are applied first; one the store could not take, or
+// a request cancelled, stops the request before the message is stored —
+// which would cancel the call — and a retry applies it.
+func TestDecisionsSentWithAMessage(t *testing.T) {
+	st := &failingDecisions{Memory: store.NewMemory()}
+	r := newRig(t, st, llmtest.Sequence(
+		calls(call("w", "lab__write", `{"x":"precious"}`)),
+		llmtest.Reply{Text: "Written."},
+		llmtest.Reply{Text: "Noted."},
+	), &orchestrator.Options{RequireApproval: approveWrites})
+	ctx := context.Background()
+	res, err := r.o.Run(ctx, orchestrator.Request{UserID: "u", Content: "write it"}, nil)
+	if err != nil || len(res.Pending) != 1 {
+		t.Fatalf("write: %v %+v", err, res)
+	}
+	conv, pending := res.Turn.ConversationID, res.Pending[0].ID
+	next := orchestrator.Request{UserID: "u", ConversationID: conv, Content: "and now?",
+		Decisions: []orchestrator.Decision{{CallID: pending, Approve: true}}}
+	unchanged := func(what string) {
+		t.Helper()
+		msgs, _ := st.ListMessages(ctx, conv)
+		c, _ := st.GetToolCall(ctx, pending)
+		if len(msgs) != 2 || c.Status != switchboard.CallAwaitingApproval || len(r.lab.calls) != 0 {
+			t.Errorf("%s: %d messages, call %s, writes %v; want the message not stored and the call still awaiting", what, len(msgs), c.Status, r.lab.calls)
+		}
+	}
+
+	st.fail.Store(true)
+	if _, err := r.o.Run(ctx, next, nil); !errors.Is(err, switchboard.ErrUnavailable) {
+		t.Errorf("the store failing the decision: got %v, want unavailable", err)
+	}
+	unchanged("after the store failed the decision")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := r.o.Run(cancelled, next, nil); err == nil {
+		t.Errorf("a cancelled request: got no error")
+	}
+	unchanged("after a cancelled request")
+
+	res, err = r.o.Run(ctx, next, nil)
+	if err != nil || res.Message.Content != "Noted." {
+		t.Fatalf("the retry: %v %+v", err, res)
+	}
+	if c, _ := st.GetToolCall(ctx, pending); c.Status != switchboard.CallSucceeded || !slices.Equal(r.lab.calls, []string{"precious"}) {
+		t.Errorf("the retry: call %s, writes %v; want the approved write run once", c.Status, r.lab.calls)
 	}
 }
