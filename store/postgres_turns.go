@@ -222,7 +222,9 @@ RETURNING started_at`
 // BeginTurn commits, at once, the start of a turn: it creates the
 // conversation when s.Conversation.ID is empty (titled after the user's
 // message unless s.Conversation.Title is set) or bumps its updated_at, then
-// stores the turn as running and the user's message. It fills the generated
+// stores the turn as running and the user's message; it cancels the
+// conversation's calls still awaiting approval, and the turn awaiting them
+// (the user went on without deciding: they can no longer run). It fills the generated
 // ids and times, and the conversation as stored, back into s, and returns the
 // history window: the latest s.HistoryLimit messages of the conversation in
 // order (all if 0), the new message last. With s.Regenerate, it stores no
