@@ -29,6 +29,11 @@ type TurnStart struct {
 	// answered after them. With no such message, UserMessage is simply new.
 	// This is the AI SDK's sendMessage({messageId}). Not with Regenerate.
 	Edit int
+
+	// Cancelled is filled by the store: the conversation's calls that
+	// awaited an approval and that the start cancelled (the user went on
+	// without deciding; see the stores' BeginTurn).
+	Cancelled []ToolCall
 }
 
 // TurnUpdate is what a store commits, in one transaction, while a turn runs

@@ -109,7 +109,8 @@ func (m *Metrics) ModelUsage(prompt, completion int) {
 // ToolCallEnded records a tool call that reached a final status.
 func (m *Metrics) ToolCallEnded(c switchboard.ToolCall) {
 	m.toolCalls.WithLabelValues(c.Server, c.Tool, string(c.Status)).Inc()
-	if c.Status != switchboard.CallDenied {
+	// A call denied, or cancelled before it ran, took no tool time.
+	if c.Status != switchboard.CallDenied && !(c.Status == switchboard.CallCancelled && c.Duration == 0) {
 		m.toolTime.WithLabelValues(c.Server, c.Tool).Observe(c.Duration.Seconds())
 	}
 }

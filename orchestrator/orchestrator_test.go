@@ -759,3 +759,45 @@ func TestDecisionsSentWithAMessage(t *testing.T) {
 		t.Errorf("the retry: call %s, writes %v; want the approved write run once", c.Status, r.lab.calls)
 	}
 }
+
+// callRecorder is an Observer that keeps the calls it is told of.
+type callRecorder struct {
+	mu    sync.Mutex
+	calls []switchboard.ToolCall
+}
+
+func (r *callRecorder) TurnEnded(switchboard.Turn) {}
+func (r *callRecorder) ModelUsage(int, int)        {}
+func (r *callRecorder) ToolCallEnded(c switchboard.ToolCall) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, c)
+}
+
+// TestANewMessageCancelsACallAwaitingApproval: the call a user went on
+// from without deciding is told to the observer (metrics) as cancelled,
+// with no tool time.
+func TestANewMessageCancelsACallAwaitingApproval(t *testing.T) {
+	for name, open := range stores() {
+		t.Run(name, func(t *testing.T) {
+			rec := &callRecorder{}
+			r := newRig(t, open(t), llmtest.Sequence(
+				calls(call("w", "lab__write", `{"x":"precious"}`)),
+				llmtest.Reply{Text: "Never mind, then."},
+			), &orchestrator.Options{RequireApproval: approveWrites, Observer: rec})
+			res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "write it"}, nil)
+			if err != nil || len(res.Pending) != 1 {
+				t.Fatalf("write: %v %+v", err, res)
+			}
+			if _, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", ConversationID: res.Turn.ConversationID, Content: "no, don't"}, nil); err != nil {
+				t.Fatal(err)
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.calls) != 1 || rec.calls[0].ID != res.Pending[0].ID || rec.calls[0].Status != switchboard.CallCancelled ||
+				rec.calls[0].Server != "lab" || rec.calls[0].Tool != "write" || rec.calls[0].Duration != 0 {
+				t.Errorf("observed calls: got %+v, want the awaiting write, cancelled", rec.calls)
+			}
+		})
+	}
+}

@@ -94,6 +94,15 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	t.rec = start.Turn
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
+	for _, c := range start.Cancelled {
+		// Calls that awaited an approval: the user went on without one.
+		t.o.opts.Observer.ToolCallEnded(c)
+		t.o.logger.LogAttrs(ctx, slog.LevelInfo, "tool call",
+			slog.String("request_id", t.requestID), slog.String("user_id", c.UserID), slog.String("conversation_id", c.ConversationID),
+			slog.String("turn_id", c.TurnID), slog.String("call_id", c.ID), slog.String("server", c.Server),
+			slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.String("error_class", c.ErrorClass),
+			slog.String("cancelled_by_turn", t.rec.ID))
+	}
 	return nil
 }
 

@@ -253,8 +253,9 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		}
 		m.appendMessage(conv.ID, s.UserMessage)
 	}
+	s.Cancelled = nil
 	if old := m.turns[m.waiting[conv.ID]]; old != nil {
-		m.cancelWaiting(old, wentOnNote, now)
+		s.Cancelled = m.cancelWaiting(old, wentOnNote, now)
 	}
 	delete(m.waiting, conv.ID)
 	s.Conversation = conv
@@ -540,16 +541,20 @@ func (m *Memory) supersede(conversationID string, from int, by string, now time.
 }
 
 // cancelWaiting cancels the calls of a turn that await an approval, and
-// the turn if it awaits, for the reason note. The caller holds m.mu.
-func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) {
+// the turn if it awaits, for the reason note, and returns the calls. The
+// caller holds m.mu.
+func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) []switchboard.ToolCall {
 	if t.Status == switchboard.TurnAwaitingApproval {
 		t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
 	}
+	var out []switchboard.ToolCall
 	for _, c := range m.calls {
 		if c.TurnID == t.ID && c.Status == switchboard.CallAwaitingApproval {
-			c.Status, c.Error, c.FinishedAt = switchboard.CallCancelled, note, now
+			c.Status, c.ErrorClass, c.Error, c.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, note, now
+			out = append(out, cloneCall(*c))
 		}
 	}
+	return out
 }
 
 // appendMessage adds msg to the transcript of a conversation. The caller

@@ -148,8 +148,9 @@ WITH waiting AS (
     UPDATE turns SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
     WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
 )
-UPDATE tool_calls SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
-WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'`
+UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
+WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
+RETURNING id::text, turn_id::text, server, tool, finished_at`
 
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
 	// turn ids of superseded messages: it cancels those turns that await an
@@ -159,7 +160,7 @@ WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'`
     WHERE id IN (SELECT turn_id FROM marked) AND status = 'awaiting_approval'
     RETURNING id
 ), calls AS (
-    UPDATE tool_calls SET status = 'cancelled', error = '` + supersededNote + `', finished_at = now()
+    UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + supersededNote + `', finished_at = now()
     WHERE turn_id IN (SELECT id FROM waiting) AND status = 'awaiting_approval'
 )`
 
@@ -290,6 +291,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	stored := *c
 	history := []switchboard.Message{cloneMessage(*m)}
 	var read *historyEntry // the window to cache
+	var cancelled []switchboard.ToolCall
 	send := p.send
 	if s.Regenerate > 0 {
 		// Whether the message to answer again is there and unchanged is
@@ -340,7 +342,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			return err
 		}
 		if !create {
-			if _, err := br.Exec(); err != nil { // cancelWaiting
+			if cancelled, err = collectCancelled(br); err != nil {
 				return err
 			}
 			rows, err := br.Query()
@@ -376,7 +378,31 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		p.history.put(read)
 	}
 	*c = stored
+	s.Cancelled = cancelled
+	for i := range s.Cancelled {
+		s.Cancelled[i].UserID, s.Cancelled[i].ConversationID = t.UserID, c.ID
+	}
 	return slices.Grow(history, historyRoom), nil
+}
+
+// collectCancelled reads the calls cancelWaiting cancelled.
+func collectCancelled(br pgx.BatchResults) ([]switchboard.ToolCall, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []switchboard.ToolCall
+	for rows.Next() {
+		c := switchboard.ToolCall{Status: switchboard.CallCancelled, ErrorClass: switchboard.ErrorClassCancelled, Error: wentOnNote}
+		var finished pgtype.Timestamptz
+		if err := rows.Scan(&c.ID, &c.TurnID, &c.Server, &c.Tool, &finished); err != nil {
+			return nil, err
+		}
+		c.FinishedAt = fromTimestamptz(finished)
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }
 
 // execOne reads the result of an insert that must have stored one row.

@@ -1035,10 +1035,17 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	if c := status(calls[0].ID); c.Status != switchboard.CallAwaitingApproval {
 		t.Fatalf("after another user's message: the call is %s, want still awaiting approval", c.Status)
 	}
-	newTurn(t, s, "alice", ts.Conversation.ID, "no, keep it all")
+	went := newTurn(t, s, "alice", ts.Conversation.ID, "no, keep it all")
 	got := status(calls[0].ID)
-	if got.Status != switchboard.CallCancelled || !strings.Contains(got.Error, "went on") || got.FinishedAt.IsZero() {
-		t.Errorf("the call that awaited approval: got %s %q finished %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt)
+	if got.Status != switchboard.CallCancelled || got.ErrorClass != switchboard.ErrorClassCancelled || !strings.Contains(got.Error, "went on") || got.FinishedAt.IsZero() {
+		t.Errorf("the call that awaited approval: got %s (%s) %q finished %v; want cancelled, with a reason", got.Status, got.ErrorClass, got.Error, got.FinishedAt)
+	}
+	// The start tells which calls it cancelled, as stored (for metrics and
+	// logs).
+	if len(went.Cancelled) != 1 || went.Cancelled[0].ID != got.ID || went.Cancelled[0].TurnID != ts.Turn.ID ||
+		went.Cancelled[0].Server != "files" || went.Cancelled[0].Tool != "delete" || went.Cancelled[0].Status != switchboard.CallCancelled ||
+		went.Cancelled[0].ConversationID != ts.Conversation.ID || went.Cancelled[0].UserID != "alice" {
+		t.Errorf("the start's Cancelled: got %+v, want the call it cancelled", went.Cancelled)
 	}
 	old, err := s.GetTurn(ctx, ts.Turn.ID)
 	if err != nil || old.Status != switchboard.TurnCancelled || old.Error != got.Error {
@@ -1062,9 +1069,15 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	ran := calls[0]
 	ran.Status, ran.Result, ran.FinishedAt = switchboard.CallSucceeded, "deleted", time.Now()
 	save(t, s, &switchboard.TurnUpdate{Turn: turn, ToolCalls: []switchboard.ToolCall{ran}})
-	newTurn(t, s, "alice", ts.Conversation.ID, "what happened?")
+	went = newTurn(t, s, "alice", ts.Conversation.ID, "what happened?")
 	if c := status(calls[1].ID); c.Status != switchboard.CallCancelled || !strings.Contains(c.Error, "went on") {
 		t.Errorf("the undecided call of a turn that failed: got %s %q, want cancelled", c.Status, c.Error)
+	}
+	if len(went.Cancelled) != 1 || went.Cancelled[0].ID != calls[1].ID {
+		t.Errorf("the start's Cancelled: got %+v, want only the undecided call", went.Cancelled)
+	}
+	if again := newTurn(t, s, "alice", ts.Conversation.ID, "and now?"); len(again.Cancelled) != 0 {
+		t.Errorf("a start with nothing awaiting: Cancelled %+v, want none", again.Cancelled)
 	}
 	if c := status(calls[0].ID); c.Status != switchboard.CallSucceeded {
 		t.Errorf("the call that ran: got %s, want it left succeeded", c.Status)
