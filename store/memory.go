@@ -488,25 +488,31 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 // returns an error wrapping switchboard.ErrNotFound if there is no such
 // conversation or its id is malformed.
 func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
-	}
-	key, ok := lookupID(conversationID)
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if _, found := m.conversations[key]; !ok || !found {
-		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
-	}
-	msgs := make([]switchboard.Message, len(m.messages[key]))
-	for i, msg := range m.messages[key] {
-		msgs[i] = cloneMessage(msg)
-	}
-	return msgs, nil
+	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+		msgs := make([]switchboard.Message, len(m.messages[key]))
+		for i, msg := range m.messages[key] {
+			msgs[i] = cloneMessage(msg)
+		}
+		return msgs
+	})
 }
 
 // ListAllMessages is ListMessages with the superseded messages, in their
 // place, their SupersededBy set: what happened, for admins.
 func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+		var msgs []switchboard.Message
+		for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
+			msgs = append(msgs, cloneMessage(msg))
+		}
+		slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
+		return msgs
+	})
+}
+
+// listMessages checks that the conversation exists and returns what read
+// makes of its messages, under the read lock.
+func (m *Memory) listMessages(ctx context.Context, conversationID string, read func(key string) []switchboard.Message) ([]switchboard.Message, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
 	}
@@ -516,12 +522,7 @@ func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]
 	if _, found := m.conversations[key]; !ok || !found {
 		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
 	}
-	var msgs []switchboard.Message
-	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
-		msgs = append(msgs, cloneMessage(msg))
-	}
-	slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
-	return msgs, nil
+	return read(key), nil
 }
 
 // supersede takes the messages of a conversation's transcript from index
