@@ -445,6 +445,11 @@ func testHistoryWindow(t *testing.T, s Store) {
 				HistoryLimit: tt.limit,
 			}
 			history := begin(t, s, &ts)
+			// Room for the turn's next messages: the orchestrator appends
+			// a step's request and results without copying the window.
+			if cap(history)-len(history) < 8 {
+				t.Errorf("history window: room for %d more messages, want 8", cap(history)-len(history))
+			}
 			all := append(slices.Clone(want), ts.UserMessage.ID)
 			want = all // later cases see this turn's message too
 			if tt.want > 0 {
