@@ -7,7 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+
 	"log/slog"
 	"net/http"
 	"time"
@@ -306,8 +306,10 @@ func (h *Handler) readyz(c *gin.Context) {
 				checks["mcp:"+s.Name] = "ok"
 				continue
 			}
+			// The state only: the last error (hosts, paths, what a server
+			// printed) is for the admin API.
 			ready = false
-			checks["mcp:"+s.Name] = fmt.Sprintf("%s: %s", s.State, s.LastError)
+			checks["mcp:"+s.Name] = string(s.State)
 		}
 	}
 	if !ready {

@@ -34,12 +34,14 @@ package mcpclient
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -116,7 +118,31 @@ type Config struct {
 	Timeout time.Duration
 	// ToolTimeouts overrides Timeout for calls of the named tools.
 	ToolTimeouts map[string]time.Duration
+	// MaxMessageBytes bounds one message the server sends (a tool's
+	// result, a tool list), enforced while it is read on every transport:
+	// past it the message is dropped unread, and the request it answers
+	// fails wrapping switchboard.ErrTooLarge. Zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int64
+	// HealthInterval is how often a remote server is pinged to notice that
+	// it went away (see Conn.Done); zero means DefaultHealthInterval,
+	// negative turns pings off. A call that fails in transport, or the end
+	// of the server's event stream, brings the next ping forward.
+	HealthInterval time.Duration
 }
+
+// maxMessageBytes returns the bound of one message.
+func (cfg Config) maxMessageBytes() int64 {
+	if cfg.MaxMessageBytes > 0 {
+		return cfg.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}
+
+// transportSlack is how far above our own bound mcp-go's is set: our
+// filters see every message first, and what they pass is within the bound
+// or a short replacement.
+const transportSlack = 64 << 10
 
 // Validate reports whether cfg can be dialled at all: a known transport
 // with what it needs (a command, or an http(s) URL). The error wraps
@@ -129,6 +155,9 @@ func (cfg Config) Validate() error {
 		if d < 0 {
 			return fmt.Errorf("mcp server %s: negative timeout for tool %s: %w", cfg.Name, tool, switchboard.ErrInvalid)
 		}
+	}
+	if cfg.MaxMessageBytes < 0 {
+		return fmt.Errorf("mcp server %s: negative max_result_bytes: %w", cfg.Name, switchboard.ErrInvalid)
 	}
 	return nil
 }
@@ -254,6 +283,7 @@ type Conn struct {
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
+	recheck        chan struct{} // capacity 1, remote only: a health check is due
 
 	// progress routes notifications/progress to the call that asked for
 	// them: progress token -> chan struct{} (capacity 1).
@@ -342,11 +372,18 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		}
 		c.mark = c.stderr.Mark()
 		c.proc = &process{}
-		tr = transport.NewStdioWithOptions(cfg.Command, nil, cfg.Args,
-			transport.WithCommandFunc(c.proc.commandFunc(cfg, c.stderr)),
-			transport.WithCommandLogger(logger))
 		logger.Debug("starting mcp server", "transport", kind, "command", filepath.Base(cfg.Command))
+		stdin, stdout, serr := c.proc.start(cfg, c.stderr)
+		if serr != nil {
+			c.kill(serr)
+			return nil, fmt.Errorf("dial %s: start: %w", cfg.Name,
+				withKind(switchboard.ErrUnavailable, fmt.Errorf("failed to start command: %w", serr)))
+		}
+		// mcp-go's stdio transport over the child we started: it logs
+		// through slog's default logger, which the service sets to its own.
+		tr = transport.NewIO(newLineFilter(stdout, cfg.maxMessageBytes(), c.dropped, c.unroutable), stdin, nil)
 	case kindHTTP:
+		c.recheck = make(chan struct{}, 1)
 		c.httpTr = newHTTPTransport()
 		topts := []transport.StreamableHTTPCOption{
 			transport.WithHTTPHeaders(cfg.Headers),
@@ -358,11 +395,13 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 			// notifications only while a request of ours is in flight.
 			topts = append(topts, transport.WithContinuousListening())
 		}
+		topts = append(topts, transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes()+transportSlack))
 		tr, err = transport.NewStreamableHTTP(cfg.URL, topts...)
 		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
 	case kindSSE:
 		// Like client.NewSSEMCPClient, which builds exactly this transport,
 		// but that constructor takes no client options.
+		c.recheck = make(chan struct{}, 1)
 		c.httpTr = newHTTPTransport()
 		tr, err = transport.NewSSE(cfg.URL,
 			transport.WithHeaders(cfg.Headers),
@@ -371,7 +410,8 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 			transport.WithEndpointTimeout(cfg.InitTimeout),
 			// Our contexts bound requests; the transport's own default
 			// (60s) would cut longer Timeouts short.
-			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second))
+			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second),
+			transport.WithMaxMessageBytes(cfg.maxMessageBytes()+transportSlack))
 		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
 	}
 	if err != nil {
@@ -398,6 +438,10 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 	if c.onToolsChanged != nil {
 		c.wg.Add(1)
 		go c.notifyToolsChanged()
+	}
+	if c.recheck != nil && cfg.HealthInterval >= 0 {
+		c.wg.Add(1)
+		go c.watchHealth(cmp.Or(cfg.HealthInterval, DefaultHealthInterval))
 	}
 	logger.Info("mcp server connected",
 		"transport", kind,
@@ -571,7 +615,11 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 			return nil, fmt.Errorf("call %s on %s: %w", name, c.name,
 				withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded)))
 		}
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, ProgressCap*limit, err, rejected))
+		err = c.classify(ctx, opCtx, ProgressCap*limit, err, rejected)
+		if ctx.Err() == nil && errors.Is(err, switchboard.ErrUnavailable) {
+			c.checkHealth()
+		}
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, err)
 	}
 	return newResult(res), nil
 }
@@ -606,13 +654,42 @@ func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMe
 		return nil, false, err
 	}
 	if resp.Error != nil {
-		return nil, true, resp.Error.AsError()
+		return nil, true, rpcError(resp.Error)
 	}
 	res, err = mcp.ParseCallToolResult(&resp.Result)
 	if err != nil {
 		return nil, true, fmt.Errorf("decode result: %w", err)
 	}
 	return res, false, nil
+}
+
+// ErrMalformed marks an answer that cannot be read: one nested deeper than
+// a client can follow. It wraps switchboard.ErrInvalid.
+var ErrMalformed = fmt.Errorf("malformed answer: %w", switchboard.ErrInvalid)
+
+// rpcError turns a JSON-RPC error into a Go error: the replacements of a
+// frame filter (see frames.go) into switchboard.ErrTooLarge and ErrMalformed.
+func rpcError(e *mcp.JSONRPCErrorDetails) error {
+	switch e.Code {
+	case codeTooLarge:
+		return withKind(switchboard.ErrTooLarge, errors.New(e.Message))
+	case codeTooDeep:
+		return withKind(ErrMalformed, errors.New(e.Message))
+	}
+	return e.AsError()
+}
+
+// dropped logs a message a frame filter dropped or replaced.
+func (c *Conn) dropped(what string, size int64) {
+	c.log.Warn("mcp server message refused", "why", what, "bytes", size, "max_result_bytes", c.cfg.maxMessageBytes())
+}
+
+// unroutable ends a connection whose server sent a message over the bound
+// that a request may be waiting for: the requests fail instead of waiting
+// for their timeouts, and a Supervisor starts the server again.
+func (c *Conn) unroutable(err error) {
+	c.log.Warn("mcp server sent a message over the bound that answers no request we can tell; ending the connection", "err", err)
+	c.kill(withKind(switchboard.ErrUnavailable, err))
 }
 
 // cancelRequest tells the server to stop working on request id
@@ -699,7 +776,13 @@ func (c *Conn) shutdown() error {
 	c.kill(withKind(switchboard.ErrUnavailable, errClosed))
 
 	closed := make(chan error, 1)
-	go func() { closed <- c.client.Close() }()
+	go func() {
+		err := c.client.Close()
+		if c.proc != nil {
+			err = c.proc.wait()
+		}
+		closed <- err
+	}()
 	var errs []error
 	if c.proc != nil {
 		if err := c.proc.stop(closed, c.log); err != nil {
@@ -959,7 +1042,8 @@ func newHTTPTransport() *http.Transport {
 // reads a 400 that says our session is unknown as the 404 the spec
 // prescribes (see headerTransport).
 func (c *Conn) httpClient(sessionFix bool) *http.Client {
-	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers, sessionFix: sessionFix}}
+	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers, sessionFix: sessionFix,
+		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth}}
 }
 
 // headerTransport sets headers on requests that lack them.
@@ -971,10 +1055,39 @@ func (c *Conn) httpClient(sessionFix bool) *http.Client {
 // which many servers copy (server-everything among them), answers 400 "No
 // valid session ID provided", and the client would fail every call until
 // restarted.
+//
+// It also reads every answer's body through a frame filter (see frames.go):
+// a JSON body is one message, an event stream's events are messages.
 type headerTransport struct {
 	base       http.RoundTripper
 	headers    map[string]string
 	sessionFix bool
+	limit      int64
+	report     frameReport
+	// streamEnded is told when a GET (an event stream of the server) fails
+	// or ends.
+	streamEnded func()
+}
+
+// filterBody reads a successful answer's body through a frame filter.
+func (t *headerTransport) filterBody(resp *http.Response) *http.Response {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
+		return resp
+	}
+	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch media {
+	case "application/json":
+		resp.Body = newJSONBodyFilter(resp.Body, t.limit, t.report)
+		resp.ContentLength = -1
+	case "text/event-stream":
+		f := newSSEFilter(resp.Body, t.limit, t.report)
+		if resp.Request != nil && resp.Request.Method == http.MethodGet {
+			f.ended = t.streamEnded
+		}
+		resp.Body = f
+		resp.ContentLength = -1
+	}
+	return resp
 }
 
 // maxPeek bounds how much of a 400 body headerTransport reads.
@@ -993,8 +1106,14 @@ func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := t.base.RoundTrip(r)
-	if err != nil || !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
+	if err != nil {
+		if r.Method == http.MethodGet && r.Context().Err() == nil && t.streamEnded != nil {
+			t.streamEnded()
+		}
 		return resp, err
+	}
+	if !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
+		return t.filterBody(resp), nil
 	}
 	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
 	if err != nil {

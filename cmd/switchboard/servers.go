@@ -38,7 +38,8 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 		specs = append(specs, tools.ServerSpec{
 			Config: mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
 				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
-				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts},
+				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
+				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval)},
 			Policy:   tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools},
 			Required: sc.Required,
 			Disabled: sc.Disabled,
