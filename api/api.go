@@ -106,6 +106,9 @@ type Options struct {
 	Tracer trace.Tracer
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
+	// Scrub, when set, hides configured secrets in error messages and in
+	// the admin routes' replies.
+	Scrub Scrubber
 }
 
 // Handler is the HTTP API.
@@ -159,7 +162,7 @@ func (h *Handler) routes() {
 	}
 	h.webRoutes(e)
 
-	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
+	h.adminRoutes(e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin))
 
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.limitTurns, h.postChat)

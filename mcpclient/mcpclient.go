@@ -56,6 +56,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/redact"
 )
 
 // Defaults and bounds.
@@ -279,7 +280,7 @@ type Conn struct {
 	mu    sync.Mutex
 	tools []Tool
 
-	redactor *strings.Replacer // hides secrets of the URL in errors; nil if none
+	scrub *redact.Scrubber // hides the Config's secrets in errors
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
@@ -356,7 +357,7 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		onToolsChanged: o.OnToolsChanged,
 		changed:        make(chan struct{}, 1),
 		done:           make(chan struct{}),
-		redactor:       urlRedactor(cfg.URL),
+		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
 	if hooks.toolsChanged != nil {
@@ -433,7 +434,7 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		if tail := c.stderrTail(); tail != "" {
 			err = fmt.Errorf("%w; stderr: %s", err, tail)
 		}
-		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, c.redact(err))
 	}
 	if c.onToolsChanged != nil {
 		c.wg.Add(1)
@@ -990,42 +991,34 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// urlRedactor returns a replacer that hides the parts of rawURL that may be
-// secrets (query, password) wherever they appear, or nil if it has none.
-// net/http puts the whole URL in its errors.
-func urlRedactor(rawURL string) *strings.Replacer {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil
+// secrets returns what of cfg may be secret: the URL's password and query
+// values, header values, environment values.
+func (cfg Config) secrets() []string {
+	out := redact.URLSecrets(cfg.URL)
+	for _, v := range cfg.Headers {
+		out = append(out, redact.HeaderSecrets(v)...)
 	}
-	var pairs []string
-	if u.RawQuery != "" {
-		pairs = append(pairs, u.RawQuery, "REDACTED")
+	for _, v := range cfg.Env {
+		out = append(out, v)
 	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		pairs = append(pairs, p, "REDACTED")
-	}
-	if pairs == nil {
-		return nil
-	}
-	return strings.NewReplacer(pairs...)
+	return out
 }
 
-// redact hides the server URL's secrets in err's message; errors.Is and
+// redact hides the Config's secrets in err's message; errors.Is and
 // errors.As still see err.
 func (c *Conn) redact(err error) error {
-	if c.redactor == nil || err == nil {
-		return err
+	if err == nil {
+		return nil
 	}
-	return &redactedError{err: err, r: c.redactor}
+	return &redactedError{err: err, s: c.scrub}
 }
 
 type redactedError struct {
 	err error
-	r   *strings.Replacer
+	s   *redact.Scrubber
 }
 
-func (e *redactedError) Error() string { return e.r.Replace(e.err.Error()) }
+func (e *redactedError) Error() string { return e.s.String(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 
 // newHTTPTransport returns an HTTP transport of a Conn's own, so that Close

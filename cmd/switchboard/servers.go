@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/tools"
@@ -114,12 +115,15 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 // where it was read at start-up. Only mcpServers is applied (the servers,
 // and their loop policies: require_approval, parallel, output budgets);
 // other changes need a restart.
-func reloader(path string, getenv env, policies *loopPolicies, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
+func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
 	return func(context.Context) ([]tools.ServerSpec, error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
 			return nil, err
 		}
+		// The new file's secrets join the old ones: a line about a server
+		// being stopped may still show the old.
+		scrub.Add(configSecrets(cfg)...)
 		policies.set(cfg) // approval, parallelism and output budgets apply to the next turns
 		for _, w := range warnings {
 			logger.Warn(w)
