@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/switchboard-dev/switchboard"
 )
 
 // What a server may send in one message. Every transport reads its messages
@@ -539,4 +541,17 @@ func (j *jsonBodyFilter) Read(p []byte) (int, error) {
 		j.out = bytes.NewReader(msg)
 	}
 	return j.out.Read(p)
+}
+
+// dropped logs a message a frame filter dropped or replaced.
+func (c *Conn) dropped(what string, size int64) {
+	c.log.Warn("mcp server message refused", "why", what, "bytes", size, "max_result_bytes", c.cfg.maxMessageBytes())
+}
+
+// unroutable ends a connection whose server sent a message over the bound
+// that a request may be waiting for: the requests fail instead of waiting
+// for their timeouts, and a Supervisor starts the server again.
+func (c *Conn) unroutable(err error) {
+	c.log.Warn("mcp server sent a message over the bound that answers no request we can tell; ending the connection", "err", err)
+	c.kill(withKind(switchboard.ErrUnavailable, err))
 }
