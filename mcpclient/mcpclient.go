@@ -114,6 +114,11 @@ type Options struct {
 	// connections that ended before HealthyAfter) make a server
 	// crashlooping. Zero means 5.
 	CrashLoopAfter int
+
+	// What a Pool adds to the Supervisors of its sessions.
+	gens     *atomic.Int64      // numbers each connection (Result.Generation)
+	onLost   func()             // a connection ended by itself
+	onListed func(tools []Tool) // a new connection listed its tools
 }
 
 // Tool is one tool as the server listed it.
@@ -146,6 +151,9 @@ type Result struct {
 	// IsError reports that the tool itself failed; Text says why. It is
 	// data for the model, not a Go error.
 	IsError bool
+	// Generation names the connection that answered, among those of its
+	// Pool (it changes when a session restarts); 0 outside a Pool.
+	Generation int64
 }
 
 // Conn is a live connection to one MCP server. Its methods are safe for
@@ -164,6 +172,7 @@ type Conn struct {
 	kill context.CancelCauseFunc
 
 	reqID atomic.Int64
+	gen   int64 // set by a Pool's Supervisor before the Conn is used
 
 	mu    sync.Mutex
 	tools []Tool
