@@ -73,6 +73,28 @@ type ServerStatus struct {
 	LastErrorAt time.Time
 	ConnectedAt time.Time
 	StderrTail  []string
+	// Scope says whose session a call runs on: shared, user or
+	// conversation. For a server of scope user or conversation the fields
+	// above are those of the session that lists its tools for the catalog,
+	// and Sessions are the sessions open.
+	Scope    string
+	Sessions []SessionStatus
+}
+
+// SessionStatus is what admins see of one session of a server of scope user
+// or conversation.
+type SessionStatus struct {
+	// Key is the user id (scope user) or the conversation id (scope
+	// conversation).
+	Key            string
+	UserID         string
+	ConversationID string
+	State          ServerState
+	Started        time.Time
+	LastUsed       time.Time
+	Restarts       int
+	LastError      string
+	InFlight       int
 }
 
 // PoolStats describes a store's connection pool, for metrics.

@@ -173,6 +173,9 @@ const (
 	// ErrorClassMalformed is an answer that cannot be read (nested deeper
 	// than a JSON decoder follows).
 	ErrorClassMalformed = "malformed"
+	// ErrorClassBusy is a call that found every session of its server in
+	// use, at the server's max_sessions, for as long as it could wait.
+	ErrorClassBusy = "busy"
 )
 
 // ToolCall is one row of the tool-call ledger.
@@ -199,8 +202,15 @@ type ToolCall struct {
 	// PayloadPruned marks a row whose arguments and results were removed
 	// by retention; its metadata stays for statistics.
 	PayloadPruned bool
-	StartedAt     time.Time
-	FinishedAt    time.Time
+	// SessionScope, SessionKey and SessionGeneration name the server
+	// session the call ran on: its scope (shared, user, conversation), its
+	// key (the user or conversation id; empty when shared) and the
+	// generation of the connection (it changes when the session restarts).
+	SessionScope      string
+	SessionKey        string
+	SessionGeneration int64
+	StartedAt         time.Time
+	FinishedAt        time.Time
 }
 
 // Finished reports whether the call has reached a final status.

@@ -158,7 +158,7 @@ func newServiceWithDeps(t *testing.T, st testStore, conn *mcpclient.Conn, respon
 	t.Cleanup(model.Close)
 	var sources []tools.Source
 	if conn != nil {
-		sources = append(sources, tools.Source{Server: conn, Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}})
+		sources = append(sources, tools.Source{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}})
 	}
 	catalog, err := tools.NewCatalog(sources)
 	if err != nil {

@@ -35,7 +35,7 @@ func TestTraceOfATurn(t *testing.T) {
 		llmtest.Reply{Text: "Added."},
 	))
 	defer model.Close()
-	catalog, err := tools.NewCatalog([]tools.Source{{Server: tasksServer(t, "stdio"), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}}})
+	catalog, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(tasksServer(t, "stdio")), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

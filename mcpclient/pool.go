@@ -90,7 +90,7 @@ type Pool struct {
 	gens atomic.Int64 // connection generations, across sessions
 
 	mu       sync.Mutex
-	cfg      func(key string) (Config, error)
+	cfg      func(key string, labels SessionLabels) (Config, error)
 	sessions map[string]*session
 	freed    chan struct{} // closed and replaced when a session frees a place
 	closed   bool
@@ -109,8 +109,9 @@ type session struct {
 }
 
 // NewPool returns a Pool of the server name whose sessions are configured
-// by cfg, called when a session starts. The caller must Close it.
-func NewPool(name string, cfg func(key string) (Config, error), opts *PoolOptions) *Pool {
+// by cfg, called with the key and labels of a session when it starts. The
+// caller must Close it.
+func NewPool(name string, cfg func(key string, labels SessionLabels) (Config, error), opts *PoolOptions) *Pool {
 	p := &Pool{name: name, cfg: cfg, sessions: map[string]*session{}, freed: make(chan struct{}), quit: make(chan struct{})}
 	if opts != nil {
 		p.opts = *opts
@@ -131,7 +132,7 @@ func (p *Pool) Name() string { return p.name }
 // SetConfig makes cfg configure the sessions started from now on, and
 // closes the sessions open (their calls in flight fail): a reload that
 // changed the server.
-func (p *Pool) SetConfig(cfg func(key string) (Config, error)) {
+func (p *Pool) SetConfig(cfg func(key string, labels SessionLabels) (Config, error)) {
 	p.mu.Lock()
 	p.cfg = cfg
 	old := p.sessions
@@ -190,7 +191,7 @@ func (p *Pool) acquire(ctx context.Context, key string, labels SessionLabels) (*
 		if cfg == nil {
 			newConfig := p.cfg
 			p.mu.Unlock()
-			c, err := newConfig(key)
+			c, err := newConfig(key, labels)
 			if err != nil {
 				return nil, err
 			}

@@ -21,7 +21,7 @@ import (
 // their key (the helper's env tool echoes it).
 func envPool(t *testing.T, opts *PoolOptions) *Pool {
 	t.Helper()
-	p := NewPool("helper", func(key string) (Config, error) {
+	p := NewPool("helper", func(key string, _ SessionLabels) (Config, error) {
 		return helperConfig("raw", "MCPCLIENT_TEST_SECRET", "key="+key), nil
 	}, opts)
 	t.Cleanup(func() {
@@ -184,7 +184,7 @@ func TestPoolCrashIsolation(t *testing.T) {
 // TestPoolConfigError: a session whose Config cannot be made fails its
 // call with that error and opens nothing.
 func TestPoolConfigError(t *testing.T) {
-	p := NewPool("x", func(key string) (Config, error) {
+	p := NewPool("x", func(key string, _ SessionLabels) (Config, error) {
 		return Config{}, fmt.Errorf("no config for %s: %w", key, switchboard.ErrInvalid)
 	}, nil)
 	defer p.Close()

@@ -151,7 +151,7 @@ func stores() map[string]storeFactory {
 func newRig(t *testing.T, st orchestrator.Store, respond llmtest.Responder, opts *orchestrator.Options) *rig {
 	t.Helper()
 	l, conn := newLab(t)
-	catalog, err := tools.NewCatalog([]tools.Source{{Server: conn, Policy: tools.Policy{Timeout: 5 * time.Second}}})
+	catalog, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(conn), Policy: tools.Policy{Timeout: 5 * time.Second}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,13 +19,37 @@ import (
 	"github.com/switchboard-dev/switchboard/mcpclient"
 )
 
-// Server is a connected MCP server, as the catalog uses it. *mcpclient.Conn
-// implements it.
+// Server is a configured MCP server, as the catalog uses it: its tools,
+// listed once per configuration, and its calls, which run on the caller's
+// session of the server (see Scope). Shared turns a connection into one.
 type Server interface {
+	Name() string
+	Tools() []mcpclient.Tool
+	// CallTool calls the tool on the caller's session.
+	CallTool(ctx context.Context, caller Caller, name string, args json.RawMessage) (*mcpclient.Result, error)
+	// Session names the caller's session: its scope and key.
+	Session(caller Caller) (Scope, string)
+}
+
+// Conn is one connection to a server, or a Supervisor of one.
+// *mcpclient.Conn and *mcpclient.Supervisor implement it.
+type Conn interface {
 	Name() string
 	Tools() []mcpclient.Tool
 	CallTool(ctx context.Context, name string, args json.RawMessage) (*mcpclient.Result, error)
 }
+
+// Shared returns c as a Server of scope shared: every caller's calls run
+// on it.
+func Shared(c Conn) Server { return sharedConn{c} }
+
+type sharedConn struct{ Conn }
+
+func (s sharedConn) CallTool(ctx context.Context, _ Caller, name string, args json.RawMessage) (*mcpclient.Result, error) {
+	return s.Conn.CallTool(ctx, name, args)
+}
+
+func (s sharedConn) Session(Caller) (Scope, string) { return ScopeShared, "" }
 
 // Policy is what the operator configured for one server's tools.
 type Policy struct {
@@ -355,10 +379,16 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	// The server enforces the timeout, restarted by each progress report
 	// of the tool; this is the cap of a call that keeps reporting progress.
 	callCtx, cancel := context.WithTimeout(ctx, mcpclient.ProgressCap*e.timeout)
-	res, err := e.conn.CallTool(callCtx, e.Tool, call.Arguments)
+	caller := Caller{UserID: call.UserID, ConversationID: call.ConversationID}
+	scope, key := e.conn.Session(caller)
+	call.SessionScope, call.SessionKey = string(scope), key
+	res, err := e.conn.CallTool(callCtx, caller, e.Tool, call.Arguments)
 	cancel()
 	call.Duration = time.Since(start)
 	call.FinishedAt = start.Add(call.Duration)
+	if res != nil {
+		call.SessionGeneration = res.Generation
+	}
 	switch {
 	case err == nil:
 		call.Result = res.Text
@@ -379,6 +409,10 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 		call.Status = switchboard.CallTimedOut
 		call.ErrorClass = switchboard.ErrorClassTimeout
 		call.Error = fmt.Sprintf("the tool did not answer within %s", e.timeout)
+	case errors.Is(err, mcpclient.ErrBusy):
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassBusy
+		call.Error = err.Error()
 	case errors.Is(err, switchboard.ErrTooLarge):
 		call.Status = switchboard.CallFailed
 		call.ErrorClass = switchboard.ErrorClassTooLarge

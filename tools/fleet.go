@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,37 @@ type ServerSpec struct {
 	Required bool
 	// Disabled keeps the server configured but stopped.
 	Disabled bool
+	// Scope says whose session a call runs on; empty means ScopeUser, or
+	// ScopeShared for a server whose Policy injects the caller (it was
+	// written for many users). Config may use PlaceholderUserID (scope
+	// user or conversation) and PlaceholderConversationID (scope
+	// conversation).
+	Scope Scope
+	// MaxSessions and IdleTimeout bound the sessions of a server of scope
+	// user or conversation (see mcpclient.PoolOptions); zero means the
+	// defaults (mcpclient.DefaultMaxSessions, DefaultIdleTimeout).
+	MaxSessions int
+	IdleTimeout time.Duration
+}
+
+// scope returns the spec's scope, its default resolved: a scope that never
+// shares a server's state between users, unless the server takes the user
+// from an injected argument.
+func (s ServerSpec) scope() Scope {
+	switch {
+	case s.Scope != "":
+		return s.Scope
+	case len(s.Policy.Inject) > 0:
+		return ScopeShared
+	}
+	return ScopeUser
+}
+
+// sessions returns whether s and o run their sessions alike: the same
+// connection settings, scope and bounds.
+func (s ServerSpec) sameSessions(o ServerSpec) bool {
+	return reflect.DeepEqual(s.Config, o.Config) && s.scope() == o.scope() &&
+		s.MaxSessions == o.MaxSessions && s.IdleTimeout == o.IdleTimeout
 }
 
 // ValidateSpecs checks what Fleet.Apply would refuse: a duplicate or empty
@@ -54,8 +86,16 @@ func ValidateSpecs(specs []ServerSpec) error {
 		if err := ValidatePolicy(name, s.Policy); err != nil {
 			errs = append(errs, err)
 		}
+		if !s.scope().Valid() {
+			errs = append(errs, fmt.Errorf("server %s: unknown scope %q (want shared, user or conversation): %w", name, s.Scope, switchboard.ErrInvalid))
+		} else if err := checkPlaceholders(name, s.scope(), s.Config); err != nil {
+			errs = append(errs, err)
+		}
+		if s.MaxSessions < 0 || s.IdleTimeout < 0 {
+			errs = append(errs, fmt.Errorf("server %s: max_sessions and idle_timeout must not be negative: %w", name, switchboard.ErrInvalid))
+		}
 		if !s.Disabled {
-			if err := s.Config.Validate(); err != nil {
+			if err := expand(s.Config, listerID, listerID).Validate(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -93,6 +133,10 @@ type FleetOptions struct {
 	// offers beside the catalog's (orchestrator.BuiltinTools), so that a
 	// request stays within MaxTools when it carries them.
 	ReservedTools int
+	// OnSessionEvent, when set, is told of each session of a server of
+	// scope user or conversation that starts, is evicted or crashes (see
+	// mcpclient.PoolOptions.OnEvent), for metrics. It must not block.
+	OnSessionEvent func(server string, ev mcpclient.SessionEvent)
 }
 
 // Fleet runs the configured MCP servers, each under an
@@ -109,11 +153,11 @@ type Fleet struct {
 
 	applyMu sync.Mutex // serialises Apply, Reload and Close
 
-	mu     sync.Mutex
-	specs  map[string]ServerSpec
-	order  []string // the names of specs, in the order applied
-	sups   map[string]*mcpclient.Supervisor
-	closed bool
+	mu      sync.Mutex
+	specs   map[string]ServerSpec
+	order   []string // the names of specs, in the order applied
+	servers map[string]*running
+	closed  bool
 
 	rebuildMu   sync.Mutex
 	reported    map[switchboard.QuarantinedTool]bool // quarantines logged already
@@ -125,12 +169,41 @@ type Fleet struct {
 	done  chan struct{}
 }
 
+// running is one server the Fleet runs.
+type running struct {
+	// sup is the server's one session (scope shared), or, for a server of
+	// scope user or conversation, the session that only lists its tools
+	// for the catalog.
+	sup *mcpclient.Supervisor
+	// pool holds the sessions of a server of scope user or conversation;
+	// nil for scope shared.
+	pool  *mcpclient.Pool
+	scope Scope
+}
+
+// server is r as the catalog calls it.
+func (r *running) server() Server {
+	if r.pool == nil {
+		return sharedConn{r.sup}
+	}
+	return pooledServer{scope: r.scope, lister: r.sup, pool: r.pool}
+}
+
+// close stops r's sessions, whole process groups included.
+func (r *running) close() error {
+	var errs []error
+	if r.pool != nil {
+		errs = append(errs, r.pool.Close())
+	}
+	return errors.Join(append(errs, r.sup.Close())...)
+}
+
 // NewFleet returns a Fleet with no servers; Start gives it some. The
 // caller must Close it.
 func NewFleet(opts *FleetOptions) *Fleet {
 	f := &Fleet{
 		specs:    map[string]ServerSpec{},
-		sups:     map[string]*mcpclient.Supervisor{},
+		servers:  map[string]*running{},
 		reported: map[switchboard.QuarantinedTool]bool{},
 		dirty:    make(chan struct{}, 1),
 		quit:     make(chan struct{}),
@@ -224,13 +297,9 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 		order[i] = s.Config.Name
 	}
 
-	type restart struct {
-		sup *mcpclient.Supervisor
-		cfg mcpclient.Config
-	}
 	var (
-		stopping   []*mcpclient.Supervisor
-		restarting []restart
+		stopping   []*running
+		restarting []func()
 		started    []ServerSpec
 	)
 	f.mu.Lock()
@@ -238,31 +307,44 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 		f.mu.Unlock()
 		return nil, fmt.Errorf("apply mcp servers: the fleet is closed: %w", switchboard.ErrUnavailable)
 	}
-	for _, name := range slices.Sorted(maps.Keys(f.sups)) {
-		if s, ok := next[name]; !ok || s.Disabled {
+	for _, name := range slices.Sorted(maps.Keys(f.servers)) {
+		s, ok := next[name]
+		switch {
+		case !ok || s.Disabled:
 			f.log.Info("stopping mcp server", "server", name, "why", map[bool]string{true: "disabled", false: "removed"}[ok])
-			stopping = append(stopping, f.sups[name])
-			delete(f.sups, name)
+		case s.scope() != f.specs[name].scope() || s.MaxSessions != f.specs[name].MaxSessions || s.IdleTimeout != f.specs[name].IdleTimeout:
+			f.log.Info("restarting mcp server", "server", name, "why", "its scope or session bounds changed")
+		default:
+			continue
 		}
+		stopping = append(stopping, f.servers[name])
+		delete(f.servers, name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(next)) {
 		s := next[name]
 		if s.Disabled {
 			continue
 		}
-		sup, running := f.sups[name]
+		r, ok := f.servers[name]
 		switch {
-		case !running:
+		case !ok:
 			if _, known := f.specs[name]; known {
 				f.log.Info("starting mcp server", "server", name, "why", "enabled")
 			} else if len(f.specs) > 0 {
 				f.log.Info("starting mcp server", "server", name, "why", "added")
 			}
-			f.sups[name] = mcpclient.Supervise(s.Config, &f.opts.Client)
+			f.servers[name] = f.start(s)
 			started = append(started, s)
-		case !reflect.DeepEqual(f.specs[name].Config, s.Config):
+		case !f.specs[name].sameSessions(s):
+			// In place, so that the catalogs of running turns reach the
+			// server with its new configuration.
 			f.log.Info("restarting mcp server", "server", name, "why", "its configuration changed")
-			restarting = append(restarting, restart{sup, s.Config})
+			restarting = append(restarting, func() {
+				r.sup.Restart(sessionConfig(s, listerID, listerID))
+				if r.pool != nil {
+					r.pool.SetConfig(poolConfig(s))
+				}
+			})
 			started = append(started, s)
 		}
 	}
@@ -270,27 +352,78 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 	f.mu.Unlock()
 
 	var wg sync.WaitGroup
-	for _, sup := range stopping {
+	for _, r := range stopping {
 		wg.Go(func() {
-			if err := sup.Close(); err != nil {
-				f.log.Warn("stopping mcp server", "server", sup.Name(), "err", err)
+			if err := r.close(); err != nil {
+				f.log.Warn("stopping mcp server", "server", r.sup.Name(), "err", err)
 			}
 		})
 	}
-	for _, r := range restarting {
-		wg.Go(func() { r.sup.Restart(r.cfg) })
+	for _, restart := range restarting {
+		wg.Go(restart)
 	}
 	wg.Wait()
 	f.rebuild()
 	return started, nil
 }
 
+// start starts the server of s: its one session (scope shared), or the
+// session that lists its tools and the pool of its sessions.
+func (f *Fleet) start(s ServerSpec) *running {
+	r := &running{scope: s.scope(), sup: mcpclient.Supervise(sessionConfig(s, listerID, listerID), &f.opts.Client)}
+	if r.scope == ScopeShared {
+		return r
+	}
+	name := s.Config.Name
+	r.pool = mcpclient.NewPool(name, poolConfig(s), &mcpclient.PoolOptions{
+		Client:      f.opts.Client,
+		MaxSessions: cmp.Or(s.MaxSessions, mcpclient.DefaultMaxSessions(s.Config.Transport())),
+		IdleTimeout: s.IdleTimeout,
+		OnEvent:     f.opts.OnSessionEvent,
+		OnToolsListed: func(key string, tools []mcpclient.Tool) {
+			if listed := r.sup.Tools(); !sameToolNames(listed, tools) {
+				f.log.Warn("a session of the mcp server lists other tools than the catalog's; the catalog keeps the server's",
+					"server", name, "session", key, "session_tools", toolNames(tools), "catalog_tools", toolNames(listed))
+			}
+		},
+	})
+	return r
+}
+
+// sessionConfig returns the Config of the session of the user and the
+// conversation, for a server of spec s.
+func sessionConfig(s ServerSpec, userID, conversationID string) mcpclient.Config {
+	if s.scope() == ScopeShared {
+		return s.Config
+	}
+	return expand(s.Config, userID, conversationID)
+}
+
+// poolConfig returns how a server's Pool configures a session: for the user
+// and conversation of its labels (its key is one of them).
+func poolConfig(s ServerSpec) func(key string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
+	return func(_ string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
+		return sessionConfig(s, labels.UserID, labels.ConversationID), nil
+	}
+}
+
+func toolNames(tools []mcpclient.Tool) []string {
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+func sameToolNames(a, b []mcpclient.Tool) bool { return slices.Equal(toolNames(a), toolNames(b)) }
+
 // wait waits for the first connection attempts of the servers running now:
 // of the required ones in started until they end, of the others at most
 // StartupWait. It returns the failures of the required ones.
 func (f *Fleet) wait(ctx context.Context, started []ServerSpec) error {
 	f.mu.Lock()
-	sups := maps.Clone(f.sups)
+	servers := maps.Clone(f.servers)
 	f.mu.Unlock()
 	required := map[string]bool{}
 	for _, s := range started {
@@ -303,17 +436,17 @@ func (f *Fleet) wait(ctx context.Context, started []ServerSpec) error {
 		errs []error
 		wg   sync.WaitGroup
 	)
-	for name, sup := range sups {
+	for name, r := range servers {
 		wg.Go(func() {
 			if required[name] {
-				if err := sup.Started(ctx); err != nil {
+				if err := r.sup.Started(ctx); err != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("required MCP server %s: %w", name, err))
 					mu.Unlock()
 				}
 				return
 			}
-			_ = sup.Started(graceCtx)
+			_ = r.sup.Started(graceCtx)
 		})
 	}
 	wg.Wait()
@@ -345,17 +478,17 @@ func (f *Fleet) Close() error {
 		return nil
 	}
 	f.closed = true
-	sups := f.sups
-	f.sups = map[string]*mcpclient.Supervisor{}
+	servers := f.servers
+	f.servers = map[string]*running{}
 	f.mu.Unlock()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, sup := range sups {
+	for _, r := range servers {
 		wg.Go(func() {
-			if err := sup.Close(); err != nil {
+			if err := r.close(); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -375,22 +508,26 @@ func (f *Fleet) Current() *Catalog { return f.reg.Current() }
 // Tools describes the tools of the current catalog.
 func (f *Fleet) Tools() []switchboard.ToolInfo { return f.Current().Infos() }
 
-// Supervisor returns the running Supervisor of the named server, or nil if
-// the server is not running (unknown, disabled, or the Fleet is closed).
+// Supervisor returns the running Supervisor of the named server (of scope
+// user or conversation: the one that lists its tools), or nil if the server
+// is not running (unknown, disabled, or the Fleet is closed).
 func (f *Fleet) Supervisor(name string) *mcpclient.Supervisor {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.sups[name]
+	if r, ok := f.servers[name]; ok {
+		return r.sup
+	}
+	return nil
 }
 
 // Servers reports on every configured server, by name: its state, the tools
 // the catalog exposes of it, those it quarantined or left out over
-// FleetOptions.MaxTools and why, restarts, last error and stderr tail. A
-// disabled server is reported stopped.
+// FleetOptions.MaxTools and why, restarts, last error and stderr tail, its
+// scope and its sessions. A disabled server is reported stopped.
 func (f *Fleet) Servers() []switchboard.ServerStatus {
 	f.mu.Lock()
 	specs := maps.Clone(f.specs)
-	sups := maps.Clone(f.sups)
+	servers := maps.Clone(f.servers)
 	f.mu.Unlock()
 	cat := f.Current()
 	exposed := map[string][]string{}
@@ -409,17 +546,65 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 			Transport: spec.Config.Transport(),
 			State:     switchboard.ServerStopped,
 			Required:  spec.Required,
+			Scope:     string(spec.scope()),
 		}
-		if sup, ok := sups[name]; ok {
-			s := sup.Status()
+		if r, ok := servers[name]; ok {
+			s := r.sup.Status()
 			st.State, st.Restarts = s.State, s.Restarts
 			st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
 			st.StderrTail = s.Stderr
 			st.Tools, st.Quarantined = exposed[name], quarantined[name]
+			if r.pool != nil {
+				st.Sessions = sessionStatuses(r.pool.Sessions())
+			}
 		}
 		out = append(out, st)
 	}
 	return out
+}
+
+func sessionStatuses(sessions []mcpclient.SessionStatus) []switchboard.SessionStatus {
+	out := make([]switchboard.SessionStatus, len(sessions))
+	for i, s := range sessions {
+		out[i] = switchboard.SessionStatus{Key: s.Key, UserID: s.UserID, ConversationID: s.ConversationID,
+			State: s.State, Started: s.Started, LastUsed: s.LastUsed, Restarts: s.Restarts, LastError: s.LastError, InFlight: s.InFlight}
+	}
+	return out
+}
+
+// CloseSession closes the session key (a user id or conversation id) of
+// the named server: its calls in flight fail, its process group stops, and
+// its next call starts it again. It returns an error wrapping
+// switchboard.ErrNotFound when the server has no such session open (or is
+// of scope shared).
+func (f *Fleet) CloseSession(server, key string) error {
+	f.mu.Lock()
+	r, ok := f.servers[server]
+	f.mu.Unlock()
+	if !ok || r.pool == nil || !r.pool.CloseSession(key, "closed by an admin") {
+		return switchboard.Errorf(switchboard.ErrNotFound, "session_not_found", "server %s has no open session %q", server, key)
+	}
+	return nil
+}
+
+// ResetSessions closes the user's sessions of the named server (one of
+// scope user; those of the user's conversations for scope conversation),
+// as a user who wants a fresh start asks, and returns how many it closed.
+// It returns an error wrapping switchboard.ErrNotFound for a server that
+// is not running, and switchboard.ErrInvalid for one of scope shared,
+// whose one session every user shares.
+func (f *Fleet) ResetSessions(server, userID string) (int, error) {
+	f.mu.Lock()
+	r, ok := f.servers[server]
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return 0, switchboard.Errorf(switchboard.ErrNotFound, "server_not_found", "no server %s is running", server)
+	case r.pool == nil:
+		return 0, switchboard.Errorf(switchboard.ErrInvalid, "shared_server",
+			"server %s is shared by every user (scope shared): it has no session of yours to reset", server)
+	}
+	return r.pool.CloseSessions(func(l mcpclient.SessionLabels) bool { return l.UserID == userID }, "reset by its user"), nil
 }
 
 // markDirty asks for a rebuild; it never blocks (Supervisors call it).
@@ -451,14 +636,14 @@ func (f *Fleet) rebuild() {
 	f.mu.Lock()
 	var sources []Source
 	for _, name := range f.order {
-		sup, ok := f.sups[name]
+		r, ok := f.servers[name]
 		if !ok {
 			continue
 		}
 		spec := f.specs[name]
 		p := spec.Policy
 		p.Timeout, p.ToolTimeouts = spec.Config.Timeout, spec.Config.ToolTimeouts
-		sources = append(sources, Source{Server: sup, Policy: p})
+		sources = append(sources, Source{Server: r.server(), Policy: p})
 	}
 	f.mu.Unlock()
 	cat, err := NewCatalog(sources)

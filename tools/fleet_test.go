@@ -398,8 +398,9 @@ func TestFleetEverything(t *testing.T) {
 			ToolTimeouts: map[string]time.Duration{"trigger-long-running-operation": 300 * time.Millisecond}}},
 		// The same server, with what we send it copied by tee, to know when
 		// a call has reached it; bash execs node, so its pid is node's.
+		// Shared: the test kills the one process its calls run on.
 		{Config: mcpclient.Config{Name: "slow", Command: "bash",
-			Args: []string{"-c", `log=$0; shift; exec "$@" < <(exec tee "$log")`, sent, node, index, "stdio"}}},
+			Args: []string{"-c", `log=$0; shift; exec "$@" < <(exec tee "$log")`, sent, node, index, "stdio"}}, Scope: tools.ScopeShared},
 	}
 	f := newFleet(t, nil)
 	if err := f.Start(t.Context(), specs); err != nil {

@@ -116,8 +116,8 @@ func TestCatalog(t *testing.T) {
 	other := &server{name: "other", tools: []mcpclient.Tool{tool("echo", `{"type":"object","properties":{"m":{"type":"string"}}}`), tool("add", `{}`)},
 		call: func(context.Context, string, json.RawMessage) (*mcpclient.Result, error) { return nil, nil }}
 	c, err := tools.NewCatalog([]tools.Source{
-		{Server: tasks, Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}, ExcludedTools: []string{"secret"}}},
-		{Server: other, Policy: tools.Policy{AllowedTools: []string{"echo"}}},
+		{Server: tools.Shared(tasks), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}, ExcludedTools: []string{"secret"}}},
+		{Server: tools.Shared(other), Policy: tools.Policy{AllowedTools: []string{"echo"}}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func TestRunMapsFailures(t *testing.T) {
 					}
 					return tt.result, tt.err
 				}}
-			c, err := tools.NewCatalog([]tools.Source{{Server: srv, Policy: tools.Policy{Timeout: tt.timeout}}})
+			c, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(srv), Policy: tools.Policy{Timeout: tt.timeout}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -211,12 +211,12 @@ func TestRunMapsFailures(t *testing.T) {
 func TestCatalogRefusesCollisions(t *testing.T) {
 	a := &server{name: "my.srv", tools: []mcpclient.Tool{tool("x", `{}`)}}
 	b := &server{name: "my_srv", tools: []mcpclient.Tool{tool("y", `{}`)}}
-	_, err := tools.NewCatalog([]tools.Source{{Server: a}, {Server: b}})
+	_, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(a)}, {Server: tools.Shared(b)}})
 	if !errors.Is(err, switchboard.ErrConflict) || !strings.Contains(err.Error(), "my.srv") {
 		t.Fatalf("got %v, want a conflict naming both servers", err)
 	}
 	same := &server{name: "s", tools: []mcpclient.Tool{tool("a.b", `{}`), tool("a_b", `{}`)}}
-	c, err := tools.NewCatalog([]tools.Source{{Server: same}})
+	c, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(same)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestCatalogLimit(t *testing.T) {
 	// server's own order, and a quarantined tool takes no place.
 	zeta := &server{name: "zeta", tools: []mcpclient.Tool{tool("zz", `{}`), tool("bad", `{"type":"string"}`), tool("aa", `{}`), tool("mm", `{}`)}}
 	alpha := &server{name: "alpha", tools: []mcpclient.Tool{tool("b", `{}`), tool("a", `{}`)}}
-	c, err := tools.NewCatalog([]tools.Source{{Server: zeta}, {Server: alpha}})
+	c, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(zeta)}, {Server: tools.Shared(alpha)}})
 	if err != nil {
 		t.Fatal(err)
 	}

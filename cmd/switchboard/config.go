@@ -147,6 +147,13 @@ type ServerConfig struct {
 	// that went away is reported degraded without a failed call; default
 	// 30s.
 	HealthInterval Duration `yaml:"health_interval"`
+	// Scope is whose session a call runs on: user (the default), shared
+	// (the default of a server with inject) or conversation.
+	Scope string `yaml:"scope"`
+	// MaxSessions and IdleTimeout bound the sessions of a server of scope
+	// user or conversation: defaults 50 (stdio) or 5,000 (HTTP), and 10m.
+	MaxSessions int      `yaml:"max_sessions"`
+	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
 // Approval is when a tool call waits for a person's approval.
@@ -348,7 +355,8 @@ func expandNode(n *yaml.Node, getenv func(string) (string, bool)) error {
 
 // Expand replaces ${VAR} with the variable's value and ${VAR:-default} with
 // the value, or default when the variable is unset or empty. $${ is a
-// literal ${. A ${VAR} whose variable is unset is an error naming it.
+// literal ${. A ${VAR} whose variable is unset is an error naming it. The
+// session placeholders ${user.…} and ${conversation.…} stay as they are.
 func Expand(s string, getenv func(string) (string, bool)) (string, error) {
 	var b strings.Builder
 	for {
@@ -369,6 +377,13 @@ func Expand(s string, getenv func(string) (string, bool)) (string, error) {
 			return "", fmt.Errorf("unterminated ${ in %q", truncate(s[i:], 40))
 		}
 		expr := s[i+2 : i+end]
+		if strings.HasPrefix(expr, "user.") || strings.HasPrefix(expr, "conversation.") {
+			// A session placeholder (${user.id}): filled when a server's
+			// session starts, never from the environment.
+			b.WriteString(s[i : i+end+1])
+			s = s[i+end+1:]
+			continue
+		}
 		s = s[i+end+1:]
 		name, def, hasDef := strings.Cut(expr, ":-")
 		if !validVarName(name) {

@@ -42,8 +42,11 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
 				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval)},
 			Policy:   tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools},
-			Required: sc.Required,
-			Disabled: sc.Disabled,
+			Required:    sc.Required,
+			Disabled:    sc.Disabled,
+			Scope:       tools.Scope(sc.Scope),
+			MaxSessions: sc.MaxSessions,
+			IdleTimeout: time.Duration(sc.IdleTimeout),
 		})
 	}
 	return specs
