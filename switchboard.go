@@ -167,6 +167,11 @@ const (
 	ErrorClassTimeout   = "timeout"
 	ErrorClassCancelled = "cancelled"
 	ErrorClassDenied    = "denied" // a person refused the call
+	// ErrorClassInterrupted is a call that was running when the instance
+	// running its turn died (a crash, kill -9, a lost host): the call ends
+	// failed when the turn is found orphaned, and whether the tool did its
+	// work is unknown.
+	ErrorClassInterrupted = "interrupted"
 )
 
 // ToolCall is one row of the tool-call ledger.
