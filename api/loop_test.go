@@ -123,8 +123,15 @@ func TestCancelRoute(t *testing.T) {
 	if resp := do(t, "POST", strings.Replace(cancelURL, "/alice/", "/bob/", 1), token(t, "bob"), ``, &e); resp.StatusCode != 404 {
 		t.Errorf("bob cancels alice's turn: got %d", resp.StatusCode)
 	}
-	if resp := do(t, "POST", cancelURL, alice, ``, &e); resp.StatusCode != 200 {
-		t.Fatalf("cancel: got %d %+v", resp.StatusCode, e.Error)
+	var cancelled struct {
+		Success        bool
+		ConversationID string `json:"conversation_id"`
+		TurnID         string `json:"turn_id"`
+		Status         string
+	}
+	if resp := do(t, "POST", cancelURL, alice, ``, &cancelled); resp.StatusCode != 200 || !cancelled.Success ||
+		cancelled.Status != "cancelling" || cancelled.ConversationID != conv || cancelled.TurnID == "" {
+		t.Fatalf("cancel: got %d %+v, want 200 cancelling, with the turn", resp.StatusCode, cancelled)
 	}
 	resp := <-done
 	if resp.StatusCode != 409 || slow.Error.Code != "turn_cancelled" {

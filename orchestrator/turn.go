@@ -94,6 +94,10 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	t.rec = start.Turn
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
+	if start.Interrupted != nil {
+		// The conversation's last turn, whose instance died under it.
+		t.o.interrupted(ctx, *start.Interrupted, slog.String("failed_by_turn", t.rec.ID))
+	}
 	for _, c := range start.Cancelled {
 		// Calls that awaited an approval: the user went on without one.
 		t.o.opts.Observer.ToolCallEnded(c)
