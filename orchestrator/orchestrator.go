@@ -124,6 +124,11 @@ type Options struct {
 	// holds its conversation; 0 means every 20s (a third of the store's
 	// 60s lease).
 	LeaseRenewal time.Duration
+	// TurnWait is how long a message (or a decision) waits for a turn of
+	// its conversation that runs, here or on another instance, before it
+	// is refused with turn_running; 0 means DefaultTurnWait, below 0 no
+	// wait at all.
+	TurnWait time.Duration
 	// Observer, when set, is told of ended turns, tool calls and model
 	// usage.
 	Observer Observer
@@ -139,6 +144,7 @@ const (
 	DefaultHistoryLimit     = 50
 	DefaultMaxParallelTools = 4
 	DefaultOutputBudget     = 16 << 10
+	DefaultTurnWait         = 5 * time.Second
 	// repeatLimit is how many times one identical call may be asked for in
 	// a turn before the loop stops.
 	repeatLimit = 3
@@ -187,6 +193,12 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	}
 	if o.opts.LeaseRenewal <= 0 {
 		o.opts.LeaseRenewal = 20 * time.Second
+	}
+	switch {
+	case o.opts.TurnWait == 0:
+		o.opts.TurnWait = DefaultTurnWait
+	case o.opts.TurnWait < 0:
+		o.opts.TurnWait = 0
 	}
 	if o.opts.Locker == nil {
 		o.opts.Locker = &keyedMutex{}
@@ -310,15 +322,16 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Re
 	}
 	ctx, span := o.opts.Tracer.Start(ctx, "turn", trace.WithAttributes(attribute.String("user.id", req.UserID)))
 	defer func() { endSpan(span, err) }()
+	waitUntil := time.Now().Add(o.opts.TurnWait)
 	if req.ConversationID != "" {
-		unlock, err := o.opts.Locker.Lock(ctx, req.ConversationID)
+		unlock, err := o.lock(ctx, req.ConversationID, waitUntil)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
 	t := o.newTurn(ev, req.RequestID)
-	err = t.begin(ctx, req)
+	err = t.begin(ctx, req, waitUntil)
 	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
 		return o.replay(ctx, req, ev)
 	}
@@ -411,6 +424,27 @@ func (o *Orchestrator) interrupted(ctx context.Context, in switchboard.Interrupt
 		slog.String("user_id", in.Turn.UserID), slog.String("conversation_id", in.Turn.ConversationID),
 		slog.String("turn_id", in.Turn.ID), slog.String("status", string(in.Turn.Status)), slog.String("error", in.Turn.Error),
 		slog.Int("tool_calls", len(in.Calls)), by)
+}
+
+// lock takes the in-process lock of a conversation, waiting for it until
+// waitUntil at most: then it answers turn_running.
+func (o *Orchestrator) lock(ctx context.Context, conversationID string, waitUntil time.Time) (func(), error) {
+	lockCtx, cancel := context.WithDeadline(ctx, waitUntil)
+	defer cancel()
+	unlock, err := o.opts.Locker.Lock(lockCtx, conversationID)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, o.turnRunning()
+	}
+	return unlock, err
+}
+
+// turnRunning is the answer to a message or a decision that waited
+// TurnWait for a turn of its conversation and would have to wait longer.
+func (o *Orchestrator) turnRunning() error {
+	e := switchboard.Errorf(switchboard.ErrConflict, "turn_running",
+		"another turn of this conversation is running; try again when it has ended")
+	e.RetryAfter = max(time.Second, o.opts.TurnWait)
+	return e
 }
 
 // CancelTurn cancels the turn with the given id if it runs here, as
