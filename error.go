@@ -3,6 +3,7 @@ package switchboard
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors. Every error that reaches a client wraps one of them; the
@@ -33,6 +34,9 @@ type Error struct {
 	Kind    error  // one of the sentinels above
 	Code    string // snake_case, optional
 	Message string // a human sentence, safe to show to the client
+	// RetryAfter, when above 0, is how long the client should wait before
+	// trying again (HTTP's Retry-After).
+	RetryAfter time.Duration
 }
 
 // Errorf returns an *Error of the given kind and code with a formatted message.
@@ -64,4 +68,14 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return ""
+}
+
+// RetryAfter returns how long the client should wait before retrying err:
+// the RetryAfter of the first *Error in its chain, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }

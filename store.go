@@ -34,6 +34,21 @@ type TurnStart struct {
 	// awaited an approval and that the start cancelled (the user went on
 	// without deciding; see the stores' BeginTurn).
 	Cancelled []ToolCall
+	// Interrupted is filled by the store: the conversation's running turn
+	// that no live instance held any more, which the start failed with its
+	// calls; nil when there was none.
+	Interrupted *Interrupted
+}
+
+// Interrupted is a running turn that a store failed because no live
+// instance held it any more: the lease under which its instance held it ran
+// out, or that instance started again (a crash, kill -9) and so cannot be
+// running it. Calls are its ledger rows that the store closed with it: those
+// running end failed with error class ErrorClassInterrupted, those awaiting
+// an approval end cancelled.
+type Interrupted struct {
+	Turn  Turn
+	Calls []ToolCall
 }
 
 // TurnUpdate is what a store commits, in one transaction, while a turn runs

@@ -176,6 +176,11 @@ const (
 	// ErrorClassBusy is a call that found every session of its server in
 	// use, at the server's max_sessions, for as long as it could wait.
 	ErrorClassBusy = "busy"
+	// ErrorClassInterrupted is a call that was running when the instance
+	// running its turn died (a crash, kill -9, a lost host): the call ends
+	// failed when the turn is found orphaned, and whether the tool did its
+	// work is unknown.
+	ErrorClassInterrupted = "interrupted"
 )
 
 // ToolCall is one row of the tool-call ledger.

@@ -26,7 +26,10 @@ import (
 type Chatter interface {
 	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
 	Decide(ctx context.Context, d orchestrator.Decision, ev orchestrator.Events) (*orchestrator.Result, error)
-	Cancel(ctx context.Context, userID, conversationID string) error
+	// Cancel ends the running turn of a conversation and returns it:
+	// running while it is being cancelled, or failed when no live instance
+	// held it.
+	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
 }
 
 // Store is what the API reads and edits directly. store.Memory and

@@ -572,18 +572,26 @@ func toChatResponse(res *orchestrator.Result) chatResponse {
 	return resp
 }
 
-// postCancel cancels the running turn of a conversation.
+// postCancel cancels the running turn of a conversation. The reply's
+// status is "cancelling" when the instance running the turn was told to
+// stop it, or the turn's status ("failed") when no live instance held it
+// and it was failed at once.
 func (h *Handler) postCancel(c *gin.Context) {
 	conv, err := h.ownConversation(c)
 	if err != nil {
 		h.writeError(c, err)
 		return
 	}
-	if err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, conv.ID); err != nil {
+	turn, err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, conv.ID)
+	if err != nil {
 		h.writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "status": "cancelling"})
+	status := "cancelling"
+	if turn.Status != switchboard.TurnRunning {
+		status = string(turn.Status)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "turn_id": turn.ID, "status": status})
 }
 
 // postApproval approves or denies a tool call awaiting approval and

@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -60,9 +62,13 @@ func describe(err error) (int, errorDetail) {
 	return http.StatusInternalServerError, errorDetail{Code: "internal_error", Message: "something went wrong on our side; it has been logged"}
 }
 
-// writeError answers with err as JSON. A 5xx is logged here, once.
+// writeError answers with err as JSON, with Retry-After when err says
+// when to try again. A 5xx is logged here, once.
 func (h *Handler) writeError(c *gin.Context, err error) {
 	status, d := describe(err)
+	if wait := switchboard.RetryAfter(err); wait > 0 {
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	}
 	if h.opts.Scrub != nil {
 		d.Message = h.opts.Scrub.String(d.Message)
 	}

@@ -123,8 +123,15 @@ func TestCancelRoute(t *testing.T) {
 	if resp := do(t, "POST", strings.Replace(cancelURL, "/alice/", "/bob/", 1), token(t, "bob"), ``, &e); resp.StatusCode != 404 {
 		t.Errorf("bob cancels alice's turn: got %d", resp.StatusCode)
 	}
-	if resp := do(t, "POST", cancelURL, alice, ``, &e); resp.StatusCode != 200 {
-		t.Fatalf("cancel: got %d %+v", resp.StatusCode, e.Error)
+	var cancelled struct {
+		Success        bool
+		ConversationID string `json:"conversation_id"`
+		TurnID         string `json:"turn_id"`
+		Status         string
+	}
+	if resp := do(t, "POST", cancelURL, alice, ``, &cancelled); resp.StatusCode != 200 || !cancelled.Success ||
+		cancelled.Status != "cancelling" || cancelled.ConversationID != conv || cancelled.TurnID == "" {
+		t.Fatalf("cancel: got %d %+v, want 200 cancelling, with the turn", resp.StatusCode, cancelled)
 	}
 	resp := <-done
 	if resp.StatusCode != 409 || slow.Error.Code != "turn_cancelled" {
@@ -137,6 +144,43 @@ func TestCancelRoute(t *testing.T) {
 	last := conversation.Messages[len(conversation.Messages)-1]
 	if len(conversation.Messages) != 4 || conversation.Messages[2].Content != "slow" || last.Type != "error" {
 		t.Errorf("stored transcript: got %+v, want the cancelled turn's message kept and an error note", conversation.Messages)
+	}
+}
+
+// TestTurnRunningAnswers409WithRetryAfter: a message that waited its
+// while (orchestrator.Options.TurnWait) for a running turn of its
+// conversation is answered 409 turn_running with Retry-After, as JSON and
+// as the stream route.
+func TestTurnRunningAnswers409WithRetryAfter(t *testing.T) {
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	svc := newServiceWith(t, store.NewMemory(), nil, func(n int, _ *openai.ChatCompletionRequest) llmtest.Reply {
+		if n == 1 {
+			close(arrived)
+			<-release
+		}
+		return llmtest.Reply{Text: "ok"}
+	}, &orchestrator.Options{TurnWait: 200 * time.Millisecond})
+	alice := token(t, "alice")
+	var r chatReply
+	do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"hi"}}`, &r)
+	conv := r.ConversationID
+	done := make(chan *http.Response, 1)
+	go func() {
+		done <- do(t, "POST", svc.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"slow"}}`, nil)
+	}()
+	<-arrived
+	for _, route := range []string{"/api/alice/chat", "/api/alice/chat/stream"} {
+		var e chatReply
+		resp := do(t, "POST", svc.url+route+"?conversation_id="+conv, alice, `{"message":{"content":"meanwhile"}}`, &e)
+		if resp.StatusCode != http.StatusConflict || e.Error.Code != "turn_running" || resp.Header.Get("Retry-After") != "1" {
+			t.Errorf("%s while a turn runs: got %d %+v, Retry-After %q; want 409 turn_running, Retry-After 1",
+				route, resp.StatusCode, e.Error, resp.Header.Get("Retry-After"))
+		}
+	}
+	close(release)
+	if resp := <-done; resp.StatusCode != 200 {
+		t.Errorf("the slow turn: got %d, want 200", resp.StatusCode)
 	}
 }
 

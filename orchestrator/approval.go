@@ -36,7 +36,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	ctx, span := o.opts.Tracer.Start(ctx, "turn.decide", trace.WithAttributes(attribute.String("user.id", d.UserID),
 		attribute.String("conversation.id", d.ConversationID), attribute.String("tool_call.id", d.CallID), attribute.Bool("approve", d.Approve)))
 	defer func() { endSpan(span, err) }()
-	unlock, err := o.opts.Locker.Lock(ctx, d.ConversationID)
+	unlock, err := o.lock(ctx, d.ConversationID, time.Now().Add(o.opts.TurnWait))
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +65,9 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		return nil, switchboard.Errorf(switchboard.ErrConflict, "superseded", "the conversation went on after this call asked for approval; it can no longer run")
 	}
 	if _, err := o.store.DecideToolCall(ctx, call.ID, d.Approve); err != nil {
+		if switchboard.ErrorCode(err) == "turn_running" {
+			return nil, o.turnRunning()
+		}
 		return nil, err
 	}
 

@@ -40,7 +40,7 @@ func messageBytes(m switchboard.Message) int {
 }
 
 // unansweredResult stands in for the result of a call that never got one.
-const unansweredResult = "error: this call has no result: it was not run (the turn was cancelled, or it awaited an approval that never came)"
+const unansweredResult = "error: this call has no result: it was not run (the turn was cancelled, or it awaited an approval that never came), or the service stopped while it ran"
 
 // answered returns h with a stand-in result for every tool call that has
 // none, placed with the other results of its request, and without tool

@@ -43,8 +43,12 @@ type TurnStore interface {
 	// through the store (by another instance).
 	RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error)
 	// RequestCancel asks, through the store, that the running turn of the
-	// user's conversation be cancelled by whichever instance runs it.
-	RequestCancel(ctx context.Context, userID, conversationID string) (turnID string, err error)
+	// user's conversation be cancelled by whichever instance runs it; one
+	// that no live instance holds, it fails at once and returns.
+	RequestCancel(ctx context.Context, userID, conversationID string) (turnID string, interrupted *switchboard.Interrupted, err error)
+	// RecoverTurns fails the turns that earlier boots of this instance
+	// left running, and returns them.
+	RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error)
 }
 
 // ResumeStore is what continuing a turn after an approval reads.
@@ -120,6 +124,11 @@ type Options struct {
 	// holds its conversation; 0 means every 20s (a third of the store's
 	// 60s lease).
 	LeaseRenewal time.Duration
+	// TurnWait is how long a message (or a decision) waits for a turn of
+	// its conversation that runs, here or on another instance, before it
+	// is refused with turn_running; 0 means DefaultTurnWait, below 0 no
+	// wait at all.
+	TurnWait time.Duration
 	// Observer, when set, is told of ended turns, tool calls and model
 	// usage.
 	Observer Observer
@@ -135,6 +144,7 @@ const (
 	DefaultHistoryLimit     = 50
 	DefaultMaxParallelTools = 4
 	DefaultOutputBudget     = 16 << 10
+	DefaultTurnWait         = 5 * time.Second
 	// repeatLimit is how many times one identical call may be asked for in
 	// a turn before the loop stops.
 	repeatLimit = 3
@@ -183,6 +193,12 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	}
 	if o.opts.LeaseRenewal <= 0 {
 		o.opts.LeaseRenewal = 20 * time.Second
+	}
+	switch {
+	case o.opts.TurnWait == 0:
+		o.opts.TurnWait = DefaultTurnWait
+	case o.opts.TurnWait < 0:
+		o.opts.TurnWait = 0
 	}
 	if o.opts.Locker == nil {
 		o.opts.Locker = &keyedMutex{}
@@ -306,15 +322,16 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Re
 	}
 	ctx, span := o.opts.Tracer.Start(ctx, "turn", trace.WithAttributes(attribute.String("user.id", req.UserID)))
 	defer func() { endSpan(span, err) }()
+	waitUntil := time.Now().Add(o.opts.TurnWait)
 	if req.ConversationID != "" {
-		unlock, err := o.opts.Locker.Lock(ctx, req.ConversationID)
+		unlock, err := o.lock(ctx, req.ConversationID, waitUntil)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
 	t := o.newTurn(ev, req.RequestID)
-	err = t.begin(ctx, req)
+	err = t.begin(ctx, req, waitUntil)
 	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
 		return o.replay(ctx, req, ev)
 	}
@@ -346,23 +363,88 @@ func endSpan(span trace.Span, err error) {
 // stored as cancelled. A turn that another instance runs is asked to stop
 // through the store (RequestCancel): that instance hears it at once when it
 // listens (CancelTurn), else at the turn's next lease renewal. It returns
-// an error wrapping ErrConflict (code no_running_turn) when no turn of the
-// user runs in the conversation.
-func (o *Orchestrator) Cancel(ctx context.Context, userID, conversationID string) error {
+// the turn: running, being cancelled; or failed, when no live instance held
+// it (its instance died: the store failed it at once, with its calls). It
+// returns an error wrapping ErrConflict (code no_running_turn) when no turn
+// of the user runs in the conversation.
+func (o *Orchestrator) Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error) {
 	o.mu.Lock()
 	r := o.running[conversationID]
 	o.mu.Unlock()
 	if r != nil && r.userID == userID {
 		r.cancel()
-		return nil
+		return switchboard.Turn{ID: r.turnID, ConversationID: conversationID, UserID: userID, Status: switchboard.TurnRunning}, nil
 	}
-	if _, err := o.store.RequestCancel(ctx, userID, conversationID); err != nil {
+	id, interrupted, err := o.store.RequestCancel(ctx, userID, conversationID)
+	if err != nil {
 		if notFound(err) || switchboard.ErrorCode(err) == "no_running_turn" {
-			return switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+			return switchboard.Turn{}, switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
 		}
-		return fmt.Errorf("request cancel: %w", err)
+		return switchboard.Turn{}, fmt.Errorf("request cancel: %w", err)
+	}
+	if interrupted != nil {
+		o.interrupted(ctx, *interrupted, slog.String("failed_by", "cancel"))
+		return interrupted.Turn, nil
+	}
+	return switchboard.Turn{ID: id, ConversationID: conversationID, UserID: userID, Status: switchboard.TurnRunning}, nil
+}
+
+// Recover fails, at once, the turns that this instance ran before it
+// started again (after a crash or a kill: a clean shutdown leaves none),
+// with their calls, as the store's RecoverTurns does, and logs and counts
+// them. Call it before taking requests, once this process is sure to be
+// the only one with its instance id.
+func (o *Orchestrator) Recover(ctx context.Context) error {
+	turns, err := o.store.RecoverTurns(ctx)
+	if err != nil {
+		return fmt.Errorf("recover turns: %w", err)
+	}
+	for _, in := range turns {
+		o.interrupted(ctx, in, slog.String("failed_by", "restart"))
+	}
+	if len(turns) > 0 {
+		o.logger.Warn("failed the turns this instance left running when it stopped", "turns", len(turns))
 	}
 	return nil
+}
+
+// interrupted logs and counts a turn that the store failed because no live
+// instance held it, and its calls, as their own instance would have, had
+// it ended them.
+func (o *Orchestrator) interrupted(ctx context.Context, in switchboard.Interrupted, by slog.Attr) {
+	for _, c := range in.Calls {
+		o.opts.Observer.ToolCallEnded(c)
+		o.logger.LogAttrs(ctx, slog.LevelInfo, "tool call",
+			slog.String("user_id", c.UserID), slog.String("conversation_id", c.ConversationID),
+			slog.String("turn_id", c.TurnID), slog.String("call_id", c.ID), slog.String("server", c.Server),
+			slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.String("error_class", c.ErrorClass), by)
+	}
+	o.opts.Observer.TurnEnded(in.Turn)
+	o.logger.LogAttrs(ctx, slog.LevelWarn, "turn",
+		slog.String("user_id", in.Turn.UserID), slog.String("conversation_id", in.Turn.ConversationID),
+		slog.String("turn_id", in.Turn.ID), slog.String("status", string(in.Turn.Status)), slog.String("error", in.Turn.Error),
+		slog.Int("tool_calls", len(in.Calls)), by)
+}
+
+// lock takes the in-process lock of a conversation, waiting for it until
+// waitUntil at most: then it answers turn_running.
+func (o *Orchestrator) lock(ctx context.Context, conversationID string, waitUntil time.Time) (func(), error) {
+	lockCtx, cancel := context.WithDeadline(ctx, waitUntil)
+	defer cancel()
+	unlock, err := o.opts.Locker.Lock(lockCtx, conversationID)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, o.turnRunning()
+	}
+	return unlock, err
+}
+
+// turnRunning is the answer to a message or a decision that waited
+// TurnWait for a turn of its conversation and would have to wait longer.
+func (o *Orchestrator) turnRunning() error {
+	e := switchboard.Errorf(switchboard.ErrConflict, "turn_running",
+		"another turn of this conversation is running; try again when it has ended")
+	e.RetryAfter = max(time.Second, o.opts.TurnWait)
+	return e
 }
 
 // CancelTurn cancels the turn with the given id if it runs here, as

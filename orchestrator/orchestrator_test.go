@@ -322,10 +322,10 @@ func TestCancelEndsTheTurn(t *testing.T) {
 			}()
 			<-ev.started
 			<-r.lab.sleeping // the call reached the server
-			if err := r.o.Cancel(context.Background(), "someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
+			if _, err := r.o.Cancel(context.Background(), "someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
 				t.Errorf("cancel by another user: got %v, want a conflict", err)
 			}
-			if err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); err != nil {
+			if _, err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); err != nil {
 				t.Fatal(err)
 			}
 			err := <-errc
@@ -344,7 +344,7 @@ func TestCancelEndsTheTurn(t *testing.T) {
 			if row.Status != switchboard.CallCancelled {
 				t.Errorf("ledger row: got %s, want cancelled", row.Status)
 			}
-			if err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
+			if _, err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
 				t.Errorf("cancel with nothing running: got %v, want a conflict", err)
 			}
 		})
@@ -677,7 +677,7 @@ func TestCancelWhileAnApprovedCallRuns(t *testing.T) {
 				errc <- err
 			}()
 			<-r.lab.sleeping // the approved call reached the server
-			if err := r.o.Cancel(context.Background(), "u", conv); err != nil {
+			if _, err := r.o.Cancel(context.Background(), "u", conv); err != nil {
 				t.Fatalf("Cancel: %v", err)
 			}
 			if err := <-errc; !errors.Is(err, context.Canceled) {

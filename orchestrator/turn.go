@@ -41,7 +41,10 @@ type turn struct {
 	requestID string // for logs
 }
 
-func (t *turn) begin(ctx context.Context, req Request) error {
+// begin stores the turn's start. Another turn of the conversation running
+// on another instance (this one's are serialised before) is waited for
+// until waitUntil: then it answers turn_running.
+func (t *turn) begin(ctx context.Context, req Request, waitUntil time.Time) error {
 	start := &switchboard.TurnStart{
 		Conversation: switchboard.Conversation{ID: req.ConversationID, ExternalID: req.ExternalConversationID},
 		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
@@ -66,10 +69,14 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 		return history, err
 	}
 	history, err := beginTurn()
-	// Another turn of the conversation runs (on another instance: this
-	// one's are serialised before): wait for it, as for the local lock.
 	for backoff := 5 * time.Millisecond; switchboard.ErrorCode(err) == "turn_running"; backoff = min(2*backoff, 250*time.Millisecond) {
-		timer := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+		wait := backoff/2 + rand.N(backoff/2+1)
+		if left := time.Until(waitUntil); left <= 0 {
+			return t.o.turnRunning()
+		} else if wait > left {
+			wait = left
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -94,6 +101,10 @@ func (t *turn) begin(ctx context.Context, req Request) error {
 	t.rec = start.Turn
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
+	if start.Interrupted != nil {
+		// The conversation's last turn, whose instance died under it.
+		t.o.interrupted(ctx, *start.Interrupted, slog.String("failed_by_turn", t.rec.ID))
+	}
 	for _, c := range start.Cancelled {
 		// Calls that awaited an approval: the user went on without one.
 		t.o.opts.Observer.ToolCallEnded(c)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -42,4 +43,20 @@ func SynchronousCommit(p *Postgres) (string, error) {
 	var s string
 	err := p.pool.QueryRow(context.Background(), `SHOW synchronous_commit`).Scan(&s)
 	return s, err
+}
+
+// MemoryInstance returns a store on m's data as the instance id sees it,
+// in a new boot of its: the same id again is that instance started again.
+func MemoryInstance(m *Memory, id string) *Memory {
+	return &Memory{memoryData: m.memoryData, instance: id, boot: switchboard.NewID()}
+}
+
+// ExpireLeases makes the leases of m's running turns run out.
+func ExpireLeases(m *Memory) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, l := range m.running {
+		l.until = time.Now().Add(-time.Second)
+		m.running[k] = l
+	}
 }

@@ -16,6 +16,16 @@ import (
 // is lost when the process exits. It has the semantics of [Postgres] (same
 // validation, same errors, same orders) and is safe for concurrent use.
 type Memory struct {
+	*memoryData
+	// instance and boot name the holder of the leases this store takes,
+	// as Postgres's do (see orphaned): a Memory of its own has no instance
+	// and a boot of its own; views of one Memory's data as other instances
+	// serve tests of several instances and of restarts.
+	instance, boot string
+}
+
+// memoryData is what the views of one Memory share.
+type memoryData struct {
 	mu            sync.RWMutex
 	conversations map[string]*switchboard.Conversation
 	// messages holds each conversation's transcript in order.
@@ -44,13 +54,14 @@ type lease struct {
 	turn            string
 	until           time.Time
 	cancelRequested bool
+	instance, boot  string // the holder
 }
 
 type idempotencyKey struct{ user, key string }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
-	return &Memory{
+	return &Memory{boot: switchboard.NewID(), memoryData: &memoryData{
 		conversations: make(map[string]*switchboard.Conversation),
 		messages:      make(map[string][]switchboard.Message),
 		superseded:    make(map[string][]switchboard.Message),
@@ -61,14 +72,20 @@ func NewMemory() *Memory {
 		calls:         make(map[string]*switchboard.ToolCall),
 		running:       make(map[string]lease),
 		waiting:       make(map[string]string),
-	}
+	}}
+}
+
+// orphaned reports whether no live instance holds the lease l of a running
+// turn: it ran out, or it names an earlier boot of m's instance.
+func (m *Memory) orphaned(l lease, now time.Time) bool {
+	return !now.Before(l.until) || m.instance != "" && l.instance == m.instance && l.boot != m.boot
 }
 
 // leaseTaken returns errTurnRunning if another turn than turn runs in
-// conversation under a live lease. Callers hold m.mu.
+// conversation under a lease a live instance holds. Callers hold m.mu.
 func (m *Memory) leaseTaken(conversation, turn string, now time.Time) error {
 	if l, ok := m.running[conversation]; ok && l.turn != turn {
-		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning && now.Before(l.until) {
+		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning && !m.orphaned(l, now) {
 			return errTurnRunning()
 		}
 	}
@@ -76,14 +93,16 @@ func (m *Memory) leaseTaken(conversation, turn string, now time.Time) error {
 }
 
 // takeLease makes turn the running turn of conversation, failing a turn
-// whose lease ran out, or returns errTurnRunning. Callers hold m.mu.
-func (m *Memory) takeLease(conversation, turn string, now time.Time) error {
+// that no live instance holds (which it returns), or returns
+// errTurnRunning. Callers hold m.mu.
+func (m *Memory) takeLease(conversation, turn string, now time.Time) (*switchboard.Interrupted, error) {
 	if err := m.leaseTaken(conversation, turn, now); err != nil {
-		return err
+		return nil, err
 	}
+	var interrupted *switchboard.Interrupted
 	if l, ok := m.running[conversation]; ok && l.turn != turn {
 		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning {
-			old.Status, old.Error, old.FinishedAt = switchboard.TurnFailed, "abandoned: the instance running it stopped", now
+			interrupted = m.interrupt(old, now)
 		}
 	}
 	l := m.running[conversation]
@@ -91,8 +110,72 @@ func (m *Memory) takeLease(conversation, turn string, now time.Time) error {
 		l = lease{turn: turn} // a new holder: no cancel asked of it yet
 	}
 	l.until = now.Add(LeaseDuration)
+	l.instance, l.boot = m.instance, m.boot
 	m.running[conversation] = l
-	return nil
+	return interrupted, nil
+}
+
+// interrupt fails a running turn that no live instance holds, with its
+// calls (see switchboard.Interrupted), and frees its conversation. Callers
+// hold m.mu.
+func (m *Memory) interrupt(t *switchboard.Turn, now time.Time) *switchboard.Interrupted {
+	now = stamp(now)
+	t.Status, t.Error, t.FinishedAt = switchboard.TurnFailed, interruptedNote, now
+	if m.running[t.ConversationID].turn == t.ID {
+		delete(m.running, t.ConversationID)
+	}
+	in := &switchboard.Interrupted{Turn: *t}
+	for _, c := range m.calls {
+		if c.TurnID != t.ID {
+			continue
+		}
+		switch c.Status {
+		case switchboard.CallRunning:
+			c.Status, c.ErrorClass, c.Error = switchboard.CallFailed, switchboard.ErrorClassInterrupted, callInterruptedNote
+		case switchboard.CallAwaitingApproval:
+			c.Status, c.ErrorClass, c.Error = switchboard.CallCancelled, switchboard.ErrorClassCancelled, notRunNote
+		default:
+			continue
+		}
+		c.FinishedAt = now
+		nc := cloneCall(*c)
+		nc.Arguments, nc.Result, nc.StructuredResult = nil, "", nil // as Postgres returns them
+		in.Calls = append(in.Calls, nc)
+	}
+	slices.SortFunc(in.Calls, func(a, b switchboard.ToolCall) int {
+		return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return in
+}
+
+// RecoverTurns fails, at once, the turns that earlier boots of this
+// store's instance left running, with their calls (see
+// switchboard.Interrupted), and returns them, oldest first; as Postgres's
+// RecoverTurns. A Memory of its own has no instance: it does nothing.
+func (m *Memory) RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("recover turns: %w", err)
+	}
+	if m.instance == "" {
+		return nil, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var dead []*switchboard.Turn
+	for _, l := range m.running {
+		if t := m.turns[l.turn]; t != nil && t.Status == switchboard.TurnRunning && l.instance == m.instance && l.boot != m.boot {
+			dead = append(dead, t)
+		}
+	}
+	slices.SortFunc(dead, func(a, b *switchboard.Turn) int {
+		return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	now := time.Now()
+	var out []switchboard.Interrupted
+	for _, t := range dead {
+		out = append(out, *m.interrupt(t, now))
+	}
+	return out, nil
 }
 
 // RenewTurn extends the lease of a running turn by LeaseDuration, and
@@ -117,23 +200,30 @@ func (m *Memory) RenewTurn(ctx context.Context, id string) (cancelRequested bool
 }
 
 // RequestCancel flags the running turn of the user's conversation as to be
-// cancelled, which RenewTurn reports, and returns its id. It returns an
-// error wrapping switchboard.ErrConflict (code no_running_turn) when no
-// turn of the user runs in the conversation under a live lease.
-func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
+// cancelled, which RenewTurn reports, and returns its id. A turn that no
+// live instance holds (its lease ran out, or it names an earlier boot of
+// this store's instance) is failed at once instead, with its calls, and
+// returned as interrupted. It returns an error wrapping
+// switchboard.ErrConflict (code no_running_turn) when no turn of the user
+// runs in the conversation.
+func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
 	if err := ctxErr(ctx); err != nil {
-		return "", fmt.Errorf("request cancel in %s: %w", conversationID, err)
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, err)
 	}
 	key, _ := lookupID(conversationID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l, ok := m.running[key]
-	if t := m.turns[l.turn]; !ok || t == nil || t.UserID != userID || t.Status != switchboard.TurnRunning || time.Now().After(l.until) {
-		return "", fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	t := m.turns[l.turn]
+	if !ok || t == nil || t.UserID != userID || t.Status != switchboard.TurnRunning {
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	if now := time.Now(); m.orphaned(l, now) {
+		return t.ID, m.interrupt(t, now), nil
 	}
 	l.cancelRequested = true
 	m.running[key] = l
-	return l.turn, nil
+	return l.turn, nil, nil
 }
 
 // Ping reports whether the store can be used: always, unless ctx is done.
@@ -147,7 +237,11 @@ func (m *Memory) Close() {}
 // message unless s.Conversation.Title is set) or bumps its updated_at, then
 // stores the turn as running and the user's message; it cancels the
 // conversation's calls still awaiting approval, and the turn awaiting them
-// (the user went on without deciding: they can no longer run). It fills the generated
+// (the user went on without deciding: they can no longer run). A running
+// turn of the conversation that no live instance holds (its lease ran out,
+// or it names an earlier boot of this store's instance) is failed first,
+// with its calls, and reported in s.Interrupted; one that a live instance
+// holds makes the start fail with turn_running. It fills the generated
 // ids and times, and the conversation as stored, back into s, and returns the
 // history window: the latest s.HistoryLimit messages of the conversation in
 // order (all if 0), the new message last. With s.Regenerate, it stores no
@@ -158,7 +252,8 @@ func (m *Memory) Close() {}
 // continue does not exist, has a malformed id or belongs to another user than
 // s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
 // if the user has a turn with the same idempotency key (a *switchboard.Error
-// with code "idempotency_key_reused"), an id is taken, or the message
+// with code "idempotency_key_reused"), another turn of the conversation runs
+// ("turn_running"), an id is taken, or the message
 // s.Regenerate names is missing ("nothing_to_regenerate") or differs from
 // s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
 // type, malformed turn or message id, negative history limit, text too long).
@@ -228,9 +323,11 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 			}
 		}
 	}
-	if err := m.takeLease(conv.ID, s.Turn.ID, now); err != nil {
+	interrupted, err := m.takeLease(conv.ID, s.Turn.ID, now)
+	if err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
+	s.Interrupted = interrupted
 	m.conversations[conv.ID] = &conv
 	t := s.Turn
 	m.turns[t.ID] = &t
@@ -315,7 +412,7 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 	}
 
 	if u.Turn.Status == switchboard.TurnRunning {
-		if err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
+		if _, err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
 		}
 	} else if m.running[t.ConversationID].turn == t.ID {
@@ -660,23 +757,25 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 	if !ok || !found {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
 	}
+	now := time.Now()
+	if l, ok := m.running[c.ConversationID]; ok {
+		// A running turn of the conversation that no live instance holds
+		// is failed first, with its calls, as Postgres does.
+		if old := m.turns[l.turn]; old != nil && old.Status == switchboard.TurnRunning && m.orphaned(l, now) {
+			m.interrupt(old, now)
+		}
+	}
 	if c.Status != switchboard.CallAwaitingApproval {
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
 	t := m.turns[c.TurnID]
-	now := time.Now()
-	if t != nil && t.Status == switchboard.TurnRunning && m.running[t.ConversationID].turn == t.ID && !now.Before(m.running[t.ConversationID].until) {
-		// Its instance died while it ran: fail it, as Postgres does.
-		t.Status, t.Error, t.FinishedAt = switchboard.TurnFailed, "abandoned: the instance running it stopped", now
-		delete(m.running, t.ConversationID)
-	}
 	switch {
 	case t != nil && t.Status == switchboard.TurnRunning: // a decision of another call of it
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, errTurnRunning())
 	case t == nil || t.Status != switchboard.TurnAwaitingApproval: // it ended: the call can no longer run
 		return switchboard.ToolCall{}, errAlreadyDecided(id)
 	}
-	if err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
+	if _, err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
 	}
 	t.Status = switchboard.TurnRunning

@@ -52,6 +52,9 @@ func Migrations() fs.FS {
 type Postgres struct {
 	pool    *pgxpool.Pool
 	history *historyCache // nil: off
+	// instance and boot name the holder of the leases this store takes
+	// (see orphaned): Options.Instance, and an id new at every open.
+	instance, boot string
 }
 
 // DefaultMaxConns is the least size of the connection pool. pgxpool's own
@@ -80,6 +83,15 @@ type Options struct {
 	// since the last one's; 0 means DefaultHistoryCacheBytes, below 0 no
 	// cache.
 	HistoryCacheBytes int
+	// Instance names this process among the instances sharing the
+	// database, and stays the same when it starts again: the leases of the
+	// turns it runs name it, and a boot id new at every OpenPostgres, so
+	// that once restarted it knows the turns its earlier boots left
+	// running for dead (RecoverTurns), and so does a new turn or a cancel
+	// of their conversations through it. Two live processes must never
+	// share it. Empty means an identity of this process alone: its turns
+	// are known for dead only when their leases run out.
+	Instance string
 }
 
 // OpenPostgres connects to the database at url (a postgres:// URL or a
@@ -121,7 +133,7 @@ func OpenPostgres(ctx context.Context, url string, opts *Options) (*Postgres, er
 		pool.Close()
 		return nil, fmt.Errorf("connect to postgres: %w", dbError(err))
 	}
-	return &Postgres{pool: pool, history: newHistoryCache(opts.HistoryCacheBytes)}, nil
+	return &Postgres{pool: pool, history: newHistoryCache(opts.HistoryCacheBytes), instance: opts.Instance, boot: switchboard.NewID()}, nil
 }
 
 // PoolStats describes the connection pool, for metrics.

@@ -51,21 +51,23 @@ func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) 
 		to = switchboard.CallDenied
 	}
 	// One transaction that locks the conversation first, as every writer of
-	// its turns does (a turn's start, a step, a delete): no deadlocks. A turn
-	// whose lease ran out is failed first, as BeginTurn does.
+	// its turns does (a turn's start, a step, a delete): no deadlocks. A
+	// running turn that no live instance holds is failed first, with its
+	// calls, as BeginTurn does.
 	b := &pgx.Batch{}
 	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1) FOR NO KEY UPDATE`, key)
-	b.Queue(failAbandonedIn+`(SELECT conversation_id FROM tool_calls WHERE id = $1)`, key)
+	b.Queue(failOrphanOfCall, key, p.instanceArg(), p.boot)
 	b.Queue(`
 WITH t AS (
-    UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false
+    UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false,
+        lease_instance = $4::text, lease_boot = $5::uuid
     WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND status = 'awaiting_approval')
         AND status = 'awaiting_approval'
     RETURNING id
 )
 UPDATE tool_calls SET status = $2
 WHERE id = $1 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
-RETURNING `+toolCallColumns, key, string(to), LeaseDuration)
+RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.boot)
 	var c switchboard.ToolCall
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
 		for range 2 {

@@ -35,6 +35,28 @@ func TestPostgres(t *testing.T) {
 	})
 }
 
+// postgresInstances are stores on one database as several instances.
+type postgresInstances struct{ url string }
+
+func (in postgresInstances) Open(t *testing.T, id string) storetest.Store {
+	return openPostgres(t, in.url, &store.Options{SkipMigrate: true, MaxConns: 2, Instance: id})
+}
+
+func (in postgresInstances) ExpireLeases(t *testing.T) {
+	conn, err := pgx.Connect(t.Context(), in.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `UPDATE turns SET lease_until = now() - interval '1 second' WHERE status = 'running'`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPostgresInstances(t *testing.T) {
+	storetest.RunInstances(t, func(t *testing.T) storetest.Instances { return postgresInstances{storetest.PostgresURL(t)} })
+}
+
 // schemaVersion returns the version goose recorded as applied.
 // latestVersion is the number of the last embedded migration.
 func latestVersion(t *testing.T) int64 {
@@ -304,7 +326,7 @@ func TestListenCancels(t *testing.T) {
 		}
 		// The listener may not be listening yet: ask until it hears.
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, err := p.RequestCancel(t.Context(), "alice", ts.Conversation.ID); err != nil {
+			if _, _, err := p.RequestCancel(t.Context(), "alice", ts.Conversation.ID); err != nil {
 				t.Fatalf("RequestCancel: got error %v, want none", err)
 			}
 			select {

@@ -36,30 +36,23 @@ RETURNING ` + conversationColumns
 	insertTurn = `
 INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
     completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
-    request_hash, lease_until)
+    request_hash, lease_until, lease_instance, lease_boot)
 SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
     $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz,
-    $16::text, now() + $17::interval
+    $16::text, now() + $17::interval, $18::text, $19::uuid
 FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
-
-	// failAbandoned fails the running turn of a conversation whose lease ran
-	// out: its instance stopped renewing it, so it will never end.
-	failAbandoned = failAbandonedIn + `$1`
-
-	// failAbandonedIn, followed by a conversation id, is failAbandoned.
-	failAbandonedIn = `
-UPDATE turns SET status = 'failed', error = 'abandoned: the instance running it stopped', finished_at = now(), lease_until = NULL
-WHERE status = 'running' AND lease_until < now() AND conversation_id = `
 
 	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'
 RETURNING cancel_requested`
 
 	// requestCancel flags the running turn of a user's conversation and
-	// tells the listening instances, when the transaction commits.
+	// tells the listening instances, when the transaction commits. It goes
+	// after failOrphaned, in the same transaction: a turn still running
+	// is held by a live instance.
 	requestCancel = `
 WITH t AS (
     UPDATE turns SET cancel_requested = true
-    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running' AND lease_until >= now()
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running'
     RETURNING id
 )
 SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
@@ -189,6 +182,8 @@ SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id
 UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
     tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
     lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END,
+    lease_instance = CASE WHEN $2 = 'running' THEN $13::text ELSE lease_instance END,
+    lease_boot = CASE WHEN $2 = 'running' THEN $14::uuid ELSE lease_boot END,
     cancel_requested = ($2 = 'running' AND cancel_requested)
 WHERE id = $1
 RETURNING conversation_id::text, user_id`
@@ -225,7 +220,11 @@ RETURNING started_at`
 // message unless s.Conversation.Title is set) or bumps its updated_at, then
 // stores the turn as running and the user's message; it cancels the
 // conversation's calls still awaiting approval, and the turn awaiting them
-// (the user went on without deciding: they can no longer run). It fills the generated
+// (the user went on without deciding: they can no longer run). A running
+// turn of the conversation that no live instance holds (its lease ran out,
+// or it names an earlier boot of this store's instance) is failed first,
+// with its calls, and reported in s.Interrupted; one that a live instance
+// holds makes the start fail with turn_running. It fills the generated
 // ids and times, and the conversation as stored, back into s, and returns the
 // history window: the latest s.HistoryLimit messages of the conversation in
 // order (all if 0), the new message last. With s.Regenerate, it stores no
@@ -242,7 +241,8 @@ RETURNING started_at`
 // continue does not exist, has a malformed id or belongs to another user than
 // s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
 // if the user has a turn with the same idempotency key (a *switchboard.Error
-// with code "idempotency_key_reused"), an id is taken, or the message
+// with code "idempotency_key_reused"), another turn of the conversation runs
+// ("turn_running"), an id is taken, or the message
 // s.Regenerate names is missing ("nothing_to_regenerate") or differs from
 // s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
 // type, malformed turn or message id, negative history limit, text too long).
@@ -265,12 +265,13 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
 	} else {
 		b.Queue(touchConversation, c.ID, t.UserID, now)
-		b.Queue(failAbandoned+` AND user_id = $2`, c.ID, t.UserID) // the batch goes on for another user's conversation
+		// The user's condition: the batch goes on for another user's conversation.
+		b.Queue(failOrphanOf, c.ID, t.UserID, p.instanceArg(), p.boot)
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
-		t.RequestHash, LeaseDuration)
+		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot)
 	if s.Edit > 0 {
 		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
 	}
@@ -292,6 +293,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	history := []switchboard.Message{cloneMessage(*m)}
 	var read *historyEntry // the window to cache
 	var cancelled []switchboard.ToolCall
+	var interrupted []switchboard.Interrupted
 	send := p.send
 	if s.Regenerate > 0 {
 		// Whether the message to answer again is there and unchanged is
@@ -315,7 +317,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 				return err
 			}
 			stored = conv
-			if _, err := br.Exec(); err != nil { // failAbandoned
+			rows, err := br.Query() // failOrphaned
+			if err != nil {
+				return err
+			}
+			if interrupted, err = collectInterrupted(rows); err != nil {
 				return err
 			}
 		}
@@ -381,6 +387,10 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	s.Cancelled = cancelled
 	for i := range s.Cancelled {
 		s.Cancelled[i].UserID, s.Cancelled[i].ConversationID = t.UserID, c.ID
+	}
+	s.Interrupted = nil
+	if len(interrupted) > 0 { // one at most: a conversation runs one turn
+		s.Interrupted = &interrupted[0]
 	}
 	return slices.Grow(history, historyRoom), nil
 }
@@ -454,7 +464,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	}
 	b.Queue(updateTurn, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
-		t.Error, nullTime(t.FinishedAt), LeaseDuration)
+		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot)
 	for i := range u.Messages {
 		if err := queueMessage(b, &u.Messages[i], t.ID, ""); err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
@@ -633,24 +643,53 @@ func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bo
 // RequestCancel asks for the running turn of the user's conversation to be
 // cancelled, whichever instance runs it: the turn is flagged (RenewTurn
 // reports it) and its id is sent on the channel CancelChannel, which
-// ListenCancels hears. It returns the turn's id, or an error wrapping
+// ListenCancels hears. A turn that no live instance holds (its lease ran
+// out, or it names an earlier boot of this store's instance) has nobody to
+// stop it: it is failed at once instead, with its calls, and returned as
+// interrupted. It returns the turn's id, or an error wrapping
 // switchboard.ErrConflict (code no_running_turn) when no turn of the user
-// runs in the conversation under a live lease (a turn whose instance died
-// has nobody to stop it; the next turn fails it).
-func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, error) {
+// runs in the conversation.
+func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
-		return "", fmt.Errorf("request cancel in %q: %w", conversationID, errNoRunningTurn(conversationID))
+		return "", nil, fmt.Errorf("request cancel in %q: %w", conversationID, errNoRunningTurn(conversationID))
 	}
-	var id string
-	err := p.pool.QueryRow(ctx, requestCancel, key, userID).Scan(&id, new(any))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
-	}
+	b := &pgx.Batch{}
+	// The conversation first, as every writer of its turns locks it.
+	b.Queue(`SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE`, key)
+	b.Queue(failOrphanOf, key, userID, p.instanceArg(), p.boot)
+	b.Queue(requestCancel, key, userID)
+	var (
+		id          string
+		interrupted []switchboard.Interrupted
+	)
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if interrupted, err = collectInterrupted(rows); err != nil {
+			return err
+		}
+		err = br.QueryRow().Scan(&id, new(any))
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		return err
+	})
 	if err != nil {
-		return "", fmt.Errorf("request cancel in %s: %w", conversationID, dbError(err))
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, err)
 	}
-	return id, nil
+	switch {
+	case len(interrupted) > 0:
+		return interrupted[0].Turn.ID, &interrupted[0], nil
+	case id == "":
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	return id, nil, nil
 }
 
 // CancelChannel is the Postgres notification channel of RequestCancel.

@@ -245,6 +245,18 @@ func errTurnRunning() error {
 	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
 }
 
+// interruptedNote is the error of a running turn that no live instance
+// held any more (see orphaned), failed by whoever found it.
+const interruptedNote = "interrupted: the instance running it stopped before it ended"
+
+// callInterruptedNote is the error of a call that ran when the instance
+// running its turn stopped.
+const callInterruptedNote = "interrupted: the instance running its turn stopped while the call ran; whether the tool finished is unknown"
+
+// notRunNote is the error of a call of an interrupted turn that awaited an
+// approval: it can no longer run.
+const notRunNote = "not run: the instance running its turn stopped"
+
 // supersededNote is the error of a turn, and of its calls, that awaited an
 // approval when a regenerate answered its question again.
 const supersededNote = "superseded: the question was answered again"

@@ -41,6 +41,11 @@ type Config struct {
 	// servers that are not required; those still connecting join the
 	// catalog when ready. Absent means 2s; 0 means no wait.
 	MCPStartupWait *Duration `yaml:"mcp_startup_wait"`
+	// InstanceID names this instance among those sharing the database and
+	// stays the same when it starts again, so that it knows the turns its
+	// earlier life left running for dead; empty means one made of the host
+	// name and the listen address (see instanceID).
+	InstanceID string `yaml:"instance_id"`
 
 	// serverOrder names the mcpServers in the file's order, which is their
 	// order in the tool catalog.
@@ -95,6 +100,10 @@ type LimitsConfig struct {
 	RatePerMinute      float64 `yaml:"rate_per_minute"`
 	Burst              int     `yaml:"burst"`
 	MaxConcurrentTurns int     `yaml:"max_concurrent_turns"`
+	// TurnWait is how long a message waits for a running turn of its
+	// conversation before it is answered 409 turn_running with
+	// Retry-After. Absent means 5s; 0 means no wait.
+	TurnWait *Duration `yaml:"turn_wait"`
 }
 
 // RetentionConfig says how long tool-call payloads are kept.

@@ -145,3 +145,32 @@ func TestEmbeddedDefaultMatchesExample(t *testing.T) {
 		t.Errorf("default config: got %+v", cfg)
 	}
 }
+
+func TestInstanceIDAndTurnWait(t *testing.T) {
+	host := func() (string, error) { return "web-1", nil }
+	tests := []struct {
+		name, doc    string
+		wantInstance string
+		wantWait     time.Duration
+	}{
+		{"defaults", "mcpServers: {}\n", "web-1/127.0.0.1:8080", 0},
+		{"the listen address", "listen: 0.0.0.0:9000\nmcpServers: {}\n", "web-1/0.0.0.0:9000", 0},
+		{"any free port: no identity", "listen: 127.0.0.1:0\nmcpServers: {}\n", "", 0},
+		{"configured", "instance_id: ${ID:-eu-1}\nlimits: {turn_wait: 2s}\nmcpServers: {}\n", "eu-1", 2 * time.Second},
+		{"no wait", "limits: {turn_wait: 0}\nmcpServers: {}\n", "web-1/127.0.0.1:8080", -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, _, err := ParseConfig([]byte(tt.doc), envOf(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := instanceID(cfg, host); got != tt.wantInstance {
+				t.Errorf("instance id: got %q, want %q", got, tt.wantInstance)
+			}
+			if got := turnWait(cfg); got != tt.wantWait {
+				t.Errorf("turn wait: got %s, want %s", got, tt.wantWait)
+			}
+		})
+	}
+}

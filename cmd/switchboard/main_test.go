@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 		runHostile()
 		os.Exit(0)
 	}
+	if os.Getenv(blockerEnv) != "" {
+		runBlocker()
+		os.Exit(0)
+	}
 	gin.SetMode(gin.TestMode)
 	dir, err := os.MkdirTemp("", "switchboard-cmd-test")
 	if err != nil {

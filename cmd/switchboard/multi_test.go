@@ -129,7 +129,10 @@ func TestTwoInstancesOneConversation(t *testing.T) {
 	})
 	defer model.Close()
 	bin := buildSwitchboard(t)
-	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nmcpServers: {}\n", url, testSecret, model.URL)
+	// The last of the 50 waits for the 49 before it: on a slow machine,
+	// longer than limits.turn_wait's default, and this test is about
+	// their order.
+	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nlimits: {turn_wait: 60s}\nmcpServers: {}\n", url, testSecret, model.URL)
 	a, b := startProcess(t, bin, cfg), startProcess(t, bin, cfg)
 	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {

@@ -110,7 +110,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, RequireApproval: policies.requireApproval, Parallel: policies.parallel,
-		OutputBudget: policies.outputBudget, Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})
+		OutputBudget: policies.outputBudget, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -135,6 +135,11 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", listen, err)
 	}
+	// Holding the address, this is the only live process of its instance
+	// id on this host: the turns that name it with an earlier boot are
+	// dead (it was killed, or crashed), and are failed before requests
+	// come.
+	recoverTurns(ctx, orch, logger)
 	// Requests get a context of their own, cancelled only when the grace
 	// period of a shutdown is over: a signal stops new requests, not the
 	// turns already running.
@@ -249,7 +254,8 @@ func openStore(ctx context.Context, cfg *Config, tr trace.Tracer, logger *slog.L
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
 		return store.NewMemory(), nil, func() {}, nil
 	}
-	opts := &store.Options{Logger: logger, Tracer: tr}
+	opts := &store.Options{Logger: logger, Tracer: tr, Instance: instanceID(cfg, os.Hostname)}
+	logger.Info("instance", "id", opts.Instance)
 	if cfg.DatabaseDirectURL != "" {
 		// Migrate over the direct connection; serve through the pooled one.
 		if err := store.Migrate(ctx, cfg.DatabaseDirectURL, logger); err != nil {

@@ -41,7 +41,8 @@ type Store interface {
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
 	RenewTurn(ctx context.Context, id string) (bool, error)
-	RequestCancel(ctx context.Context, userID, conversationID string) (string, error)
+	RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error)
+	RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error)
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
 
 	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
@@ -957,7 +958,7 @@ func testRegenerate(t *testing.T, s Store) {
 func testCancelRequestEndsWithRunning(t *testing.T, s Store) {
 	ctx := t.Context()
 	ts := newTurn(t, s, "alice", "", "one")
-	if _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
+	if _, _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
 		t.Fatalf("RequestCancel: got error %v, want none", err)
 	}
 	turn := ts.Turn
@@ -1722,7 +1723,7 @@ func testDecideToolCall(t *testing.T, s Store) {
 	if got, err := s.GetTurn(ctx, ts.Turn.ID); err != nil || got.Status != switchboard.TurnRunning {
 		t.Errorf("turn after the decision: got %s, %v, want running", got.Status, err)
 	}
-	if _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
+	if _, _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
 		t.Errorf("cancel of the resumed turn: got %v, want none", err)
 	}
 	other := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: ts.Conversation.ID}, Turn: switchboard.Turn{UserID: "alice"},
@@ -1780,11 +1781,11 @@ func testOneRunningTurn(t *testing.T, s Store) {
 	}
 	// A cancel requested by another instance: only the owner's, only of a
 	// running turn; the renewal reports it.
-	if _, err := s.RequestCancel(ctx, "bob", conv); switchboard.ErrorCode(err) != "no_running_turn" {
+	if _, _, err := s.RequestCancel(ctx, "bob", conv); switchboard.ErrorCode(err) != "no_running_turn" {
 		t.Errorf("cancel of another user's turn: got %v, want no_running_turn", err)
 	}
-	if id, err := s.RequestCancel(ctx, "alice", conv); err != nil || id != first.Turn.ID {
-		t.Errorf("cancel of the running turn: got %q, %v, want %s", id, err, first.Turn.ID)
+	if id, in, err := s.RequestCancel(ctx, "alice", conv); err != nil || id != first.Turn.ID || in != nil {
+		t.Errorf("cancel of the running turn: got %q, %+v, %v, want %s flagged", id, in, err, first.Turn.ID)
 	}
 	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || !requested {
 		t.Errorf("renewing a turn whose cancel was requested: got %v, %v, want requested", requested, err)
@@ -1798,7 +1799,7 @@ func testOneRunningTurn(t *testing.T, s Store) {
 	// Awaiting approval frees the conversation.
 	first.Turn.Status = switchboard.TurnAwaitingApproval
 	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn})
-	if _, err := s.RequestCancel(ctx, "alice", conv); switchboard.ErrorCode(err) != "no_running_turn" {
+	if _, _, err := s.RequestCancel(ctx, "alice", conv); switchboard.ErrorCode(err) != "no_running_turn" {
 		t.Errorf("cancel with no turn running: got %v, want no_running_turn", err)
 	}
 	if _, err := s.RenewTurn(ctx, first.Turn.ID); !errors.Is(err, switchboard.ErrNotFound) {
