@@ -68,9 +68,13 @@ type served struct {
 }
 
 // startServe runs serve with the config text cfg in dev mode (no auth), and
-// waits for its banner.
+// waits for its banner. cfg must say where to listen (127.0.0.1:0 for a
+// free port): the default port may be taken by another process.
 func startServe(t *testing.T, cfg string, env map[string]string) *served {
 	t.Helper()
+	if !regexp.MustCompile(`(?m)^listen:`).MatchString(cfg) {
+		t.Fatal("startServe: the config has no listen: key; give listen: 127.0.0.1:0 (the default port 8080 may be taken)")
+	}
 	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
