@@ -244,3 +244,36 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Errorf("healthcheck of %s: %v", s.base, err)
 	}
 }
+
+// TestServeFailsPromptlyWhenThePortIsTaken: a start-up error after the
+// background jobs started (here the listen port in use) ends serve with
+// that error at once, without waiting for a signal.
+func TestServeFailsPromptlyWhenThePortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	// Retention is on by default: its job starts before the listener.
+	if err := os.WriteFile(cfgFile, []byte("listen: "+taken.Addr().String()+"\nmcpServers: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgFile}, func(string) (string, bool) { return "", false }, &stdout, &stderr)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "listen on "+taken.Addr().String()) {
+			t.Errorf("serve with its port taken: got %v, want an error naming the address", err)
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("serve with its port taken did not return within 30s (it returned once cancelled)\nstderr:\n%s", stderr.String())
+	}
+}
