@@ -63,6 +63,7 @@ type served struct {
 	stdout, stderr *syncBuffer
 	banner         string // the dev-mode banner, once printed
 	base, token    string
+	config         string // the config file, which a test may rewrite and reload
 	stop           context.CancelFunc
 	done           chan error
 }
@@ -81,7 +82,7 @@ func startServe(t *testing.T, cfg string, env map[string]string) *served {
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1), config: cfgFile}
 	go func() { s.done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
