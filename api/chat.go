@@ -107,16 +107,20 @@ func approvalsOf(m uiMessage) []approvalResponse {
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
 // ErrTooLarge with a message that says what to fix.
 func (h *Handler) decodeChat(c *gin.Context) (chatInput, error) {
+	q, err := query(c)
+	if err != nil {
+		return chatInput{}, err
+	}
 	body, err := h.readBody(c)
 	if err != nil {
 		return chatInput{}, err
 	}
-	in, err := parseChat(body, c.Query("conversation_id"), h.opts.MaxMessageChars)
+	in, err := parseChat(body, q.Get("conversation_id"), h.opts.MaxMessageChars)
 	if err != nil {
 		return chatInput{}, err
 	}
 	sum := sha256.New()
-	for _, s := range []string{c.FullPath(), c.Query("conversation_id"), string(body)} {
+	for _, s := range []string{c.FullPath(), q.Get("conversation_id"), string(body)} {
 		sum.Write([]byte(s))
 		sum.Write([]byte{0})
 	}

@@ -40,8 +40,13 @@ func (h *Handler) ownConversation(c *gin.Context) (switchboard.Conversation, err
 }
 
 func (h *Handler) listConversations(c *gin.Context) {
+	q, err := query(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
 	limit := 50
-	if s := c.Query("limit"); s != "" {
+	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
 			h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a number from 1 to 500"))
