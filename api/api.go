@@ -107,6 +107,13 @@ type Options struct {
 	Tracer trace.Tracer
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
+	// WriteTimeout is the http.Server's WriteTimeout, which bounds writing
+	// a whole reply from the end of the request's headers. The handler
+	// pushes the write deadline this far ahead before each write instead,
+	// so that a reply that waits for a long turn, or streams it, is not cut
+	// off, while a client that stops reading still is. 0 sets no
+	// deadlines.
+	WriteTimeout time.Duration
 }
 
 // Handler is the HTTP API.
@@ -146,7 +153,7 @@ func NewHandler(deps Deps, opts *Options) *Handler {
 // routes is the whole route table.
 func (h *Handler) routes() {
 	e := h.engine
-	e.Use(h.recover, h.logRequests)
+	e.Use(h.deadlines, h.recover, h.logRequests)
 	e.NoRoute(func(c *gin.Context) {
 		if h.refuseToken(c) {
 			return
