@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +105,47 @@ mcpServers: {}
 		if got := closed(t, "POST /api/dev/chat HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+s.token+"\r\n"+body); !strings.HasPrefix(got, "HTTP/1.1 400 ") {
 			t.Errorf("reply: got %q, want a 400", got)
 		}
+	})
+	t.Run("300 bodies that stall", func(t *testing.T) {
+		// The reproduction: 300 connections declare a 200 kB body and send
+		// one byte. Each is closed, and the service's goroutines go back
+		// to what they were.
+		before := runtime.NumGoroutine()
+		conns := make([]net.Conn, 300)
+		for i := range conns {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "POST /api/dev/chat HTTP/1.1\r\nHost: x\r\n"+body); err != nil {
+				t.Fatal(err)
+			}
+			conns[i] = conn
+		}
+		during := runtime.NumGoroutine()
+		var wg sync.WaitGroup
+		open := make(chan int, len(conns))
+		for i, conn := range conns {
+			wg.Go(func() {
+				_ = conn.SetReadDeadline(time.Now().Add(bound))
+				if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+					open <- i
+				}
+			})
+		}
+		wg.Wait()
+		if len(open) > 0 {
+			t.Fatalf("%d of %d connections still open %s later", len(open), len(conns), bound)
+		}
+		deadline := time.Now().Add(bound)
+		for runtime.NumGoroutine() > before+20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("goroutines: %d before the connections, %d %s after they were closed", before, runtime.NumGoroutine(), bound)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("goroutines: %d before, %d while the connections stalled, %d once they were closed", before, during, runtime.NumGoroutine())
 	})
 	t.Run("an idle keep-alive connection", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)
