@@ -167,6 +167,12 @@ const (
 	ErrorClassTimeout   = "timeout"
 	ErrorClassCancelled = "cancelled"
 	ErrorClassDenied    = "denied" // a person refused the call
+	// ErrorClassTooLarge is an answer over the server's max_result_bytes,
+	// dropped as it was read.
+	ErrorClassTooLarge = "too_large"
+	// ErrorClassMalformed is an answer that cannot be read (nested deeper
+	// than a JSON decoder follows).
+	ErrorClassMalformed = "malformed"
 )
 
 // ToolCall is one row of the tool-call ledger.

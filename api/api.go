@@ -7,7 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+
 	"log/slog"
 	"net/http"
 	"strings"
@@ -107,6 +107,9 @@ type Options struct {
 	Tracer trace.Tracer
 	// Metrics, when set, is served at /metrics.
 	Metrics http.Handler
+	// Scrub, when set, hides configured secrets in error messages and in
+	// the admin routes' replies.
+	Scrub Scrubber
 	// WriteTimeout is the http.Server's WriteTimeout, which bounds writing
 	// a whole reply from the end of the request's headers. The handler
 	// pushes the write deadline this far ahead before each write instead,
@@ -173,7 +176,7 @@ func (h *Handler) routes() {
 	}
 	h.webRoutes(e)
 
-	h.adminRoutes(e.Group("/api/admin", h.authenticate, h.requireAdmin))
+	h.adminRoutes(e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin))
 
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.limitTurns, h.postChat)
@@ -335,8 +338,10 @@ func (h *Handler) readyz(c *gin.Context) {
 				checks["mcp:"+s.Name] = "ok"
 				continue
 			}
+			// The state only: the last error (hosts, paths, what a server
+			// printed) is for the admin API.
 			ready = false
-			checks["mcp:"+s.Name] = fmt.Sprintf("%s: %s", s.State, s.LastError)
+			checks["mcp:"+s.Name] = string(s.State)
 		}
 	}
 	if !ready {

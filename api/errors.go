@@ -63,6 +63,9 @@ func describe(err error) (int, errorDetail) {
 // writeError answers with err as JSON. A 5xx is logged here, once.
 func (h *Handler) writeError(c *gin.Context, err error) {
 	status, d := describe(err)
+	if h.opts.Scrub != nil {
+		d.Message = h.opts.Scrub.String(d.Message)
+	}
 	if status >= 500 {
 		h.logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("request_id", requestID(c)), slog.String("route", c.FullPath()),

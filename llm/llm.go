@@ -19,6 +19,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/redact"
 )
 
 // Defaults.
@@ -76,6 +77,9 @@ type Client struct {
 	api    *openai.Client
 	http   *http.Client
 	logger *slog.Logger
+	// scrub hides the API key (and the base URL's secrets) in what the
+	// model server says back: some echo the request's headers.
+	scrub *redact.Scrubber
 }
 
 // New returns a client for cfg. It never fails: an unconfigured model is
@@ -111,7 +115,8 @@ func New(cfg Config, opts *Options) *Client {
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	hc := &http.Client{Transport: &retryTransport{base: base, max: max(cfg.MaxRetries, 0), logger: logger}}
 	oc.HTTPClient = hc
-	return &Client{cfg: cfg, api: openai.NewClientWithConfig(oc), http: hc, logger: logger}
+	scrub := redact.New(append(redact.URLSecrets(cfg.BaseURL), redact.HeaderSecrets("Bearer "+cfg.APIKey)...)...)
+	return &Client{cfg: cfg, api: openai.NewClientWithConfig(oc), http: hc, logger: logger, scrub: scrub}
 }
 
 // CloseIdleConnections closes the connections to the model server that no
@@ -290,7 +295,8 @@ func (c *Client) classify(parent, callCtx context.Context, err error) error {
 	case errors.As(err, &reqErr):
 		status = reqErr.HTTPStatusCode
 	}
-	c.logger.Warn("model call failed", "model", c.cfg.Model, "status", status, "err", err)
+	msg = c.scrub.String(msg)
+	c.logger.Warn("model call failed", "model", c.cfg.Model, "status", status, "err", c.scrub.String(err.Error()))
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		return switchboard.Errorf(switchboard.ErrUpstream, "model_auth_failed",
@@ -300,7 +306,7 @@ func (c *Client) classify(parent, callCtx context.Context, err error) error {
 			"the model server is rate limiting us; try again shortly")
 	case status == http.StatusNotFound:
 		return switchboard.Errorf(switchboard.ErrUpstream, "model_not_found",
-			"the model server does not know model %q or the path %s/chat/completions", c.cfg.Model, c.cfg.BaseURL)
+			"the model server does not know model %q or the path %s/chat/completions", c.cfg.Model, c.scrub.String(c.cfg.BaseURL))
 	case status >= 400 && status < 500:
 		if msg == "" {
 			msg = "no reason given"
@@ -312,5 +318,5 @@ func (c *Client) classify(parent, callCtx context.Context, err error) error {
 			"the model server failed (HTTP %d)", status)
 	}
 	return switchboard.Errorf(switchboard.ErrUpstream, "model_unreachable",
-		"the model server could not be reached at %s", c.cfg.BaseURL)
+		"the model server could not be reached at %s", c.scrub.String(c.cfg.BaseURL))
 }

@@ -22,6 +22,8 @@ import (
 //	mute       read requests, answer none (an initialize that never ends)
 //	stubborn   like raw, but ignore SIGTERM and stdin EOF
 //	flaky      like raw, but exit once it has listed its tools
+//	deeplist   like raw, but its first page lists a tool whose schema
+//	           nests 5,000 levels deep
 const helperEnv = "MCPCLIENT_TEST_HELPER"
 
 // helperStderrEnv asks the helper to write that many numbered lines to
@@ -64,9 +66,10 @@ const (
 )
 
 type helperServer struct {
-	mu    sync.Mutex // serialises stdout
-	added bool
-	flaky bool
+	mu       sync.Mutex // serialises stdout
+	added    bool
+	flaky    bool
+	deepList bool
 }
 
 func runHelper(mode string) {
@@ -80,7 +83,7 @@ func runHelper(mode string) {
 	if mode == "stubborn" {
 		signal.Ignore(syscall.SIGTERM)
 	}
-	h := &helperServer{flaky: mode == "flaky"}
+	h := &helperServer{flaky: mode == "flaky", deepList: mode == "deeplist"}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	for in.Scan() {
@@ -142,7 +145,12 @@ func (h *helperServer) handle(line []byte) {
 	case "tools/list":
 		switch params.Cursor {
 		case "":
-			h.reply(msg.ID, helperPage1)
+			page := helperPage1
+			if h.deepList {
+				deep := strings.Repeat(`{"type":"object","properties":{"a":`, 2500) + `{}` + strings.Repeat(`}}`, 2500)
+				page = strings.Replace(page, `{"tools":[`, `{"tools":[{"name":"deep","inputSchema":`+deep+`},`, 1)
+			}
+			h.reply(msg.ID, page)
 		case "page 2":
 			added := ""
 			if h.added {
@@ -186,6 +194,38 @@ func (h *helperServer) call(id json.RawMessage, name string, args json.RawMessag
 		h.added = true
 		h.write(`{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}`)
 		h.reply(id, text("changed"))
+	case "huge":
+		// An answer of about n bytes, its id last, as the TypeScript SDK
+		// writes them.
+		var a struct{ Bytes int }
+		json.Unmarshal(args, &a)
+		h.mu.Lock()
+		w := bufio.NewWriterSize(os.Stdout, 1<<16)
+		w.WriteString(`{"result":{"content":[{"type":"text","text":"`)
+		chunk := []byte(strings.Repeat("x", 1<<16))
+		for left := a.Bytes; left > 0; left -= len(chunk) {
+			w.Write(chunk[:min(len(chunk), left)])
+		}
+		w.WriteString(`"}]},"jsonrpc":"2.0","id":` + string(id) + "}\n")
+		w.Flush()
+		h.mu.Unlock()
+	case "garbage":
+		// A line of n bytes that is not JSON: it answers nothing we can tell.
+		var a struct{ Bytes int }
+		json.Unmarshal(args, &a)
+		h.mu.Lock()
+		w := bufio.NewWriterSize(os.Stdout, 1<<16)
+		chunk := []byte(strings.Repeat("g", 1<<16))
+		for left := a.Bytes; left > 0; left -= len(chunk) {
+			w.Write(chunk[:min(len(chunk), left)])
+		}
+		w.WriteString("\n")
+		w.Flush()
+		h.mu.Unlock()
+	case "deep":
+		var a struct{ Levels int }
+		json.Unmarshal(args, &a)
+		h.reply(id, `{"content":[{"type":"text","text":"deep"}],"structuredContent":`+strings.Repeat(`{"a":`, a.Levels)+`1`+strings.Repeat(`}`, a.Levels)+`}`)
 	case "bad_result":
 		h.reply(id, `{"nothing":"here"}`)
 	case "env":

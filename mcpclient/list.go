@@ -78,8 +78,14 @@ func (c *Conn) listTools(ctx, opCtx context.Context, limit time.Duration) ([]Too
 // reports an error the server answered with (a JSON-RPC error), as opposed to
 // a failure to send or receive.
 func (c *Conn) request(ctx context.Context, method string, params any) (result json.RawMessage, rejected bool, err error) {
-	// String ids cannot collide with mcp-go's own, which are integers.
-	id := mcp.NewRequestId(fmt.Sprintf("switchboard-%d", c.reqID.Add(1)))
+	// String ids cannot collide with mcp-go's own, which are integers. Those
+	// of tools/list tell the frame filter to keep a list with a tool too
+	// deep (see frames.go).
+	prefix := "switchboard-"
+	if method == string(mcp.MethodToolsList) {
+		prefix = listIDPrefix
+	}
+	id := mcp.NewRequestId(fmt.Sprintf("%s%d", prefix, c.reqID.Add(1)))
 	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      id,
@@ -90,7 +96,7 @@ func (c *Conn) request(ctx context.Context, method string, params any) (result j
 		return nil, false, err
 	}
 	if resp.Error != nil {
-		return nil, true, resp.Error.AsError()
+		return nil, true, rpcError(resp.Error)
 	}
 	return resp.Result, false, nil
 }

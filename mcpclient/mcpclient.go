@@ -25,6 +25,13 @@
 //     process group, and Close reaps the group (npx, uvx and go run start
 //     grandchildren that would otherwise outlive it).
 //
+// Where things are: a Conn and its life in this file; Config in config.go;
+// calls in call.go and tool lists in list.go; what differs between the
+// transport kinds behind the link interface (link.go) in stdio.go and
+// process_*.go (a child process) and http.go (streamable HTTP and SSE);
+// the bounds on what a server sends in frames.go; health pings in
+// health.go; errors in errors.go; the Supervisor in supervisor.go.
+//
 // Errors wrap the sentinels of the root package: switchboard.ErrInvalid for a
 // bad Config or a request the server rejected, switchboard.ErrUnavailable
 // for a connection that is broken or closed, switchboard.ErrUpstreamTimeout
@@ -33,18 +40,13 @@
 package mcpclient
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/redact"
 )
 
 // Defaults and bounds.
@@ -74,88 +77,6 @@ const (
 	// timed out.
 	deadlineSlack = 50 * time.Millisecond
 )
-
-// Transport kinds, after resolving Config.Type.
-const (
-	kindStdio = "stdio"
-	kindHTTP  = "http"
-	kindSSE   = "sse"
-)
-
-// Config says how to reach one MCP server. It follows the Claude Desktop
-// `mcpServers` entry: Command, Args and Env for a stdio server, URL and
-// Headers for a remote one.
-type Config struct {
-	// Name identifies the server in errors and logs.
-	Name string
-
-	// Command, Args, Env and Dir start a stdio server. The child's
-	// environment is a short allowlist of this process's (PATH, HOME, locale,
-	// proxies, toolchain caches: never our secrets) plus Env.
-	Command string
-	Args    []string
-	Env     map[string]string
-	Dir     string
-
-	// URL and Headers reach a remote server. Headers are sent with every
-	// request, and nothing else of ours is: no end user's header ever
-	// reaches the server.
-	URL string
-	// Type selects the transport: "stdio"; "http" (also "streamable-http"
-	// and "streamableHttp") for streamable HTTP; "sse" for the legacy
-	// HTTP+SSE transport. Empty means stdio when Command is set, else
-	// streamable HTTP.
-	Type    string
-	Headers map[string]string
-
-	// InitTimeout bounds Dial: start, initialize and the first tools/list.
-	// Zero means 10s.
-	InitTimeout time.Duration
-	// Timeout bounds each later request (CallTool, ListTools) unless the
-	// caller's context ends sooner. Zero means 60s.
-	Timeout time.Duration
-	// ToolTimeouts overrides Timeout for calls of the named tools.
-	ToolTimeouts map[string]time.Duration
-}
-
-// Validate reports whether cfg can be dialled at all: a known transport
-// with what it needs (a command, or an http(s) URL). The error wraps
-// switchboard.ErrInvalid.
-func (cfg Config) Validate() error {
-	if _, err := cfg.kind(); err != nil {
-		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
-	}
-	for tool, d := range cfg.ToolTimeouts {
-		if d < 0 {
-			return fmt.Errorf("mcp server %s: negative timeout for tool %s: %w", cfg.Name, tool, switchboard.ErrInvalid)
-		}
-	}
-	return nil
-}
-
-// Transport returns the transport cfg resolves to: "stdio", "http"
-// (streamable HTTP) or "sse"; "" if cfg is invalid.
-func (cfg Config) Transport() string {
-	kind, _ := cfg.kind()
-	return kind
-}
-
-// callTimeout returns the limit of one call of tool.
-func (cfg Config) callTimeout(tool string) time.Duration {
-	if d := cfg.ToolTimeouts[tool]; d > 0 {
-		return d
-	}
-	return cfg.Timeout
-}
-
-// longestTimeout returns the longest limit of any request.
-func (cfg Config) longestTimeout() time.Duration {
-	d := max(cfg.Timeout, cfg.InitTimeout)
-	for _, t := range cfg.ToolTimeouts {
-		d = max(d, t)
-	}
-	return d
-}
 
 // Options tunes Dial and Supervise. A nil *Options means the defaults.
 type Options struct {
@@ -193,6 +114,11 @@ type Options struct {
 	// connections that ended before HealthyAfter) make a server
 	// crashlooping. Zero means 5.
 	CrashLoopAfter int
+
+	// What a Pool adds to the Supervisors of its sessions.
+	gens     *atomic.Int64      // numbers each connection (Result.Generation)
+	onLost   func()             // a connection ended by itself
+	onListed func(tools []Tool) // a new connection listed its tools
 }
 
 // Tool is one tool as the server listed it.
@@ -225,6 +151,9 @@ type Result struct {
 	// IsError reports that the tool itself failed; Text says why. It is
 	// data for the model, not a Go error.
 	IsError bool
+	// Generation names the connection that answered, among those of its
+	// Pool (it changes when a session restarts); 0 outside a Pool.
+	Generation int64
 }
 
 // Conn is a live connection to one MCP server. Its methods are safe for
@@ -234,10 +163,7 @@ type Conn struct {
 	cfg    Config
 	log    *slog.Logger
 	client *client.Client
-	httpTr *http.Transport // remote kinds: ours alone, so Close can drop its connections
-	proc   *process        // stdio only
-	stderr *lineRing       // stdio only
-	mark   int             // stderr's mark when this Conn's child started
+	link   link // what the transport kind adds: a child process, an HTTP transport
 
 	// ctx lives as long as the connection; it ends, with the reason as its
 	// cause, on Close, when a stdio child exits, or when an SSE stream is
@@ -246,14 +172,16 @@ type Conn struct {
 	kill context.CancelCauseFunc
 
 	reqID atomic.Int64
+	gen   int64 // set by a Pool's Supervisor before the Conn is used
 
 	mu    sync.Mutex
 	tools []Tool
 
-	redactor *strings.Replacer // hides secrets of the URL in errors; nil if none
+	scrub *redact.Scrubber // hides the Config's secrets in errors
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
+	recheck        chan struct{} // capacity 1, remote only (nil otherwise): a health check is due
 
 	// progress routes notifications/progress to the call that asked for
 	// them: progress token -> chan struct{} (capacity 1).
@@ -264,9 +192,6 @@ type Conn struct {
 	closeOnce sync.Once
 	closeErr  error
 }
-
-// errClosed is the cause of a Conn's end when Close ended it.
-var errClosed = errors.New("connection closed")
 
 // Dial connects to the server described by cfg: it starts the stdio child
 // or reaches the URL, performs the initialize handshake and lists the tools,
@@ -326,57 +251,25 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		onToolsChanged: o.OnToolsChanged,
 		changed:        make(chan struct{}, 1),
 		done:           make(chan struct{}),
-		redactor:       urlRedactor(cfg.URL),
+		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
 	if hooks.toolsChanged != nil {
 		c.onToolsChanged = func() { hooks.toolsChanged(c) }
 	}
 
-	var tr transport.Interface
 	switch kind {
 	case kindStdio:
-		c.stderr = hooks.stderr
-		if c.stderr == nil {
-			c.stderr = newLineRing(stderrLines)
-		}
-		c.mark = c.stderr.Mark()
-		c.proc = &process{}
-		tr = transport.NewStdioWithOptions(cfg.Command, nil, cfg.Args,
-			transport.WithCommandFunc(c.proc.commandFunc(cfg, c.stderr)),
-			transport.WithCommandLogger(logger))
-		logger.Debug("starting mcp server", "transport", kind, "command", filepath.Base(cfg.Command))
+		c.link = &stdioLink{stderr: hooks.stderr}
 	case kindHTTP:
-		c.httpTr = newHTTPTransport()
-		topts := []transport.StreamableHTTPCOption{
-			transport.WithHTTPHeaders(cfg.Headers),
-			transport.WithHTTPBasicClient(c.httpClient(true)),
-			transport.WithHTTPLogger(logger),
-		}
-		if c.onToolsChanged != nil {
-			// Without the standalone GET stream, streamable HTTP delivers
-			// notifications only while a request of ours is in flight.
-			topts = append(topts, transport.WithContinuousListening())
-		}
-		tr, err = transport.NewStreamableHTTP(cfg.URL, topts...)
-		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
+		c.link = &httpLink{}
 	case kindSSE:
-		// Like client.NewSSEMCPClient, which builds exactly this transport,
-		// but that constructor takes no client options.
-		c.httpTr = newHTTPTransport()
-		tr, err = transport.NewSSE(cfg.URL,
-			transport.WithHeaders(cfg.Headers),
-			transport.WithHTTPClient(c.httpClient(false)),
-			transport.WithSSELogger(logger),
-			transport.WithEndpointTimeout(cfg.InitTimeout),
-			// Our contexts bound requests; the transport's own default
-			// (60s) would cut longer Timeouts short.
-			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second))
-		logger.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
+		c.link = &httpLink{sse: true}
 	}
+	tr, err := c.link.open(c)
 	if err != nil {
 		c.kill(err)
-		return nil, fmt.Errorf("dial %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
 	}
 	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	c.client.OnNotification(c.onNotification)
@@ -393,11 +286,15 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		if tail := c.stderrTail(); tail != "" {
 			err = fmt.Errorf("%w; stderr: %s", err, tail)
 		}
-		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, c.redact(err))
 	}
 	if c.onToolsChanged != nil {
 		c.wg.Add(1)
 		go c.notifyToolsChanged()
+	}
+	if c.recheck != nil && cfg.HealthInterval >= 0 {
+		c.wg.Add(1)
+		go c.watchHealth(cmp.Or(cfg.HealthInterval, DefaultHealthInterval))
 	}
 	logger.Info("mcp server connected",
 		"transport", kind,
@@ -427,9 +324,7 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 		<-started
 		return nil, fmt.Errorf("start: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, initCtx.Err(), false))
 	}
-	if c.proc != nil {
-		c.proc.started(c)
-	}
+	c.link.started(c)
 
 	var req mcp.InitializeRequest
 	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
@@ -467,12 +362,7 @@ func (c *Conn) Err() error {
 
 // PID returns the process id of a stdio server's child, which leads its own
 // process group; 0 for a remote server.
-func (c *Conn) PID() int {
-	if c.proc == nil {
-		return 0
-	}
-	return c.proc.pid()
-}
+func (c *Conn) PID() int { return c.link.pid() }
 
 // Tools returns the tools of the last successful listing (by Dial or
 // ListTools). The caller must not modify the schemas' bytes.
@@ -512,176 +402,6 @@ func (c *Conn) ListTools(ctx context.Context) ([]Tool, error) {
 	return slices.Clone(tools), nil
 }
 
-// CallTool calls the tool name with args, a JSON object (nil or empty means
-// no arguments). It waits at most Config.Timeout (or the tool's entry in
-// Config.ToolTimeouts), less if ctx ends sooner.
-// When ctx ends first the request is abandoned, and a stdio server is told
-// with notifications/cancelled (mcp-go sends it; over HTTP the closed request
-// is the signal).
-//
-// A tool that fails reports it in the Result (IsError), not as an error. The
-// error wraps switchboard.ErrInvalid if args is not a JSON object or the
-// server rejects the request (a JSON-RPC error: unknown tool, invalid
-// params; also a reply that cannot be read); switchboard.ErrUnavailable if
-// the connection is broken or closed (the server may or may not have run the
-// tool, unless the connection had ended before the call, or the remote server
-// had forgotten our session: then the Conn ends too); switchboard.ErrUpstreamTimeout
-// and context.DeadlineExceeded if the timeout passed; ctx's error if ctx
-// ended first.
-func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
-	args, err := objectArgs(args)
-	if err == nil && name == "" {
-		err = errors.New("no tool name")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid, err))
-	}
-	// The limit bounds the wait for an answer or for progress: a tool that
-	// reports progress may run longer, up to ProgressCap times the limit.
-	limit := c.cfg.callTimeout(name)
-	opCtx, cancel := c.opContext(ctx, ProgressCap*limit)
-	defer cancel()
-	if c.ctx.Err() != nil {
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
-	}
-	idleCtx, idleCancel := context.WithCancelCause(opCtx)
-	defer idleCancel(nil)
-	idle := time.AfterFunc(limit, func() { idleCancel(errNoProgress) })
-	defer idle.Stop()
-	token := fmt.Sprintf("switchboard-%d", c.reqID.Add(1))
-	progressed := make(chan struct{}, 1)
-	c.progress.Store(token, progressed)
-	defer c.progress.Delete(token)
-	go func() {
-		for {
-			select {
-			case <-idleCtx.Done():
-				return
-			case <-progressed:
-				idle.Reset(limit)
-			}
-		}
-	}()
-	res, rejected, err := c.callTool(idleCtx, token, name, args)
-	if err != nil {
-		if lost := c.sessionLost(err); lost != err {
-			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
-		}
-		if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
-			return nil, fmt.Errorf("call %s on %s: %w", name, c.name,
-				withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded)))
-		}
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, c.classify(ctx, opCtx, ProgressCap*limit, err, rejected))
-	}
-	return newResult(res), nil
-}
-
-// ProgressCap bounds how far progress notifications may extend a call: to
-// this many times its timeout. Each notifications/progress the server sends
-// for a call restarts its timeout.
-const ProgressCap = 10
-
-// errNoProgress ends a call that neither answered nor reported progress
-// within its timeout.
-var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.DeadlineExceeded)
-
-// callTool sends tools/call as a raw request, with an id of ours, so that a
-// call whose context ends can be cancelled on every transport: mcp-go's
-// client tells only stdio servers, and keeps the request id to itself.
-// rejected reports an answer of the server (a JSON-RPC error, or a result
-// that does not parse), as opposed to a failure to send or receive.
-func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
-	// The request id doubles as the progress token.
-	id := mcp.NewRequestId(token)
-	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
-		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      id,
-		Method:  string(mcp.MethodToolsCall),
-		Params:  map[string]any{"name": name, "arguments": args, "_meta": map[string]any{"progressToken": token}},
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			c.cancelRequest(id, context.Cause(ctx))
-		}
-		return nil, false, err
-	}
-	if resp.Error != nil {
-		return nil, true, resp.Error.AsError()
-	}
-	res, err = mcp.ParseCallToolResult(&resp.Result)
-	if err != nil {
-		return nil, true, fmt.Errorf("decode result: %w", err)
-	}
-	return res, false, nil
-}
-
-// cancelRequest tells the server to stop working on request id
-// (notifications/cancelled), best effort and within a second: the caller
-// has its answer already.
-func (c *Conn) cancelRequest(id mcp.RequestId, cause error) {
-	reason := "cancelled"
-	if errors.Is(cause, context.DeadlineExceeded) {
-		reason = "timed out"
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Second)
-	defer cancel()
-	err := c.client.GetTransport().SendNotification(ctx, mcp.JSONRPCNotification{
-		JSONRPC: mcp.JSONRPC_VERSION,
-		Notification: mcp.Notification{
-			Method: string(mcp.MethodNotificationCancelled),
-			Params: mcp.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": reason}},
-		},
-	})
-	if err != nil {
-		c.log.Debug("could not tell the server a call was cancelled", "err", err)
-	}
-}
-
-// errSessionLost ends a Conn whose remote server no longer knows our
-// session: it restarted, or expired the session.
-var errSessionLost = errors.New("the server ended our session (HTTP 404): it restarted or expired the session")
-
-// sessionLost turns mcp-go's ErrSessionTerminated, which it returns for a
-// request the server refused with 404 (or that it did not send, the session
-// having ended already), into the end of the Conn, and marks the request as
-// never run. Other errors come back as they are.
-func (c *Conn) sessionLost(err error) error {
-	if !errors.Is(err, transport.ErrSessionTerminated) {
-		return err
-	}
-	lost := withKind(switchboard.ErrUnavailable, errSessionLost)
-	c.kill(lost)
-	if c.ctx.Err() != nil && !errors.Is(context.Cause(c.ctx), errSessionLost) {
-		// The Conn had ended for another reason (Close) first.
-		return &notSentError{context.Cause(c.ctx)}
-	}
-	c.log.Warn("mcp server forgot our session")
-	return &notSentError{lost}
-}
-
-// notSentError marks a failed request that never reached the server (or
-// that the server refused without running it): sending it again on another
-// connection cannot run it twice.
-type notSentError struct{ err error }
-
-func (e *notSentError) Error() string { return e.err.Error() }
-func (e *notSentError) Unwrap() error { return e.err }
-
-// neverSent reports whether err is a request that never ran on the server.
-func neverSent(err error) bool {
-	var ns *notSentError
-	return errors.As(err, &ns)
-}
-
-// Stderr returns the last lines (at most 100) that a stdio server wrote to
-// its stderr, an unfinished last line included; nil for a remote server.
-func (c *Conn) Stderr() []string {
-	if c.stderr == nil {
-		return nil
-	}
-	return c.stderr.Lines()
-}
-
 // Close ends the connection and waits (at most about 5s) for it to end.
 // Requests in flight fail with switchboard.ErrUnavailable. For a stdio
 // server it closes the child's stdin, and after a short grace signals its
@@ -701,21 +421,8 @@ func (c *Conn) shutdown() error {
 	closed := make(chan error, 1)
 	go func() { closed <- c.client.Close() }()
 	var errs []error
-	if c.proc != nil {
-		if err := c.proc.stop(closed, c.log); err != nil {
-			errs = append(errs, err)
-		}
-	} else {
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-closed: // the HTTP transports' Close errors are only logged by mcp-go
-		case <-t.C:
-			errs = append(errs, errors.New("transport did not close in time"))
-		}
-		t.Stop()
-	}
-	if c.httpTr != nil {
-		c.httpTr.CloseIdleConnections()
+	if err := c.link.stop(c, closed, deadline); err != nil {
+		errs = append(errs, err)
 	}
 	if !waitTimeout(&c.wg, time.Until(deadline)) {
 		errs = append(errs, errors.New("goroutines did not end in time"))
@@ -733,51 +440,6 @@ func (c *Conn) opContext(ctx context.Context, limit time.Duration) (context.Cont
 	opCtx, cancel := context.WithTimeout(ctx, limit)
 	stop := context.AfterFunc(c.ctx, cancel)
 	return opCtx, func() { stop(); cancel() }
-}
-
-// classify says why a request failed: the connection ended, the caller's
-// ctx ended, the request's own limit passed, the server rejected it
-// (rejected), or the transport failed.
-func (c *Conn) classify(ctx, opCtx context.Context, limit time.Duration, err error, rejected bool) error {
-	return c.redact(c.classifyRaw(ctx, opCtx, limit, err, rejected))
-}
-
-func (c *Conn) classifyRaw(ctx, opCtx context.Context, limit time.Duration, err error, rejected bool) error {
-	if dl, ok := opCtx.Deadline(); ok && opCtx.Err() == nil && time.Until(dl) < deadlineSlack {
-		// A transport timer set to our deadline (SSE's response timeout)
-		// can fire a hair before it: the failure is the deadline.
-		t := time.NewTimer(deadlineSlack)
-		select {
-		case <-opCtx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
-	switch {
-	case ctx.Err() != nil:
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return withKind(switchboard.ErrUpstreamTimeout, ctx.Err())
-		}
-		return ctx.Err()
-	case errors.Is(opCtx.Err(), context.DeadlineExceeded):
-		return withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer within %s: %w", limit, context.DeadlineExceeded))
-	case c.ctx.Err() != nil:
-		return context.Cause(c.ctx)
-	case rejected:
-		return withKind(switchboard.ErrInvalid, err)
-	}
-	if c.proc != nil && canWatchExit && errors.Is(err, transport.ErrTransportClosed) {
-		// The child's stdout ended; its exit, with the status worth
-		// reporting, is usually a moment behind.
-		t := time.NewTimer(exitReportWait)
-		defer t.Stop()
-		select {
-		case <-c.ctx.Done():
-			return context.Cause(c.ctx)
-		case <-t.C:
-		}
-	}
-	return withKind(switchboard.ErrUnavailable, err)
 }
 
 // onNotification runs on mcp-go's read loop: it must not block, nor make a
@@ -824,208 +486,6 @@ func (c *Conn) notifyToolsChanged() {
 	}
 }
 
-// stderrTail returns the last few stderr lines of a stdio child, for an
-// error message.
-func (c *Conn) stderrTail() string {
-	if c.stderr == nil {
-		return ""
-	}
-	lines := c.stderr.LinesSince(c.mark)
-	var tail []string
-	for _, l := range slices.Backward(lines) {
-		if l = strings.TrimSpace(l); l != "" {
-			tail = append(tail, l)
-		}
-		if len(tail) == 3 {
-			break
-		}
-	}
-	slices.Reverse(tail)
-	s := strings.Join(tail, " | ")
-	if len(s) > 500 {
-		s = "..." + s[len(s)-500:]
-	}
-	return strings.ToValidUTF8(s, "")
-}
-
-// kind resolves cfg.Type and checks that cfg has what that transport needs.
-func (cfg Config) kind() (string, error) {
-	var kind string
-	switch strings.ToLower(cfg.Type) {
-	case "":
-		kind = kindHTTP
-		if cfg.Command != "" {
-			kind = kindStdio
-		}
-	case "stdio":
-		kind = kindStdio
-	case "http", "streamable-http", "streamablehttp", "streamable_http":
-		kind = kindHTTP
-	case "sse":
-		kind = kindSSE
-	default:
-		return "", fmt.Errorf("unknown transport type %q (want stdio, http or sse)", cfg.Type)
-	}
-	if kind == kindStdio {
-		if cfg.Command == "" {
-			return "", errors.New("stdio server without a command")
-		}
-		for k := range cfg.Env {
-			if k == "" || strings.ContainsAny(k, "=\x00") {
-				return "", fmt.Errorf("bad environment variable name %q", k)
-			}
-		}
-		return kind, nil
-	}
-	if cfg.URL == "" {
-		return "", errors.New("no command or url")
-	}
-	u, err := url.Parse(cfg.URL)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without the URL, which may hold a secret
-		}
-		return "", fmt.Errorf("bad url: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", fmt.Errorf("url %s: want http:// or https:// and a host", redactURL(cfg.URL))
-	}
-	return kind, nil
-}
-
-// redactURL drops what may hold secrets (user info, query, fragment) from a
-// URL, for logs and errors.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable url)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	u.Fragment = ""
-	return u.String()
-}
-
-// urlRedactor returns a replacer that hides the parts of rawURL that may be
-// secrets (query, password) wherever they appear, or nil if it has none.
-// net/http puts the whole URL in its errors.
-func urlRedactor(rawURL string) *strings.Replacer {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil
-	}
-	var pairs []string
-	if u.RawQuery != "" {
-		pairs = append(pairs, u.RawQuery, "REDACTED")
-	}
-	if p, ok := u.User.Password(); ok && p != "" {
-		pairs = append(pairs, p, "REDACTED")
-	}
-	if pairs == nil {
-		return nil
-	}
-	return strings.NewReplacer(pairs...)
-}
-
-// redact hides the server URL's secrets in err's message; errors.Is and
-// errors.As still see err.
-func (c *Conn) redact(err error) error {
-	if c.redactor == nil || err == nil {
-		return err
-	}
-	return &redactedError{err: err, r: c.redactor}
-}
-
-type redactedError struct {
-	err error
-	r   *strings.Replacer
-}
-
-func (e *redactedError) Error() string { return e.r.Replace(e.err.Error()) }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// newHTTPTransport returns an HTTP transport of a Conn's own, so that Close
-// can drop its idle connections (and their goroutines) without touching
-// anyone else's.
-func newHTTPTransport() *http.Transport {
-	return http.DefaultTransport.(*http.Transport).Clone()
-}
-
-// httpClient returns the HTTP client of a remote Conn. It adds the
-// configured headers to any request that lacks them: mcp-go v1.2.1's
-// streamable HTTP transport sends its session-ending DELETE without them,
-// which a server behind authentication refuses. With sessionFix it also
-// reads a 400 that says our session is unknown as the 404 the spec
-// prescribes (see headerTransport).
-func (c *Conn) httpClient(sessionFix bool) *http.Client {
-	return &http.Client{Transport: &headerTransport{base: c.httpTr, headers: c.cfg.Headers, sessionFix: sessionFix}}
-}
-
-// headerTransport sets headers on requests that lack them.
-//
-// With sessionFix, a 400 answer to a request that carried a session id,
-// whose body speaks of the session, becomes a 404. The streamable HTTP spec
-// says a server that no longer knows a session answers 404, which tells
-// mcp-go to start a new session; but the TypeScript SDK's example server,
-// which many servers copy (server-everything among them), answers 400 "No
-// valid session ID provided", and the client would fail every call until
-// restarted.
-type headerTransport struct {
-	base       http.RoundTripper
-	headers    map[string]string
-	sessionFix bool
-}
-
-// maxPeek bounds how much of a 400 body headerTransport reads.
-const maxPeek = 4096
-
-func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	for k := range t.headers {
-		if r.Header.Get(k) == "" {
-			r = r.Clone(r.Context()) // a RoundTripper must not change its request
-			for k, v := range t.headers {
-				if r.Header.Get(k) == "" {
-					r.Header.Set(k, v)
-				}
-			}
-			break
-		}
-	}
-	resp, err := t.base.RoundTrip(r)
-	if err != nil || !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
-		return resp, err
-	}
-	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
-	if err != nil {
-		resp.Body.Close()
-		return nil, err
-	}
-	resp.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
-	if bytes.Contains(bytes.ToLower(peek), []byte("session")) {
-		resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
-	}
-	return resp, nil
-}
-
-// objectArgs checks that args is a JSON object; empty or null means {}.
-func objectArgs(args json.RawMessage) (json.RawMessage, error) {
-	trimmed := strings.TrimSpace(string(args))
-	if trimmed == "" || trimmed == "null" {
-		return json.RawMessage("{}"), nil
-	}
-	if !json.Valid(args) {
-		return nil, errors.New("arguments are not valid JSON")
-	}
-	if trimmed[0] != '{' {
-		return nil, errors.New("arguments are not a JSON object")
-	}
-	return args, nil
-}
-
 // waitTimeout waits for wg at most d, and reports whether it ended.
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 	done := make(chan struct{})
@@ -1039,20 +499,3 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 		return false
 	}
 }
-
-// kindError is err, also matching kind with errors.Is, so that the message
-// stays err's own.
-type kindError struct {
-	kind error
-	err  error
-}
-
-func withKind(kind, err error) error {
-	if errors.Is(err, kind) {
-		return err
-	}
-	return &kindError{kind: kind, err: err}
-}
-
-func (e *kindError) Error() string   { return e.err.Error() }
-func (e *kindError) Unwrap() []error { return []error{e.err, e.kind} }

@@ -15,6 +15,15 @@ import (
 // canWatchExit reports whether waitExit works here.
 const canWatchExit = true
 
+// sysProcAttr makes a stdio child lead its own process group, and die with
+// us (SIGKILL) if we end without closing it: kill -9, a crash. (Pdeathsig
+// fires when the thread that started the child ends; Go's threads live as
+// long as the process, unless a goroutine locked to one exits.) A grandchild
+// is not covered: it gets stdin EOF when its parent dies.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
 // waitExit blocks until the child pid exits and says how. It leaves the
 // child unreaped (WNOWAIT), so exec.Cmd.Wait still reaps it in Close.
 func waitExit(pid int) string {

@@ -3,13 +3,9 @@
 package mcpclient
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"os/exec"
-
-	"github.com/mark3labs/mcp-go/client/transport"
 )
 
 // canWatchExit reports whether a stdio child's exit is watched.
@@ -19,11 +15,11 @@ const canWatchExit = false
 // where the child's process group can be stopped as a whole.
 type process struct{}
 
-func (p *process) commandFunc(Config, io.Writer) transport.CommandFunc {
-	return func(context.Context, string, []string, []string) (*exec.Cmd, error) {
-		return nil, errors.New("stdio servers are supported on Unix systems only")
-	}
+func (p *process) start(Config, io.Writer) (io.WriteCloser, io.Reader, error) {
+	return nil, nil, errors.New("stdio servers are supported on Unix systems only")
 }
+
+func (p *process) wait() error { return nil }
 
 func (p *process) started(*Conn) {}
 

@@ -3,7 +3,6 @@
 package mcpclient
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,11 +11,10 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/mark3labs/mcp-go/client/transport"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -37,29 +35,65 @@ const (
 
 // process is the stdio child of a Conn.
 type process struct {
-	cmd    *exec.Cmd // set by commandFunc
-	pgid   int       // the child's process group (its pid); 0 until started
+	cmd    *exec.Cmd
+	pgid   int // the child's process group (its pid); 0 until started
 	exited atomic.Bool
+	stdout *os.File // our end of the child's stdout
+
+	waitOnce sync.Once
+	waitErr  error
 }
 
-// commandFunc builds the child's command for mcp-go's stdio transport.
+// start starts the child and returns its stdin and stdout for mcp-go's
+// transport (transport.NewIO): we start it, not mcp-go, so that what it
+// writes is read through a frame filter (see lineFilter).
 //
 // Not exec.CommandContext: the child must live until Close, not until the
-// context given to Dial (which mcp-go passes here) ends. It leads its own
-// process group, so that Close can signal its grandchildren too, and keyboard
-// interrupts meant for us do not reach it. Its stderr goes to stderr through
-// a pipe that os/exec drains, so Wait returns only once every line is stored.
-func (p *process) commandFunc(cfg Config, stderr io.Writer) transport.CommandFunc {
-	return func(_ context.Context, command string, _ []string, args []string) (*exec.Cmd, error) {
-		cmd := exec.Command(command, args...)
-		cmd.Env = append(inheritedEnv(os.Environ()), envList(cfg.Env)...)
-		cmd.Dir = cfg.Dir
-		cmd.Stderr = stderr
-		cmd.WaitDelay = waitDelay
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		p.cmd = cmd
-		return cmd, nil
+// context given to Dial. It leads its own process group, so that Close can
+// signal its grandchildren too, and keyboard interrupts meant for us do not
+// reach it; on Linux it is also killed if we die without closing it
+// (sysProcAttr). Its stderr goes to stderr through a pipe that os/exec
+// drains, so Wait returns only once every line is stored. Its stdout is a
+// pipe of ours that Wait does not close under a reader.
+func (p *process) start(cfg Config, stderr io.Writer) (stdin io.WriteCloser, stdout io.Reader, err error) {
+	cmd := exec.Command(cfg.Command, cfg.Args...)
+	cmd.Env = append(inheritedEnv(os.Environ()), envList(cfg.Env)...)
+	cmd.Dir = cfg.Dir
+	cmd.Stderr = stderr
+	cmd.WaitDelay = waitDelay
+	cmd.SysProcAttr = sysProcAttr()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	cmd.Stdout = w
+	if err := cmd.Start(); err != nil {
+		in.Close()
+		r.Close()
+		w.Close()
+		return nil, nil, err
+	}
+	w.Close() // the child has its copy
+	p.cmd, p.stdout = cmd, r
+	p.pgid = cmd.Process.Pid
+	return in, r, nil
+}
+
+// wait reaps the child, once, and closes our end of its stdout.
+func (p *process) wait() error {
+	p.waitOnce.Do(func() {
+		if p.cmd == nil {
+			return
+		}
+		p.waitErr = p.cmd.Wait()
+		p.stdout.Close()
+	})
+	return p.waitErr
 }
 
 // inheritedVars are the variables of our own environment a stdio child
@@ -101,15 +135,13 @@ func envList(env map[string]string) []string {
 // started.
 func (p *process) pid() int { return p.pgid }
 
-// started records the child's process group once mcp-go started it, and
-// watches for its exit, which ends the Conn: requests in flight fail at once
-// instead of waiting for their timeout (a grandchild holding stdout open
-// would otherwise hide the exit from mcp-go).
+// started watches for the child's exit, which ends the Conn: requests in
+// flight fail at once instead of waiting for their timeout (a grandchild
+// holding stdout open would otherwise hide the exit from mcp-go).
 func (p *process) started(c *Conn) {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	p.pgid = p.cmd.Process.Pid
 	if !canWatchExit {
 		return
 	}
@@ -127,9 +159,9 @@ func (p *process) started(c *Conn) {
 }
 
 // stop ends the child once closed, the result of closing mcp-go's client
-// (which closes the child's stdin and reaps it), is ready, escalating to
-// signals as the child takes its time. It returns an error only if the child
-// could not be stopped.
+// (which closes the child's stdin) and reaping the child, is ready,
+// escalating to signals as the child takes its time. It returns an error
+// only if the child could not be stopped.
 func (p *process) stop(closed <-chan error, log *slog.Logger) error {
 	if p.exited.Load() {
 		// The child is gone (it crashed, or was killed): what is left of its

@@ -219,14 +219,22 @@ func (s *Supervisor) CallTool(ctx context.Context, name string, args json.RawMes
 	}
 	res, err := c.CallTool(ctx, name, args)
 	if err == nil || !neverSent(err) || ctx.Err() != nil {
-		return res, err
+		return withGeneration(res, c), err
 	}
 	s.log.Info("a call did not reach the mcp server; sending it on the next connection", "tool", name, "err", err)
 	next, werr := s.await(ctx, c)
 	if werr != nil {
 		return nil, err
 	}
-	return next.CallTool(ctx, name, args)
+	res, err = next.CallTool(ctx, name, args)
+	return withGeneration(res, next), err
+}
+
+func withGeneration(res *Result, c *Conn) *Result {
+	if res != nil {
+		res.Generation = c.gen
+	}
+	return res
 }
 
 // await returns a live connection other than old, waiting for one while the
@@ -393,6 +401,9 @@ func (s *Supervisor) run(g *generation, cfg Config) {
 		}
 		delay := s.backoff(failures)
 		s.lost(conn, cause, failures, delay)
+		if s.opts.onLost != nil {
+			s.opts.onLost()
+		}
 		// Close reaps the child and stops what is left of its process
 		// group before anything is started again.
 		if err := conn.Close(); err != nil {
@@ -470,6 +481,12 @@ func (s *Supervisor) logFailure(msg string, err error, was switchboard.ServerSta
 
 // ready records a new connection.
 func (s *Supervisor) ready(conn *Conn, attempt int) {
+	if s.opts.gens != nil {
+		conn.gen = s.opts.gens.Add(1)
+	}
+	if s.opts.onListed != nil {
+		s.opts.onListed(conn.Tools())
+	}
 	s.update(func() {
 		s.conn = conn
 		s.state = switchboard.ServerReady

@@ -379,6 +379,14 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 		call.Status = switchboard.CallTimedOut
 		call.ErrorClass = switchboard.ErrorClassTimeout
 		call.Error = fmt.Sprintf("the tool did not answer within %s", e.timeout)
+	case errors.Is(err, switchboard.ErrTooLarge):
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassTooLarge
+		call.Error = err.Error()
+	case errors.Is(err, mcpclient.ErrMalformed):
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassMalformed
+		call.Error = err.Error()
 	case errors.Is(err, switchboard.ErrInvalid):
 		call.Status = switchboard.CallFailed
 		call.ErrorClass = switchboard.ErrorClassInvalid

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
@@ -42,7 +43,7 @@ func migrate(ctx context.Context, args []string, getenv env, stderr io.Writer) e
 	if *url == "" {
 		return errors.New("migrate: no database: set DATABASE_URL, database_url in the config, or --database-url")
 	}
-	logger := newLogger(stderr)
+	logger := newLogger(stderr, redact.New(redact.URLSecrets(*url)...))
 	if err := store.Migrate(ctx, *url, logger); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -101,7 +102,7 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr)
+	logger := newLogger(stderr, redact.New(configSecrets(cfg)...))
 	for _, w := range warnings {
 		logger.Warn(w)
 	}

@@ -188,6 +188,13 @@ type ServerConfig struct {
 	// (default 16 KiB); ToolOutputBudgets overrides it per tool.
 	OutputBudget      int            `yaml:"output_budget"`
 	ToolOutputBudgets map[string]int `yaml:"tool_output_budgets"`
+	// MaxResultBytes bounds one message of the server (a result, a tool
+	// list), enforced while it is read; default 8 MiB.
+	MaxResultBytes int64 `yaml:"max_result_bytes"`
+	// HealthInterval is how often a remote server is pinged, so that one
+	// that went away is reported degraded without a failed call; default
+	// 30s.
+	HealthInterval Duration `yaml:"health_interval"`
 }
 
 // Approval is when a tool call waits for a person's approval.
@@ -488,6 +495,9 @@ func (c *Config) validate() error {
 			if field != "user_id" && field != "conversation_id" {
 				errs = append(errs, fmt.Errorf("mcpServers.%s.inject.%s: unknown field %q (want user_id or conversation_id)", name, arg, field))
 			}
+		}
+		if s.MaxResultBytes < 0 {
+			errs = append(errs, fmt.Errorf("mcpServers.%s.max_result_bytes: must be positive", name))
 		}
 		if s.OutputBudget < 0 {
 			errs = append(errs, fmt.Errorf("mcpServers.%s.output_budget: must be positive", name))

@@ -24,6 +24,10 @@ import (
 var tasksBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(hostileEnv) != "" {
+		runHostile()
+		os.Exit(0)
+	}
 	gin.SetMode(gin.TestMode)
 	dir, err := os.MkdirTemp("", "switchboard-cmd-test")
 	if err != nil {

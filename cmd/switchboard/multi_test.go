@@ -32,6 +32,13 @@ const testSecret = "multi-instance-test-secret-0123456789"
 // waits until it is ready.
 func startProcess(t *testing.T, bin, cfg string) string {
 	t.Helper()
+	base, _ := startProcessPID(t, bin, cfg)
+	return base
+}
+
+// startProcessPID is startProcess, and also returns the process id.
+func startProcessPID(t *testing.T, bin, cfg string) (string, int) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +74,7 @@ func startProcess(t *testing.T, bin, cfg string) string {
 		if resp, err := http.Get(base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return base
+				return base, cmd.Process.Pid
 			}
 		}
 		if time.Now().After(deadline) {

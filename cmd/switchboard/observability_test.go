@@ -89,7 +89,7 @@ func TestRetentionJob(t *testing.T) {
 	}
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := retention(ctx, pg, RetentionConfig{Batch: 2, Interval: Duration(time.Hour)}, newLogger(&logs))
+	stop := retention(ctx, pg, RetentionConfig{Batch: 2, Interval: Duration(time.Hour)}, newLogger(&logs, nil))
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "pruned"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("retention never ran")

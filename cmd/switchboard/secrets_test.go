@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -168,4 +169,111 @@ func waitForListen(t *testing.T, stderr *syncBuffer, done chan error) string {
 	}
 	t.Fatalf("never listened:\n%s", stderr.String())
 	return ""
+}
+
+// TestSecretsScrubbedWhicheverLibraryWroteThem: secrets that reach text by
+// ways our own code does not control are hidden too: mcp-go's logger
+// writing a server URL with its query, a model server echoing our
+// Authorization header in its error, a stdio server printing its env to
+// stderr (shown to admins). Checked in the logs, the chat's error reply
+// and the admin API.
+func TestSecretsScrubbedWhicheverLibraryWroteThem(t *testing.T) {
+	canaries := map[string]string{
+		"OPENAI_API_KEY": "sk-canary-echoed-key-3d9a",
+		"JWT_SECRET_KEY": "canary-jwt-secret-2b7e-0123456789abcdef",
+		"DOWN_KEY":       "canary-url-query-6c1f",
+		"ENV_CANARY":     "canary-printed-env-8e4b",
+	}
+	// A model server that echoes the request's Authorization header in
+	// its error, as some proxies do.
+	model := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":{"message":"invalid request; headers were: Authorization: %s","type":"invalid_request_error"}}`, r.Header.Get("Authorization"))
+	}))
+	defer model.Close()
+	// A remote server that is down, its key in the URL's query.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+
+	cfg := fmt.Sprintf(`
+listen: 127.0.0.1:0
+llm: {base_url: %q, api_key: "${OPENAI_API_KEY}"}
+auth: {jwt_secret: "${JWT_SECRET_KEY}"}
+mcp_startup_wait: 1s
+mcpServers:
+  down: {url: "http://%s/mcp?api_key=${DOWN_KEY}", init_timeout: 200ms}
+  printer: {command: sh, args: [-c, 'echo "starting with X=$X" >&2; exec %s'], env: {X: "${ENV_CANARY}"}}
+`, model.URL, down, tasksBin)
+	cfgFile := t.TempDir() + "/c.yaml"
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	getenv := func(k string) (string, bool) { v, ok := canaries[k]; return v, ok }
+	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
+	base := waitForListen(t, &stderr, done)
+
+	userJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
+	adminJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "root", time.Hour, true, "", "")
+	get := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var replies []string
+	code, body := get("POST", "/api/alice/chat", userJWT, `{"message":{"content":"hi"}}`)
+	if code != http.StatusBadGateway || !strings.Contains(body, "[REDACTED]") {
+		t.Errorf("chat: got %d %s, want 502 with the echoed key hidden", code, body)
+	}
+	replies = append(replies, body)
+	// The printer's stderr and the down server's error reach the admin API.
+	waitUntil(t, 10*time.Second, "the printer's stderr", func() bool {
+		_, body := get("GET", "/api/admin/servers", adminJWT, "")
+		return strings.Contains(body, "starting with X=")
+	})
+	time.Sleep(1500 * time.Millisecond) // let the down server's retries log a few lines
+	_, body = get("GET", "/api/admin/servers", adminJWT, "")
+	replies = append(replies, body)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	logs := stdout.String() + stderr.String()
+	if !strings.Contains(logs, "model call failed") || !strings.Contains(logs, down) {
+		t.Fatalf("the logs lack the lines this test is about:\n%s", logs)
+	}
+	for name, v := range canaries {
+		if strings.Contains(logs, v) {
+			t.Errorf("the logs hold %s:\n%s", name, logs)
+		}
+		for _, r := range replies {
+			if strings.Contains(r, v) {
+				t.Errorf("a reply holds %s: %s", name, r)
+			}
+		}
+	}
+}
+
+// waitUntil polls cond until it holds or d passes.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+	}
 }

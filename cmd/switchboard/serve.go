@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/metrics"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -49,13 +50,18 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr)
+	// Every log line goes through scrub, which hides the configured
+	// secrets whichever library wrote the line; mcp-go's stdio transport
+	// logs through slog's default logger, made ours.
+	scrub := redact.New(configSecrets(cfg)...)
+	logger := newLogger(stderr, scrub)
+	slog.SetDefault(logger)
 	logger.Info("config loaded", "from", from)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
 
-	tp, stopTracing, err := tracing(ctx, getenv, logger)
+	tp, stopTracing, err := tracing(ctx, getenv, scrub, logger)
 	if err != nil {
 		return err
 	}
@@ -86,7 +92,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 
 	policies := newLoopPolicies(cfg)
-	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, policies, logger), startupWait(cfg), logger)
+	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, policies, scrub, logger), startupWait(cfg), logger)
 	if err != nil {
 		return err
 	}
@@ -122,7 +128,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
-			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), WriteTimeout: timeouts.write})
+			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})
 	stopRetention := retention(ctx, st, cfg.Retention, logger)
 	defer stopRetention()
 
@@ -227,11 +233,20 @@ func shutdownGrace(cfg *Config) time.Duration {
 }
 
 // newLogger logs JSON, or text when stderr is a terminal.
-func newLogger(w io.Writer) *slog.Logger {
+// newLogger logs to w (text on a terminal, else JSON), each line through
+// scrub (nil hides nothing).
+func newLogger(w io.Writer, scrub *redact.Scrubber) *slog.Logger {
+	text := false
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, nil))
+			text = true
 		}
+	}
+	if scrub != nil {
+		w = scrub.Writer(w)
+	}
+	if text {
+		return slog.New(slog.NewTextHandler(w, nil))
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
 }

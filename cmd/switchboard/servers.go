@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/tools"
@@ -38,7 +39,8 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 		specs = append(specs, tools.ServerSpec{
 			Config: mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
 				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
-				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts},
+				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
+				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval)},
 			Policy:   tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools},
 			Required: sc.Required,
 			Disabled: sc.Disabled,
@@ -115,12 +117,16 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 // other changes need a restart. The policies are the commit: the fleet
 // applies them once it has accepted the servers, so that a file it refuses
 // changes no policy either.
-func reloader(path string, getenv env, policies *loopPolicies, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, func(), error) {
+func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, func(), error) {
 	return func(context.Context) ([]tools.ServerSpec, func(), error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
 			return nil, nil, err
 		}
+		// The new file's secrets join the old ones, even when the fleet
+		// refuses it: a line about a server being stopped may still show
+		// the old, and the refusal may quote the new.
+		scrub.Add(configSecrets(cfg)...)
 		for _, w := range warnings {
 			logger.Warn(w)
 		}

@@ -12,13 +12,17 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchboard-dev/switchboard/internal/redact"
 )
 
 // tracing sets up OpenTelemetry tracing when OTEL_EXPORTER_OTLP_ENDPOINT (or
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set: spans go to that OTLP/HTTP
 // collector, configured by the standard OTEL_* variables. Otherwise it
 // returns nil and nothing is traced. shutdown flushes the spans.
-func tracing(ctx context.Context, getenv env, logger *slog.Logger) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
+//
+// Spans are exported through scrub, which hides the configured secrets.
+func tracing(ctx context.Context, getenv env, scrub *redact.Scrubber, logger *slog.Logger) (tp trace.TracerProvider, shutdown func(context.Context) error, err error) {
 	endpoint, _ := getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	if e, _ := getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"); e != "" {
 		endpoint = e
@@ -34,7 +38,7 @@ func tracing(ctx context.Context, getenv env, logger *slog.Logger) (tp trace.Tra
 	if name == "" {
 		name = "switchboard"
 	}
-	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
+	provider := sdktrace.NewTracerProvider(sdktrace.WithBatcher(scrubExporter{next: exp, s: scrub}),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name), attribute.String("service.version", version()))))
 	logger.Info("tracing to an OTLP collector", "endpoint", endpoint, "service", name)
 	return provider, provider.Shutdown, nil

@@ -1,0 +1,158 @@
+package mcpclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/switchboard-dev/switchboard"
+)
+
+// CallTool calls the tool name with args, a JSON object (nil or empty means
+// no arguments). It waits at most Config.Timeout (or the tool's entry in
+// Config.ToolTimeouts), less if ctx ends sooner.
+// When ctx ends first the request is abandoned, and a stdio server is told
+// with notifications/cancelled (mcp-go sends it; over HTTP the closed request
+// is the signal).
+//
+// A tool that fails reports it in the Result (IsError), not as an error. The
+// error wraps switchboard.ErrInvalid if args is not a JSON object or the
+// server rejects the request (a JSON-RPC error: unknown tool, invalid
+// params; also a reply that cannot be read); switchboard.ErrUnavailable if
+// the connection is broken or closed (the server may or may not have run the
+// tool, unless the connection had ended before the call, or the remote server
+// had forgotten our session: then the Conn ends too); switchboard.ErrUpstreamTimeout
+// and context.DeadlineExceeded if the timeout passed; ctx's error if ctx
+// ended first.
+func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
+	args, err := objectArgs(args)
+	if err == nil && name == "" {
+		err = errors.New("no tool name")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid, err))
+	}
+	// The limit bounds the wait for an answer or for progress: a tool that
+	// reports progress may run longer, up to ProgressCap times the limit.
+	limit := c.cfg.callTimeout(name)
+	opCtx, cancel := c.opContext(ctx, ProgressCap*limit)
+	defer cancel()
+	if c.ctx.Err() != nil {
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
+	}
+	idleCtx, idleCancel := context.WithCancelCause(opCtx)
+	defer idleCancel(nil)
+	idle := time.AfterFunc(limit, func() { idleCancel(errNoProgress) })
+	defer idle.Stop()
+	token := fmt.Sprintf("switchboard-%d", c.reqID.Add(1))
+	progressed := make(chan struct{}, 1)
+	c.progress.Store(token, progressed)
+	defer c.progress.Delete(token)
+	go func() {
+		for {
+			select {
+			case <-idleCtx.Done():
+				return
+			case <-progressed:
+				idle.Reset(limit)
+			}
+		}
+	}()
+	res, rejected, err := c.callTool(idleCtx, token, name, args)
+	if err != nil {
+		if lost := c.sessionLost(err); lost != err {
+			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
+		}
+		if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
+			return nil, fmt.Errorf("call %s on %s: %w", name, c.name,
+				withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded)))
+		}
+		err = c.classify(ctx, opCtx, ProgressCap*limit, err, rejected)
+		if ctx.Err() == nil && errors.Is(err, switchboard.ErrUnavailable) {
+			c.checkHealth()
+		}
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, err)
+	}
+	return newResult(res), nil
+}
+
+// ProgressCap bounds how far progress notifications may extend a call: to
+// this many times its timeout. Each notifications/progress the server sends
+// for a call restarts its timeout.
+const ProgressCap = 10
+
+// errNoProgress ends a call that neither answered nor reported progress
+// within its timeout.
+var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.DeadlineExceeded)
+
+// callTool sends tools/call as a raw request, with an id of ours, so that a
+// call whose context ends can be cancelled on every transport: mcp-go's
+// client tells only stdio servers, and keeps the request id to itself.
+// rejected reports an answer of the server (a JSON-RPC error, or a result
+// that does not parse), as opposed to a failure to send or receive.
+func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
+	// The request id doubles as the progress token.
+	id := mcp.NewRequestId(token)
+	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      id,
+		Method:  string(mcp.MethodToolsCall),
+		Params:  map[string]any{"name": name, "arguments": args, "_meta": map[string]any{"progressToken": token}},
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			c.cancelRequest(id, context.Cause(ctx))
+		}
+		return nil, false, err
+	}
+	if resp.Error != nil {
+		return nil, true, rpcError(resp.Error)
+	}
+	res, err = mcp.ParseCallToolResult(&resp.Result)
+	if err != nil {
+		return nil, true, fmt.Errorf("decode result: %w", err)
+	}
+	return res, false, nil
+}
+
+// cancelRequest tells the server to stop working on request id
+// (notifications/cancelled), best effort and within a second: the caller
+// has its answer already.
+func (c *Conn) cancelRequest(id mcp.RequestId, cause error) {
+	reason := "cancelled"
+	if errors.Is(cause, context.DeadlineExceeded) {
+		reason = "timed out"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), time.Second)
+	defer cancel()
+	err := c.client.GetTransport().SendNotification(ctx, mcp.JSONRPCNotification{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		Notification: mcp.Notification{
+			Method: string(mcp.MethodNotificationCancelled),
+			Params: mcp.NotificationParams{AdditionalFields: map[string]any{"requestId": id, "reason": reason}},
+		},
+	})
+	if err != nil {
+		c.log.Debug("could not tell the server a call was cancelled", "err", err)
+	}
+}
+
+// objectArgs checks that args is a JSON object; empty or null means {}.
+func objectArgs(args json.RawMessage) (json.RawMessage, error) {
+	trimmed := strings.TrimSpace(string(args))
+	if trimmed == "" || trimmed == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if !json.Valid(args) {
+		return nil, errors.New("arguments are not valid JSON")
+	}
+	if trimmed[0] != '{' {
+		return nil, errors.New("arguments are not a JSON object")
+	}
+	return args, nil
+}

@@ -1,0 +1,193 @@
+package mcpclient
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/redact"
+)
+
+// Transport kinds, after resolving Config.Type.
+const (
+	kindStdio = "stdio"
+	kindHTTP  = "http"
+	kindSSE   = "sse"
+)
+
+// Config says how to reach one MCP server. It follows the Claude Desktop
+// `mcpServers` entry: Command, Args and Env for a stdio server, URL and
+// Headers for a remote one.
+type Config struct {
+	// Name identifies the server in errors and logs.
+	Name string
+
+	// Command, Args, Env and Dir start a stdio server. The child's
+	// environment is a short allowlist of this process's (PATH, HOME, locale,
+	// proxies, toolchain caches: never our secrets) plus Env.
+	Command string
+	Args    []string
+	Env     map[string]string
+	Dir     string
+
+	// URL and Headers reach a remote server. Headers are sent with every
+	// request, and nothing else of ours is: no end user's header ever
+	// reaches the server.
+	URL string
+	// Type selects the transport: "stdio"; "http" (also "streamable-http"
+	// and "streamableHttp") for streamable HTTP; "sse" for the legacy
+	// HTTP+SSE transport. Empty means stdio when Command is set, else
+	// streamable HTTP.
+	Type    string
+	Headers map[string]string
+
+	// InitTimeout bounds Dial: start, initialize and the first tools/list.
+	// Zero means 10s.
+	InitTimeout time.Duration
+	// Timeout bounds each later request (CallTool, ListTools) unless the
+	// caller's context ends sooner. Zero means 60s.
+	Timeout time.Duration
+	// ToolTimeouts overrides Timeout for calls of the named tools.
+	ToolTimeouts map[string]time.Duration
+	// MaxMessageBytes bounds one message the server sends (a tool's
+	// result, a tool list), enforced while it is read on every transport:
+	// past it the message is dropped unread, and the request it answers
+	// fails wrapping switchboard.ErrTooLarge. Zero means
+	// DefaultMaxMessageBytes.
+	MaxMessageBytes int64
+	// HealthInterval is how often a remote server is pinged to notice that
+	// it went away (see Conn.Done); zero means DefaultHealthInterval,
+	// negative turns pings off. A call that fails in transport, or the end
+	// of the server's event stream, brings the next ping forward.
+	HealthInterval time.Duration
+}
+
+// maxMessageBytes returns the bound of one message.
+func (cfg Config) maxMessageBytes() int64 {
+	if cfg.MaxMessageBytes > 0 {
+		return cfg.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}
+
+// transportSlack is how far above our own bound mcp-go's is set: our
+// filters see every message first, and what they pass is within the bound
+// or a short replacement.
+const transportSlack = 64 << 10
+
+// Validate reports whether cfg can be dialled at all: a known transport
+// with what it needs (a command, or an http(s) URL). The error wraps
+// switchboard.ErrInvalid.
+func (cfg Config) Validate() error {
+	if _, err := cfg.kind(); err != nil {
+		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	for tool, d := range cfg.ToolTimeouts {
+		if d < 0 {
+			return fmt.Errorf("mcp server %s: negative timeout for tool %s: %w", cfg.Name, tool, switchboard.ErrInvalid)
+		}
+	}
+	if cfg.MaxMessageBytes < 0 {
+		return fmt.Errorf("mcp server %s: negative max_result_bytes: %w", cfg.Name, switchboard.ErrInvalid)
+	}
+	return nil
+}
+
+// Transport returns the transport cfg resolves to: "stdio", "http"
+// (streamable HTTP) or "sse"; "" if cfg is invalid.
+func (cfg Config) Transport() string {
+	kind, _ := cfg.kind()
+	return kind
+}
+
+// callTimeout returns the limit of one call of tool.
+func (cfg Config) callTimeout(tool string) time.Duration {
+	if d := cfg.ToolTimeouts[tool]; d > 0 {
+		return d
+	}
+	return cfg.Timeout
+}
+
+// longestTimeout returns the longest limit of any request.
+func (cfg Config) longestTimeout() time.Duration {
+	d := max(cfg.Timeout, cfg.InitTimeout)
+	for _, t := range cfg.ToolTimeouts {
+		d = max(d, t)
+	}
+	return d
+}
+
+// kind resolves cfg.Type and checks that cfg has what that transport needs.
+func (cfg Config) kind() (string, error) {
+	var kind string
+	switch strings.ToLower(cfg.Type) {
+	case "":
+		kind = kindHTTP
+		if cfg.Command != "" {
+			kind = kindStdio
+		}
+	case "stdio":
+		kind = kindStdio
+	case "http", "streamable-http", "streamablehttp", "streamable_http":
+		kind = kindHTTP
+	case "sse":
+		kind = kindSSE
+	default:
+		return "", fmt.Errorf("unknown transport type %q (want stdio, http or sse)", cfg.Type)
+	}
+	if kind == kindStdio {
+		if cfg.Command == "" {
+			return "", errors.New("stdio server without a command")
+		}
+		for k := range cfg.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return "", fmt.Errorf("bad environment variable name %q", k)
+			}
+		}
+		return kind, nil
+	}
+	if cfg.URL == "" {
+		return "", errors.New("no command or url")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, which may hold a secret
+		}
+		return "", fmt.Errorf("bad url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "", fmt.Errorf("url %s: want http:// or https:// and a host", redactURL(cfg.URL))
+	}
+	return kind, nil
+}
+
+// redactURL drops what may hold secrets (user info, query, fragment) from a
+// URL, for logs and errors.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}
+
+// secrets returns what of cfg may be secret: the URL's password and query
+// values, header values, environment values.
+func (cfg Config) secrets() []string {
+	out := redact.URLSecrets(cfg.URL)
+	for _, v := range cfg.Headers {
+		out = append(out, redact.HeaderSecrets(v)...)
+	}
+	for _, v := range cfg.Env {
+		out = append(out, v)
+	}
+	return out
+}

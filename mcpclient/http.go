@@ -1,0 +1,190 @@
+package mcpclient
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/switchboard-dev/switchboard"
+)
+
+// httpLink reaches a remote server for a Conn, over streamable HTTP or, with
+// sse, the legacy HTTP+SSE transport: the Conn's link over HTTP (see link).
+// Its HTTP transport is the Conn's own, so Close can drop its connections.
+type httpLink struct {
+	sse    bool
+	httpTr *http.Transport
+}
+
+func (l *httpLink) open(c *Conn) (transport.Interface, error) {
+	cfg := c.cfg
+	c.recheck = make(chan struct{}, 1)
+	l.httpTr = newHTTPTransport()
+	kind := kindHTTP
+	if l.sse {
+		kind = kindSSE
+	}
+	c.log.Debug("connecting to mcp server", "transport", kind, "url", redactURL(cfg.URL))
+	var (
+		tr  transport.Interface
+		err error
+	)
+	if l.sse {
+		// Like client.NewSSEMCPClient, which builds exactly this transport,
+		// but that constructor takes no client options.
+		tr, err = transport.NewSSE(cfg.URL,
+			transport.WithHeaders(cfg.Headers),
+			transport.WithHTTPClient(c.httpClient(l.httpTr, false)),
+			transport.WithSSELogger(c.log),
+			transport.WithEndpointTimeout(cfg.InitTimeout),
+			// Our contexts bound requests; the transport's own default
+			// (60s) would cut longer Timeouts short.
+			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second),
+			transport.WithMaxMessageBytes(cfg.maxMessageBytes()+transportSlack))
+	} else {
+		opts := []transport.StreamableHTTPCOption{
+			transport.WithHTTPHeaders(cfg.Headers),
+			transport.WithHTTPBasicClient(c.httpClient(l.httpTr, true)),
+			transport.WithHTTPLogger(c.log),
+			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
+		}
+		if c.onToolsChanged != nil {
+			// Without the standalone GET stream, streamable HTTP delivers
+			// notifications only while a request of ours is in flight.
+			opts = append(opts, transport.WithContinuousListening())
+		}
+		tr, err = transport.NewStreamableHTTP(cfg.URL, opts...)
+	}
+	if err != nil {
+		return nil, withKind(switchboard.ErrInvalid, err)
+	}
+	return tr, nil
+}
+
+func (l *httpLink) started(*Conn) {}
+
+// stop waits for mcp-go's transport to close (its errors are only logged
+// by mcp-go), then drops the idle connections and their goroutines.
+func (l *httpLink) stop(_ *Conn, closed <-chan error, deadline time.Time) error {
+	defer l.httpTr.CloseIdleConnections()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-closed:
+		return nil
+	case <-t.C:
+		return errors.New("transport did not close in time")
+	}
+}
+
+func (l *httpLink) settle(*Conn, error) bool { return false }
+
+func (l *httpLink) pid() int { return 0 }
+
+func (l *httpLink) ring() (*lineRing, int) { return nil, 0 }
+
+// newHTTPTransport returns an HTTP transport of a Conn's own, so that Close
+// can drop its idle connections (and their goroutines) without touching
+// anyone else's.
+func newHTTPTransport() *http.Transport {
+	return http.DefaultTransport.(*http.Transport).Clone()
+}
+
+// httpClient returns the HTTP client of a remote Conn. It adds the
+// configured headers to any request that lacks them: mcp-go v1.2.1's
+// streamable HTTP transport sends its session-ending DELETE without them,
+// which a server behind authentication refuses. With sessionFix it also
+// reads a 400 that says our session is unknown as the 404 the spec
+// prescribes (see headerTransport).
+func (c *Conn) httpClient(base http.RoundTripper, sessionFix bool) *http.Client {
+	return &http.Client{Transport: &headerTransport{base: base, headers: c.cfg.Headers, sessionFix: sessionFix,
+		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth}}
+}
+
+// headerTransport sets headers on requests that lack them.
+//
+// With sessionFix, a 400 answer to a request that carried a session id,
+// whose body speaks of the session, becomes a 404. The streamable HTTP spec
+// says a server that no longer knows a session answers 404, which tells
+// mcp-go to start a new session; but the TypeScript SDK's example server,
+// which many servers copy (server-everything among them), answers 400 "No
+// valid session ID provided", and the client would fail every call until
+// restarted.
+//
+// It also reads every answer's body through a frame filter (see frames.go):
+// a JSON body is one message, an event stream's events are messages.
+type headerTransport struct {
+	base       http.RoundTripper
+	headers    map[string]string
+	sessionFix bool
+	limit      int64
+	report     frameReport
+	// streamEnded is told when a GET (an event stream of the server) fails
+	// or ends.
+	streamEnded func()
+}
+
+// filterBody reads a successful answer's body through a frame filter.
+func (t *headerTransport) filterBody(resp *http.Response) *http.Response {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 || resp.Body == nil || resp.Body == http.NoBody {
+		return resp
+	}
+	media, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch media {
+	case "application/json":
+		resp.Body = newJSONBodyFilter(resp.Body, t.limit, t.report)
+		resp.ContentLength = -1
+	case "text/event-stream":
+		f := newSSEFilter(resp.Body, t.limit, t.report)
+		if resp.Request != nil && resp.Request.Method == http.MethodGet {
+			f.ended = t.streamEnded
+		}
+		resp.Body = f
+		resp.ContentLength = -1
+	}
+	return resp
+}
+
+// maxPeek bounds how much of a 400 body headerTransport reads.
+const maxPeek = 4096
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	for k := range t.headers {
+		if r.Header.Get(k) == "" {
+			r = r.Clone(r.Context()) // a RoundTripper must not change its request
+			for k, v := range t.headers {
+				if r.Header.Get(k) == "" {
+					r.Header.Set(k, v)
+				}
+			}
+			break
+		}
+	}
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		if r.Method == http.MethodGet && r.Context().Err() == nil && t.streamEnded != nil {
+			t.streamEnded()
+		}
+		return resp, err
+	}
+	if !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
+		return t.filterBody(resp), nil
+	}
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	if err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+	if bytes.Contains(bytes.ToLower(peek), []byte("session")) {
+		resp.StatusCode, resp.Status = http.StatusNotFound, "404 Not Found"
+	}
+	return resp, nil
+}
