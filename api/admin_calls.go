@@ -50,18 +50,34 @@ func badFilter(format string, args ...any) error {
 	return switchboard.Errorf(switchboard.ErrInvalid, "invalid_filter", format, args...)
 }
 
+// adminFilter is a ToolCallFilter as the query gave it. The store reads a
+// zero Since or Until as no bound: whether they were given is kept apart,
+// so that the zero time (0001-01-01T00:00:00Z) is a bound like any other.
+type adminFilter struct {
+	switchboard.ToolCallFilter
+	hasSince, hasUntil bool
+}
+
+// selectsNothing reports whether the window is empty whatever the ledger
+// holds: until (exclusive) is at or before the zero time, which the store
+// would take for no bound.
+func (f adminFilter) selectsNothing() bool {
+	return f.hasUntil && !f.Until.After(time.Time{})
+}
+
 // parseFilter reads a ToolCallFilter from query parameters, of which only
 // allowed ones may appear, each once. Errors wrap ErrInvalid with a message
 // that names the parameter and says what it takes.
-func parseFilter(q url.Values, allowed []string) (switchboard.ToolCallFilter, error) {
-	var f switchboard.ToolCallFilter
+func parseFilter(q url.Values, allowed []string) (adminFilter, error) {
+	var af adminFilter
+	f := &af.ToolCallFilter
 	names := slices.Sorted(maps.Keys(q))
 	for _, name := range names {
 		if !slices.Contains(allowed, name) {
-			return f, badFilter("unknown parameter %q: this route takes %s", clip(name), strings.Join(allowed, ", "))
+			return af, badFilter("unknown parameter %q: this route takes %s", clip(name), strings.Join(allowed, ", "))
 		}
 		if n := len(q[name]); n > 1 {
-			return f, badFilter("parameter %q is given %d times; give it once", name, n)
+			return af, badFilter("parameter %q is given %d times; give it once", name, n)
 		}
 	}
 	text := func(name string) (string, error) {
@@ -77,7 +93,7 @@ func parseFilter(q url.Values, allowed []string) (switchboard.ToolCallFilter, er
 		dst  *string
 	}{{"user", &f.UserID}, {"server", &f.Server}, {"tool", &f.Tool}} {
 		if *p.dst, err = text(p.name); err != nil {
-			return f, err
+			return af, err
 		}
 	}
 	for _, p := range []struct {
@@ -86,7 +102,7 @@ func parseFilter(q url.Values, allowed []string) (switchboard.ToolCallFilter, er
 	}{{"conversation", &f.ConversationID}, {"turn", &f.TurnID}} {
 		v := strings.TrimSpace(q.Get(p.name))
 		if v != "" && !switchboard.ValidID(v) {
-			return f, badFilter("%s must be a %s id (a UUID such as 0196b3e2-7c1a-7d45-9a3e-2f1c5b7d9e01), got %q", p.name, p.name, clip(v))
+			return af, badFilter("%s must be a %s id (a UUID such as 0196b3e2-7c1a-7d45-9a3e-2f1c5b7d9e01), got %q", p.name, p.name, clip(v))
 		}
 		*p.dst = strings.ToLower(v)
 	}
@@ -97,35 +113,36 @@ func parseFilter(q url.Values, allowed []string) (switchboard.ToolCallFilter, er
 			for i, st := range callStatuses {
 				names[i] = string(st)
 			}
-			return f, badFilter("status must be one of %s, got %q", strings.Join(names, ", "), clip(s))
+			return af, badFilter("status must be one of %s, got %q", strings.Join(names, ", "), clip(s))
 		}
 	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
+		has  *bool
+	}{{"since", &f.Since, &af.hasSince}, {"until", &f.Until, &af.hasUntil}} {
 		v := strings.TrimSpace(q.Get(p.name))
 		if v == "" {
 			continue
 		}
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			return f, badFilter("%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", p.name, clip(v))
+			return af, badFilter("%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", p.name, clip(v))
 		}
-		*p.dst = t.UTC()
+		*p.dst, *p.has = t.UTC(), true
 	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		return f, badFilter("since (%s) must be before until (%s)", timestamp(f.Since), timestamp(f.Until))
+	if af.hasSince && af.hasUntil && !f.Since.Before(f.Until) {
+		return af, badFilter("since (%s) must be before until (%s)", timestamp(f.Since), timestamp(f.Until))
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxCallsPage {
-			return f, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a whole number from 1 to %d, got %q", maxCallsPage, clip(v))
+			return af, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a whole number from 1 to %d, got %q", maxCallsPage, clip(v))
 		}
 		f.Limit = n
 	}
 	f.After = q.Get("after")
-	return f, nil
+	return af, nil
 }
 
 // clip shortens a client's value quoted back in an error message.
@@ -198,7 +215,12 @@ func (h *Handler) listToolCalls(c *gin.Context) {
 		h.unavailable(c, "the tool-call log")
 		return
 	}
-	f, err := parseFilter(c.Request.URL.Query(), listParams)
+	q, err := query(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	f, err := parseFilter(q, listParams)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -206,10 +228,16 @@ func (h *Handler) listToolCalls(c *gin.Context) {
 	if f.Limit == 0 {
 		f.Limit = defaultCallsPage
 	}
-	calls, next, err := h.Admin.ListToolCalls(c.Request.Context(), f)
-	if err != nil {
-		h.writeError(c, err)
-		return
+	var (
+		calls []switchboard.ToolCall
+		next  string
+	)
+	if !f.selectsNothing() {
+		calls, next, err = h.Admin.ListToolCalls(c.Request.Context(), f.ToolCallFilter)
+		if err != nil {
+			h.writeError(c, err)
+			return
+		}
 	}
 	out := make([]adminToolCallDTO, len(calls))
 	for i, tc := range calls {
@@ -264,7 +292,11 @@ func (h *Handler) toolCallStats(c *gin.Context) {
 		h.unavailable(c, "the tool-call log")
 		return
 	}
-	q := c.Request.URL.Query()
+	q, err := query(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
 	f, err := parseFilter(q, statsParams)
 	if err != nil {
 		h.writeError(c, err)
@@ -279,16 +311,19 @@ func (h *Handler) toolCallStats(c *gin.Context) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_group_by", `group_by must be "tool" or "server", got %q`, clip(groupBy)))
 		return
 	}
-	if f.Until.IsZero() {
+	if !f.hasUntil {
 		f.Until = time.Now().UTC()
 	}
-	if f.Since.IsZero() {
+	if !f.hasSince {
 		f.Since = f.Until.Add(-DefaultStatsWindow)
 	}
-	stats, err := h.Admin.ToolCallStats(c.Request.Context(), f, groupBy)
-	if err != nil {
-		h.writeError(c, err)
-		return
+	var stats []switchboard.ToolCallStats
+	if !f.selectsNothing() {
+		stats, err = h.Admin.ToolCallStats(c.Request.Context(), f.ToolCallFilter, groupBy)
+		if err != nil {
+			h.writeError(c, err)
+			return
+		}
 	}
 	out := make([]toolCallStatsDTO, len(stats))
 	for i, s := range stats {

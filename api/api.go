@@ -10,6 +10,7 @@ import (
 
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -112,6 +113,13 @@ type Options struct {
 	// Scrub, when set, hides configured secrets in error messages and in
 	// the admin routes' replies.
 	Scrub Scrubber
+	// WriteTimeout is the http.Server's WriteTimeout, which bounds writing
+	// a whole reply from the end of the request's headers. The handler
+	// pushes the write deadline this far ahead before each write instead,
+	// so that a reply that waits for a long turn, or streams it, is not cut
+	// off, while a client that stops reading still is. 0 sets no
+	// deadlines.
+	WriteTimeout time.Duration
 }
 
 // Handler is the HTTP API.
@@ -151,11 +159,17 @@ func NewHandler(deps Deps, opts *Options) *Handler {
 // routes is the whole route table.
 func (h *Handler) routes() {
 	e := h.engine
-	e.Use(h.recover, h.logRequests)
+	e.Use(h.deadlines, h.recover, h.logRequests)
 	e.NoRoute(func(c *gin.Context) {
+		if h.refuseToken(c) {
+			return
+		}
 		h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "route_not_found", "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	e.NoMethod(func(c *gin.Context) {
+		if h.refuseToken(c) {
+			return
+		}
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed here"}})
 	})
 	e.GET("/healthz", h.healthz)
@@ -197,6 +211,21 @@ func (h *Handler) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxIdentity, id)
+}
+
+// refuseToken answers the error of a bearer token sent to an /api/ path
+// that no route serves, and reports whether it did: a token that could not
+// sign in (a reserved user id such as admin, whose own routes collide with
+// /api/admin/...) hears why, rather than a 404 or 405 of the routing.
+func (h *Handler) refuseToken(c *gin.Context) bool {
+	if h.Auth == nil || c.GetHeader("Authorization") == "" || !strings.HasPrefix(c.Request.URL.Path, "/api/") {
+		return false
+	}
+	if _, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization")); err != nil {
+		h.writeError(c, err)
+		return true
+	}
+	return false
 }
 
 // requireSelf lets a user act only under their own id in the path.

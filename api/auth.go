@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -168,9 +169,26 @@ type claims struct {
 	Roles  any    `json:"roles,omitempty"`
 }
 
+// reservedUserIDs are the user ids no token may sign in as: the literals
+// the route table puts where /api/{user_id}/... has a user's id. A user
+// named admin would find /api/admin/... to be the admin API, not their own
+// conversations.
+var reservedUserIDs = []string{"admin"}
+
+// reservedUserID returns the error of a user id that is reserved, or nil.
+func reservedUserID(userID string) error {
+	if !slices.Contains(reservedUserIDs, userID) {
+		return nil
+	}
+	return switchboard.Errorf(switchboard.ErrForbidden, "reserved_user_id",
+		"the user id %q is reserved: /api/%s/... are routes of the API, not this user's; sign the user in under another id", userID, userID)
+}
+
 // Verify checks an Authorization header value. Every failure is an error
 // wrapping switchboard.ErrUnauthorized whose message says what is wrong
-// without echoing the token.
+// without echoing the token, but for a valid token of a reserved user id
+// (admin, see reservedUserIDs), which wraps switchboard.ErrForbidden with
+// code reserved_user_id.
 func (a *Authenticator) Verify(ctx context.Context, header string) (Identity, error) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	if header == "" {
@@ -205,6 +223,9 @@ func (a *Authenticator) Verify(ctx context.Context, header string) (Identity, er
 	if id.UserID == "" || len(id.UserID) > 255 || strings.ContainsFunc(id.UserID, unicode.IsControl) || strings.Contains(id.UserID, "/") {
 		return Identity{}, switchboard.Errorf(switchboard.ErrUnauthorized, "invalid_token", "the bearer token names no usable user (sub or user_id)")
 	}
+	if err := reservedUserID(id.UserID); err != nil {
+		return Identity{}, err
+	}
 	id.Admin = a.admins[id.UserID] || c.Role == "admin" || hasRole(c.Roles, "admin")
 	return id, nil
 }
@@ -228,8 +249,12 @@ func hasRole(roles any, want string) bool {
 }
 
 // MintToken returns an HS256 token for userID, valid for ttl, signed with
-// secret; for development and tests (`switchboard token`).
+// secret; for development and tests (`switchboard token`). A reserved user
+// id (admin) is refused, as Verify would refuse its token.
 func MintToken(secret []byte, userID string, ttl time.Duration, admin bool, issuer, audience string) (string, error) {
+	if err := reservedUserID(userID); err != nil {
+		return "", fmt.Errorf("mint token: %s", switchboard.ErrorMessage(err))
+	}
 	now := time.Now()
 	c := claims{RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   userID,

@@ -36,21 +36,37 @@ type chatRequest struct {
 	MessageID string `json:"messageId"`
 }
 
+// chatExample is the chat body shown when a body is no object.
+const chatExample = `{"message": {"content": "..."}}`
+
+// uiMessage is a message of the AI SDK's chat (UIMessage), as its body
+// carries them.
 type uiMessage struct {
-	ID    string `json:"id"`
-	Role  string `json:"role"`
-	Parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-		// A tool part the user approved or denied in the AI SDK
-		// (addToolApprovalResponse) has state approval-responded.
-		State    string `json:"state"`
-		Approval *struct {
-			ID       string `json:"id"`
-			Approved *bool  `json:"approved"`
-			Reason   string `json:"reason"`
-		} `json:"approval"`
-	} `json:"parts"`
+	ID    string   `json:"id"`
+	Role  string   `json:"role"`
+	Parts []uiPart `json:"parts"`
+}
+
+func (uiMessage) jsonName() (one, many string) {
+	return "a UI message (an object with id, role and parts)", "UI messages"
+}
+
+// uiPart is a part of a UI message: its text, or a tool call's state.
+type uiPart struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+	// A tool part the user approved or denied in the AI SDK
+	// (addToolApprovalResponse) has state approval-responded.
+	State    string `json:"state"`
+	Approval *struct {
+		ID       string `json:"id"`
+		Approved *bool  `json:"approved"`
+		Reason   string `json:"reason"`
+	} `json:"approval"`
+}
+
+func (uiPart) jsonName() (one, many string) {
+	return "a message part (an object with type, text, state and approval)", "message parts"
 }
 
 // approvalResponse is a decision the AI SDK sent for a call awaiting
@@ -107,16 +123,20 @@ func approvalsOf(m uiMessage) []approvalResponse {
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
 // ErrTooLarge with a message that says what to fix.
 func (h *Handler) decodeChat(c *gin.Context) (chatInput, error) {
+	q, err := query(c)
+	if err != nil {
+		return chatInput{}, err
+	}
 	body, err := h.readBody(c)
 	if err != nil {
 		return chatInput{}, err
 	}
-	in, err := parseChat(body, c.Query("conversation_id"), h.opts.MaxMessageChars)
+	in, err := parseChat(body, q.Get("conversation_id"), h.opts.MaxMessageChars)
 	if err != nil {
 		return chatInput{}, err
 	}
 	sum := sha256.New()
-	for _, s := range []string{c.FullPath(), c.Query("conversation_id"), string(body)} {
+	for _, s := range []string{c.FullPath(), q.Get("conversation_id"), string(body)} {
 		sum.Write([]byte(s))
 		sum.Write([]byte{0})
 	}
@@ -141,8 +161,8 @@ func (h *Handler) readBody(c *gin.Context) ([]byte, error) {
 // parameter.
 func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	var req chatRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", "the request body is not valid JSON: %s", jsonProblem(err))
+	if err := decodeJSON(body, &req, "invalid_json", chatExample); err != nil {
+		return chatInput{}, err
 	}
 	var in chatInput
 	switch {
@@ -278,27 +298,6 @@ func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID s
 		n, prior = n+1, prior[1:]
 	}
 	return base + n + 1, nil
-}
-
-// jsonProblem describes a JSON decoding error without echoing input.
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return "syntax error at byte " + itoa(syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return typ.Field + " must be a " + typ.Type.String()
-		}
-		return "the body must be a JSON object"
-	}
-	return "unexpected end of input"
-}
-
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 // chatResponse is the seed's reply, plus the turn's tool calls.
@@ -611,8 +610,13 @@ func (h *Handler) postApproval(c *gin.Context) {
 		Approve *bool  `json:"approve"`
 		Reason  string `json:"reason"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil || in.Approve == nil {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_approval", `the body must be {"approve": true|false, "reason": "optional"}`))
+	const example = `{"approve": true|false, "reason": "optional"}`
+	if err := decodeJSON(body, &in, "invalid_approval", example); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if in.Approve == nil {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_approval", "the body must be %s", example))
 		return
 	}
 	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: conv.ID, CallID: c.Param("call_id"),

@@ -40,8 +40,13 @@ func (h *Handler) ownConversation(c *gin.Context) (switchboard.Conversation, err
 }
 
 func (h *Handler) listConversations(c *gin.Context) {
+	q, err := query(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
 	limit := 50
-	if s := c.Query("limit"); s != "" {
+	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 500 {
 			h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_limit", "limit must be a number from 1 to 500"))
@@ -89,9 +94,14 @@ func (h *Handler) patchConversation(c *gin.Context) {
 		Title  *string `json:"title"`
 		Status *string `json:"status"`
 	}
+	const example = `{"title": "...", "status": "active|archived"}`
 	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, 64<<10))
-	if err != nil || json.Unmarshal(raw, &body) != nil {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", `the body must be a JSON object like {"title": "..."}`))
+	if err != nil {
+		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_json", "the body could not be read; it must be a JSON object such as %s of at most 64 KiB", example))
+		return
+	}
+	if err := decodeJSON(raw, &body, "invalid_json", example); err != nil {
+		h.writeError(c, err)
 		return
 	}
 	if body.Title == nil && body.Status == nil {

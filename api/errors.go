@@ -80,5 +80,11 @@ func (h *Handler) writeError(c *gin.Context, err error) {
 	if status == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="switchboard"`)
 	}
+	// A body nobody will read (the request is refused before it is, or it
+	// stalled): answer now and close, rather than have net/http read up
+	// to 256 KiB of it first, for as long as read_timeout allows.
+	if unread(c.Request) {
+		c.Header("Connection", "close")
+	}
 	c.AbortWithStatusJSON(status, errorBody{Success: false, Error: d})
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"errors"
+	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,9 @@ func FuzzParseChat(f *testing.F) {
 			}
 			if switchboard.ErrorMessage(err) == "" || switchboard.ErrorCode(err) == "" {
 				t.Fatalf("error without a message or code: %v", err)
+			}
+			if msg := switchboard.ErrorMessage(err); strings.Contains(msg, "struct") || strings.Contains(msg, "api.") || strings.Contains(msg, "*") {
+				t.Fatalf("error message shows a Go type: %q", msg)
 			}
 			return
 		}
@@ -66,6 +71,31 @@ func FuzzAuthorizationHeader(f *testing.F) {
 		}
 		if id.UserID == "" {
 			t.Fatal("accepted a token without a user")
+		}
+	})
+}
+
+// FuzzParseQuery: the strict parser agrees with url.ParseQuery on every
+// query that parser takes whole, and fails (invalid_query) on every one of
+// which it would drop a pair.
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"", "a=1", "a=1&b=2", "a=1;b=2", "a=%zz", "%zz=1", "a", "a=&=b", "&&a=1&", "a=%3B", "a=1&a=2", "a+b=c+d", ";"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, err := parseQuery(raw)
+		want, wantErr := url.ParseQuery(raw)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("parseQuery(%q): error %v, url.ParseQuery: error %v", raw, err, wantErr)
+		}
+		if err != nil {
+			if !errors.Is(err, switchboard.ErrInvalid) || switchboard.ErrorCode(err) != "invalid_query" {
+				t.Fatalf("parseQuery(%q): error of an unexpected kind: %v", raw, err)
+			}
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("parseQuery(%q) = %v, url.ParseQuery = %v", raw, got, want)
 		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -252,11 +253,13 @@ func TestFleetReload(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		specs = []tools.ServerSpec{tasksSpec("keep"), tasksSpec("change"), tasksSpec("remove"), tasksSpec("policy")}
+		// commits counts the loads whose commit ran: the valid ones.
+		commits atomic.Int32
 	)
-	load := func(context.Context) ([]tools.ServerSpec, error) {
+	load := func(context.Context) ([]tools.ServerSpec, func(), error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(specs), nil
+		return slices.Clone(specs), func() { commits.Add(1) }, nil
 	}
 	f := newFleet(t, &tools.FleetOptions{Load: load, StartupWait: 10 * time.Second})
 	if err := f.Reload(t.Context()); err != nil {
@@ -336,6 +339,9 @@ func TestFleetReload(t *testing.T) {
 	}
 	if got := pid(t, f, "keep"); got != before["keep"] {
 		t.Errorf("an invalid reload touched keep")
+	}
+	if got := commits.Load(); got != 2 {
+		t.Errorf("Load's commit ran %d times, want 2 (the two valid reloads, not the invalid one)", got)
 	}
 
 	// Closing stops everything, process groups included.
@@ -506,10 +512,10 @@ func TestFleetMaxTools(t *testing.T) {
 		mu    sync.Mutex
 		specs = []tools.ServerSpec{tasksSpec("zeta"), tasksSpec("alpha")}
 	)
-	load := func(context.Context) ([]tools.ServerSpec, error) {
+	load := func(context.Context) ([]tools.ServerSpec, func(), error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(specs), nil
+		return slices.Clone(specs), nil, nil
 	}
 	logs := &logBuffer{}
 	f := newFleet(t, &tools.FleetOptions{Load: load, StartupWait: 10 * time.Second, MaxTools: 5, ReservedTools: 1,

@@ -34,6 +34,7 @@ type Config struct {
 	DatabaseDirectURL string                  `yaml:"database_direct_url"`
 	LLM               LLMConfig               `yaml:"llm"`
 	Auth              AuthConfig              `yaml:"auth"`
+	HTTP              HTTPConfig              `yaml:"http"`
 	Limits            LimitsConfig            `yaml:"limits"`
 	Retention         RetentionConfig         `yaml:"retention"`
 	MCPServers        map[string]ServerConfig `yaml:"mcpServers"`
@@ -89,6 +90,53 @@ type AuthConfig struct {
 	Issuer     string   `yaml:"issuer"`
 	Audience   string   `yaml:"audience"`
 	AdminUsers []string `yaml:"admin_users"`
+}
+
+// HTTPConfig bounds how long a client may hold a connection of the HTTP
+// server without making progress. Absent (or 0) means the default.
+type HTTPConfig struct {
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included, from its
+	// first byte; default 30s. It does not bound the handling: once the
+	// body is read, the turn takes as long as it takes.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a reply; default 30s. The replies of the
+	// routes that run a turn (chat, its stream, approvals) and of a reload
+	// may come later and go on for longer: each of their writes gets it
+	// instead.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request; default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// Defaults of the http block.
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultReadTimeout       = 30 * time.Second
+	defaultWriteTimeout      = 30 * time.Second
+	defaultIdleTimeout       = 60 * time.Second
+)
+
+// httpTimeouts are the http block with its defaults applied.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+func (c HTTPConfig) timeouts() httpTimeouts {
+	or := func(d Duration, def time.Duration) time.Duration {
+		if d > 0 {
+			return time.Duration(d)
+		}
+		return def
+	}
+	return httpTimeouts{
+		readHeader: or(c.ReadHeaderTimeout, defaultReadHeaderTimeout),
+		read:       or(c.ReadTimeout, defaultReadTimeout),
+		write:      or(c.WriteTimeout, defaultWriteTimeout),
+		idle:       or(c.IdleTimeout, defaultIdleTimeout),
+	}
 }
 
 // LimitsConfig bounds requests.
@@ -438,6 +486,9 @@ func (c *Config) validate() error {
 	}
 	if n := c.LLM.maxTools(); n < 0 || n == 1 {
 		errs = append(errs, fmt.Errorf("llm.max_tools must be 0 (no limit) or at least 2, one place being kept for the built-in read_tool_result (got %d)", n))
+	}
+	if t := c.HTTP.timeouts(); t.readHeader > t.read {
+		errs = append(errs, fmt.Errorf("http.read_header_timeout (%s) must not be longer than http.read_timeout (%s), which bounds the headers too", t.readHeader, t.read))
 	}
 	names := make([]string, 0, len(c.MCPServers))
 	for name := range c.MCPServers {

@@ -71,21 +71,26 @@ type served struct {
 	stdout, stderr *syncBuffer
 	banner         string // the dev-mode banner, once printed
 	base, token    string
+	config         string // the config file, which a test may rewrite and reload
 	stop           context.CancelFunc
 	done           chan error
 }
 
 // startServe runs serve with the config text cfg in dev mode (no auth), and
-// waits for its banner.
+// waits for its banner. cfg must say where to listen (127.0.0.1:0 for a
+// free port): the default port may be taken by another process.
 func startServe(t *testing.T, cfg string, env map[string]string) *served {
 	t.Helper()
+	if !regexp.MustCompile(`(?m)^listen:`).MatchString(cfg) {
+		t.Fatal("startServe: the config has no listen: key; give listen: 127.0.0.1:0 (the default port 8080 may be taken)")
+	}
 	cfgFile := filepath.Join(t.TempDir(), "switchboard.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
+	s := &served{stdout: &syncBuffer{}, stderr: &syncBuffer{}, stop: cancel, done: make(chan error, 1), config: cfgFile}
 	go func() { s.done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, s.stdout, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -246,5 +251,38 @@ func TestHealthcheckCommand(t *testing.T) {
 	s := startServe(t, cfg, nil)
 	if err := run(context.Background(), []string{"healthcheck", "--config", cfgFile}, noEnv, &out, &errOut); err != nil {
 		t.Errorf("healthcheck of %s: %v", s.base, err)
+	}
+}
+
+// TestServeFailsPromptlyWhenThePortIsTaken: a start-up error after the
+// background jobs started (here the listen port in use) ends serve with
+// that error at once, without waiting for a signal.
+func TestServeFailsPromptlyWhenThePortIsTaken(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	// Retention is on by default: its job starts before the listener.
+	if err := os.WriteFile(cfgFile, []byte("listen: "+taken.Addr().String()+"\nmcpServers: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", cfgFile}, func(string) (string, bool) { return "", false }, &stdout, &stderr)
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "listen on "+taken.Addr().String()) {
+			t.Errorf("serve with its port taken: got %v, want an error naming the address", err)
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("serve with its port taken did not return within 30s (it returned once cancelled)\nstderr:\n%s", stderr.String())
 	}
 }

@@ -73,6 +73,7 @@ func TestServeMaxTools(t *testing.T) {
 	))
 	defer model.Close()
 	s := startServe(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
 llm: {base_url: %q, model: scripted, max_tools: 4}
 mcp_startup_wait: 20s
 mcpServers:

@@ -89,14 +89,14 @@ func TestRetentionJob(t *testing.T) {
 	}
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	wait := retention(ctx, pg, RetentionConfig{Batch: 2, Interval: Duration(time.Hour)}, newLogger(&logs, nil))
+	stop := retention(ctx, pg, RetentionConfig{Batch: 2, Interval: Duration(time.Hour)}, newLogger(&logs, nil))
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "pruned"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("retention never ran")
 		}
 	}
 	cancel()
-	wait()
+	stop()
 	for i, c := range calls {
 		got, err := pg.GetToolCall(context.Background(), c.ID)
 		if err != nil {

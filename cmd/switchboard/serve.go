@@ -118,6 +118,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}()
 	stopListening := listenCancels(ctx, cfg, orch, logger)
 	defer stopListening()
+	timeouts := cfg.HTTP.timeouts()
 	metricsHandler, stopMetrics, err := serveMetrics(cfg, mx.Handler(), dev != nil, logger)
 	if err != nil {
 		return err
@@ -127,7 +128,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
-			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub})
+			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})
 	stopRetention := retention(ctx, st, cfg.Retention, logger)
 	defer stopRetention()
 
@@ -145,9 +146,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	// turns already running.
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return reqCtx },
-		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := timeouts.server(handler, logger)
+	srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	base := "http://" + ln.Addr().String()
 	logger.Info("listening", "addr", base, "tools", len(fleet.Current().Entries()), "model", model.Model())
 	if dev != nil {
@@ -195,10 +195,18 @@ func serveMetrics(cfg *Config, h http.Handler, dev bool, logger *slog.Logger) (m
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := cfg.HTTP.timeouts().server(mux, logger)
 	go func() { _ = srv.Serve(ln) }()
 	logger.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
 	return nil, func() { _ = srv.Close() }, nil
+}
+
+// server returns an HTTP server of h with these timeouts: a client that
+// sends a request slowly, stops reading its reply, or keeps an idle
+// connection open is let go (see HTTPConfig).
+func (t httpTimeouts) server(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.readHeader, ReadTimeout: t.read, WriteTimeout: t.write,
+		IdleTimeout: t.idle, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 }
 
 // shutdown stops srv: no new connections, running requests get grace to

@@ -85,7 +85,7 @@ func startupWait(cfg *Config) time.Duration {
 // startServers starts the configured MCP servers under a fleet (see
 // tools.Fleet.Start). It fails when a required server does not connect; the
 // fleet is then closed already.
-func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
+func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, func(), error),
 	wait time.Duration, logger *slog.Logger) (*tools.Fleet, error) {
 	fleet := tools.NewFleet(&tools.FleetOptions{
 		Logger:        logger,
@@ -117,22 +117,25 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 // reloader returns the fleet's Load: the configuration read again from
 // where it was read at start-up. Only mcpServers is applied (the servers,
 // and their loop policies: require_approval, parallel, output budgets);
-// other changes need a restart.
-func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
-	return func(context.Context) ([]tools.ServerSpec, error) {
+// other changes need a restart. The policies are the commit: the fleet
+// applies them once it has accepted the servers, so that a file it refuses
+// changes no policy either.
+func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, func(), error) {
+	return func(context.Context) ([]tools.ServerSpec, func(), error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		// The new file's secrets join the old ones: a line about a server
-		// being stopped may still show the old.
+		// The new file's secrets join the old ones, even when the fleet
+		// refuses it: a line about a server being stopped may still show
+		// the old, and the refusal may quote the new.
 		scrub.Add(configSecrets(cfg)...)
-		policies.set(cfg) // approval, parallelism and output budgets apply to the next turns
 		for _, w := range warnings {
 			logger.Warn(w)
 		}
 		logger.Info("config read again for a reload of the MCP servers (other settings need a restart)", "from", from)
-		return serverSpecs(cfg), nil
+		// Approval, parallelism and output budgets apply to the next turns.
+		return serverSpecs(cfg), func() { policies.set(cfg) }, nil
 	}
 }
 

@@ -51,8 +51,10 @@ type pruner interface {
 }
 
 // retention runs the pruning of old tool-call payloads every interval (and
-// once at start) until ctx ends; the returned function waits for it to stop.
-func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog.Logger) (wait func()) {
+// once at start) until ctx ends or the returned stop is called; stop ends
+// the job (a pruning in progress is cancelled) and waits for it, so that
+// serve returns at once from a start-up error that follows.
+func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog.Logger) (stop func()) {
 	age := 90 * 24 * time.Hour
 	if cfg.ToolCallPayloads != nil {
 		age = time.Duration(*cfg.ToolCallPayloads)
@@ -67,6 +69,7 @@ func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog
 	if batch <= 0 {
 		batch = 1000
 	}
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -84,7 +87,10 @@ func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog
 			}
 		}
 	})
-	return wg.Wait
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 // pruneOnce prunes batch after batch until a batch comes back short.
