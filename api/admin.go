@@ -14,6 +14,7 @@ func (h *Handler) adminRoutes(admin *gin.RouterGroup) {
 	admin.GET("/tool-calls", h.listToolCalls)
 	admin.GET("/tool-calls/stats", h.toolCallStats)
 	admin.GET("/tool-calls/:id", h.getToolCall)
+	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
 	admin.GET("/conversations/:id", h.adminConversation)
 	admin.GET("/servers", h.listServers)
 	admin.POST("/servers/reload", h.reloadServers)

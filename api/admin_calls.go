@@ -177,12 +177,15 @@ type adminToolCallDTO struct {
 	FinishedAt *string `json:"finished_at"`
 }
 
-// adminToolCallDetailDTO is a ledger row in full.
+// adminToolCallDetailDTO is a ledger row with its result: a preview of at
+// most previewBytes, the whole at /api/admin/tool-calls/{id}/result.
 type adminToolCallDetailDTO struct {
 	adminToolCallDTO
 	Result string `json:"result"`
-	// StructuredResult is the tool's structured content, null when none.
+	// StructuredResult is the tool's structured content, null when none
+	// (or when over previewBytes: see ResultTruncated).
 	StructuredResult json.RawMessage `json:"structured_result"`
+	ResultTruncated  bool            `json:"result_truncated"`
 }
 
 func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
@@ -266,8 +269,9 @@ func (h *Handler) getToolCall(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
+	p := previewOf(tc)
 	c.JSON(http.StatusOK, gin.H{"success": true, "tool_call": adminToolCallDetailDTO{
-		adminToolCallDTO: toAdminToolCall(tc), Result: tc.Result, StructuredResult: tc.StructuredResult}})
+		adminToolCallDTO: toAdminToolCall(tc), Result: p.Result, StructuredResult: p.Structured, ResultTruncated: p.Truncated}})
 }
 
 // toolCallStatsDTO aggregates the calls of one tool (or server).

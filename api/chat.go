@@ -344,9 +344,13 @@ type toolCallDTO struct {
 	Arguments   json.RawMessage `json:"arguments"`
 	Result      string          `json:"result"`
 	Structured  json.RawMessage `json:"structured_result,omitempty"`
-	Status      string          `json:"status"`
-	Error       string          `json:"error"`
-	DurationMS  float64         `json:"duration_ms"`
+	// ResultTruncated reports that result (or structured_result) is a
+	// preview of a larger result of ResultSize bytes (see previewBytes).
+	ResultTruncated bool    `json:"result_truncated,omitempty"`
+	ResultSize      int     `json:"result_size"`
+	Status          string  `json:"status"`
+	Error           string  `json:"error"`
+	DurationMS      float64 `json:"duration_ms"`
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -365,9 +369,10 @@ func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
 	if len(args) == 0 {
 		args = json.RawMessage("{}")
 	}
+	p := previewOf(tc)
 	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
-		Arguments: args, Result: tc.Result, Structured: tc.StructuredResult, Status: string(tc.Status),
-		Error: tc.Error, DurationMS: ms(tc.Duration)}
+		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
+		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration)}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

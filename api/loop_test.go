@@ -202,6 +202,7 @@ func streamParts(t *testing.T, url, tok, body string) parts {
 	}
 	var out parts
 	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		line, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok || line == "[DONE]" {
@@ -212,6 +213,9 @@ func streamParts(t *testing.T, url, tok, body string) parts {
 			t.Fatalf("part %q: %v", line, err)
 		}
 		out = append(out, p)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading the stream: %v", err)
 	}
 	return out
 }

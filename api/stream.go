@@ -137,7 +137,12 @@ type toolOutput struct {
 	DurationMS float64         `json:"duration_ms"`
 	Server     string          `json:"server"`
 	Tool       string          `json:"tool"`
-	Truncated  bool            `json:"truncated,omitempty"`
+	// Truncated reports that the model saw the result cut to its output
+	// budget; ResultTruncated that result (or structured) is a preview of
+	// a larger result of ResultSize bytes.
+	Truncated       bool `json:"truncated,omitempty"`
+	ResultTruncated bool `json:"result_truncated,omitempty"`
+	ResultSize      int  `json:"result_size"`
 }
 
 type toolDeniedPart struct {
@@ -241,9 +246,10 @@ func (s *uiStream) toolInput(c switchboard.ToolCall) {
 func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 	switch c.Status {
 	case switchboard.CallSucceeded:
+		p := previewOf(c)
 		s.part(toolOutputPart{Type: "tool-output-available", ToolCallID: c.ID, Dynamic: true, Output: toolOutput{
-			Result: c.Result, Structured: c.StructuredResult, Status: string(c.Status), DurationMS: ms(c.Duration),
-			Server: c.Server, Tool: c.Tool, Truncated: c.Truncated}})
+			Result: p.Result, Structured: p.Structured, Status: string(c.Status), DurationMS: ms(c.Duration),
+			Server: c.Server, Tool: c.Tool, Truncated: c.Truncated, ResultTruncated: p.Truncated, ResultSize: p.Size}})
 	case switchboard.CallDenied:
 		s.part(toolDeniedPart{Type: "tool-output-denied", ToolCallID: c.ID})
 	default:
