@@ -17,8 +17,8 @@ import (
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
-	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // adminStore is a store as the admin routes and the tests that seed the
@@ -49,12 +49,12 @@ type adminService struct {
 // token says.
 const rootAdmin = "root"
 
-func newAdminService(t *testing.T, st adminStore, conn *mcpclient.Conn, servers api.ServerAdmin, respond llmtest.Responder, opts *orchestrator.Options) *adminService {
+func newAdminService(t *testing.T, st adminStore, conn *mcpclient.Conn, servers api.ServerAdmin, respond llmtest.Responder, approval tools.ApprovalPolicy) *adminService {
 	t.Helper()
 	if respond == nil {
 		respond = llmtest.Sequence()
 	}
-	svc := newServiceWithDeps(t, st, conn, respond, opts, nil, []string{rootAdmin}, api.Deps{Admin: st, Servers: servers})
+	svc := newServiceWithDeps(t, st, conn, respond, nil, nil, []string{rootAdmin}, api.Deps{Admin: st, Servers: servers}, approval)
 	return &adminService{url: svc.url, model: svc.model, store: st}
 }
 
@@ -183,7 +183,7 @@ func newestIDs(calls []switchboard.ToolCall, keep func(switchboard.ToolCall) boo
 }
 
 func TestAdminRoutesAreForAdminsOnly(t *testing.T) {
-	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, fakeServers{}, nil, nil)
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, fakeServers{}, nil, tools.ApprovalPolicy{})
 	id := switchboard.NewID()
 	routes := []struct{ method, path string }{
 		{"GET", "/api/admin/tool-calls"},
@@ -264,7 +264,7 @@ func TestAdminToolCallFilters(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			now := time.Now().UTC().Truncate(time.Second)
 			calls := seedLedger(t, st, ledgerFixture(now))
 			alice := calls[0].ConversationID
@@ -347,7 +347,7 @@ func sameJSON(a, b json.RawMessage) bool {
 var jsonEqual = cmp.Comparer(sameJSON)
 
 func TestAdminBadFilters(t *testing.T) {
-	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, nil)
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, tools.ApprovalPolicy{})
 	admin := adminToken(t, "carol")
 	tests := []struct {
 		path, code, message string
@@ -394,7 +394,7 @@ func TestAdminPaginationWhileInserting(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			admin := adminToken(t, "carol")
 			base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 			var fixture []seedCall
@@ -444,7 +444,7 @@ func TestAdminToolCallDetail(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			calls := seedLedger(t, st, ledgerFixture(time.Now().UTC()))
 			var r struct {
 				Success  bool          `json:"success"`
@@ -485,7 +485,7 @@ func TestAdminStats(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			now := time.Now().UTC().Truncate(time.Second)
 			seedLedger(t, st, ledgerFixture(now))
 			admin := adminToken(t, "carol")
@@ -554,7 +554,7 @@ func TestAdminConversation(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, tasksServer(t, "stdio"), nil, script, nil)
+			svc := newAdminService(t, st, tasksServer(t, "stdio"), nil, script, tools.ApprovalPolicy{})
 			var chat chatReply
 			if resp := do(t, "POST", svc.url+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"Add a task to buy milk"}}`, &chat); resp.StatusCode != 200 {
 				t.Fatalf("chat: got %d %+v", resp.StatusCode, chat)
@@ -629,7 +629,7 @@ func TestAdminConversation(t *testing.T) {
 
 func TestAdminServers(t *testing.T) {
 	reloads := 0
-	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, fakeServers{reloads: &reloads}, nil, nil)
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, fakeServers{reloads: &reloads}, nil, tools.ApprovalPolicy{})
 	var r struct {
 		Servers []struct {
 			Name, State string

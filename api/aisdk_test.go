@@ -16,7 +16,6 @@ import (
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
-	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
 )
 
@@ -196,10 +195,10 @@ func TestAISDKApprovals(t *testing.T) {
 	for _, approve := range []string{"yes", "no"} {
 		t.Run("approve="+approve, func(t *testing.T) {
 			st := store.NewMemory()
-			svc := newServiceWith(t, st, tasksServer(t, "stdio"), llmtest.Sequence(
+			svc := newApprovingService(t, st, tasksServer(t, "stdio"), llmtest.Sequence(
 				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
 				llmtest.Reply{Text: "Done with that."},
-			), &orchestrator.Options{RequireApproval: destructive})
+			))
 			chat := runAIChatEnv(t, svc.url+"/api/alice/chat/stream", token(t, "alice"), "chat-appr-"+approve, []string{"APPROVE=" + approve}, "delete task 1")
 			if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 {
 				t.Fatalf("chat ended %s with error %v %v", chat.Status, chat.Error, chat.Errors)

@@ -14,8 +14,8 @@ import (
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
-	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // connServers reports one real MCP connection, as the admin console shows
@@ -76,7 +76,7 @@ func TestBrowser(t *testing.T) {
 		llmtest.Reply{Delay: time.Minute, Text: "Once upon a time"},
 		// The answer about task 42, regenerated.
 		llmtest.Reply{Text: "Regenerated: task 42 does not exist."},
-	), &orchestrator.Options{RequireApproval: destructive})
+	), tools.ApprovalPolicy{All: tools.ApprovalDestructive})
 
 	// Other users' calls of the last three hours, enough for two pages of
 	// the admin log; alice's calls, made in the browser, come on top.

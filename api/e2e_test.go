@@ -145,20 +145,27 @@ func newServiceWith(t *testing.T, st testStore, conn *mcpclient.Conn, respond ll
 
 func newServiceFull(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options, apiOpts *api.Options) *service {
 	t.Helper()
-	return newServiceWithDeps(t, st, conn, respond, opts, apiOpts, nil, api.Deps{})
+	return newServiceWithDeps(t, st, conn, respond, opts, apiOpts, nil, api.Deps{}, tools.ApprovalPolicy{})
+}
+
+// newApprovingService is newServiceWith a tasks server whose destructive
+// tools wait for approval.
+func newApprovingService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder) *service {
+	t.Helper()
+	return newServiceWithDeps(t, st, conn, respond, nil, nil, nil, api.Deps{}, tools.ApprovalPolicy{All: tools.ApprovalDestructive})
 }
 
 // newServiceWithDeps builds the service; admins are admins by
 // configuration, and deps adds collaborators (Admin, Servers) to the ones
 // built here.
 func newServiceWithDeps(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options,
-	apiOpts *api.Options, admins []string, deps api.Deps) *service {
+	apiOpts *api.Options, admins []string, deps api.Deps, approval tools.ApprovalPolicy) *service {
 	t.Helper()
 	model := llmtest.NewServer(respond)
 	t.Cleanup(model.Close)
 	var sources []tools.Source
 	if conn != nil {
-		sources = append(sources, tools.Source{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}})
+		sources = append(sources, tools.Source{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}, RequireApproval: approval}})
 	}
 	catalog, err := tools.NewCatalog(sources)
 	if err != nil {

@@ -32,12 +32,12 @@ type approvalReply struct {
 func TestApprovalRoute(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			svc := newServiceWith(t, open(t), tasksServer(t, "stdio"), llmtest.Sequence(
+			svc := newApprovingService(t, open(t), tasksServer(t, "stdio"), llmtest.Sequence(
 				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__add_task", Arguments: `{"title":"old"}`}}},
 				llmtest.Reply{Text: "Added."},
 				llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":1}`}}},
 				llmtest.Reply{Text: "Deleted."},
-			), &orchestrator.Options{RequireApproval: destructive})
+			))
 			alice := token(t, "alice")
 			var r approvalReply
 			do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"add old"}}`, &r)
@@ -76,10 +76,10 @@ func TestApprovalRoute(t *testing.T) {
 }
 
 func TestApprovalOverTheStream(t *testing.T) {
-	svc := newServiceWith(t, store.NewMemory(), tasksServer(t, "stdio"), llmtest.Sequence(
+	svc := newApprovingService(t, store.NewMemory(), tasksServer(t, "stdio"), llmtest.Sequence(
 		llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: `{"task_id":7}`}}},
 		llmtest.Reply{Text: "Could not delete it."},
-	), &orchestrator.Options{RequireApproval: destructive})
+	))
 	alice := token(t, "alice")
 	parts := streamParts(t, svc.url+"/api/alice/chat/stream", alice, `{"message":{"content":"delete 7"}}`)
 	approval := parts.find("tool-approval-request")
@@ -311,7 +311,7 @@ func TestClientDisconnectCancelsTheTurn(t *testing.T) {
 func TestApprovalSentWithANewMessage(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			svc := newServiceWith(t, open(t), tasksServer(t, "stdio"), func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+			svc := newApprovingService(t, open(t), tasksServer(t, "stdio"), func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
 				last := req.Messages[len(req.Messages)-1]
 				switch {
 				case last.Role == "tool":
@@ -322,7 +322,7 @@ func TestApprovalSentWithANewMessage(t *testing.T) {
 					return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "tasks__delete_task", Arguments: fmt.Sprintf(`{"task_id":%s}`, last.Content[7:])}}}
 				}
 				return llmtest.Reply{Text: "Nothing is left."}
-			}, &orchestrator.Options{RequireApproval: destructive})
+			})
 			alice := token(t, "alice")
 			var msgs []string // the chat's messages
 			user := func(text string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // TestLargeResultsArePreviewed: a 300 KB result reaches the chat's JSON,
@@ -38,7 +39,7 @@ func TestLargeResultsArePreviewed(t *testing.T) {
 		{ToolCalls: []llmtest.Call{{Name: "big__big", Arguments: `{}`}}}, {Text: "done"},
 		{ToolCalls: []llmtest.Call{{Name: "big__big", Arguments: `{}`}}}, {Text: "done again"},
 	}
-	svc := newServiceWithDeps(t, st, conn, llmtest.Sequence(script...), nil, nil, []string{"root"}, api.Deps{Admin: st})
+	svc := newServiceWithDeps(t, st, conn, llmtest.Sequence(script...), nil, nil, []string{"root"}, api.Deps{Admin: st}, tools.ApprovalPolicy{})
 	alice := token(t, "alice")
 
 	var r struct {

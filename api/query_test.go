@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // TestAdminQueryIsParsedStrictly: a pair that Go's URL.Query would drop
@@ -19,7 +20,7 @@ func TestAdminQueryIsParsedStrictly(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			now := time.Now().UTC().Truncate(time.Second)
 			calls := seedLedger(t, st, ledgerFixture(now))
 			admin := adminToken(t, "carol")
@@ -78,7 +79,7 @@ func TestAdminQueryIsParsedStrictly(t *testing.T) {
 // TestUserQueryIsParsedStrictly: the user routes' query parameters
 // (conversation_id of chat, limit of the listing) are parsed strictly too.
 func TestUserQueryIsParsedStrictly(t *testing.T) {
-	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, nil)
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, tools.ApprovalPolicy{})
 	tok := token(t, "alice")
 	for _, tt := range []struct{ method, path, body string }{
 		{"GET", "/api/alice/conversations?limit=5;x", ""},

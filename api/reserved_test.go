@@ -10,6 +10,7 @@ import (
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // TestReservedUserIDs: the user id admin, which the route table uses for
@@ -18,7 +19,7 @@ import (
 // role; a user named otherwise is served as before.
 func TestReservedUserIDs(t *testing.T) {
 	st := store.NewMemory()
-	svc := newAdminService(t, asAdminStore(t, st), nil, nil, llmtest.Sequence(llmtest.Reply{Text: "hi"}), nil)
+	svc := newAdminService(t, asAdminStore(t, st), nil, nil, llmtest.Sequence(llmtest.Reply{Text: "hi"}), tools.ApprovalPolicy{})
 	id := switchboard.NewID()
 	routes := []struct{ method, path, body string }{
 		{"POST", "/api/admin/chat", `{"message":{"content":"hi"}}`},

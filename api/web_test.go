@@ -11,11 +11,12 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 	"github.com/switchboard-dev/switchboard/web"
 )
 
 func TestWebPages(t *testing.T) {
-	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, nil)
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, nil, nil, tools.ApprovalPolicy{})
 	tests := []struct {
 		method, path string
 		status       int
@@ -130,7 +131,7 @@ func TestConversationToolCalls(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			st := asAdminStore(t, open(t))
-			svc := newAdminService(t, st, nil, nil, nil, nil)
+			svc := newAdminService(t, st, nil, nil, nil, tools.ApprovalPolicy{})
 			calls := seedLedger(t, st, []seedCall{
 				{"alice", "tasks", "add_task", switchboard.CallSucceeded, time.Now().Add(-time.Minute), time.Millisecond},
 				{"alice", "tasks", "delete_task", switchboard.CallAwaitingApproval, time.Now(), 0},

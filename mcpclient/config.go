@@ -86,8 +86,8 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
 	}
 	for tool, d := range cfg.ToolTimeouts {
-		if d < 0 {
-			return fmt.Errorf("mcp server %s: negative timeout for tool %s: %w", cfg.Name, tool, switchboard.ErrInvalid)
+		if d <= 0 {
+			return fmt.Errorf("mcp server %s: tool_timeouts.%s: a timeout must be positive: %w", cfg.Name, tool, switchboard.ErrInvalid)
 		}
 	}
 	if cfg.MaxMessageBytes < 0 {
@@ -122,6 +122,9 @@ func (cfg Config) longestTimeout() time.Duration {
 
 // kind resolves cfg.Type and checks that cfg has what that transport needs.
 func (cfg Config) kind() (string, error) {
+	if cfg.Command != "" && cfg.URL != "" {
+		return "", errors.New("give command (stdio) or url (HTTP), not both")
+	}
 	var kind string
 	switch strings.ToLower(cfg.Type) {
 	case "":

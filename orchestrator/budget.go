@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // The built-in tool that pages through a truncated tool result.
@@ -32,13 +33,14 @@ var readToolResultDef = switchboard.ToolDefinition{
 		`"required":["call_id","offset"]}`),
 }
 
-func (o *Orchestrator) budget(server, tool string) int {
-	if o.opts.OutputBudget != nil {
-		if b := o.opts.OutputBudget(server, tool); b > 0 {
-			return b
-		}
+// budget returns how many bytes of a result of the tool exposed as name
+// the model sees at once: its catalog entry's budget (a tool no longer in
+// the turn's catalog gets the default).
+func (t *turn) budget(name string) int {
+	if e, ok := t.catalog.Lookup(name); ok {
+		return e.OutputBudget()
 	}
-	return DefaultOutputBudget
+	return tools.DefaultOutputBudget
 }
 
 // truncate cuts s to at most budget bytes (on a character boundary) and
@@ -95,7 +97,7 @@ func (t *turn) readToolResult(ctx context.Context, c *switchboard.ToolCall) {
 	if full == "" {
 		full = string(target.StructuredResult)
 	}
-	budget := t.o.budget(target.Server, target.Tool)
+	budget := t.budget(target.ExposedName)
 	if args.Limit <= 0 || args.Limit > budget {
 		args.Limit = budget
 	}

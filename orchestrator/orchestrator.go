@@ -109,15 +109,6 @@ type Options struct {
 	// MaxParallelTools bounds the tool calls of one step that run at once;
 	// 0 means DefaultMaxParallelTools.
 	MaxParallelTools int
-	// Parallel reports whether a server's tools may run concurrently even
-	// when they are not read-only; nil means none may.
-	Parallel func(server string) bool
-	// OutputBudget returns how many bytes of a tool's result the model sees
-	// at once; nil or 0 means DefaultOutputBudget.
-	OutputBudget func(server, tool string) int
-	// RequireApproval reports whether a call of the tool waits for a
-	// person's approval; nil means never.
-	RequireApproval func(server, tool string, a switchboard.ToolAnnotations) bool
 	// Locker serialises turns of a conversation; nil means in-process.
 	Locker Locker
 	// LeaseRenewal is how often a long turn renews the lease under which it
@@ -143,7 +134,6 @@ const (
 	DefaultMaxSteps         = 10
 	DefaultHistoryLimit     = 50
 	DefaultMaxParallelTools = 4
-	DefaultOutputBudget     = 16 << 10
 	DefaultTurnWait         = 5 * time.Second
 	// repeatLimit is how many times one identical call may be asked for in
 	// a turn before the loop stops.

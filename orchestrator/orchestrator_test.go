@@ -150,8 +150,15 @@ func stores() map[string]storeFactory {
 
 func newRig(t *testing.T, st orchestrator.Store, respond llmtest.Responder, opts *orchestrator.Options) *rig {
 	t.Helper()
+	return newRigWith(t, st, respond, tools.Policy{}, opts)
+}
+
+// newRigWith is newRig with the lab server's policy (its timeout is 5s).
+func newRigWith(t *testing.T, st orchestrator.Store, respond llmtest.Responder, policy tools.Policy, opts *orchestrator.Options) *rig {
+	t.Helper()
 	l, conn := newLab(t)
-	catalog, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(conn), Policy: tools.Policy{Timeout: 5 * time.Second}}})
+	policy.Timeout = 5 * time.Second
+	catalog, err := tools.NewCatalog([]tools.Source{{Server: tools.Shared(conn), Policy: policy}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,10 +218,10 @@ func TestWritesRunInOrder(t *testing.T) {
 }
 
 func TestParallelServerOption(t *testing.T) {
-	r := newRig(t, store.NewMemory(), llmtest.Sequence(
+	r := newRigWith(t, store.NewMemory(), llmtest.Sequence(
 		calls(call("1", "lab__write", `{"x":"one"}`), call("2", "lab__write", `{"x":"two"}`)),
 		llmtest.Reply{Text: "done"},
-	), &orchestrator.Options{Parallel: func(s string) bool { return s == "lab" }})
+	), tools.Policy{Parallel: true}, nil)
 	if _, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "go"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -250,8 +257,8 @@ func TestOutputBudgetAndPaging(t *testing.T) {
 	for i := 1; i < len(reqs); i++ {
 		last := reqs[i].Messages[len(reqs[i].Messages)-1]
 		body, _, _ := strings.Cut(last.Content, "\n\n[truncated:")
-		if len(body) > orchestrator.DefaultOutputBudget {
-			t.Errorf("request %d: the model saw %d bytes of one result, budget %d", i, len(body), orchestrator.DefaultOutputBudget)
+		if len(body) > tools.DefaultOutputBudget {
+			t.Errorf("request %d: the model saw %d bytes of one result, budget %d", i, len(body), tools.DefaultOutputBudget)
 		}
 		if !utf8Valid(body) {
 			t.Errorf("request %d: a character was split", i)
@@ -461,7 +468,8 @@ func TestGuards(t *testing.T) {
 	})
 }
 
-func approveWrites(server, tool string, a switchboard.ToolAnnotations) bool { return a.IsDestructive() }
+// approveWrites asks for approval of the lab's destructive tools.
+var approveWrites = tools.Policy{RequireApproval: tools.ApprovalPolicy{All: tools.ApprovalDestructive}}
 
 func TestApprovalSurvivesARestart(t *testing.T) {
 	for name, open := range stores() {
@@ -473,7 +481,7 @@ func TestApprovalSurvivesARestart(t *testing.T) {
 				calls(call("w2", "lab__write", `{"x":"again"}`)),
 				llmtest.Reply{Text: "Not written."},
 			)
-			r := newRig(t, st, script, &orchestrator.Options{RequireApproval: approveWrites})
+			r := newRigWith(t, st, script, approveWrites, nil)
 			res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "write it"}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -489,7 +497,7 @@ func TestApprovalSurvivesARestart(t *testing.T) {
 
 			// A new orchestrator over the same store: a restart.
 			client := llm.New(llm.Config{BaseURL: r.model.URL, APIKey: "k"}, nil)
-			restarted := orchestrator.New(client, r.reg, st, &orchestrator.Options{RequireApproval: approveWrites})
+			restarted := orchestrator.New(client, r.reg, st, nil)
 			if _, err := restarted.Decide(context.Background(), orchestrator.Decision{UserID: "mallory", ConversationID: conv, CallID: pending.ID, Approve: true}, nil); !errors.Is(err, switchboard.ErrNotFound) {
 				t.Errorf("another user's approval: got %v, want not found", err)
 			}
@@ -663,9 +671,9 @@ func TestCancelWhileAnApprovedCallRuns(t *testing.T) {
 	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			st := open(t)
-			approveSleep := func(_, tool string, _ switchboard.ToolAnnotations) bool { return tool == "sleep" }
-			r := newRig(t, st, llmtest.Sequence(calls(call("s", "lab__sleep", `{"ms":30000}`)), llmtest.Reply{Text: "next"}),
-				&orchestrator.Options{RequireApproval: approveSleep})
+			approveSleep := tools.Policy{RequireApproval: tools.ApprovalPolicy{Tools: map[string]tools.Approval{"sleep": tools.ApprovalAlways}}}
+			r := newRigWith(t, st, llmtest.Sequence(calls(call("s", "lab__sleep", `{"ms":30000}`)), llmtest.Reply{Text: "next"}),
+				approveSleep, nil)
 			res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "sleep"}, nil)
 			if err != nil || len(res.Pending) != 1 {
 				t.Fatalf("Run: got %v, %+v, want a call awaiting approval", err, res)
@@ -717,11 +725,11 @@ func (s *failingDecisions) DecideToolCall(ctx context.Context, id string, approv
 // which would cancel the call — and a retry applies it.
 func TestDecisionsSentWithAMessage(t *testing.T) {
 	st := &failingDecisions{Memory: store.NewMemory()}
-	r := newRig(t, st, llmtest.Sequence(
+	r := newRigWith(t, st, llmtest.Sequence(
 		calls(call("w", "lab__write", `{"x":"precious"}`)),
 		llmtest.Reply{Text: "Written."},
 		llmtest.Reply{Text: "Noted."},
-	), &orchestrator.Options{RequireApproval: approveWrites})
+	), approveWrites, nil)
 	ctx := context.Background()
 	res, err := r.o.Run(ctx, orchestrator.Request{UserID: "u", Content: "write it"}, nil)
 	if err != nil || len(res.Pending) != 1 {
@@ -781,10 +789,10 @@ func TestANewMessageCancelsACallAwaitingApproval(t *testing.T) {
 	for name, open := range stores() {
 		t.Run(name, func(t *testing.T) {
 			rec := &callRecorder{}
-			r := newRig(t, open(t), llmtest.Sequence(
+			r := newRigWith(t, open(t), llmtest.Sequence(
 				calls(call("w", "lab__write", `{"x":"precious"}`)),
 				llmtest.Reply{Text: "Never mind, then."},
-			), &orchestrator.Options{RequireApproval: approveWrites, Observer: rec})
+			), approveWrites, &orchestrator.Options{Observer: rec})
 			res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "u", Content: "write it"}, nil)
 			if err != nil || len(res.Pending) != 1 {
 				t.Fatalf("write: %v %+v", err, res)

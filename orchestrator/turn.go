@@ -293,12 +293,14 @@ func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
 	return t.catalog.Prepare(rc, t.caller)
 }
 
+// needsApproval reports whether c waits for a person's approval, by the
+// policy of the turn's catalog.
 func (t *turn) needsApproval(c switchboard.ToolCall) bool {
-	if t.o.opts.RequireApproval == nil || c.Server == builtinServer {
+	if c.Server == builtinServer {
 		return false
 	}
 	e, ok := t.catalog.Lookup(c.ExposedName)
-	return ok && t.o.opts.RequireApproval(c.Server, c.Tool, e.Annotations)
+	return ok && e.RequiresApproval()
 }
 
 // execute runs the calls of batch that are running: all at once (bounded)
@@ -351,11 +353,11 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 }
 
 func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
-	if c.Server == builtinServer || t.o.opts.Parallel != nil && t.o.opts.Parallel(c.Server) {
+	if c.Server == builtinServer {
 		return true
 	}
 	e, ok := t.catalog.Lookup(c.ExposedName)
-	return ok && e.Annotations.IsReadOnly()
+	return ok && e.Concurrent()
 }
 
 // runCall runs one call and logs it. It is safe to call concurrently for
@@ -396,7 +398,7 @@ func (t *turn) addResult(c *switchboard.ToolCall) {
 		content = string(c.StructuredResult)
 	}
 	if c.Server != builtinServer {
-		if cut, ok := truncate(content, t.o.budget(c.Server, c.Tool), c.ID); ok {
+		if cut, ok := truncate(content, t.budget(c.ExposedName), c.ID); ok {
 			content = cut
 			c.Truncated = true
 			t.paging = true

@@ -51,68 +51,6 @@ func (s sharedConn) CallTool(ctx context.Context, _ Caller, name string, args js
 
 func (s sharedConn) Session(Caller) (Scope, string) { return ScopeShared, "" }
 
-// Policy is what the operator configured for one server's tools.
-type Policy struct {
-	// Inject maps an argument name to a caller field ("user_id" or
-	// "conversation_id"). The argument disappears from the schema the model
-	// sees and is always filled from the authenticated caller.
-	Inject map[string]string
-	// AllowedTools, when not empty, lists the only tools exposed.
-	AllowedTools []string
-	// ExcludedTools are never exposed.
-	ExcludedTools []string
-	// Timeout bounds each call; 0 means DefaultTimeout.
-	Timeout time.Duration
-	// ToolTimeouts overrides Timeout for the named tools (the server's own
-	// names).
-	ToolTimeouts map[string]time.Duration
-}
-
-// timeout returns the limit of a call of tool.
-func (p Policy) timeout(tool string) time.Duration {
-	if d := p.ToolTimeouts[tool]; d > 0 {
-		return d
-	}
-	if p.Timeout > 0 {
-		return p.Timeout
-	}
-	return DefaultTimeout
-}
-
-// DefaultTimeout bounds a tool call when its server configures none.
-const DefaultTimeout = 60 * time.Second
-
-// maxDescriptionLen is OpenAI's limit on a function's description; a longer
-// one fails the whole request.
-const maxDescriptionLen = 1024
-
-// Injectable caller fields.
-const (
-	InjectUserID         = "user_id"
-	InjectConversationID = "conversation_id"
-)
-
-// ValidatePolicy checks what NewCatalog would refuse in p, so configuration
-// errors surface at load time. It returns an error wrapping
-// switchboard.ErrInvalid.
-func ValidatePolicy(server string, p Policy) error {
-	for arg, field := range p.Inject {
-		if field != InjectUserID && field != InjectConversationID {
-			return fmt.Errorf("server %s: inject %s: unknown caller field %q (want %s or %s): %w",
-				server, arg, field, InjectUserID, InjectConversationID, switchboard.ErrInvalid)
-		}
-		if arg == "" {
-			return fmt.Errorf("server %s: inject: empty argument name: %w", server, switchboard.ErrInvalid)
-		}
-	}
-	for tool, d := range p.ToolTimeouts {
-		if d < 0 {
-			return fmt.Errorf("server %s: tool_timeouts.%s: negative duration: %w", server, tool, switchboard.ErrInvalid)
-		}
-	}
-	return nil
-}
-
 // CheckServerNames refuses server names whose tools would be exposed under
 // one prefix (my.srv and my_srv both expose my_srv__*), or an empty name.
 // The error wraps switchboard.ErrConflict (switchboard.ErrInvalid for an
@@ -153,9 +91,12 @@ type Entry struct {
 	Definition  switchboard.ToolDefinition
 	Annotations switchboard.ToolAnnotations
 
-	conn    Server
-	inject  map[string]string
-	timeout time.Duration
+	conn     Server
+	inject   map[string]string
+	timeout  time.Duration
+	approval Approval
+	parallel bool
+	budget   int
 }
 
 // Catalog is an immutable snapshot of the tools of a set of servers. A turn
@@ -239,6 +180,9 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				conn:        src.Server,
 				inject:      src.Policy.Inject,
 				timeout:     src.Policy.timeout(t.Name),
+				approval:    src.Policy.RequireApproval.For(t.Name),
+				parallel:    src.Policy.Parallel,
+				budget:      src.Policy.budget(t.Name),
 			}
 			c.ordered = append(c.ordered, e)
 			c.byName[exposed] = e

@@ -115,12 +115,9 @@ type FleetOptions struct {
 	// OnChange.
 	Client mcpclient.Options
 	// Load reads the server specs again for Reload, typically from the
-	// configuration file the service started with. It may also return
-	// commit, which applies the rest of what it read (the agent loop's
-	// per-server policies): Reload calls it once the specs are valid and
-	// applied, and never for specs it refuses, so that an invalid
-	// configuration changes nothing. Nil makes Reload fail.
-	Load func(ctx context.Context) (specs []ServerSpec, commit func(), err error)
+	// configuration file the service started with: the servers and their
+	// policies, which the catalog carries. Nil makes Reload fail.
+	Load func(ctx context.Context) ([]ServerSpec, error)
 	// StartupWait is how long Start and Reload wait for servers that are
 	// not required before returning; those still connecting then join the
 	// catalog when they are ready. Zero means 2s; negative, no wait.
@@ -259,8 +256,9 @@ func (f *Fleet) Apply(ctx context.Context, specs []ServerSpec) error {
 }
 
 // Reload reads the specs again with FleetOptions.Load and applies them (see
-// Apply) and then the rest of the configuration (Load's commit), then waits
-// up to FleetOptions.StartupWait for the servers it started. A
+// Apply): the servers and their policies change together, in the next
+// catalog. Then it waits up to FleetOptions.StartupWait for the servers it
+// started. A
 // configuration that cannot be read or is invalid changes nothing: the
 // error then wraps switchboard.ErrInvalid, as a *switchboard.Error whose
 // message says why.
@@ -268,7 +266,7 @@ func (f *Fleet) Reload(ctx context.Context) error {
 	if f.opts.Load == nil {
 		return switchboard.Errorf(switchboard.ErrUnavailable, "reload_unavailable", "this server has no configuration file to reload")
 	}
-	specs, commit, err := f.opts.Load(ctx)
+	specs, err := f.opts.Load(ctx)
 	if err == nil {
 		err = ValidateSpecs(specs)
 	}
@@ -281,9 +279,6 @@ func (f *Fleet) Reload(ctx context.Context) error {
 	f.rebuildMu.Unlock()
 	if _, err := f.apply(specs); err != nil {
 		return err
-	}
-	if commit != nil {
-		commit()
 	}
 	f.log.Info("mcp servers reloaded", "servers", len(specs))
 	// Required is for start-up: after a reload, their state says how they are.

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -253,13 +252,11 @@ func TestFleetReload(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		specs = []tools.ServerSpec{tasksSpec("keep"), tasksSpec("change"), tasksSpec("remove"), tasksSpec("policy")}
-		// commits counts the loads whose commit ran: the valid ones.
-		commits atomic.Int32
 	)
-	load := func(context.Context) ([]tools.ServerSpec, func(), error) {
+	load := func(context.Context) ([]tools.ServerSpec, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(specs), func() { commits.Add(1) }, nil
+		return slices.Clone(specs), nil
 	}
 	f := newFleet(t, &tools.FleetOptions{Load: load, StartupWait: 10 * time.Second})
 	if err := f.Reload(t.Context()); err != nil {
@@ -274,6 +271,7 @@ func TestFleetReload(t *testing.T) {
 	mu.Lock()
 	policy := tasksSpec("policy")
 	policy.Policy.AllowedTools = []string{"list_tasks"}
+	policy.Policy.RequireApproval = tools.ApprovalPolicy{All: tools.ApprovalAlways}
 	specs = []tools.ServerSpec{tasksSpec("keep"), tasksSpec("change", "TASKS_CHANGED", "1"), policy, tasksSpec("add")}
 	mu.Unlock()
 	start := time.Now()
@@ -313,6 +311,14 @@ func TestFleetReload(t *testing.T) {
 	if _, ok := cur.Lookup("policy__add_task"); ok {
 		t.Errorf("policy__add_task is exposed; allowed_tools says list_tasks only")
 	}
+	// The loop's policies come with the catalog: the new one asks for
+	// approval, the one a running turn holds does not.
+	if e, ok := cur.Lookup("policy__list_tasks"); !ok || !e.RequiresApproval() {
+		t.Errorf("policy__list_tasks in the new catalog: %v, want it to require approval", ok)
+	}
+	if e, ok := old.Lookup("policy__list_tasks"); !ok || e.RequiresApproval() {
+		t.Errorf("policy__list_tasks in the catalog of before: %v, want no approval", ok)
+	}
 	if _, ok := cur.Lookup("add__add_task"); !ok {
 		t.Errorf("the added server's tools are not in the catalog: %v", exposed(cur))
 	}
@@ -340,8 +346,8 @@ func TestFleetReload(t *testing.T) {
 	if got := pid(t, f, "keep"); got != before["keep"] {
 		t.Errorf("an invalid reload touched keep")
 	}
-	if got := commits.Load(); got != 2 {
-		t.Errorf("Load's commit ran %d times, want 2 (the two valid reloads, not the invalid one)", got)
+	if e, ok := f.Current().Lookup("policy__list_tasks"); !ok || !e.RequiresApproval() {
+		t.Errorf("an invalid reload changed a policy: policy__list_tasks %v", ok)
 	}
 
 	// Closing stops everything, process groups included.
@@ -512,10 +518,10 @@ func TestFleetMaxTools(t *testing.T) {
 		mu    sync.Mutex
 		specs = []tools.ServerSpec{tasksSpec("zeta"), tasksSpec("alpha")}
 	)
-	load := func(context.Context) ([]tools.ServerSpec, func(), error) {
+	load := func(context.Context) ([]tools.ServerSpec, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		return slices.Clone(specs), nil, nil
+		return slices.Clone(specs), nil
 	}
 	logs := &logBuffer{}
 	f := newFleet(t, &tools.FleetOptions{Load: load, StartupWait: 10 * time.Second, MaxTools: 5, ReservedTools: 1,

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -213,54 +211,28 @@ type ServerConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
-// Approval is when a tool call waits for a person's approval.
-type Approval string
-
-// Approval policies.
-const (
-	ApprovalNever       Approval = "never"
-	ApprovalAlways      Approval = "always"
-	ApprovalDestructive Approval = "destructive" // when the tool does not say it is read-only or non-destructive
-)
-
-// ApprovalPolicy is a server's require_approval: one Approval for all its
-// tools, or one per tool with "*" for the rest.
-type ApprovalPolicy struct {
-	All   Approval
-	Tools map[string]Approval
-}
-
-// For returns the approval policy of tool.
-func (p ApprovalPolicy) For(tool string) Approval {
-	if a, ok := p.Tools[tool]; ok {
-		return a
-	}
-	if a, ok := p.Tools["*"]; ok {
-		return a
-	}
-	if p.All == "" {
-		return ApprovalNever
-	}
-	return p.All
-}
+// ApprovalPolicy is a server's require_approval, as the file writes it:
+// true, false or destructive for all its tools, or a map of tool name (or
+// "*") to one of those.
+type ApprovalPolicy tools.ApprovalPolicy
 
 // UnmarshalYAML reads true, false, "destructive", or a map of those.
 func (p *ApprovalPolicy) UnmarshalYAML(n *yaml.Node) error {
-	one := func(n *yaml.Node) (Approval, error) {
+	one := func(n *yaml.Node) (tools.Approval, error) {
 		if n.Kind == yaml.ScalarNode {
 			switch strings.ToLower(n.Value) {
 			case "true", "always", "yes":
-				return ApprovalAlways, nil
+				return tools.ApprovalAlways, nil
 			case "false", "never", "no":
-				return ApprovalNever, nil
+				return tools.ApprovalNever, nil
 			case "destructive":
-				return ApprovalDestructive, nil
+				return tools.ApprovalDestructive, nil
 			}
 		}
 		return "", fmt.Errorf("line %d: require_approval takes true, false or destructive", n.Line)
 	}
 	if n.Kind == yaml.MappingNode {
-		p.Tools = map[string]Approval{}
+		p.Tools = map[string]tools.Approval{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			a, err := one(n.Content[i+1])
 			if err != nil {
@@ -282,6 +254,7 @@ var serverKeys = map[string]bool{
 	"disabled": true, "required": true, "init_timeout": true, "timeout": true, "allowed_tools": true,
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
+	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
@@ -490,56 +463,9 @@ func (c *Config) validate() error {
 	if t := c.HTTP.timeouts(); t.readHeader > t.read {
 		errs = append(errs, fmt.Errorf("http.read_header_timeout (%s) must not be longer than http.read_timeout (%s), which bounds the headers too", t.readHeader, t.read))
 	}
-	names := make([]string, 0, len(c.MCPServers))
-	for name := range c.MCPServers {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		s := c.MCPServers[name]
-		if name == "" {
-			errs = append(errs, errors.New("mcpServers: a server has an empty name"))
-			continue
-		}
-		switch {
-		case s.Command != "" && s.URL != "":
-			errs = append(errs, fmt.Errorf("mcpServers.%s: give command (stdio) or url (HTTP), not both", name))
-		case s.Command == "" && s.URL == "":
-			errs = append(errs, fmt.Errorf("mcpServers.%s: needs command (stdio) or url (HTTP)", name))
-		}
-		switch s.Type {
-		case "", "stdio", "http", "streamable-http", "streamableHttp", "streamable_http", "sse":
-		default:
-			errs = append(errs, fmt.Errorf("mcpServers.%s: unknown type %q (want stdio, http or sse)", name, s.Type))
-		}
-		if s.Type == "stdio" && s.Command == "" || (s.Type == "sse" || strings.HasPrefix(strings.ToLower(s.Type), "streamable") || s.Type == "http") && s.URL == "" {
-			errs = append(errs, fmt.Errorf("mcpServers.%s: type %s needs %s", name, s.Type, map[bool]string{true: "command", false: "url"}[s.Type == "stdio"]))
-		}
-		for arg, field := range s.Inject {
-			if field != "user_id" && field != "conversation_id" {
-				errs = append(errs, fmt.Errorf("mcpServers.%s.inject.%s: unknown field %q (want user_id or conversation_id)", name, arg, field))
-			}
-		}
-		if s.MaxResultBytes < 0 {
-			errs = append(errs, fmt.Errorf("mcpServers.%s.max_result_bytes: must be positive", name))
-		}
-		if s.OutputBudget < 0 {
-			errs = append(errs, fmt.Errorf("mcpServers.%s.output_budget: must be positive", name))
-		}
-		for tool, b := range s.ToolOutputBudgets {
-			if b <= 0 {
-				errs = append(errs, fmt.Errorf("mcpServers.%s.tool_output_budgets.%s: must be positive", name, tool))
-			}
-		}
-		for tool, d := range s.ToolTimeouts {
-			if d == 0 {
-				errs = append(errs, fmt.Errorf("mcpServers.%s.tool_timeouts.%s: a timeout must be positive", name, tool))
-			}
-		}
-	}
-	// Tools are exposed as server__tool with the name sanitised: two servers
-	// that sanitise to one name would take each other's tool names.
-	if err := tools.CheckServerNames(slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == "" })); err != nil {
+	// The servers are checked where they are understood: mcpclient (how
+	// to reach one), tools (names, policies, scope, placeholders).
+	if err := tools.ValidateSpecs(serverSpecs(c)); err != nil {
 		errs = append(errs, fmt.Errorf("mcpServers: %w", err))
 	}
 	return errors.Join(errs...)

@@ -111,10 +111,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown top-level key", "lisen: x\n", "field lisen not found"},
 		{"wrong type", "llm:\n  max_steps: many\n", "cannot unmarshal"},
 		{"bad duration", "llm:\n  timeout: soon\n", "is not a duration"},
-		{"server without command or url", "mcpServers:\n  x: {args: [a]}\n", "needs command (stdio) or url"},
+		{"server without command or url", "mcpServers:\n  x: {args: [a]}\n", "no command or url"},
 		{"server with both", "mcpServers:\n  x: {command: a, url: http://b}\n", "not both"},
-		{"unknown type", "mcpServers:\n  x: {url: http://b, type: websocket}\n", "unknown type"},
-		{"bad inject", "mcpServers:\n  x: {command: a, inject: {uid: email}}\n", "unknown field \"email\""},
+		{"unknown type", "mcpServers:\n  x: {url: http://b, type: websocket}\n", "unknown transport type"},
+		{"bad inject", "mcpServers:\n  x: {command: a, inject: {uid: email}}\n", "unknown caller field \"email\""},
 		{"max steps", "llm: {max_steps: 1000}\n", "max_steps"},
 		{"not yaml", "a: [b\n", "parse config"},
 	}

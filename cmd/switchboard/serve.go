@@ -91,8 +91,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		listen = loopbackOnly(listen, logger)
 	}
 
-	policies := newLoopPolicies(cfg)
-	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, policies, scrub, logger), startupWait(cfg), logger)
+	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), logger)
 	if err != nil {
 		return err
 	}
@@ -109,8 +108,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: fleet.Servers, Pool: poolStats(st)})
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
-		SystemPrompt: cfg.LLM.SystemPrompt, RequireApproval: policies.requireApproval, Parallel: policies.parallel,
-		OutputBudget: policies.outputBudget, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})
+		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

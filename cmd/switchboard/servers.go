@@ -41,7 +41,9 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
 				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
 				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval)},
-			Policy:   tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools},
+			Policy: tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools,
+				RequireApproval: tools.ApprovalPolicy(sc.RequireApproval), Parallel: sc.Parallel,
+				OutputBudget: sc.OutputBudget, ToolOutputBudgets: sc.ToolOutputBudgets},
 			Required:    sc.Required,
 			Disabled:    sc.Disabled,
 			Scope:       tools.Scope(sc.Scope),
@@ -85,7 +87,7 @@ func startupWait(cfg *Config) time.Duration {
 // startServers starts the configured MCP servers under a fleet (see
 // tools.Fleet.Start). It fails when a required server does not connect; the
 // fleet is then closed already.
-func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, func(), error),
+func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
 	wait time.Duration, logger *slog.Logger) (*tools.Fleet, error) {
 	fleet := tools.NewFleet(&tools.FleetOptions{
 		Logger:        logger,
@@ -115,16 +117,14 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 }
 
 // reloader returns the fleet's Load: the configuration read again from
-// where it was read at start-up. Only mcpServers is applied (the servers,
-// and their loop policies: require_approval, parallel, output budgets);
-// other changes need a restart. The policies are the commit: the fleet
-// applies them once it has accepted the servers, so that a file it refuses
-// changes no policy either.
-func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, func(), error) {
-	return func(context.Context) ([]tools.ServerSpec, func(), error) {
+// where it was read at start-up. Only mcpServers is applied (the servers
+// and their policies: require_approval, parallel, output budgets, which the
+// catalog carries); other changes need a restart.
+func reloader(path string, getenv env, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
+	return func(context.Context) ([]tools.ServerSpec, error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		// The new file's secrets join the old ones, even when the fleet
 		// refuses it: a line about a server being stopped may still show
@@ -134,8 +134,7 @@ func reloader(path string, getenv env, policies *loopPolicies, scrub *redact.Scr
 			logger.Warn(w)
 		}
 		logger.Info("config read again for a reload of the MCP servers (other settings need a restart)", "from", from)
-		// Approval, parallelism and output budgets apply to the next turns.
-		return serverSpecs(cfg), func() { policies.set(cfg) }, nil
+		return serverSpecs(cfg), nil
 	}
 }
 

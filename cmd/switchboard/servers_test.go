@@ -227,7 +227,7 @@ mcpServers:
 
 	for _, tt := range []struct{ doc, want string }{
 		{"mcpServers: {my.srv: {command: a}, my_srv: {command: b}}", `servers "my.srv" and "my_srv" both expose their tools as my_srv__*`},
-		{"mcpServers: {s: {command: a, tool_timeouts: {t: 0}}}", "mcpServers.s.tool_timeouts.t: a timeout must be positive"},
+		{"mcpServers: {s: {command: a, tool_timeouts: {t: 0}}}", "tool_timeouts.t: a timeout must be positive"},
 		{"mcpServers: {s: {command: a, tool_timeouts: {t: -1s}}}", "cannot be negative"},
 	} {
 		if _, _, err := ParseConfig([]byte(tt.doc), getenv); err == nil || !strings.Contains(err.Error(), tt.want) {
