@@ -5,8 +5,9 @@
 import {
   api, compactJSON, currentSession, el, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar,
 } from './common.js';
+import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 
-const STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'denied', 'awaiting_approval'];
+const STATUSES = Object.values(CallStatus);
 const FILTERS = ['user', 'conversation', 'server', 'tool', 'status', 'since', 'until'];
 const WINDOWS = [['1h', 'Last hour', 3600e3], ['24h', 'Last 24 hours', 86400e3], ['7d', 'Last 7 days', 7 * 86400e3], ['30d', 'Last 30 days', 30 * 86400e3]];
 const PAGE = 50;
@@ -45,7 +46,7 @@ function withQuery(changes) {
 }
 
 function errorBox(e) {
-  if (e.status === 403) {
+  if (e.code === Code.adminOnly) {
     return el('div', { class: 'notice error', id: 'forbidden' },
       el('strong', {}, 'This console is for admins. '),
       `The server answered: ${e.message}. Sign in with an admin's token (role "admin", "admin" in roles, or a user listed in auth.admin_users).`);
@@ -192,7 +193,7 @@ async function renderCalls(q) {
 // ran reports whether a call has run to an end: one denied, awaiting
 // approval or still running has no duration to show.
 function ran(c) {
-  return !['running', 'awaiting_approval', 'denied'].includes(c.status);
+  return ![CallStatus.running, CallStatus.awaitingApproval, CallStatus.denied].includes(c.status);
 }
 
 // --- One call --------------------------------------------------------------
@@ -234,7 +235,7 @@ async function openCall(id) {
     el('dl', { class: 'facts' }, ...facts.flatMap(([k, v, title]) => [el('dt', {}, k), el('dd', { title: title || false }, v)])),
     el('h3', {}, 'Arguments'), el('pre', { class: 'code', id: 'call-arguments' }, pretty(c.arguments)),
   ];
-  const failed = !['succeeded', 'running', 'awaiting_approval'].includes(c.status);
+  const failed = ![CallStatus.succeeded, CallStatus.running, CallStatus.awaitingApproval].includes(c.status);
   // A tool's own error is the first line of its result: shown once.
   if (c.error && !(c.result || '').includes(c.error)) sections.push(el('h3', {}, 'Error'), el('pre', { class: 'code error-text' }, c.error));
   sections.push(el('h3', {}, failed ? 'Result (an error)' : 'Result'),
@@ -380,7 +381,7 @@ async function renderConversation(q) {
         el('span', { class: 'muted' }, fmtTime(t.started_at)),
         el('span', { class: 'turn-stat', title: 'model + tools + store + overhead' }, el('strong', {}, fmtDuration(total)), ' working'),
         waited ? el('span', { class: 'turn-stat', title: 'from the first request to the end of the turn' }, `${fmtDuration(t.duration_ms)} wall clock (waiting included)`) : null,
-        t.duration_ms === null && t.status !== 'running' ? el('span', { class: 'turn-stat' }, 'not finished') : null,
+        t.duration_ms === null && t.status !== TurnStatus.running ? el('span', { class: 'turn-stat' }, 'not finished') : null,
         el('span', { class: 'turn-stat' }, `${t.steps} model call${t.steps === 1 ? '' : 's'}`),
         el('span', { class: 'turn-stat' }, `${(t.prompt_tokens + t.completion_tokens).toLocaleString()} tokens`)),
       el('div', { class: 'timing' }, seg('llm', t.timing.llm_ms, 'Model'), seg('tools', t.timing.tools_ms, 'Tools'), seg('store', t.timing.store_ms, 'Store'), seg('overhead', t.timing.overhead_ms, 'Overhead')),
@@ -402,10 +403,10 @@ async function renderConversation(q) {
 
 function renderMessage(m) {
   let body;
-  if (m.type === 'tool_call') {
+  if (m.type === MessageType.toolCall) {
     body = [m.content ? el('div', { class: 'text' }, m.content) : null,
       ...(m.tool_calls || []).map((tc) => el('div', { class: 'call-line' }, '→ ', el('strong', {}, tc.name), ' ', el('code', {}, compactJSON(tc.arguments, 120))))];
-  } else if (m.type === 'tool_result') {
+  } else if (m.type === MessageType.toolResult) {
     body = el('details', { class: 'result-line' }, el('summary', {}, '← ', el('strong', {}, m.tool_name || 'result'), ' ', el('span', { class: 'muted' }, compactJSON(m.content, 100))), el('pre', { class: 'code' }, pretty(m.content)));
   } else {
     body = el('div', { class: 'text' }, m.content);

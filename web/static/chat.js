@@ -6,6 +6,13 @@
 import {
   api, currentSession, decodeReply, el, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
+import { CallStatus, Code, MessageType, Part, Role, TurnStatus, readStream } from './protocol.js';
+
+// Card states of the page's own, before the ledger tells a reopened
+// conversation's calls' status: a call the transcript has a result for,
+// and one it has none for.
+const SHOWN_DONE = 'done';
+const SHOWN_NO_RESULT = 'no_result';
 
 const state = {
   session: null,
@@ -18,32 +25,12 @@ const state = {
 
 const ui = {};
 
-// parseStream yields the JSON parts of a UI message stream until [DONE].
-async function* parseStream(res) {
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value.replace(/\r\n/g, '\n');
-    let end;
-    while ((end = buf.indexOf('\n\n')) >= 0) {
-      const event = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-      if (!data) continue;
-      if (data === '[DONE]') return;
-      yield JSON.parse(data);
-    }
-  }
-}
-
 // ToolCard shows one tool call.
 class ToolCard {
   constructor(key, title) {
     this.key = key;
     this.title = el('span', { class: 'tool-title' }, title || 'tool');
-    this.badge = statusBadge('running');
+    this.badge = statusBadge(CallStatus.running);
     this.dur = el('span', { class: 'tool-dur' });
     this.args = el('pre', { class: 'code args' });
     this.resultLabel = el('h4', {}, 'Result');
@@ -54,17 +41,18 @@ class ToolCard {
       el('summary', {}, el('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'), this.title, this.badge, this.dur),
       el('div', { class: 'tool-body' }, this.meta, el('h4', {}, 'Arguments'), this.args, this.resultLabel, this.result));
     this.node = el('div', { class: 'tool-card', dataset: { key } }, this.details, this.approval);
-    this.status = 'running';
+    this.status = CallStatus.running;
     this.ledgerID = key; // streamed cards are keyed by the ledger's id
     this.durationMS = null;
     this.server = '';
     this.tool = '';
   }
 
-  setTitle(title, server, tool) {
-    this.title.textContent = title;
-    if (server) this.server = server;
-    if (tool) this.tool = tool;
+  // setNames titles the card with its server and tool.
+  setNames(server, tool) {
+    this.server = server;
+    this.tool = tool;
+    this.title.textContent = server + ' · ' + tool;
     this.renderMeta();
   }
 
@@ -78,14 +66,14 @@ class ToolCard {
     this.badge.replaceWith(badge);
     this.badge = badge;
     this.node.dataset.status = status;
-    if (status === 'denied' || status === 'awaiting_approval') {
+    if (status === CallStatus.denied || status === CallStatus.awaitingApproval) {
       this.durationMS = null;
-      this.dur.textContent = status === 'denied' ? 'not run' : '';
+      this.dur.textContent = status === CallStatus.denied ? 'not run' : '';
     } else if (durationMS !== undefined && durationMS !== null) {
       this.durationMS = durationMS;
       this.dur.textContent = fmtDuration(durationMS);
     }
-    if (status !== 'awaiting_approval') this.approval.hidden = true;
+    if (status !== CallStatus.awaitingApproval) this.approval.hidden = true;
     this.renderMeta();
   }
 
@@ -109,7 +97,7 @@ class ToolCard {
 
   // askApproval shows Approve and Deny; decide(approve) answers.
   askApproval(decide) {
-    this.setStatus('awaiting_approval');
+    this.setStatus(CallStatus.awaitingApproval);
     this.result.textContent = 'Not run: waiting for your approval.';
     const approve = el('button', { type: 'button', class: 'primary approve' }, 'Approve');
     const deny = el('button', { type: 'button', class: 'danger deny' }, 'Deny');
@@ -182,15 +170,17 @@ function scrollToBottom() {
   ui.scroller.scrollTop = ui.scroller.scrollHeight;
 }
 
-// consume renders a streamed turn into block.
+// consume renders a streamed turn into block and returns its finish part.
 async function consume(res, block) {
   let finish = null;
+  let failure = null; // the error part, told once the finish part has its code
   block.setWorking(true);
   try {
-    for await (const part of parseStream(res)) {
+    for await (const part of readStream(res)) {
       const stick = nearBottom();
-      handlePart(part, block);
-      if (part.type === 'finish') finish = part;
+      if (part.type === Part.error) failure = part;
+      else if (part.type === Part.finish) finish = part;
+      else handlePart(part, block);
       if (stick) scrollToBottom();
     }
   } catch (e) {
@@ -198,13 +188,18 @@ async function consume(res, block) {
   } finally {
     block.setWorking(false);
   }
+  if (failure) {
+    const code = finish && finish.messageMetadata ? finish.messageMetadata.errorCode : '';
+    if (code === Code.turnCancelled) block.note('Stopped: ' + failure.errorText + '.', 'warn');
+    else block.note(failure.errorText || 'The turn failed.', 'error');
+  }
   return finish;
 }
 
 function handlePart(part, block) {
   const card = part.toolCallId ? state.cards.get(part.toolCallId) : null;
   switch (part.type) {
-    case 'start': {
+    case Part.start: {
       const meta = part.messageMetadata || {};
       if (meta.conversationId && state.current !== meta.conversationId) {
         state.current = meta.conversationId;
@@ -212,54 +207,52 @@ function handlePart(part, block) {
       }
       break;
     }
-    case 'text-start':
+    case Part.textStart:
       block.startText();
       break;
-    case 'text-delta':
+    case Part.textDelta:
       block.appendText(part.delta);
       break;
-    case 'text-end':
+    case Part.textEnd:
       block.endText();
       break;
-    case 'tool-input-available': {
-      const [server, tool] = String(part.title || '').split(' · ');
+    case Part.toolInput: {
+      // The title is for display; the server and the tool come as fields
+      // in the call's data part, next.
       const c = card || block.addCard(part.toolCallId, part.title || part.toolName);
-      c.setTitle(part.title || part.toolName, server, tool);
       c.setInput(part.input);
-      c.setStatus('running');
+      c.setStatus(CallStatus.running);
       c.result.textContent = 'Running…';
       break;
     }
-    case 'tool-output-available': {
+    case Part.toolOutput: {
       if (!card) break;
       const out = part.output || {};
       card.setResult(out.result || (out.structured ? JSON.stringify(out.structured) : ''));
-      card.setStatus(out.status || 'succeeded', out.duration_ms);
+      card.setStatus(out.status || CallStatus.succeeded, out.duration_ms);
       break;
     }
-    case 'tool-output-error':
+    case Part.toolError:
       if (card) {
         card.setError(part.errorText);
-        card.setStatus('failed');
+        card.setStatus(CallStatus.failed);
       }
       break;
-    case 'tool-output-denied':
+    case Part.toolDenied:
       if (card) {
         card.setError('You denied this call; it did not run.');
-        card.setStatus('denied');
+        card.setStatus(CallStatus.denied);
       }
       break;
-    case 'data-tool-call': {
+    case Part.toolCall: {
       const c = state.cards.get(part.data && part.data.id);
-      if (c) c.setStatus(part.data.status, part.data.duration_ms);
+      if (!c) break;
+      c.setNames(part.data.server, part.data.tool);
+      c.setStatus(part.data.status, part.data.duration_ms);
       break;
     }
-    case 'tool-approval-request':
+    case Part.toolApproval:
       if (card) card.askApproval((approve) => decide(card, approve));
-      break;
-    case 'error':
-      if (/cancelled/.test(part.errorText || '')) block.note('Stopped: ' + part.errorText + '.', 'warn');
-      else block.note(part.errorText || 'The turn failed.', 'error');
       break;
     default:
       break;
@@ -297,8 +290,8 @@ async function run(request, block) {
     }
     const finish = await consume(res, block);
     const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
-    if (status === 'max_steps') block.note('Stopped: the turn reached its step limit.', 'warn');
-    if (status === 'awaiting_approval') block.waitNote = block.note('Waiting for your approval.', 'warn');
+    if (status === TurnStatus.maxSteps) block.note('Stopped: the turn reached its step limit.', 'warn');
+    if (status === TurnStatus.awaitingApproval) block.waitNote = block.note('Waiting for your approval.', 'warn');
   } catch (e) {
     block.note(e.message, 'error');
   } finally {
@@ -432,15 +425,15 @@ async function applyLedger(id) {
     if (!card) continue;
     card.ledgerID = row.id;
     state.cards.set(row.id, card);
-    card.setTitle(row.server + ' · ' + row.tool, row.server, row.tool);
+    card.setNames(row.server, row.tool);
     card.setInput(row.arguments);
-    if (row.status === 'awaiting_approval') {
+    if (row.status === CallStatus.awaitingApproval) {
       card.askApproval((approve) => decide(card, approve));
       continue;
     }
-    if (row.status === 'succeeded') card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
-    else if (row.status !== 'running') card.setError(row.result || row.error);
-    card.setStatus(row.status, row.status === 'running' ? undefined : row.duration_ms);
+    if (row.status === CallStatus.succeeded) card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
+    else if (row.status !== CallStatus.running) card.setError(row.result || row.error);
+    card.setStatus(row.status, row.status === CallStatus.running ? undefined : row.duration_ms);
   }
 }
 
@@ -450,21 +443,21 @@ async function applyLedger(id) {
 function renderTranscript(messages) {
   let block = null;
   for (const m of messages) {
-    if (m.role === 'user') {
+    if (m.role === Role.user) {
       addUserMessage(m.content);
       block = null;
       continue;
     }
     if (!block) block = new AssistantBlock();
-    if (m.role === 'tool') {
+    if (m.role === Role.tool) {
       // The ledger (applyLedger) tells the status; the transcript only
       // what the model read.
       const card = state.cards.get(m.tool_call_id) || block.addCard(m.tool_call_id, m.tool_name);
       card.setResult(m.content);
-      card.setStatus('done');
+      card.setStatus(SHOWN_DONE);
       continue;
     }
-    if (m.type === 'error') {
+    if (m.type === MessageType.error) {
       block.note(m.content, 'error');
       continue;
     }
@@ -473,11 +466,12 @@ function renderTranscript(messages) {
       block.appendText(m.content);
       block.endText();
     }
+    // A call is named as the model saw it until the ledger (applyLedger)
+    // names its server and tool.
     for (const tc of m.tool_calls || []) {
-      const [server, ...rest] = String(tc.name).split('__');
-      const card = block.addCard(tc.id, rest.length ? server + ' · ' + rest.join('__') : tc.name);
+      const card = block.addCard(tc.id, tc.name);
       card.setInput(tc.arguments);
-      card.setStatus('no_result');
+      card.setStatus(SHOWN_NO_RESULT);
       card.result.textContent = 'No result was stored for this call.';
     }
   }
