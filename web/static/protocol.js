@@ -140,6 +140,131 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
  */
 
+// The JSON the pages read from the API, as api's DTOs write it (for tsc;
+// the shapes are not checked against Go, the constants above are).
+
+/**
+ * A conversation (GET /api/{user}/conversations).
+ * @typedef {object} Conversation
+ * @property {string} id
+ * @property {string} user_id
+ * @property {string} title
+ * @property {string} status
+ * @property {string} created_at
+ * @property {string} updated_at
+ */
+
+/**
+ * A call as the model asked for it, in a tool_call message.
+ * @typedef {object} RequestedCall
+ * @property {string} id the model's call id
+ * @property {string} name the tool's exposed name
+ * @property {string} arguments JSON text
+ */
+
+/**
+ * A message of a transcript (GET /api/{user}/conversations/{id}).
+ * @typedef {object} Message
+ * @property {string} id
+ * @property {string} content
+ * @property {typeof Role[keyof typeof Role]} role
+ * @property {typeof MessageType[keyof typeof MessageType]} type
+ * @property {string} timestamp
+ * @property {RequestedCall[]} [tool_calls] of a tool_call message
+ * @property {string} [tool_call_id] of a tool_result message: the model's call id
+ * @property {string} [tool_name] of a tool_result message
+ * @property {string} [turn_id] absent for a message of no turn
+ * @property {string} [superseded_by] in an admin's view: the turn that answered again
+ */
+
+/**
+ * A ledger row as a user reads it (GET /api/{user}/conversations/{id}/tool-calls).
+ * @typedef {object} ToolCallRow
+ * @property {string} id the ledger id
+ * @property {string} call_id the model's call id, as the transcript has it
+ * @property {string} server
+ * @property {string} tool
+ * @property {string} exposed_name
+ * @property {unknown} arguments
+ * @property {string} result
+ * @property {unknown} [structured_result]
+ * @property {CallStatusValue} status
+ * @property {string} error
+ * @property {number} duration_ms
+ */
+
+/**
+ * A ledger row as admins list it (GET /api/admin/tool-calls), without its
+ * result; the detail (GET /api/admin/tool-calls/{id}) adds it.
+ * @typedef {object} AdminToolCall
+ * @property {string} id
+ * @property {string} call_id
+ * @property {string} user_id
+ * @property {string} conversation_id
+ * @property {string} turn_id
+ * @property {number} step
+ * @property {string} server
+ * @property {string} tool
+ * @property {string} exposed_name
+ * @property {unknown} arguments
+ * @property {CallStatusValue} status
+ * @property {string} error_class
+ * @property {string} error
+ * @property {number} duration_ms
+ * @property {number} result_size
+ * @property {boolean} truncated
+ * @property {string} started_at
+ * @property {string | null} finished_at null while the call runs or awaits approval
+ */
+
+/**
+ * @typedef {AdminToolCall & {result: string, structured_result: unknown}} AdminToolCallDetail
+ */
+
+/**
+ * The calls of one tool or server (GET /api/admin/tool-calls/stats).
+ * @typedef {object} ToolCallStats
+ * @property {string} server
+ * @property {string} [tool] when grouped by tool
+ * @property {number} count
+ * @property {number} errors
+ * @property {number} error_rate
+ * @property {number} p50_ms
+ * @property {number} p95_ms
+ */
+
+/**
+ * An MCP server's health (GET /api/admin/servers).
+ * @typedef {object} ServerStatus
+ * @property {string} name
+ * @property {string} transport
+ * @property {string} state
+ * @property {boolean} required
+ * @property {string[]} tools
+ * @property {{tool: string, reason: string}[]} quarantined
+ * @property {number} restarts
+ * @property {string} [last_error]
+ * @property {string} [last_error_at]
+ * @property {string} [connected_at]
+ * @property {string[]} stderr_tail
+ */
+
+/**
+ * A turn as admins inspect it (GET /api/admin/conversations/{id}).
+ * @typedef {object} AdminTurn
+ * @property {string} id
+ * @property {TurnStatusValue} status
+ * @property {number} steps
+ * @property {number} prompt_tokens
+ * @property {number} completion_tokens
+ * @property {string} error
+ * @property {string} started_at
+ * @property {string | null} finished_at
+ * @property {number | null} duration_ms wall time, null while the turn runs or waits
+ * @property {{llm_ms: number, tools_ms: number, store_ms: number, overhead_ms: number}} timing
+ * @property {AdminToolCall[]} tool_calls
+ */
+
 /**
  * readStream yields the parts of a UI message stream, the body of res:
  * server-sent events whose data is one JSON part each, until `[DONE]` or
