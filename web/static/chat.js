@@ -230,9 +230,9 @@ function scrollToBottom() {
  * @param {AssistantBlock} block
  */
 async function consume(res, block) {
-  /** @type {Extract<StreamPart, {type: 'finish'}> | null} */
+  /** @type {Extract<StreamPart, {type: typeof Part.finish}> | null} */
   let finish = null;
-  /** @type {Extract<StreamPart, {type: 'error'}> | null} the error part, told once the finish part has its code */
+  /** @type {Extract<StreamPart, {type: typeof Part.error}> | null} the error part, told once the finish part has its code */
   let failure = null;
   block.setWorking(true);
   try {
