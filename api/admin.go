@@ -23,7 +23,7 @@ func (h *Handler) adminRoutes(admin *gin.RouterGroup) {
 // requireAdmin lets only admins through.
 func (h *Handler) requireAdmin(c *gin.Context) {
 	if !identity(c).Admin {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, "admin_only", "this route is for admins"))
+		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, switchboard.CodeAdminOnly, "this route is for admins"))
 	}
 }
 

@@ -86,23 +86,46 @@ func (s *uiStream) release() {
 	s.enc = nil
 }
 
+// partType is the type of a part of the UI message stream. These are all
+// the types the stream sends; the web UI names them too
+// (web/static/protocol.js), and TestProtocolJS holds the two lists equal.
+type partType string
+
+// Part types, in the AI SDK's names.
+const (
+	partStart        partType = "start"
+	partStartStep    partType = "start-step"
+	partTextStart    partType = "text-start"
+	partTextDelta    partType = "text-delta"
+	partTextEnd      partType = "text-end"
+	partToolInput    partType = "tool-input-available"
+	partToolOutput   partType = "tool-output-available"
+	partToolError    partType = "tool-output-error"
+	partToolDenied   partType = "tool-output-denied"
+	partToolApproval partType = "tool-approval-request"
+	partToolCall     partType = "data-tool-call" // ours: the ledger's view of a call
+	partError        partType = "error"
+	partFinishStep   partType = "finish-step"
+	partFinish       partType = "finish"
+)
+
 type part struct {
-	Type string `json:"type"`
+	Type partType `json:"type"`
 }
 
 type idPart struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
+	Type partType `json:"type"`
+	ID   string   `json:"id"`
 }
 
 type deltaPart struct {
-	Type  string `json:"type"`
-	ID    string `json:"id"`
-	Delta string `json:"delta"`
+	Type  partType `json:"type"`
+	ID    string   `json:"id"`
+	Delta string   `json:"delta"`
 }
 
 type startPart struct {
-	Type            string          `json:"type"`
+	Type            partType        `json:"type"`
 	MessageID       string          `json:"messageId"`
 	MessageMetadata messageMetadata `json:"messageMetadata"`
 }
@@ -111,10 +134,15 @@ type messageMetadata struct {
 	ConversationID string `json:"conversationId"`
 	TurnID         string `json:"turnId"`
 	Status         string `json:"status,omitempty"`
+	// ErrorCode is the code of the error that ended the turn (the error
+	// part has only its text): turn_cancelled for a cancelled turn. It is
+	// metadata because the AI SDK's error part takes no other field: its
+	// clients before 6.0.231 reject a part with one.
+	ErrorCode string `json:"errorCode,omitempty"`
 }
 
 type toolInputPart struct {
-	Type       string          `json:"type"`
+	Type       partType        `json:"type"`
 	ToolCallID string          `json:"toolCallId"`
 	ToolName   string          `json:"toolName"`
 	Input      json.RawMessage `json:"input"`
@@ -123,7 +151,7 @@ type toolInputPart struct {
 }
 
 type toolOutputPart struct {
-	Type       string     `json:"type"`
+	Type       partType   `json:"type"`
 	ToolCallID string     `json:"toolCallId"`
 	Output     toolOutput `json:"output"`
 	Dynamic    bool       `json:"dynamic"`
@@ -146,47 +174,52 @@ type toolOutput struct {
 }
 
 type toolDeniedPart struct {
-	Type       string `json:"type"`
-	ToolCallID string `json:"toolCallId"`
+	Type       partType `json:"type"`
+	ToolCallID string   `json:"toolCallId"`
 }
 
 type toolErrorPart struct {
-	Type       string `json:"type"`
-	ToolCallID string `json:"toolCallId"`
-	ErrorText  string `json:"errorText"`
-	Dynamic    bool   `json:"dynamic"`
+	Type       partType `json:"type"`
+	ToolCallID string   `json:"toolCallId"`
+	ErrorText  string   `json:"errorText"`
+	Dynamic    bool     `json:"dynamic"`
 }
 
 // dataPart carries what the protocol's own parts have no field for: a
-// call's ledger status and duration, whatever its outcome.
+// call's server and tool, ledger status and duration. A call's data part
+// is sent when it starts (or waits for approval) and again when it ends,
+// with the same id, which the AI SDK's clients take as an update of one
+// part. (The AI SDK's tool parts take no fields of ours: its clients
+// before 6.0.231 reject a known part with an unknown field.)
 type dataPart struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-	Data any    `json:"data"`
+	Type partType `json:"type"`
+	ID   string   `json:"id"`
+	Data any      `json:"data"`
 }
 
 type toolCallData struct {
-	ID         string  `json:"id"`
-	Server     string  `json:"server"`
-	Tool       string  `json:"tool"`
-	Status     string  `json:"status"`
-	DurationMS float64 `json:"duration_ms"`
-	Error      string  `json:"error,omitempty"`
+	ID     string `json:"id"`
+	Server string `json:"server"`
+	Tool   string `json:"tool"`
+	Status string `json:"status"`
+	// DurationMS is set once the call has ended.
+	DurationMS *float64 `json:"duration_ms,omitempty"`
+	Error      string   `json:"error,omitempty"`
 }
 
 type approvalPart struct {
-	Type       string `json:"type"`
-	ApprovalID string `json:"approvalId"`
-	ToolCallID string `json:"toolCallId"`
+	Type       partType `json:"type"`
+	ApprovalID string   `json:"approvalId"`
+	ToolCallID string   `json:"toolCallId"`
 }
 
 type errorPart struct {
-	Type      string `json:"type"`
-	ErrorText string `json:"errorText"`
+	Type      partType `json:"type"`
+	ErrorText string   `json:"errorText"`
 }
 
 type finishPart struct {
-	Type            string          `json:"type"`
+	Type            partType        `json:"type"`
 	FinishReason    string          `json:"finishReason,omitempty"`
 	MessageMetadata messageMetadata `json:"messageMetadata"`
 }
@@ -198,7 +231,7 @@ func (s *uiStream) TurnStarted(t switchboard.Turn) {
 	s.c.Status(http.StatusOK)
 	s.started = true
 	s.turn = t
-	s.part(startPart{Type: "start", MessageID: t.ID, MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID}})
+	s.part(startPart{Type: partStart, MessageID: t.ID, MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID}})
 }
 
 // StepStarted is followed by a model call, ToolStarted by a tool's run,
@@ -207,7 +240,7 @@ func (s *uiStream) TurnStarted(t switchboard.Turn) {
 // one of them or by the turn's end, whose final commit (retried while the
 // store is away, up to its timeout) comes before the last parts go out.
 func (s *uiStream) StepStarted(int) {
-	s.part(part{Type: "start-step"})
+	s.part(part{Type: partStartStep})
 	s.flush()
 }
 
@@ -215,65 +248,70 @@ func (s *uiStream) TextDelta(delta string) {
 	if s.text == "" {
 		s.texts++
 		s.text = "text-" + strconv.Itoa(s.texts)
-		s.part(idPart{Type: "text-start", ID: s.text})
+		s.part(idPart{Type: partTextStart, ID: s.text})
 	}
-	s.part(deltaPart{Type: "text-delta", ID: s.text, Delta: delta})
+	s.part(deltaPart{Type: partTextDelta, ID: s.text, Delta: delta})
 	s.flush()
 }
 
 func (s *uiStream) closeText() {
 	if s.text != "" {
-		s.part(idPart{Type: "text-end", ID: s.text})
+		s.part(idPart{Type: partTextEnd, ID: s.text})
 		s.text = ""
 	}
 }
 
 func (s *uiStream) ToolStarted(c switchboard.ToolCall) {
 	s.closeText()
-	s.toolInput(c)
+	s.toolInput(c, switchboard.CallRunning)
 	s.flush()
 }
 
-func (s *uiStream) toolInput(c switchboard.ToolCall) {
+// toolInput announces a call: its input, for display titled "server ·
+// tool", then its data part with the server and the tool as fields.
+func (s *uiStream) toolInput(c switchboard.ToolCall, status switchboard.ToolCallStatus) {
 	input := c.Arguments
 	if !json.Valid(input) {
 		input = json.RawMessage("{}")
 	}
-	s.part(toolInputPart{Type: "tool-input-available", ToolCallID: c.ID, ToolName: c.ExposedName, Input: input,
+	s.part(toolInputPart{Type: partToolInput, ToolCallID: c.ID, ToolName: c.ExposedName, Input: input,
 		Dynamic: true, Title: c.Server + " · " + c.Tool})
+	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
+		Status: string(status)}})
 }
 
 func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 	switch c.Status {
 	case switchboard.CallSucceeded:
 		p := previewOf(c)
-		s.part(toolOutputPart{Type: "tool-output-available", ToolCallID: c.ID, Dynamic: true, Output: toolOutput{
+		s.part(toolOutputPart{Type: partToolOutput, ToolCallID: c.ID, Dynamic: true, Output: toolOutput{
 			Result: p.Result, Structured: p.Structured, Status: string(c.Status), DurationMS: ms(c.Duration),
 			Server: c.Server, Tool: c.Tool, Truncated: c.Truncated, ResultTruncated: p.Truncated, ResultSize: p.Size}})
 	case switchboard.CallDenied:
-		s.part(toolDeniedPart{Type: "tool-output-denied", ToolCallID: c.ID})
+		s.part(toolDeniedPart{Type: partToolDenied, ToolCallID: c.ID})
 	default:
 		msg := c.Error
 		if msg == "" {
 			msg = strings.TrimPrefix(c.Result, "error: ")
 		}
-		s.part(toolErrorPart{Type: "tool-output-error", ToolCallID: c.ID, ErrorText: msg, Dynamic: true})
+		s.part(toolErrorPart{Type: partToolError, ToolCallID: c.ID, ErrorText: msg, Dynamic: true})
 	}
-	s.part(dataPart{Type: "data-tool-call", ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
-		Status: string(c.Status), DurationMS: ms(c.Duration), Error: c.Error}})
+	d := ms(c.Duration)
+	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
+		Status: string(c.Status), DurationMS: &d, Error: c.Error}})
 	s.flush()
 }
 
 func (s *uiStream) ApprovalRequested(c switchboard.ToolCall) {
 	s.closeText()
-	s.toolInput(c)
-	s.part(approvalPart{Type: "tool-approval-request", ApprovalID: c.ID, ToolCallID: c.ID})
+	s.toolInput(c, switchboard.CallAwaitingApproval)
+	s.part(approvalPart{Type: partToolApproval, ApprovalID: c.ID, ToolCallID: c.ID})
 	s.flush()
 }
 
 func (s *uiStream) StepFinished(int) {
 	s.closeText()
-	s.part(part{Type: "finish-step"})
+	s.part(part{Type: partFinishStep})
 }
 
 // finish ends a stream whose turn ended, well or not; res is nil when it
@@ -284,27 +322,27 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	if res != nil {
 		t = res.Turn
 	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil ||
-		switchboard.ErrorCode(err) == "turn_cancelled" { // a replay of a cancelled turn
+		switchboard.ErrorCode(err) == switchboard.CodeTurnCancelled { // a replay of a cancelled turn
 		t.Status = switchboard.TurnCancelled
 	} else {
 		t.Status = switchboard.TurnFailed
 	}
-	reason := "stop"
+	reason, code := "stop", ""
 	switch {
 	case err != nil:
 		_, d := describe(err)
 		if t.Status == switchboard.TurnCancelled {
-			d.Message = "the turn was cancelled"
+			d.Message, d.Code = "the turn was cancelled", switchboard.CodeTurnCancelled
 		}
-		s.part(errorPart{Type: "error", ErrorText: d.Message})
-		reason = "error"
+		s.part(errorPart{Type: partError, ErrorText: d.Message})
+		reason, code = "error", d.Code
 	case t.Status == switchboard.TurnMaxSteps:
 		reason = "length"
 	case t.Status == switchboard.TurnAwaitingApproval:
 		reason = "tool-calls"
 	}
-	s.part(finishPart{Type: "finish", FinishReason: reason,
-		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status)}})
+	s.part(finishPart{Type: partFinish, FinishReason: reason,
+		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status), ErrorCode: code}})
 	s.release()
 	_, _ = s.c.Writer.Write([]byte("data: [DONE]\n\n"))
 	if res != nil && !res.Replayed {

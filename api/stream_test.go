@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -64,10 +65,42 @@ func TestStreamParts(t *testing.T) {
 		}
 		types = append(types, p.Type)
 	}
-	want := "start start-step tool-input-available tool-output-available data-tool-call finish-step start-step " +
+	want := "start start-step tool-input-available data-tool-call tool-output-available data-tool-call finish-step start-step " +
 		"text-start text-delta text-delta text-delta text-end finish-step finish [DONE]"
 	if got := strings.Join(types, " "); got != want {
 		t.Errorf("parts:\ngot  %s\nwant %s", got, want)
+	}
+}
+
+// TestStreamToolCallData: a call's server and tool come as fields, in its
+// data part, from the moment it starts or waits for approval; the part
+// sent at its end (same id, an update for the AI SDK) adds the duration.
+func TestStreamToolCallData(t *testing.T) {
+	c, w := newStreamContext()
+	s := &uiStream{c: c}
+	call := switchboard.ToolCall{ID: "2d9a3f5c-af8e-4c75-9e3a-4b6c7d8e9fa0", Server: "tasks", Tool: "delete_task", ExposedName: "tasks__delete_task",
+		Arguments: json.RawMessage(`{"task_id":1}`), Status: switchboard.CallAwaitingApproval}
+	s.TurnStarted(switchboard.Turn{ID: "0b7e1f3a-8d6c-4a53-9c1e-2f4a5b6c7d8e", Status: switchboard.TurnRunning})
+	s.ApprovalRequested(call)
+	call.Status = switchboard.CallRunning
+	s.ToolStarted(call)
+	call.Status, call.Duration = switchboard.CallFailed, 2*time.Millisecond
+	call.Error = "no task 1"
+	s.ToolFinished(call)
+	var got []string
+	for _, line := range strings.Split(w.Body.String(), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(data, `"data-tool-call"`) {
+			got = append(got, data)
+		}
+	}
+	data := `"type":"data-tool-call","id":"2d9a3f5c-af8e-4c75-9e3a-4b6c7d8e9fa0","data":{"id":"2d9a3f5c-af8e-4c75-9e3a-4b6c7d8e9fa0","server":"tasks","tool":"delete_task",`
+	want := []string{
+		"{" + data + `"status":"awaiting_approval"}}`,
+		"{" + data + `"status":"running"}}`,
+		"{" + data + `"status":"failed","duration_ms":2,"error":"no task 1"}}`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("data parts (-want +got):\n%s", diff)
 	}
 }
 
@@ -153,8 +186,8 @@ func TestStreamOfACancelledTurn(t *testing.T) {
 		s := &uiStream{c: c}
 		s.TurnStarted(switchboard.Turn{ID: "0b7e1f3a-8d6c-4a53-9c1e-2f4a5b6c7d8e", Status: switchboard.TurnRunning})
 		s.finish(nil, err)
-		if !strings.Contains(w.Body.String(), `"status":"cancelled"`) {
-			t.Errorf("%s: the finish part does not say cancelled:\n%s", name, w.Body.String())
+		if !strings.Contains(w.Body.String(), `"status":"cancelled","errorCode":"turn_cancelled"`) {
+			t.Errorf("%s: the finish part does not say cancelled, with the code:\n%s", name, w.Body.String())
 		}
 	}
 }

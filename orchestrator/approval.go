@@ -178,7 +178,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 		switch switchboard.ErrorCode(err) {
 		case "already_decided", "not_awaiting_approval", "superseded", "tool_call_not_found":
 			continue
-		case "turn_cancelled":
+		case switchboard.CodeTurnCancelled:
 			return err
 		}
 		if ctx.Err() != nil {

@@ -449,7 +449,7 @@ func (t *turn) end(ctx context.Context, status switchboard.TurnStatus, last swit
 	if status == switchboard.TurnCancelled {
 		// Still a context error for errors.Is, and a conflict with a code
 		// for clients: the turn was cancelled by a cancel request.
-		cause = fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn was cancelled"), cause)
+		cause = fmt.Errorf("%w: %w", switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeTurnCancelled, "the turn was cancelled"), cause)
 	}
 	res, err := t.finish(ctx, status, &last, cause)
 	if err != nil {

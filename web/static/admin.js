@@ -1,18 +1,38 @@
+// @ts-check
 // The admin console: the tool-call log with filters and pages, a call in
 // full, stats per tool or server, the health of every MCP server, and any
 // conversation with its turns' timing. The view and its filters live in the
 // URL's query, so that every screen can be linked to and reloaded.
 import {
-  api, compactJSON, currentSession, el, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar,
+  api, byId, compactJSON, currentSession, el, errorText, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
+import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 
-const STATUSES = ['running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'denied', 'awaiting_approval'];
+/** @typedef {import('./common.js').Session} Session */
+/** @typedef {import('./protocol.js').AdminToolCall} AdminToolCall */
+/** @typedef {import('./protocol.js').AdminToolCallDetail} AdminToolCallDetail */
+/** @typedef {import('./protocol.js').AdminTurn} AdminTurn */
+/** @typedef {import('./protocol.js').Conversation} Conversation */
+/** @typedef {import('./protocol.js').Message} Message */
+/** @typedef {import('./protocol.js').ServerStatus} ServerStatus */
+/** @typedef {import('./protocol.js').ToolCallStats} ToolCallStats */
+/** @typedef {Record<string, string | undefined>} Params a view's query */
+
+/** @type {string[]} */
+const STATUSES = Object.values(CallStatus);
 const FILTERS = ['user', 'conversation', 'server', 'tool', 'status', 'since', 'until'];
+/** @type {[string, string, number][]} the stats' windows: query value, label, length in ms */
 const WINDOWS = [['1h', 'Last hour', 3600e3], ['24h', 'Last 24 hours', 86400e3], ['7d', 'Last 7 days', 7 * 86400e3], ['30d', 'Last 30 days', 30 * 86400e3]];
 const PAGE = 50;
 
-let session;
-const ui = {};
+/** @type {Session} the signed-in admin */
+let session = /** @type {any} */ (null); // main sets it before anything else runs
+/**
+ * The console's lasting elements, made by build.
+ * @type {{tabs: Record<string, HTMLAnchorElement>, view: HTMLDivElement, drawer: HTMLElement, drawerTitle: HTMLHeadingElement,
+ *   drawerBody: HTMLDivElement, backdrop: HTMLDivElement}}
+ */
+const ui = /** @type {any} */ ({});
 // cursors[i] is the after-cursor of page i of the current listing.
 let pages = { key: '', cursors: [''], index: 0 };
 
@@ -20,7 +40,11 @@ function query() {
   return new URLSearchParams(location.search);
 }
 
-// go changes the URL's query and shows the view it names.
+/**
+ * go changes the URL's query and shows the view it names.
+ * @param {Params} params
+ * @param {boolean} [replace] replace the history entry instead of adding one
+ */
 function go(params, replace) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) if (v) q.set(k, v);
@@ -30,7 +54,10 @@ function go(params, replace) {
   render(true);
 }
 
-// setCall opens a call over the current view (or closes it, id empty).
+/**
+ * setCall opens a call over the current view (or closes it, id empty).
+ * @param {string} id
+ */
 function setCall(id) {
   const q = query();
   if (id) q.set('call', id);
@@ -39,25 +66,33 @@ function setCall(id) {
   render();
 }
 
+/**
+ * @param {Params} changes
+ * @returns {Params} the current query with changes
+ */
 function withQuery(changes) {
   const q = Object.fromEntries(query());
   return { ...q, ...changes };
 }
 
+/** @param {unknown} e */
 function errorBox(e) {
-  if (e.status === 403) {
+  if (e instanceof ApiError && e.code === Code.adminOnly) {
     return el('div', { class: 'notice error', id: 'forbidden' },
       el('strong', {}, 'This console is for admins. '),
       `The server answered: ${e.message}. Sign in with an admin's token (role "admin", "admin" in roles, or a user listed in auth.admin_users).`);
   }
-  return el('div', { class: 'notice error' }, e.message);
+  return el('div', { class: 'notice error' }, errorText(e));
 }
 
-// shown is the query (but the open call) of the view on screen.
+/** @type {string | null} the query (but the open call) of the view on screen */
 let shown = null;
 
-// render shows the view the URL names; a change of the open call alone
-// leaves the view as it is, unless force.
+/**
+ * render shows the view the URL names; a change of the open call alone
+ * leaves the view as it is, unless force.
+ * @param {boolean} [force]
+ */
 function render(force) {
   const q = query();
   const call = q.get('call');
@@ -68,6 +103,7 @@ function render(force) {
     const view = q.get('view') || 'calls';
     for (const [name, link] of Object.entries(ui.tabs)) link.classList.toggle('current', name === view || (name === 'calls' && view === 'conversation'));
     fill(ui.view, el('div', { class: 'loading' }, 'Loading…'));
+    /** @type {Record<string, (q: URLSearchParams) => Promise<void>>} */
     const views = { calls: renderCalls, stats: renderStats, servers: renderServers, conversation: renderConversation };
     (views[view] || renderCalls)(q).catch((e) => fill(ui.view, errorBox(e)));
   }
@@ -77,52 +113,71 @@ function render(force) {
 
 // --- Tool calls ------------------------------------------------------------
 
-// toLocalInput renders an RFC 3339 time for a datetime-local input.
+/**
+ * toLocalInput renders an RFC 3339 time for a datetime-local input.
+ * @param {string | null} iso
+ */
 function toLocalInput(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
-  const p = (n) => String(n).padStart(2, '0');
+  const p = (/** @type {number} */ n) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
 }
 
+/**
+ * fromLocalInput is the RFC 3339 time of a datetime-local input's value.
+ * @param {string} v
+ */
 function fromLocalInput(v) {
   if (!v) return '';
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
-// knownNames fills the server list and the tool suggestions from the
-// ledger's last 30 days.
+/** @typedef {{servers: Set<string>, tools: Set<string>}} Names */
+
+/** @type {Names | null} */
 let known = null;
+
+/**
+ * knownNames fills the server list and the tool suggestions from the
+ * ledger's last 30 days.
+ * @returns {Promise<Names>}
+ */
 async function knownNames() {
   if (known) return known;
-  known = { servers: new Set(), tools: new Set() };
+  /** @type {Names} */
+  const names = { servers: new Set(), tools: new Set() };
   try {
     const since = new Date(Date.now() - 30 * 86400e3).toISOString();
+    /** @type {{stats: ToolCallStats[]}} */
     const r = await api(session, 'GET', '/api/admin/tool-calls/stats?group_by=tool&since=' + encodeURIComponent(since));
     for (const s of r.stats) {
-      known.servers.add(s.server);
-      known.tools.add(s.tool);
+      names.servers.add(s.server);
+      if (s.tool) names.tools.add(s.tool);
     }
   } catch (e) {
-    known = null;
-    if (e.status === 403 || e.status === 401) throw e;
-    // other failures: no suggestions, the listing says what is wrong
+    if (e instanceof ApiError && (e.status === 403 || e.status === 401)) throw e;
+    // other failures: no suggestions (asked again next time), the
+    // listing says what is wrong
+    return names;
   }
+  known = names;
   return known;
 }
 
+/** @param {URLSearchParams} q */
 async function renderCalls(q) {
   const names = await knownNames();
-  const field = (name, label, input) => el('label', { class: 'field field-' + name }, el('span', {}, label), input);
+  const field = (/** @type {string} */ name, /** @type {string} */ label, /** @type {HTMLElement} */ input) => el('label', { class: 'field field-' + name }, el('span', {}, label), input);
   const serverSelect = el('select', { name: 'server', id: 'filter-server' }, el('option', { value: '' }, 'Any server'),
     ...[...new Set([...names.servers, q.get('server') || ''])].filter(Boolean).sort().map((s) => el('option', { value: s }, s)));
   serverSelect.value = q.get('server') || '';
   const statusSelect = el('select', { name: 'status', id: 'filter-status' }, el('option', { value: '' }, 'Any status'),
     ...STATUSES.map((s) => el('option', { value: s }, s.replace(/_/g, ' '))));
   statusSelect.value = q.get('status') || '';
-  const input = (name, placeholder, attrs) => el('input', { name, id: 'filter-' + name, value: q.get(name) || '', placeholder, autocomplete: 'off', ...attrs });
+  const input = (/** @type {string} */ name, /** @type {string} */ placeholder, /** @type {Record<string, string>} */ attrs = {}) => el('input', { name, id: 'filter-' + name, value: q.get(name) || '', placeholder, autocomplete: 'off', ...attrs });
   const form = el('form', { class: 'filters', id: 'filters' },
     field('user', 'User', input('user', 'any user')),
     field('conversation', 'Conversation', input('conversation', 'conversation id')),
@@ -138,6 +193,7 @@ async function renderCalls(q) {
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     const data = new FormData(form);
+    /** @type {Params} */
     const params = {};
     for (const k of FILTERS) {
       const v = String(data.get(k) || '').trim();
@@ -149,13 +205,17 @@ async function renderCalls(q) {
   const filterKey = FILTERS.map((k) => q.get(k) || '').join('\u0000');
   if (pages.key !== filterKey) pages = { key: filterKey, cursors: [''], index: 0 };
   const params = new URLSearchParams();
-  for (const k of FILTERS) if (q.get(k)) params.set(k, q.get(k));
+  for (const k of FILTERS) {
+    const v = q.get(k);
+    if (v) params.set(k, v);
+  }
   params.set('limit', String(PAGE));
   const after = pages.cursors[pages.index];
   if (after) params.set('after', after);
   const section = el('section', { class: 'panel' });
   fill(ui.view, el('div', { class: 'view-head' }, el('h1', {}, 'Tool calls'),
     el('p', { class: 'muted' }, 'Every tool call the assistant made, newest first. Click a row for its arguments and result.')), form, section);
+  /** @type {{tool_calls: AdminToolCall[], next_cursor: string}} */
   let r;
   try {
     r = await api(session, 'GET', '/api/admin/tool-calls?' + params);
@@ -166,7 +226,7 @@ async function renderCalls(q) {
   if (r.next_cursor) pages.cursors[pages.index + 1] = r.next_cursor;
   const rows = r.tool_calls.map((c) => {
     const row = el('tr', { tabindex: 0, class: 'clickable', dataset: { id: c.id }, onclick: () => setCall(c.id),
-      onkeydown: (e) => { if (e.key === 'Enter') setCall(c.id); } },
+      onkeydown: (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') setCall(c.id); } },
     el('td', { class: 'nowrap', title: c.started_at }, fmtTime(c.started_at)),
     el('td', { class: 'user-cell' }, c.user_id),
     el('td', { class: 'tool-cell' }, el('span', { class: 'server-name' }, c.server), el('span', { class: 'sep' }, ' · '), el('strong', {}, c.tool)),
@@ -174,7 +234,7 @@ async function renderCalls(q) {
     el('td', {}, statusBadge(c.status)),
     el('td', { class: 'num' }, ran(c) ? fmtDuration(c.duration_ms) : '—'),
     el('td', { class: 'mono' }, el('a', { href: '?view=conversation&id=' + encodeURIComponent(c.conversation_id),
-      onclick: (e) => { e.preventDefault(); e.stopPropagation(); go({ view: 'conversation', id: c.conversation_id }); } }, shortID(c.conversation_id))));
+      onclick: (/** @type {MouseEvent} */ e) => { e.preventDefault(); e.stopPropagation(); go({ view: 'conversation', id: c.conversation_id }); } }, shortID(c.conversation_id))));
     return row;
   });
   const table = el('table', { class: 'calls', id: 'calls-table' },
@@ -189,25 +249,36 @@ async function renderCalls(q) {
   fill(section, rows.length ? el('div', { class: 'table-wrap' }, table) : empty, pager);
 }
 
-// ran reports whether a call has run to an end: one denied, awaiting
-// approval or still running has no duration to show.
+/** @type {string[]} */
+const NOT_RUN = [CallStatus.running, CallStatus.awaitingApproval, CallStatus.denied];
+/** @type {string[]} */
+const NOT_FAILED = [CallStatus.succeeded, CallStatus.running, CallStatus.awaitingApproval];
+
+/**
+ * ran reports whether a call has run to an end: one denied, awaiting
+ * approval or still running has no duration to show.
+ * @param {AdminToolCall} c
+ */
 function ran(c) {
-  return !['running', 'awaiting_approval', 'denied'].includes(c.status);
+  return !NOT_RUN.includes(c.status);
 }
 
 // --- One call --------------------------------------------------------------
 
+/** @param {boolean} updateURL also take the call out of the URL */
 function closeDrawer(updateURL) {
   ui.drawer.hidden = true;
   ui.backdrop.hidden = true;
   if (updateURL && query().get('call')) setCall('');
 }
 
+/** @param {string} id the call's ledger id */
 async function openCall(id) {
   ui.drawer.hidden = false;
   ui.backdrop.hidden = false;
   fill(ui.drawerBody, el('div', { class: 'loading' }, 'Loading…'));
   fill(ui.drawerTitle, 'Tool call');
+  /** @type {AdminToolCallDetail} */
   let c;
   try {
     c = (await api(session, 'GET', '/api/admin/tool-calls/' + encodeURIComponent(id))).tool_call;
@@ -216,7 +287,9 @@ async function openCall(id) {
     return;
   }
   fill(ui.drawerTitle, el('span', { class: 'server-name' }, c.server + ' · '), c.tool, ' ', statusBadge(c.status));
-  const link = (text, params) => el('a', { href: '?' + new URLSearchParams(params), onclick: (e) => { e.preventDefault(); go(params); } }, text);
+  const link = (/** @type {string} */ text, /** @type {Record<string, string>} */ params) =>
+    el('a', { href: '?' + new URLSearchParams(params), onclick: (/** @type {MouseEvent} */ e) => { e.preventDefault(); go(params); } }, text);
+  /** @type {[string, import('./common.js').Child, (string | null)?][]} label, value, title */
   const facts = [
     ['Started', fmtTime(c.started_at), c.started_at],
     ['Finished', c.finished_at ? fmtTime(c.finished_at) : '—', c.finished_at],
@@ -230,11 +303,12 @@ async function openCall(id) {
     ['Result size', c.result_size + ' bytes' + (c.truncated ? ' (truncated for the model)' : '')],
   ];
   if (c.error_class) facts.push(['Error class', c.error_class]);
+  /** @type {HTMLElement[]} */
   const sections = [
     el('dl', { class: 'facts' }, ...facts.flatMap(([k, v, title]) => [el('dt', {}, k), el('dd', { title: title || false }, v)])),
     el('h3', {}, 'Arguments'), el('pre', { class: 'code', id: 'call-arguments' }, pretty(c.arguments)),
   ];
-  const failed = !['succeeded', 'running', 'awaiting_approval'].includes(c.status);
+  const failed = !NOT_FAILED.includes(c.status);
   // A tool's own error is the first line of its result: shown once.
   if (c.error && !(c.result || '').includes(c.error)) sections.push(el('h3', {}, 'Error'), el('pre', { class: 'code error-text' }, c.error));
   sections.push(el('h3', {}, failed ? 'Result (an error)' : 'Result'),
@@ -249,10 +323,16 @@ async function openCall(id) {
 
 // --- Stats -----------------------------------------------------------------
 
+/** @param {URLSearchParams} q */
 async function renderStats(q) {
   const groupBy = q.get('group_by') === 'server' ? 'server' : 'tool';
   const win = WINDOWS.find((w) => w[0] === q.get('window')) || WINDOWS[1];
   const since = new Date(Date.now() - win[2]).toISOString();
+  /**
+   * @param {string[][]} items value and label
+   * @param {string} current
+   * @param {(value: string) => void} onpick
+   */
   const segmented = (items, current, onpick) => el('div', { class: 'segmented' }, ...items.map(([value, label]) =>
     el('button', { type: 'button', class: value === current ? 'current' : '', 'aria-pressed': value === current ? 'true' : 'false', onclick: () => onpick(value) }, label)));
   const controls = el('div', { class: 'toolbar' },
@@ -260,10 +340,11 @@ async function renderStats(q) {
     segmented([['tool', 'Tool'], ['server', 'Server']], groupBy, (v) => go(withQuery({ group_by: v }))),
     el('span', { class: 'muted' }, 'Window'),
     segmented(WINDOWS.map((w) => [w[0], w[1]]), win[0], (v) => go(withQuery({ window: v }))));
+  /** @type {{stats: ToolCallStats[], since: string, until: string}} */
   const r = await api(session, 'GET', `/api/admin/tool-calls/stats?group_by=${groupBy}&since=${encodeURIComponent(since)}`);
   const total = r.stats.reduce((a, s) => ({ count: a.count + s.count, errors: a.errors + s.errors }), { count: 0, errors: 0 });
-  const slowest = r.stats.reduce((a, s) => (!a || s.p95_ms > a.p95_ms ? s : a), null);
-  const card = (label, value, sub) => el('div', { class: 'stat-card' }, el('div', { class: 'stat-label' }, label), el('div', { class: 'stat-value' }, value), sub ? el('div', { class: 'muted small' }, sub) : null);
+  const slowest = r.stats.reduce((/** @type {ToolCallStats | null} */ a, s) => (!a || s.p95_ms > a.p95_ms ? s : a), null);
+  const card = (/** @type {string} */ label, /** @type {string} */ value, /** @type {string} */ sub = '') => el('div', { class: 'stat-card' }, el('div', { class: 'stat-label' }, label), el('div', { class: 'stat-value' }, value), sub ? el('div', { class: 'muted small' }, sub) : null);
   const summary = el('div', { class: 'stat-cards' },
     card('Calls', total.count.toLocaleString()),
     card('Failed', total.errors.toLocaleString(), 'failed, timed out, cancelled or denied'),
@@ -272,7 +353,7 @@ async function renderStats(q) {
   const rows = r.stats.map((s) => el('tr', {
     class: 'clickable', tabindex: 0,
     onclick: () => go({ server: s.server, tool: s.tool || '', since }),
-    onkeydown: (e) => { if (e.key === 'Enter') go({ server: s.server, tool: s.tool || '', since }); },
+    onkeydown: (/** @type {KeyboardEvent} */ e) => { if (e.key === 'Enter') go({ server: s.server, tool: s.tool || '', since }); },
   },
   el('td', { class: 'server-name' }, s.server),
   groupBy === 'tool' ? el('td', {}, el('strong', {}, s.tool)) : null,
@@ -281,7 +362,7 @@ async function renderStats(q) {
   el('td', { class: 'rate-cell' }, rateBar(s.error_rate)),
   el('td', { class: 'num' }, fmtDuration(s.p50_ms)),
   el('td', { class: 'num' }, fmtDuration(s.p95_ms))));
-  const heads = ['Server', groupBy === 'tool' ? 'Tool' : null, 'Calls', 'Errors', 'Error rate', 'p50', 'p95'].filter(Boolean);
+  const heads = ['Server', ...(groupBy === 'tool' ? ['Tool'] : []), 'Calls', 'Errors', 'Error rate', 'p50', 'p95'];
   const table = el('table', { class: 'stats', id: 'stats-table' },
     el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', { class: ['Calls', 'Errors', 'p50', 'p95'].includes(h) ? 'num' : '' }, h)))),
     el('tbody', {}, ...rows));
@@ -292,6 +373,7 @@ async function renderStats(q) {
     el('section', { class: 'panel' }, rows.length ? el('div', { class: 'table-wrap' }, table) : el('div', { class: 'empty' }, 'No tool calls in this window.')));
 }
 
+/** @param {number} rate from 0 to 1 */
 function rateBar(rate) {
   const pct = Math.round(rate * 1000) / 10;
   const fill = el('span', { class: 'fill' + (rate >= 0.2 ? ' bad' : rate > 0 ? ' warn' : '') });
@@ -302,6 +384,7 @@ function rateBar(rate) {
 // --- Servers ---------------------------------------------------------------
 
 async function renderServers() {
+  /** @type {{servers: ServerStatus[]}} */
   const r = await api(session, 'GET', '/api/admin/servers');
   const reload = el('button', { type: 'button', class: 'ghost', id: 'reload-servers' }, 'Reload configuration');
   const message = el('span', { class: 'muted small', role: 'status' });
@@ -312,7 +395,7 @@ async function renderServers() {
       await api(session, 'POST', '/api/admin/servers/reload');
       render(true);
     } catch (e) {
-      message.textContent = e.message;
+      message.textContent = errorText(e);
       reload.disabled = false;
     }
   });
@@ -323,6 +406,7 @@ async function renderServers() {
       ['Restarts', String(s.restarts)],
       ['Required', s.required ? 'yes' : 'no'],
     ];
+    /** @type {HTMLElement[]} */
     const parts = [
       el('div', { class: 'server-head' }, el('h2', {}, s.name), el('span', { class: 'badge state-' + s.state }, s.state)),
       el('dl', { class: 'facts compact' }, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
@@ -349,26 +433,31 @@ async function renderServers() {
 
 // --- One conversation --------------------------------------------------------
 
+/** @param {URLSearchParams} q */
 async function renderConversation(q) {
   const id = q.get('id');
+  /** @type {{conversation: Conversation, turns: AdminTurn[], messages: Message[]}} */
   const r = await api(session, 'GET', '/api/admin/conversations/' + encodeURIComponent(id || ''));
   const c = r.conversation;
+  /** @type {Map<string, Message[]>} messages by turn id, '' for those of no turn */
   const byTurn = new Map();
   for (const m of r.messages) {
-    if (!byTurn.has(m.turn_id)) byTurn.set(m.turn_id, []);
-    byTurn.get(m.turn_id).push(m);
+    const turn = m.turn_id || ''; // the API leaves turn_id out when there is none
+    const list = byTurn.get(turn);
+    if (list) list.push(m);
+    else byTurn.set(turn, [m]);
   }
   const turns = r.turns.map((t, i) => {
     // The time split is Switchboard's work; the wall clock also counts
     // waiting, e.g. for a person to approve a call.
     const total = t.timing.llm_ms + t.timing.tools_ms + t.timing.store_ms + t.timing.overhead_ms;
     const waited = t.duration_ms !== null && t.duration_ms > total * 1.5 + 50;
-    const seg = (cls, ms, label) => {
+    const seg = (/** @type {string} */ cls, /** @type {number} */ ms, /** @type {string} */ label) => {
       const s = el('span', { class: 'seg ' + cls, title: `${label}: ${fmtDuration(ms)}` });
       s.style.flexGrow = String(total > 0 ? ms / total : 0);
       return s;
     };
-    const legend = (cls, label, ms) => el('span', { class: 'legend' }, el('span', { class: 'swatch ' + cls }), `${label} ${fmtDuration(ms)}`);
+    const legend = (/** @type {string} */ cls, /** @type {string} */ label, /** @type {number} */ ms) => el('span', { class: 'legend' }, el('span', { class: 'swatch ' + cls }), `${label} ${fmtDuration(ms)}`);
     const calls = t.tool_calls.map((tc) => el('tr', { class: 'clickable', tabindex: 0, onclick: () => setCall(tc.id) },
       el('td', {}, el('span', { class: 'server-name' }, tc.server + ' · '), el('strong', {}, tc.tool)),
       el('td', { class: 'args-cell' }, el('code', {}, compactJSON(tc.arguments, 60))),
@@ -380,7 +469,7 @@ async function renderConversation(q) {
         el('span', { class: 'muted' }, fmtTime(t.started_at)),
         el('span', { class: 'turn-stat', title: 'model + tools + store + overhead' }, el('strong', {}, fmtDuration(total)), ' working'),
         waited ? el('span', { class: 'turn-stat', title: 'from the first request to the end of the turn' }, `${fmtDuration(t.duration_ms)} wall clock (waiting included)`) : null,
-        t.duration_ms === null && t.status !== 'running' ? el('span', { class: 'turn-stat' }, 'not finished') : null,
+        t.duration_ms === null && t.status !== TurnStatus.running ? el('span', { class: 'turn-stat' }, 'not finished') : null,
         el('span', { class: 'turn-stat' }, `${t.steps} model call${t.steps === 1 ? '' : 's'}`),
         el('span', { class: 'turn-stat' }, `${(t.prompt_tokens + t.completion_tokens).toLocaleString()} tokens`)),
       el('div', { class: 'timing' }, seg('llm', t.timing.llm_ms, 'Model'), seg('tools', t.timing.tools_ms, 'Tools'), seg('store', t.timing.store_ms, 'Store'), seg('overhead', t.timing.overhead_ms, 'Overhead')),
@@ -392,20 +481,21 @@ async function renderConversation(q) {
   const orphans = byTurn.get('') || [];
   fill(ui.view,
     el('div', { class: 'view-head' },
-      el('a', { href: '?', class: 'back', onclick: (e) => { e.preventDefault(); history.back(); } }, '← Back'),
+      el('a', { href: '?', class: 'back', onclick: (/** @type {MouseEvent} */ e) => { e.preventDefault(); history.back(); } }, '← Back'),
       el('h1', {}, c.title || 'Untitled conversation'),
-      el('p', { class: 'muted' }, 'User ', el('a', { href: '?user=' + encodeURIComponent(c.user_id), onclick: (e) => { e.preventDefault(); go({ user: c.user_id }); } }, c.user_id),
+      el('p', { class: 'muted' }, 'User ', el('a', { href: '?user=' + encodeURIComponent(c.user_id), onclick: (/** @type {MouseEvent} */ e) => { e.preventDefault(); go({ user: c.user_id }); } }, c.user_id),
         ` · ${r.turns.length} turn${r.turns.length === 1 ? '' : 's'} · started ${fmtTime(c.created_at)} · `, el('span', { class: 'mono' }, c.id))),
     orphans.length ? el('div', { class: 'transcript' }, ...orphans.map(renderMessage)) : null,
     el('div', { class: 'turns' }, ...turns));
 }
 
+/** @param {Message} m */
 function renderMessage(m) {
   let body;
-  if (m.type === 'tool_call') {
+  if (m.type === MessageType.toolCall) {
     body = [m.content ? el('div', { class: 'text' }, m.content) : null,
       ...(m.tool_calls || []).map((tc) => el('div', { class: 'call-line' }, '→ ', el('strong', {}, tc.name), ' ', el('code', {}, compactJSON(tc.arguments, 120))))];
-  } else if (m.type === 'tool_result') {
+  } else if (m.type === MessageType.toolResult) {
     body = el('details', { class: 'result-line' }, el('summary', {}, '← ', el('strong', {}, m.tool_name || 'result'), ' ', el('span', { class: 'muted' }, compactJSON(m.content, 100))), el('pre', { class: 'code' }, pretty(m.content)));
   } else {
     body = el('div', { class: 'text' }, m.content);
@@ -421,9 +511,10 @@ function renderMessage(m) {
 
 // --- Page ------------------------------------------------------------------
 
+/** @param {HTMLElement} root */
 function build(root) {
-  const tab = (view, text) => el('a', { href: view === 'calls' ? '?' : '?view=' + view, id: 'tab-' + view,
-    onclick: (e) => { e.preventDefault(); go(view === 'calls' ? {} : { view }); } }, text);
+  const tab = (/** @type {string} */ view, /** @type {string} */ text) => el('a', { href: view === 'calls' ? '?' : '?view=' + view, id: 'tab-' + view,
+    onclick: (/** @type {MouseEvent} */ e) => { e.preventDefault(); go(view === 'calls' ? {} : { view }); } }, text);
   ui.tabs = { calls: tab('calls', 'Tool calls'), stats: tab('stats', 'Stats'), servers: tab('servers', 'Servers') };
   ui.view = el('div', { class: 'view', id: 'view' });
   ui.drawerTitle = el('h2', { class: 'drawer-title' });
@@ -439,8 +530,8 @@ function build(root) {
 }
 
 function main() {
-  const header = document.getElementById('topbar');
-  const root = document.getElementById('root');
+  const header = byId('topbar');
+  const root = byId('root');
   const cur = currentSession();
   if (!cur.session) {
     topbar(header, null, []);

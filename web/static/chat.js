@@ -1,49 +1,60 @@
+// @ts-check
 // The chat page: conversations on the left, the thread on the right. Answers
 // stream in over Switchboard's UI message stream (the Vercel AI SDK's
 // protocol), read with fetch and a ReadableStream; each tool call is a card
 // that opens to its arguments, result, status and duration, and a call that
 // needs approval asks for it with two buttons.
 import {
-  api, currentSession, decodeReply, el, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
+  api, byId, currentSession, decodeReply, el, errorText, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
+import { CallStatus, Code, MessageType, Part, Role, TurnStatus, readStream } from './protocol.js';
+
+// Card states of the page's own, before the ledger tells a reopened
+// conversation's calls' status: a call the transcript has a result for,
+// and one it has none for.
+const SHOWN_DONE = 'done';
+const SHOWN_NO_RESULT = 'no_result';
+
+/** @typedef {import('./common.js').Session} Session */
+/** @typedef {import('./protocol.js').StreamPart} StreamPart */
+/** @typedef {import('./protocol.js').Conversation} Conversation */
+/** @typedef {import('./protocol.js').Message} Message */
+/** @typedef {import('./protocol.js').ToolCallRow} ToolCallRow */
+
+/** @type {Session} the signed-in user */
+let session = /** @type {any} */ (null); // main sets it before anything else runs
 
 const state = {
-  session: null,
+  /** @type {Conversation[]} */
   conversations: [],
-  current: null, // conversation id, null for a new chat
+  /** @type {string | null} the conversation's id, null for a new chat */
+  current: null,
   busy: false,
-  abort: null, // aborts the request being streamed
-  cards: new Map(), // tool cards by ledger id (streamed) or model call id (transcript)
+  /** @type {AbortController | null} aborts the request being streamed */
+  abort: null,
+  /** @type {Map<string, ToolCard>} tool cards by ledger id (streamed) or model call id (transcript) */
+  cards: new Map(),
 };
 
-const ui = {};
-
-// parseStream yields the JSON parts of a UI message stream until [DONE].
-async function* parseStream(res) {
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value.replace(/\r\n/g, '\n');
-    let end;
-    while ((end = buf.indexOf('\n\n')) >= 0) {
-      const event = buf.slice(0, end);
-      buf = buf.slice(end + 2);
-      const data = event.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
-      if (!data) continue;
-      if (data === '[DONE]') return;
-      yield JSON.parse(data);
-    }
-  }
-}
+/**
+ * The page's lasting elements, made by build.
+ * @type {{list: HTMLUListElement, thread: HTMLDivElement, scroller: HTMLDivElement, input: HTMLTextAreaElement,
+ *   send: HTMLButtonElement, stop: HTMLButtonElement, empty: HTMLDivElement}}
+ */
+const ui = /** @type {any} */ ({});
 
 // ToolCard shows one tool call.
 class ToolCard {
-  constructor(key, title) {
+  /**
+   * @param {string} key the ledger id (streamed) or the model's call id (transcript)
+   * @param {string} title
+   * @param {AssistantBlock} block the answer the card is in
+   */
+  constructor(key, title, block) {
+    this.block = block;
     this.key = key;
     this.title = el('span', { class: 'tool-title' }, title || 'tool');
-    this.badge = statusBadge('running');
+    this.badge = statusBadge(CallStatus.running);
     this.dur = el('span', { class: 'tool-dur' });
     this.args = el('pre', { class: 'code args' });
     this.resultLabel = el('h4', {}, 'Result');
@@ -54,47 +65,61 @@ class ToolCard {
       el('summary', {}, el('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'), this.title, this.badge, this.dur),
       el('div', { class: 'tool-body' }, this.meta, el('h4', {}, 'Arguments'), this.args, this.resultLabel, this.result));
     this.node = el('div', { class: 'tool-card', dataset: { key } }, this.details, this.approval);
-    this.status = 'running';
+    /** @type {string} a CallStatus, or one of the page's SHOWN_ states */
+    this.status = CallStatus.running;
     this.ledgerID = key; // streamed cards are keyed by the ledger's id
+    /** @type {number | null} */
     this.durationMS = null;
     this.server = '';
     this.tool = '';
   }
 
-  setTitle(title, server, tool) {
-    this.title.textContent = title;
-    if (server) this.server = server;
-    if (tool) this.tool = tool;
+  /**
+   * setNames titles the card with its server and tool.
+   * @param {string} server
+   * @param {string} tool
+   */
+  setNames(server, tool) {
+    this.server = server;
+    this.tool = tool;
+    this.title.textContent = server + ' · ' + tool;
     this.renderMeta();
   }
 
+  /** @param {unknown} input the call's arguments */
   setInput(input) {
     this.args.textContent = pretty(input) || '{}';
   }
 
+  /**
+   * @param {string} status a CallStatus, or one of the page's SHOWN_ states
+   * @param {number | null} [durationMS] kept as it was when absent
+   */
   setStatus(status, durationMS) {
     this.status = status;
     const badge = statusBadge(status);
     this.badge.replaceWith(badge);
     this.badge = badge;
     this.node.dataset.status = status;
-    if (status === 'denied' || status === 'awaiting_approval') {
+    if (status === CallStatus.denied || status === CallStatus.awaitingApproval) {
       this.durationMS = null;
-      this.dur.textContent = status === 'denied' ? 'not run' : '';
+      this.dur.textContent = status === CallStatus.denied ? 'not run' : '';
     } else if (durationMS !== undefined && durationMS !== null) {
       this.durationMS = durationMS;
       this.dur.textContent = fmtDuration(durationMS);
     }
-    if (status !== 'awaiting_approval') this.approval.hidden = true;
+    if (status !== CallStatus.awaitingApproval) this.approval.hidden = true;
     this.renderMeta();
   }
 
+  /** @param {string} text */
   setResult(text) {
     this.resultLabel.textContent = 'Result';
     this.result.classList.remove('error-text');
     this.result.textContent = pretty(text) || '(empty)';
   }
 
+  /** @param {string} text */
   setError(text) {
     this.resultLabel.textContent = 'Error';
     this.result.classList.add('error-text');
@@ -107,14 +132,17 @@ class ToolCard {
     fill(this.meta, ...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   }
 
-  // askApproval shows Approve and Deny; decide(approve) answers.
+  /**
+   * askApproval shows Approve and Deny; decide(approve) answers.
+   * @param {(approve: boolean) => Promise<void>} decide
+   */
   askApproval(decide) {
-    this.setStatus('awaiting_approval');
+    this.setStatus(CallStatus.awaitingApproval);
     this.result.textContent = 'Not run: waiting for your approval.';
     const approve = el('button', { type: 'button', class: 'primary approve' }, 'Approve');
     const deny = el('button', { type: 'button', class: 'danger deny' }, 'Deny');
     const buttons = [approve, deny];
-    const go = (ok) => {
+    const go = (/** @type {boolean} */ ok) => {
       buttons.forEach((b) => { b.disabled = true; });
       decide(ok).finally(() => buttons.forEach((b) => { b.disabled = false; }));
     };
@@ -131,44 +159,58 @@ class AssistantBlock {
   constructor() {
     this.body = el('div', { class: 'bubble' });
     this.node = el('div', { class: 'msg assistant' }, el('div', { class: 'role' }, 'Assistant'), this.body);
+    /** @type {HTMLDivElement | null} the text being streamed */
     this.text = null;
+    /** @type {HTMLDivElement | null} the note that the turn waits for an approval */
+    this.waitNote = null;
     ui.thread.append(this.node);
   }
 
   startText() {
     this.text = el('div', { class: 'text' });
     this.body.append(this.text);
+    return this.text;
   }
 
+  /** @param {string} delta */
   appendText(delta) {
-    if (!this.text) this.startText();
-    this.text.textContent += delta;
+    const text = this.text || this.startText();
+    text.textContent += delta;
   }
 
   endText() {
     this.text = null;
   }
 
+  /**
+   * @param {string} key
+   * @param {string} title
+   */
   addCard(key, title) {
-    const card = new ToolCard(key, title);
-    card.block = this;
+    const card = new ToolCard(key, title, this);
     state.cards.set(key, card);
     this.text = null;
     this.body.append(card.node);
     return card;
   }
 
+  /**
+   * @param {string} text
+   * @param {'warn' | 'error'} kind
+   */
   note(text, kind) {
     const n = el('div', { class: 'note ' + (kind || '') }, text);
     this.body.append(n);
     return n;
   }
 
+  /** @param {boolean} on */
   setWorking(on) {
     this.node.classList.toggle('working', on);
   }
 }
 
+/** @param {string} content */
 function addUserMessage(content) {
   ui.thread.append(el('div', { class: 'msg user' }, el('div', { class: 'role' }, 'You'), el('div', { class: 'bubble text' }, content)));
 }
@@ -182,29 +224,55 @@ function scrollToBottom() {
   ui.scroller.scrollTop = ui.scroller.scrollHeight;
 }
 
-// consume renders a streamed turn into block.
+/**
+ * consume renders a streamed turn into block and returns its finish part.
+ * @param {Response} res
+ * @param {AssistantBlock} block
+ */
 async function consume(res, block) {
+  /** @type {Extract<StreamPart, {type: typeof Part.finish}> | null} */
   let finish = null;
+  /** @type {Extract<StreamPart, {type: typeof Part.error}> | null} the error part, told once the finish part has its code */
+  let failure = null;
   block.setWorking(true);
   try {
-    for await (const part of parseStream(res)) {
+    for await (const part of readStream(res)) {
       const stick = nearBottom();
-      handlePart(part, block);
-      if (part.type === 'finish') finish = part;
+      if (part.type === Part.error) failure = part;
+      else if (part.type === Part.finish) finish = part;
+      else handlePart(part, block);
       if (stick) scrollToBottom();
     }
   } catch (e) {
-    block.note(e.name === 'AbortError' ? 'Stopped.' : 'The answer was cut off: ' + e.message, e.name === 'AbortError' ? 'warn' : 'error');
+    if (isAbort(e)) block.note('Stopped.', 'warn');
+    else block.note('The answer was cut off: ' + errorText(e), 'error');
   } finally {
     block.setWorking(false);
+  }
+  if (failure) {
+    const code = finish && finish.messageMetadata ? finish.messageMetadata.errorCode : '';
+    if (code === Code.turnCancelled) block.note('Stopped: ' + failure.errorText + '.', 'warn');
+    else block.note(failure.errorText || 'The turn failed.', 'error');
   }
   return finish;
 }
 
+/**
+ * isAbort reports whether e is the abort of a fetch (Stop dropped it).
+ * @param {unknown} e
+ */
+function isAbort(e) {
+  return e instanceof DOMException && e.name === 'AbortError';
+}
+
+/**
+ * @param {StreamPart} part
+ * @param {AssistantBlock} block
+ */
 function handlePart(part, block) {
-  const card = part.toolCallId ? state.cards.get(part.toolCallId) : null;
+  const card = 'toolCallId' in part ? state.cards.get(part.toolCallId) : undefined;
   switch (part.type) {
-    case 'start': {
+    case Part.start: {
       const meta = part.messageMetadata || {};
       if (meta.conversationId && state.current !== meta.conversationId) {
         state.current = meta.conversationId;
@@ -212,73 +280,80 @@ function handlePart(part, block) {
       }
       break;
     }
-    case 'text-start':
+    case Part.textStart:
       block.startText();
       break;
-    case 'text-delta':
+    case Part.textDelta:
       block.appendText(part.delta);
       break;
-    case 'text-end':
+    case Part.textEnd:
       block.endText();
       break;
-    case 'tool-input-available': {
-      const [server, tool] = String(part.title || '').split(' · ');
+    case Part.toolInput: {
+      // The title is for display; the server and the tool come as fields
+      // in the call's data part, next.
       const c = card || block.addCard(part.toolCallId, part.title || part.toolName);
-      c.setTitle(part.title || part.toolName, server, tool);
       c.setInput(part.input);
-      c.setStatus('running');
+      c.setStatus(CallStatus.running);
       c.result.textContent = 'Running…';
       break;
     }
-    case 'tool-output-available': {
+    case Part.toolOutput: {
       if (!card) break;
       const out = part.output || {};
       card.setResult(out.result || (out.structured ? JSON.stringify(out.structured) : ''));
-      card.setStatus(out.status || 'succeeded', out.duration_ms);
+      card.setStatus(out.status || CallStatus.succeeded, out.duration_ms);
       break;
     }
-    case 'tool-output-error':
+    case Part.toolError:
       if (card) {
         card.setError(part.errorText);
-        card.setStatus('failed');
+        card.setStatus(CallStatus.failed);
       }
       break;
-    case 'tool-output-denied':
+    case Part.toolDenied:
       if (card) {
         card.setError('You denied this call; it did not run.');
-        card.setStatus('denied');
+        card.setStatus(CallStatus.denied);
       }
       break;
-    case 'data-tool-call': {
+    case Part.toolCall: {
       const c = state.cards.get(part.data && part.data.id);
-      if (c) c.setStatus(part.data.status, part.data.duration_ms);
+      if (!c) break;
+      c.setNames(part.data.server, part.data.tool);
+      c.setStatus(part.data.status, part.data.duration_ms);
       break;
     }
-    case 'tool-approval-request':
+    case Part.toolApproval:
       if (card) card.askApproval((approve) => decide(card, approve));
-      break;
-    case 'error':
-      if (/cancelled/.test(part.errorText || '')) block.note('Stopped: ' + part.errorText + '.', 'warn');
-      else block.note(part.errorText || 'The turn failed.', 'error');
       break;
     default:
       break;
   }
 }
 
-// post sends a JSON body and expects the UI message stream back; stop()
-// can abort it.
+/**
+ * post sends a JSON body and expects the UI message stream back; stop()
+ * can abort it.
+ * @param {string} path
+ * @param {unknown} body
+ */
 function post(path, body) {
-  state.abort = new AbortController();
+  const abort = new AbortController();
+  state.abort = abort;
   return fetch(path, {
-    signal: state.abort.signal,
+    signal: abort.signal,
     method: 'POST',
-    headers: { Authorization: 'Bearer ' + state.session.token, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    headers: { Authorization: 'Bearer ' + session.token, 'Content-Type': 'application/json', Accept: 'text/event-stream' },
     body: JSON.stringify(body),
   });
 }
 
-// run streams one request's answer into block, or a new assistant block.
+/**
+ * run streams one request's answer into block, or a new assistant block.
+ * @param {() => Promise<Response>} request
+ * @param {AssistantBlock} [block]
+ */
 async function run(request, block) {
   setBusy(true);
   if (!block) block = new AssistantBlock();
@@ -288,8 +363,8 @@ async function run(request, block) {
     try {
       res = await request();
     } catch (e) {
-      if (e.name === 'AbortError') throw new ApiError(0, 'stopped', 'Stopped.');
-      throw new ApiError(0, 'network_error', 'The server cannot be reached: ' + e.message);
+      if (isAbort(e)) throw new ApiError(0, 'stopped', 'Stopped.');
+      throw new ApiError(0, 'network_error', 'The server cannot be reached: ' + errorText(e));
     }
     if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
       await decodeReply(res);
@@ -297,10 +372,10 @@ async function run(request, block) {
     }
     const finish = await consume(res, block);
     const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
-    if (status === 'max_steps') block.note('Stopped: the turn reached its step limit.', 'warn');
-    if (status === 'awaiting_approval') block.waitNote = block.note('Waiting for your approval.', 'warn');
+    if (status === TurnStatus.maxSteps) block.note('Stopped: the turn reached its step limit.', 'warn');
+    if (status === TurnStatus.awaitingApproval) block.waitNote = block.note('Waiting for your approval.', 'warn');
   } catch (e) {
-    block.note(e.message, 'error');
+    block.note(errorText(e), 'error');
   } finally {
     setBusy(false);
     scrollToBottom();
@@ -308,22 +383,26 @@ async function run(request, block) {
   }
 }
 
+/** @param {string} content */
 async function send(content) {
   if (state.busy || !content.trim()) return;
   ui.empty.remove();
   addUserMessage(content);
   ui.input.value = '';
   autosize();
-  const body = { message: { content } };
-  if (state.current) body.conversation_id = state.current;
-  await run(() => post(`/api/${encodeURIComponent(state.session.user)}/chat/stream`, body));
+  const body = { message: { content }, conversation_id: state.current || undefined };
+  await run(() => post(`/api/${encodeURIComponent(session.user)}/chat/stream`, body));
 }
 
-// decide answers an approval request; the turn goes on in the card's
-// block.
+/**
+ * decide answers an approval request; the turn goes on in the card's
+ * block.
+ * @param {ToolCard} card
+ * @param {boolean} approve
+ */
 async function decide(card, approve) {
-  if (state.busy) return;
-  const path = `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(state.current)}/tool-calls/${encodeURIComponent(card.ledgerID)}/approval`;
+  if (state.busy || !state.current) return;
+  const path = `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(state.current)}/tool-calls/${encodeURIComponent(card.ledgerID)}/approval`;
   card.approval.hidden = true;
   const block = card.block;
   if (block.waitNote) {
@@ -339,18 +418,19 @@ async function decide(card, approve) {
 async function stop() {
   try {
     if (!state.current) throw new Error('no conversation yet');
-    await api(state.session, 'POST', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(state.current)}/cancel`);
+    await api(session, 'POST', `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(state.current)}/cancel`);
   } catch {
     if (state.abort) state.abort.abort();
   }
 }
 
+/** @param {boolean} on */
 function setBusy(on) {
   state.busy = on;
   ui.send.disabled = on;
   ui.stop.hidden = !on;
   ui.send.hidden = on;
-  document.querySelectorAll('.approval button').forEach((b) => { b.disabled = on; });
+  document.querySelectorAll('.approval button').forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = on; });
 }
 
 function setURL() {
@@ -361,10 +441,11 @@ function setURL() {
 
 async function loadConversations() {
   try {
-    const r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations?limit=100`);
+    /** @type {{conversations: Conversation[]}} */
+    const r = await api(session, 'GET', `/api/${encodeURIComponent(session.user)}/conversations?limit=100`);
     state.conversations = r.conversations;
   } catch (e) {
-    fill(ui.list, el('li', { class: 'muted small' }, e.message));
+    fill(ui.list, el('li', { class: 'muted small' }, errorText(e)));
     return;
   }
   renderConversationList();
@@ -397,18 +478,20 @@ function newChat() {
   ui.input.focus();
 }
 
+/** @param {string} id */
 async function openConversation(id) {
   if (state.busy) return;
   state.current = id;
   setURL();
   clearThread();
+  /** @type {{conversation: Conversation, messages: Message[]}} */
   let r;
   try {
-    r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(id)}`);
+    r = await api(session, 'GET', `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(id)}`);
   } catch (e) {
     state.current = null;
     setURL();
-    ui.thread.append(el('div', { class: 'note error' }, e.message));
+    ui.thread.append(el('div', { class: 'note error' }, errorText(e)));
     return;
   }
   renderTranscript(r.messages);
@@ -416,13 +499,17 @@ async function openConversation(id) {
   await applyLedger(id);
 }
 
-// applyLedger completes a reopened conversation's cards with the ledger:
-// status, duration, the error, and approval buttons for a call that still
-// waits for them.
+/**
+ * applyLedger completes a reopened conversation's cards with the ledger:
+ * status, duration, the error, and approval buttons for a call that still
+ * waits for them.
+ * @param {string} id the conversation's
+ */
 async function applyLedger(id) {
+  /** @type {{tool_calls: ToolCallRow[]}} */
   let r;
   try {
-    r = await api(state.session, 'GET', `/api/${encodeURIComponent(state.session.user)}/conversations/${encodeURIComponent(id)}/tool-calls`);
+    r = await api(session, 'GET', `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(id)}/tool-calls`);
   } catch {
     return; // the cards keep what the transcript says
   }
@@ -432,39 +519,43 @@ async function applyLedger(id) {
     if (!card) continue;
     card.ledgerID = row.id;
     state.cards.set(row.id, card);
-    card.setTitle(row.server + ' · ' + row.tool, row.server, row.tool);
+    card.setNames(row.server, row.tool);
     card.setInput(row.arguments);
-    if (row.status === 'awaiting_approval') {
+    if (row.status === CallStatus.awaitingApproval) {
       card.askApproval((approve) => decide(card, approve));
       continue;
     }
-    if (row.status === 'succeeded') card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
-    else if (row.status !== 'running') card.setError(row.result || row.error);
-    card.setStatus(row.status, row.status === 'running' ? undefined : row.duration_ms);
+    if (row.status === CallStatus.succeeded) card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
+    else if (row.status !== CallStatus.running) card.setError(row.result || row.error);
+    card.setStatus(row.status, row.status === CallStatus.running ? undefined : row.duration_ms);
   }
 }
 
-// renderTranscript draws a stored conversation. The transcript has each
-// call's arguments and result; the live status and duration are the
-// ledger's, shown while a turn streams.
+/**
+ * renderTranscript draws a stored conversation. The transcript has each
+ * call's arguments and result; the live status and duration are the
+ * ledger's, shown while a turn streams.
+ * @param {Message[]} messages
+ */
 function renderTranscript(messages) {
   let block = null;
   for (const m of messages) {
-    if (m.role === 'user') {
+    if (m.role === Role.user) {
       addUserMessage(m.content);
       block = null;
       continue;
     }
     if (!block) block = new AssistantBlock();
-    if (m.role === 'tool') {
+    if (m.role === Role.tool) {
       // The ledger (applyLedger) tells the status; the transcript only
       // what the model read.
-      const card = state.cards.get(m.tool_call_id) || block.addCard(m.tool_call_id, m.tool_name);
+      const id = m.tool_call_id || '';
+      const card = state.cards.get(id) || block.addCard(id, m.tool_name || 'tool');
       card.setResult(m.content);
-      card.setStatus('done');
+      card.setStatus(SHOWN_DONE);
       continue;
     }
-    if (m.type === 'error') {
+    if (m.type === MessageType.error) {
       block.note(m.content, 'error');
       continue;
     }
@@ -473,11 +564,12 @@ function renderTranscript(messages) {
       block.appendText(m.content);
       block.endText();
     }
+    // A call is named as the model saw it until the ledger (applyLedger)
+    // names its server and tool.
     for (const tc of m.tool_calls || []) {
-      const [server, ...rest] = String(tc.name).split('__');
-      const card = block.addCard(tc.id, rest.length ? server + ' · ' + rest.join('__') : tc.name);
+      const card = block.addCard(tc.id, tc.name);
       card.setInput(tc.arguments);
-      card.setStatus('no_result');
+      card.setStatus(SHOWN_NO_RESULT);
       card.result.textContent = 'No result was stored for this call.';
     }
   }
@@ -488,6 +580,7 @@ function autosize() {
   ui.input.style.height = Math.min(ui.input.scrollHeight, 200) + 'px';
 }
 
+/** @param {HTMLElement} root */
 function build(root) {
   ui.list = el('ul', { class: 'conversation-list', id: 'conversation-list' });
   ui.thread = el('div', { class: 'thread-inner', id: 'thread' });
@@ -507,7 +600,7 @@ function build(root) {
     }
   });
   ui.input.addEventListener('input', autosize);
-  const suggestion = (text) => el('button', { type: 'button', class: 'chip', onclick: () => { ui.input.value = text; ui.input.focus(); autosize(); } }, text);
+  const suggestion = (/** @type {string} */ text) => el('button', { type: 'button', class: 'chip', onclick: () => { ui.input.value = text; ui.input.focus(); autosize(); } }, text);
   ui.empty = el('div', { class: 'empty-state' },
     el('h2', {}, 'What can I do for you?'),
     el('p', { class: 'muted' }, 'The assistant uses the tools of the connected MCP servers. Each call shows up as a card: open it to see its arguments, result and timing.'),
@@ -521,15 +614,15 @@ function build(root) {
 }
 
 function main() {
-  const header = document.getElementById('topbar');
-  const root = document.getElementById('root');
-  const { session, reason } = currentSession();
-  if (!session) {
+  const header = byId('topbar');
+  const root = byId('root');
+  const cur = currentSession();
+  if (!cur.session) {
     topbar(header, null, []);
-    showLogin(root, reason);
+    showLogin(root, cur.reason);
     return;
   }
-  state.session = session;
+  session = cur.session;
   topbar(header, session, [{ href: '/', text: 'Chat', current: true }, { href: '/admin', text: 'Admin' }]);
   build(root);
   const id = new URLSearchParams(location.search).get('c');
