@@ -90,11 +90,13 @@ type SessionStatus struct {
 	UserID         string
 	ConversationID string
 	State          ServerState
-	Started        time.Time
-	LastUsed       time.Time
-	Restarts       int
-	LastError      string
-	InFlight       int
+	// PID is a stdio session's process (and process group) while it runs.
+	PID       int
+	Started   time.Time
+	LastUsed  time.Time
+	Restarts  int
+	LastError string
+	InFlight  int
 }
 
 // PoolStats describes a store's connection pool, for metrics.

@@ -25,6 +25,7 @@ type Metrics struct {
 	toolCalls *prometheus.CounterVec
 	toolTime  *prometheus.HistogramVec
 	tokens    *prometheus.CounterVec
+	sessions  *prometheus.CounterVec
 }
 
 // Options tune the metrics; nil means defaults.
@@ -64,7 +65,10 @@ func New(opts *Options) *Metrics {
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_model_tokens_total", Help: "Model tokens used, by kind (prompt, completion).", ConstLabels: prometheus.Labels{"model": opts.Model},
 	}, []string{"kind"})
-	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens,
+	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_mcp_session_events_total", Help: "Sessions of MCP servers of scope user or conversation, by event: started, evicted (at the cap, idle, reset or closed by an admin), crashed (a connection that ended by itself).",
+	}, []string{"server", "event"})
+	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Servers != nil {
 		m.reg.MustRegister(&serverCollector{servers: opts.Servers})
@@ -115,6 +119,12 @@ func (m *Metrics) ToolCallEnded(c switchboard.ToolCall) {
 	}
 }
 
+// SessionEvent records an event of a session of an MCP server of scope
+// user or conversation.
+func (m *Metrics) SessionEvent(server, event string) {
+	m.sessions.WithLabelValues(server, event).Inc()
+}
+
 var serverStates = []switchboard.ServerState{switchboard.ServerStarting, switchboard.ServerReady,
 	switchboard.ServerDegraded, switchboard.ServerCrashLooping, switchboard.ServerStopped}
 
@@ -125,6 +135,8 @@ var (
 		"Restarts of each MCP server since the service started.", []string{"server"}, nil)
 	serverToolsDesc = prometheus.NewDesc("switchboard_mcp_server_tools",
 		"Tools each MCP server exposes, and those quarantined.", []string{"server", "kind"}, nil)
+	serverSessionsDesc = prometheus.NewDesc("switchboard_mcp_sessions",
+		"Sessions open of each MCP server of scope user or conversation.", []string{"server"}, nil)
 )
 
 // serverCollector reads the MCP servers' status at scrape time.
@@ -136,6 +148,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- serverStateDesc
 	ch <- serverRestartsDesc
 	ch <- serverToolsDesc
+	ch <- serverSessionsDesc
 }
 
 func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
@@ -150,6 +163,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(serverRestartsDesc, prometheus.CounterValue, float64(s.Restarts), s.Name)
 		ch <- prometheus.MustNewConstMetric(serverToolsDesc, prometheus.GaugeValue, float64(len(s.Tools)), s.Name, "exposed")
 		ch <- prometheus.MustNewConstMetric(serverToolsDesc, prometheus.GaugeValue, float64(len(s.Quarantined)), s.Name, "quarantined")
+		if s.Scope != "" && s.Scope != "shared" {
+			ch <- prometheus.MustNewConstMetric(serverSessionsDesc, prometheus.GaugeValue, float64(len(s.Sessions)), s.Name)
+		}
 	}
 }
 

@@ -570,7 +570,7 @@ func sessionStatuses(sessions []mcpclient.SessionStatus) []switchboard.SessionSt
 	out := make([]switchboard.SessionStatus, len(sessions))
 	for i, s := range sessions {
 		out[i] = switchboard.SessionStatus{Key: s.Key, UserID: s.UserID, ConversationID: s.ConversationID,
-			State: s.State, Started: s.Started, LastUsed: s.LastUsed, Restarts: s.Restarts, LastError: s.LastError, InFlight: s.InFlight}
+			State: s.State, PID: s.PID, Started: s.Started, LastUsed: s.LastUsed, Restarts: s.Restarts, LastError: s.LastError, InFlight: s.InFlight}
 	}
 	return out
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-dev/switchboard/metrics"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/tools"
 )
 
 // appStore is what the service needs of a store; store.Memory and
@@ -91,7 +92,15 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		listen = loopbackOnly(listen, logger)
 	}
 
-	fleet, err := startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), logger)
+	model := llm.New(llm.Config{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
+		Timeout: time.Duration(cfg.LLM.Timeout)}, &llm.Options{Logger: logger})
+	defer model.CloseIdleConnections()
+	if err := model.Ready(); err != nil {
+		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
+	}
+	var fleet *tools.Fleet // set before anything scrapes the metrics
+	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: func() []switchboard.ServerStatus { return fleet.Servers() }, Pool: poolStats(st)})
+	fleet, err = startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), mx.SessionEvent, logger)
 	if err != nil {
 		return err
 	}
@@ -99,13 +108,6 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	stopHUP := reloadOnHUP(ctx, fleet, logger)
 	defer stopHUP()
 
-	model := llm.New(llm.Config{BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
-		Timeout: time.Duration(cfg.LLM.Timeout)}, &llm.Options{Logger: logger})
-	defer model.CloseIdleConnections()
-	if err := model.Ready(); err != nil {
-		logger.Warn("no model configured: chat answers 503 llm_not_configured until one is", "hint", err.Error())
-	}
-	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: fleet.Servers, Pool: poolStats(st)})
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger})

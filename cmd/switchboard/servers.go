@@ -87,15 +87,23 @@ func startupWait(cfg *Config) time.Duration {
 // startServers starts the configured MCP servers under a fleet (see
 // tools.Fleet.Start). It fails when a required server does not connect; the
 // fleet is then closed already.
+//
+// sessionEvent, when set, is told of the sessions of servers of scope user
+// or conversation that start, are evicted or crash (for the metrics).
 func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
-	wait time.Duration, logger *slog.Logger) (*tools.Fleet, error) {
+	wait time.Duration, sessionEvent func(server, event string), logger *slog.Logger) (*tools.Fleet, error) {
+	var onSession func(string, mcpclient.SessionEvent)
+	if sessionEvent != nil {
+		onSession = func(server string, ev mcpclient.SessionEvent) { sessionEvent(server, string(ev)) }
+	}
 	fleet := tools.NewFleet(&tools.FleetOptions{
-		Logger:        logger,
-		Client:        mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
-		Load:          load,
-		StartupWait:   wait,
-		MaxTools:      cfg.LLM.maxTools(),
-		ReservedTools: orchestrator.BuiltinTools,
+		OnSessionEvent: onSession,
+		Logger:         logger,
+		Client:         mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
+		Load:           load,
+		StartupWait:    wait,
+		MaxTools:       cfg.LLM.maxTools(),
+		ReservedTools:  orchestrator.BuiltinTools,
 	})
 	if err := fleet.Start(ctx, serverSpecs(cfg)); err != nil {
 		closeServers(fleet, logger)
