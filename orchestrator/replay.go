@@ -67,7 +67,7 @@ func (o *Orchestrator) replay(ctx context.Context, req Request, ev Events) (*Res
 		// As the first request was answered, or would have been had it
 		// waited: a turn cancelled while it awaited an approval (the
 		// conversation went on) had answered with its pending calls.
-		return nil, switchboard.Errorf(switchboard.ErrConflict, "turn_cancelled", "the turn of the first request with this Idempotency-Key was cancelled: %s", rec.Error)
+		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeTurnCancelled, "the turn of the first request with this Idempotency-Key was cancelled: %s", rec.Error)
 	}
 	return res, nil
 }
