@@ -20,13 +20,6 @@ func (h *Handler) adminRoutes(admin *gin.RouterGroup) {
 	admin.POST("/servers/reload", h.reloadServers)
 }
 
-// requireAdmin lets only admins through.
-func (h *Handler) requireAdmin(c *gin.Context) {
-	if !identity(c).Admin {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, "admin_only", "this route is for admins"))
-	}
-}
-
 // unavailable answers 503 for a route whose collaborator is not wired.
 func (h *Handler) unavailable(c *gin.Context, what string) {
 	h.writeError(c, switchboard.Errorf(switchboard.ErrUnavailable, "not_available", "%s is not available on this server", what))

@@ -10,7 +10,6 @@ import (
 
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 )
 
@@ -47,6 +47,12 @@ type Store interface {
 // Pinger reports whether a dependency is reachable, for /readyz.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Verifier verifies the bearer token of an Authorization header.
+// *auth.Authenticator implements it.
+type Verifier interface {
+	Verify(ctx context.Context, header string) (auth.Identity, error)
 }
 
 // ToolLister lists the tools of the current catalog. *tools.Registry
@@ -82,7 +88,7 @@ type Deps struct {
 	Chat    Chatter
 	Store   Store
 	Tools   ToolLister
-	Auth    *Authenticator
+	Auth    Verifier
 	Admin   AdminStore
 	Servers ServerAdmin
 	Ready   Pinger
@@ -202,45 +208,6 @@ const (
 	ctxRequestID = "switchboard.request_id"
 	ctxTurn      = "switchboard.turn" // the turn a request ran, for its log line
 )
-
-// authenticate verifies the bearer token and keeps the identity.
-func (h *Handler) authenticate(c *gin.Context) {
-	id, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization"))
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	c.Set(ctxIdentity, id)
-}
-
-// refuseToken answers the error of a bearer token sent to an /api/ path
-// that no route serves, and reports whether it did: a token that could not
-// sign in (a reserved user id such as admin, whose own routes collide with
-// /api/admin/...) hears why, rather than a 404 or 405 of the routing.
-func (h *Handler) refuseToken(c *gin.Context) bool {
-	if h.Auth == nil || c.GetHeader("Authorization") == "" || !strings.HasPrefix(c.Request.URL.Path, "/api/") {
-		return false
-	}
-	if _, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization")); err != nil {
-		h.writeError(c, err)
-		return true
-	}
-	return false
-}
-
-// requireSelf lets a user act only under their own id in the path.
-func (h *Handler) requireSelf(c *gin.Context) {
-	if identity(c).UserID != c.Param("user_id") {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, "wrong_user", "the token's user does not match the user in the path"))
-		return
-	}
-}
-
-func identity(c *gin.Context) Identity {
-	id, _ := c.Get(ctxIdentity)
-	v, _ := id.(Identity)
-	return v
-}
 
 func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
 
