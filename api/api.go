@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/orchestrator"
+	"github.com/switchboard-dev/switchboard/web"
 )
 
 // Chatter runs turns. *orchestrator.Orchestrator implements it.
@@ -162,7 +163,9 @@ func NewHandler(deps Deps, opts *Options) *Handler {
 	return h
 }
 
-// routes is the whole route table.
+// routes is the whole route table: every route the handler serves, with
+// the middleware that guards it, in one place. The handlers live in the
+// files of their subject.
 func (h *Handler) routes() {
 	e := h.engine
 	e.Use(h.deadlines, h.recover, h.logRequests)
@@ -178,15 +181,35 @@ func (h *Handler) routes() {
 		}
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed here"}})
 	})
+
+	// Health and metrics, unauthenticated.
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	if h.opts.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
 	}
-	h.webRoutes(e)
 
-	h.adminRoutes(e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin))
+	// The web UI (web.go): the chat page, the admin console and their
+	// assets; public, as they hold no data.
+	site := newSite(web.FS())
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		e.Handle(method, "/", h.webPage(site, "index.html"))
+		e.Handle(method, "/admin", h.webPage(site, "admin.html"))
+		e.Handle(method, "/assets/*file", h.webAsset(site))
+	}
 
+	// The admin API, for admins only (requireAdmin answers 403 to everyone
+	// else). "admin" is a reserved user id, so no user's routes are here.
+	admin := e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin)
+	admin.GET("/tool-calls", h.listToolCalls)
+	admin.GET("/tool-calls/stats", h.toolCallStats)
+	admin.GET("/tool-calls/:id", h.getToolCall)
+	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
+	admin.GET("/conversations/:id", h.adminConversation)
+	admin.GET("/servers", h.listServers)
+	admin.POST("/servers/reload", h.reloadServers)
+
+	// A user's own routes: the token's user must be the one in the path.
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.limitTurns, h.postChat)
 	user.POST("/chat/stream", h.limitTurns, h.postChatStream)
