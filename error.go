@@ -79,14 +79,3 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
-
-// Codes of errors that clients react to, beyond showing the message. The
-// web UI names them too (web/static/protocol.js); a test in package api
-// holds the two equal.
-const (
-	// CodeTurnCancelled is a turn stopped by a cancel request (or the
-	// replay of one that was).
-	CodeTurnCancelled = "turn_cancelled"
-	// CodeAdminOnly is a route for admins asked for by someone else.
-	CodeAdminOnly = "admin_only"
-)

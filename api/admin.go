@@ -8,25 +8,6 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// adminRoutes registers the admin API under /api/admin. Every route is for
-// admins only (requireAdmin answers 403 to everyone else).
-func (h *Handler) adminRoutes(admin *gin.RouterGroup) {
-	admin.GET("/tool-calls", h.listToolCalls)
-	admin.GET("/tool-calls/stats", h.toolCallStats)
-	admin.GET("/tool-calls/:id", h.getToolCall)
-	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
-	admin.GET("/conversations/:id", h.adminConversation)
-	admin.GET("/servers", h.listServers)
-	admin.POST("/servers/reload", h.reloadServers)
-}
-
-// requireAdmin lets only admins through.
-func (h *Handler) requireAdmin(c *gin.Context) {
-	if !identity(c).Admin {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, switchboard.CodeAdminOnly, "this route is for admins"))
-	}
-}
-
 // unavailable answers 503 for a route whose collaborator is not wired.
 func (h *Handler) unavailable(c *gin.Context, what string) {
 	h.writeError(c, switchboard.Errorf(switchboard.ErrUnavailable, "not_available", "%s is not available on this server", what))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/store"
@@ -61,7 +62,7 @@ func newAdminService(t *testing.T, st adminStore, conn *mcpclient.Conn, servers 
 // adminToken is a token with the admin role claim.
 func adminToken(t *testing.T, user string) string {
 	t.Helper()
-	tok, err := api.MintToken(secret, user, time.Hour, true, "", "")
+	tok, err := auth.MintToken(secret, user, time.Hour, true, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -20,7 +19,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/orchestrator"
+	"github.com/switchboard-dev/switchboard/web"
 )
 
 // Chatter runs turns. *orchestrator.Orchestrator implements it.
@@ -47,6 +48,12 @@ type Store interface {
 // Pinger reports whether a dependency is reachable, for /readyz.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// Verifier verifies the bearer token of an Authorization header.
+// *auth.Authenticator implements it.
+type Verifier interface {
+	Verify(ctx context.Context, header string) (auth.Identity, error)
 }
 
 // ToolLister lists the tools of the current catalog. *tools.Registry
@@ -82,7 +89,7 @@ type Deps struct {
 	Chat    Chatter
 	Store   Store
 	Tools   ToolLister
-	Auth    *Authenticator
+	Auth    Verifier
 	Admin   AdminStore
 	Servers ServerAdmin
 	Ready   Pinger
@@ -156,7 +163,9 @@ func NewHandler(deps Deps, opts *Options) *Handler {
 	return h
 }
 
-// routes is the whole route table.
+// routes is the whole route table: every route the handler serves, with
+// the middleware that guards it, in one place. The handlers live in the
+// files of their subject.
 func (h *Handler) routes() {
 	e := h.engine
 	e.Use(h.deadlines, h.recover, h.logRequests)
@@ -172,15 +181,35 @@ func (h *Handler) routes() {
 		}
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: "method " + c.Request.Method + " is not allowed here"}})
 	})
+
+	// Health and metrics, unauthenticated.
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	if h.opts.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
 	}
-	h.webRoutes(e)
 
-	h.adminRoutes(e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin))
+	// The web UI (web.go): the chat page, the admin console and their
+	// assets; public, as they hold no data.
+	site := newSite(web.FS())
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		e.Handle(method, "/", h.webPage(site, "index.html"))
+		e.Handle(method, "/admin", h.webPage(site, "admin.html"))
+		e.Handle(method, "/assets/*file", h.webAsset(site))
+	}
 
+	// The admin API, for admins only (requireAdmin answers 403 to everyone
+	// else). "admin" is a reserved user id, so no user's routes are here.
+	admin := e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin)
+	admin.GET("/tool-calls", h.listToolCalls)
+	admin.GET("/tool-calls/stats", h.toolCallStats)
+	admin.GET("/tool-calls/:id", h.getToolCall)
+	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
+	admin.GET("/conversations/:id", h.adminConversation)
+	admin.GET("/servers", h.listServers)
+	admin.POST("/servers/reload", h.reloadServers)
+
+	// A user's own routes: the token's user must be the one in the path.
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
 	user.POST("/chat", h.limitTurns, h.postChat)
 	user.POST("/chat/stream", h.limitTurns, h.postChatStream)
@@ -202,45 +231,6 @@ const (
 	ctxRequestID = "switchboard.request_id"
 	ctxTurn      = "switchboard.turn" // the turn a request ran, for its log line
 )
-
-// authenticate verifies the bearer token and keeps the identity.
-func (h *Handler) authenticate(c *gin.Context) {
-	id, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization"))
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	c.Set(ctxIdentity, id)
-}
-
-// refuseToken answers the error of a bearer token sent to an /api/ path
-// that no route serves, and reports whether it did: a token that could not
-// sign in (a reserved user id such as admin, whose own routes collide with
-// /api/admin/...) hears why, rather than a 404 or 405 of the routing.
-func (h *Handler) refuseToken(c *gin.Context) bool {
-	if h.Auth == nil || c.GetHeader("Authorization") == "" || !strings.HasPrefix(c.Request.URL.Path, "/api/") {
-		return false
-	}
-	if _, err := h.Auth.Verify(c.Request.Context(), c.GetHeader("Authorization")); err != nil {
-		h.writeError(c, err)
-		return true
-	}
-	return false
-}
-
-// requireSelf lets a user act only under their own id in the path.
-func (h *Handler) requireSelf(c *gin.Context) {
-	if identity(c).UserID != c.Param("user_id") {
-		h.writeError(c, switchboard.Errorf(switchboard.ErrForbidden, "wrong_user", "the token's user does not match the user in the path"))
-		return
-	}
-}
-
-func identity(c *gin.Context) Identity {
-	id, _ := c.Get(ctxIdentity)
-	v, _ := id.(Identity)
-	return v
-}
 
 func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
 

@@ -474,8 +474,7 @@ func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req 
 // decidedAlready reports whether err says that the call was decided before:
 // a retried body of approvals skips the ones it applied already.
 func decidedAlready(err error) bool {
-	code := switchboard.ErrorCode(err)
-	return code == "already_decided" || code == "not_awaiting_approval"
+	return switchboard.IsCode(err, switchboard.CodeAlreadyDecided) || switchboard.IsCode(err, switchboard.CodeNotAwaitingApproval)
 }
 
 // resolveConversation turns the conversation named by the client into ours:
@@ -554,7 +553,7 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 // lostCreateRace reports whether err says that another request created the
 // conversation named by the client first.
 func lostCreateRace(err error) bool {
-	return switchboard.ErrorCode(err) == "conversation_exists"
+	return switchboard.IsCode(err, switchboard.CodeConversationExists)
 }
 
 func toChatResponse(res *orchestrator.Result) chatResponse {

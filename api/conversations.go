@@ -144,6 +144,32 @@ func (h *Handler) deleteConversation(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
+// conversationToolCalls serves GET /api/{user_id}/conversations/{id}/tool-calls:
+// the ledger rows of one of the user's conversations, oldest first, as the
+// chat reply shows them (call_id joins them to the transcript's messages).
+// Another user's conversation is absent (404), as everywhere.
+func (h *Handler) conversationToolCalls(c *gin.Context) {
+	conv, err := h.ownConversation(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	if h.Admin == nil {
+		h.unavailable(c, "the tool-call log")
+		return
+	}
+	calls, err := h.conversationCalls(c, conv.ID)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	out := make([]toolCallDTO, len(calls))
+	for i, tc := range calls {
+		out[i] = toToolCallDTO(tc)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "tool_calls": out})
+}
+
 type toolDTO struct {
 	Name        string          `json:"name"`
 	Server      string          `json:"server"`

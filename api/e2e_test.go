@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
@@ -173,18 +174,18 @@ func newServiceWithDeps(t *testing.T, st testStore, conn *mcpclient.Conn, respon
 	}
 	registry := tools.NewRegistry(catalog)
 	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "sk-test", Model: "scripted"}, nil), registry, st, opts)
-	auth, err := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret, AdminUsers: admins})
+	authn, err := auth.New(context.Background(), auth.Config{Secret: secret, AdminUsers: admins})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps.Chat, deps.Store, deps.Tools, deps.Auth = orch, st, registry, auth
+	deps.Chat, deps.Store, deps.Tools, deps.Auth = orch, st, registry, authn
 	srv := httptest.NewServer(api.NewHandler(deps, apiOpts))
 	t.Cleanup(srv.Close)
 	return &service{url: srv.URL, model: model, store: st}
 }
 
 func token(t *testing.T, user string) string {
-	tok, err := api.MintToken(secret, user, time.Hour, false, "", "")
+	tok, err := auth.MintToken(secret, user, time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,8 +369,8 @@ func TestChatErrors(t *testing.T) {
 			if resp := do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"hello"}}`, &first); resp.StatusCode != 200 {
 				t.Fatalf("setup chat: got %d", resp.StatusCode)
 			}
-			expired, _ := api.MintToken(secret, "alice", -time.Hour, false, "", "")
-			forged, _ := api.MintToken([]byte("another-secret-that-is-long-enough-000"), "alice", time.Hour, false, "", "")
+			expired, _ := auth.MintToken(secret, "alice", -time.Hour, false, "", "")
+			forged, _ := auth.MintToken([]byte("another-secret-that-is-long-enough-000"), "alice", time.Hour, false, "", "")
 			chat := svc.url + "/api/alice/chat"
 			tests := []struct {
 				name, method, url, tok, body string
@@ -419,8 +420,8 @@ func TestChatWithoutModel(t *testing.T) {
 	st := store.NewMemory()
 	registry := tools.NewRegistry(nil)
 	orch := orchestrator.New(llm.New(llm.Config{}, nil), registry, st, nil)
-	auth, _ := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
-	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: auth}, nil))
+	authn, _ := auth.New(context.Background(), auth.Config{Secret: secret})
+	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: registry, Auth: authn}, nil))
 	defer srv.Close()
 	var r chatReply
 	resp := do(t, "POST", srv.URL+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"hi"}}`, &r)

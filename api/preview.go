@@ -65,7 +65,7 @@ func (h *Handler) getToolCallResult(c *gin.Context) {
 	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
 	if err != nil {
 		if isNotFound(err) {
-			err = switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found", clip(id))
+			err = switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found", clip(id))
 		}
 		h.writeError(c, err)
 		return

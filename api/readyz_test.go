@@ -9,6 +9,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -25,7 +26,7 @@ type pinger struct{ err error }
 func (p pinger) Ping(context.Context) error { return p.err }
 
 func TestReadyz(t *testing.T) {
-	auth, _ := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
+	authn, _ := auth.New(context.Background(), auth.Config{Secret: secret})
 	tests := []struct {
 		name    string
 		store   error
@@ -42,7 +43,7 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := store.NewMemory()
-			h := api.NewHandler(api.Deps{Store: st, Tools: tools.NewRegistry(nil), Auth: auth, Servers: tt.servers, Ready: pinger{tt.store}}, nil)
+			h := api.NewHandler(api.Deps{Store: st, Tools: tools.NewRegistry(nil), Auth: authn, Servers: tt.servers, Ready: pinger{tt.store}}, nil)
 			srv := httptest.NewServer(h)
 			defer srv.Close()
 			var body struct {

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/switchboard-dev/switchboard/auth"
 )
 
 // TestReservedUserIDsCoverTheRouteTable: every literal the route table puts
@@ -22,7 +24,7 @@ func TestReservedUserIDsCoverTheRouteTable(t *testing.T) {
 			continue
 		}
 		seen[seg] = true
-		if !slices.Contains(reservedUserIDs, seg) {
+		if !slices.Contains(auth.ReservedUserIDs(), seg) {
 			t.Errorf("route %s %s puts %q where a user id goes, and %q is not a reserved user id", r.Method, r.Path, seg, seg)
 		}
 	}

@@ -322,7 +322,7 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	if res != nil {
 		t = res.Turn
 	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil ||
-		switchboard.ErrorCode(err) == switchboard.CodeTurnCancelled { // a replay of a cancelled turn
+		switchboard.IsCode(err, switchboard.CodeTurnCancelled) { // a replay of a cancelled turn
 		t.Status = switchboard.TurnCancelled
 	} else {
 		t.Status = switchboard.TurnFailed

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -41,8 +42,8 @@ func TestTraceOfATurn(t *testing.T) {
 	}
 	reg := tools.NewRegistry(catalog)
 	orch := orchestrator.New(llm.New(llm.Config{BaseURL: model.URL, APIKey: "k"}, nil), reg, pg, &orchestrator.Options{Tracer: tp.Tracer("orchestrator")})
-	auth, _ := api.NewAuthenticator(context.Background(), api.AuthConfig{Secret: secret})
-	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: pg, Tools: reg, Auth: auth}, &api.Options{Tracer: tp.Tracer("api")}))
+	authn, _ := auth.New(context.Background(), auth.Config{Secret: secret})
+	srv := httptest.NewServer(api.NewHandler(api.Deps{Chat: orch, Store: pg, Tools: reg, Auth: authn}, &api.Options{Tracer: tp.Tracer("api")}))
 	defer srv.Close()
 
 	if resp := do(t, "POST", srv.URL+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"add milk"}}`, nil); resp.StatusCode != 200 {

@@ -14,13 +14,12 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/web"
 )
 
 // The web UI is package web's files, served as they are: the chat page at
-// /, the admin console at /admin, and what they load under /assets/. The
-// pages hold no data and no secrets (they call the API with the token the
-// user gives them), so they need no authentication.
+// /, the admin console at /admin, and what they load under /assets/ (routes
+// lists them). The pages hold no data and no secrets (they call the API with
+// the token the user gives them), so they need no authentication.
 
 // contentSecurityPolicy allows only this origin's own scripts, styles and
 // connections: no inline script, no eval, no third party, no framing.
@@ -60,42 +59,6 @@ func newSite(fsys fs.FS) site {
 		panic("api: read the embedded web UI: " + err.Error()) // embedded: cannot happen
 	}
 	return s
-}
-
-// webRoutes serves the chat page, the admin console and their assets.
-func (h *Handler) webRoutes(e *gin.Engine) {
-	s := newSite(web.FS())
-	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		e.Handle(method, "/", h.webPage(s, "index.html"))
-		e.Handle(method, "/admin", h.webPage(s, "admin.html"))
-		e.Handle(method, "/assets/*file", h.webAsset(s))
-	}
-}
-
-// conversationToolCalls serves GET /api/{user_id}/conversations/{id}/tool-calls:
-// the ledger rows of one of the user's conversations, oldest first, as the
-// chat reply shows them (call_id joins them to the transcript's messages).
-// Another user's conversation is absent (404), as everywhere.
-func (h *Handler) conversationToolCalls(c *gin.Context) {
-	conv, err := h.ownConversation(c)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	if h.Admin == nil {
-		h.unavailable(c, "the tool-call log")
-		return
-	}
-	calls, err := h.conversationCalls(c, conv.ID)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	out := make([]toolCallDTO, len(calls))
-	for i, tc := range calls {
-		out[i] = toToolCallDTO(tc)
-	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "tool_calls": out})
 }
 
 // webHeaders are the security headers of every UI response.

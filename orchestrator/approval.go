@@ -42,7 +42,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	}
 	defer unlock()
 
-	missing := switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found in conversation %q", d.CallID, d.ConversationID)
+	missing := switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found in conversation %q", d.CallID, d.ConversationID)
 	call, err := o.store.GetToolCall(ctx, d.CallID)
 	if notFound(err) || err == nil && (call.UserID != d.UserID || call.ConversationID != d.ConversationID) {
 		return nil, missing
@@ -55,17 +55,17 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
 	}
 	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
-		return nil, switchboard.Errorf(switchboard.ErrConflict, "not_awaiting_approval", "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
+		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNotAwaitingApproval, "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
 	}
 	turns, err := o.store.ListTurns(ctx, d.ConversationID)
 	if err != nil {
 		return nil, fmt.Errorf("list turns: %w", err)
 	}
 	if last := turns[len(turns)-1]; last.ID != rec.ID {
-		return nil, switchboard.Errorf(switchboard.ErrConflict, "superseded", "the conversation went on after this call asked for approval; it can no longer run")
+		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeSuperseded, "the conversation went on after this call asked for approval; it can no longer run")
 	}
 	if _, err := o.store.DecideToolCall(ctx, call.ID, d.Approve); err != nil {
-		if switchboard.ErrorCode(err) == "turn_running" {
+		if switchboard.IsCode(err, switchboard.CodeTurnRunning) {
 			return nil, o.turnRunning()
 		}
 		return nil, err
@@ -176,7 +176,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 			continue
 		}
 		switch switchboard.ErrorCode(err) {
-		case "already_decided", "not_awaiting_approval", "superseded", "tool_call_not_found":
+		case switchboard.CodeAlreadyDecided, switchboard.CodeNotAwaitingApproval, switchboard.CodeSuperseded, switchboard.CodeToolCallNotFound:
 			continue
 		case switchboard.CodeTurnCancelled:
 			return err

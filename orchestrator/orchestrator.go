@@ -322,7 +322,7 @@ func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Re
 	}
 	t := o.newTurn(ev, req.RequestID)
 	err = t.begin(ctx, req, waitUntil)
-	if switchboard.ErrorCode(err) == "idempotency_key_reused" {
+	if switchboard.IsCode(err, switchboard.CodeIdempotencyKeyReused) {
 		return o.replay(ctx, req, ev)
 	}
 	if err != nil {
@@ -367,8 +367,8 @@ func (o *Orchestrator) Cancel(ctx context.Context, userID, conversationID string
 	}
 	id, interrupted, err := o.store.RequestCancel(ctx, userID, conversationID)
 	if err != nil {
-		if notFound(err) || switchboard.ErrorCode(err) == "no_running_turn" {
-			return switchboard.Turn{}, switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+		if notFound(err) || switchboard.IsCode(err, switchboard.CodeNoRunningTurn) {
+			return switchboard.Turn{}, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNoRunningTurn, "no turn is running in conversation %s", conversationID)
 		}
 		return switchboard.Turn{}, fmt.Errorf("request cancel: %w", err)
 	}
@@ -431,7 +431,7 @@ func (o *Orchestrator) lock(ctx context.Context, conversationID string, waitUnti
 // turnRunning is the answer to a message or a decision that waited
 // TurnWait for a turn of its conversation and would have to wait longer.
 func (o *Orchestrator) turnRunning() error {
-	e := switchboard.Errorf(switchboard.ErrConflict, "turn_running",
+	e := switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeTurnRunning,
 		"another turn of this conversation is running; try again when it has ended")
 	e.RetryAfter = max(time.Second, o.opts.TurnWait)
 	return e

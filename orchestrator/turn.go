@@ -58,7 +58,7 @@ func (t *turn) begin(ctx context.Context, req Request, waitUntil time.Time) erro
 	beginTurn := func() ([]switchboard.Message, error) {
 		start.Regenerate = req.Regenerate // each try looks again: a twin request may have stored it meanwhile
 		history, err := t.o.store.BeginTurn(ctx, start)
-		if switchboard.ErrorCode(err) == "nothing_to_regenerate" {
+		if switchboard.IsCode(err, switchboard.CodeNothingToRegenerate) {
 			// The client holds a user message we never stored (its send
 			// was refused, or failed before the turn began) and retries it
 			// the AI SDK's way, with regenerate(): answer it as the new
@@ -69,7 +69,7 @@ func (t *turn) begin(ctx context.Context, req Request, waitUntil time.Time) erro
 		return history, err
 	}
 	history, err := beginTurn()
-	for backoff := 5 * time.Millisecond; switchboard.ErrorCode(err) == "turn_running"; backoff = min(2*backoff, 250*time.Millisecond) {
+	for backoff := 5 * time.Millisecond; switchboard.IsCode(err, switchboard.CodeTurnRunning); backoff = min(2*backoff, 250*time.Millisecond) {
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if left := time.Until(waitUntil); left <= 0 {
 			return t.o.turnRunning()

@@ -75,7 +75,7 @@ func ctxErr(ctx context.Context) error {
 // errIdempotencyKey is the conflict of a turn whose idempotency key the user
 // has used before.
 func errIdempotencyKey() error {
-	return switchboard.Errorf(switchboard.ErrConflict, "idempotency_key_reused",
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeIdempotencyKeyReused,
 		"a turn with this idempotency key exists")
 }
 
@@ -242,7 +242,7 @@ const LeaseDuration = 60 * time.Second
 // errTurnRunning is the answer when a conversation already has a running
 // turn (a turn whose lease has not run out).
 func errTurnRunning() error {
-	return switchboard.Errorf(switchboard.ErrConflict, "turn_running", "another turn of this conversation is running")
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeTurnRunning, "another turn of this conversation is running")
 }
 
 // interruptedNote is the error of a running turn that no live instance
@@ -269,13 +269,13 @@ const wentOnNote = "cancelled: the conversation went on without a decision"
 // errNoRunningTurn is RequestCancel's answer when the conversation has no
 // running turn of the user.
 func errNoRunningTurn(conversationID string) error {
-	return switchboard.Errorf(switchboard.ErrConflict, "no_running_turn", "no turn is running in conversation %s", conversationID)
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNoRunningTurn, "no turn is running in conversation %s", conversationID)
 }
 
 // errNothingToRegenerate is BeginTurn's answer when the conversation has
 // fewer user messages than the one to answer again.
 func errNothingToRegenerate(n int) error {
-	return switchboard.Errorf(switchboard.ErrConflict, "nothing_to_regenerate",
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNothingToRegenerate,
 		"the conversation has no user message %d to answer again", n)
 }
 
@@ -289,14 +289,14 @@ func errRegenerateMismatch() error {
 // errExternalIDTaken is BeginTurn's answer when the user already has a
 // conversation with the client's id: two first messages of one chat raced.
 func errExternalIDTaken() error {
-	return switchboard.Errorf(switchboard.ErrConflict, "conversation_exists", "a conversation with this id exists already")
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeConversationExists, "a conversation with this id exists already")
 }
 
 // errAlreadyDecided is DecideToolCall's answer for a call that does not
 // await approval.
 func errAlreadyDecided(id string) error {
 	return fmt.Errorf("decide tool call %s: %w", id,
-		switchboard.Errorf(switchboard.ErrConflict, "already_decided", "tool call %s does not await approval (it was decided already)", id))
+		switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeAlreadyDecided, "tool call %s does not await approval (it was decided already)", id))
 }
 
 func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err error) {

@@ -22,7 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	openai "github.com/sashabaranov/go-openai"
 
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store"
 )
@@ -136,7 +136,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 	}
 	b.secret = hex.EncodeToString(secret)
 	for i := range cfg.users {
-		tok, err := api.MintToken([]byte(b.secret), fmt.Sprintf("bench-%d", i), 24*time.Hour, false, "", "")
+		tok, err := auth.MintToken([]byte(b.secret), fmt.Sprintf("bench-%d", i), 24*time.Hour, false, "", "")
 		if err != nil {
 			return err
 		}

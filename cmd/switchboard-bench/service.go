@@ -25,6 +25,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/metrics"
@@ -142,12 +143,12 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer cancel()
 		_ = orch.Close(ctx)
 	}()
-	auth, err := api.NewAuthenticator(ctx, api.AuthConfig{Secret: []byte(*secret)})
+	authn, err := auth.New(ctx, auth.Config{Secret: []byte(*secret)})
 	if err != nil {
 		return err
 	}
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: counted, Tools: fleet, Auth: auth, Admin: counted, Servers: fleet},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: counted, Tools: fleet, Auth: authn, Admin: counted, Servers: fleet},
 		&api.Options{Logger: logger, Observer: mx, Metrics: mx.Handler()})
 
 	mux := http.NewServeMux()

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 )
 
@@ -117,7 +117,7 @@ mcpServers:
   hostile: {command: %q, env: {%s: "1"}, timeout: 60s}
 `, model.URL, testSecret, os.Args[0], hostileEnv))
 	before := peakRSS(t, pid)
-	token, _ := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, _ := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	req, _ := http.NewRequest("POST", base+"/api/alice/chat", strings.NewReader(`{"message":{"content":"go"}}`))
 	req.Header.Set("Authorization", "Bearer "+token)
 	start := time.Now()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -75,10 +75,10 @@ func token(args []string, getenv env, stdout, stderr io.Writer) error {
 	if cfg.Auth.JWTSecret == "" {
 		return errors.New("token: no auth.jwt_secret is configured (set JWT_SECRET_KEY); in dev mode the server prints a token of its own when it starts")
 	}
-	if len(cfg.Auth.JWTSecret) < api.MinSecretLen {
-		return fmt.Errorf("token: auth.jwt_secret must be at least %d bytes", api.MinSecretLen)
+	if len(cfg.Auth.JWTSecret) < auth.MinSecretLen {
+		return fmt.Errorf("token: auth.jwt_secret must be at least %d bytes", auth.MinSecretLen)
 	}
-	tok, err := api.MintToken([]byte(cfg.Auth.JWTSecret), *user, *ttl, *admin, cfg.Auth.Issuer, cfg.Auth.Audience)
+	tok, err := auth.MintToken([]byte(cfg.Auth.JWTSecret), *user, *ttl, *admin, cfg.Auth.Issuer, cfg.Auth.Audience)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/store/storetest"
@@ -394,7 +394,7 @@ func TestCrashRecovery(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte(crashConfig(addr, url, model.URL, dir)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, err := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestCancelOfOrphanedTurn(t *testing.T) {
 	defer model.Close()
 	bin := buildSwitchboard(t)
 	dir := t.TempDir()
-	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, err := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

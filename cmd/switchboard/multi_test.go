@@ -20,7 +20,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/store/storetest"
@@ -134,7 +134,7 @@ func TestTwoInstancesOneConversation(t *testing.T) {
 	// their order.
 	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nlimits: {turn_wait: 60s}\nmcpServers: {}\n", url, testSecret, model.URL)
 	a, b := startProcess(t, bin, cfg), startProcess(t, bin, cfg)
-	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, err := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestCancelReachesTheInstanceRunningTheTurn(t *testing.T) {
 	bin := buildSwitchboard(t)
 	cfg := fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nmcpServers: {}\n", url, testSecret, model.URL)
 	a, b := startProcess(t, bin, cfg), startProcess(t, bin, cfg)
-	token, err := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, err := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

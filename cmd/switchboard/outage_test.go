@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	openai "github.com/sashabaranov/go-openai"
 
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store/storetest"
 )
@@ -113,7 +113,7 @@ func TestPostgresOutageUnderLoad(t *testing.T) {
 	defer model.Close()
 	base := startProcess(t, buildSwitchboard(t), fmt.Sprintf("database_url: %q\nauth: {jwt_secret: %q}\nllm: {base_url: %q}\nmcpServers: {}\n",
 		u.String(), testSecret, model.URL))
-	token, _ := api.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
+	token, _ := auth.MintToken([]byte(testSecret), "alice", time.Hour, false, "", "")
 
 	type outcome struct {
 		code    int

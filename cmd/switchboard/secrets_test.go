@@ -17,7 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
-	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/store/storetest"
 )
@@ -76,7 +76,7 @@ mcpServers:
 	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
 	base := waitForListen(t, &stderr, done)
 
-	userJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
+	userJWT, _ := auth.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
 	send := func(auth, body string) int {
 		req, _ := http.NewRequest("POST", base+"/api/alice/chat", strings.NewReader(body))
 		req.Header.Set("Authorization", auth)
@@ -220,8 +220,8 @@ mcpServers:
 	go func() { done <- run(ctx, []string{"serve", "--config", cfgFile}, getenv, &stdout, &stderr) }()
 	base := waitForListen(t, &stderr, done)
 
-	userJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
-	adminJWT, _ := api.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "root", time.Hour, true, "", "")
+	userJWT, _ := auth.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
+	adminJWT, _ := auth.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "root", time.Hour, true, "", "")
 	get := func(method, path, token, body string) (int, string) {
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)

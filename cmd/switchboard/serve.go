@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/auth"
 	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/metrics"
@@ -80,7 +81,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer closeStore()
 
-	auth, dev, err := newAuth(ctx, cfg, logger)
+	authn, dev, err := newAuth(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer stopMetrics()
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: auth, Admin: st, Servers: fleet, Ready: ready},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
 			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})
@@ -302,19 +303,19 @@ type devAuth struct {
 // newAuth builds the authenticator. With no auth configured it returns a
 // dev-mode authenticator over an ephemeral secret, and the token to print.
 // A JWKS is refreshed until ctx ends.
-func newAuth(ctx context.Context, cfg *Config, logger *slog.Logger) (*api.Authenticator, *devAuth, error) {
+func newAuth(ctx context.Context, cfg *Config, logger *slog.Logger) (*auth.Authenticator, *devAuth, error) {
 	if cfg.Auth.JWTSecret != "" || cfg.Auth.JWKSURL != "" {
-		a, err := api.NewAuthenticator(ctx, api.AuthConfig{Secret: []byte(cfg.Auth.JWTSecret), JWKSURL: cfg.Auth.JWKSURL,
+		a, err := auth.New(ctx, auth.Config{Secret: []byte(cfg.Auth.JWTSecret), JWKSURL: cfg.Auth.JWKSURL,
 			Issuer: cfg.Auth.Issuer, Audience: cfg.Auth.Audience, AdminUsers: cfg.Auth.AdminUsers, Logger: logger})
 		return a, nil, err
 	}
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	a, err := api.NewAuthenticator(ctx, api.AuthConfig{Secret: secret, AdminUsers: []string{devUser}})
+	a, err := auth.New(ctx, auth.Config{Secret: secret, AdminUsers: []string{devUser}})
 	if err != nil {
 		return nil, nil, err
 	}
-	tok, err := api.MintToken(secret, devUser, 24*time.Hour, true, "", "")
+	tok, err := auth.MintToken(secret, devUser, 24*time.Hour, true, "", "")
 	if err != nil {
 		return nil, nil, err
 	}
