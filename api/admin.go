@@ -25,6 +25,26 @@ type serverDTO struct {
 	LastErrorAt string           `json:"last_error_at,omitempty"`
 	ConnectedAt string           `json:"connected_at,omitempty"`
 	StderrTail  []string         `json:"stderr_tail"`
+	// Scope is whose session a call runs on (shared, user, conversation);
+	// for user and conversation the fields above are those of the session
+	// that lists the server's tools, and Sessions are the sessions open.
+	Scope        string       `json:"scope"`
+	SessionsOpen int          `json:"sessions_open"`
+	Sessions     []sessionDTO `json:"sessions,omitempty"`
+}
+
+// sessionDTO is one session of a server of scope user or conversation.
+type sessionDTO struct {
+	Key            string `json:"key"`
+	UserID         string `json:"user_id"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	State          string `json:"state"`
+	PID            int    `json:"pid,omitempty"`
+	Started        string `json:"started_at"`
+	LastUsed       string `json:"last_used_at"`
+	Restarts       int    `json:"restarts"`
+	LastError      string `json:"last_error,omitempty"`
+	InFlight       int    `json:"calls_in_flight"`
 }
 
 type quarantinedDTO struct {
@@ -60,6 +80,12 @@ func (h *Handler) listServers(c *gin.Context) {
 		for _, q := range s.Quarantined {
 			d.Quarantined = append(d.Quarantined, quarantinedDTO{Tool: q.Tool, Reason: q.Reason})
 		}
+		d.Scope, d.SessionsOpen = s.Scope, len(s.Sessions)
+		for _, ss := range s.Sessions {
+			d.Sessions = append(d.Sessions, sessionDTO{Key: ss.Key, UserID: ss.UserID, ConversationID: ss.ConversationID,
+				State: string(ss.State), PID: ss.PID, Started: timestamp(ss.Started), LastUsed: timestamp(ss.LastUsed),
+				Restarts: ss.Restarts, LastError: ss.LastError, InFlight: ss.InFlight})
+		}
 		out[i] = d
 	}
 	c.JSON(http.StatusOK, gin.H{"success": true, "servers": out})
@@ -75,4 +101,35 @@ func (h *Handler) reloadServers(c *gin.Context) {
 		return
 	}
 	h.listServers(c)
+}
+
+// closeSession serves DELETE /api/admin/servers/{name}/sessions/{key}: the
+// session of a user (scope user) or conversation (scope conversation) is
+// closed, its process group stopped; its next call starts it again.
+func (h *Handler) closeSession(c *gin.Context) {
+	if h.Sessions == nil {
+		h.unavailable(c, "session administration")
+		return
+	}
+	if err := h.Sessions.CloseSession(c.Param("name"), c.Param("key")); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true})
+}
+
+// resetSessions serves POST /api/{user_id}/servers/{name}/reset: the user's
+// own sessions of the server are closed (a browser that got stuck), and
+// start afresh on the next call.
+func (h *Handler) resetSessions(c *gin.Context) {
+	if h.Sessions == nil {
+		h.unavailable(c, "resetting a server")
+		return
+	}
+	n, err := h.Sessions.ResetSessions(c.Param("name"), identity(c).UserID)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "sessions_closed": n})
 }

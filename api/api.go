@@ -82,6 +82,18 @@ type ServerAdmin interface {
 	Reload(ctx context.Context) error
 }
 
+// SessionAdmin closes the sessions of MCP servers of scope user or
+// conversation. *tools.Fleet implements it.
+type SessionAdmin interface {
+	// CloseSession closes the session key (a user or conversation id) of
+	// the server; ErrNotFound when it has none open.
+	CloseSession(server, key string) error
+	// ResetSessions closes the user's sessions of the server and returns
+	// how many it closed; ErrNotFound for a server that is not running,
+	// ErrInvalid for one of scope shared.
+	ResetSessions(server, userID string) (int, error)
+}
+
 // Deps are the handler's collaborators. Chat, Store, Tools and Auth are
 // required; Admin, Servers and Ready may be nil (their routes then answer
 // 503, or /readyz checks nothing).
@@ -92,6 +104,9 @@ type Deps struct {
 	Auth    Verifier
 	Admin   AdminStore
 	Servers ServerAdmin
+	// Sessions, when set, serves the routes that close a server's
+	// sessions (an admin's, and a user's reset of their own).
+	Sessions SessionAdmin
 	Ready   Pinger
 }
 
@@ -208,6 +223,7 @@ func (h *Handler) routes() {
 	admin.GET("/conversations/:id", h.adminConversation)
 	admin.GET("/servers", h.listServers)
 	admin.POST("/servers/reload", h.reloadServers)
+	admin.DELETE("/servers/:name/sessions/:key", h.closeSession)
 
 	// A user's own routes: the token's user must be the one in the path.
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
@@ -221,6 +237,7 @@ func (h *Handler) routes() {
 	user.PATCH("/conversations/:id", h.patchConversation)
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)
+	user.POST("/servers/:name/reset", h.resetSessions)
 }
 
 // ServeHTTP serves the API.
