@@ -18,12 +18,17 @@ import (
 type httpLink struct {
 	sse    bool
 	httpTr *http.Transport
+	shared bool // httpTr is a Pool's: its idle connections are the Pool's to drop
 }
 
 func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 	cfg := c.cfg
 	c.recheck = make(chan struct{}, 1)
-	l.httpTr = newHTTPTransport()
+	if l.httpTr == nil {
+		l.httpTr = newHTTPTransport()
+	} else {
+		l.shared = true
+	}
 	kind := kindHTTP
 	if l.sse {
 		kind = kindSSE
@@ -70,7 +75,9 @@ func (l *httpLink) started(*Conn) {}
 // stop waits for mcp-go's transport to close (its errors are only logged
 // by mcp-go), then drops the idle connections and their goroutines.
 func (l *httpLink) stop(_ *Conn, closed <-chan error, deadline time.Time) error {
-	defer l.httpTr.CloseIdleConnections()
+	if !l.shared {
+		defer l.httpTr.CloseIdleConnections()
+	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {

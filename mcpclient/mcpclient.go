@@ -46,6 +46,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -118,7 +119,11 @@ type Options struct {
 	// What a Pool adds to the Supervisors of its sessions.
 	gens     *atomic.Int64      // numbers each connection (Result.Generation)
 	onLost   func()             // a connection ended by itself
-	onListed func(tools []Tool) // a new connection listed its tools
+	onListed func(tools []Tool) // a new connection listed its tools; set, it marks a Pool's session
+	// httpTr, when set, is the HTTP transport of remote connections,
+	// shared by the sessions of a Pool (their TCP connections are reused
+	// across sessions); nil means each Conn its own.
+	httpTr *http.Transport
 }
 
 // Tool is one tool as the server listed it.
@@ -262,9 +267,9 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 	case kindStdio:
 		c.link = &stdioLink{stderr: hooks.stderr}
 	case kindHTTP:
-		c.link = &httpLink{}
+		c.link = &httpLink{httpTr: o.httpTr}
 	case kindSSE:
-		c.link = &httpLink{sse: true}
+		c.link = &httpLink{sse: true, httpTr: o.httpTr}
 	}
 	tr, err := c.link.open(c)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,10 @@ type Pool struct {
 	freed    chan struct{} // closed and replaced when a session frees a place
 	closed   bool
 
+	// httpTr is the HTTP transport of every remote session: their TCP
+	// connections are reused across sessions, not held one set each.
+	httpTr *http.Transport
+
 	wg   sync.WaitGroup
 	quit chan struct{}
 }
@@ -112,7 +117,8 @@ type session struct {
 // by cfg, called with the key and labels of a session when it starts. The
 // caller must Close it.
 func NewPool(name string, cfg func(key string, labels SessionLabels) (Config, error), opts *PoolOptions) *Pool {
-	p := &Pool{name: name, cfg: cfg, sessions: map[string]*session{}, freed: make(chan struct{}), quit: make(chan struct{})}
+	p := &Pool{name: name, cfg: cfg, sessions: map[string]*session{}, freed: make(chan struct{}), quit: make(chan struct{}),
+		httpTr: newPoolTransport()}
 	if opts != nil {
 		p.opts = *opts
 	}
@@ -219,9 +225,12 @@ func (p *Pool) acquire(ctx context.Context, key string, labels SessionLabels) (*
 func (p *Pool) sessionOptions(key string) *Options {
 	o := p.opts.Client
 	o.gens = &p.gens
+	o.httpTr = p.httpTr
 	o.onLost = func() { p.event(SessionCrashed) }
-	if p.opts.OnToolsListed != nil {
-		o.onListed = func(tools []Tool) { p.opts.OnToolsListed(key, tools) }
+	o.onListed = func(tools []Tool) {
+		if p.opts.OnToolsListed != nil {
+			p.opts.OnToolsListed(key, tools)
+		}
 	}
 	return &o
 }
@@ -243,6 +252,15 @@ func (p *Pool) wake() {
 }
 
 func (p *Pool) maxSessions() int { return cmp.Or(p.opts.MaxSessions, DefaultMaxHTTPSessions) }
+
+// newPoolTransport returns the HTTP transport a Pool's sessions share: it
+// keeps enough idle connections to the server for the calls in flight at
+// once, not the default two.
+func newPoolTransport() *http.Transport {
+	tr := newHTTPTransport()
+	tr.MaxIdleConnsPerHost = 256
+	return tr
+}
 
 // DefaultMaxSessions is the cap of a Pool of a server over transport
 // (Config.Transport) when PoolOptions.MaxSessions is zero: processes cost
@@ -395,6 +413,7 @@ func (p *Pool) Close() error {
 	p.mu.Unlock()
 	close(p.quit)
 	p.wg.Wait()
+	defer p.httpTr.CloseIdleConnections()
 	var (
 		mu   sync.Mutex
 		errs []error

@@ -355,6 +355,11 @@ func (s *Supervisor) stop() error {
 func (s *Supervisor) run(g *generation, cfg Config) {
 	defer close(g.done)
 	hooks := dialHooks{toolsChanged: s.relist}
+	if s.opts.onListed != nil {
+		// A Pool's session: the catalog's tools are its lister's, so no
+		// standalone stream is held open per session to hear of changes.
+		hooks.toolsChanged = nil
+	}
 	if cfg.Transport() == kindStdio {
 		hooks.stderr = s.stderr
 	}

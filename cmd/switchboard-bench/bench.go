@@ -45,6 +45,7 @@ type config struct {
 	profileDir       string
 	maxConns         int
 	users            int
+	scope            string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -63,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.stream, "stream", false, "stream turns (the AI SDK UI message stream; the model streams too)")
 	fs.StringVar(&c.transport, "transport", "stdio", "how the service reaches the MCP echo server: stdio or http")
 	storeList := fs.String("store", "memory,postgres", "stores to measure, comma-separated: memory, postgres")
-	scenarioList := fs.String("scenarios", "open,closed,inflight,long", "scenarios, comma-separated: open, closed, inflight, long")
+	scenarioList := fs.String("scenarios", "open,closed,inflight,long", "scenarios, comma-separated: open, closed, inflight, long, sessions (each user's first turn, which starts their session, then a closed loop)")
 	def := os.Getenv("TEST_DATABASE_URL")
 	if def == "" {
 		def = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.profileDir, "profile", "", "write the service's CPU and allocation profiles of each scenario to `DIR`")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
 	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
+	fs.StringVar(&c.scope, "scope", "shared", "the echo server's scope: shared (one session for all), user (one per user) or conversation")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -83,12 +85,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		}
 	}
 	for _, s := range c.scenarios {
-		if s != "open" && s != "closed" && s != "inflight" && s != "long" {
+		if s != "open" && s != "closed" && s != "inflight" && s != "long" && s != "sessions" {
 			return nil, fmt.Errorf("unknown scenario %q", s)
 		}
 	}
 	if c.transport != "stdio" && c.transport != "http" {
 		return nil, fmt.Errorf("unknown transport %q", c.transport)
+	}
+	if c.scope != "shared" && c.scope != "user" && c.scope != "conversation" {
+		return nil, fmt.Errorf("unknown scope %q", c.scope)
 	}
 	if c.toolCalls < 0 || c.users < 1 || c.rate <= 0 || c.concurrency < 1 || c.inflight < 1 || c.long < 1 {
 		return nil, errors.New("-tools, -users, -rate, -concurrency, -inflight and -long must be positive")
@@ -323,12 +328,15 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 		r.scenario = fmt.Sprintf("%d in flight, model %s", cfg.inflight, delay)
 	case "long":
 		r.scenario = fmt.Sprintf("1 conversation, %d turns", cfg.long)
+	case "sessions":
+		r.scenario = fmt.Sprintf("%d users' first turns, then %d clients", cfg.users, cfg.concurrency)
 	}
+	r.scenario += ", scope " + cfg.scope
 	if delay > 0 && scenario != "inflight" {
 		r.scenario += fmt.Sprintf(", model %s", delay)
 	}
 
-	args := []string{"-store", storeKind, "-model-url", b.model.URL, "-secret", b.secret}
+	args := []string{"-store", storeKind, "-model-url", b.model.URL, "-secret", b.secret, "-scope", cfg.scope, "-max-sessions", fmt.Sprint(cfg.users)}
 	if storeKind == "postgres" {
 		args = append(args, "-database-url", b.dbURL, "-max-conns", fmt.Sprint(cfg.maxConns))
 	}
@@ -369,12 +377,20 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 			return d.closedLoop(ctx, cfg.concurrency, dur)
 		case "inflight":
 			return d.closedLoop(ctx, cfg.inflight, dur)
+		case "sessions":
+			return d.closedLoop(ctx, cfg.concurrency, dur)
 		}
 		return d.sequence(ctx, cfg.long)
 	}
-	if scenario != "long" && cfg.warmup > 0 {
+	var cold []sample
+	switch {
+	case scenario == "sessions":
+		// Each user's first turn starts their session (scope user); no
+		// warm-up, which would start them.
+		cold = d.firstTurns(ctx, cfg.users, cfg.concurrency)
+	case scenario != "long" && cfg.warmup > 0:
 		run(cfg.warmup)
-	} else if scenario == "long" {
+	case scenario == "long":
 		d.sequence(ctx, 20) // another conversation: prepares statements, warms caches
 	}
 	d.peak.Store(0)
@@ -431,6 +447,7 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	if last, err := svc.stats(ctx); err == nil {
 		r.peakRSSKB = last.PeakRSSKB
 	}
+	processes := len(descendants(svc.cmd.Process.Pid))
 	svc.Stop()
 	stopped = true
 	if storeKind == "postgres" {
@@ -477,6 +494,17 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	switch scenario {
 	case "inflight":
 		r.note += fmt.Sprintf("; peak %d turns in flight", d.peak.Load())
+	case "sessions":
+		var first, firstTools []time.Duration
+		for _, c := range cold {
+			if c.err == nil {
+				first, firstTools = append(first, c.latency), append(firstTools, c.tools)
+			}
+		}
+		r.note += fmt.Sprintf("; first turns (%d, %d failed): latency p50 %s p95 %s, tool call (session start included) p50 %s p95 %s; "+
+			"then tool call p50 %s; %d processes under the service at the end",
+			len(cold), len(cold)-len(first), ms(percentile(first, 50)), ms(percentile(first, 95)),
+			ms(percentile(firstTools, 50)), ms(percentile(firstTools, 95)), ms(percentile(tools, 50)), processes)
 	case "long":
 		// Windows of 100 turns: the median of 20 moved by ±50% between
 		// runs of one binary on this VM.

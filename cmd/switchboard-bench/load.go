@@ -252,6 +252,33 @@ func (d *driver) closedLoop(ctx context.Context, clients int, dur time.Duration)
 	return slices.Concat(per...), time.Since(start)
 }
 
+// firstTurns sends one turn for each of users users, clients at a time, in
+// a new conversation each, and leaves the conversations free for the
+// turns that follow.
+func (d *driver) firstTurns(ctx context.Context, users, clients int) []sample {
+	samples := make([]sample, users)
+	next := make(chan int, users)
+	for u := range users {
+		next <- u
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(clients, users) {
+		wg.Go(func() {
+			for u := range next {
+				c := conversation{user: u % len(d.tokens)}
+				samples[u] = d.turn(ctx, &c)
+				if samples[u].err == nil {
+					d.give(c)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	d.users.Store(int64(users))
+	return samples
+}
+
 // sequence sends n turns one after the other in one new conversation.
 func (d *driver) sequence(ctx context.Context, n int) ([]sample, time.Duration) {
 	c := conversation{user: int(d.users.Add(1)-1) % len(d.tokens)}

@@ -97,6 +97,8 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		echoURL   = fs.String("echo-url", "", "URL of the echo server over streamable HTTP; empty: over stdio")
 		secret    = fs.String("secret", "", "HS256 secret of the tokens")
 		maxConns  = fs.Int("max-conns", 0, "Postgres pool size; 0: the store's default")
+		scope     = fs.String("scope", "shared", "the echo server's scope: shared, user or conversation")
+		sessions  = fs.Int("max-sessions", 0, "the echo server's max_sessions; 0: the default")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,7 +122,8 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	counted := &countingStore{serviceStore: st}
 
-	spec := tools.ServerSpec{Config: mcpclient.Config{Name: "echo", URL: *echoURL}, Required: true}
+	spec := tools.ServerSpec{Config: mcpclient.Config{Name: "echo", URL: *echoURL}, Required: true,
+		Scope: tools.Scope(*scope), MaxSessions: *sessions}
 	if *echoURL == "" {
 		exe, err := os.Executable()
 		if err != nil {
