@@ -253,12 +253,12 @@ func (h *Handler) listToolCalls(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"success": true, "tool_calls": out, "next_cursor": cursor})
 }
 
-// getToolCall serves GET /api/admin/tool-calls/{id}: one call with its
-// arguments and result in full.
-func (h *Handler) getToolCall(c *gin.Context) {
+// adminToolCall reads the ledger row of the route's {id}, or answers the
+// error and reports false.
+func (h *Handler) adminToolCall(c *gin.Context) (switchboard.ToolCall, bool) {
 	if h.Admin == nil {
 		h.unavailable(c, "the tool-call log")
-		return
+		return switchboard.ToolCall{}, false
 	}
 	id := c.Param("id")
 	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
@@ -267,6 +267,16 @@ func (h *Handler) getToolCall(c *gin.Context) {
 			err = switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found", clip(id))
 		}
 		h.writeError(c, err)
+		return switchboard.ToolCall{}, false
+	}
+	return tc, true
+}
+
+// getToolCall serves GET /api/admin/tool-calls/{id}: one call with its
+// arguments and a preview of its result.
+func (h *Handler) getToolCall(c *gin.Context) {
+	tc, ok := h.adminToolCall(c)
+	if !ok {
 		return
 	}
 	p := previewOf(tc)

@@ -47,10 +47,6 @@ func previewOf(c switchboard.ToolCall) preview {
 // call's whole result as the ledger keeps it, text/plain; with
 // ?part=structured its structured content, application/json.
 func (h *Handler) getToolCallResult(c *gin.Context) {
-	if h.Admin == nil {
-		h.unavailable(c, "the tool-call log")
-		return
-	}
 	q, err := query(c)
 	if err != nil {
 		h.writeError(c, err)
@@ -61,13 +57,8 @@ func (h *Handler) getToolCallResult(c *gin.Context) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_part", "part must be text or structured, got %q", clip(part)))
 		return
 	}
-	id := c.Param("id")
-	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
-	if err != nil {
-		if isNotFound(err) {
-			err = switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found", clip(id))
-		}
-		h.writeError(c, err)
+	tc, ok := h.adminToolCall(c)
+	if !ok {
 		return
 	}
 	c.Header("X-Content-Type-Options", "nosniff")

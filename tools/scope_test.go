@@ -169,7 +169,22 @@ func TestScopeUserPlaywright(t *testing.T) {
 	}
 }
 
-// descendants returns pid and the live processes below it.
+// procStat returns a process's state and parent from /proc/pid/stat.
+func procStat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	fmt.Sscan(f[1], &ppid)
+	return f[0], ppid, f[0] != "Z" && f[0] != "X"
+}
+
+// descendants returns the live processes below pid.
 func descendants(pid int) []int {
 	parent := map[int]int{}
 	entries, _ := os.ReadDir("/proc")
@@ -178,15 +193,7 @@ func descendants(pid int) []int {
 		if _, err := fmt.Sscan(e.Name(), &p); err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) >= 2 && fields[0] != "Z" {
-			var pp int
-			fmt.Sscan(fields[1], &pp)
+		if _, pp, ok := procStat(p); ok {
 			parent[p] = pp
 		}
 	}
@@ -206,35 +213,8 @@ func descendants(pid int) []int {
 func alive(pids []int) []int {
 	var out []int
 	for _, p := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		if f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]); len(f) > 0 && f[0] != "Z" {
+		if _, _, ok := procStat(p); ok {
 			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// processesInGroup returns the live members of process group pgid.
-func processesInGroup(pgid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) >= 3 && fields[2] == fmt.Sprint(pgid) && fields[0] != "Z" {
-			out = append(out, pid)
 		}
 	}
 	return out

@@ -223,16 +223,7 @@ mcpServers:
 	userJWT, _ := auth.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "alice", time.Hour, false, "", "")
 	adminJWT, _ := auth.MintToken([]byte(canaries["JWT_SECRET_KEY"]), "root", time.Hour, true, "", "")
 	get := func(method, path, token, body string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return httpCall(t, method, base+path, token, body)
 	}
 	var replies []string
 	code, body := get("POST", "/api/alice/chat", userJWT, `{"message":{"content":"hi"}}`)

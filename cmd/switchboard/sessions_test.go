@@ -70,18 +70,7 @@ mcpServers:
 		}
 		return tok
 	}
-	call := func(method, path, tok, body string) (int, string) {
-		req, _ := http.NewRequest(method, s+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	call := func(method, path, tok, body string) (int, string) { return httpCall(t, method, s+path, tok, body) }
 	chat := func(user, content string) string {
 		code, body := call("POST", "/api/"+user+"/chat", token(user, false), fmt.Sprintf(`{"message":{"content":%q}}`, content))
 		if code != 200 {
@@ -187,4 +176,20 @@ func startWithSecret(t *testing.T, cfg string, stdout, stderr *syncBuffer) strin
 		}
 	})
 	return waitForListen(t, stderr, done)
+}
+
+// httpCall sends a JSON request with a bearer token and returns the status
+// and the body.
+func httpCall(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
