@@ -107,7 +107,7 @@ type Deps struct {
 	// Sessions, when set, serves the routes that close a server's
 	// sessions (an admin's, and a user's reset of their own).
 	Sessions SessionAdmin
-	Ready   Pinger
+	Ready    Pinger
 }
 
 // RequestObserver is told of every request, for metrics.
