@@ -1,0 +1,172 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// GetConversation returns the conversation with the given id. It returns an
+// error wrapping switchboard.ErrNotFound if there is none or id is malformed.
+// It does not check who owns the conversation: callers do.
+func (m *Memory) GetConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, found := m.conversations[key]
+	if !ok || !found {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	return *c, nil
+}
+
+// ConversationByExternalID returns the user's conversation that the client
+// named externalID. It returns an error wrapping switchboard.ErrNotFound if
+// the user has none.
+func (m *Memory) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.conversations {
+		if c.UserID == userID && c.ExternalID == externalID && externalID != "" {
+			return *c, nil
+		}
+	}
+	return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, switchboard.ErrNotFound)
+}
+
+// ListConversations returns the user's conversations, the most recently
+// updated first, at most limit of them (DefaultPageSize if limit is 0, at
+// most MaxPageSize). A user without conversations has an empty list.
+func (m *Memory) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list conversations of %s: %w", userID, err)
+	}
+	m.mu.RLock()
+	list := []switchboard.Conversation{}
+	for _, c := range m.conversations {
+		if c.UserID == userID {
+			list = append(list, *c)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(list, func(a, b switchboard.Conversation) int {
+		return cmp.Or(b.UpdatedAt.Compare(a.UpdatedAt), cmp.Compare(b.ID, a.ID))
+	})
+	if n := pageSize(limit); len(list) > n {
+		list = list[:n]
+	}
+	return list, nil
+}
+
+// UpdateConversation sets the title and, if c.Status is not empty, the status
+// of the conversation c.ID, bumps its updated_at and returns it as stored;
+// other fields of c are ignored. It returns an error wrapping
+// switchboard.ErrNotFound if there is no such conversation or its id is
+// malformed, and ErrInvalid if the title or the status is too long.
+func (m *Memory) UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
+	}
+	if err := prepareConversationUpdate(&c); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
+	}
+	key, ok := lookupID(c.ID)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	stored, found := m.conversations[key]
+	if !ok || !found {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %q: %w", c.ID, switchboard.ErrNotFound)
+	}
+	stored.Title = c.Title
+	if c.Status != "" {
+		stored.Status = c.Status
+	}
+	stored.UpdatedAt = now()
+	return *stored, nil
+}
+
+// DeleteConversation deletes the conversation with its messages, turns and
+// tool calls. It returns an error wrapping switchboard.ErrNotFound if there is
+// no such conversation or id is malformed.
+func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("delete conversation %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, found := m.conversations[key]; !ok || !found {
+		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
+	}
+	delete(m.conversations, key)
+	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
+		delete(m.messageIDs, msg.ID)
+		delete(m.order, msg.ID)
+	}
+	delete(m.messages, key)
+	delete(m.superseded, key)
+	delete(m.waiting, key)
+	for tid, t := range m.turns {
+		if t.ConversationID == key {
+			delete(m.turns, tid)
+			delete(m.idempotency, idempotencyKey{t.UserID, t.IdempotencyKey})
+		}
+	}
+	for cid, c := range m.calls {
+		if c.ConversationID == key {
+			delete(m.calls, cid)
+		}
+	}
+	return nil
+}
+
+// ListMessages returns the whole transcript of a conversation in order,
+// without the messages a regenerated answer superseded. It
+// returns an error wrapping switchboard.ErrNotFound if there is no such
+// conversation or its id is malformed.
+func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+		msgs := make([]switchboard.Message, len(m.messages[key]))
+		for i, msg := range m.messages[key] {
+			msgs[i] = cloneMessage(msg)
+		}
+		return msgs
+	})
+}
+
+// ListAllMessages is ListMessages with the superseded messages, in their
+// place, their SupersededBy set: what happened, for admins.
+func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
+	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+		var msgs []switchboard.Message
+		for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
+			msgs = append(msgs, cloneMessage(msg))
+		}
+		slices.SortFunc(msgs, func(a, b switchboard.Message) int { return cmp.Compare(m.order[a.ID], m.order[b.ID]) })
+		return msgs
+	})
+}
+
+// listMessages checks that the conversation exists and returns what read
+// makes of its messages, under the read lock.
+func (m *Memory) listMessages(ctx context.Context, conversationID string, read func(key string) []switchboard.Message) ([]switchboard.Message, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
+	}
+	key, ok := lookupID(conversationID)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if _, found := m.conversations[key]; !ok || !found {
+		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	return read(key), nil
+}
