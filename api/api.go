@@ -33,15 +33,15 @@ type Chatter interface {
 	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
 }
 
-// Store is what the API reads and edits directly. store.Memory and
-// store.Postgres implement it.
+// Store is what the API reads and edits directly: the user's
+// conversations. store.Memory and store.Postgres implement it.
 type Store interface {
-	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
-	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
-	DeleteConversation(ctx context.Context, id string) error
-	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
+	DeleteConversation(ctx context.Context, userID, id string) error
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 }
 
 // Pinger reports whether a dependency is reachable, for /readyz.
@@ -55,16 +55,17 @@ type ToolLister interface {
 	Tools() []switchboard.ToolInfo
 }
 
-// AdminStore is what admin routes read. store.Memory and store.Postgres
-// implement it.
+// AdminStore is what admin routes read, of every user. store.Memory and
+// store.Postgres implement it.
 type AdminStore interface {
-	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
-	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
 	// ListAllMessages is the transcript with the messages a regenerated
 	// answer superseded.
-	ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 }
 
 // ServerAdmin reports on and reloads the MCP servers.

@@ -255,14 +255,7 @@ func userText(m uiMessage) string {
 // stored (a client keeps a message we refused, so counting would name the
 // wrong one).
 func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, in chatInput) (int, error) {
-	conv, err := h.Store.GetConversation(ctx, conversationID)
-	if err == nil && conv.UserID != userID {
-		err = switchboard.ErrNotFound
-	}
-	var msgs []switchboard.Message
-	if err == nil {
-		msgs, err = h.Store.ListMessages(ctx, conversationID)
-	}
+	msgs, err := h.Store.ListMessages(ctx, userID, conversationID)
 	if isNotFound(err) {
 		return 0, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", conversationID)
 	}
@@ -486,8 +479,7 @@ func (h *Handler) resolveConversation(c *gin.Context, in chatInput, req *orchest
 		return nil
 	}
 	if switchboard.ValidID(in.conversation) {
-		conv, err := h.Store.GetConversation(c.Request.Context(), in.conversation)
-		if err == nil && conv.UserID == req.UserID {
+		if _, err := h.Store.GetConversation(c.Request.Context(), req.UserID, in.conversation); err == nil {
 			return nil
 		}
 	}

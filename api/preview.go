@@ -62,7 +62,7 @@ func (h *Handler) getToolCallResult(c *gin.Context) {
 		return
 	}
 	id := c.Param("id")
-	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
+	tc, err := h.Admin.AdminToolCall(c.Request.Context(), id)
 	if err != nil {
 		if isNotFound(err) {
 			err = switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found", clip(id))

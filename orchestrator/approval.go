@@ -43,28 +43,28 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	defer unlock()
 
 	missing := switchboard.Errorf(switchboard.ErrNotFound, "tool_call_not_found", "tool call %q not found in conversation %q", d.CallID, d.ConversationID)
-	call, err := o.store.GetToolCall(ctx, d.CallID)
-	if notFound(err) || err == nil && (call.UserID != d.UserID || call.ConversationID != d.ConversationID) {
+	call, err := o.store.GetToolCall(ctx, d.UserID, d.CallID)
+	if notFound(err) || err == nil && call.ConversationID != d.ConversationID {
 		return nil, missing
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load tool call: %w", err)
 	}
-	rec, err := o.store.GetTurn(ctx, call.TurnID)
+	rec, err := o.store.GetTurn(ctx, d.UserID, call.TurnID)
 	if err != nil {
 		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
 	}
 	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, "not_awaiting_approval", "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
 	}
-	turns, err := o.store.ListTurns(ctx, d.ConversationID)
+	turns, err := o.store.ListTurns(ctx, d.UserID, d.ConversationID)
 	if err != nil {
 		return nil, fmt.Errorf("list turns: %w", err)
 	}
 	if last := turns[len(turns)-1]; last.ID != rec.ID {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, "superseded", "the conversation went on after this call asked for approval; it can no longer run")
 	}
-	if _, err := o.store.DecideToolCall(ctx, call.ID, d.Approve); err != nil {
+	if _, err := o.store.DecideToolCall(ctx, d.UserID, call.ID, d.Approve); err != nil {
 		if switchboard.ErrorCode(err) == "turn_running" {
 			return nil, o.turnRunning()
 		}
@@ -82,7 +82,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
 	call.Status = switchboard.CallRunning
-	msgs, err := o.store.ListMessages(ctx, d.ConversationID)
+	msgs, err := o.store.ListMessages(ctx, d.UserID, d.ConversationID)
 	if err != nil {
 		// The call was decided but cannot run: record it so, and end the
 		// turn.
@@ -185,7 +185,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 			return err
 		}
 		// Stored, and then its turn failed; or not stored.
-		call, gerr := o.store.GetToolCall(ctx, d.CallID)
+		call, gerr := o.store.GetToolCall(ctx, req.UserID, d.CallID)
 		if gerr != nil {
 			return fmt.Errorf("load tool call %s after its decision failed (%w): %w", d.CallID, err, gerr)
 		}

@@ -36,8 +36,9 @@ type TurnStore interface {
 	BeginTurn(ctx context.Context, start *switchboard.TurnStart) ([]switchboard.Message, error)
 	// SaveTurn commits the turn's progress.
 	SaveTurn(ctx context.Context, update *switchboard.TurnUpdate) error
-	// GetToolCall reads a ledger row (for read_tool_result and approvals).
-	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	// GetToolCall reads a ledger row of the user's (for read_tool_result
+	// and approvals).
+	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
 	// RenewTurn extends the lease under which a running turn holds its
 	// conversation, and reports whether its cancellation was requested
 	// through the store (by another instance).
@@ -54,10 +55,10 @@ type TurnStore interface {
 // ResumeStore is what continuing a turn after an approval reads.
 // store.Memory and store.Postgres implement it.
 type ResumeStore interface {
-	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
-	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
-	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
-	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
+	GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error)
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
+	DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
 }

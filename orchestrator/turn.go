@@ -493,7 +493,7 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 	// A write whose answer was lost with the connection may have committed:
 	// its retry then finds its own rows. Read the turn back to tell.
 	if retried && errors.Is(err, switchboard.ErrConflict) {
-		if stored, gerr := t.o.store.GetTurn(saveCtx, t.rec.ID); gerr == nil && stored.Status == t.rec.Status && stored.Steps == t.rec.Steps {
+		if stored, gerr := t.o.store.GetTurn(saveCtx, t.rec.UserID, t.rec.ID); gerr == nil && stored.Status == t.rec.Status && stored.Steps == t.rec.Steps {
 			t.unsaved = t.unsaved[:0]
 			err = nil
 		}

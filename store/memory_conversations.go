@@ -9,10 +9,27 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// GetConversation returns the conversation with the given id. It returns an
-// error wrapping switchboard.ErrNotFound if there is none or id is malformed.
-// It does not check who owns the conversation: callers do.
-func (m *Memory) GetConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
+// GetConversation returns the user's conversation with the given id. It
+// returns an error wrapping switchboard.ErrNotFound if the user has none
+// (there is none, it is another user's, or id is malformed).
+func (m *Memory) GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
+	}
+	key, _ := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, ok := m.own(userID, key)
+	if !ok {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	return *c, nil
+}
+
+// AdminConversation returns the conversation with the given id, whichever
+// user's it is: for admins. It returns an error wrapping
+// switchboard.ErrNotFound if there is none or id is malformed.
+func (m *Memory) AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
 	}
@@ -24,6 +41,16 @@ func (m *Memory) GetConversation(ctx context.Context, id string) (switchboard.Co
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
 	}
 	return *c, nil
+}
+
+// own returns the user's conversation whose id is key (canonical), if
+// there is one. Callers hold m.mu.
+func (m *Memory) own(userID, key string) (*switchboard.Conversation, bool) {
+	c, ok := m.conversations[key]
+	if !ok || c.UserID != userID {
+		return nil, false
+	}
+	return c, true
 }
 
 // ConversationByExternalID returns the user's conversation that the client
@@ -68,23 +95,23 @@ func (m *Memory) ListConversations(ctx context.Context, userID string, limit int
 }
 
 // UpdateConversation sets the title and, if c.Status is not empty, the status
-// of the conversation c.ID, bumps its updated_at and returns it as stored;
-// other fields of c are ignored. It returns an error wrapping
-// switchboard.ErrNotFound if there is no such conversation or its id is
-// malformed, and ErrInvalid if the title or the status is too long.
-func (m *Memory) UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error) {
+// of the user's conversation c.ID, bumps its updated_at and returns it as
+// stored; other fields of c are ignored. It returns an error wrapping
+// switchboard.ErrNotFound if the user has no such conversation, and
+// ErrInvalid if the title or the status is too long.
+func (m *Memory) UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
 	}
 	if err := prepareConversationUpdate(&c); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
 	}
-	key, ok := lookupID(c.ID)
+	key, _ := lookupID(c.ID)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	stored, found := m.conversations[key]
-	if !ok || !found {
-		return switchboard.Conversation{}, fmt.Errorf("update conversation %q: %w", c.ID, switchboard.ErrNotFound)
+	stored, ok := m.own(userID, key)
+	if !ok {
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %q of %s: %w", c.ID, userID, switchboard.ErrNotFound)
 	}
 	stored.Title = c.Title
 	if c.Status != "" {
@@ -94,18 +121,18 @@ func (m *Memory) UpdateConversation(ctx context.Context, c switchboard.Conversat
 	return *stored, nil
 }
 
-// DeleteConversation deletes the conversation with its messages, turns and
-// tool calls. It returns an error wrapping switchboard.ErrNotFound if there is
-// no such conversation or id is malformed.
-func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
+// DeleteConversation deletes the user's conversation with its messages,
+// turns and tool calls. It returns an error wrapping switchboard.ErrNotFound
+// if the user has no such conversation.
+func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) error {
 	if err := ctxErr(ctx); err != nil {
 		return fmt.Errorf("delete conversation %s: %w", id, err)
 	}
-	key, ok := lookupID(id)
+	key, _ := lookupID(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, found := m.conversations[key]; !ok || !found {
-		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
+	if _, ok := m.own(userID, key); !ok {
+		return fmt.Errorf("delete conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	delete(m.conversations, key)
 	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
@@ -129,12 +156,12 @@ func (m *Memory) DeleteConversation(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListMessages returns the whole transcript of a conversation in order,
-// without the messages a regenerated answer superseded. It
-// returns an error wrapping switchboard.ErrNotFound if there is no such
-// conversation or its id is malformed.
-func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+// ListMessages returns the whole transcript of the user's conversation in
+// order, without the messages a regenerated answer superseded. It returns an
+// error wrapping switchboard.ErrNotFound if the user has no such
+// conversation.
+func (m *Memory) ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
+	return m.listMessages(ctx, userID, conversationID, func(key string) []switchboard.Message {
 		msgs := make([]switchboard.Message, len(m.messages[key]))
 		for i, msg := range m.messages[key] {
 			msgs[i] = cloneMessage(msg)
@@ -145,8 +172,8 @@ func (m *Memory) ListMessages(ctx context.Context, conversationID string) ([]swi
 
 // ListAllMessages is ListMessages with the superseded messages, in their
 // place, their SupersededBy set: what happened, for admins.
-func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	return m.listMessages(ctx, conversationID, func(key string) []switchboard.Message {
+func (m *Memory) ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
+	return m.listMessages(ctx, userID, conversationID, func(key string) []switchboard.Message {
 		var msgs []switchboard.Message
 		for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
 			msgs = append(msgs, cloneMessage(msg))
@@ -156,17 +183,17 @@ func (m *Memory) ListAllMessages(ctx context.Context, conversationID string) ([]
 	})
 }
 
-// listMessages checks that the conversation exists and returns what read
-// makes of its messages, under the read lock.
-func (m *Memory) listMessages(ctx context.Context, conversationID string, read func(key string) []switchboard.Message) ([]switchboard.Message, error) {
+// listMessages checks that the user has the conversation and returns what
+// read makes of its messages, under the read lock.
+func (m *Memory) listMessages(ctx context.Context, userID, conversationID string, read func(key string) []switchboard.Message) ([]switchboard.Message, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("list messages of %s: %w", conversationID, err)
 	}
-	key, ok := lookupID(conversationID)
+	key, _ := lookupID(conversationID)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if _, found := m.conversations[key]; !ok || !found {
-		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	if _, ok := m.own(userID, key); !ok {
+		return nil, fmt.Errorf("list messages of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
 	return read(key), nil
 }

@@ -10,9 +10,26 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// GetToolCall returns the ledger row with the given id. It returns an error
-// wrapping switchboard.ErrNotFound if there is none or id is malformed.
-func (m *Memory) GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
+// GetToolCall returns the user's ledger row with the given id. It returns
+// an error wrapping switchboard.ErrNotFound if the user has none of that id.
+func (m *Memory) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, found := m.calls[key]
+	if !ok || !found || c.UserID != userID {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	return cloneCall(*c), nil
+}
+
+// AdminToolCall returns the ledger row with the given id, whichever user's
+// it is: for admins. It returns an error wrapping switchboard.ErrNotFound
+// if there is none or id is malformed.
+func (m *Memory) AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, err)
 	}
@@ -26,15 +43,15 @@ func (m *Memory) GetToolCall(ctx context.Context, id string) (switchboard.ToolCa
 	return cloneCall(*c), nil
 }
 
-// DecideToolCall moves a call that awaits approval to running (approve) or
-// denied, and its turn from awaiting_approval to running under a new lease,
-// atomically: of two deciders, one wins, and from the decision on the turn
-// holds its conversation. It returns the call as stored before the
-// decision. It returns an error wrapping switchboard.ErrNotFound if there is
-// no such call, and ErrConflict with code "already_decided" if the call does
+// DecideToolCall moves the user's call that awaits approval to running
+// (approve) or denied, and its turn from awaiting_approval to running under
+// a new lease, atomically: of two deciders, one wins, and from the decision
+// on the turn holds its conversation. It returns the call as stored before
+// the decision. It returns an error wrapping switchboard.ErrNotFound if the
+// user has no such call, and ErrConflict with code "already_decided" if the call does
 // not await approval any more, or "turn_running" if its turn or another turn
 // of the conversation runs.
-func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+func (m *Memory) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
 	}
@@ -42,8 +59,8 @@ func (m *Memory) DecideToolCall(ctx context.Context, id string, approve bool) (s
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c, found := m.calls[key]
-	if !ok || !found {
-		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
+	if !ok || !found || c.UserID != userID {
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	now := time.Now()
 	if l, ok := m.running[c.ConversationID]; ok {

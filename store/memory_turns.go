@@ -49,8 +49,8 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	defer m.mu.Unlock()
 	conv := s.Conversation
 	if !create {
-		c, ok := m.conversations[conv.ID]
-		if !ok || c.UserID != s.Turn.UserID {
+		c, ok := m.own(s.Turn.UserID, conv.ID)
+		if !ok {
 			return nil, fmt.Errorf("begin turn: load conversation %s: %w", conv.ID, switchboard.ErrNotFound)
 		}
 		conv = *c
@@ -280,9 +280,9 @@ func (m *Memory) appendMessage(conversationID string, msg switchboard.Message) {
 	m.messages[conversationID] = append(m.messages[conversationID], cloneMessage(msg))
 }
 
-// GetTurn returns the turn with the given id. It returns an error wrapping
-// switchboard.ErrNotFound if there is none or id is malformed.
-func (m *Memory) GetTurn(ctx context.Context, id string) (switchboard.Turn, error) {
+// GetTurn returns the user's turn with the given id. It returns an error
+// wrapping switchboard.ErrNotFound if the user has none of that id.
+func (m *Memory) GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, err)
 	}
@@ -290,24 +290,24 @@ func (m *Memory) GetTurn(ctx context.Context, id string) (switchboard.Turn, erro
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	t, found := m.turns[key]
-	if !ok || !found {
-		return switchboard.Turn{}, fmt.Errorf("load turn %q: %w", id, switchboard.ErrNotFound)
+	if !ok || !found || t.UserID != userID {
+		return switchboard.Turn{}, fmt.Errorf("load turn %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	return *t, nil
 }
 
-// ListTurns returns the turns of a conversation, oldest first. It returns an
-// error wrapping switchboard.ErrNotFound if there is no such conversation or
-// its id is malformed.
-func (m *Memory) ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error) {
+// ListTurns returns the turns of the user's conversation, oldest first. It
+// returns an error wrapping switchboard.ErrNotFound if the user has no such
+// conversation.
+func (m *Memory) ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("list turns of %s: %w", conversationID, err)
 	}
-	key, ok := lookupID(conversationID)
+	key, _ := lookupID(conversationID)
 	m.mu.RLock()
-	if _, found := m.conversations[key]; !ok || !found {
+	if _, ok := m.own(userID, key); !ok {
 		m.mu.RUnlock()
-		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+		return nil, fmt.Errorf("list turns of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
 	turns := []switchboard.Turn{}
 	for _, t := range m.turns {

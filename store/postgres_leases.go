@@ -72,9 +72,9 @@ var (
 	// failOrphanOf fails the running turn of user $2's conversation $1
 	// if it is orphaned for instance $3 and boot $4.
 	failOrphanOf = failOrphaned(`conversation_id = $1 AND user_id = $2 AND ` + orphaned("$3", "$4"))
-	// failOrphanOfCall fails the running turn of the conversation of the
-	// call $1 if it is orphaned for instance $2 and boot $3.
-	failOrphanOfCall = failOrphaned(`conversation_id = (SELECT conversation_id FROM tool_calls WHERE id = $1) AND ` +
+	// failOrphanOfCall fails the running turn of the conversation of
+	// user $4's call $1 if it is orphaned for instance $2 and boot $3.
+	failOrphanOfCall = failOrphaned(`conversation_id = (SELECT conversation_id FROM tool_calls WHERE id = $1 AND user_id = $4) AND ` +
 		orphaned("$2", "$3"))
 	// failEarlierBoots fails the running turns of instance $1 that
 	// earlier boots than $2 hold.

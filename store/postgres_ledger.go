@@ -18,9 +18,24 @@ const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
     truncated, started_at, finished_at, payload_pruned`
 
-// GetToolCall returns the ledger row with the given id. It returns an error
-// wrapping switchboard.ErrNotFound if there is none or id is malformed.
-func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
+// GetToolCall returns the user's ledger row with the given id. It returns
+// an error wrapping switchboard.ErrNotFound if the user has none of that id.
+func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM tool_calls WHERE id = $1 AND user_id = $2`, key, userID))
+	if err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s of %s: %w", id, userID, dbError(err))
+	}
+	return c, nil
+}
+
+// AdminToolCall returns the ledger row with the given id, whichever user's
+// it is: for admins. It returns an error wrapping switchboard.ErrNotFound
+// if there is none or id is malformed.
+func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q: %w", id, switchboard.ErrNotFound)
@@ -32,19 +47,19 @@ func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.Tool
 	return c, nil
 }
 
-// DecideToolCall moves a call that awaits approval to running (approve) or
-// denied, and its turn from awaiting_approval to running under a new lease,
-// atomically: of two deciders, one wins, and from the decision on the turn
-// holds its conversation (a regenerate or a new turn waits for it, a cancel
-// reaches it). It returns the call as stored before the decision. It
-// returns an error wrapping switchboard.ErrNotFound if there is no such
-// call, and ErrConflict with code "already_decided" if the call does not
+// DecideToolCall moves the user's call that awaits approval to running
+// (approve) or denied, and its turn from awaiting_approval to running under
+// a new lease, atomically: of two deciders, one wins, and from the decision
+// on the turn holds its conversation (a regenerate or a new turn waits for
+// it, a cancel reaches it). It returns the call as stored before the
+// decision. It returns an error wrapping switchboard.ErrNotFound if the user
+// has no such call, and ErrConflict with code "already_decided" if the call does not
 // await approval any more, or "turn_running" if its turn or another turn of
 // the conversation runs.
-func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+func (p *Postgres) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
-		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	to := switchboard.CallRunning
 	if !approve {
@@ -55,19 +70,20 @@ func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) 
 	// running turn that no live instance holds is failed first, with its
 	// calls, as BeginTurn does.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1) FOR NO KEY UPDATE`, key)
-	b.Queue(failOrphanOfCall, key, p.instanceArg(), p.boot)
+	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1 AND user_id = $2)
+FOR NO KEY UPDATE`, key, userID)
+	b.Queue(failOrphanOfCall, key, p.instanceArg(), p.boot, userID)
 	b.Queue(`
 WITH t AS (
     UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false,
         lease_instance = $4::text, lease_boot = $5::uuid
-    WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND status = 'awaiting_approval')
+    WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND user_id = $6 AND status = 'awaiting_approval')
         AND status = 'awaiting_approval'
     RETURNING id
 )
 UPDATE tool_calls SET status = $2
-WHERE id = $1 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
-RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.boot)
+WHERE id = $1 AND user_id = $6 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
+RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.boot, userID)
 	var c switchboard.ToolCall
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
 		for range 2 {
@@ -80,14 +96,14 @@ RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.
 		return err
 	})
 	if errors.Is(err, switchboard.ErrNotFound) {
-		stored, gerr := p.GetToolCall(ctx, id)
+		stored, gerr := p.GetToolCall(ctx, userID, id)
 		if gerr != nil {
 			return switchboard.ToolCall{}, fmt.Errorf("decide tool call: %w", gerr)
 		}
 		if stored.Status == switchboard.CallAwaitingApproval {
 			// Its turn does not wait: it runs (a decision of another call
 			// of it), or it ended and the call can no longer run.
-			t, terr := p.GetTurn(ctx, stored.TurnID)
+			t, terr := p.GetTurn(ctx, userID, stored.TurnID)
 			switch {
 			case terr != nil && !errors.Is(terr, switchboard.ErrNotFound):
 				return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, terr)

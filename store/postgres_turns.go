@@ -552,30 +552,30 @@ func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID s
 	return nil
 }
 
-// GetTurn returns the turn with the given id. It returns an error wrapping
-// switchboard.ErrNotFound if there is none or id is malformed.
-func (p *Postgres) GetTurn(ctx context.Context, id string) (switchboard.Turn, error) {
+// GetTurn returns the user's turn with the given id. It returns an error
+// wrapping switchboard.ErrNotFound if the user has none of that id.
+func (p *Postgres) GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error) {
 	key, ok := lookupID(id)
 	if !ok {
-		return switchboard.Turn{}, fmt.Errorf("load turn %q: %w", id, switchboard.ErrNotFound)
+		return switchboard.Turn{}, fmt.Errorf("load turn %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	t, err := scanTurn(p.pool.QueryRow(ctx, `SELECT `+turnColumns+` FROM turns WHERE id = $1`, key))
+	t, err := scanTurn(p.pool.QueryRow(ctx, `SELECT `+turnColumns+` FROM turns WHERE id = $1 AND user_id = $2`, key, userID))
 	if err != nil {
-		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, dbError(err))
+		return switchboard.Turn{}, fmt.Errorf("load turn %s of %s: %w", id, userID, dbError(err))
 	}
 	return t, nil
 }
 
-// ListTurns returns the turns of a conversation, oldest first. It returns an
-// error wrapping switchboard.ErrNotFound if there is no such conversation or
-// its id is malformed.
-func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error) {
+// ListTurns returns the turns of the user's conversation, oldest first. It
+// returns an error wrapping switchboard.ErrNotFound if the user has no such
+// conversation.
+func (p *Postgres) ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
-		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+		return nil, fmt.Errorf("list turns of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
 	turns := []switchboard.Turn{}
-	err := p.queryOfConversation(ctx, key, selectTurnsOfConversation, func(rows pgx.Rows) error {
+	err := p.queryOfConversation(ctx, userID, key, selectTurnsOfConversation, func(rows pgx.Rows) error {
 		for rows.Next() {
 			t, err := scanTurn(rows)
 			if err != nil {
@@ -586,7 +586,7 @@ func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]swit
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list turns of conversation %s: %w", conversationID, err)
+		return nil, fmt.Errorf("list turns of conversation %s of %s: %w", conversationID, userID, err)
 	}
 	return turns, nil
 }

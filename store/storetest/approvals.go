@@ -36,7 +36,7 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	}
 	status := func(id string) switchboard.ToolCall {
 		t.Helper()
-		c, err := s.GetToolCall(ctx, id)
+		c, err := s.GetToolCall(ctx, "alice", id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,11 +65,11 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 		went.Cancelled[0].ConversationID != ts.Conversation.ID || went.Cancelled[0].UserID != "alice" {
 		t.Errorf("the start's Cancelled: got %+v, want the call it cancelled", went.Cancelled)
 	}
-	old, err := s.GetTurn(ctx, ts.Turn.ID)
+	old, err := s.GetTurn(ctx, "alice", ts.Turn.ID)
 	if err != nil || old.Status != switchboard.TurnCancelled || old.Error != got.Error {
 		t.Errorf("the turn that awaited approval: got %s %q, %v, want cancelled with the call's reason", old.Status, old.Error, err)
 	}
-	if _, err := s.DecideToolCall(ctx, calls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
+	if _, err := s.DecideToolCall(ctx, "alice", calls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
 	}
 	if c := status(otherCalls[0].ID); c.Status != switchboard.CallAwaitingApproval {
@@ -79,7 +79,7 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	// Two calls await; the first is approved and runs, and the turn fails
 	// before the second is decided.
 	ts, calls = await("delete two things", 2)
-	if _, err := s.DecideToolCall(ctx, calls[0].ID, true); err != nil {
+	if _, err := s.DecideToolCall(ctx, "alice", calls[0].ID, true); err != nil {
 		t.Fatal(err)
 	}
 	turn := ts.Turn
@@ -100,7 +100,7 @@ func testNewTurnCancelsWaitingApprovals(t *testing.T, s Store) {
 	if c := status(calls[0].ID); c.Status != switchboard.CallSucceeded {
 		t.Errorf("the call that ran: got %s, want it left succeeded", c.Status)
 	}
-	if tr, err := s.GetTurn(ctx, ts.Turn.ID); err != nil || tr.Status != switchboard.TurnFailed {
+	if tr, err := s.GetTurn(ctx, "alice", ts.Turn.ID); err != nil || tr.Status != switchboard.TurnFailed {
 		t.Errorf("the turn that failed: got %s, %v, want it left failed", tr.Status, err)
 	}
 }
@@ -124,7 +124,7 @@ func testDecideToolCall(t *testing.T, s Store) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			got, err := s.DecideToolCall(ctx, a.ID, true)
+			got, err := s.DecideToolCall(ctx, "alice", a.ID, true)
 			switch {
 			case err == nil:
 				wins.Add(1)
@@ -140,12 +140,12 @@ func testDecideToolCall(t *testing.T, s Store) {
 	if wins.Load() != 1 {
 		t.Errorf("winners: got %d, want 1", wins.Load())
 	}
-	if got, _ := s.GetToolCall(ctx, a.ID); got.Status != switchboard.CallRunning {
+	if got, _ := s.GetToolCall(ctx, "alice", a.ID); got.Status != switchboard.CallRunning {
 		t.Errorf("approved call: got status %s, want running", got.Status)
 	}
 	// The decision resumed the turn: it holds its conversation again, and a
 	// cancel asked of another instance reaches it.
-	if got, err := s.GetTurn(ctx, ts.Turn.ID); err != nil || got.Status != switchboard.TurnRunning {
+	if got, err := s.GetTurn(ctx, "alice", ts.Turn.ID); err != nil || got.Status != switchboard.TurnRunning {
 		t.Errorf("turn after the decision: got %s, %v, want running", got.Status, err)
 	}
 	if _, _, err := s.RequestCancel(ctx, "alice", ts.Conversation.ID); err != nil {
@@ -157,19 +157,19 @@ func testDecideToolCall(t *testing.T, s Store) {
 		t.Errorf("a new turn while the resumed one runs: got %v, want turn_running", err)
 	}
 	// b still waits, but its turn runs: deciding it waits for the turn.
-	if _, err := s.DecideToolCall(ctx, b.ID, false); switchboard.ErrorCode(err) != "turn_running" {
+	if _, err := s.DecideToolCall(ctx, "alice", b.ID, false); switchboard.ErrorCode(err) != "turn_running" {
 		t.Errorf("deciding a call of a running turn: got %v, want turn_running", err)
 	}
 	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: waiting}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.DecideToolCall(ctx, b.ID, false); err != nil {
+	if _, err := s.DecideToolCall(ctx, "alice", b.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.GetToolCall(ctx, b.ID); got.Status != switchboard.CallDenied {
+	if got, _ := s.GetToolCall(ctx, "alice", b.ID); got.Status != switchboard.CallDenied {
 		t.Errorf("denied call: got status %s, want denied", got.Status)
 	}
-	if _, err := s.DecideToolCall(ctx, switchboard.NewID(), true); !errors.Is(err, switchboard.ErrNotFound) {
+	if _, err := s.DecideToolCall(ctx, "alice", switchboard.NewID(), true); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("unknown call: got %v, want ErrNotFound", err)
 	}
 	// A call left waiting by a turn that ended can no longer run.
@@ -179,10 +179,10 @@ func testDecideToolCall(t *testing.T, s Store) {
 	save(t, s, &switchboard.TurnUpdate{Turn: ended.Turn, ToolCalls: []switchboard.ToolCall{c}})
 	ended.Turn.Status, ended.Turn.FinishedAt = switchboard.TurnFailed, time.Now()
 	save(t, s, &switchboard.TurnUpdate{Turn: ended.Turn})
-	if _, err := s.DecideToolCall(ctx, c.ID, true); switchboard.ErrorCode(err) != "already_decided" {
+	if _, err := s.DecideToolCall(ctx, "alice", c.ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("a call of a turn that ended: got %v, want already_decided", err)
 	}
-	if _, err := s.DecideToolCall(ctx, "nope", true); !errors.Is(err, switchboard.ErrNotFound) {
+	if _, err := s.DecideToolCall(ctx, "alice", "nope", true); !errors.Is(err, switchboard.ErrNotFound) {
 		t.Errorf("malformed id: got %v, want ErrNotFound", err)
 	}
 }

@@ -304,7 +304,7 @@ func testPrune(t *testing.T, s Store) {
 		}
 	}
 	for i, c := range calls {
-		got, err := s.GetToolCall(ctx, c.ID)
+		got, err := s.GetToolCall(ctx, "alice", c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,11 +69,11 @@ func testInvalid(t *testing.T, s Store) {
 	if err := s.SaveTurn(ctx, nil); !errors.Is(err, switchboard.ErrInvalid) {
 		t.Errorf("SaveTurn(nil): got error %v, want %v", err, switchboard.ErrInvalid)
 	}
-	got, err := s.GetTurn(ctx, id)
+	got, err := s.GetTurn(ctx, "alice", id)
 	if err != nil || got.Status != switchboard.TurnRunning {
 		t.Errorf("turn after invalid updates: got status %q, %v, want running", got.Status, err)
 	}
-	_, err = s.UpdateConversation(ctx, switchboard.Conversation{ID: existing.Conversation.ID, Title: strings.Repeat("t", 256)})
+	_, err = s.UpdateConversation(ctx, "alice", switchboard.Conversation{ID: existing.Conversation.ID, Title: strings.Repeat("t", 256)})
 	wantErr(t, "UpdateConversation with a long title", err, switchboard.ErrInvalid)
 }
 
@@ -117,7 +117,7 @@ func testMessagesRoundTrip(t *testing.T, s Store) {
 	if want[7].ToolCalls != nil {
 		t.Errorf("empty tool calls: got %#v, want nil", want[7].ToolCalls)
 	}
-	got, err := s.ListMessages(t.Context(), ts.Conversation.ID)
+	got, err := s.ListMessages(t.Context(), "alice", ts.Conversation.ID)
 	if err != nil {
 		t.Fatalf("ListMessages: got error %v, want none", err)
 	}
@@ -147,7 +147,7 @@ func testSanitize(t *testing.T, s Store) {
 		}},
 	}
 	save(t, s, &u)
-	call, err := s.GetToolCall(t.Context(), u.ToolCalls[0].ID)
+	call, err := s.GetToolCall(t.Context(), "alice", u.ToolCalls[0].ID)
 	if err != nil {
 		t.Fatalf("GetToolCall: got error %v, want none", err)
 	}
@@ -161,7 +161,7 @@ func testSanitize(t *testing.T, s Store) {
 	if string(call.StructuredResult) != "[1,2]" {
 		t.Errorf("structured result: got %s, want compact [1,2]", call.StructuredResult)
 	}
-	msgs, err := s.ListMessages(t.Context(), ts.Conversation.ID)
+	msgs, err := s.ListMessages(t.Context(), "alice", ts.Conversation.ID)
 	if err != nil {
 		t.Fatalf("ListMessages: got error %v, want none", err)
 	}
@@ -174,7 +174,7 @@ func testCanceled(t *testing.T, s Store) {
 	ts := newTurn(t, s, "alice", "", "hi")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, err := s.GetConversation(ctx, ts.Conversation.ID)
+	_, err := s.GetConversation(ctx, "alice", ts.Conversation.ID)
 	wantErr(t, "GetConversation with a canceled context", err, context.Canceled)
 	_, err = s.BeginTurn(ctx, &switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}})
 	wantErr(t, "BeginTurn with a canceled context", err, context.Canceled)
@@ -183,7 +183,7 @@ func testCanceled(t *testing.T, s Store) {
 	}
 	ctx, cancel = context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
-	_, err = s.ListMessages(ctx, ts.Conversation.ID)
+	_, err = s.ListMessages(ctx, "alice", ts.Conversation.ID)
 	wantErr(t, "ListMessages past the deadline", err, context.DeadlineExceeded)
 	wantErr(t, "ListMessages past the deadline", err, switchboard.ErrUnavailable)
 }

@@ -16,7 +16,7 @@ func testRegenerate(t *testing.T, s Store) {
 	ctx := t.Context()
 	transcript := func(conv string) []string {
 		t.Helper()
-		msgs, err := s.ListMessages(ctx, conv)
+		msgs, err := s.ListMessages(ctx, "alice", conv)
 		if err != nil {
 			t.Fatalf("ListMessages: got error %v, want none", err)
 		}
@@ -62,7 +62,7 @@ func testRegenerate(t *testing.T, s Store) {
 	if got, want := transcript(conv), []string{"one", "answer one", "two", "answer two"}; !slices.Equal(got, want) {
 		t.Errorf("transcript after refused regenerates: got %q, want %q", got, want)
 	}
-	if turns, err := s.ListTurns(ctx, conv); err != nil || len(turns) != 2 {
+	if turns, err := s.ListTurns(ctx, "alice", conv); err != nil || len(turns) != 2 {
 		t.Errorf("turns after refused regenerates: got %d, %v, want 2: nothing stored", len(turns), err)
 	}
 
@@ -91,11 +91,11 @@ func testRegenerate(t *testing.T, s Store) {
 	if got, want := transcript(conv), []string{"one", "answer one, again"}; !slices.Equal(got, want) {
 		t.Errorf("transcript after regenerating the first answer: got %q, want %q", got, want)
 	}
-	turns, err := s.ListTurns(ctx, conv)
+	turns, err := s.ListTurns(ctx, "alice", conv)
 	if err != nil || len(turns) != 4 {
 		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
 	}
-	all, err := s.ListAllMessages(ctx, conv)
+	all, err := s.ListAllMessages(ctx, "alice", conv)
 	if err != nil {
 		t.Fatalf("ListAllMessages: got error %v, want none", err)
 	}
@@ -125,7 +125,7 @@ func testRegenerate(t *testing.T, s Store) {
 	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "alice"}, UserMessage: switchboard.Message{Content: "one"}, Regenerate: 1}
 	_, err = s.BeginTurn(ctx, &ts)
 	wantErr(t, "regenerate in a new conversation", err, switchboard.ErrNotFound)
-	if err := s.DeleteConversation(ctx, conv); err != nil {
+	if err := s.DeleteConversation(ctx, "alice", conv); err != nil {
 		t.Errorf("delete a conversation with superseded messages: got error %v, want none", err)
 	}
 }
@@ -182,17 +182,17 @@ func testEdit(t *testing.T, s Store) {
 	if got := messageContents(edit(2, "two, edited")); !slices.Equal(got, []string{"one", "a1", "two, edited"}) {
 		t.Errorf("history of the edit: got %q", got)
 	}
-	if msgs, _ := s.ListMessages(ctx, conv); !slices.Equal(messageContents(msgs), []string{"one", "a1", "two, edited", "re two, edited"}) {
+	if msgs, _ := s.ListMessages(ctx, "alice", conv); !slices.Equal(messageContents(msgs), []string{"one", "a1", "two, edited", "re two, edited"}) {
 		t.Errorf("transcript after the edit: got %q", messageContents(msgs))
 	}
-	if got, err := s.GetToolCall(ctx, call.ID); err != nil || got.Status != switchboard.CallCancelled {
+	if got, err := s.GetToolCall(ctx, "alice", call.ID); err != nil || got.Status != switchboard.CallCancelled {
 		t.Errorf("the call that awaited approval in the edited part: got %s, %v, want cancelled", got.Status, err)
 	}
 	// Past the last user message: a new message.
 	if got := messageContents(edit(5, "three")); !slices.Equal(got, []string{"one", "a1", "two, edited", "re two, edited", "three"}) {
 		t.Errorf("history of an edit of a message never stored: got %q", got)
 	}
-	all, err := s.ListAllMessages(ctx, conv)
+	all, err := s.ListAllMessages(ctx, "alice", conv)
 	if err != nil || len(all) != 8 {
 		t.Errorf("every message: got %d, %v, want 8 (2 superseded)", len(all), err)
 	}
@@ -216,13 +216,13 @@ func testEdit(t *testing.T, s Store) {
 		_, err := s.BeginTurn(ctx, &ts)
 		wantErr(t, "an edit or regenerate in another user's conversation", err, switchboard.ErrNotFound)
 	}
-	if msgs, err := s.ListMessages(ctx, bobs.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"bob's"}) {
+	if msgs, err := s.ListMessages(ctx, "bob", bobs.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"bob's"}) {
 		t.Errorf("bob's transcript after alice's edit: got %q, %v, want it untouched", messageContents(msgs), err)
 	}
-	if got, err := s.GetToolCall(ctx, bobWaits.ToolCalls[0].ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
+	if got, err := s.GetToolCall(ctx, "bob", bobWaits.ToolCalls[0].ID); err != nil || got.Status != switchboard.CallAwaitingApproval {
 		t.Errorf("bob's call awaiting approval after alice's edit: got %s, %v, want still waiting", got.Status, err)
 	}
-	if msgs, err := s.ListMessages(ctx, alices.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"alice's"}) {
+	if msgs, err := s.ListMessages(ctx, "alice", alices.Conversation.ID); err != nil || !slices.Equal(messageContents(msgs), []string{"alice's"}) {
 		t.Errorf("alice's own conversation after her refused edit: got %q, %v, want it untouched", messageContents(msgs), err)
 	}
 }
@@ -245,15 +245,15 @@ func testRegenerateCancelsWaitingApprovals(t *testing.T, s Store) {
 	if _, err := s.BeginTurn(ctx, &again); err != nil {
 		t.Fatalf("regenerate: got error %v, want none", err)
 	}
-	got, err := s.GetToolCall(ctx, u.ToolCalls[0].ID)
+	got, err := s.GetToolCall(ctx, "alice", u.ToolCalls[0].ID)
 	if err != nil || got.Status != switchboard.CallCancelled || got.Error == "" || got.FinishedAt.IsZero() {
 		t.Errorf("the call that awaited approval: got %s %q finished %v, %v; want cancelled, with a reason", got.Status, got.Error, got.FinishedAt, err)
 	}
-	old, err := s.GetTurn(ctx, ts.Turn.ID)
+	old, err := s.GetTurn(ctx, "alice", ts.Turn.ID)
 	if err != nil || old.Status != switchboard.TurnCancelled {
 		t.Errorf("the turn that awaited approval: got %s, %v, want cancelled", old.Status, err)
 	}
-	if _, err := s.DecideToolCall(ctx, u.ToolCalls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
+	if _, err := s.DecideToolCall(ctx, "alice", u.ToolCalls[0].ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("approving the cancelled call: got %v, want already_decided", err)
 	}
 }

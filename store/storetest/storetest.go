@@ -30,24 +30,26 @@ type Store interface {
 	BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error)
 	SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error
 
-	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
+	AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error)
 	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
-	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
-	DeleteConversation(ctx context.Context, id string) error
-	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
-	ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
+	DeleteConversation(ctx context.Context, userID, id string) error
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
-	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
+	DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error)
 	RenewTurn(ctx context.Context, id string) (bool, error)
 	RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error)
 	RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error)
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
 
-	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
-	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+	GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error)
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
 	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
 
-	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
+	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
 }
@@ -82,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Conversations", testConversations},
 		{"DeleteCascades", testDeleteCascades},
 		{"ExternalID", testExternalID},
+		{"OtherUsersFindNothing", testOtherUsersFindNothing},
 		// regenerate.go: answering a message again, and editing one.
 		{"Regenerate", testRegenerate},
 		{"RegenerateNamesTheLastWhenTheCountIsOff", testRegenerateLast},
@@ -126,7 +129,7 @@ func begin(t *testing.T, s Store, ts *switchboard.TurnStart) []switchboard.Messa
 	t.Helper()
 	history, err := s.BeginTurn(t.Context(), ts)
 	if switchboard.ErrorCode(err) == "turn_running" {
-		endRunning(t, s, ts.Conversation.ID)
+		endRunning(t, s, ts.Turn.UserID, ts.Conversation.ID)
 		history, err = s.BeginTurn(t.Context(), ts)
 	}
 	if err != nil {
@@ -135,10 +138,10 @@ func begin(t *testing.T, s Store, ts *switchboard.TurnStart) []switchboard.Messa
 	return history
 }
 
-// endRunning completes the running turns of a conversation.
-func endRunning(t *testing.T, s Store, conversation string) {
+// endRunning completes the running turns of the user's conversation.
+func endRunning(t *testing.T, s Store, user, conversation string) {
 	t.Helper()
-	turns, err := s.ListTurns(t.Context(), conversation)
+	turns, err := s.ListTurns(t.Context(), user, conversation)
 	if err != nil {
 		t.Fatal(err)
 	}

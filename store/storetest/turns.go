@@ -44,14 +44,14 @@ func testCreateAndContinue(t *testing.T, s Store) {
 	if diff := cmp.Diff([]switchboard.Message{wantMsg}, history); diff != "" {
 		t.Errorf("history of a new conversation (-want +got):\n%s", diff)
 	}
-	got, err := s.GetConversation(ctx, c.ID)
+	got, err := s.GetConversation(ctx, "alice", c.ID)
 	if err != nil {
 		t.Fatalf("GetConversation: got error %v, want none", err)
 	}
 	if diff := cmp.Diff(c, got); diff != "" {
 		t.Errorf("GetConversation returned other than BeginTurn filled in (-want +got):\n%s", diff)
 	}
-	gotTurn, err := s.GetTurn(ctx, turn.ID)
+	gotTurn, err := s.GetTurn(ctx, "alice", turn.ID)
 	if err != nil {
 		t.Fatalf("GetTurn: got error %v, want none", err)
 	}
@@ -86,7 +86,7 @@ func testCreateAndContinue(t *testing.T, s Store) {
 	if diff := cmp.Diff(want, messageIDs(history)); diff != "" {
 		t.Errorf("history of the second turn (-want +got):\n%s", diff)
 	}
-	all, err := s.ListMessages(ctx, c.ID)
+	all, err := s.ListMessages(ctx, "alice", c.ID)
 	if err != nil {
 		t.Fatalf("ListMessages: got error %v, want none", err)
 	}
@@ -120,7 +120,7 @@ func testTitle(t *testing.T, s Store) {
 				UserMessage:  switchboard.Message{Content: tt.content},
 			}
 			begin(t, s, &ts)
-			c, err := s.GetConversation(t.Context(), ts.Conversation.ID)
+			c, err := s.GetConversation(t.Context(), "alice", ts.Conversation.ID)
 			if err != nil {
 				t.Fatalf("GetConversation: got error %v, want none", err)
 			}
@@ -149,31 +149,31 @@ func testConversationNotFound(t *testing.T, s Store) {
 			}
 			_, err := s.BeginTurn(ctx, &ts)
 			wantErr(t, "BeginTurn", err, switchboard.ErrNotFound)
-			_, err = s.GetTurn(ctx, turnID)
+			_, err = s.GetTurn(ctx, "alice", turnID)
 			wantErr(t, "GetTurn of the refused turn", err, switchboard.ErrNotFound)
 			_, err = s.TurnByIdempotencyKey(ctx, "alice", "k")
 			wantErr(t, "TurnByIdempotencyKey of the refused turn", err, switchboard.ErrNotFound)
 		})
 	}
-	msgs, err := s.ListMessages(ctx, bobs.Conversation.ID)
+	msgs, err := s.ListMessages(ctx, "bob", bobs.Conversation.ID)
 	if err != nil || len(msgs) != 1 {
 		t.Errorf("bob's messages: got %d, %v, want 1 and no error", len(msgs), err)
 	}
 
 	for _, id := range []string{"", "not-a-uuid", switchboard.NewID(), "00000000-0000-0000-0000-00000000000g"} {
-		_, err := s.GetConversation(ctx, id)
+		_, err := s.GetConversation(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("GetConversation(%q)", id), err, switchboard.ErrNotFound)
-		_, err = s.UpdateConversation(ctx, switchboard.Conversation{ID: id, Title: "x"})
+		_, err = s.UpdateConversation(ctx, "alice", switchboard.Conversation{ID: id, Title: "x"})
 		wantErr(t, fmt.Sprintf("UpdateConversation(%q)", id), err, switchboard.ErrNotFound)
-		err = s.DeleteConversation(ctx, id)
+		err = s.DeleteConversation(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("DeleteConversation(%q)", id), err, switchboard.ErrNotFound)
-		_, err = s.ListMessages(ctx, id)
+		_, err = s.ListMessages(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("ListMessages(%q)", id), err, switchboard.ErrNotFound)
-		_, err = s.ListTurns(ctx, id)
+		_, err = s.ListTurns(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("ListTurns(%q)", id), err, switchboard.ErrNotFound)
-		_, err = s.GetTurn(ctx, id)
+		_, err = s.GetTurn(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("GetTurn(%q)", id), err, switchboard.ErrNotFound)
-		_, err = s.GetToolCall(ctx, id)
+		_, err = s.GetToolCall(ctx, "alice", id)
 		wantErr(t, fmt.Sprintf("GetToolCall(%q)", id), err, switchboard.ErrNotFound)
 		err = s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: id, Status: switchboard.TurnCompleted}})
 		wantErr(t, fmt.Sprintf("SaveTurn(%q)", id), err, switchboard.ErrNotFound)
@@ -251,7 +251,7 @@ func testSaveTurnUpsert(t *testing.T, s Store) {
 	if u.Turn.ConversationID != ts.Conversation.ID || u.Turn.UserID != "alice" {
 		t.Errorf("turn as filled in: got conversation %q user %q, want %q alice", u.Turn.ConversationID, u.Turn.UserID, ts.Conversation.ID)
 	}
-	got, err := s.GetToolCall(ctx, started.ID)
+	got, err := s.GetToolCall(ctx, "alice", started.ID)
 	if err != nil {
 		t.Fatalf("GetToolCall: got error %v, want none", err)
 	}
@@ -285,7 +285,7 @@ func testSaveTurnUpsert(t *testing.T, s Store) {
 	if !u.ToolCalls[0].StartedAt.Equal(started.StartedAt) {
 		t.Errorf("finished call's start as filled in: got %v, want the stored %v", u.ToolCalls[0].StartedAt, started.StartedAt)
 	}
-	got, err = s.GetToolCall(ctx, started.ID)
+	got, err = s.GetToolCall(ctx, "alice", started.ID)
 	if err != nil {
 		t.Fatalf("GetToolCall: got error %v, want none", err)
 	}
@@ -294,7 +294,7 @@ func testSaveTurnUpsert(t *testing.T, s Store) {
 		t.Errorf("finished call (-want +got):\n%s", diff)
 	}
 
-	turn, err := s.GetTurn(ctx, ts.Turn.ID)
+	turn, err := s.GetTurn(ctx, "alice", ts.Turn.ID)
 	if err != nil {
 		t.Fatalf("GetTurn: got error %v, want none", err)
 	}
@@ -328,11 +328,11 @@ func testSaveTurnAtomic(t *testing.T, s Store) {
 	}
 	err := s.SaveTurn(ctx, &u)
 	wantErr(t, "SaveTurn with a taken message id", err, switchboard.ErrConflict)
-	turn, err := s.GetTurn(ctx, ts.Turn.ID)
+	turn, err := s.GetTurn(ctx, "alice", ts.Turn.ID)
 	if err != nil || turn.Status != switchboard.TurnRunning || turn.Steps != 0 {
 		t.Errorf("turn after a failed save: got %q with %d steps, %v, want running with 0", turn.Status, turn.Steps, err)
 	}
-	msgs, err := s.ListMessages(ctx, ts.Conversation.ID)
+	msgs, err := s.ListMessages(ctx, "alice", ts.Conversation.ID)
 	if err != nil || len(msgs) != 1 {
 		t.Errorf("messages after a failed save: got %d, %v, want 1", len(msgs), err)
 	}
@@ -340,7 +340,7 @@ func testSaveTurnAtomic(t *testing.T, s Store) {
 	if err != nil || len(calls) != 0 {
 		t.Errorf("tool calls after a failed save: got %d, %v, want none", len(calls), err)
 	}
-	conv, err := s.GetConversation(ctx, ts.Conversation.ID)
+	conv, err := s.GetConversation(ctx, "alice", ts.Conversation.ID)
 	if err != nil || !conv.UpdatedAt.Equal(ts.Conversation.UpdatedAt) {
 		t.Errorf("conversation after a failed save: got updated_at %v, %v, want %v", conv.UpdatedAt, err, ts.Conversation.UpdatedAt)
 	}
@@ -389,7 +389,7 @@ func testIdempotencyKey(t *testing.T, s Store) {
 			if err != nil || len(list) != 1 || !list[0].UpdatedAt.Equal(first.Conversation.UpdatedAt) {
 				t.Errorf("conversations after a refused turn: got %+v, %v, want only the first, not updated", list, err)
 			}
-			msgs, err := s.ListMessages(ctx, first.Conversation.ID)
+			msgs, err := s.ListMessages(ctx, "alice", first.Conversation.ID)
 			if err != nil || len(msgs) != 1 {
 				t.Errorf("messages after a refused turn: got %d, %v, want 1", len(msgs), err)
 			}
@@ -433,7 +433,7 @@ func testUpdatedAt(t *testing.T, s Store) {
 	ts := newTurn(t, s, "alice", "", "hello")
 	updated := func() time.Time {
 		t.Helper()
-		c, err := s.GetConversation(ctx, ts.Conversation.ID)
+		c, err := s.GetConversation(ctx, "alice", ts.Conversation.ID)
 		if err != nil {
 			t.Fatalf("GetConversation: got error %v, want none", err)
 		}
@@ -464,14 +464,14 @@ func testListTurns(t *testing.T, s Store) {
 	save(t, s, &switchboard.TurnUpdate{Turn: first.Turn})
 	second := newTurn(t, s, "alice", first.Conversation.ID, "two")
 	newTurn(t, s, "alice", "", "elsewhere")
-	got, err := s.ListTurns(t.Context(), first.Conversation.ID)
+	got, err := s.ListTurns(t.Context(), "alice", first.Conversation.ID)
 	if err != nil {
 		t.Fatalf("ListTurns: got error %v, want none", err)
 	}
 	if diff := cmp.Diff([]switchboard.Turn{first.Turn, second.Turn}, got); diff != "" {
 		t.Errorf("ListTurns (-want +got):\n%s", diff)
 	}
-	_, err = s.ListTurns(t.Context(), switchboard.NewID())
+	_, err = s.ListTurns(t.Context(), "alice", switchboard.NewID())
 	wantErr(t, "ListTurns of a missing conversation", err, switchboard.ErrNotFound)
 }
 
@@ -486,7 +486,7 @@ func testOneRunningTurn(t *testing.T, s Store) {
 	if !errors.Is(err, switchboard.ErrConflict) || switchboard.ErrorCode(err) != "turn_running" {
 		t.Fatalf("a second turn while one runs: got %v, want turn_running", err)
 	}
-	if msgs, _ := s.ListMessages(ctx, conv); len(msgs) != 1 {
+	if msgs, _ := s.ListMessages(ctx, "alice", conv); len(msgs) != 1 {
 		t.Errorf("the refused turn stored messages: got %d, want 1", len(msgs))
 	}
 	if requested, err := s.RenewTurn(ctx, first.Turn.ID); err != nil || requested {
@@ -555,7 +555,7 @@ func testCancelRequestEndsWithRunning(t *testing.T, s Store) {
 func testConcurrent(t *testing.T, s Store) {
 	const workers, turns = 8, 6
 	shared := newTurn(t, s, "alice", "", "shared")
-	endRunning(t, s, shared.Conversation.ID)
+	endRunning(t, s, "alice", shared.Conversation.ID)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -611,7 +611,7 @@ func testConcurrent(t *testing.T, s Store) {
 		return
 	}
 	ctx := t.Context()
-	msgs, err := s.ListMessages(ctx, shared.Conversation.ID)
+	msgs, err := s.ListMessages(ctx, "alice", shared.Conversation.ID)
 	if err != nil {
 		t.Fatalf("ListMessages: got error %v, want none", err)
 	}
