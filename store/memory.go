@@ -10,8 +10,9 @@ import (
 
 // Memory keeps conversations, turns and the tool-call ledger in process
 // memory: the store of `go run` on a fresh machine, and of tests. Everything
-// is lost when the process exits. It has the semantics of [Postgres] (same
-// validation, same errors, same orders) and is safe for concurrent use.
+// is lost when the process exits. It implements [Store] as [Postgres] does
+// (same validation, same errors, same orders) and is safe for concurrent
+// use.
 type Memory struct {
 	*memoryData
 	// instance and boot name the holder of the leases this store takes,

@@ -9,9 +9,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// GetConversation returns the user's conversation with the given id. It
-// returns an error wrapping switchboard.ErrNotFound if the user has none
-// (there is none, it is another user's, or id is malformed).
+// GetConversation implements [Store.GetConversation].
 func (m *Memory) GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
@@ -26,9 +24,7 @@ func (m *Memory) GetConversation(ctx context.Context, userID, id string) (switch
 	return *c, nil
 }
 
-// AdminConversation returns the conversation with the given id, whichever
-// user's it is: for admins. It returns an error wrapping
-// switchboard.ErrNotFound if there is none or id is malformed.
+// AdminConversation implements [Store.AdminConversation].
 func (m *Memory) AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %s: %w", id, err)
@@ -53,9 +49,7 @@ func (m *Memory) own(userID, key string) (*switchboard.Conversation, bool) {
 	return c, true
 }
 
-// ConversationByExternalID returns the user's conversation that the client
-// named externalID. It returns an error wrapping switchboard.ErrNotFound if
-// the user has none.
+// ConversationByExternalID implements [Store.ConversationByExternalID].
 func (m *Memory) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, err)
@@ -70,9 +64,7 @@ func (m *Memory) ConversationByExternalID(ctx context.Context, userID, externalI
 	return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", externalID, userID, switchboard.ErrNotFound)
 }
 
-// ListConversations returns the user's conversations, the most recently
-// updated first, at most limit of them (DefaultPageSize if limit is 0, at
-// most MaxPageSize). A user without conversations has an empty list.
+// ListConversations implements [Store.ListConversations].
 func (m *Memory) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("list conversations of %s: %w", userID, err)
@@ -94,11 +86,7 @@ func (m *Memory) ListConversations(ctx context.Context, userID string, limit int
 	return list, nil
 }
 
-// UpdateConversation sets the title and, if c.Status is not empty, the status
-// of the user's conversation c.ID, bumps its updated_at and returns it as
-// stored; other fields of c are ignored. It returns an error wrapping
-// switchboard.ErrNotFound if the user has no such conversation, and
-// ErrInvalid if the title or the status is too long.
+// UpdateConversation implements [Store.UpdateConversation].
 func (m *Memory) UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
@@ -121,9 +109,7 @@ func (m *Memory) UpdateConversation(ctx context.Context, userID string, c switch
 	return *stored, nil
 }
 
-// DeleteConversation deletes the user's conversation with its messages,
-// turns and tool calls. It returns an error wrapping switchboard.ErrNotFound
-// if the user has no such conversation.
+// DeleteConversation implements [Store.DeleteConversation].
 func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) error {
 	if err := ctxErr(ctx); err != nil {
 		return fmt.Errorf("delete conversation %s: %w", id, err)
@@ -156,10 +142,7 @@ func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) erro
 	return nil
 }
 
-// ListMessages returns the whole transcript of the user's conversation in
-// order, without the messages a regenerated answer superseded. It returns an
-// error wrapping switchboard.ErrNotFound if the user has no such
-// conversation.
+// ListMessages implements [Store.ListMessages].
 func (m *Memory) ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
 	return m.listMessages(ctx, userID, conversationID, func(key string) []switchboard.Message {
 		msgs := make([]switchboard.Message, len(m.messages[key]))
@@ -170,8 +153,7 @@ func (m *Memory) ListMessages(ctx context.Context, userID, conversationID string
 	})
 }
 
-// ListAllMessages is ListMessages with the superseded messages, in their
-// place, their SupersededBy set: what happened, for admins.
+// ListAllMessages implements [Store.ListAllMessages].
 func (m *Memory) ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
 	return m.listMessages(ctx, userID, conversationID, func(key string) []switchboard.Message {
 		var msgs []switchboard.Message

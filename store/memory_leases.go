@@ -96,10 +96,7 @@ func (m *Memory) interrupt(t *switchboard.Turn, now time.Time) *switchboard.Inte
 	return in
 }
 
-// RecoverTurns fails, at once, the turns that earlier boots of this
-// store's instance left running, with their calls (see
-// switchboard.Interrupted), and returns them, oldest first; as Postgres's
-// RecoverTurns. A Memory of its own has no instance: it does nothing.
+// RecoverTurns implements [Store.RecoverTurns]. A Memory of its own (NewMemory) has no instance: it does nothing.
 func (m *Memory) RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("recover turns: %w", err)
@@ -126,10 +123,7 @@ func (m *Memory) RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, e
 	return out, nil
 }
 
-// RenewTurn extends the lease of a running turn by LeaseDuration, and
-// reports whether its cancellation was requested (RequestCancel). It
-// returns an error wrapping switchboard.ErrNotFound if the turn does not
-// exist or is not running.
+// RenewTurn implements [Store.RenewTurn].
 func (m *Memory) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
 	if err := ctxErr(ctx); err != nil {
 		return false, fmt.Errorf("renew turn %s: %w", id, err)
@@ -147,13 +141,7 @@ func (m *Memory) RenewTurn(ctx context.Context, id string) (cancelRequested bool
 	return l.cancelRequested, nil
 }
 
-// RequestCancel flags the running turn of the user's conversation as to be
-// cancelled, which RenewTurn reports, and returns its id. A turn that no
-// live instance holds (its lease ran out, or it names an earlier boot of
-// this store's instance) is failed at once instead, with its calls, and
-// returned as interrupted. It returns an error wrapping
-// switchboard.ErrConflict (code no_running_turn) when no turn of the user
-// runs in the conversation.
+// RequestCancel implements [Store.RequestCancel].
 func (m *Memory) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
 	if err := ctxErr(ctx); err != nil {
 		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, err)

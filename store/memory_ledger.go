@@ -10,8 +10,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// GetToolCall returns the user's ledger row with the given id. It returns
-// an error wrapping switchboard.ErrNotFound if the user has none of that id.
+// GetToolCall implements [Store.GetToolCall].
 func (m *Memory) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, err)
@@ -26,9 +25,7 @@ func (m *Memory) GetToolCall(ctx context.Context, userID, id string) (switchboar
 	return cloneCall(*c), nil
 }
 
-// AdminToolCall returns the ledger row with the given id, whichever user's
-// it is: for admins. It returns an error wrapping switchboard.ErrNotFound
-// if there is none or id is malformed.
+// AdminToolCall implements [Store.AdminToolCall].
 func (m *Memory) AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, err)
@@ -43,14 +40,7 @@ func (m *Memory) AdminToolCall(ctx context.Context, id string) (switchboard.Tool
 	return cloneCall(*c), nil
 }
 
-// DecideToolCall moves the user's call that awaits approval to running
-// (approve) or denied, and its turn from awaiting_approval to running under
-// a new lease, atomically: of two deciders, one wins, and from the decision
-// on the turn holds its conversation. It returns the call as stored before
-// the decision. It returns an error wrapping switchboard.ErrNotFound if the
-// user has no such call, and ErrConflict with code "already_decided" if the call does
-// not await approval any more, or "turn_running" if its turn or another turn
-// of the conversation runs.
+// DecideToolCall implements [Store.DecideToolCall].
 func (m *Memory) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
@@ -92,9 +82,7 @@ func (m *Memory) DecideToolCall(ctx context.Context, userID, id string, approve 
 	return before, nil
 }
 
-// PruneToolCallPayloads removes the arguments and results of at most batch
-// ledger rows that started before before, oldest first, keeping the rows and
-// their metadata; it returns how many it pruned.
+// PruneToolCallPayloads implements [Store.PruneToolCallPayloads].
 func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)
@@ -120,14 +108,7 @@ func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, ba
 	return len(old), nil
 }
 
-// ListToolCalls returns one page of the ledger rows that pass f, newest first
-// (by started_at, then id), and the cursor of the next page, which is empty
-// on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most
-// MaxPageSize); f.After is the cursor of the previous page. Rows stored while
-// paging never make a later page repeat or skip a row.
-//
-// It returns an error wrapping switchboard.ErrInvalid if the cursor is
-// malformed, the status unknown, or a conversation or turn id malformed.
+// ListToolCalls implements [Store.ListToolCalls].
 func (m *Memory) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, "", fmt.Errorf("list tool calls: %w", err)
@@ -162,15 +143,7 @@ func (m *Memory) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter
 	return calls, encodeCursor(last.StartedAt, last.ID), nil
 }
 
-// ToolCallStats aggregates the ledger rows that pass f (After and Limit are
-// ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
-// per server (GroupByServer: Group is the server), ordered by server and
-// group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
-// finished calls only (not running or awaiting approval), and an error is
-// any final status but succeeded.
-//
-// It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
-// or the filter is invalid.
+// ToolCallStats implements [Store.ToolCallStats].
 func (m *Memory) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", err)

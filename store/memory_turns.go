@@ -10,32 +10,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 )
 
-// BeginTurn commits, at once, the start of a turn: it creates the
-// conversation when s.Conversation.ID is empty (titled after the user's
-// message unless s.Conversation.Title is set) or bumps its updated_at, then
-// stores the turn as running and the user's message; it cancels the
-// conversation's calls still awaiting approval, and the turn awaiting them
-// (the user went on without deciding: they can no longer run). A running
-// turn of the conversation that no live instance holds (its lease ran out,
-// or it names an earlier boot of this store's instance) is failed first,
-// with its calls, and reported in s.Interrupted; one that a live instance
-// holds makes the start fail with turn_running. It fills the generated
-// ids and times, and the conversation as stored, back into s, and returns the
-// history window: the latest s.HistoryLimit messages of the conversation in
-// order (all if 0), the new message last. With s.Regenerate, it stores no
-// message: the messages after the one to answer again leave the transcript,
-// and the window ends with that message.
-//
-// It returns an error wrapping switchboard.ErrNotFound if the conversation to
-// continue does not exist, has a malformed id or belongs to another user than
-// s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
-// if the user has a turn with the same idempotency key (a *switchboard.Error
-// with code "idempotency_key_reused"), another turn of the conversation runs
-// ("turn_running"), an id is taken, or the message
-// s.Regenerate names is missing ("nothing_to_regenerate") or differs from
-// s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
-// type, malformed turn or message id, negative history limit, text too long).
-// Nothing is stored when it fails.
+// BeginTurn implements [Store.BeginTurn].
 func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
@@ -146,22 +121,7 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	return history, nil
 }
 
-// SaveTurn commits, at once, a turn's progress: it updates the turn (status,
-// steps, tokens, timing, error, finished time), appends u.Messages to the
-// conversation, and upserts u.ToolCalls by id: a new id inserts a ledger
-// row; an existing one updates its status, result, structured result, error,
-// error class, duration, result size, truncated flag and finished time. The
-// messages and calls belong to the turn: their ConversationID, TurnID and
-// (for calls) UserID are the turn's. When the turn leaves running (it ends
-// or waits for an approval) it bumps the conversation's updated_at. It
-// fills generated ids and times, the turn's conversation and user, and each
-// call's stored StartedAt back into u.
-//
-// It returns an error wrapping switchboard.ErrNotFound if the turn does not
-// exist or its id is malformed; ErrConflict if a message id is taken or a
-// call id belongs to another turn's call; ErrInvalid if u is invalid (unknown
-// status, role or message type, malformed id, JSON that does not parse,
-// names too long). Nothing is stored when it fails.
+// SaveTurn implements [Store.SaveTurn].
 func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error {
 	if err := ctxErr(ctx); err != nil {
 		return fmt.Errorf("save turn: %w", err)
@@ -280,8 +240,7 @@ func (m *Memory) appendMessage(conversationID string, msg switchboard.Message) {
 	m.messages[conversationID] = append(m.messages[conversationID], cloneMessage(msg))
 }
 
-// GetTurn returns the user's turn with the given id. It returns an error
-// wrapping switchboard.ErrNotFound if the user has none of that id.
+// GetTurn implements [Store.GetTurn].
 func (m *Memory) GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, err)
@@ -296,9 +255,7 @@ func (m *Memory) GetTurn(ctx context.Context, userID, id string) (switchboard.Tu
 	return *t, nil
 }
 
-// ListTurns returns the turns of the user's conversation, oldest first. It
-// returns an error wrapping switchboard.ErrNotFound if the user has no such
-// conversation.
+// ListTurns implements [Store.ListTurns].
 func (m *Memory) ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error) {
 	if err := ctxErr(ctx); err != nil {
 		return nil, fmt.Errorf("list turns of %s: %w", conversationID, err)
@@ -322,9 +279,7 @@ func (m *Memory) ListTurns(ctx context.Context, userID, conversationID string) (
 	return turns, nil
 }
 
-// TurnByIdempotencyKey returns the user's turn that was begun with the given
-// idempotency key. It returns an error wrapping switchboard.ErrNotFound if
-// there is none (an empty key has none).
+// TurnByIdempotencyKey implements [Store.TurnByIdempotencyKey].
 func (m *Memory) TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error) {
 	if err := ctxErr(ctx); err != nil {
 		return switchboard.Turn{}, fmt.Errorf("load turn by idempotency key: %w", err)

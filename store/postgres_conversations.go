@@ -27,9 +27,7 @@ const (
 	selectAllMessages = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
 )
 
-// GetConversation returns the user's conversation with the given id. It
-// returns an error wrapping switchboard.ErrNotFound if the user has none
-// (there is none, it is another user's, or id is malformed).
+// GetConversation implements [Store.GetConversation].
 func (p *Postgres) GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -43,9 +41,7 @@ WHERE id = $1 AND user_id = $2`, key, userID))
 	return c, nil
 }
 
-// AdminConversation returns the conversation with the given id, whichever
-// user's it is: for admins. It returns an error wrapping
-// switchboard.ErrNotFound if there is none or id is malformed.
+// AdminConversation implements [Store.AdminConversation].
 func (p *Postgres) AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -58,9 +54,7 @@ func (p *Postgres) AdminConversation(ctx context.Context, id string) (switchboar
 	return c, nil
 }
 
-// ConversationByExternalID returns the user's conversation that the client
-// named externalID. It returns an error wrapping switchboard.ErrNotFound if
-// the user has none.
+// ConversationByExternalID implements [Store.ConversationByExternalID].
 func (p *Postgres) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
 	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 AND external_id = $2`, userID, externalID))
@@ -70,9 +64,7 @@ WHERE user_id = $1 AND external_id = $2`, userID, externalID))
 	return c, nil
 }
 
-// ListConversations returns the user's conversations, the most recently
-// updated first, at most limit of them (DefaultPageSize if limit is 0, at
-// most MaxPageSize). A user without conversations has an empty list.
+// ListConversations implements [Store.ListConversations].
 func (p *Postgres) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
 	rows, err := p.pool.Query(ctx, `SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 ORDER BY conversations.updated_at DESC, conversations.id DESC LIMIT $2`, userID, pageSize(limit))
@@ -94,11 +86,7 @@ WHERE user_id = $1 ORDER BY conversations.updated_at DESC, conversations.id DESC
 	return list, nil
 }
 
-// UpdateConversation sets the title and, if c.Status is not empty, the status
-// of the user's conversation c.ID, bumps its updated_at and returns it as
-// stored; other fields of c are ignored. It returns an error wrapping
-// switchboard.ErrNotFound if the user has no such conversation, and
-// ErrInvalid if the title or the status is too long.
+// UpdateConversation implements [Store.UpdateConversation].
 func (p *Postgres) UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error) {
 	if err := prepareConversationUpdate(&c); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
@@ -116,9 +104,7 @@ WHERE id = $1 AND user_id = $2 RETURNING `+conversationColumns, key, userID, c.T
 	return stored, nil
 }
 
-// DeleteConversation deletes the user's conversation with its messages,
-// turns and tool calls. It returns an error wrapping switchboard.ErrNotFound
-// if the user has no such conversation.
+// DeleteConversation implements [Store.DeleteConversation].
 func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) error {
 	key, ok := lookupID(id)
 	if !ok {
@@ -135,16 +121,12 @@ func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) er
 	return nil
 }
 
-// ListMessages returns the whole transcript of the user's conversation in
-// order, without the messages a regenerated answer superseded. It returns an
-// error wrapping switchboard.ErrNotFound if the user has no such
-// conversation.
+// ListMessages implements [Store.ListMessages].
 func (p *Postgres) ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
 	return p.listMessages(ctx, userID, conversationID, selectTranscript)
 }
 
-// ListAllMessages is ListMessages with the superseded messages, in their
-// place, their SupersededBy set: what happened, for admins.
+// ListAllMessages implements [Store.ListAllMessages].
 func (p *Postgres) ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
 	return p.listMessages(ctx, userID, conversationID, selectAllMessages)
 }

@@ -134,15 +134,7 @@ func collectInterrupted(rows pgx.Rows) ([]switchboard.Interrupted, error) {
 // lease matches.
 func (p *Postgres) instanceArg() any { return nullString(p.instance) }
 
-// RecoverTurns fails, at once, the turns that earlier boots of this
-// instance (Options.Instance) left running, with their calls (see
-// switchboard.Interrupted): their leases may not have run out, but a
-// process that started again cannot be running them. It returns them,
-// oldest first. It does nothing for a store without an instance id.
-//
-// Call it once the process is sure to be the only live one with its
-// identity (cmd/switchboard calls it once it holds its listen address),
-// before it takes requests.
+// RecoverTurns implements [Store.RecoverTurns]. The instance is Options.Instance.
 func (p *Postgres) RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error) {
 	if p.instance == "" {
 		return nil, nil
@@ -190,11 +182,7 @@ WITH t AS (
 SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
 )
 
-// RenewTurn extends the lease of a running turn by LeaseDuration, so that a
-// turn longer than the lease is not taken for abandoned, and reports whether
-// its cancellation was requested (RequestCancel). It returns an error
-// wrapping switchboard.ErrNotFound if the turn does not exist or is not
-// running.
+// RenewTurn implements [Store.RenewTurn].
 func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -206,15 +194,8 @@ func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bo
 	return cancelRequested, nil
 }
 
-// RequestCancel asks for the running turn of the user's conversation to be
-// cancelled, whichever instance runs it: the turn is flagged (RenewTurn
-// reports it) and its id is sent on the channel CancelChannel, which
-// ListenCancels hears. A turn that no live instance holds (its lease ran
-// out, or it names an earlier boot of this store's instance) has nobody to
-// stop it: it is failed at once instead, with its calls, and returned as
-// interrupted. It returns the turn's id, or an error wrapping
-// switchboard.ErrConflict (code no_running_turn) when no turn of the user
-// runs in the conversation.
+// RequestCancel implements [Store.RequestCancel]. The turn's id is also sent on the channel CancelChannel, which
+// ListenCancels hears on every instance.
 func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {

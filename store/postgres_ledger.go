@@ -18,8 +18,7 @@ const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
     truncated, started_at, finished_at, payload_pruned`
 
-// GetToolCall returns the user's ledger row with the given id. It returns
-// an error wrapping switchboard.ErrNotFound if the user has none of that id.
+// GetToolCall implements [Store.GetToolCall].
 func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -32,9 +31,7 @@ func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchbo
 	return c, nil
 }
 
-// AdminToolCall returns the ledger row with the given id, whichever user's
-// it is: for admins. It returns an error wrapping switchboard.ErrNotFound
-// if there is none or id is malformed.
+// AdminToolCall implements [Store.AdminToolCall].
 func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -47,15 +44,7 @@ func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.To
 	return c, nil
 }
 
-// DecideToolCall moves the user's call that awaits approval to running
-// (approve) or denied, and its turn from awaiting_approval to running under
-// a new lease, atomically: of two deciders, one wins, and from the decision
-// on the turn holds its conversation (a regenerate or a new turn waits for
-// it, a cancel reaches it). It returns the call as stored before the
-// decision. It returns an error wrapping switchboard.ErrNotFound if the user
-// has no such call, and ErrConflict with code "already_decided" if the call does not
-// await approval any more, or "turn_running" if its turn or another turn of
-// the conversation runs.
+// DecideToolCall implements [Store.DecideToolCall].
 func (p *Postgres) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
@@ -120,14 +109,7 @@ RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.
 	return c, nil
 }
 
-// ListToolCalls returns one page of the ledger rows that pass f, newest first
-// (by started_at, then id), and the cursor of the next page, which is empty
-// on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most
-// MaxPageSize); f.After is the cursor of the previous page. Rows stored while
-// paging never make a later page repeat or skip a row.
-//
-// It returns an error wrapping switchboard.ErrInvalid if the cursor is
-// malformed, the status unknown, or a conversation or turn id malformed.
+// ListToolCalls implements [Store.ListToolCalls].
 func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error) {
 	q, err := prepareFilter(f)
 	if err != nil {
@@ -155,15 +137,7 @@ func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilt
 	return calls, encodeCursor(last.StartedAt, last.ID), nil
 }
 
-// ToolCallStats aggregates the ledger rows that pass f (After and Limit are
-// ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
-// per server (GroupByServer: Group is the server), ordered by server and
-// group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
-// finished calls only (not running or awaiting approval), and an error is
-// any final status but succeeded.
-//
-// It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
-// or the filter is invalid.
+// ToolCallStats implements [Store.ToolCallStats].
 func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error) {
 	if err := checkGroupBy(groupBy); err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", err)
@@ -282,11 +256,8 @@ func whereClause(where []string) string {
 	return " WHERE " + strings.Join(where, " AND ")
 }
 
-// PruneToolCallPayloads removes the arguments and results of at most batch
-// ledger rows that started before before, oldest first, keeping the rows and
-// their metadata; it returns how many it pruned. Call it until it returns
-// less than batch. Rows locked by a running write are skipped, to be pruned
-// by a later batch.
+// PruneToolCallPayloads implements [Store.PruneToolCallPayloads]. Rows locked by a running write are skipped, to be pruned by a later
+// batch.
 func (p *Postgres) PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)

@@ -14,7 +14,6 @@
 package storetest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -23,36 +22,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/store"
 )
 
-// Store is the contract that store.Memory and store.Postgres implement.
-type Store interface {
-	BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error)
-	SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error
-
-	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
-	AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error)
-	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
-	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
-	DeleteConversation(ctx context.Context, userID, id string) error
-	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
-	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
-	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
-	DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error)
-	RenewTurn(ctx context.Context, id string) (bool, error)
-	RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error)
-	RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error)
-	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
-
-	GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error)
-	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
-	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
-
-	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
-	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
-	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
-	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
-}
+// Store is the contract the suite tests, documented on store.Store.
+type Store = store.Store
 
 // Run runs the contract suite. open returns a new, empty store for the
 // subtest t; subtests run in parallel, each on its own store.
