@@ -23,21 +23,23 @@ import (
 	"github.com/switchboard-dev/switchboard/orchestrator"
 )
 
-// Chatter runs turns. *orchestrator.Orchestrator implements it.
+// Chatter runs turns: every request about a turn (a message, a decision,
+// a cancel) goes through it, with the conversation as the client named it.
+// *orchestrator.Orchestrator implements it.
 type Chatter interface {
 	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
 	Decide(ctx context.Context, d orchestrator.Decision, ev orchestrator.Events) (*orchestrator.Result, error)
-	// Cancel ends the running turn of a conversation and returns it:
-	// running while it is being cancelled, or failed when no live instance
-	// held it.
+	// Cancel ends the running turn of the user's conversation and returns
+	// it: running while it is being cancelled, or failed when no live
+	// instance held it.
 	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
 }
 
 // Store is what the API reads and edits directly: the user's
-// conversations. store.Memory and store.Postgres implement it.
+// conversations (turns go through Chat). store.Memory and store.Postgres
+// implement it.
 type Store interface {
 	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
-	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
 	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, userID, id string) error

@@ -97,14 +97,11 @@ type chatInput struct {
 	decidedBefore []approvalResponse
 	// regenerate, for an AI SDK body with trigger regenerate-message: the
 	// last user message of the body is to be answered again; edit, for one
-	// whose messageId names it: it replaces the user message there. To find
-	// which message of the conversation that is (userMessageAfter): anchor,
-	// the id of the body's last assistant message before it (our turn id,
-	// for a message we streamed), afterAnchor the texts of the body's user
-	// messages after the anchor, prior those of all its earlier ones.
-	regenerate, edit   bool
-	anchor             string
-	afterAnchor, prior []string
+	// whose messageId names it: it replaces the user message there, which
+	// position names as the body shows it (the orchestrator finds which
+	// message of the conversation that is).
+	regenerate, edit bool
+	position         orchestrator.Position
 }
 
 // approvalsOf returns the approval responses of an AI SDK assistant
@@ -201,13 +198,14 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 			}
 		}
 		if in.regenerate || in.edit {
+			p := &in.position
 			for _, m := range req.Messages[:last] {
 				switch m.Role {
 				case "user":
-					in.prior = append(in.prior, userText(m))
-					in.afterAnchor = append(in.afterAnchor, userText(m))
+					p.Prior = append(p.Prior, userText(m))
+					p.AfterAnchor = append(p.AfterAnchor, userText(m))
 				case "assistant":
-					in.anchor, in.afterAnchor = m.ID, nil
+					p.Anchor, p.AfterAnchor = m.ID, nil
 				}
 			}
 		}
@@ -244,53 +242,6 @@ func userText(m uiMessage) string {
 		}
 	}
 	return text.String()
-}
-
-// userMessageAfter returns which user message of the user's conversation
-// (from 1) a regenerate or an edit names: the one after the anchor turn's
-// messages and the user messages that follow it in the body (in.anchor and
-// in.afterAnchor), or, when the anchor is not a turn of the transcript
-// (a chat loaded from elsewhere), the one after the user messages of the
-// whole body (in.prior). Texts are matched in order, skipping those never
-// stored (a client keeps a message we refused, so counting would name the
-// wrong one).
-func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, in chatInput) (int, error) {
-	msgs, err := h.Store.ListMessages(ctx, userID, conversationID)
-	if isNotFound(err) {
-		return 0, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", conversationID)
-	}
-	if err != nil {
-		return 0, err
-	}
-	base, prior := 0, in.prior
-	if in.anchor != "" {
-		end := len(msgs) // just past the anchor turn's last message
-		for end > 0 && msgs[end-1].TurnID != in.anchor {
-			end--
-		}
-		if end > 0 {
-			for _, m := range msgs[:end] {
-				if m.Role == switchboard.RoleUser {
-					base++
-				}
-			}
-			msgs, prior = msgs[end:], in.afterAnchor
-		}
-	}
-	n := 0
-	for _, m := range msgs {
-		if m.Role != switchboard.RoleUser {
-			continue
-		}
-		for len(prior) > 0 && prior[0] != m.Content {
-			prior = prior[1:] // a message we never stored
-		}
-		if len(prior) == 0 {
-			break
-		}
-		n, prior = n+1, prior[1:]
-	}
-	return base + n + 1, nil
 }
 
 // chatResponse is the seed's reply, plus the turn's tool calls.
@@ -396,42 +347,20 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 	for _, a := range in.decidedBefore {
 		req.Decisions = append(req.Decisions, orchestrator.Decision{CallID: a.callID, Approve: a.approve, Reason: a.reason})
 	}
-	ctx := c.Request.Context()
+	if in.external {
+		req.ExternalConversationID = in.conversation
+	} else {
+		req.ConversationID = in.conversation
+	}
 	if len(in.approvals) > 0 {
 		h.applyApprovals(c, stream, in, req)
 		return
 	}
-	for attempt := 0; ; attempt++ {
-		if err := h.resolveConversation(c, in, &req); err != nil {
-			h.writeError(c, err)
-			return
-		}
-		// A regenerate or an edit names a message of a chat we know; in a
-		// chat we never saw (its first message was refused, and this
-		// retries it) the message is new. Per attempt: the retry after a
-		// lost create race joins a chat.
-		req.Regenerate, req.Edit = 0, 0
-		if (in.regenerate || in.edit) && req.ConversationID != "" {
-			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in)
-			if err != nil {
-				h.writeError(c, err)
-				return
-			}
-			if in.regenerate {
-				req.Regenerate = n
-			} else {
-				req.Edit = n
-			}
-		}
-		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
-			return h.Chat.Run(ctx, req, ev)
-		})
-		// Two first messages of one new AI SDK chat raced to create it: the
-		// loser joins the conversation the winner made.
-		if done || attempt > 0 {
-			return
-		}
-	}
+	req.Regenerate, req.Edit, req.Position = in.regenerate, in.edit, in.position
+	ctx := c.Request.Context()
+	h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
+		return h.Chat.Run(ctx, req, ev)
+	})
 }
 
 // applyApprovals applies the decisions of an AI SDK body (the user approved
@@ -439,17 +368,10 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 // but the last decision are applied first; a call decided already (a retry)
 // is skipped.
 func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req orchestrator.Request) {
-	if err := h.resolveConversation(c, in, &req); err != nil {
-		h.writeError(c, err)
-		return
-	}
-	if req.ConversationID == "" { // an AI SDK chat we never saw
-		h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", in.conversation))
-		return
-	}
 	ctx := c.Request.Context()
 	decision := func(a approvalResponse) orchestrator.Decision {
-		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID, CallID: a.callID,
+		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID,
+			ExternalConversationID: req.ExternalConversationID, CallID: a.callID,
 			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}
 	}
 	for _, a := range in.approvals[:len(in.approvals)-1] {
@@ -471,45 +393,16 @@ func decidedAlready(err error) bool {
 	return code == "already_decided" || code == "not_awaiting_approval"
 }
 
-// resolveConversation turns the conversation named by the client into ours:
-// the AI SDK names a chat with its own id, which a first message creates.
-func (h *Handler) resolveConversation(c *gin.Context, in chatInput, req *orchestrator.Request) error {
-	req.ConversationID, req.ExternalConversationID = in.conversation, ""
-	if !in.external {
-		return nil
-	}
-	if switchboard.ValidID(in.conversation) {
-		if _, err := h.Store.GetConversation(c.Request.Context(), req.UserID, in.conversation); err == nil {
-			return nil
-		}
-	}
-	conv, err := h.Store.ConversationByExternalID(c.Request.Context(), req.UserID, in.conversation)
-	switch {
-	case err == nil:
-		req.ConversationID = conv.ID
-	case errors.Is(err, switchboard.ErrNotFound):
-		req.ConversationID, req.ExternalConversationID = "", in.conversation
-	default:
-		return err
-	}
-	return nil
-}
-
-// respond runs a turn and answers with JSON or the UI message stream. It
-// returns false, having written nothing, when the turn lost the race to
-// create a conversation named by the client, so that the caller may retry.
-func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) bool {
+// respond runs a turn and answers with JSON or the UI message stream.
+func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) {
 	if !stream {
 		res, err := run(nil)
 		if res != nil {
 			c.Set(ctxTurn, res.Turn)
 		}
 		if err != nil {
-			if lostCreateRace(err) {
-				return false
-			}
 			h.writeError(c, err)
-			return true
+			return
 		}
 		if res.Replayed {
 			c.Header("Idempotent-Replayed", "true")
@@ -517,7 +410,7 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 			c.Header("Server-Timing", serverTiming(res.Turn.Timing))
 		}
 		c.JSON(http.StatusOK, toChatResponse(res))
-		return true
+		return
 	}
 	s := &uiStream{c: c}
 	res, err := run(s)
@@ -528,11 +421,8 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		if err == nil {
 			err = errors.New("turn ended without starting")
 		}
-		if lostCreateRace(err) {
-			return false
-		}
 		h.writeError(c, err)
-		return true
+		return
 	}
 	if err != nil {
 		if status, _ := describe(err); status >= 500 && !errors.Is(err, context.Canceled) {
@@ -540,13 +430,6 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		}
 	}
 	s.finish(res, err)
-	return true
-}
-
-// lostCreateRace reports whether err says that another request created the
-// conversation named by the client first.
-func lostCreateRace(err error) bool {
-	return switchboard.ErrorCode(err) == "conversation_exists"
 }
 
 func toChatResponse(res *orchestrator.Result) chatResponse {
@@ -573,12 +456,7 @@ func toChatResponse(res *orchestrator.Result) chatResponse {
 // stop it, or the turn's status ("failed") when no live instance held it
 // and it was failed at once.
 func (h *Handler) postCancel(c *gin.Context) {
-	conv, err := h.ownConversation(c)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	turn, err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, conv.ID)
+	turn, err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, c.Param("id"))
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -587,17 +465,12 @@ func (h *Handler) postCancel(c *gin.Context) {
 	if turn.Status != switchboard.TurnRunning {
 		status = string(turn.Status)
 	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "turn_id": turn.ID, "status": status})
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": turn.ConversationID, "turn_id": turn.ID, "status": status})
 }
 
 // postApproval approves or denies a tool call awaiting approval and
 // continues its turn, answering like chat (JSON or stream).
 func (h *Handler) postApproval(c *gin.Context) {
-	conv, err := h.ownConversation(c)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
 	body, err := h.readBody(c)
 	if err != nil {
 		h.writeError(c, err)
@@ -616,7 +489,7 @@ func (h *Handler) postApproval(c *gin.Context) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_approval", "the body must be %s", example))
 		return
 	}
-	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: conv.ID, CallID: c.Param("call_id"),
+	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: c.Param("id"), CallID: c.Param("call_id"),
 		Approve: *in.Approve, Reason: in.Reason, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	h.respond(c, wantsStream(c), func(ev orchestrator.Events) (*orchestrator.Result, error) {
