@@ -21,7 +21,8 @@ import (
 // chatRequest is a chat body: the seed's {"message": {"content": "..."}}
 // (conversation_id in the body or the query), or the AI SDK's
 // {"id", "messages": [UIMessage...], "trigger"}, whose id names the
-// conversation and whose last user message is the one to answer.
+// conversation and whose last user message is the one to answer (read by
+// parseUIChat, aisdk.go).
 type chatRequest struct {
 	Message *struct {
 		Content *string `json:"content"`
@@ -38,44 +39,6 @@ type chatRequest struct {
 
 // chatExample is the chat body shown when a body is no object.
 const chatExample = `{"message": {"content": "..."}}`
-
-// uiMessage is a message of the AI SDK's chat (UIMessage), as its body
-// carries them.
-type uiMessage struct {
-	ID    string   `json:"id"`
-	Role  string   `json:"role"`
-	Parts []uiPart `json:"parts"`
-}
-
-func (uiMessage) jsonName() (one, many string) {
-	return "a UI message (an object with id, role and parts)", "UI messages"
-}
-
-// uiPart is a part of a UI message: its text, or a tool call's state.
-type uiPart struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-	// A tool part the user approved or denied in the AI SDK
-	// (addToolApprovalResponse) has state approval-responded.
-	State    string `json:"state"`
-	Approval *struct {
-		ID       string `json:"id"`
-		Approved *bool  `json:"approved"`
-		Reason   string `json:"reason"`
-	} `json:"approval"`
-}
-
-func (uiPart) jsonName() (one, many string) {
-	return "a message part (an object with type, text, state and approval)", "message parts"
-}
-
-// approvalResponse is a decision the AI SDK sent for a call awaiting
-// approval (its approval id is our ledger id).
-type approvalResponse struct {
-	callID  string
-	approve bool
-	reason  string
-}
 
 // chatInput is a decoded chat request.
 type chatInput struct {
@@ -102,19 +65,6 @@ type chatInput struct {
 	// message of the conversation that is).
 	regenerate, edit bool
 	position         orchestrator.Position
-}
-
-// approvalsOf returns the approval responses of an AI SDK assistant
-// message: its tool parts that the user approved or denied
-// (addToolApprovalResponse), in state approval-responded.
-func approvalsOf(m uiMessage) []approvalResponse {
-	var out []approvalResponse
-	for _, p := range m.Parts {
-		if p.State == "approval-responded" && p.Approval != nil && p.Approval.ID != "" && p.Approval.Approved != nil {
-			out = append(out, approvalResponse{callID: p.Approval.ID, approve: *p.Approval.Approved, reason: p.Approval.Reason})
-		}
-	}
-	return out
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -161,7 +111,10 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	if err := decodeJSON(body, &req, "invalid_json", chatExample); err != nil {
 		return chatInput{}, err
 	}
-	var in chatInput
+	var (
+		in  chatInput
+		err error
+	)
 	switch {
 	case req.Message != nil:
 		if req.Message.Content == nil {
@@ -170,44 +123,9 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		in.content = *req.Message.Content
 		in.conversation = req.ConversationID
 	case req.Messages != nil:
-		last := len(req.Messages) - 1
-		if last >= 0 && req.Messages[last].Role == "assistant" {
-			in.approvals = approvalsOf(req.Messages[last])
-			if len(in.approvals) > 0 && req.ID != "" {
-				in.conversation, in.external = req.ID, true
-				return in, nil
-			}
-		}
-		if last < 0 || req.Messages[last].Role != "user" {
-			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer, or the assistant's with approval responses")
-		}
-		in.content = userText(req.Messages[last])
-		in.conversation, in.external = req.ID, req.ID != ""
-		// The chat dropped what followed the user message it sends last:
-		// to answer it again (regenerate), or in place of the one it
-		// replaced (an edit: messageId names the last message).
-		in.regenerate = req.Trigger == "regenerate-message"
-		in.edit = !in.regenerate && req.MessageID != "" && req.MessageID == req.Messages[last].ID
-		// The assistant message before the user messages at the body's
-		// end: a chat that retries a refused message, or regenerates one,
-		// sends them after it too.
-		for i := last - 1; i >= 0; i-- {
-			if req.Messages[i].Role == "assistant" {
-				in.decidedBefore = approvalsOf(req.Messages[i])
-				break
-			}
-		}
-		if in.regenerate || in.edit {
-			p := &in.position
-			for _, m := range req.Messages[:last] {
-				switch m.Role {
-				case "user":
-					p.Prior = append(p.Prior, userText(m))
-					p.AfterAnchor = append(p.AfterAnchor, userText(m))
-				case "assistant":
-					p.Anchor, p.AfterAnchor = m.ID, nil
-				}
-			}
+		var decisionsOnly bool
+		if in, decisionsOnly, err = parseUIChat(req); err != nil || decisionsOnly {
+			return in, err
 		}
 	default:
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
@@ -232,94 +150,6 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	}
 	return in, nil
 }
-
-// userText is the text of a UI message: its text parts, joined.
-func userText(m uiMessage) string {
-	var text strings.Builder
-	for _, p := range m.Parts {
-		if p.Type == "text" {
-			text.WriteString(p.Text)
-		}
-	}
-	return text.String()
-}
-
-// chatResponse is the seed's reply, plus the turn's tool calls.
-type chatResponse struct {
-	Success        bool           `json:"success"`
-	Message        messageDTO     `json:"message"`
-	ConversationID string         `json:"conversation_id"`
-	TurnID         string         `json:"turn_id"`
-	Status         string         `json:"status"`
-	ToolCalls      []toolCallDTO  `json:"tool_calls"`
-	Usage          map[string]int `json:"usage"`
-	// PendingApprovals are the calls waiting for approval when status is
-	// awaiting_approval.
-	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
-}
-
-type messageDTO struct {
-	ID         string        `json:"id"`
-	Content    string        `json:"content"`
-	Role       string        `json:"role"`
-	Timestamp  string        `json:"timestamp"`
-	Type       string        `json:"type"`
-	ToolCalls  []requestedTC `json:"tool_calls,omitempty"`
-	ToolCallID string        `json:"tool_call_id,omitempty"`
-	ToolName   string        `json:"tool_name,omitempty"`
-	TurnID     string        `json:"turn_id,omitempty"`
-	// SupersededBy, in an admin's view: the turn that answered this
-	// message's question again.
-	SupersededBy string `json:"superseded_by,omitempty"`
-}
-
-type requestedTC struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
-type toolCallDTO struct {
-	ID          string          `json:"id"`
-	CallID      string          `json:"call_id"`
-	Server      string          `json:"server"`
-	Tool        string          `json:"tool"`
-	ExposedName string          `json:"exposed_name"`
-	Arguments   json.RawMessage `json:"arguments"`
-	Result      string          `json:"result"`
-	Structured  json.RawMessage `json:"structured_result,omitempty"`
-	// ResultTruncated reports that result (or structured_result) is a
-	// preview of a larger result of ResultSize bytes (see previewBytes).
-	ResultTruncated bool    `json:"result_truncated,omitempty"`
-	ResultSize      int     `json:"result_size"`
-	Status          string  `json:"status"`
-	Error           string  `json:"error"`
-	DurationMS      float64 `json:"duration_ms"`
-}
-
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func toMessageDTO(m switchboard.Message) messageDTO {
-	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
-		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy}
-	for _, tc := range m.ToolCalls {
-		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
-	}
-	return d
-}
-
-func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
-	args := tc.Arguments
-	if len(args) == 0 {
-		args = json.RawMessage("{}")
-	}
-	p := previewOf(tc)
-	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
-		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
-		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration)}
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // wantsStream reports whether the client asked for the UI message stream.
 func wantsStream(c *gin.Context) bool {
@@ -430,25 +260,6 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		}
 	}
 	s.finish(res, err)
-}
-
-func toChatResponse(res *orchestrator.Result) chatResponse {
-	resp := chatResponse{
-		Success:        true,
-		Message:        toMessageDTO(res.Message),
-		ConversationID: res.Turn.ConversationID,
-		TurnID:         res.Turn.ID,
-		Status:         string(res.Turn.Status),
-		ToolCalls:      make([]toolCallDTO, len(res.ToolCalls)),
-		Usage:          map[string]int{"prompt_tokens": res.Turn.PromptTokens, "completion_tokens": res.Turn.CompletionTokens, "steps": res.Turn.Steps},
-	}
-	for i, tc := range res.ToolCalls {
-		resp.ToolCalls[i] = toToolCallDTO(tc)
-	}
-	for _, tc := range res.Pending {
-		resp.PendingApprovals = append(resp.PendingApprovals, toToolCallDTO(tc))
-	}
-	return resp
 }
 
 // postCancel cancels the running turn of a conversation. The reply's
