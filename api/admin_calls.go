@@ -261,7 +261,7 @@ func (h *Handler) adminToolCall(c *gin.Context) (switchboard.ToolCall, bool) {
 		return switchboard.ToolCall{}, false
 	}
 	id := c.Param("id")
-	tc, err := h.Admin.GetToolCall(c.Request.Context(), id)
+	tc, err := h.Admin.AdminToolCall(c.Request.Context(), id)
 	if err != nil {
 		if isNotFound(err) {
 			err = switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found", clip(id))

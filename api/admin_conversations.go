@@ -60,7 +60,7 @@ func (h *Handler) adminConversation(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("id")
 	notFound := switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", clip(id))
-	conv, err := h.Store.GetConversation(ctx, id)
+	conv, err := h.Admin.AdminConversation(ctx, id)
 	if err != nil {
 		if isNotFound(err) {
 			err = notFound
@@ -68,10 +68,10 @@ func (h *Handler) adminConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	msgs, err := h.Admin.ListAllMessages(ctx, conv.ID)
+	msgs, err := h.Admin.ListAllMessages(ctx, conv.UserID, conv.ID)
 	if err == nil {
 		var turns []switchboard.Turn
-		turns, err = h.Admin.ListTurns(ctx, conv.ID)
+		turns, err = h.Admin.ListTurns(ctx, conv.UserID, conv.ID)
 		if err == nil {
 			var calls []switchboard.ToolCall
 			calls, err = h.conversationCalls(c, conv.ID)

@@ -116,7 +116,7 @@ func TestAISDKChatClient(t *testing.T) {
 				p.Output.Status != "succeeded" || p.Output.DurationMS <= 0 || p.Output.Server != "tasks" || !strings.Contains(p.Output.Result, "buy milk") {
 				t.Errorf("tool part: got %+v", p)
 			}
-			row, err := st.GetToolCall(context.Background(), p.ToolCallID)
+			row, err := st.GetToolCall(context.Background(), "alice", p.ToolCallID)
 			if err != nil || row.Tool != "add_task" {
 				t.Errorf("the tool part's id is not the ledger's: %v %+v", err, row)
 			}
@@ -269,7 +269,7 @@ func TestAISDKRegenerate(t *testing.T) {
 
 	conv := chat.Messages[1].Metadata.ConversationID
 	checkStoredAsShown(t, st, conv, shown)
-	if turns, err := st.ListTurns(context.Background(), conv); err != nil || len(turns) != 4 {
+	if turns, err := st.ListTurns(context.Background(), "alice", conv); err != nil || len(turns) != 4 {
 		t.Errorf("turns: got %d, %v, want all 4 kept", len(turns), err)
 	}
 }
@@ -367,7 +367,7 @@ func (c aiChat) texts() []string {
 // the chat shows.
 func checkStoredAsShown(t *testing.T, st *store.Memory, conv string, shown []string) {
 	t.Helper()
-	msgs, err := st.ListMessages(context.Background(), conv)
+	msgs, err := st.ListMessages(context.Background(), "alice", conv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestEditAnchorsOnTheChatsLastAnswer(t *testing.T) {
 	user, answer := uiUser, uiAnswer
 	turns := func(conv string) []switchboard.Turn {
 		t.Helper()
-		ts, err := st.ListTurns(context.Background(), conv)
+		ts, err := st.ListTurns(context.Background(), "alice", conv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -520,7 +520,7 @@ func uiAnswer(id string) map[string]any {
 // contents returns the texts of a conversation's stored transcript.
 func contents(t *testing.T, st *store.Memory, conv string) []string {
 	t.Helper()
-	msgs, err := st.ListMessages(context.Background(), conv)
+	msgs, err := st.ListMessages(context.Background(), "alice", conv)
 	if err != nil {
 		t.Fatal(err)
 	}

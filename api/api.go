@@ -24,25 +24,27 @@ import (
 	"github.com/switchboard-dev/switchboard/web"
 )
 
-// Chatter runs turns. *orchestrator.Orchestrator implements it.
+// Chatter runs turns: every request about a turn (a message, a decision,
+// a cancel) goes through it, with the conversation as the client named it.
+// *orchestrator.Orchestrator implements it.
 type Chatter interface {
 	Run(ctx context.Context, req orchestrator.Request, ev orchestrator.Events) (*orchestrator.Result, error)
 	Decide(ctx context.Context, d orchestrator.Decision, ev orchestrator.Events) (*orchestrator.Result, error)
-	// Cancel ends the running turn of a conversation and returns it:
-	// running while it is being cancelled, or failed when no live instance
-	// held it.
+	// Cancel ends the running turn of the user's conversation and returns
+	// it: running while it is being cancelled, or failed when no live
+	// instance held it.
 	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
 }
 
-// Store is what the API reads and edits directly. store.Memory and
-// store.Postgres implement it.
+// Store is what the API reads and edits directly: the user's
+// conversations (turns go through Chat). store.Memory and store.Postgres
+// implement it.
 type Store interface {
-	GetConversation(ctx context.Context, id string) (switchboard.Conversation, error)
-	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
+	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
 	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
-	UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error)
-	DeleteConversation(ctx context.Context, id string) error
-	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
+	DeleteConversation(ctx context.Context, userID, id string) error
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 }
 
 // Pinger reports whether a dependency is reachable, for /readyz.
@@ -62,16 +64,17 @@ type ToolLister interface {
 	Tools() []switchboard.ToolInfo
 }
 
-// AdminStore is what admin routes read. store.Memory and store.Postgres
-// implement it.
+// AdminStore is what admin routes read, of every user. store.Memory and
+// store.Postgres implement it.
 type AdminStore interface {
-	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
-	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
 	// ListAllMessages is the transcript with the messages a regenerated
 	// answer superseded.
-	ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
+	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 }
 
 // ServerAdmin reports on and reloads the MCP servers.

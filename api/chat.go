@@ -21,7 +21,8 @@ import (
 // chatRequest is a chat body: the seed's {"message": {"content": "..."}}
 // (conversation_id in the body or the query), or the AI SDK's
 // {"id", "messages": [UIMessage...], "trigger"}, whose id names the
-// conversation and whose last user message is the one to answer.
+// conversation and whose last user message is the one to answer (read by
+// parseUIChat, aisdk.go).
 type chatRequest struct {
 	Message *struct {
 		Content *string `json:"content"`
@@ -38,44 +39,6 @@ type chatRequest struct {
 
 // chatExample is the chat body shown when a body is no object.
 const chatExample = `{"message": {"content": "..."}}`
-
-// uiMessage is a message of the AI SDK's chat (UIMessage), as its body
-// carries them.
-type uiMessage struct {
-	ID    string   `json:"id"`
-	Role  string   `json:"role"`
-	Parts []uiPart `json:"parts"`
-}
-
-func (uiMessage) jsonName() (one, many string) {
-	return "a UI message (an object with id, role and parts)", "UI messages"
-}
-
-// uiPart is a part of a UI message: its text, or a tool call's state.
-type uiPart struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
-	// A tool part the user approved or denied in the AI SDK
-	// (addToolApprovalResponse) has state approval-responded.
-	State    string `json:"state"`
-	Approval *struct {
-		ID       string `json:"id"`
-		Approved *bool  `json:"approved"`
-		Reason   string `json:"reason"`
-	} `json:"approval"`
-}
-
-func (uiPart) jsonName() (one, many string) {
-	return "a message part (an object with type, text, state and approval)", "message parts"
-}
-
-// approvalResponse is a decision the AI SDK sent for a call awaiting
-// approval (its approval id is our ledger id).
-type approvalResponse struct {
-	callID  string
-	approve bool
-	reason  string
-}
 
 // chatInput is a decoded chat request.
 type chatInput struct {
@@ -97,27 +60,11 @@ type chatInput struct {
 	decidedBefore []approvalResponse
 	// regenerate, for an AI SDK body with trigger regenerate-message: the
 	// last user message of the body is to be answered again; edit, for one
-	// whose messageId names it: it replaces the user message there. To find
-	// which message of the conversation that is (userMessageAfter): anchor,
-	// the id of the body's last assistant message before it (our turn id,
-	// for a message we streamed), afterAnchor the texts of the body's user
-	// messages after the anchor, prior those of all its earlier ones.
-	regenerate, edit   bool
-	anchor             string
-	afterAnchor, prior []string
-}
-
-// approvalsOf returns the approval responses of an AI SDK assistant
-// message: its tool parts that the user approved or denied
-// (addToolApprovalResponse), in state approval-responded.
-func approvalsOf(m uiMessage) []approvalResponse {
-	var out []approvalResponse
-	for _, p := range m.Parts {
-		if p.State == "approval-responded" && p.Approval != nil && p.Approval.ID != "" && p.Approval.Approved != nil {
-			out = append(out, approvalResponse{callID: p.Approval.ID, approve: *p.Approval.Approved, reason: p.Approval.Reason})
-		}
-	}
-	return out
+	// whose messageId names it: it replaces the user message there, which
+	// position names as the body shows it (the orchestrator finds which
+	// message of the conversation that is).
+	regenerate, edit bool
+	position         orchestrator.Position
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -164,7 +111,10 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	if err := decodeJSON(body, &req, "invalid_json", chatExample); err != nil {
 		return chatInput{}, err
 	}
-	var in chatInput
+	var (
+		in  chatInput
+		err error
+	)
 	switch {
 	case req.Message != nil:
 		if req.Message.Content == nil {
@@ -173,43 +123,9 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 		in.content = *req.Message.Content
 		in.conversation = req.ConversationID
 	case req.Messages != nil:
-		last := len(req.Messages) - 1
-		if last >= 0 && req.Messages[last].Role == "assistant" {
-			in.approvals = approvalsOf(req.Messages[last])
-			if len(in.approvals) > 0 && req.ID != "" {
-				in.conversation, in.external = req.ID, true
-				return in, nil
-			}
-		}
-		if last < 0 || req.Messages[last].Role != "user" {
-			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", "the last of messages must be the user's message to answer, or the assistant's with approval responses")
-		}
-		in.content = userText(req.Messages[last])
-		in.conversation, in.external = req.ID, req.ID != ""
-		// The chat dropped what followed the user message it sends last:
-		// to answer it again (regenerate), or in place of the one it
-		// replaced (an edit: messageId names the last message).
-		in.regenerate = req.Trigger == "regenerate-message"
-		in.edit = !in.regenerate && req.MessageID != "" && req.MessageID == req.Messages[last].ID
-		// The assistant message before the user messages at the body's
-		// end: a chat that retries a refused message, or regenerates one,
-		// sends them after it too.
-		for i := last - 1; i >= 0; i-- {
-			if req.Messages[i].Role == "assistant" {
-				in.decidedBefore = approvalsOf(req.Messages[i])
-				break
-			}
-		}
-		if in.regenerate || in.edit {
-			for _, m := range req.Messages[:last] {
-				switch m.Role {
-				case "user":
-					in.prior = append(in.prior, userText(m))
-					in.afterAnchor = append(in.afterAnchor, userText(m))
-				case "assistant":
-					in.anchor, in.afterAnchor = m.ID, nil
-				}
-			}
+		var decisionsOnly bool
+		if in, decisionsOnly, err = parseUIChat(req); err != nil || decisionsOnly {
+			return in, err
 		}
 	default:
 		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "missing_content", `the body must be {"message": {"content": "..."}}, or the AI SDK's {"id", "messages"}`)
@@ -234,148 +150,6 @@ func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
 	}
 	return in, nil
 }
-
-// userText is the text of a UI message: its text parts, joined.
-func userText(m uiMessage) string {
-	var text strings.Builder
-	for _, p := range m.Parts {
-		if p.Type == "text" {
-			text.WriteString(p.Text)
-		}
-	}
-	return text.String()
-}
-
-// userMessageAfter returns which user message of the user's conversation
-// (from 1) a regenerate or an edit names: the one after the anchor turn's
-// messages and the user messages that follow it in the body (in.anchor and
-// in.afterAnchor), or, when the anchor is not a turn of the transcript
-// (a chat loaded from elsewhere), the one after the user messages of the
-// whole body (in.prior). Texts are matched in order, skipping those never
-// stored (a client keeps a message we refused, so counting would name the
-// wrong one).
-func (h *Handler) userMessageAfter(ctx context.Context, userID, conversationID string, in chatInput) (int, error) {
-	conv, err := h.Store.GetConversation(ctx, conversationID)
-	if err == nil && conv.UserID != userID {
-		err = switchboard.ErrNotFound
-	}
-	var msgs []switchboard.Message
-	if err == nil {
-		msgs, err = h.Store.ListMessages(ctx, conversationID)
-	}
-	if isNotFound(err) {
-		return 0, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", conversationID)
-	}
-	if err != nil {
-		return 0, err
-	}
-	base, prior := 0, in.prior
-	if in.anchor != "" {
-		end := len(msgs) // just past the anchor turn's last message
-		for end > 0 && msgs[end-1].TurnID != in.anchor {
-			end--
-		}
-		if end > 0 {
-			for _, m := range msgs[:end] {
-				if m.Role == switchboard.RoleUser {
-					base++
-				}
-			}
-			msgs, prior = msgs[end:], in.afterAnchor
-		}
-	}
-	n := 0
-	for _, m := range msgs {
-		if m.Role != switchboard.RoleUser {
-			continue
-		}
-		for len(prior) > 0 && prior[0] != m.Content {
-			prior = prior[1:] // a message we never stored
-		}
-		if len(prior) == 0 {
-			break
-		}
-		n, prior = n+1, prior[1:]
-	}
-	return base + n + 1, nil
-}
-
-// chatResponse is the seed's reply, plus the turn's tool calls.
-type chatResponse struct {
-	Success        bool           `json:"success"`
-	Message        messageDTO     `json:"message"`
-	ConversationID string         `json:"conversation_id"`
-	TurnID         string         `json:"turn_id"`
-	Status         string         `json:"status"`
-	ToolCalls      []toolCallDTO  `json:"tool_calls"`
-	Usage          map[string]int `json:"usage"`
-	// PendingApprovals are the calls waiting for approval when status is
-	// awaiting_approval.
-	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
-}
-
-type messageDTO struct {
-	ID         string        `json:"id"`
-	Content    string        `json:"content"`
-	Role       string        `json:"role"`
-	Timestamp  string        `json:"timestamp"`
-	Type       string        `json:"type"`
-	ToolCalls  []requestedTC `json:"tool_calls,omitempty"`
-	ToolCallID string        `json:"tool_call_id,omitempty"`
-	ToolName   string        `json:"tool_name,omitempty"`
-	TurnID     string        `json:"turn_id,omitempty"`
-	// SupersededBy, in an admin's view: the turn that answered this
-	// message's question again.
-	SupersededBy string `json:"superseded_by,omitempty"`
-}
-
-type requestedTC struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
-}
-
-type toolCallDTO struct {
-	ID          string          `json:"id"`
-	CallID      string          `json:"call_id"`
-	Server      string          `json:"server"`
-	Tool        string          `json:"tool"`
-	ExposedName string          `json:"exposed_name"`
-	Arguments   json.RawMessage `json:"arguments"`
-	Result      string          `json:"result"`
-	Structured  json.RawMessage `json:"structured_result,omitempty"`
-	// ResultTruncated reports that result (or structured_result) is a
-	// preview of a larger result of ResultSize bytes (see previewBytes).
-	ResultTruncated bool    `json:"result_truncated,omitempty"`
-	ResultSize      int     `json:"result_size"`
-	Status          string  `json:"status"`
-	Error           string  `json:"error"`
-	DurationMS      float64 `json:"duration_ms"`
-}
-
-func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func toMessageDTO(m switchboard.Message) messageDTO {
-	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
-		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy}
-	for _, tc := range m.ToolCalls {
-		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
-	}
-	return d
-}
-
-func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
-	args := tc.Arguments
-	if len(args) == 0 {
-		args = json.RawMessage("{}")
-	}
-	p := previewOf(tc)
-	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
-		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
-		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration)}
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // wantsStream reports whether the client asked for the UI message stream.
 func wantsStream(c *gin.Context) bool {
@@ -403,42 +177,20 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 	for _, a := range in.decidedBefore {
 		req.Decisions = append(req.Decisions, orchestrator.Decision{CallID: a.callID, Approve: a.approve, Reason: a.reason})
 	}
-	ctx := c.Request.Context()
+	if in.external {
+		req.ExternalConversationID = in.conversation
+	} else {
+		req.ConversationID = in.conversation
+	}
 	if len(in.approvals) > 0 {
 		h.applyApprovals(c, stream, in, req)
 		return
 	}
-	for attempt := 0; ; attempt++ {
-		if err := h.resolveConversation(c, in, &req); err != nil {
-			h.writeError(c, err)
-			return
-		}
-		// A regenerate or an edit names a message of a chat we know; in a
-		// chat we never saw (its first message was refused, and this
-		// retries it) the message is new. Per attempt: the retry after a
-		// lost create race joins a chat.
-		req.Regenerate, req.Edit = 0, 0
-		if (in.regenerate || in.edit) && req.ConversationID != "" {
-			n, err := h.userMessageAfter(ctx, userID, req.ConversationID, in)
-			if err != nil {
-				h.writeError(c, err)
-				return
-			}
-			if in.regenerate {
-				req.Regenerate = n
-			} else {
-				req.Edit = n
-			}
-		}
-		done := h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
-			return h.Chat.Run(ctx, req, ev)
-		})
-		// Two first messages of one new AI SDK chat raced to create it: the
-		// loser joins the conversation the winner made.
-		if done || attempt > 0 {
-			return
-		}
-	}
+	req.Regenerate, req.Edit, req.Position = in.regenerate, in.edit, in.position
+	ctx := c.Request.Context()
+	h.respond(c, stream, func(ev orchestrator.Events) (*orchestrator.Result, error) {
+		return h.Chat.Run(ctx, req, ev)
+	})
 }
 
 // applyApprovals applies the decisions of an AI SDK body (the user approved
@@ -446,17 +198,10 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 // but the last decision are applied first; a call decided already (a retry)
 // is skipped.
 func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req orchestrator.Request) {
-	if err := h.resolveConversation(c, in, &req); err != nil {
-		h.writeError(c, err)
-		return
-	}
-	if req.ConversationID == "" { // an AI SDK chat we never saw
-		h.writeError(c, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", in.conversation))
-		return
-	}
 	ctx := c.Request.Context()
 	decision := func(a approvalResponse) orchestrator.Decision {
-		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID, CallID: a.callID,
+		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID,
+			ExternalConversationID: req.ExternalConversationID, CallID: a.callID,
 			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}
 	}
 	for _, a := range in.approvals[:len(in.approvals)-1] {
@@ -477,46 +222,16 @@ func decidedAlready(err error) bool {
 	return switchboard.IsCode(err, switchboard.CodeAlreadyDecided) || switchboard.IsCode(err, switchboard.CodeNotAwaitingApproval)
 }
 
-// resolveConversation turns the conversation named by the client into ours:
-// the AI SDK names a chat with its own id, which a first message creates.
-func (h *Handler) resolveConversation(c *gin.Context, in chatInput, req *orchestrator.Request) error {
-	req.ConversationID, req.ExternalConversationID = in.conversation, ""
-	if !in.external {
-		return nil
-	}
-	if switchboard.ValidID(in.conversation) {
-		conv, err := h.Store.GetConversation(c.Request.Context(), in.conversation)
-		if err == nil && conv.UserID == req.UserID {
-			return nil
-		}
-	}
-	conv, err := h.Store.ConversationByExternalID(c.Request.Context(), req.UserID, in.conversation)
-	switch {
-	case err == nil:
-		req.ConversationID = conv.ID
-	case errors.Is(err, switchboard.ErrNotFound):
-		req.ConversationID, req.ExternalConversationID = "", in.conversation
-	default:
-		return err
-	}
-	return nil
-}
-
-// respond runs a turn and answers with JSON or the UI message stream. It
-// returns false, having written nothing, when the turn lost the race to
-// create a conversation named by the client, so that the caller may retry.
-func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) bool {
+// respond runs a turn and answers with JSON or the UI message stream.
+func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Events) (*orchestrator.Result, error)) {
 	if !stream {
 		res, err := run(nil)
 		if res != nil {
 			c.Set(ctxTurn, res.Turn)
 		}
 		if err != nil {
-			if lostCreateRace(err) {
-				return false
-			}
 			h.writeError(c, err)
-			return true
+			return
 		}
 		if res.Replayed {
 			c.Header("Idempotent-Replayed", "true")
@@ -524,7 +239,7 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 			c.Header("Server-Timing", serverTiming(res.Turn.Timing))
 		}
 		c.JSON(http.StatusOK, toChatResponse(res))
-		return true
+		return
 	}
 	s := &uiStream{c: c}
 	res, err := run(s)
@@ -535,11 +250,8 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		if err == nil {
 			err = errors.New("turn ended without starting")
 		}
-		if lostCreateRace(err) {
-			return false
-		}
 		h.writeError(c, err)
-		return true
+		return
 	}
 	if err != nil {
 		if status, _ := describe(err); status >= 500 && !errors.Is(err, context.Canceled) {
@@ -547,32 +259,6 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		}
 	}
 	s.finish(res, err)
-	return true
-}
-
-// lostCreateRace reports whether err says that another request created the
-// conversation named by the client first.
-func lostCreateRace(err error) bool {
-	return switchboard.IsCode(err, switchboard.CodeConversationExists)
-}
-
-func toChatResponse(res *orchestrator.Result) chatResponse {
-	resp := chatResponse{
-		Success:        true,
-		Message:        toMessageDTO(res.Message),
-		ConversationID: res.Turn.ConversationID,
-		TurnID:         res.Turn.ID,
-		Status:         string(res.Turn.Status),
-		ToolCalls:      make([]toolCallDTO, len(res.ToolCalls)),
-		Usage:          map[string]int{"prompt_tokens": res.Turn.PromptTokens, "completion_tokens": res.Turn.CompletionTokens, "steps": res.Turn.Steps},
-	}
-	for i, tc := range res.ToolCalls {
-		resp.ToolCalls[i] = toToolCallDTO(tc)
-	}
-	for _, tc := range res.Pending {
-		resp.PendingApprovals = append(resp.PendingApprovals, toToolCallDTO(tc))
-	}
-	return resp
 }
 
 // postCancel cancels the running turn of a conversation. The reply's
@@ -580,12 +266,7 @@ func toChatResponse(res *orchestrator.Result) chatResponse {
 // stop it, or the turn's status ("failed") when no live instance held it
 // and it was failed at once.
 func (h *Handler) postCancel(c *gin.Context) {
-	conv, err := h.ownConversation(c)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
-	turn, err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, conv.ID)
+	turn, err := h.Chat.Cancel(c.Request.Context(), identity(c).UserID, c.Param("id"))
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -594,17 +275,12 @@ func (h *Handler) postCancel(c *gin.Context) {
 	if turn.Status != switchboard.TurnRunning {
 		status = string(turn.Status)
 	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": conv.ID, "turn_id": turn.ID, "status": status})
+	c.JSON(http.StatusOK, gin.H{"success": true, "conversation_id": turn.ConversationID, "turn_id": turn.ID, "status": status})
 }
 
 // postApproval approves or denies a tool call awaiting approval and
 // continues its turn, answering like chat (JSON or stream).
 func (h *Handler) postApproval(c *gin.Context) {
-	conv, err := h.ownConversation(c)
-	if err != nil {
-		h.writeError(c, err)
-		return
-	}
 	body, err := h.readBody(c)
 	if err != nil {
 		h.writeError(c, err)
@@ -623,7 +299,7 @@ func (h *Handler) postApproval(c *gin.Context) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_approval", "the body must be %s", example))
 		return
 	}
-	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: conv.ID, CallID: c.Param("call_id"),
+	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: c.Param("id"), CallID: c.Param("call_id"),
 		Approve: *in.Approve, Reason: in.Reason, RequestID: requestID(c)}
 	ctx := c.Request.Context()
 	h.respond(c, wantsStream(c), func(ev orchestrator.Events) (*orchestrator.Result, error) {

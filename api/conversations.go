@@ -27,13 +27,13 @@ func toConversationDTO(c switchboard.Conversation) conversationDTO {
 		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt)}
 }
 
-// ownConversation loads the conversation in the path if it belongs to the
-// caller. Another user's conversation is reported as absent, so that a user
-// never learns whether it exists.
+// ownConversation loads the caller's conversation in the path. Another
+// user's conversation is absent, as for the store, so that a user never
+// learns whether it exists.
 func (h *Handler) ownConversation(c *gin.Context) (switchboard.Conversation, error) {
 	id := c.Param("id")
-	conv, err := h.Store.GetConversation(c.Request.Context(), id)
-	if errors.Is(err, switchboard.ErrNotFound) || err == nil && conv.UserID != identity(c).UserID {
+	conv, err := h.Store.GetConversation(c.Request.Context(), identity(c).UserID, id)
+	if errors.Is(err, switchboard.ErrNotFound) {
 		return switchboard.Conversation{}, switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", id)
 	}
 	return conv, err
@@ -72,7 +72,7 @@ func (h *Handler) getConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	msgs, err := h.Store.ListMessages(c.Request.Context(), conv.ID)
+	msgs, err := h.Store.ListMessages(c.Request.Context(), conv.UserID, conv.ID)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -123,7 +123,7 @@ func (h *Handler) patchConversation(c *gin.Context) {
 		}
 		conv.Status = *body.Status
 	}
-	conv, err = h.Store.UpdateConversation(c.Request.Context(), conv)
+	conv, err = h.Store.UpdateConversation(c.Request.Context(), conv.UserID, conv)
 	if err != nil {
 		h.writeError(c, err)
 		return
@@ -137,7 +137,7 @@ func (h *Handler) deleteConversation(c *gin.Context) {
 		h.writeError(c, err)
 		return
 	}
-	if err := h.Store.DeleteConversation(c.Request.Context(), conv.ID); err != nil {
+	if err := h.Store.DeleteConversation(c.Request.Context(), conv.UserID, conv.ID); err != nil {
 		h.writeError(c, err)
 		return
 	}

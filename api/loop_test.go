@@ -286,7 +286,7 @@ func TestClientDisconnectCancelsTheTurn(t *testing.T) {
 	resp.Body.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		turns, err := st.ListTurns(context.Background(), conv)
+		turns, err := st.ListTurns(context.Background(), "alice", conv)
 		if err == nil && len(turns) == 1 && turns[0].Status == switchboard.TurnCancelled {
 			break
 		}
@@ -295,7 +295,7 @@ func TestClientDisconnectCancelsTheTurn(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	msgs, _ := st.ListMessages(context.Background(), conv)
+	msgs, _ := st.ListMessages(context.Background(), "alice", conv)
 	if len(msgs) == 0 || msgs[0].Content != "hello?" {
 		t.Errorf("the user's message was not kept: %+v", msgs)
 	}

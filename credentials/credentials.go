@@ -279,7 +279,9 @@ func (m *Manager) Secrets(ctx context.Context, userID, server string) (map[strin
 }
 
 // redirectURI is the OAuth callback.
-func (m *Manager) redirectURI() string { return strings.TrimSuffix(m.opts.PublicURL, "/") + "/oauth/callback" }
+func (m *Manager) redirectURI() string {
+	return strings.TrimSuffix(m.opts.PublicURL, "/") + "/oauth/callback"
+}
 
 // discover returns the discovery of a server's authorization, cached for
 // the life of the process; challenge is a 401's WWW-Authenticate, if any.

@@ -20,8 +20,9 @@ import (
 // needs is in the store, so it works after a restart. When ev is not nil
 // the model is streamed and ev sees each step.
 //
-// Errors: ErrNotFound (tool_call_not_found) for a call that is absent or not
-// the user's in that conversation; ErrConflict for a call already decided
+// Errors: ErrNotFound (conversation_not_found) for a conversation the user
+// does not have, and (tool_call_not_found) for a call that is absent or not
+// in that conversation; ErrConflict for a call already decided
 // (already_decided), a turn that no longer waits (not_awaiting_approval,
 // superseded) or that runs, or another turn of the conversation running
 // (turn_running); then those of Run. Once the call is decided, every way out
@@ -29,7 +30,17 @@ import (
 // — but for a decision whose commit's answer was lost (the store failed as it
 // replied): that turn keeps its conversation until its lease runs out (60 s)
 // and the next turn fails it.
-func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
+func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Result, error) {
+	id, err := o.decisionConversation(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	d.ConversationID, d.ExternalConversationID = id, ""
+	return o.decide(ctx, d, ev)
+}
+
+// decide is Decide in the user's conversation d.ConversationID.
+func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
 	if err := o.model.Ready(); err != nil {
 		return nil, err
 	}
@@ -43,28 +54,28 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	defer unlock()
 
 	missing := switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeToolCallNotFound, "tool call %q not found in conversation %q", d.CallID, d.ConversationID)
-	call, err := o.store.GetToolCall(ctx, d.CallID)
-	if notFound(err) || err == nil && (call.UserID != d.UserID || call.ConversationID != d.ConversationID) {
+	call, err := o.store.GetToolCall(ctx, d.UserID, d.CallID)
+	if notFound(err) || err == nil && call.ConversationID != d.ConversationID {
 		return nil, missing
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load tool call: %w", err)
 	}
-	rec, err := o.store.GetTurn(ctx, call.TurnID)
+	rec, err := o.store.GetTurn(ctx, d.UserID, call.TurnID)
 	if err != nil {
 		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
 	}
 	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNotAwaitingApproval, "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
 	}
-	turns, err := o.store.ListTurns(ctx, d.ConversationID)
+	turns, err := o.store.ListTurns(ctx, d.UserID, d.ConversationID)
 	if err != nil {
 		return nil, fmt.Errorf("list turns: %w", err)
 	}
 	if last := turns[len(turns)-1]; last.ID != rec.ID {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeSuperseded, "the conversation went on after this call asked for approval; it can no longer run")
 	}
-	if _, err := o.store.DecideToolCall(ctx, call.ID, d.Approve); err != nil {
+	if _, err := o.store.DecideToolCall(ctx, d.UserID, call.ID, d.Approve); err != nil {
 		if switchboard.IsCode(err, switchboard.CodeTurnRunning) {
 			return nil, o.turnRunning()
 		}
@@ -82,7 +93,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
 	call.Status = switchboard.CallRunning
-	msgs, err := o.store.ListMessages(ctx, d.ConversationID)
+	msgs, err := o.store.ListMessages(ctx, d.UserID, d.ConversationID)
 	if err != nil {
 		// The call was decided but cannot run: record it so, and end the
 		// turn.
@@ -152,7 +163,7 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (res *
 // away) or a turn cancelled (the request, or the cancel route) stops the
 // request: the new message would cancel the call instead. A retried
 // request (its Idempotency-Key used already) applies none: the first did.
-func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
+func (o *Orchestrator) decideFirst(ctx context.Context, req Request, conversationID string) error {
 	if req.IdempotencyKey != "" {
 		_, err := o.store.TurnByIdempotencyKey(ctx, req.UserID, req.IdempotencyKey)
 		if err == nil {
@@ -170,8 +181,8 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 		if seen[d.CallID] = true; len(seen) > maxDecisions {
 			break
 		}
-		d.UserID, d.ConversationID, d.RequestID = req.UserID, req.ConversationID, req.RequestID
-		_, err := o.Decide(ctx, d, nil)
+		d.UserID, d.ConversationID, d.RequestID = req.UserID, conversationID, req.RequestID
+		_, err := o.decide(ctx, d, nil)
 		if err == nil {
 			continue
 		}
@@ -185,7 +196,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request) error {
 			return err
 		}
 		// Stored, and then its turn failed; or not stored.
-		call, gerr := o.store.GetToolCall(ctx, d.CallID)
+		call, gerr := o.store.GetToolCall(ctx, req.UserID, d.CallID)
 		if gerr != nil {
 			return fmt.Errorf("load tool call %s after its decision failed (%w): %w", d.CallID, err, gerr)
 		}

@@ -88,8 +88,8 @@ func (t *turn) readToolResult(ctx context.Context, c *switchboard.ToolCall) {
 		fail("arguments must be {\"call_id\": \"...\", \"offset\": 0}")
 		return
 	}
-	target, err := t.o.store.GetToolCall(ctx, args.CallID)
-	if err != nil || target.UserID != t.caller.UserID {
+	target, err := t.o.store.GetToolCall(ctx, t.caller.UserID, args.CallID)
+	if err != nil {
 		fail(fmt.Sprintf("no tool result with call_id %q", args.CallID))
 		return
 	}

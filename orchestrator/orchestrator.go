@@ -36,8 +36,9 @@ type TurnStore interface {
 	BeginTurn(ctx context.Context, start *switchboard.TurnStart) ([]switchboard.Message, error)
 	// SaveTurn commits the turn's progress.
 	SaveTurn(ctx context.Context, update *switchboard.TurnUpdate) error
-	// GetToolCall reads a ledger row (for read_tool_result and approvals).
-	GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	// GetToolCall reads a ledger row of the user's (for read_tool_result
+	// and approvals).
+	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
 	// RenewTurn extends the lease under which a running turn holds its
 	// conversation, and reports whether its cancellation was requested
 	// through the store (by another instance).
@@ -54,18 +55,26 @@ type TurnStore interface {
 // ResumeStore is what continuing a turn after an approval reads.
 // store.Memory and store.Postgres implement it.
 type ResumeStore interface {
-	GetTurn(ctx context.Context, id string) (switchboard.Turn, error)
-	ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error)
-	ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error)
-	DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error)
+	GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error)
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
+	DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
+}
+
+// ConversationStore is what finding the conversation a request names
+// reads (see target). store.Memory and store.Postgres implement it.
+type ConversationStore interface {
+	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
+	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
 }
 
 // Store is everything the orchestrator stores and reads.
 type Store interface {
 	TurnStore
 	ResumeStore
+	ConversationStore
 }
 
 // Catalogs gives the current tool catalog. *tools.Registry implements it.
@@ -159,8 +168,8 @@ type Orchestrator struct {
 }
 
 type runningTurn struct {
-	userID, turnID string
-	cancel         context.CancelFunc
+	turnID string
+	cancel context.CancelFunc
 }
 
 // New returns an orchestrator over model, tools and store.
@@ -212,24 +221,30 @@ func (nopObserver) TurnEnded(switchboard.Turn)         {}
 func (nopObserver) ToolCallEnded(switchboard.ToolCall) {}
 func (nopObserver) ModelUsage(int, int)                {}
 
-// Request is one user message to answer.
+// Request is one user message to answer, as the client sent it: Run finds
+// which conversation and which of its messages the request means.
 type Request struct {
 	UserID string
-	// ConversationID continues a conversation; empty starts a new one.
+	// ConversationID continues one of the user's conversations; empty
+	// starts a new one.
 	ConversationID string
-	// ExternalConversationID, with ConversationID empty, names the new
-	// conversation with the client's own id.
+	// ExternalConversationID, instead of ConversationID, names the
+	// conversation with the client's own id (the AI SDK's chat id): the
+	// user's conversation of that id, or of our id when it is one of the
+	// user's; else a new conversation of that id. Of two first messages of
+	// one chat that race to start it, the second joins the conversation the
+	// first made.
 	ExternalConversationID string
 	Content                string
-	// Regenerate, above 0, answers the conversation's Regenerate-th user
-	// message (from 1), whose text is Content, again: the answers after it
-	// leave the transcript (see switchboard.TurnStart). ConversationID must
-	// name the conversation.
-	Regenerate int
-	// Edit, above 0, makes Content replace the conversation's Edit-th user
-	// message (from 1): it and the answers after it leave the transcript
-	// (see switchboard.TurnStart).
-	Edit int
+	// Regenerate answers Content again: the user message of the
+	// conversation that Position names, whose text is Content; the answers
+	// after it leave the transcript (see switchboard.TurnStart). Edit
+	// makes Content replace the user message that Position names: it and
+	// the answers after it leave the transcript. Regenerate wins over Edit.
+	// In a conversation that does not exist yet, Content is simply new.
+	Regenerate, Edit bool
+	// Position names the message of a Regenerate or an Edit.
+	Position Position
 	// IdempotencyKey, when set, makes a retry of the same request (same
 	// RequestHash) answer with the stored outcome instead of running again.
 	IdempotencyKey string
@@ -252,10 +267,14 @@ const maxDecisions = 16
 type Decision struct {
 	UserID         string
 	ConversationID string
-	CallID         string // the ledger id
-	Approve        bool
-	Reason         string
-	RequestID      string // names the HTTP request in logs
+	// ExternalConversationID, instead of ConversationID, names the
+	// conversation with the client's own id, as in Request; Decide does not
+	// start one.
+	ExternalConversationID string
+	CallID                 string // the ledger id
+	Approve                bool
+	Reason                 string
+	RequestID              string // names the HTTP request in logs
 }
 
 // Events receives a turn's progress as it happens, for streaming. All calls
@@ -289,39 +308,57 @@ type Result struct {
 	Replayed bool
 }
 
-// Run answers one user message: it stores the message, loops between the
+// Run answers one user message: it finds the conversation and the message
+// the request means (see target), stores the message, loops between the
 // model and the tools until a text answer, the step cap, a repeated call or
 // a call that needs approval, stores every step, and returns the outcome.
 // When ev is not nil the model is streamed and ev sees each step.
 //
-// Errors: llm_not_configured before anything is stored; ErrNotFound for a
-// conversation that is not the user's; ErrConflict for a reused idempotency
-// key; the model's errors (ErrUpstream, ErrUpstreamTimeout) after the turn
-// was stored as failed; ctx's error after it was stored as cancelled; store
-// errors as they come. With req.Decisions, first those of applying them
-// (see decideFirst): the message is then not stored, though tools of the
-// decided calls may have run.
-func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
+// Errors: ErrNotFound (conversation_not_found) for a conversation that is
+// not the user's; llm_not_configured before anything is stored; ErrConflict
+// for a reused idempotency key; the model's errors (ErrUpstream,
+// ErrUpstreamTimeout) after the turn was stored as failed; ctx's error after
+// it was stored as cancelled; store errors as they come. With
+// req.Decisions, first those of applying them (see decideFirst): the
+// message is then not stored, though tools of the decided calls may have
+// run.
+func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := o.run(ctx, req, ev)
+		// Two first messages of one new chat raced to create it: the
+		// loser, which stored nothing and told ev nothing, joins the
+		// conversation the winner made.
+		if attempt > 0 || req.ExternalConversationID == "" || switchboard.ErrorCode(err) != "conversation_exists" {
+			return res, err
+		}
+	}
+}
+
+func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
+	at, err := o.target(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.model.Ready(); err != nil {
 		return nil, err
 	}
-	if len(req.Decisions) > 0 && req.ConversationID != "" {
-		if err := o.decideFirst(ctx, req); err != nil {
+	if len(req.Decisions) > 0 && at.conversationID != "" {
+		if err := o.decideFirst(ctx, req, at.conversationID); err != nil {
 			return nil, err
 		}
 	}
 	ctx, span := o.opts.Tracer.Start(ctx, "turn", trace.WithAttributes(attribute.String("user.id", req.UserID)))
 	defer func() { endSpan(span, err) }()
 	waitUntil := time.Now().Add(o.opts.TurnWait)
-	if req.ConversationID != "" {
-		unlock, err := o.lock(ctx, req.ConversationID, waitUntil)
+	if at.conversationID != "" {
+		unlock, err := o.lock(ctx, at.conversationID, waitUntil)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
 	t := o.newTurn(ev, req.RequestID)
-	err = t.begin(ctx, req, waitUntil)
+	err = t.begin(ctx, req, at, waitUntil)
 	if switchboard.IsCode(err, switchboard.CodeIdempotencyKeyReused) {
 		return o.replay(ctx, req, ev)
 	}
@@ -355,13 +392,22 @@ func endSpan(span trace.Span, err error) {
 // listens (CancelTurn), else at the turn's next lease renewal. It returns
 // the turn: running, being cancelled; or failed, when no live instance held
 // it (its instance died: the store failed it at once, with its calls). It
-// returns an error wrapping ErrConflict (code no_running_turn) when no turn
-// of the user runs in the conversation.
+// returns an error wrapping ErrNotFound (conversation_not_found) when the
+// user has no such conversation, and ErrConflict (no_running_turn) when no
+// turn runs in it.
 func (o *Orchestrator) Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error) {
+	conv, err := o.store.GetConversation(ctx, userID, conversationID)
+	if notFound(err) {
+		return switchboard.Turn{}, errConversationNotFound(conversationID)
+	}
+	if err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load conversation: %w", err)
+	}
+	conversationID = conv.ID
 	o.mu.Lock()
 	r := o.running[conversationID]
 	o.mu.Unlock()
-	if r != nil && r.userID == userID {
+	if r != nil {
 		r.cancel()
 		return switchboard.Turn{ID: r.turnID, ConversationID: conversationID, UserID: userID, Status: switchboard.TurnRunning}, nil
 	}
@@ -500,7 +546,7 @@ func (o *Orchestrator) reconcile(rec switchboard.Turn) {
 // it runs. The returned function ends both.
 func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &runningTurn{userID: rec.UserID, turnID: rec.ID, cancel: cancel}
+	r := &runningTurn{turnID: rec.ID, cancel: cancel}
 	o.mu.Lock()
 	o.running[rec.ConversationID] = r
 	o.mu.Unlock()

@@ -329,8 +329,9 @@ func TestCancelEndsTheTurn(t *testing.T) {
 			}()
 			<-ev.started
 			<-r.lab.sleeping // the call reached the server
-			if _, err := r.o.Cancel(context.Background(), "someone-else", ev.turn.ConversationID); !errors.Is(err, switchboard.ErrConflict) {
-				t.Errorf("cancel by another user: got %v, want a conflict", err)
+			// Another user's conversation is not found, as for the API.
+			if _, err := r.o.Cancel(context.Background(), "someone-else", ev.turn.ConversationID); switchboard.ErrorCode(err) != "conversation_not_found" {
+				t.Errorf("cancel by another user: got %v, want conversation_not_found", err)
 			}
 			if _, err := r.o.Cancel(context.Background(), "u", ev.turn.ConversationID); err != nil {
 				t.Fatal(err)
@@ -361,7 +362,7 @@ func TestCancelEndsTheTurn(t *testing.T) {
 // storedTurn reads a turn and its first ledger row back.
 func storedTurn(t *testing.T, st orchestrator.Store, turn switchboard.Turn) (switchboard.Turn, switchboard.ToolCall) {
 	t.Helper()
-	got, err := st.GetTurn(context.Background(), turn.ID)
+	got, err := st.GetTurn(context.Background(), turn.UserID, turn.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +462,7 @@ func TestGuards(t *testing.T) {
 			t.Fatalf("got %v, want ErrUpstream", err)
 		}
 		turn, _ := storedTurn(t, st, ev.turn)
-		msgs, _ := st.ListMessages(context.Background(), ev.turn.ConversationID)
+		msgs, _ := st.ListMessages(context.Background(), "u", ev.turn.ConversationID)
 		if turn.Status != switchboard.TurnFailed || len(msgs) != 2 || msgs[0].Content != "hello?" || msgs[1].Type != switchboard.MessageError {
 			t.Errorf("stored: turn %s, messages %+v; want failed with the user's message and an error note", turn.Status, msgs)
 		}
@@ -527,7 +528,7 @@ func TestApprovalSurvivesARestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			row, _ := st.GetToolCall(context.Background(), res.ToolCalls[0].ID)
+			row, _ := st.GetToolCall(context.Background(), "u", res.ToolCalls[0].ID)
 			if row.Status != switchboard.CallDenied || !strings.Contains(row.Error, "not now") || len(r.lab.calls) != 1 {
 				t.Errorf("denied row: got %+v, writes %v", row, r.lab.calls)
 			}
@@ -589,7 +590,7 @@ func TestConcurrentTurnsOfOneConversationAreSerialised(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	msgs, err := r.store.ListMessages(context.Background(), first.Turn.ConversationID)
+	msgs, err := r.store.ListMessages(context.Background(), "u", first.Turn.ConversationID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -712,11 +713,11 @@ type failingDecisions struct {
 	fail atomic.Bool
 }
 
-func (s *failingDecisions) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+func (s *failingDecisions) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	if s.fail.Swap(false) {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, switchboard.ErrUnavailable)
 	}
-	return s.Memory.DecideToolCall(ctx, id, approve)
+	return s.Memory.DecideToolCall(ctx, userID, id, approve)
 }
 
 // TestDecisionsSentWithAMessage: decisions that come with a new message
@@ -740,8 +741,8 @@ func TestDecisionsSentWithAMessage(t *testing.T) {
 		Decisions: []orchestrator.Decision{{CallID: pending, Approve: true}}}
 	unchanged := func(what string) {
 		t.Helper()
-		msgs, _ := st.ListMessages(ctx, conv)
-		c, _ := st.GetToolCall(ctx, pending)
+		msgs, _ := st.ListMessages(ctx, "u", conv)
+		c, _ := st.GetToolCall(ctx, "u", pending)
 		if len(msgs) != 2 || c.Status != switchboard.CallAwaitingApproval || len(r.lab.calls) != 0 {
 			t.Errorf("%s: %d messages, call %s, writes %v; want the message not stored and the call still awaiting", what, len(msgs), c.Status, r.lab.calls)
 		}
@@ -763,7 +764,7 @@ func TestDecisionsSentWithAMessage(t *testing.T) {
 	if err != nil || res.Message.Content != "Noted." {
 		t.Fatalf("the retry: %v %+v", err, res)
 	}
-	if c, _ := st.GetToolCall(ctx, pending); c.Status != switchboard.CallSucceeded || !slices.Equal(r.lab.calls, []string{"precious"}) {
+	if c, _ := st.GetToolCall(ctx, "u", pending); c.Status != switchboard.CallSucceeded || !slices.Equal(r.lab.calls, []string{"precious"}) {
 		t.Errorf("the retry: call %s, writes %v; want the approved write run once", c.Status, r.lab.calls)
 	}
 }

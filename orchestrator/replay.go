@@ -24,7 +24,7 @@ func (o *Orchestrator) replay(ctx context.Context, req Request, ev Events) (*Res
 		return nil, switchboard.Errorf(switchboard.ErrConflict, "idempotency_in_progress",
 			"the first request with this Idempotency-Key is still running; retry when it has finished")
 	}
-	msgs, err := o.store.ListMessages(ctx, rec.ConversationID)
+	msgs, err := o.store.ListMessages(ctx, req.UserID, rec.ConversationID)
 	if err != nil {
 		return nil, fmt.Errorf("load transcript: %w", err)
 	}

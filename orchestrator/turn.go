@@ -41,22 +41,23 @@ type turn struct {
 	requestID string // for logs
 }
 
-// begin stores the turn's start. Another turn of the conversation running
-// on another instance (this one's are serialised before) is waited for
-// until waitUntil: then it answers turn_running.
-func (t *turn) begin(ctx context.Context, req Request, waitUntil time.Time) error {
+// begin stores the turn's start in the conversation at names. Another turn
+// of the conversation running on another instance (this one's are
+// serialised before) is waited for until waitUntil: then it answers
+// turn_running.
+func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time.Time) error {
 	start := &switchboard.TurnStart{
-		Conversation: switchboard.Conversation{ID: req.ConversationID, ExternalID: req.ExternalConversationID},
+		Conversation: switchboard.Conversation{ID: at.conversationID, ExternalID: at.externalID},
 		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
 			IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash, StartedAt: t.wallStart},
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
-		Regenerate:   req.Regenerate,
-		Edit:         req.Edit,
+		Regenerate:   at.regenerate,
+		Edit:         at.edit,
 	}
 	s := time.Now()
 	beginTurn := func() ([]switchboard.Message, error) {
-		start.Regenerate = req.Regenerate // each try looks again: a twin request may have stored it meanwhile
+		start.Regenerate = at.regenerate // each try looks again: a twin request may have stored it meanwhile
 		history, err := t.o.store.BeginTurn(ctx, start)
 		if switchboard.IsCode(err, switchboard.CodeNothingToRegenerate) {
 			// The client holds a user message we never stored (its send
@@ -87,7 +88,7 @@ func (t *turn) begin(ctx context.Context, req Request, waitUntil time.Time) erro
 	}
 	t.timing.Store += time.Since(s)
 	if notFound(err) {
-		return switchboard.Errorf(switchboard.ErrNotFound, "conversation_not_found", "conversation %q not found", req.ConversationID)
+		return errConversationNotFound(at.conversationID)
 	}
 	if errors.Is(err, switchboard.ErrUnavailable) && start.Turn.ID != "" {
 		// The store may have committed the start before the connection
@@ -495,7 +496,7 @@ func (t *turn) finish(ctx context.Context, status switchboard.TurnStatus, last *
 	// A write whose answer was lost with the connection may have committed:
 	// its retry then finds its own rows. Read the turn back to tell.
 	if retried && errors.Is(err, switchboard.ErrConflict) {
-		if stored, gerr := t.o.store.GetTurn(saveCtx, t.rec.ID); gerr == nil && stored.Status == t.rec.Status && stored.Steps == t.rec.Steps {
+		if stored, gerr := t.o.store.GetTurn(saveCtx, t.rec.UserID, t.rec.ID); gerr == nil && stored.Status == t.rec.Status && stored.Steps == t.rec.Steps {
 			t.unsaved = t.unsaved[:0]
 			err = nil
 		}

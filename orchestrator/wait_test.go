@@ -73,7 +73,7 @@ func TestTurnWaitIsBounded(t *testing.T) {
 					t.Fatalf("%s: the message still waits after 30 s for a turn that runs on", o.name)
 				}
 			}
-			if msgs, err := st.ListMessages(context.Background(), conv); err != nil || len(msgs) != 3 {
+			if msgs, err := st.ListMessages(context.Background(), "u", conv); err != nil || len(msgs) != 3 {
 				t.Errorf("messages: got %d, %v, want 3 (the refused ones not stored)", len(msgs), err)
 			}
 			cancel()

@@ -54,7 +54,7 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 			t.Fatalf("turn %d (%s): %v", i, what, err)
 		}
 		conv = ts.Conversation.ID
-		transcript, err := instances[0].ListMessages(t.Context(), conv)
+		transcript, err := instances[0].ListMessages(t.Context(), "alice", conv)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 
 func lastUserMessage(t *testing.T, p *store.Postgres, conv string) string {
 	t.Helper()
-	msgs, err := p.ListMessages(t.Context(), conv)
+	msgs, err := p.ListMessages(t.Context(), "alice", conv)
 	if err != nil {
 		t.Fatal(err)
 	}

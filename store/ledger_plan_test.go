@@ -135,6 +135,7 @@ type ledgerQuery struct {
 	groupBy string // "" lists; else stats
 	sql     string // a fixed query instead of f (transcript, turns)
 	arg     string
+	user    string // whose conversation arg is
 	// index must serve the query (one of them, when several could).
 	index []string
 }
@@ -151,7 +152,7 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 	if err != nil || deep == "" {
 		tb.Fatalf("first page: next %q, %v", deep, err)
 	}
-	conv, turn := first[0].ConversationID, first[0].TurnID
+	conv, turn, user := first[0].ConversationID, first[0].TurnID, first[0].UserID
 	day, week := end.Add(-24*time.Hour), end.Add(-7*24*time.Hour)
 	F := switchboard.ToolCallFilter{}
 	// Stats read one of the two indexes that include what they aggregate:
@@ -189,9 +190,9 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 		{name: "stats/by_tool/24h_of_a_server", f: switchboard.ToolCallFilter{Server: "web", Since: day}, groupBy: store.GroupByTool,
 			index: []string{"tool_calls_server", "tool_calls_server_tool", "tool_calls_started"}},
 		{name: "stats/by_tool/7d_of_a_user", f: switchboard.ToolCallFilter{UserID: "user_0007", Since: week}, groupBy: store.GroupByTool, index: []string{"tool_calls_user"}},
-		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, index: []string{"messages_transcript"}},
-		{name: "transcript/all_messages", sql: store.SelectAllMessages, arg: conv, index: []string{"messages_conversation_seq"}},
-		{name: "transcript/turns", sql: store.SelectTurnsOfConversation, arg: conv, index: []string{"turns_conversation"}},
+		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, user: user, index: []string{"messages_transcript"}},
+		{name: "transcript/all_messages", sql: store.SelectAllMessages, arg: conv, user: user, index: []string{"messages_conversation_seq"}},
+		{name: "transcript/turns", sql: store.SelectTurnsOfConversation, arg: conv, user: user, index: []string{"turns_conversation"}},
 	}
 }
 
@@ -212,13 +213,13 @@ func (q ledgerQuery) statement(tb testing.TB) (string, []any) {
 func (q ledgerQuery) run(ctx context.Context, p *store.Postgres) (int, error) {
 	switch {
 	case q.sql == store.SelectTranscript:
-		m, err := p.ListMessages(ctx, q.arg)
+		m, err := p.ListMessages(ctx, q.user, q.arg)
 		return len(m), err
 	case q.sql == store.SelectAllMessages:
-		m, err := p.ListAllMessages(ctx, q.arg)
+		m, err := p.ListAllMessages(ctx, q.user, q.arg)
 		return len(m), err
 	case q.sql == store.SelectTurnsOfConversation:
-		t, err := p.ListTurns(ctx, q.arg)
+		t, err := p.ListTurns(ctx, q.user, q.arg)
 		return len(t), err
 	case q.groupBy != "":
 		s, err := p.ToolCallStats(ctx, q.f, q.groupBy)

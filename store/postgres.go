@@ -43,12 +43,8 @@ func Migrations() fs.FS {
 // Postgres stores conversations, turns and the tool-call ledger in
 // PostgreSQL, through a pgx connection pool. BeginTurn and SaveTurn each
 // commit one transaction in one round trip (a pgx batch). It is safe for
-// concurrent use, also by several processes on one database.
-//
-// Besides the errors each method documents, a method returns an error
-// wrapping switchboard.ErrUnavailable when the database cannot be reached or
-// does not answer before the context's deadline, and an error wrapping
-// context.Canceled when the context is cancelled.
+// concurrent use, also by several processes on one database. It implements
+// [Store].
 type Postgres struct {
 	pool    *pgxpool.Pool
 	history *historyCache // nil: off

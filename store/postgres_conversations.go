@@ -27,10 +27,22 @@ const (
 	selectAllMessages = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
 )
 
-// GetConversation returns the conversation with the given id. It returns an
-// error wrapping switchboard.ErrNotFound if there is none or id is malformed.
-// It does not check who owns the conversation: callers do.
-func (p *Postgres) GetConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
+// GetConversation implements [Store.GetConversation].
+func (p *Postgres) GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
+WHERE id = $1 AND user_id = $2`, key, userID))
+	if err != nil {
+		return switchboard.Conversation{}, fmt.Errorf("load conversation %s of %s: %w", id, userID, dbError(err))
+	}
+	return c, nil
+}
+
+// AdminConversation implements [Store.AdminConversation].
+func (p *Postgres) AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error) {
 	key, ok := lookupID(id)
 	if !ok {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %q: %w", id, switchboard.ErrNotFound)
@@ -42,9 +54,7 @@ func (p *Postgres) GetConversation(ctx context.Context, id string) (switchboard.
 	return c, nil
 }
 
-// ConversationByExternalID returns the user's conversation that the client
-// named externalID. It returns an error wrapping switchboard.ErrNotFound if
-// the user has none.
+// ConversationByExternalID implements [Store.ConversationByExternalID].
 func (p *Postgres) ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error) {
 	c, err := scanConversation(p.pool.QueryRow(ctx, `SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 AND external_id = $2`, userID, externalID))
@@ -54,9 +64,7 @@ WHERE user_id = $1 AND external_id = $2`, userID, externalID))
 	return c, nil
 }
 
-// ListConversations returns the user's conversations, the most recently
-// updated first, at most limit of them (DefaultPageSize if limit is 0, at
-// most MaxPageSize). A user without conversations has an empty list.
+// ListConversations implements [Store.ListConversations].
 func (p *Postgres) ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error) {
 	rows, err := p.pool.Query(ctx, `SELECT `+conversationColumns+` FROM conversations
 WHERE user_id = $1 ORDER BY conversations.updated_at DESC, conversations.id DESC LIMIT $2`, userID, pageSize(limit))
@@ -78,83 +86,74 @@ WHERE user_id = $1 ORDER BY conversations.updated_at DESC, conversations.id DESC
 	return list, nil
 }
 
-// UpdateConversation sets the title and, if c.Status is not empty, the status
-// of the conversation c.ID, bumps its updated_at and returns it as stored;
-// other fields of c are ignored. It returns an error wrapping
-// switchboard.ErrNotFound if there is no such conversation or its id is
-// malformed, and ErrInvalid if the title or the status is too long.
-func (p *Postgres) UpdateConversation(ctx context.Context, c switchboard.Conversation) (switchboard.Conversation, error) {
+// UpdateConversation implements [Store.UpdateConversation].
+func (p *Postgres) UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error) {
 	if err := prepareConversationUpdate(&c); err != nil {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, err)
 	}
 	key, ok := lookupID(c.ID)
 	if !ok {
-		return switchboard.Conversation{}, fmt.Errorf("update conversation %q: %w", c.ID, switchboard.ErrNotFound)
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %q of %s: %w", c.ID, userID, switchboard.ErrNotFound)
 	}
 	stored, err := scanConversation(p.pool.QueryRow(ctx, `UPDATE conversations
-SET title = $2, status = COALESCE(NULLIF($3::varchar, ''), status), updated_at = $4
-WHERE id = $1 RETURNING `+conversationColumns, key, c.Title, c.Status, now()))
+SET title = $3, status = COALESCE(NULLIF($4::varchar, ''), status), updated_at = $5
+WHERE id = $1 AND user_id = $2 RETURNING `+conversationColumns, key, userID, c.Title, c.Status, now()))
 	if err != nil {
-		return switchboard.Conversation{}, fmt.Errorf("update conversation %s: %w", c.ID, dbError(err))
+		return switchboard.Conversation{}, fmt.Errorf("update conversation %s of %s: %w", c.ID, userID, dbError(err))
 	}
 	return stored, nil
 }
 
-// DeleteConversation deletes the conversation with its messages, turns and
-// tool calls. It returns an error wrapping switchboard.ErrNotFound if there is
-// no such conversation or id is malformed.
-func (p *Postgres) DeleteConversation(ctx context.Context, id string) error {
+// DeleteConversation implements [Store.DeleteConversation].
+func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) error {
 	key, ok := lookupID(id)
 	if !ok {
-		return fmt.Errorf("delete conversation %q: %w", id, switchboard.ErrNotFound)
+		return fmt.Errorf("delete conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, `DELETE FROM conversations WHERE id = $1`, key)
+	tag, err := p.pool.Exec(ctx, `DELETE FROM conversations WHERE id = $1 AND user_id = $2`, key, userID)
 	if err != nil {
-		return fmt.Errorf("delete conversation %s: %w", id, dbError(err))
+		return fmt.Errorf("delete conversation %s of %s: %w", id, userID, dbError(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete conversation %s: %w", id, switchboard.ErrNotFound)
+		return fmt.Errorf("delete conversation %s of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	p.history.drop(key)
 	return nil
 }
 
-// ListMessages returns the whole transcript of a conversation in order,
-// without the messages a regenerated answer superseded. It returns an error
-// wrapping switchboard.ErrNotFound if there is no such conversation or its
-// id is malformed.
-func (p *Postgres) ListMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	return p.listMessages(ctx, conversationID, selectTranscript)
+// ListMessages implements [Store.ListMessages].
+func (p *Postgres) ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
+	return p.listMessages(ctx, userID, conversationID, selectTranscript)
 }
 
-// ListAllMessages is ListMessages with the superseded messages, in their
-// place, their SupersededBy set: what happened, for admins.
-func (p *Postgres) ListAllMessages(ctx context.Context, conversationID string) ([]switchboard.Message, error) {
-	return p.listMessages(ctx, conversationID, selectAllMessages)
+// ListAllMessages implements [Store.ListAllMessages].
+func (p *Postgres) ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
+	return p.listMessages(ctx, userID, conversationID, selectAllMessages)
 }
 
-func (p *Postgres) listMessages(ctx context.Context, conversationID, sql string) ([]switchboard.Message, error) {
+func (p *Postgres) listMessages(ctx context.Context, userID, conversationID, sql string) ([]switchboard.Message, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
-		return nil, fmt.Errorf("list messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+		return nil, fmt.Errorf("list messages of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
 	var msgs []switchboard.Message
-	err := p.queryOfConversation(ctx, key, sql, func(rows pgx.Rows) (err error) {
+	err := p.queryOfConversation(ctx, userID, key, sql, func(rows pgx.Rows) (err error) {
 		msgs, err = collectMessages(rows)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list messages of conversation %s: %w", conversationID, err)
+		return nil, fmt.Errorf("list messages of conversation %s of %s: %w", conversationID, userID, err)
 	}
 	return msgs, nil
 }
 
 // queryOfConversation runs sql (with the conversation's id as $1) and hands
-// its rows to read, in one round trip that also tells a missing
-// conversation (ErrNotFound) from one without rows.
-func (p *Postgres) queryOfConversation(ctx context.Context, key string, sql string, read func(pgx.Rows) error) error {
+// its rows to read, in one round trip that also tells a conversation the
+// user does not have (ErrNotFound) from one without rows: read is not
+// called for another user's conversation.
+func (p *Postgres) queryOfConversation(ctx context.Context, userID, key string, sql string, read func(pgx.Rows) error) error {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1)`, key)
+	b.Queue(`SELECT EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)`, key, userID)
 	b.Queue(sql, key)
 	return p.send(ctx, b, func(br pgx.BatchResults) error {
 		var exists bool

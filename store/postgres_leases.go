@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -19,6 +23,12 @@ import (
 // orphan fails it, with its calls (failOrphaned): a new turn of its
 // conversation, a decision on one of its calls, a cancel, and the
 // instance itself as it starts (RecoverTurns).
+//
+// A turn's instance renews its lease while it runs (RenewTurn). A cancel
+// asked of whichever instance runs the turn (RequestCancel) flags it in
+// its row and tells every instance through NOTIFY (ListenCancels); an
+// instance that missed the notification reads the flag at its next
+// renewal.
 
 // orphaned is the SQL condition of a running turn that no live instance
 // holds, for the instance whose id (NULL: none) and boot are the
@@ -62,9 +72,9 @@ var (
 	// failOrphanOf fails the running turn of user $2's conversation $1
 	// if it is orphaned for instance $3 and boot $4.
 	failOrphanOf = failOrphaned(`conversation_id = $1 AND user_id = $2 AND ` + orphaned("$3", "$4"))
-	// failOrphanOfCall fails the running turn of the conversation of the
-	// call $1 if it is orphaned for instance $2 and boot $3.
-	failOrphanOfCall = failOrphaned(`conversation_id = (SELECT conversation_id FROM tool_calls WHERE id = $1) AND ` +
+	// failOrphanOfCall fails the running turn of the conversation of
+	// user $4's call $1 if it is orphaned for instance $2 and boot $3.
+	failOrphanOfCall = failOrphaned(`conversation_id = (SELECT conversation_id FROM tool_calls WHERE id = $1 AND user_id = $4) AND ` +
 		orphaned("$2", "$3"))
 	// failEarlierBoots fails the running turns of instance $1 that
 	// earlier boots than $2 hold.
@@ -124,15 +134,7 @@ func collectInterrupted(rows pgx.Rows) ([]switchboard.Interrupted, error) {
 // lease matches.
 func (p *Postgres) instanceArg() any { return nullString(p.instance) }
 
-// RecoverTurns fails, at once, the turns that earlier boots of this
-// instance (Options.Instance) left running, with their calls (see
-// switchboard.Interrupted): their leases may not have run out, but a
-// process that started again cannot be running them. It returns them,
-// oldest first. It does nothing for a store without an instance id.
-//
-// Call it once the process is sure to be the only live one with its
-// identity (cmd/switchboard calls it once it holds its listen address),
-// before it takes requests.
+// RecoverTurns implements [Store.RecoverTurns]. The instance is Options.Instance.
 func (p *Postgres) RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error) {
 	if p.instance == "" {
 		return nil, nil
@@ -159,4 +161,138 @@ ORDER BY id FOR NO KEY UPDATE`, p.instance, p.boot)
 		return nil, fmt.Errorf("recover the turns of instance %s: %w", p.instance, err)
 	}
 	return out, nil
+}
+
+const (
+	// renewTurn extends a running turn's lease and reads whether its
+	// cancellation was requested.
+	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'
+RETURNING cancel_requested`
+
+	// requestCancel flags the running turn of a user's conversation and
+	// tells the listening instances, when the transaction commits. It goes
+	// after failOrphaned, in the same transaction: a turn still running
+	// is held by a live instance.
+	requestCancel = `
+WITH t AS (
+    UPDATE turns SET cancel_requested = true
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running'
+    RETURNING id
+)
+SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
+)
+
+// RenewTurn implements [Store.RenewTurn].
+func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return false, fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
+	}
+	if err := p.pool.QueryRow(ctx, renewTurn, key, LeaseDuration).Scan(&cancelRequested); err != nil {
+		return false, fmt.Errorf("renew turn %s: %w", id, dbError(err))
+	}
+	return cancelRequested, nil
+}
+
+// RequestCancel implements [Store.RequestCancel]. The turn's id is also sent on the channel CancelChannel, which
+// ListenCancels hears on every instance.
+func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
+	key, ok := lookupID(conversationID)
+	if !ok {
+		return "", nil, fmt.Errorf("request cancel in %q: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	b := &pgx.Batch{}
+	// The conversation first, as every writer of its turns locks it.
+	b.Queue(`SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE`, key)
+	b.Queue(failOrphanOf, key, userID, p.instanceArg(), p.boot)
+	b.Queue(requestCancel, key, userID)
+	var (
+		id          string
+		interrupted []switchboard.Interrupted
+	)
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if interrupted, err = collectInterrupted(rows); err != nil {
+			return err
+		}
+		err = br.QueryRow().Scan(&id, new(any))
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, err)
+	}
+	switch {
+	case len(interrupted) > 0:
+		return interrupted[0].Turn.ID, &interrupted[0], nil
+	case id == "":
+		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
+	}
+	return id, nil, nil
+}
+
+// CancelChannel is the Postgres notification channel of RequestCancel.
+const CancelChannel = "switchboard_cancel"
+
+// ListenCancels calls fn with the id of every turn whose cancellation is
+// requested (RequestCancel, by any instance), until ctx ends. It listens on
+// a connection of its own to url, which must be a direct connection (LISTEN
+// needs a session; a transaction-pooling proxy does not keep one), and
+// reconnects with backoff when it breaks, logging to logger. A request made
+// while it is disconnected reaches its turn at the turn's next lease renewal.
+func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func(turnID string)) {
+	// pgxpool's parser, so that a URL with pool_* parameters (which
+	// OpenPostgres takes) does not send them to the server as settings.
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		logger.Error("cannot listen for cancel requests: the database url does not parse; cancels asked of other instances reach their turns at lease renewal only", "err", err)
+		return
+	}
+	cfg := pcfg.ConnConfig
+	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
+	backoff := 100 * time.Millisecond
+	for {
+		listened, err := listenCancels(ctx, cfg, fn)
+		if ctx.Err() != nil {
+			return
+		}
+		if listened {
+			backoff = 100 * time.Millisecond
+		}
+		logger.Warn("listening for cancel requests failed; retrying", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// listenCancels listens until its connection fails; listened tells whether
+// it got as far as listening.
+func listenCancels(ctx context.Context, cfg *pgx.ConnConfig, fn func(turnID string)) (listened bool, err error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, dbError(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+CancelChannel); err != nil {
+		return false, dbError(err)
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, dbError(err)
+		}
+		fn(n.Payload)
+	}
 }

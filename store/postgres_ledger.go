@@ -18,9 +18,21 @@ const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
     truncated, started_at, finished_at, payload_pruned`
 
-// GetToolCall returns the ledger row with the given id. It returns an error
-// wrapping switchboard.ErrNotFound if there is none or id is malformed.
-func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
+// GetToolCall implements [Store.GetToolCall].
+func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
+	key, ok := lookupID(id)
+	if !ok {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM tool_calls WHERE id = $1 AND user_id = $2`, key, userID))
+	if err != nil {
+		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s of %s: %w", id, userID, dbError(err))
+	}
+	return c, nil
+}
+
+// AdminToolCall implements [Store.AdminToolCall].
+func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q: %w", id, switchboard.ErrNotFound)
@@ -32,19 +44,11 @@ func (p *Postgres) GetToolCall(ctx context.Context, id string) (switchboard.Tool
 	return c, nil
 }
 
-// DecideToolCall moves a call that awaits approval to running (approve) or
-// denied, and its turn from awaiting_approval to running under a new lease,
-// atomically: of two deciders, one wins, and from the decision on the turn
-// holds its conversation (a regenerate or a new turn waits for it, a cancel
-// reaches it). It returns the call as stored before the decision. It
-// returns an error wrapping switchboard.ErrNotFound if there is no such
-// call, and ErrConflict with code "already_decided" if the call does not
-// await approval any more, or "turn_running" if its turn or another turn of
-// the conversation runs.
-func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) (switchboard.ToolCall, error) {
+// DecideToolCall implements [Store.DecideToolCall].
+func (p *Postgres) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
-		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q: %w", id, switchboard.ErrNotFound)
+		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	to := switchboard.CallRunning
 	if !approve {
@@ -55,19 +59,20 @@ func (p *Postgres) DecideToolCall(ctx context.Context, id string, approve bool) 
 	// running turn that no live instance holds is failed first, with its
 	// calls, as BeginTurn does.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1) FOR NO KEY UPDATE`, key)
-	b.Queue(failOrphanOfCall, key, p.instanceArg(), p.boot)
+	b.Queue(`SELECT FROM conversations WHERE id = (SELECT conversation_id FROM tool_calls WHERE id = $1 AND user_id = $2)
+FOR NO KEY UPDATE`, key, userID)
+	b.Queue(failOrphanOfCall, key, p.instanceArg(), p.boot, userID)
 	b.Queue(`
 WITH t AS (
     UPDATE turns SET status = 'running', lease_until = now() + $3::interval, cancel_requested = false,
         lease_instance = $4::text, lease_boot = $5::uuid
-    WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND status = 'awaiting_approval')
+    WHERE id = (SELECT turn_id FROM tool_calls WHERE id = $1 AND user_id = $6 AND status = 'awaiting_approval')
         AND status = 'awaiting_approval'
     RETURNING id
 )
 UPDATE tool_calls SET status = $2
-WHERE id = $1 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
-RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.boot)
+WHERE id = $1 AND user_id = $6 AND status = 'awaiting_approval' AND turn_id IN (SELECT id FROM t)
+RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.boot, userID)
 	var c switchboard.ToolCall
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
 		for range 2 {
@@ -80,14 +85,14 @@ RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.
 		return err
 	})
 	if errors.Is(err, switchboard.ErrNotFound) {
-		stored, gerr := p.GetToolCall(ctx, id)
+		stored, gerr := p.GetToolCall(ctx, userID, id)
 		if gerr != nil {
 			return switchboard.ToolCall{}, fmt.Errorf("decide tool call: %w", gerr)
 		}
 		if stored.Status == switchboard.CallAwaitingApproval {
 			// Its turn does not wait: it runs (a decision of another call
 			// of it), or it ended and the call can no longer run.
-			t, terr := p.GetTurn(ctx, stored.TurnID)
+			t, terr := p.GetTurn(ctx, userID, stored.TurnID)
 			switch {
 			case terr != nil && !errors.Is(terr, switchboard.ErrNotFound):
 				return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, terr)
@@ -104,14 +109,7 @@ RETURNING `+toolCallColumns, key, string(to), LeaseDuration, p.instanceArg(), p.
 	return c, nil
 }
 
-// ListToolCalls returns one page of the ledger rows that pass f, newest first
-// (by started_at, then id), and the cursor of the next page, which is empty
-// on the last page. A page has f.Limit rows (DefaultPageSize if 0, at most
-// MaxPageSize); f.After is the cursor of the previous page. Rows stored while
-// paging never make a later page repeat or skip a row.
-//
-// It returns an error wrapping switchboard.ErrInvalid if the cursor is
-// malformed, the status unknown, or a conversation or turn id malformed.
+// ListToolCalls implements [Store.ListToolCalls].
 func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error) {
 	q, err := prepareFilter(f)
 	if err != nil {
@@ -139,15 +137,7 @@ func (p *Postgres) ListToolCalls(ctx context.Context, f switchboard.ToolCallFilt
 	return calls, encodeCursor(last.StartedAt, last.ID), nil
 }
 
-// ToolCallStats aggregates the ledger rows that pass f (After and Limit are
-// ignored) per tool (groupBy GroupByTool: Group is the server's tool name) or
-// per server (GroupByServer: Group is the server), ordered by server and
-// group. Count counts all rows; Errors, ErrorRate, P50 and P95 consider
-// finished calls only (not running or awaiting approval), and an error is
-// any final status but succeeded.
-//
-// It returns an error wrapping switchboard.ErrInvalid if groupBy is unknown
-// or the filter is invalid.
+// ToolCallStats implements [Store.ToolCallStats].
 func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error) {
 	if err := checkGroupBy(groupBy); err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", err)
@@ -266,11 +256,8 @@ func whereClause(where []string) string {
 	return " WHERE " + strings.Join(where, " AND ")
 }
 
-// PruneToolCallPayloads removes the arguments and results of at most batch
-// ledger rows that started before before, oldest first, keeping the rows and
-// their metadata; it returns how many it pruned. Call it until it returns
-// less than batch. Rows locked by a running write are skipped, to be pruned
-// by a later batch.
+// PruneToolCallPayloads implements [Store.PruneToolCallPayloads]. Rows locked by a running write are skipped, to be pruned by a later
+// batch.
 func (p *Postgres) PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)

@@ -208,7 +208,7 @@ func TestMigrateAdoptsSeed(t *testing.T) {
 	if len(contents) != 3 || contents[0] != "from the seed" || contents[2] != "from switchboard" {
 		t.Errorf("history: got %q, want the seed's two messages, then ours", contents)
 	}
-	if err := p.DeleteConversation(t.Context(), conversation); err != nil {
+	if err := p.DeleteConversation(t.Context(), "alice", conversation); err != nil {
 		t.Errorf("DeleteConversation of the seed's conversation: got error %v, want none (cascading)", err)
 	}
 }
@@ -230,7 +230,7 @@ func TestPostgresUnavailable(t *testing.T) {
 
 	p := openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true})
 	p.Close()
-	if _, err := p.GetConversation(t.Context(), switchboard.NewID()); !errors.Is(err, switchboard.ErrUnavailable) {
+	if _, err := p.GetConversation(t.Context(), "alice", switchboard.NewID()); !errors.Is(err, switchboard.ErrUnavailable) {
 		t.Errorf("GetConversation on a closed store: got error %v, want %v", err, switchboard.ErrUnavailable)
 	}
 }
@@ -261,7 +261,7 @@ func TestAbandonedTurn(t *testing.T) {
 	if _, err := pg.BeginTurn(t.Context(), &second); err != nil {
 		t.Fatalf("a turn after an abandoned one: %v", err)
 	}
-	got, err := pg.GetTurn(t.Context(), first.Turn.ID)
+	got, err := pg.GetTurn(t.Context(), "alice", first.Turn.ID)
 	if err != nil || got.Status != switchboard.TurnFailed || got.Error == "" || got.FinishedAt.IsZero() {
 		t.Errorf("abandoned turn: got %+v, %v; want failed", got, err)
 	}

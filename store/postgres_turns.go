@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/switchboard-dev/switchboard"
 )
@@ -41,21 +38,6 @@ SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
     $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz,
     $16::text, now() + $17::interval, $18::text, $19::uuid
 FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
-
-	renewTurn = `UPDATE turns SET lease_until = now() + $2::interval WHERE id = $1 AND status = 'running'
-RETURNING cancel_requested`
-
-	// requestCancel flags the running turn of a user's conversation and
-	// tells the listening instances, when the transaction commits. It goes
-	// after failOrphaned, in the same transaction: a turn still running
-	// is held by a live instance.
-	requestCancel = `
-WITH t AS (
-    UPDATE turns SET cancel_requested = true
-    WHERE conversation_id = $1 AND user_id = $2 AND status = 'running'
-    RETURNING id
-)
-SELECT id::text, pg_notify('` + CancelChannel + `', id::text) FROM t`
 
 	// insertMessage stores a message of an existing turn, in the turn's
 	// conversation.
@@ -215,38 +197,13 @@ RETURNING started_at`
     request_hash`
 )
 
-// BeginTurn commits, at once, the start of a turn: it creates the
-// conversation when s.Conversation.ID is empty (titled after the user's
-// message unless s.Conversation.Title is set) or bumps its updated_at, then
-// stores the turn as running and the user's message; it cancels the
-// conversation's calls still awaiting approval, and the turn awaiting them
-// (the user went on without deciding: they can no longer run). A running
-// turn of the conversation that no live instance holds (its lease ran out,
-// or it names an earlier boot of this store's instance) is failed first,
-// with its calls, and reported in s.Interrupted; one that a live instance
-// holds makes the start fail with turn_running. It fills the generated
-// ids and times, and the conversation as stored, back into s, and returns the
-// history window: the latest s.HistoryLimit messages of the conversation in
-// order (all if 0), the new message last. With s.Regenerate, it stores no
-// message: the messages after the one to answer again leave the transcript,
-// and the window ends with that message.
+// BeginTurn implements [Store.BeginTurn].
 //
 // Its commit does not wait for the disk flush: the turn's next commit
 // (SaveTurn's, which waits) makes it durable too, so the user's message is
 // durable before a tool runs or the final reply goes out. A database crash
 // in between loses a turn that had not finished (streamed parts a client saw
 // included). This takes one of a turn's three flushes off its path.
-//
-// It returns an error wrapping switchboard.ErrNotFound if the conversation to
-// continue does not exist, has a malformed id or belongs to another user than
-// s.Turn.UserID, or s.Regenerate is set for a new conversation; ErrConflict
-// if the user has a turn with the same idempotency key (a *switchboard.Error
-// with code "idempotency_key_reused"), another turn of the conversation runs
-// ("turn_running"), an id is taken, or the message
-// s.Regenerate names is missing ("nothing_to_regenerate") or differs from
-// s.UserMessage ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id, unknown role or message
-// type, malformed turn or message id, negative history limit, text too long).
-// Nothing is stored when it fails.
 func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
 	now := now()
 	create, err := prepareTurnStart(s, now)
@@ -434,22 +391,7 @@ func historyLimit(n int) any {
 	return n
 }
 
-// SaveTurn commits, at once, a turn's progress: it updates the turn (status,
-// steps, tokens, timing, error, finished time), appends u.Messages to the
-// conversation, and upserts u.ToolCalls by id: a new id inserts a ledger
-// row; an existing one updates its status, result, structured result, error,
-// error class, duration, result size, truncated flag and finished time. The
-// messages and calls belong to the turn: their ConversationID, TurnID and
-// (for calls) UserID are the turn's. When the turn leaves running (it ends
-// or waits for an approval) it bumps the conversation's updated_at. It
-// fills generated ids and times, the turn's conversation and user, and each
-// call's stored StartedAt back into u.
-//
-// It returns an error wrapping switchboard.ErrNotFound if the turn does not
-// exist or its id is malformed; ErrConflict if a message id is taken or a
-// call id belongs to another turn's call; ErrInvalid if u is invalid (unknown
-// status, role or message type, malformed id, JSON that does not parse,
-// names too long). Nothing is stored when it fails.
+// SaveTurn implements [Store.SaveTurn].
 func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error {
 	now := now()
 	if err := prepareTurnUpdate(u, now); err != nil {
@@ -570,30 +512,27 @@ func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID s
 	return nil
 }
 
-// GetTurn returns the turn with the given id. It returns an error wrapping
-// switchboard.ErrNotFound if there is none or id is malformed.
-func (p *Postgres) GetTurn(ctx context.Context, id string) (switchboard.Turn, error) {
+// GetTurn implements [Store.GetTurn].
+func (p *Postgres) GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error) {
 	key, ok := lookupID(id)
 	if !ok {
-		return switchboard.Turn{}, fmt.Errorf("load turn %q: %w", id, switchboard.ErrNotFound)
+		return switchboard.Turn{}, fmt.Errorf("load turn %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	t, err := scanTurn(p.pool.QueryRow(ctx, `SELECT `+turnColumns+` FROM turns WHERE id = $1`, key))
+	t, err := scanTurn(p.pool.QueryRow(ctx, `SELECT `+turnColumns+` FROM turns WHERE id = $1 AND user_id = $2`, key, userID))
 	if err != nil {
-		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, dbError(err))
+		return switchboard.Turn{}, fmt.Errorf("load turn %s of %s: %w", id, userID, dbError(err))
 	}
 	return t, nil
 }
 
-// ListTurns returns the turns of a conversation, oldest first. It returns an
-// error wrapping switchboard.ErrNotFound if there is no such conversation or
-// its id is malformed.
-func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]switchboard.Turn, error) {
+// ListTurns implements [Store.ListTurns].
+func (p *Postgres) ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error) {
 	key, ok := lookupID(conversationID)
 	if !ok {
-		return nil, fmt.Errorf("list turns of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+		return nil, fmt.Errorf("list turns of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
 	turns := []switchboard.Turn{}
-	err := p.queryOfConversation(ctx, key, selectTurnsOfConversation, func(rows pgx.Rows) error {
+	err := p.queryOfConversation(ctx, userID, key, selectTurnsOfConversation, func(rows pgx.Rows) error {
 		for rows.Next() {
 			t, err := scanTurn(rows)
 			if err != nil {
@@ -604,14 +543,12 @@ func (p *Postgres) ListTurns(ctx context.Context, conversationID string) ([]swit
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list turns of conversation %s: %w", conversationID, err)
+		return nil, fmt.Errorf("list turns of conversation %s of %s: %w", conversationID, userID, err)
 	}
 	return turns, nil
 }
 
-// TurnByIdempotencyKey returns the user's turn that was begun with the given
-// idempotency key. It returns an error wrapping switchboard.ErrNotFound if
-// there is none (an empty key has none).
+// TurnByIdempotencyKey implements [Store.TurnByIdempotencyKey].
 func (p *Postgres) TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error) {
 	if key == "" {
 		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, switchboard.ErrNotFound)
@@ -622,132 +559,6 @@ func (p *Postgres) TurnByIdempotencyKey(ctx context.Context, userID, key string)
 		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, dbError(err))
 	}
 	return t, nil
-}
-
-// RenewTurn extends the lease of a running turn by LeaseDuration, so that a
-// turn longer than the lease is not taken for abandoned, and reports whether
-// its cancellation was requested (RequestCancel). It returns an error
-// wrapping switchboard.ErrNotFound if the turn does not exist or is not
-// running.
-func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error) {
-	key, ok := lookupID(id)
-	if !ok {
-		return false, fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
-	}
-	if err := p.pool.QueryRow(ctx, renewTurn, key, LeaseDuration).Scan(&cancelRequested); err != nil {
-		return false, fmt.Errorf("renew turn %s: %w", id, dbError(err))
-	}
-	return cancelRequested, nil
-}
-
-// RequestCancel asks for the running turn of the user's conversation to be
-// cancelled, whichever instance runs it: the turn is flagged (RenewTurn
-// reports it) and its id is sent on the channel CancelChannel, which
-// ListenCancels hears. A turn that no live instance holds (its lease ran
-// out, or it names an earlier boot of this store's instance) has nobody to
-// stop it: it is failed at once instead, with its calls, and returned as
-// interrupted. It returns the turn's id, or an error wrapping
-// switchboard.ErrConflict (code no_running_turn) when no turn of the user
-// runs in the conversation.
-func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID string) (string, *switchboard.Interrupted, error) {
-	key, ok := lookupID(conversationID)
-	if !ok {
-		return "", nil, fmt.Errorf("request cancel in %q: %w", conversationID, errNoRunningTurn(conversationID))
-	}
-	b := &pgx.Batch{}
-	// The conversation first, as every writer of its turns locks it.
-	b.Queue(`SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE`, key)
-	b.Queue(failOrphanOf, key, userID, p.instanceArg(), p.boot)
-	b.Queue(requestCancel, key, userID)
-	var (
-		id          string
-		interrupted []switchboard.Interrupted
-	)
-	err := p.send(ctx, b, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		if interrupted, err = collectInterrupted(rows); err != nil {
-			return err
-		}
-		err = br.QueryRow().Scan(&id, new(any))
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-		}
-		return err
-	})
-	if err != nil {
-		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, err)
-	}
-	switch {
-	case len(interrupted) > 0:
-		return interrupted[0].Turn.ID, &interrupted[0], nil
-	case id == "":
-		return "", nil, fmt.Errorf("request cancel in %s: %w", conversationID, errNoRunningTurn(conversationID))
-	}
-	return id, nil, nil
-}
-
-// CancelChannel is the Postgres notification channel of RequestCancel.
-const CancelChannel = "switchboard_cancel"
-
-// ListenCancels calls fn with the id of every turn whose cancellation is
-// requested (RequestCancel, by any instance), until ctx ends. It listens on
-// a connection of its own to url, which must be a direct connection (LISTEN
-// needs a session; a transaction-pooling proxy does not keep one), and
-// reconnects with backoff when it breaks, logging to logger. A request made
-// while it is disconnected reaches its turn at the turn's next lease renewal.
-func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func(turnID string)) {
-	// pgxpool's parser, so that a URL with pool_* parameters (which
-	// OpenPostgres takes) does not send them to the server as settings.
-	pcfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		logger.Error("cannot listen for cancel requests: the database url does not parse; cancels asked of other instances reach their turns at lease renewal only", "err", err)
-		return
-	}
-	cfg := pcfg.ConnConfig
-	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
-	backoff := 100 * time.Millisecond
-	for {
-		listened, err := listenCancels(ctx, cfg, fn)
-		if ctx.Err() != nil {
-			return
-		}
-		if listened {
-			backoff = 100 * time.Millisecond
-		}
-		logger.Warn("listening for cancel requests failed; retrying", "in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Second)
-	}
-}
-
-// listenCancels listens until its connection fails; listened tells whether
-// it got as far as listening.
-func listenCancels(ctx context.Context, cfg *pgx.ConnConfig, fn func(turnID string)) (listened bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return false, dbError(err)
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+CancelChannel); err != nil {
-		return false, dbError(err)
-	}
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, dbError(err)
-		}
-		fn(n.Payload)
-	}
 }
 
 func scanTurn(row pgx.Row) (switchboard.Turn, error) {

@@ -1,11 +1,13 @@
 // Package store persists Switchboard's conversations, turns and tool-call
 // ledger, in memory or in Postgres.
 //
-// [Memory] and [Postgres] implement the same contract, with the same
-// validation and the same errors: a method that fails returns an error that
-// wraps one of the root package's sentinels (switchboard.ErrNotFound,
+// [Memory] and [Postgres] implement the same contract, [Store], with the
+// same validation and the same errors: a method that fails returns an error
+// that wraps one of the root package's sentinels (switchboard.ErrNotFound,
 // ErrInvalid, ErrConflict, ErrUnavailable) or, for Postgres, an unexpected
-// database error. The contract is tested by package storetest against both.
+// database error. The contract is documented once, on [Store], and tested by
+// package storetest against both. Reads of a user's records take the user:
+// another user's are not found.
 //
 // Conventions both stores share:
 //   - Times are stored in UTC with microsecond precision (Postgres's); the
@@ -232,9 +234,6 @@ func validTurnStatus(s switchboard.TurnStatus) bool {
 	return false
 }
 
-// prepareTurnStart validates s and fills in what the store generates. It
-// reports whether the conversation is to be created; for one to continue it
-// returns an error wrapping ErrNotFound if its id is malformed.
 // LeaseDuration is how long a running turn holds its conversation without
 // a write or a RenewTurn; past it the turn counts as abandoned.
 const LeaseDuration = 60 * time.Second
@@ -299,6 +298,9 @@ func errAlreadyDecided(id string) error {
 		switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeAlreadyDecided, "tool call %s does not await approval (it was decided already)", id))
 }
 
+// prepareTurnStart validates s and fills in what the store generates. It
+// reports whether the conversation is to be created; for one to continue it
+// returns an error wrapping ErrNotFound if its id is malformed.
 func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err error) {
 	if s == nil {
 		return false, invalid("invalid_turn", "no turn to begin")

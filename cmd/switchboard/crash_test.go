@@ -327,7 +327,7 @@ func blockTurn(t *testing.T, s *service, token, conv, url, dir string) {
 // order, and that the conversation's calls are closed as interrupted.
 func checkInterrupted(t *testing.T, pg *store.Postgres, conv string, want []switchboard.TurnStatus) {
 	t.Helper()
-	turns, err := pg.ListTurns(t.Context(), conv)
+	turns, err := pg.ListTurns(t.Context(), "alice", conv)
 	if err != nil {
 		t.Fatal(err)
 	}

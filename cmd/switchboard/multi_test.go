@@ -177,7 +177,7 @@ func TestTwoInstancesOneConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	msgs, err := pg.ListMessages(context.Background(), first.ConversationID)
+	msgs, err := pg.ListMessages(context.Background(), "alice", first.ConversationID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestTwoInstancesOneConversation(t *testing.T) {
 			t.Fatalf("transcript interleaved at %d: %q (%s) then %q (%s)", i, q.Content, q.TurnID, r.Content, r.TurnID)
 		}
 	}
-	turns, _ := pg.ListTurns(context.Background(), first.ConversationID)
+	turns, _ := pg.ListTurns(context.Background(), "alice", first.ConversationID)
 	for _, tr := range turns {
 		if tr.Status != switchboard.TurnCompleted {
 			t.Errorf("turn %s: %s", tr.ID, tr.Status)
@@ -297,7 +297,7 @@ func TestCancelReachesTheInstanceRunningTheTurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Close()
-	turns, err := pg.ListTurns(context.Background(), first.ConversationID)
+	turns, err := pg.ListTurns(context.Background(), "alice", first.ConversationID)
 	if err != nil || len(turns) != 2 || turns[1].Status != switchboard.TurnCancelled {
 		t.Errorf("turns: got %+v, %v, want the second cancelled", turns, err)
 	}

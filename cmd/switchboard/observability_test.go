@@ -98,7 +98,7 @@ func TestRetentionJob(t *testing.T) {
 	cancel()
 	stop()
 	for i, c := range calls {
-		got, err := pg.GetToolCall(context.Background(), c.ID)
+		got, err := pg.GetToolCall(context.Background(), "alice", c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -82,7 +82,7 @@ func TestGracefulShutdown(t *testing.T) {
 			if err != nil || len(convs) != 1 {
 				t.Fatalf("conversations: %v %v", convs, err)
 			}
-			turns, _ := pg.ListTurns(context.Background(), convs[0].ID)
+			turns, _ := pg.ListTurns(context.Background(), "dev", convs[0].ID)
 			if len(turns) != 1 || turns[0].Status != tt.wantTurn || turns[0].FinishedAt.IsZero() {
 				t.Errorf("stored turn: got %+v, want %s", turns, tt.wantTurn)
 			}

@@ -83,7 +83,7 @@ func wantInterrupted(t *testing.T, s Store, what string, got *switchboard.Interr
 		got.Turn.Status != switchboard.TurnFailed || got.Turn.Error == "" || got.Turn.FinishedAt.IsZero() {
 		t.Errorf("%s: got turn %+v, want %s failed with an error and a finish", what, got.Turn, turn.ID)
 	}
-	stored, err := s.GetTurn(t.Context(), turn.ID)
+	stored, err := s.GetTurn(t.Context(), turn.UserID, turn.ID)
 	if err != nil || stored.Status != switchboard.TurnFailed || stored.Error != got.Turn.Error || !stored.FinishedAt.Equal(got.Turn.FinishedAt) {
 		t.Errorf("%s: stored turn %+v, %v, want it as reported: %+v", what, stored, err, got.Turn)
 	}
@@ -101,13 +101,13 @@ func wantInterrupted(t *testing.T, s Store, what string, got *switchboard.Interr
 		case switchboard.CallAwaitingApproval:
 			cl.Status, cl.ErrorClass = switchboard.CallCancelled, switchboard.ErrorClassCancelled
 		default:
-			if s, err := s.GetToolCall(t.Context(), c.ID); err != nil || s.Status != c.Status || !s.FinishedAt.Equal(stamp(c.FinishedAt)) {
+			if s, err := s.GetToolCall(t.Context(), turn.UserID, c.ID); err != nil || s.Status != c.Status || !s.FinishedAt.Equal(stamp(c.FinishedAt)) {
 				t.Errorf("%s: a call that had finished: got %+v, %v, want it unchanged", what, s, err)
 			}
 			continue
 		}
 		want = append(want, cl)
-		stored, err := s.GetToolCall(t.Context(), c.ID)
+		stored, err := s.GetToolCall(t.Context(), turn.UserID, c.ID)
 		if err != nil || stored.Status != cl.Status || stored.ErrorClass != cl.ErrorClass || stored.Error == "" ||
 			!stored.FinishedAt.Equal(got.Turn.FinishedAt) {
 			t.Errorf("%s: stored call %s: got %s, %q, %q, finished %v, %v; want %s, %s, a reason, finished with its turn (%v)",
@@ -161,7 +161,7 @@ func testExpiredLease(t *testing.T, in Instances) {
 		t.Errorf("stats: got %+v, %v, want 3 calls, all finished, 2 of them failures", stats, err)
 	}
 	// The next start finds nothing more to fail.
-	endRunning(t, b, conv)
+	endRunning(t, b, "alice", conv)
 	again := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conv}, Turn: switchboard.Turn{UserID: "alice"},
 		UserMessage: switchboard.Message{Content: "again"}}
 	if _, err := b.BeginTurn(ctx, &again); err != nil || again.Interrupted != nil {
@@ -180,7 +180,7 @@ func testCancelOrphaned(t *testing.T, in Instances) {
 	if _, _, err := b.RequestCancel(ctx, "bob", conv); switchboard.ErrorCode(err) != "no_running_turn" {
 		t.Errorf("cancel by another user: got %v, want no_running_turn", err)
 	}
-	if got, _ := b.GetTurn(ctx, first.Turn.ID); got.Status != switchboard.TurnRunning {
+	if got, _ := b.GetTurn(ctx, "alice", first.Turn.ID); got.Status != switchboard.TurnRunning {
 		t.Errorf("the turn after another user's cancel: got %s, want running still", got.Status)
 	}
 	id, got, err := b.RequestCancel(ctx, "alice", conv)
@@ -227,7 +227,7 @@ func testRecoverTurns(t *testing.T, in Instances) {
 	if again, err := a2.RecoverTurns(ctx); err != nil || len(again) != 0 {
 		t.Errorf("RecoverTurns again, with a turn of this boot running: got %+v, %v, want none", again, err)
 	}
-	if got, _ := a2.GetTurn(ctx, mine.Turn.ID); got.Status != switchboard.TurnRunning {
+	if got, _ := a2.GetTurn(ctx, "alice", mine.Turn.ID); got.Status != switchboard.TurnRunning {
 		t.Errorf("this boot's turn: got %s, want running", got.Status)
 	}
 	if none, err := in.Open(t, "").RecoverTurns(ctx); err != nil || len(none) != 0 {
@@ -253,7 +253,7 @@ func testEarlierBoot(t *testing.T, in Instances) {
 	paused := three.Turn
 	paused.Status = switchboard.TurnAwaitingApproval
 	save(t, a1, &switchboard.TurnUpdate{Turn: paused, ToolCalls: []switchboard.ToolCall{decided, waiting}})
-	if _, err := a1.DecideToolCall(ctx, decided.ID, true); err != nil {
+	if _, err := a1.DecideToolCall(ctx, "alice", decided.ID, true); err != nil {
 		t.Fatal(err)
 	}
 
@@ -271,16 +271,16 @@ func testEarlierBoot(t *testing.T, in Instances) {
 	}
 	wantInterrupted(t, a2, "the cancel", got, two.Turn, twoCalls)
 
-	if _, err := a2.DecideToolCall(ctx, waiting.ID, true); switchboard.ErrorCode(err) != "already_decided" {
+	if _, err := a2.DecideToolCall(ctx, "alice", waiting.ID, true); switchboard.ErrorCode(err) != "already_decided" {
 		t.Errorf("deciding a call of the earlier boot's resumed turn: got %v, want already_decided (its turn failed)", err)
 	}
 	decided.Status = switchboard.CallRunning // as the decision left it
-	stored, err := a2.GetTurn(ctx, three.Turn.ID)
+	stored, err := a2.GetTurn(ctx, "alice", three.Turn.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []switchboard.ToolCall{decided, waiting} {
-		got, err := a2.GetToolCall(ctx, c.ID)
+		got, err := a2.GetToolCall(ctx, "alice", c.ID)
 		want := map[switchboard.ToolCallStatus]switchboard.ToolCallStatus{switchboard.CallRunning: switchboard.CallFailed,
 			switchboard.CallAwaitingApproval: switchboard.CallCancelled}[c.Status]
 		if err != nil || got.Status != want || !got.FinishedAt.Equal(stored.FinishedAt) {

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/orchestrator"
+)
+
+// The chat route's replies: the seed's JSON reply and the records it
+// carries, as the conversation and admin routes show them too.
+
+// chatResponse is the seed's reply, plus the turn's tool calls.
+type chatResponse struct {
+	Success        bool           `json:"success"`
+	Message        messageDTO     `json:"message"`
+	ConversationID string         `json:"conversation_id"`
+	TurnID         string         `json:"turn_id"`
+	Status         string         `json:"status"`
+	ToolCalls      []toolCallDTO  `json:"tool_calls"`
+	Usage          map[string]int `json:"usage"`
+	// PendingApprovals are the calls waiting for approval when status is
+	// awaiting_approval.
+	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
+}
+
+type messageDTO struct {
+	ID         string        `json:"id"`
+	Content    string        `json:"content"`
+	Role       string        `json:"role"`
+	Timestamp  string        `json:"timestamp"`
+	Type       string        `json:"type"`
+	ToolCalls  []requestedTC `json:"tool_calls,omitempty"`
+	ToolCallID string        `json:"tool_call_id,omitempty"`
+	ToolName   string        `json:"tool_name,omitempty"`
+	TurnID     string        `json:"turn_id,omitempty"`
+	// SupersededBy, in an admin's view: the turn that answered this
+	// message's question again.
+	SupersededBy string `json:"superseded_by,omitempty"`
+}
+
+type requestedTC struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+type toolCallDTO struct {
+	ID          string          `json:"id"`
+	CallID      string          `json:"call_id"`
+	Server      string          `json:"server"`
+	Tool        string          `json:"tool"`
+	ExposedName string          `json:"exposed_name"`
+	Arguments   json.RawMessage `json:"arguments"`
+	Result      string          `json:"result"`
+	Structured  json.RawMessage `json:"structured_result,omitempty"`
+	// ResultTruncated reports that result (or structured_result) is a
+	// preview of a larger result of ResultSize bytes (see previewBytes).
+	ResultTruncated bool    `json:"result_truncated,omitempty"`
+	ResultSize      int     `json:"result_size"`
+	Status          string  `json:"status"`
+	Error           string  `json:"error"`
+	DurationMS      float64 `json:"duration_ms"`
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func toMessageDTO(m switchboard.Message) messageDTO {
+	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
+		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy}
+	for _, tc := range m.ToolCalls {
+		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
+	}
+	return d
+}
+
+func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
+	args := tc.Arguments
+	if len(args) == 0 {
+		args = json.RawMessage("{}")
+	}
+	p := previewOf(tc)
+	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
+		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
+		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration)}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// toChatResponse is the seed's reply to a turn.
+func toChatResponse(res *orchestrator.Result) chatResponse {
+	resp := chatResponse{
+		Success:        true,
+		Message:        toMessageDTO(res.Message),
+		ConversationID: res.Turn.ConversationID,
+		TurnID:         res.Turn.ID,
+		Status:         string(res.Turn.Status),
+		ToolCalls:      make([]toolCallDTO, len(res.ToolCalls)),
+		Usage:          map[string]int{"prompt_tokens": res.Turn.PromptTokens, "completion_tokens": res.Turn.CompletionTokens, "steps": res.Turn.Steps},
+	}
+	for i, tc := range res.ToolCalls {
+		resp.ToolCalls[i] = toToolCallDTO(tc)
+	}
+	for _, tc := range res.Pending {
+		resp.PendingApprovals = append(resp.PendingApprovals, toToolCallDTO(tc))
+	}
+	return resp
+}

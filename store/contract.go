@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// Store is the contract that [Memory] and [Postgres] implement, documented
+// here once, and that package storetest tests against both. Its consumers
+// declare the few methods they need.
+//
+// A method that takes a user id finds only that user's records: another
+// user's conversation, turn or call is not found (ErrNotFound), as one that
+// does not exist, so that nobody learns whether it does. AdminConversation,
+// AdminToolCall, ListToolCalls and ToolCallStats read every user's, for
+// admins.
+//
+// Besides the errors each method names, a method returns an error wrapping
+// switchboard.ErrUnavailable when the store cannot be reached or does not
+// answer before ctx's deadline (wrapping context.DeadlineExceeded too), and
+// one wrapping context.Canceled when ctx is cancelled.
+type Store interface {
+	// BeginTurn commits, at once, the start of a turn: it creates the
+	// conversation when s.Conversation.ID is empty (titled after the user's
+	// message unless s.Conversation.Title is set) or bumps its updated_at,
+	// then stores the turn as running and the user's message; it cancels
+	// the conversation's calls still awaiting approval, and the turn
+	// awaiting them (the user went on without deciding: they can no longer
+	// run), and reports them in s.Cancelled. A running turn of the
+	// conversation that no live instance holds (its lease ran out, or it
+	// names an earlier boot of this store's instance) is failed first, with
+	// its calls, and reported in s.Interrupted; one that a live instance
+	// holds makes the start fail with turn_running. It fills the generated
+	// ids and times, and the conversation as stored, back into s, and
+	// returns the history window: the latest s.HistoryLimit messages of the
+	// conversation in order (all if 0), the new message last.
+	//
+	// With s.Regenerate, it stores no message: the messages after the one
+	// to answer again leave the transcript, and the window ends with that
+	// message. With s.Edit, the message it names and those after it leave
+	// the transcript, and the user's message is stored after them. Messages
+	// that leave the transcript are kept (ListAllMessages), and the turns
+	// among theirs that await an approval are cancelled with their calls.
+	//
+	// It returns an error wrapping switchboard.ErrNotFound if the
+	// conversation to continue is not s.Turn.UserID's (it does not exist,
+	// has a malformed id or is another user's), or s.Regenerate is set for
+	// a new conversation; ErrConflict if the user has a turn with the same
+	// idempotency key (a *switchboard.Error with code
+	// "idempotency_key_reused"), another turn of the conversation runs
+	// ("turn_running"), the user has a conversation with
+	// s.Conversation.ExternalID already ("conversation_exists"), an id is
+	// taken, or the message s.Regenerate names is missing
+	// ("nothing_to_regenerate") or differs from s.UserMessage
+	// ("regenerate_mismatch"); ErrInvalid if s is invalid (no user id,
+	// unknown role or message type, malformed turn or message id, negative
+	// history limit, regenerate or edit, an edit with a regenerate, text
+	// too long). Nothing is stored when it fails.
+	BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error)
+	// SaveTurn commits, at once, a turn's progress: it updates the turn
+	// (status, steps, tokens, timing, error, finished time), appends
+	// u.Messages to the conversation, and upserts u.ToolCalls by id: a new
+	// id inserts a ledger row; an existing one updates its status, result,
+	// structured result, error, error class, duration, result size,
+	// truncated flag and finished time. The messages and calls belong to
+	// the turn: their ConversationID, TurnID and (for calls) UserID are the
+	// turn's. A turn saved as running renews its lease; one that leaves
+	// running (it ends or waits for an approval) frees its conversation and
+	// bumps its updated_at. It fills generated ids and times, the turn's
+	// conversation and user, and each call's stored StartedAt back into u.
+	//
+	// It returns an error wrapping switchboard.ErrNotFound if the turn does
+	// not exist or its id is malformed; ErrConflict if a message id is
+	// taken or a call id belongs to another turn's call; ErrInvalid if u is
+	// invalid (unknown status, role or message type, malformed id, JSON
+	// that does not parse, names too long). Nothing is stored when it
+	// fails.
+	SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error
+
+	// GetConversation returns the user's conversation with the given id.
+	// It returns an error wrapping switchboard.ErrNotFound if the user has
+	// none of that id.
+	GetConversation(ctx context.Context, userID, id string) (switchboard.Conversation, error)
+	// AdminConversation returns the conversation with the given id,
+	// whichever user's it is: for admins. It returns an error wrapping
+	// switchboard.ErrNotFound if there is none or id is malformed.
+	AdminConversation(ctx context.Context, id string) (switchboard.Conversation, error)
+	// ConversationByExternalID returns the user's conversation that the
+	// client named externalID. It returns an error wrapping
+	// switchboard.ErrNotFound if the user has none (an empty id names
+	// none).
+	ConversationByExternalID(ctx context.Context, userID, externalID string) (switchboard.Conversation, error)
+	// ListConversations returns the user's conversations, the most
+	// recently updated first, at most limit of them (DefaultPageSize if
+	// limit is 0, at most MaxPageSize). A user without conversations has an
+	// empty list.
+	ListConversations(ctx context.Context, userID string, limit int) ([]switchboard.Conversation, error)
+	// UpdateConversation sets the title and, if c.Status is not empty, the
+	// status of the user's conversation c.ID, bumps its updated_at and
+	// returns it as stored; other fields of c are ignored. It returns an
+	// error wrapping switchboard.ErrNotFound if the user has no such
+	// conversation, and ErrInvalid if the title or the status is too long.
+	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
+	// DeleteConversation deletes the user's conversation with its
+	// messages, turns and tool calls. It returns an error wrapping
+	// switchboard.ErrNotFound if the user has no such conversation.
+	DeleteConversation(ctx context.Context, userID, id string) error
+	// ListMessages returns the whole transcript of the user's conversation
+	// in order, without the messages that a regenerate or an edit took out
+	// of it. It returns an error wrapping switchboard.ErrNotFound if the
+	// user has no such conversation.
+	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	// ListAllMessages is ListMessages with the messages taken out of the
+	// transcript, in their place, their SupersededBy set: what happened,
+	// for admins.
+	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+
+	// GetTurn returns the user's turn with the given id. It returns an
+	// error wrapping switchboard.ErrNotFound if the user has none of that
+	// id.
+	GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error)
+	// ListTurns returns the turns of the user's conversation, oldest
+	// first. It returns an error wrapping switchboard.ErrNotFound if the
+	// user has no such conversation.
+	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
+	// TurnByIdempotencyKey returns the user's turn that was begun with the
+	// given idempotency key. It returns an error wrapping
+	// switchboard.ErrNotFound if there is none (an empty key has none).
+	TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error)
+
+	// RenewTurn extends the lease of a running turn by LeaseDuration, so
+	// that a turn longer than the lease is not taken for abandoned, and
+	// reports whether its cancellation was requested (RequestCancel). It
+	// returns an error wrapping switchboard.ErrNotFound if the turn does
+	// not exist or is not running.
+	RenewTurn(ctx context.Context, id string) (cancelRequested bool, err error)
+	// RequestCancel asks for the running turn of the user's conversation
+	// to be cancelled, whichever instance runs it: the turn is flagged
+	// (RenewTurn reports it), and its id is returned. A turn that no live
+	// instance holds (its lease ran out, or it names an earlier boot of
+	// this store's instance) has nobody to stop it: it is failed at once
+	// instead, with its calls, and returned as interrupted. It returns an
+	// error wrapping switchboard.ErrConflict (code no_running_turn) when no
+	// turn of the user runs in the conversation (another user's
+	// conversation has none).
+	RequestCancel(ctx context.Context, userID, conversationID string) (turnID string, interrupted *switchboard.Interrupted, err error)
+	// RecoverTurns fails, at once, the turns that earlier boots of this
+	// store's instance left running, with their calls (see
+	// switchboard.Interrupted): their leases may not have run out, but a
+	// process that started again cannot be running them. It returns them,
+	// oldest first. It does nothing for a store without an instance id.
+	//
+	// Call it once the process is sure to be the only live one with its
+	// identity (cmd/switchboard calls it once it holds its listen
+	// address), before it takes requests.
+	RecoverTurns(ctx context.Context) ([]switchboard.Interrupted, error)
+
+	// GetToolCall returns the user's ledger row with the given id. It
+	// returns an error wrapping switchboard.ErrNotFound if the user has
+	// none of that id.
+	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
+	// AdminToolCall returns the ledger row with the given id, whichever
+	// user's it is: for admins. It returns an error wrapping
+	// switchboard.ErrNotFound if there is none or id is malformed.
+	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	// DecideToolCall moves the user's call that awaits approval to running
+	// (approve) or denied, and its turn from awaiting_approval to running
+	// under a new lease, atomically: of two deciders, one wins, and from
+	// the decision on the turn holds its conversation (a regenerate or a
+	// new turn waits for it, a cancel reaches it). A running turn of the
+	// conversation that no live instance holds is failed first, with its
+	// calls, as BeginTurn does. It returns the call as stored before the
+	// decision. It returns an error wrapping switchboard.ErrNotFound if the
+	// user has no such call, and ErrConflict with code "already_decided"
+	// if the call does not await approval any more, or "turn_running" if
+	// its turn or another turn of the conversation runs.
+	DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error)
+	// ListToolCalls returns one page of the ledger rows that pass f,
+	// newest first (by started_at, then id), and the cursor of the next
+	// page, which is empty on the last page. A page has f.Limit rows
+	// (DefaultPageSize if 0, at most MaxPageSize); f.After is the cursor of
+	// the previous page. Rows stored while paging never make a later page
+	// repeat or skip a row.
+	//
+	// It returns an error wrapping switchboard.ErrInvalid if the cursor is
+	// malformed, the status unknown, or a conversation or turn id
+	// malformed.
+	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	// ToolCallStats aggregates the ledger rows that pass f (After and
+	// Limit are ignored) per tool (groupBy GroupByTool: Group is the
+	// server's tool name) or per server (GroupByServer: Group is the
+	// server), ordered by server and group. Count counts all rows; Errors,
+	// ErrorRate, P50 and P95 consider finished calls only (not running or
+	// awaiting approval), and an error is any final status but succeeded.
+	//
+	// It returns an error wrapping switchboard.ErrInvalid if groupBy is
+	// unknown or the filter is invalid.
+	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// PruneToolCallPayloads removes the arguments and results of at most
+	// batch ledger rows that started before before, oldest first, keeping
+	// the rows and their metadata; it returns how many it pruned. Call it
+	// until it returns less than batch. It returns an error wrapping
+	// switchboard.ErrInvalid if batch is not above 0.
+	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
+}
+
+var (
+	_ Store = (*Memory)(nil)
+	_ Store = (*Postgres)(nil)
+)

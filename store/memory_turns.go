@@ -1,0 +1,294 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// BeginTurn implements [Store.BeginTurn].
+func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]switchboard.Message, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	now := now()
+	create, err := prepareTurnStart(s, now)
+	if err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	conv := s.Conversation
+	if !create {
+		c, ok := m.own(s.Turn.UserID, conv.ID)
+		if !ok {
+			return nil, fmt.Errorf("begin turn: load conversation %s: %w", conv.ID, switchboard.ErrNotFound)
+		}
+		conv = *c
+		conv.UpdatedAt = now
+	}
+	if _, ok := m.turns[s.Turn.ID]; ok {
+		return nil, fmt.Errorf("begin turn: turn %s exists: %w", s.Turn.ID, switchboard.ErrConflict)
+	}
+	key := idempotencyKey{s.Turn.UserID, s.Turn.IdempotencyKey}
+	if _, ok := m.idempotency[key]; ok && key.key != "" {
+		return nil, fmt.Errorf("begin turn: %w", errIdempotencyKey())
+	}
+	if m.messageIDs[s.UserMessage.ID] {
+		return nil, fmt.Errorf("begin turn: message %s exists: %w", s.UserMessage.ID, switchboard.ErrConflict)
+	}
+	keep := -1 // with Regenerate, the messages kept: up to the one to answer again
+	if err := m.leaseTaken(conv.ID, s.Turn.ID, now); err != nil {
+		// Checked before the message to regenerate, as Postgres does:
+		// a turn running decides the answer first.
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	if s.Regenerate > 0 {
+		// The n-th user message if it is the one resent, else the last if
+		// it is (the client's count is off by messages we refused).
+		var users []int // indexes of the user messages
+		for i, msg := range m.messages[conv.ID] {
+			if msg.Role == switchboard.RoleUser {
+				users = append(users, i)
+			}
+		}
+		is := func(i int) bool { return m.messages[conv.ID][i].Content == s.UserMessage.Content }
+		switch n := s.Regenerate; {
+		case n <= len(users) && is(users[n-1]):
+			keep = users[n-1] + 1
+		case len(users) > 0 && is(users[len(users)-1]):
+			keep = users[len(users)-1] + 1
+		case n <= len(users):
+			return nil, fmt.Errorf("begin turn: %w", errRegenerateMismatch())
+		default:
+			return nil, fmt.Errorf("begin turn: %w", errNothingToRegenerate(s.Regenerate))
+		}
+	}
+
+	if create && conv.ExternalID != "" {
+		for _, c := range m.conversations {
+			if c.UserID == conv.UserID && c.ExternalID == conv.ExternalID {
+				return nil, fmt.Errorf("begin turn: %w", errExternalIDTaken())
+			}
+		}
+	}
+	interrupted, err := m.takeLease(conv.ID, s.Turn.ID, now)
+	if err != nil {
+		return nil, fmt.Errorf("begin turn: %w", err)
+	}
+	s.Interrupted = interrupted
+	m.conversations[conv.ID] = &conv
+	t := s.Turn
+	m.turns[t.ID] = &t
+	if key.key != "" {
+		m.idempotency[key] = t.ID
+	}
+	if keep >= 0 {
+		m.supersede(conv.ID, keep, t.ID, now)
+	} else {
+		if s.Edit > 0 {
+			users := 0
+			for i, msg := range m.messages[conv.ID] {
+				if msg.Role == switchboard.RoleUser {
+					if users++; users == s.Edit {
+						m.supersede(conv.ID, i, t.ID, now)
+						break
+					}
+				}
+			}
+		}
+		m.appendMessage(conv.ID, s.UserMessage)
+	}
+	s.Cancelled = nil
+	if old := m.turns[m.waiting[conv.ID]]; old != nil {
+		s.Cancelled = m.cancelWaiting(old, wentOnNote, now)
+	}
+	delete(m.waiting, conv.ID)
+	s.Conversation = conv
+
+	all := m.messages[conv.ID]
+	if n := s.HistoryLimit; n > 0 && n < len(all) {
+		all = all[len(all)-n:]
+	}
+	history := make([]switchboard.Message, len(all), len(all)+historyRoom)
+	for i, msg := range all {
+		history[i] = cloneMessage(msg)
+	}
+	return history, nil
+}
+
+// SaveTurn implements [Store.SaveTurn].
+func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("save turn: %w", err)
+	}
+	now := now()
+	if err := prepareTurnUpdate(u, now); err != nil {
+		return fmt.Errorf("save turn: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.turns[u.Turn.ID]
+	if !ok {
+		return fmt.Errorf("save turn: load turn %s: %w", u.Turn.ID, switchboard.ErrNotFound)
+	}
+	seen := make(map[string]bool, len(u.Messages))
+	for _, msg := range u.Messages {
+		if m.messageIDs[msg.ID] || seen[msg.ID] {
+			return fmt.Errorf("save turn %s: message %s exists: %w", t.ID, msg.ID, switchboard.ErrConflict)
+		}
+		seen[msg.ID] = true
+	}
+	for _, c := range u.ToolCalls {
+		if old, ok := m.calls[c.ID]; ok && old.TurnID != t.ID {
+			return fmt.Errorf("save turn %s: tool call %s belongs to turn %s: %w", t.ID, c.ID, old.TurnID, switchboard.ErrConflict)
+		}
+	}
+
+	if u.Turn.Status == switchboard.TurnRunning {
+		if _, err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
+	} else if m.running[t.ConversationID].turn == t.ID {
+		delete(m.running, t.ConversationID)
+	}
+	if u.Turn.Status == switchboard.TurnAwaitingApproval {
+		m.waiting[t.ConversationID] = t.ID
+	}
+	t.Status = u.Turn.Status
+	t.Steps = u.Turn.Steps
+	t.PromptTokens = u.Turn.PromptTokens
+	t.CompletionTokens = u.Turn.CompletionTokens
+	t.Timing = u.Turn.Timing
+	t.Error = u.Turn.Error
+	t.FinishedAt = u.Turn.FinishedAt
+	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
+	if t.Status != switchboard.TurnRunning {
+		m.conversations[t.ConversationID].UpdatedAt = now
+	}
+	for i := range u.Messages {
+		msg := &u.Messages[i]
+		msg.ConversationID = t.ConversationID
+		m.appendMessage(t.ConversationID, *msg)
+	}
+	for i := range u.ToolCalls {
+		c := &u.ToolCalls[i]
+		c.UserID, c.ConversationID = t.UserID, t.ConversationID
+		old, ok := m.calls[c.ID]
+		if !ok {
+			nc := cloneCall(*c)
+			m.calls[c.ID] = &nc
+			continue
+		}
+		old.Status = c.Status
+		old.Result = c.Result
+		old.StructuredResult = cloneJSON(c.StructuredResult)
+		old.Error = c.Error
+		old.ErrorClass = c.ErrorClass
+		old.Duration = c.Duration
+		old.ResultSize = c.ResultSize
+		old.Truncated = c.Truncated
+		old.FinishedAt = c.FinishedAt
+		c.StartedAt = old.StartedAt
+	}
+	return nil
+}
+
+// supersede takes the messages of a conversation's transcript from index
+// from on out of it, marked superseded by turn by, and cancels the turns
+// among theirs that await an approval, with their waiting calls: the
+// question they would answer was answered again. The caller holds m.mu.
+func (m *Memory) supersede(conversationID string, from int, by string, now time.Time) {
+	msgs := m.messages[conversationID]
+	for _, msg := range msgs[from:] {
+		msg.SupersededBy = by
+		m.superseded[conversationID] = append(m.superseded[conversationID], msg)
+		if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
+			m.cancelWaiting(old, supersededNote, now)
+		}
+	}
+	m.messages[conversationID] = slices.Clip(msgs[:from])
+}
+
+// cancelWaiting cancels the calls of a turn that await an approval, and
+// the turn if it awaits, for the reason note, and returns the calls. The
+// caller holds m.mu.
+func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) []switchboard.ToolCall {
+	if t.Status == switchboard.TurnAwaitingApproval {
+		t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
+	}
+	var out []switchboard.ToolCall
+	for _, c := range m.calls {
+		if c.TurnID == t.ID && c.Status == switchboard.CallAwaitingApproval {
+			c.Status, c.ErrorClass, c.Error, c.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, note, now
+			out = append(out, cloneCall(*c))
+		}
+	}
+	return out
+}
+
+// appendMessage adds msg to the transcript of a conversation. The caller
+// holds m.mu.
+func (m *Memory) appendMessage(conversationID string, msg switchboard.Message) {
+	m.messageIDs[msg.ID] = true
+	m.lastOrder++
+	m.order[msg.ID] = m.lastOrder
+	m.messages[conversationID] = append(m.messages[conversationID], cloneMessage(msg))
+}
+
+// GetTurn implements [Store.GetTurn].
+func (m *Memory) GetTurn(ctx context.Context, userID, id string) (switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn %s: %w", id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	t, found := m.turns[key]
+	if !ok || !found || t.UserID != userID {
+		return switchboard.Turn{}, fmt.Errorf("load turn %q of %s: %w", id, userID, switchboard.ErrNotFound)
+	}
+	return *t, nil
+}
+
+// ListTurns implements [Store.ListTurns].
+func (m *Memory) ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("list turns of %s: %w", conversationID, err)
+	}
+	key, _ := lookupID(conversationID)
+	m.mu.RLock()
+	if _, ok := m.own(userID, key); !ok {
+		m.mu.RUnlock()
+		return nil, fmt.Errorf("list turns of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
+	}
+	turns := []switchboard.Turn{}
+	for _, t := range m.turns {
+		if t.ConversationID == key {
+			turns = append(turns, *t)
+		}
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(turns, func(a, b switchboard.Turn) int {
+		return cmp.Or(a.StartedAt.Compare(b.StartedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return turns, nil
+}
+
+// TurnByIdempotencyKey implements [Store.TurnByIdempotencyKey].
+func (m *Memory) TurnByIdempotencyKey(ctx context.Context, userID, key string) (switchboard.Turn, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.Turn{}, fmt.Errorf("load turn by idempotency key: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.idempotency[idempotencyKey{userID, key}]
+	if !ok || key == "" {
+		return switchboard.Turn{}, fmt.Errorf("load turn of %s by idempotency key %q: %w", userID, key, switchboard.ErrNotFound)
+	}
+	return *m.turns[id], nil
+}
