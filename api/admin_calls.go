@@ -175,6 +175,12 @@ type adminToolCallDTO struct {
 	StartedAt      string          `json:"started_at"`
 	// FinishedAt is null while the call runs or awaits approval.
 	FinishedAt *string `json:"finished_at"`
+	// The server session the call ran on: its scope (shared, user,
+	// conversation), key (the user or conversation id) and the generation
+	// of its connection, which changes when the session restarts.
+	SessionScope      string `json:"session_scope,omitempty"`
+	SessionKey        string `json:"session_key,omitempty"`
+	SessionGeneration int64  `json:"session_generation,omitempty"`
 }
 
 // adminToolCallDetailDTO is a ledger row with its result: a preview of at
@@ -197,7 +203,8 @@ func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
 		TurnID: c.TurnID, Step: c.Step, Server: c.Server, Tool: c.Tool, ExposedName: c.ExposedName,
 		Arguments: args, Status: string(c.Status), ErrorClass: c.ErrorClass, Error: c.Error,
 		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
-		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt)}
+		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt),
+		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, switchboard.ErrNotFound) }

@@ -192,6 +192,7 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		old.Duration = c.Duration
 		old.ResultSize = c.ResultSize
 		old.Truncated = c.Truncated
+		old.SessionScope, old.SessionKey, old.SessionGeneration = c.SessionScope, c.SessionKey, c.SessionGeneration
 		old.FinishedAt = c.FinishedAt
 		c.StartedAt = old.StartedAt
 	}

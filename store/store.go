@@ -448,6 +448,7 @@ func prepareToolCall(c *switchboard.ToolCall, turnID string, now time.Time) erro
 	c.Server = clean(c.Server)
 	c.Tool = clean(c.Tool)
 	c.ExposedName = clean(c.ExposedName)
+	c.SessionScope, c.SessionKey = clean(c.SessionScope), clean(c.SessionKey)
 	for _, s := range []string{c.Server, c.Tool, c.ExposedName} {
 		if tooLong(s, maxNameLen) {
 			return invalid("invalid_tool_call", "a server or tool name is longer than %d characters", maxNameLen)

@@ -268,6 +268,7 @@ func testSaveTurnUpsert(t *testing.T, s Store) {
 	finished.Duration = 1234567891 * time.Nanosecond
 	finished.ResultSize = 12
 	finished.Truncated = true
+	finished.SessionScope, finished.SessionKey, finished.SessionGeneration = "user", "alice", 42
 	finished.FinishedAt = started.StartedAt.Add(finished.Duration)
 	// Fields that only the insert writes.
 	changed := finished
