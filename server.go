@@ -106,3 +106,13 @@ type PoolStats struct {
 	EmptyAcquireCount          int64 // acquisitions that had to wait for a connection
 	AcquireDuration            time.Duration
 }
+
+// MCPSession is a user's streamable HTTP session of a server of scope user,
+// kept so that another instance takes it up instead of starting another.
+type MCPSession struct {
+	Server          string
+	UserID          string
+	SessionID       string
+	ProtocolVersion string
+	UpdatedAt       time.Time
+}

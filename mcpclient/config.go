@@ -63,6 +63,16 @@ type Config struct {
 	// negative turns pings off. A call that fails in transport, or the end
 	// of the server's event stream, brings the next ping forward.
 	HealthInterval time.Duration
+	// Resume, for a streamable HTTP server, is a session to take up instead
+	// of initializing a new one: one another instance started for the same
+	// user. A server that no longer knows it gets a new session.
+	Resume *Resumption
+}
+
+// Resumption is a streamable HTTP session another connection started.
+type Resumption struct {
+	SessionID       string
+	ProtocolVersion string
 }
 
 // maxMessageBytes returns the bound of one message.

@@ -62,6 +62,9 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			// notifications only while a request of ours is in flight.
 			opts = append(opts, transport.WithContinuousListening())
 		}
+		if c.resuming() {
+			opts = append(opts, transport.WithSession(cfg.Resume.SessionID))
+		}
 		tr, err = transport.NewStreamableHTTP(cfg.URL, opts...)
 	}
 	if err != nil {

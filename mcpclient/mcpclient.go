@@ -120,6 +120,9 @@ type Options struct {
 	gens     *atomic.Int64      // numbers each connection (Result.Generation)
 	onLost   func()             // a connection ended by itself
 	onListed func(tools []Tool) // a new connection listed its tools; set, it marks a Pool's session
+	// onSession is told of each streamable HTTP session a connection
+	// starts (a Pool keeps it for other instances to resume).
+	onSession func(Resumption)
 	// httpTr, when set, is the HTTP transport of remote connections,
 	// shared by the sessions of a Pool (their TCP connections are reused
 	// across sessions); nil means each Conn its own.
@@ -276,7 +279,14 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		c.kill(err)
 		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
 	}
-	c.client = client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	copts := []client.ClientOption{client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION)}
+	if c.resuming() {
+		copts = append(copts, client.WithSession())
+		if hc, ok := tr.(transport.HTTPConnection); ok {
+			hc.SetProtocolVersion(cfg.Resume.ProtocolVersion)
+		}
+	}
+	c.client = client.NewClient(tr, copts...)
 	c.client.OnNotification(c.onNotification)
 	c.client.OnConnectionLost(func(err error) { // SSE only
 		c.kill(withKind(switchboard.ErrUnavailable, fmt.Errorf("connection lost: %w", err)))
@@ -286,6 +296,13 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 	initCtx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
 	info, err := c.connect(ctx, initCtx, o)
+	if err != nil && c.resuming() && errors.Is(err, errSessionLost) && ctx.Err() == nil {
+		// The server no longer knows the session: start a new one.
+		c.Close()
+		logger.Info("the mcp server no longer knows the session to resume; starting a new one")
+		cfg.Resume = nil
+		return dialConn(ctx, cfg, opts, hooks)
+	}
 	if err != nil {
 		c.Close()
 		if tail := c.stderrTail(); tail != "" {
@@ -331,21 +348,42 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 	}
 	c.link.started(c)
 
-	var req mcp.InitializeRequest
-	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
-	req.Params.ClientInfo = mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion}
-	req.Params.Capabilities = mcp.ClientCapabilities{}
-	info, err := c.client.Initialize(initCtx, req)
-	if err != nil {
-		var te *transport.Error
-		return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+	var info *mcp.InitializeResult
+	if c.resuming() {
+		// Another connection initialized the session: listing the tools
+		// tells whether the server still knows it.
+		info = &mcp.InitializeResult{ProtocolVersion: c.cfg.Resume.ProtocolVersion}
+	} else {
+		var req mcp.InitializeRequest
+		req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+		req.Params.ClientInfo = mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion}
+		req.Params.Capabilities = mcp.ClientCapabilities{}
+		var err error
+		info, err = c.client.Initialize(initCtx, req)
+		if err != nil {
+			var te *transport.Error
+			return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+		}
 	}
 	tools, err := c.listTools(ctx, initCtx, c.cfg.InitTimeout)
 	if err != nil {
+		if lost := c.sessionLost(err); lost != err {
+			return nil, lost
+		}
 		return nil, err
 	}
 	c.setTools(tools)
+	if id := c.client.GetSessionId(); id != "" && o.onSession != nil && !c.resuming() {
+		o.onSession(Resumption{SessionID: id, ProtocolVersion: info.ProtocolVersion})
+	}
 	return info, nil
+}
+
+// resuming reports whether the Conn takes up a session another one
+// started.
+func (c *Conn) resuming() bool {
+	_, http := c.link.(*httpLink)
+	return c.cfg.Resume != nil && c.cfg.Resume.SessionID != "" && http && !c.link.(*httpLink).sse
 }
 
 // Name returns the server's name from its Config.

@@ -46,6 +46,10 @@ type PoolOptions struct {
 	// a session lists, so that a session that lists other tools than the
 	// catalog's can be noticed. It must not block.
 	OnToolsListed func(key string, tools []Tool)
+	// OnSession, when set, is told of each streamable HTTP session a
+	// session's connection starts, so that another instance can resume it
+	// (Config.Resume). It runs on the dialling goroutine.
+	OnSession func(key string, r Resumption)
 }
 
 // SessionEvent is what happened to a session of a Pool.
@@ -227,6 +231,9 @@ func (p *Pool) sessionOptions(key string) *Options {
 	o.gens = &p.gens
 	o.httpTr = p.httpTr
 	o.onLost = func() { p.event(SessionCrashed) }
+	if p.opts.OnSession != nil {
+		o.onSession = func(r Resumption) { p.opts.OnSession(key, r) }
+	}
 	o.onListed = func(tools []Tool) {
 		if p.opts.OnToolsListed != nil {
 			p.opts.OnToolsListed(key, tools)

@@ -204,6 +204,14 @@ type Store interface {
 	// until it returns less than batch. It returns an error wrapping
 	// switchboard.ErrInvalid if batch is not above 0.
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
+
+	// GetMCPSession returns the kept streamable HTTP session of the user on
+	// the server; ErrNotFound if none is kept.
+	GetMCPSession(ctx context.Context, server, userID string) (switchboard.MCPSession, error)
+	// PutMCPSession keeps s (its UpdatedAt is set), replacing the one kept
+	// for its user and server. It returns an error wrapping ErrInvalid
+	// without a server, user or session id.
+	PutMCPSession(ctx context.Context, s switchboard.MCPSession) error
 }
 
 var (

@@ -33,6 +33,9 @@ type memoryData struct {
 	superseded map[string][]switchboard.Message
 	// order numbers messages as they are stored, to put superseded ones
 	// back in their place.
+	// mcpSessions are the kept streamable HTTP sessions, by server and
+	// user.
+	mcpSessions map[sessionKey]switchboard.MCPSession
 	order       map[string]int64
 	lastOrder   int64
 	messageIDs  map[string]bool

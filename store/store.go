@@ -599,3 +599,17 @@ func errorRate(failed, finished int64) float64 {
 	}
 	return float64(failed) / float64(finished)
 }
+
+// prepareMCPSession validates a kept session and stamps it.
+func prepareMCPSession(s *switchboard.MCPSession) error {
+	s.Server, s.UserID = clean(s.Server), clean(s.UserID)
+	if s.Server == "" || s.UserID == "" || s.SessionID == "" {
+		return invalid("invalid_mcp_session", "an mcp session needs a server, a user and a session id")
+	}
+	if tooLong(s.Server, maxNameLen) || tooLong(s.UserID, maxNameLen) {
+		return invalid("invalid_mcp_session", "a server name or user id is longer than %d characters", maxNameLen)
+	}
+	s.SessionID, s.ProtocolVersion = clean(s.SessionID), clean(s.ProtocolVersion)
+	s.UpdatedAt = now()
+	return nil
+}

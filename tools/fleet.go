@@ -138,6 +138,21 @@ type FleetOptions struct {
 	// scope user or conversation that starts, is evicted or crashes (see
 	// mcpclient.PoolOptions.OnEvent), for metrics. It must not block.
 	OnSessionEvent func(server string, ev mcpclient.SessionEvent)
+	// Sessions, when set, keeps the streamable HTTP sessions of servers of
+	// scope user, so that a user's session started by one instance is
+	// resumed by another (where the server allows it) instead of started
+	// again.
+	Sessions SessionStore
+}
+
+// SessionStore keeps the streamable HTTP session of each user of each
+// server. store.Memory and store.Postgres implement it.
+type SessionStore interface {
+	// GetMCPSession returns the user's session of the server; ErrNotFound
+	// if none is kept.
+	GetMCPSession(ctx context.Context, server, userID string) (switchboard.MCPSession, error)
+	// PutMCPSession keeps it, replacing the one kept before.
+	PutMCPSession(ctx context.Context, s switchboard.MCPSession) error
 }
 
 // Fleet runs the configured MCP servers, each under an
@@ -345,7 +360,7 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 			restarting = append(restarting, func() {
 				r.sup.Restart(sessionConfig(s, listerID, listerID))
 				if r.pool != nil {
-					r.pool.SetConfig(poolConfig(s))
+					r.pool.SetConfig(f.poolConfig(s))
 				}
 			})
 			started = append(started, s)
@@ -378,7 +393,19 @@ func (f *Fleet) start(s ServerSpec) *running {
 		return r
 	}
 	name := s.Config.Name
-	r.pool = mcpclient.NewPool(name, poolConfig(s), &mcpclient.PoolOptions{
+	var onSession func(string, mcpclient.Resumption)
+	if f.opts.Sessions != nil && r.scope == ScopeUser && s.Config.Transport() == "http" {
+		onSession = func(userID string, res mcpclient.Resumption) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			rec := switchboard.MCPSession{Server: name, UserID: userID, SessionID: res.SessionID, ProtocolVersion: res.ProtocolVersion}
+			if err := f.opts.Sessions.PutMCPSession(ctx, rec); err != nil {
+				f.log.Warn("keeping an mcp session for other instances", "server", name, "err", err)
+			}
+		}
+	}
+	r.pool = mcpclient.NewPool(name, f.poolConfig(s), &mcpclient.PoolOptions{
+		OnSession:   onSession,
 		Client:      f.opts.Client,
 		MaxSessions: cmp.Or(s.MaxSessions, mcpclient.DefaultMaxSessions(s.Config.Transport())),
 		IdleTimeout: s.IdleTimeout,
@@ -404,9 +431,23 @@ func sessionConfig(s ServerSpec, userID, conversationID string) mcpclient.Config
 
 // poolConfig returns how a server's Pool configures a session: for the user
 // and conversation of its labels (its key is one of them).
-func poolConfig(s ServerSpec) func(key string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
+//
+// A user's streamable HTTP session that another instance started is
+// resumed (see FleetOptions.Sessions).
+func (f *Fleet) poolConfig(s ServerSpec) func(key string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
 	return func(_ string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
-		return sessionConfig(s, labels.UserID, labels.ConversationID), nil
+		cfg := sessionConfig(s, labels.UserID, labels.ConversationID)
+		if f.opts.Sessions != nil && s.scope() == ScopeUser && cfg.Transport() == "http" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			switch res, err := f.opts.Sessions.GetMCPSession(ctx, s.Config.Name, labels.UserID); {
+			case err == nil:
+				cfg.Resume = &mcpclient.Resumption{SessionID: res.SessionID, ProtocolVersion: res.ProtocolVersion}
+			case !errors.Is(err, switchboard.ErrNotFound):
+				f.log.Warn("reading an mcp session kept by another instance", "server", s.Config.Name, "err", err)
+			}
+		}
+		return cfg, nil
 	}
 }
 

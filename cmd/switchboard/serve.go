@@ -36,6 +36,7 @@ type appStore interface {
 	api.Store
 	api.AdminStore
 	pruner
+	tools.SessionStore
 }
 
 // devUser is the user of the token printed in dev mode.
@@ -101,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	var fleet *tools.Fleet // set before anything scrapes the metrics
 	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: func() []switchboard.ServerStatus { return fleet.Servers() }, Pool: poolStats(st)})
-	fleet, err = startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), mx.SessionEvent, logger)
+	fleet, err = startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), mx.SessionEvent, st, logger)
 	if err != nil {
 		return err
 	}

@@ -89,15 +89,17 @@ func startupWait(cfg *Config) time.Duration {
 // fleet is then closed already.
 //
 // sessionEvent, when set, is told of the sessions of servers of scope user
-// or conversation that start, are evicted or crash (for the metrics).
+// or conversation that start, are evicted or crash (for the metrics);
+// sessions keeps users' streamable HTTP sessions for other instances.
 func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
-	wait time.Duration, sessionEvent func(server, event string), logger *slog.Logger) (*tools.Fleet, error) {
+	wait time.Duration, sessionEvent func(server, event string), sessions tools.SessionStore, logger *slog.Logger) (*tools.Fleet, error) {
 	var onSession func(string, mcpclient.SessionEvent)
 	if sessionEvent != nil {
 		onSession = func(server string, ev mcpclient.SessionEvent) { sessionEvent(server, string(ev)) }
 	}
 	fleet := tools.NewFleet(&tools.FleetOptions{
 		OnSessionEvent: onSession,
+		Sessions:       sessions,
 		Logger:         logger,
 		Client:         mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
 		Load:           load,

@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"Concurrent", testConcurrent},
 		// records.go: what the stores accept and how they keep it.
+		{"MCPSessions", testMCPSessions},
 		{"Invalid", testInvalid},
 		{"MessagesRoundTrip", testMessagesRoundTrip},
 		{"Sanitize", testSanitize},
