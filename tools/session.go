@@ -1,12 +1,16 @@
 package tools
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/mcpclient"
@@ -175,4 +179,184 @@ func (s pooledServer) CallTool(ctx context.Context, c Caller, name string, args 
 		return nil, fmt.Errorf("call %s on %s: no %s to run the session of: %w", name, s.Name(), s.scope, switchboard.ErrInvalid)
 	}
 	return s.pool.CallTool(ctx, key, mcpclient.SessionLabels{UserID: c.UserID, ConversationID: c.ConversationID}, name, args)
+}
+
+// scope returns the spec's scope, its default resolved: a scope that never
+// shares a server's state between users, unless the server takes the user
+// from an injected argument.
+func (s ServerSpec) scope() Scope {
+	switch {
+	case s.Scope != "":
+		return s.Scope
+	case len(s.Policy.Inject) > 0:
+		return ScopeShared
+	}
+	return ScopeUser
+}
+
+// sessions returns whether s and o run their sessions alike: the same
+// connection settings, scope and bounds.
+func (s ServerSpec) sameSessions(o ServerSpec) bool {
+	return reflect.DeepEqual(s.Config, o.Config) && s.scope() == o.scope() &&
+		s.MaxSessions == o.MaxSessions && s.IdleTimeout == o.IdleTimeout
+}
+
+// SessionStore keeps the streamable HTTP session of each user of each
+// server. store.Memory and store.Postgres implement it.
+type SessionStore interface {
+	// GetMCPSession returns the user's session of the server; ErrNotFound
+	// if none is kept.
+	GetMCPSession(ctx context.Context, server, userID string) (switchboard.MCPSession, error)
+	// PutMCPSession keeps it, replacing the one kept before.
+	PutMCPSession(ctx context.Context, s switchboard.MCPSession) error
+}
+
+// running is one server the Fleet runs.
+type running struct {
+	// sup is the server's one session (scope shared), or, for a server of
+	// scope user or conversation, the session that only lists its tools
+	// for the catalog.
+	sup *mcpclient.Supervisor
+	// pool holds the sessions of a server of scope user or conversation;
+	// nil for scope shared.
+	pool  *mcpclient.Pool
+	scope Scope
+}
+
+// server is r as the catalog calls it.
+func (r *running) server() Server {
+	if r.pool == nil {
+		return sharedConn{r.sup}
+	}
+	return pooledServer{scope: r.scope, lister: r.sup, pool: r.pool}
+}
+
+// close stops r's sessions, whole process groups included.
+func (r *running) close() error {
+	var errs []error
+	if r.pool != nil {
+		errs = append(errs, r.pool.Close())
+	}
+	return errors.Join(append(errs, r.sup.Close())...)
+}
+
+// start starts the server of s: its one session (scope shared), or the
+// session that lists its tools and the pool of its sessions.
+func (f *Fleet) start(s ServerSpec) *running {
+	r := &running{scope: s.scope(), sup: mcpclient.Supervise(sessionConfig(s, listerID, listerID), &f.opts.Client)}
+	if r.scope == ScopeShared {
+		return r
+	}
+	name := s.Config.Name
+	var onSession func(string, mcpclient.Resumption)
+	if f.opts.Sessions != nil && r.scope == ScopeUser && s.Config.Transport() == "http" {
+		onSession = func(userID string, res mcpclient.Resumption) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			rec := switchboard.MCPSession{Server: name, UserID: userID, SessionID: res.SessionID, ProtocolVersion: res.ProtocolVersion}
+			if err := f.opts.Sessions.PutMCPSession(ctx, rec); err != nil {
+				f.log.Warn("keeping an mcp session for other instances", "server", name, "err", err)
+			}
+		}
+	}
+	r.pool = mcpclient.NewPool(name, f.poolConfig(s), &mcpclient.PoolOptions{
+		OnSession:   onSession,
+		Client:      f.opts.Client,
+		MaxSessions: cmp.Or(s.MaxSessions, mcpclient.DefaultMaxSessions(s.Config.Transport())),
+		IdleTimeout: s.IdleTimeout,
+		OnEvent:     f.opts.OnSessionEvent,
+		OnToolsListed: func(key string, tools []mcpclient.Tool) {
+			if listed := r.sup.Tools(); !sameToolNames(listed, tools) {
+				f.log.Warn("a session of the mcp server lists other tools than the catalog's; the catalog keeps the server's",
+					"server", name, "session", key, "session_tools", toolNames(tools), "catalog_tools", toolNames(listed))
+			}
+		},
+	})
+	return r
+}
+
+// sessionConfig returns the Config of the session of the user and the
+// conversation, for a server of spec s.
+func sessionConfig(s ServerSpec, userID, conversationID string) mcpclient.Config {
+	if s.scope() == ScopeShared {
+		return s.Config
+	}
+	return expand(s.Config, userID, conversationID)
+}
+
+// poolConfig returns how a server's Pool configures a session: for the user
+// and conversation of its labels (its key is one of them).
+//
+// A user's streamable HTTP session that another instance started is
+// resumed (see FleetOptions.Sessions).
+func (f *Fleet) poolConfig(s ServerSpec) func(key string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
+	return func(_ string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
+		cfg := sessionConfig(s, labels.UserID, labels.ConversationID)
+		if f.opts.Sessions != nil && s.scope() == ScopeUser && cfg.Transport() == "http" {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			switch res, err := f.opts.Sessions.GetMCPSession(ctx, s.Config.Name, labels.UserID); {
+			case err == nil:
+				cfg.Resume = &mcpclient.Resumption{SessionID: res.SessionID, ProtocolVersion: res.ProtocolVersion}
+			case !errors.Is(err, switchboard.ErrNotFound):
+				f.log.Warn("reading an mcp session kept by another instance", "server", s.Config.Name, "err", err)
+			}
+		}
+		return cfg, nil
+	}
+}
+
+func toolNames(tools []mcpclient.Tool) []string {
+	names := make([]string, len(tools))
+	for i, t := range tools {
+		names[i] = t.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+func sameToolNames(a, b []mcpclient.Tool) bool { return slices.Equal(toolNames(a), toolNames(b)) }
+
+func sessionStatuses(sessions []mcpclient.SessionStatus) []switchboard.SessionStatus {
+	out := make([]switchboard.SessionStatus, len(sessions))
+	for i, s := range sessions {
+		out[i] = switchboard.SessionStatus{Key: s.Key, UserID: s.UserID, ConversationID: s.ConversationID,
+			State: s.State, PID: s.PID, Started: s.Started, LastUsed: s.LastUsed, Restarts: s.Restarts, LastError: s.LastError, InFlight: s.InFlight}
+	}
+	return out
+}
+
+// CloseSession closes the session key (a user id or conversation id) of
+// the named server: its calls in flight fail, its process group stops, and
+// its next call starts it again. It returns an error wrapping
+// switchboard.ErrNotFound when the server has no such session open (or is
+// of scope shared).
+func (f *Fleet) CloseSession(server, key string) error {
+	f.mu.Lock()
+	r, ok := f.servers[server]
+	f.mu.Unlock()
+	if !ok || r.pool == nil || !r.pool.CloseSession(key, "closed by an admin") {
+		return switchboard.Errorf(switchboard.ErrNotFound, "session_not_found", "server %s has no open session %q", server, key)
+	}
+	return nil
+}
+
+// ResetSessions closes the user's sessions of the named server (one of
+// scope user; those of the user's conversations for scope conversation),
+// as a user who wants a fresh start asks, and returns how many it closed.
+// It returns an error wrapping switchboard.ErrNotFound for a server that
+// is not running, and switchboard.ErrInvalid for one of scope shared,
+// whose one session every user shares.
+func (f *Fleet) ResetSessions(server, userID string) (int, error) {
+	f.mu.Lock()
+	r, ok := f.servers[server]
+	f.mu.Unlock()
+	switch {
+	case !ok:
+		return 0, switchboard.Errorf(switchboard.ErrNotFound, "server_not_found", "no server %s is running", server)
+	case r.pool == nil:
+		return 0, switchboard.Errorf(switchboard.ErrInvalid, "shared_server",
+			"server %s is shared by every user (scope shared): it has no session of yours to reset", server)
+	}
+	return r.pool.CloseSessions(func(l mcpclient.SessionLabels) bool { return l.UserID == userID }, "reset by its user"), nil
 }
