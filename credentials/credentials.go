@@ -94,6 +94,8 @@ type Store interface {
 	// issuer; ErrNotFound if there is none. PutOAuthClient stores one.
 	GetOAuthClient(ctx context.Context, server, issuer string) (switchboard.OAuthClient, error)
 	PutOAuthClient(ctx context.Context, c switchboard.OAuthClient) error
+	// ListOAuthClients lists every registered client (for a key rotation).
+	ListOAuthClients(ctx context.Context) ([]switchboard.OAuthClient, error)
 }
 
 // Options tune a Manager; nil means defaults.
@@ -613,4 +615,57 @@ func (m *Manager) Discover(ctx context.Context, server, challenge string) error 
 	}
 	_, err = m.discover(ctx, s, challenge)
 	return err
+}
+
+// Rotate seals again under the ring's current key every credential and
+// registered client that an older key sealed, and returns how many it
+// sealed again. Flows waiting for their callback are left: they expire
+// within StateTTL. A value no key of the ring opens stops it with an error
+// (wrapping keyring.ErrUnknownKey when its key is not in the ring).
+func (m *Manager) Rotate(ctx context.Context) (int, error) {
+	n := 0
+	creds, err := m.store.ListCredentials(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range creds {
+		if c.KeyID == m.ring.Current() {
+			continue
+		}
+		err := m.store.UpdateCredential(ctx, c.UserID, c.Server, func(c *switchboard.Credential) error {
+			if c.KeyID == m.ring.Current() {
+				return nil
+			}
+			plain, err := m.ring.Open(c.KeyID, c.Sealed, aad(c.UserID, c.Server))
+			if err != nil {
+				return fmt.Errorf("credential of %s for %s: %w", c.UserID, c.Server, err)
+			}
+			c.KeyID, c.Sealed = m.ring.Seal(plain, aad(c.UserID, c.Server))
+			return nil
+		})
+		if err != nil && !errors.Is(err, switchboard.ErrNotFound) {
+			return n, err
+		}
+		n++
+	}
+	clients, err := m.store.ListOAuthClients(ctx)
+	if err != nil {
+		return n, err
+	}
+	for _, c := range clients {
+		if c.KeyID == m.ring.Current() {
+			continue
+		}
+		a := aad("client", c.Server+"\x00"+c.Issuer)
+		plain, err := m.ring.Open(c.KeyID, c.Sealed, a)
+		if err != nil {
+			return n, fmt.Errorf("client of %s at %s: %w", c.Server, c.Issuer, err)
+		}
+		c.KeyID, c.Sealed = m.ring.Seal(plain, a)
+		if err := m.store.PutOAuthClient(ctx, c); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
