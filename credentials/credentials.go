@@ -524,30 +524,57 @@ func (m *Manager) storeGrant(ctx context.Context, userID, server string, flow se
 }
 
 // AccessToken returns the user's current access token for an OAuth server,
-// refreshed first when it expires within a minute, or when force (the
-// server answered 401 to the last one). A refresh runs under the store's
-// lock on the credential and uses what another instance refreshed meanwhile.
-// The error wraps ErrConnectionRequired when the user has no grant or the
-// authorization server refused its refresh (the grant is then forgotten).
-func (m *Manager) AccessToken(ctx context.Context, userID, server string, force bool) (string, error) {
-	c, err := m.store.GetCredential(ctx, userID, server)
-	if errors.Is(err, switchboard.ErrNotFound) {
-		return "", connectionRequired(server, "the user has not signed in")
-	}
+// refreshed first when it expires within a minute. The error wraps
+// ErrConnectionRequired when the user has no grant or the authorization
+// server refused its refresh (the grant is then forgotten).
+func (m *Manager) AccessToken(ctx context.Context, userID, server string) (string, error) {
+	t, err := m.currentToken(ctx, userID, server)
 	if err != nil {
 		return "", err
 	}
-	var t sealedToken
-	if err := m.open(c, &t); err != nil {
-		return "", err
-	}
-	if !force && !t.expiresSoon(m.opts.Now()) {
+	if !t.expiresSoon(m.opts.Now()) {
 		return t.AccessToken, nil
 	}
-	stale := t.AccessToken
+	return m.refresh(ctx, userID, server, t.AccessToken)
+}
+
+// Rejected returns a token for a server that answered 401 to rejected: the
+// current one if another call (on any instance) refreshed it meanwhile,
+// else a refreshed one; errors as AccessToken's.
+func (m *Manager) Rejected(ctx context.Context, userID, server, rejected string) (string, error) {
+	t, err := m.currentToken(ctx, userID, server)
+	if err != nil {
+		return "", err
+	}
+	if t.AccessToken != rejected && !t.expiresSoon(m.opts.Now()) {
+		return t.AccessToken, nil
+	}
+	return m.refresh(ctx, userID, server, rejected)
+}
+
+func (m *Manager) currentToken(ctx context.Context, userID, server string) (sealedToken, error) {
+	c, err := m.store.GetCredential(ctx, userID, server)
+	if errors.Is(err, switchboard.ErrNotFound) {
+		return sealedToken{}, connectionRequired(server, "the user has not signed in")
+	}
+	if err != nil {
+		return sealedToken{}, err
+	}
+	var t sealedToken
+	if err := m.open(c, &t); err != nil {
+		return sealedToken{}, err
+	}
+	return t, nil
+}
+
+// refresh refreshes the grant whose access token stale is no good, under
+// the store's lock on the credential: what another instance refreshed
+// meanwhile is used, not refreshed again (a refresh token may be good
+// once).
+func (m *Manager) refresh(ctx context.Context, userID, server, stale string) (string, error) {
 	var fresh string
 	refused := false
-	err = m.store.UpdateCredential(ctx, userID, server, func(c *switchboard.Credential) error {
+	err := m.store.UpdateCredential(ctx, userID, server, func(c *switchboard.Credential) error {
 		var cur sealedToken
 		if err := m.open(*c, &cur); err != nil {
 			return err
