@@ -28,6 +28,9 @@ const (
 	CodeToolCallNotFound = "tool_call_not_found"
 	// CodeAdminOnly means a route for admins was asked for by someone else (ErrForbidden).
 	CodeAdminOnly = "admin_only"
+	// CodeConnectionRequired means the user must connect an MCP server (sign in, or give its secrets)
+	// before its tools run as them (ErrForbidden).
+	CodeConnectionRequired = "connection_required"
 )
 
 // IsCode reports whether the client-facing code of err (see ErrorCode) is

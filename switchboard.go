@@ -176,6 +176,9 @@ const (
 	// ErrorClassBusy is a call that found every session of its server in
 	// use, at the server's max_sessions, for as long as it could wait.
 	ErrorClassBusy = "busy"
+	// ErrorClassConnectionRequired is a call of a server that acts as the
+	// user, who has not connected it (or whose grant it no longer takes).
+	ErrorClassConnectionRequired = "connection_required"
 	// ErrorClassInterrupted is a call that was running when the instance
 	// running its turn died (a crash, kill -9, a lost host): the call ends
 	// failed when the turn is found orphaned, and whether the tool did its

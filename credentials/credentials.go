@@ -124,12 +124,13 @@ type Manager struct {
 	servers atomic.Pointer[map[string]Server]
 
 	mu          sync.Mutex
-	discoveries map[string]Discovery // by server URL, for the life of the process
+	discoveries map[string]Discovery   // by server URL, for the life of the process
+	stepUps     map[[2]string][]string // scopes a server asked a user for (403 insufficient_scope)
 }
 
 // New returns a Manager over store, sealing with ring.
 func New(store Store, ring *keyring.Ring, opts *Options) *Manager {
-	m := &Manager{store: store, ring: ring, discoveries: map[string]Discovery{}}
+	m := &Manager{store: store, ring: ring, discoveries: map[string]Discovery{}, stepUps: map[[2]string][]string{}}
 	if opts != nil {
 		m.opts = *opts
 	}
@@ -176,14 +177,19 @@ func (m *Manager) server(name string) (Server, error) {
 	return s, nil
 }
 
-// ErrConnectionRequired is the error of a session of a server the user has
+// connectionRequired is the error of a session of a server the user has
 // not connected (or whose grant the authorization server no longer
-// honours). It wraps switchboard.ErrForbidden.
-var ErrConnectionRequired = fmt.Errorf("connection required: %w", switchboard.ErrForbidden)
-
-// connectionRequired is ErrConnectionRequired for the server.
+// honours): a *switchboard.Error of kind ErrForbidden with code
+// switchboard.CodeConnectionRequired.
 func connectionRequired(server, why string) error {
-	return fmt.Errorf("%w: connect %s first (%s)", ErrConnectionRequired, server, why)
+	return switchboard.Errorf(switchboard.ErrForbidden, switchboard.CodeConnectionRequired,
+		"connect %s first: %s", server, why)
+}
+
+// IsConnectionRequired reports whether err says the user must connect a
+// server first.
+func IsConnectionRequired(err error) bool {
+	return switchboard.IsCode(err, switchboard.CodeConnectionRequired)
 }
 
 // aad binds a sealed value to its user and server.
@@ -252,9 +258,12 @@ func (m *Manager) ConnectSecrets(ctx context.Context, userID, server string, sec
 			return switchboard.Errorf(switchboard.ErrInvalid, "missing_secret", "server %s needs the secret %s (%s)", server, name, s.Auth.Secrets[name])
 		}
 	}
-	for name := range secrets {
+	for name, v := range secrets {
 		if _, ok := s.Auth.Secrets[name]; !ok {
 			return switchboard.Errorf(switchboard.ErrInvalid, "unknown_secret", "server %s takes no secret %q", server, name)
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return switchboard.Errorf(switchboard.ErrInvalid, "invalid_secret", "the secret %s holds a control character (a line break?)", name)
 		}
 	}
 	now := m.opts.Now().UTC()
@@ -264,7 +273,7 @@ func (m *Manager) ConnectSecrets(ctx context.Context, userID, server string, sec
 }
 
 // Secrets returns the user's secrets for a user_secret server, or an error
-// wrapping ErrConnectionRequired when the user has given none.
+// that IsConnectionRequired when the user has given none.
 func (m *Manager) Secrets(ctx context.Context, userID, server string) (map[string]string, error) {
 	c, err := m.store.GetCredential(ctx, userID, server)
 	if errors.Is(err, switchboard.ErrNotFound) {
@@ -421,7 +430,10 @@ func (m *Manager) Authorize(ctx context.Context, userID, server string, moreScop
 	if len(scopes) == 0 {
 		scopes = d.Scopes
 	}
-	scopes = union(scopes, moreScopes)
+	m.mu.Lock()
+	stepUp := m.stepUps[[2]string{userID, server}]
+	m.mu.Unlock()
+	scopes = union(union(scopes, stepUp), moreScopes)
 	verifier, challenge := PKCE()
 	state := randomString()
 	now := m.opts.Now().UTC()
@@ -524,8 +536,8 @@ func (m *Manager) storeGrant(ctx context.Context, userID, server string, flow se
 }
 
 // AccessToken returns the user's current access token for an OAuth server,
-// refreshed first when it expires within a minute. The error wraps
-// ErrConnectionRequired when the user has no grant or the authorization
+// refreshed first when it expires within a minute. The error says the user must
+// connect (IsConnectionRequired) when the user has no grant or the authorization
 // server refused its refresh (the grant is then forgotten).
 func (m *Manager) AccessToken(ctx context.Context, userID, server string) (string, error) {
 	t, err := m.currentToken(ctx, userID, server)
@@ -695,4 +707,20 @@ func (m *Manager) Rotate(ctx context.Context) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// InsufficientScope is told that the server answered 403 insufficient_scope
+// to the user's token (a step-up): the scopes its challenge names are asked
+// for at the user's next sign-in, and the call fails saying the user must
+// connect again.
+func (m *Manager) InsufficientScope(_ context.Context, userID, server, challenge string) error {
+	scopes := strings.Fields(authParam(challenge, "scope"))
+	m.mu.Lock()
+	m.stepUps[[2]string{userID, server}] = union(m.stepUps[[2]string{userID, server}], scopes)
+	m.mu.Unlock()
+	why := "the server needs more access than was granted"
+	if len(scopes) > 0 {
+		why += " (" + strings.Join(scopes, " ") + ")"
+	}
+	return connectionRequired(server, why)
 }

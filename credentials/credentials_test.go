@@ -278,7 +278,7 @@ func TestConnectFlow(t *testing.T) {
 	m := newManager(t, st, a, clock)
 	ctx := t.Context()
 
-	if _, err := m.AccessToken(ctx, "alice", "remote"); !errors.Is(err, ErrConnectionRequired) {
+	if _, err := m.AccessToken(ctx, "alice", "remote"); !IsConnectionRequired(err) {
 		t.Fatalf("before connecting: %v, want ErrConnectionRequired", err)
 	}
 	tokens := map[string]string{}
@@ -324,7 +324,7 @@ func TestConnectFlow(t *testing.T) {
 	if len(a.revoked) != 1 || !strings.HasPrefix(a.revoked[0], "rt-") {
 		t.Errorf("revoked %v", a.revoked)
 	}
-	if _, err := m.AccessToken(ctx, "bob", "remote"); !errors.Is(err, ErrConnectionRequired) {
+	if _, err := m.AccessToken(ctx, "bob", "remote"); !IsConnectionRequired(err) {
 		t.Errorf("bob after disconnecting: %v", err)
 	}
 }
@@ -407,7 +407,7 @@ func TestRefresh(t *testing.T) {
 	}
 
 	a.refuse.Store(true)
-	if _, err := m.Rejected(ctx, "alice", "remote", got[0]); !errors.Is(err, ErrConnectionRequired) {
+	if _, err := m.Rejected(ctx, "alice", "remote", got[0]); !IsConnectionRequired(err) {
 		t.Errorf("a refused refresh: %v, want ErrConnectionRequired", err)
 	}
 	if _, err := st.GetCredential(ctx, "alice", "remote"); !errors.Is(err, switchboard.ErrNotFound) {
@@ -430,7 +430,7 @@ func TestUserSecrets(t *testing.T) {
 	if s, err := m.Secrets(ctx, "alice", "linear"); err != nil || s["LINEAR_TOKEN"] != "lin_alice" {
 		t.Errorf("alice's secrets: %v %v", s, err)
 	}
-	if _, err := m.Secrets(ctx, "bob", "linear"); !errors.Is(err, ErrConnectionRequired) {
+	if _, err := m.Secrets(ctx, "bob", "linear"); !IsConnectionRequired(err) {
 		t.Errorf("bob's: %v", err)
 	}
 	if _, err := m.Authorize(ctx, "alice", "linear"); !errors.Is(err, switchboard.ErrInvalid) {
@@ -442,7 +442,9 @@ func TestRotate(t *testing.T) {
 	a := newAuthServer(t)
 	st := newMemStore()
 	clock := &testClock{now: time.Now()}
-	key := func(b byte) string { return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune('a'+b)), 32))) }
+	key := func(b byte) string {
+		return base64.StdEncoding.EncodeToString([]byte(strings.Repeat(string(rune('a'+b)), 32)))
+	}
 	oldRing, _ := keyring.Parse("old:" + key(0))
 	servers := []Server{{Name: "remote", URL: a.URL + "/mcp", Auth: Auth{Type: KindOAuth}},
 		{Name: "linear", Auth: Auth{Type: KindUserSecret, Secrets: map[string]string{"LINEAR_TOKEN": "x"}}}}

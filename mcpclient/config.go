@@ -1,6 +1,7 @@
 package mcpclient
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -67,6 +68,27 @@ type Config struct {
 	// of initializing a new one: one another instance started for the same
 	// user. A server that no longer knows it gets a new session.
 	Resume *Resumption
+	// Auth, when set, gives a remote session its bearer token (a user's
+	// OAuth grant): each request carries it in place of a configured
+	// Authorization header, a 401 asks it for another (once), a 403 that
+	// names insufficient_scope is told to it. Set per session, never in a
+	// Config shared by a server's sessions.
+	Auth Authorizer
+}
+
+// Authorizer gives a remote session the bearer token of the user it acts
+// for. Its errors are the call's (a *switchboard.Error saying the user must
+// connect the server, typically).
+type Authorizer interface {
+	// Token returns the token to send.
+	Token(ctx context.Context) (string, error)
+	// Rejected is told that the server answered 401, with its
+	// WWW-Authenticate challenge, to token; it returns one to try once
+	// more.
+	Rejected(ctx context.Context, token, challenge string) (string, error)
+	// Forbidden is told of a 403 whose challenge names insufficient_scope
+	// (a step-up); the call fails with the error it returns.
+	Forbidden(ctx context.Context, challenge string) error
 }
 
 // Resumption is a streamable HTTP session another connection started.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -112,7 +113,7 @@ func newHTTPTransport() *http.Transport {
 // prescribes (see headerTransport).
 func (c *Conn) httpClient(base http.RoundTripper, sessionFix bool) *http.Client {
 	return &http.Client{Transport: &headerTransport{base: base, headers: c.cfg.Headers, sessionFix: sessionFix,
-		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth}}
+		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth}}
 }
 
 // headerTransport sets headers on requests that lack them.
@@ -136,6 +137,8 @@ type headerTransport struct {
 	// streamEnded is told when a GET (an event stream of the server) fails
 	// or ends.
 	streamEnded func()
+	// auth, when set, gives each request its bearer token (Config.Auth).
+	auth Authorizer
 }
 
 // filterBody reads a successful answer's body through a frame filter.
@@ -163,6 +166,52 @@ func (t *headerTransport) filterBody(resp *http.Response) *http.Response {
 const maxPeek = 4096
 
 func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.auth == nil {
+		return t.roundTrip(r)
+	}
+	token, err := t.auth.Token(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.roundTrip(withBearer(r, token))
+	if err != nil {
+		return resp, err
+	}
+	challenge := resp.Header.Get("WWW-Authenticate")
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized && (r.Body == nil || r.GetBody != nil):
+		drain(resp)
+		if token, err = t.auth.Rejected(r.Context(), token, challenge); err != nil {
+			return nil, err
+		}
+		again := withBearer(r, token)
+		if r.GetBody != nil {
+			if again.Body, err = r.GetBody(); err != nil {
+				return nil, err
+			}
+		}
+		return t.roundTrip(again)
+	case resp.StatusCode == http.StatusForbidden && strings.Contains(challenge, "insufficient_scope"):
+		drain(resp)
+		return nil, t.auth.Forbidden(r.Context(), challenge)
+	}
+	return resp, nil
+}
+
+// withBearer returns r with the bearer token (a RoundTripper must not
+// change its request).
+func withBearer(r *http.Request, token string) *http.Request {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+func drain(resp *http.Response) {
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxPeek))
+	resp.Body.Close()
+}
+
+func (t *headerTransport) roundTrip(r *http.Request) (*http.Response, error) {
 	for k := range t.headers {
 		if r.Header.Get(k) == "" {
 			r = r.Clone(r.Context()) // a RoundTripper must not change its request

@@ -76,6 +76,7 @@ type Supervisor struct {
 	connectedOnce bool     // this generation has been ready
 	first         *attempt // the generation's first attempt
 	restarts      int
+	lastFailure   error // of the last attempt or connection, for the calls that wait
 	lastErr       string
 	lastErrAt     time.Time
 	connectedAt   time.Time
@@ -242,7 +243,7 @@ func withGeneration(res *Result, c *Conn) *Result {
 func (s *Supervisor) await(ctx context.Context, old *Conn) (*Conn, error) {
 	for {
 		s.mu.Lock()
-		conn, state, changed, lastErr := s.conn, s.state, s.changed, s.lastErr
+		conn, state, changed, lastErr, failure := s.conn, s.state, s.changed, s.lastErr, s.lastFailure
 		tried := s.first.tried()
 		s.mu.Unlock()
 		if conn != nil && conn != old && conn.Err() == nil {
@@ -257,6 +258,10 @@ func (s *Supervisor) await(ctx context.Context, old *Conn) (*Conn, error) {
 			return nil, withKind(switchboard.ErrUnavailable, fmt.Errorf("mcp server %s is stopped", s.name))
 		case state == switchboard.ServerCrashLooping:
 			return nil, withKind(switchboard.ErrUnavailable, fmt.Errorf("mcp server %s is crash-looping%s", s.name, why))
+		case state == switchboard.ServerStarting && tried && failure != nil:
+			// The attempt's error itself, so that what it says (a user
+			// who must connect the server first) reaches the call.
+			return nil, withKind(switchboard.ErrUnavailable, fmt.Errorf("mcp server %s is not connected: %w", s.name, failure))
 		case state == switchboard.ServerStarting && tried:
 			return nil, withKind(switchboard.ErrUnavailable, fmt.Errorf("mcp server %s is not connected%s", s.name, why))
 		}
@@ -332,7 +337,7 @@ func (s *Supervisor) start(cfg Config) {
 		s.connectedOnce = false
 		s.first = &attempt{done: make(chan struct{})}
 		s.restarts = 0
-		s.lastErr, s.lastErrAt = "", time.Time{}
+		s.lastErr, s.lastErrAt, s.lastFailure = "", time.Time{}, nil
 	})
 	go s.run(g, cfg)
 }
@@ -446,7 +451,7 @@ func (s *Supervisor) failed(err error, failures int, delay time.Duration) {
 	var was switchboard.ServerState
 	s.update(func() {
 		was = s.state
-		s.lastErr, s.lastErrAt = err.Error(), time.Now()
+		s.lastErr, s.lastErrAt, s.lastFailure = err.Error(), time.Now(), err
 		switch {
 		case s.crashLooping(failures):
 			s.state = switchboard.ServerCrashLooping

@@ -353,6 +353,10 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 		call.Status = switchboard.CallTimedOut
 		call.ErrorClass = switchboard.ErrorClassTimeout
 		call.Error = fmt.Sprintf("the tool did not answer within %s", e.timeout)
+	case switchboard.IsCode(err, switchboard.CodeConnectionRequired):
+		call.Status = switchboard.CallFailed
+		call.ErrorClass = switchboard.ErrorClassConnectionRequired
+		call.Error = switchboard.ErrorMessage(err)
 	case errors.Is(err, mcpclient.ErrBusy):
 		call.Status = switchboard.CallFailed
 		call.ErrorClass = switchboard.ErrorClassBusy

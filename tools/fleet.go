@@ -43,6 +43,13 @@ type ServerSpec struct {
 	// defaults (mcpclient.DefaultMaxSessions, DefaultIdleTimeout).
 	MaxSessions int
 	IdleTimeout time.Duration
+	// Credentials, when set, makes the server act as each user with their
+	// own credentials: CredentialsOAuth (a bearer token of the user's
+	// grant) or CredentialsUserSecret (the user's secrets, named in
+	// Secrets, fill ${user.NAME} in the Config). Such a server has scope
+	// user, and FleetOptions.Credentials gives the credentials.
+	Credentials string
+	Secrets     []string
 }
 
 // ValidateSpecs checks what Fleet.Apply would refuse: a duplicate or empty
@@ -64,16 +71,24 @@ func ValidateSpecs(specs []ServerSpec) error {
 		if err := ValidatePolicy(name, s.Policy); err != nil {
 			errs = append(errs, err)
 		}
+		switch {
+		case s.Credentials != "" && s.Credentials != CredentialsOAuth && s.Credentials != CredentialsUserSecret:
+			errs = append(errs, fmt.Errorf("server %s: unknown auth type %q (want oauth or user_secret): %w", name, s.Credentials, switchboard.ErrInvalid))
+		case s.Credentials != "" && s.scope() != ScopeUser:
+			errs = append(errs, fmt.Errorf("server %s: a server with per-user credentials has scope user, not %s: %w", name, s.scope(), switchboard.ErrInvalid))
+		case s.Credentials == CredentialsOAuth && s.Config.Transport() == "stdio":
+			errs = append(errs, fmt.Errorf("server %s: OAuth is for remote servers (url): give a stdio server its user's secrets (auth: {type: user_secret}): %w", name, switchboard.ErrInvalid))
+		}
 		if !s.scope().Valid() {
 			errs = append(errs, fmt.Errorf("server %s: unknown scope %q (want shared, user or conversation): %w", name, s.Scope, switchboard.ErrInvalid))
-		} else if err := checkPlaceholders(name, s.scope(), s.Config); err != nil {
+		} else if err := checkPlaceholders(name, s.scope(), s.Config, s.Secrets); err != nil {
 			errs = append(errs, err)
 		}
 		if s.MaxSessions < 0 || s.IdleTimeout < 0 {
 			errs = append(errs, fmt.Errorf("server %s: max_sessions and idle_timeout must not be negative: %w", name, switchboard.ErrInvalid))
 		}
 		if !s.Disabled {
-			if err := expand(s.Config, listerID, listerID).Validate(); err != nil {
+			if err := expand(s.Config, listerID, listerID, nil).Validate(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -121,6 +136,10 @@ type FleetOptions struct {
 	// resumed by another (where the server allows it) instead of started
 	// again.
 	Sessions SessionStore
+	// Credentials gives the sessions of servers with per-user credentials
+	// the user's (see ServerSpec.Credentials); required when a spec has
+	// some.
+	Credentials Credentials
 }
 
 // Fleet runs the configured MCP servers, each under an
@@ -297,7 +316,10 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 			// server with its new configuration.
 			f.log.Info("restarting mcp server", "server", name, "why", "its configuration changed")
 			restarting = append(restarting, func() {
-				r.sup.Restart(sessionConfig(s, listerID, listerID))
+				if r.sup != nil {
+					cfg, _ := sessionConfig(s, listerID, listerID, nil)
+					r.sup.Restart(cfg)
+				}
 				if r.pool != nil {
 					r.pool.SetConfig(f.poolConfig(s))
 				}
@@ -312,7 +334,7 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 	for _, r := range stopping {
 		wg.Go(func() {
 			if err := r.close(); err != nil {
-				f.log.Warn("stopping mcp server", "server", r.sup.Name(), "err", err)
+				f.log.Warn("stopping mcp server", "server", r.name, "err", err)
 			}
 		})
 	}
@@ -343,6 +365,9 @@ func (f *Fleet) wait(ctx context.Context, started []ServerSpec) error {
 		wg   sync.WaitGroup
 	)
 	for name, r := range servers {
+		if r.sup == nil {
+			continue // per-user credentials: nothing connects before a user does
+		}
 		wg.Go(func() {
 			if required[name] {
 				if err := r.sup.Started(ctx); err != nil {
@@ -455,10 +480,18 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 			Scope:     string(spec.scope()),
 		}
 		if r, ok := servers[name]; ok {
-			s := r.sup.Status()
-			st.State, st.Restarts = s.State, s.Restarts
-			st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
-			st.StderrTail = s.Stderr
+			if r.sup != nil {
+				s := r.sup.Status()
+				st.State, st.Restarts = s.State, s.Restarts
+				st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
+				st.StderrTail = s.Stderr
+			} else {
+				// Per-user credentials: the server is its users' sessions.
+				st.State = switchboard.ServerReady
+				if r.listed.Load() == nil {
+					st.State, st.LastError = switchboard.ServerStarting, "its tools are not known until a user who connected it calls it"
+				}
+			}
 			st.Tools, st.Quarantined = exposed[name], quarantined[name]
 			if r.pool != nil {
 				st.Sessions = sessionStatuses(r.pool.Sessions())

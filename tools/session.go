@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
@@ -115,29 +117,44 @@ func placeholders(cfg mcpclient.Config) []string {
 	return slices.Compact(found)
 }
 
-// checkPlaceholders refuses placeholders a server of scope cannot fill.
-func checkPlaceholders(name string, scope Scope, cfg mcpclient.Config) error {
+// checkPlaceholders refuses placeholders a server of scope cannot fill:
+// ${user.id} on a shared server, ${conversation.id} outside scope
+// conversation, ${user.NAME} but for the secrets a user_secret server
+// names.
+func checkPlaceholders(name string, scope Scope, cfg mcpclient.Config, secrets []string) error {
 	for _, p := range placeholders(cfg) {
+		secret, isSecret := strings.CutPrefix(strings.TrimSuffix(p, "}"), "${user.")
 		switch {
 		case p == PlaceholderUserID && scope == ScopeShared,
 			p == PlaceholderConversationID && scope != ScopeConversation:
 			return fmt.Errorf("server %s: %s has no value in a session of scope %s: %w", name, p, scope, switchboard.ErrInvalid)
-		case p != PlaceholderUserID && p != PlaceholderConversationID &&
-			(strings.HasPrefix(p, "${user.") || strings.HasPrefix(p, "${conversation.")):
-			return fmt.Errorf("server %s: unknown placeholder %s (want %s or %s): %w", name, p, PlaceholderUserID, PlaceholderConversationID, switchboard.ErrInvalid)
+		case p == PlaceholderUserID || p == PlaceholderConversationID:
+		case isSecret && slices.Contains(secrets, secret):
+		case isSecret || strings.HasPrefix(p, "${conversation."):
+			return fmt.Errorf("server %s: unknown placeholder %s (want %s, %s, or ${user.NAME} for a secret its auth.secrets names): %w",
+				name, p, PlaceholderUserID, PlaceholderConversationID, switchboard.ErrInvalid)
 		}
 	}
 	return nil
 }
 
 // expand returns cfg for the session of the user and conversation, its
-// placeholders replaced, each value escaped for where it lands.
-func expand(cfg mcpclient.Config, userID, conversationID string) mcpclient.Config {
-	path := strings.NewReplacer(PlaceholderUserID, escapePath(userID), PlaceholderConversationID, escapePath(conversationID))
-	header := strings.NewReplacer(PlaceholderUserID, escapeHeader(userID), PlaceholderConversationID, escapeHeader(conversationID))
+// placeholders replaced, each value escaped for where it lands; secrets
+// (a user_secret server's, by name) fill ${user.NAME} as they are, but
+// query-escaped in the URL.
+func expand(cfg mcpclient.Config, userID, conversationID string, secrets map[string]string) mcpclient.Config {
+	pathPairs := []string{PlaceholderUserID, escapePath(userID), PlaceholderConversationID, escapePath(conversationID)}
+	headerPairs := []string{PlaceholderUserID, escapeHeader(userID), PlaceholderConversationID, escapeHeader(conversationID)}
+	urlPairs := slices.Clone(pathPairs)
+	for name, v := range secrets {
+		pathPairs = append(pathPairs, "${user."+name+"}", v)
+		headerPairs = append(headerPairs, "${user."+name+"}", v)
+		urlPairs = append(urlPairs, "${user."+name+"}", url.QueryEscape(v))
+	}
+	path, header := strings.NewReplacer(pathPairs...), strings.NewReplacer(headerPairs...)
 	cfg.Command = path.Replace(cfg.Command)
 	cfg.Dir = path.Replace(cfg.Dir)
-	cfg.URL = path.Replace(cfg.URL)
+	cfg.URL = strings.NewReplacer(urlPairs...).Replace(cfg.URL)
 	cfg.Args = slices.Clone(cfg.Args)
 	for i, a := range cfg.Args {
 		cfg.Args[i] = path.Replace(a)
@@ -157,14 +174,14 @@ func expand(cfg mcpclient.Config, userID, conversationID string) mcpclient.Confi
 // those of a session used only for listing them, its calls run on the
 // caller's session in a Pool.
 type pooledServer struct {
-	scope  Scope
-	lister *mcpclient.Supervisor
-	pool   *mcpclient.Pool
+	scope Scope
+	r     *running
+	pool  *mcpclient.Pool
 }
 
-func (s pooledServer) Name() string { return s.lister.Name() }
+func (s pooledServer) Name() string { return s.pool.Name() }
 
-func (s pooledServer) Tools() []mcpclient.Tool { return s.lister.Tools() }
+func (s pooledServer) Tools() []mcpclient.Tool { return s.r.tools() }
 
 func (s pooledServer) Session(c Caller) (Scope, string) {
 	if s.scope == ScopeConversation {
@@ -213,14 +230,20 @@ type SessionStore interface {
 
 // running is one server the Fleet runs.
 type running struct {
+	// listed holds, for a server with per-user credentials, which no
+	// session lists but a user's, the tools its users' sessions listed
+	// last (nil until one did).
+	listed atomic.Pointer[[]mcpclient.Tool]
+
 	// sup is the server's one session (scope shared), or, for a server of
 	// scope user or conversation, the session that only lists its tools
-	// for the catalog.
+	// for the catalog; nil for a server with per-user credentials.
 	sup *mcpclient.Supervisor
 	// pool holds the sessions of a server of scope user or conversation;
 	// nil for scope shared.
 	pool  *mcpclient.Pool
 	scope Scope
+	name  string
 }
 
 // server is r as the catalog calls it.
@@ -228,7 +251,18 @@ func (r *running) server() Server {
 	if r.pool == nil {
 		return sharedConn{r.sup}
 	}
-	return pooledServer{scope: r.scope, lister: r.sup, pool: r.pool}
+	return pooledServer{scope: r.scope, r: r, pool: r.pool}
+}
+
+// tools returns the server's tools as the catalog offers them.
+func (r *running) tools() []mcpclient.Tool {
+	if r.sup != nil {
+		return r.sup.Tools()
+	}
+	if listed := r.listed.Load(); listed != nil {
+		return *listed
+	}
+	return nil
 }
 
 // close stops r's sessions, whole process groups included.
@@ -237,13 +271,22 @@ func (r *running) close() error {
 	if r.pool != nil {
 		errs = append(errs, r.pool.Close())
 	}
-	return errors.Join(append(errs, r.sup.Close())...)
+	if r.sup != nil {
+		errs = append(errs, r.sup.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // start starts the server of s: its one session (scope shared), or the
 // session that lists its tools and the pool of its sessions.
 func (f *Fleet) start(s ServerSpec) *running {
-	r := &running{scope: s.scope(), sup: mcpclient.Supervise(sessionConfig(s, listerID, listerID), &f.opts.Client)}
+	r := &running{scope: s.scope(), name: s.Config.Name}
+	if s.Credentials == "" {
+		// A server with per-user credentials has no session but its
+		// users': it cannot be listed without one.
+		cfg, _ := sessionConfig(s, listerID, listerID, nil)
+		r.sup = mcpclient.Supervise(cfg, &f.opts.Client)
+	}
 	if r.scope == ScopeShared {
 		return r
 	}
@@ -266,6 +309,13 @@ func (f *Fleet) start(s ServerSpec) *running {
 		IdleTimeout: s.IdleTimeout,
 		OnEvent:     f.opts.OnSessionEvent,
 		OnToolsListed: func(key string, tools []mcpclient.Tool) {
+			if r.sup == nil {
+				// The catalog's tools are those users' sessions list.
+				if old := r.listed.Swap(&tools); old == nil || !sameToolNames(*old, tools) {
+					f.markDirty()
+				}
+				return
+			}
 			if listed := r.sup.Tools(); !sameToolNames(listed, tools) {
 				f.log.Warn("a session of the mcp server lists other tools than the catalog's; the catalog keeps the server's",
 					"server", name, "session", key, "session_tools", toolNames(tools), "catalog_tools", toolNames(listed))
@@ -276,12 +326,13 @@ func (f *Fleet) start(s ServerSpec) *running {
 }
 
 // sessionConfig returns the Config of the session of the user and the
-// conversation, for a server of spec s.
-func sessionConfig(s ServerSpec, userID, conversationID string) mcpclient.Config {
+// conversation, for a server of spec s, with the user's secrets of a
+// user_secret server.
+func sessionConfig(s ServerSpec, userID, conversationID string, secrets map[string]string) (mcpclient.Config, error) {
 	if s.scope() == ScopeShared {
-		return s.Config
+		return s.Config, nil
 	}
-	return expand(s.Config, userID, conversationID)
+	return expand(s.Config, userID, conversationID, secrets), nil
 }
 
 // poolConfig returns how a server's Pool configures a session: for the user
@@ -291,10 +342,24 @@ func sessionConfig(s ServerSpec, userID, conversationID string) mcpclient.Config
 // resumed (see FleetOptions.Sessions).
 func (f *Fleet) poolConfig(s ServerSpec) func(key string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
 	return func(_ string, labels mcpclient.SessionLabels) (mcpclient.Config, error) {
-		cfg := sessionConfig(s, labels.UserID, labels.ConversationID)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var secrets map[string]string
+		switch s.Credentials {
+		case CredentialsUserSecret:
+			var err error
+			if secrets, err = f.opts.Credentials.Secrets(ctx, labels.UserID, s.Config.Name); err != nil {
+				return mcpclient.Config{}, err
+			}
+		}
+		cfg, err := sessionConfig(s, labels.UserID, labels.ConversationID, secrets)
+		if err != nil {
+			return cfg, err
+		}
+		if s.Credentials == CredentialsOAuth {
+			cfg.Auth = userAuth{creds: f.opts.Credentials, userID: labels.UserID, server: s.Config.Name}
+		}
 		if f.opts.Sessions != nil && s.scope() == ScopeUser && cfg.Transport() == "http" {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
 			switch res, err := f.opts.Sessions.GetMCPSession(ctx, s.Config.Name, labels.UserID); {
 			case err == nil:
 				cfg.Resume = &mcpclient.Resumption{SessionID: res.SessionID, ProtocolVersion: res.ProtocolVersion}
@@ -359,4 +424,47 @@ func (f *Fleet) ResetSessions(server, userID string) (int, error) {
 			"server %s is shared by every user (scope shared): it has no session of yours to reset", server)
 	}
 	return r.pool.CloseSessions(func(l mcpclient.SessionLabels) bool { return l.UserID == userID }, "reset by its user"), nil
+}
+
+// Kinds of per-user credentials of a server (ServerSpec.Credentials).
+const (
+	CredentialsOAuth      = "oauth"
+	CredentialsUserSecret = "user_secret"
+)
+
+// Credentials gives the sessions of a server with per-user credentials the
+// user's. *credentials.Manager implements it. Its errors reach the call:
+// one saying the user must connect the server first (a *switchboard.Error
+// with code switchboard.CodeConnectionRequired) makes the call's error
+// class connection_required.
+type Credentials interface {
+	// Secrets returns the user's secrets for a user_secret server.
+	Secrets(ctx context.Context, userID, server string) (map[string]string, error)
+	// AccessToken returns the user's current token for an OAuth server.
+	AccessToken(ctx context.Context, userID, server string) (string, error)
+	// Rejected returns a token to try after the server answered 401 to
+	// rejected.
+	Rejected(ctx context.Context, userID, server, rejected string) (string, error)
+	// InsufficientScope is told of a 403 asking for more scope; it returns
+	// the call's error.
+	InsufficientScope(ctx context.Context, userID, server, challenge string) error
+}
+
+// userAuth is the mcpclient.Authorizer of one user's session of an OAuth
+// server.
+type userAuth struct {
+	creds          Credentials
+	userID, server string
+}
+
+func (a userAuth) Token(ctx context.Context) (string, error) {
+	return a.creds.AccessToken(ctx, a.userID, a.server)
+}
+
+func (a userAuth) Rejected(ctx context.Context, token, _ string) (string, error) {
+	return a.creds.Rejected(ctx, a.userID, a.server, token)
+}
+
+func (a userAuth) Forbidden(ctx context.Context, challenge string) error {
+	return a.creds.InsufficientScope(ctx, a.userID, a.server, challenge)
 }
