@@ -110,7 +110,10 @@ type Deps struct {
 	// Sessions, when set, serves the routes that close a server's
 	// sessions (an admin's, and a user's reset of their own).
 	Sessions SessionAdmin
-	Ready    Pinger
+	// Connections, when set, serves the connections of users to servers
+	// that act as them, and the OAuth callback.
+	Connections Connections
+	Ready       Pinger
 }
 
 // RequestObserver is told of every request, for metrics.
@@ -203,6 +206,10 @@ func (h *Handler) routes() {
 	// Health and metrics, unauthenticated.
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
+	// The OAuth callback (no bearer token: its state names the user) and
+	// the client metadata documents authorization servers fetch.
+	e.GET("/oauth/callback", h.oauthCallback)
+	e.GET("/oauth/clients/:file", h.clientMetadata)
 	if h.opts.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(h.opts.Metrics))
 	}
@@ -227,6 +234,8 @@ func (h *Handler) routes() {
 	admin.GET("/servers", h.listServers)
 	admin.POST("/servers/reload", h.reloadServers)
 	admin.DELETE("/servers/:name/sessions/:key", h.closeSession)
+	admin.GET("/connections", h.adminConnections)
+	admin.DELETE("/connections/:user/:server", h.adminDisconnect)
 
 	// A user's own routes: the token's user must be the one in the path.
 	user := e.Group("/api/:user_id", h.authenticate, h.requireSelf)
@@ -241,6 +250,9 @@ func (h *Handler) routes() {
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)
 	user.POST("/servers/:name/reset", h.resetSessions)
+	user.GET("/connections", h.listConnections)
+	user.POST("/connections/:server", h.connectServer)
+	user.DELETE("/connections/:server", h.disconnectServer)
 }
 
 // ServeHTTP serves the API.

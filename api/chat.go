@@ -238,10 +238,14 @@ func (h *Handler) respond(c *gin.Context, stream bool, run func(orchestrator.Eve
 		} else {
 			c.Header("Server-Timing", serverTiming(res.Turn.Timing))
 		}
-		c.JSON(http.StatusOK, toChatResponse(res))
+		resp := toChatResponse(res)
+		resp.ConnectionsRequired = h.connectionsRequired(c.Request.Context(), identity(c).UserID, res.ToolCalls)
+		c.JSON(http.StatusOK, resp)
 		return
 	}
-	s := &uiStream{c: c}
+	s := &uiStream{c: c, connect: func(server string) connectionRequiredDTO {
+		return h.connectionRequired(c.Request.Context(), identity(c).UserID, server)
+	}}
 	res, err := run(s)
 	if s.started {
 		c.Set(ctxTurn, s.turn)

@@ -23,6 +23,9 @@ type chatResponse struct {
 	// PendingApprovals are the calls waiting for approval when status is
 	// awaiting_approval.
 	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
+	// ConnectionsRequired are the servers the user must connect before
+	// calls of theirs run (calls that failed with connection_required).
+	ConnectionsRequired []connectionRequiredDTO `json:"connections_required,omitempty"`
 }
 
 type messageDTO struct {

@@ -22,7 +22,11 @@ import (
 // the turn has started, so that errors before it (a bad conversation id, no
 // model) are still plain JSON errors with their status.
 type uiStream struct {
-	c       *gin.Context
+	c *gin.Context
+	// connect, when set, tells what a user must do to connect a server a
+	// call of which needs the user's credentials.
+	connect func(server string) connectionRequiredDTO
+	asked   map[string]bool // servers told of already
 	started bool
 	turn    switchboard.Turn
 	text    string // id of the open text part, "" when none
@@ -104,9 +108,12 @@ const (
 	partToolDenied   partType = "tool-output-denied"
 	partToolApproval partType = "tool-approval-request"
 	partToolCall     partType = "data-tool-call" // ours: the ledger's view of a call
-	partError        partType = "error"
-	partFinishStep   partType = "finish-step"
-	partFinish       partType = "finish"
+	// ours: the user must connect a server (sign in, or give its secrets)
+	// before its calls run as them.
+	partConnectionRequired partType = "data-connection-required"
+	partError              partType = "error"
+	partFinishStep         partType = "finish-step"
+	partFinish             partType = "finish"
 )
 
 type part struct {
@@ -299,7 +306,22 @@ func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 	d := ms(c.Duration)
 	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
 		Status: string(c.Status), DurationMS: &d, Error: c.Error}})
+	if c.ErrorClass == switchboard.ErrorClassConnectionRequired && s.connect != nil && !s.asked[c.Server] {
+		if s.asked == nil {
+			s.asked = map[string]bool{}
+		}
+		s.asked[c.Server] = true
+		need := s.connect(c.Server)
+		s.part(dataPart{Type: partConnectionRequired, ID: "connect-" + c.Server,
+			Data: connectionRequiredData{Server: need.Server, AuthorizationURL: need.AuthorizationURL}})
+	}
 	s.flush()
+}
+
+// connectionRequiredData is the data of a data-connection-required part.
+type connectionRequiredData struct {
+	Server           string `json:"server"`
+	AuthorizationURL string `json:"authorizationUrl,omitempty"`
 }
 
 func (s *uiStream) ApprovalRequested(c switchboard.ToolCall) {

@@ -286,6 +286,7 @@ func (m *Manager) Secrets(ctx context.Context, userID, server string) (map[strin
 	if err := m.open(c, &secrets); err != nil {
 		return nil, err
 	}
+	m.touch(ctx, c)
 	return secrets, nil
 }
 
@@ -576,6 +577,7 @@ func (m *Manager) currentToken(ctx context.Context, userID, server string) (seal
 	if err := m.open(c, &t); err != nil {
 		return sealedToken{}, err
 	}
+	m.touch(ctx, c)
 	return t, nil
 }
 
@@ -723,4 +725,37 @@ func (m *Manager) InsufficientScope(_ context.Context, userID, server, challenge
 		why += " (" + strings.Join(scopes, " ") + ")"
 	}
 	return connectionRequired(server, why)
+}
+
+// AllConnections lists every user's connections, for admins: never a token.
+func (m *Manager) AllConnections(ctx context.Context) ([]switchboard.Connection, error) {
+	creds, err := m.store.ListCredentials(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]switchboard.Connection, len(creds))
+	for i, c := range creds {
+		out[i] = switchboard.Connection{UserID: c.UserID, Server: c.Server, Type: c.Kind, Connected: true, Scopes: c.Scopes,
+			ExpiresAt: c.ExpiresAt, CreatedAt: c.CreatedAt, LastUsedAt: c.LastUsedAt}
+	}
+	return out, nil
+}
+
+// touchEvery is how often a credential's last use is written: not at every
+// call.
+const touchEvery = time.Minute
+
+// touch records that a session used c, at most once per touchEvery.
+func (m *Manager) touch(ctx context.Context, c switchboard.Credential) {
+	now := m.opts.Now().UTC()
+	if now.Sub(c.LastUsedAt) < touchEvery {
+		return
+	}
+	err := m.store.UpdateCredential(ctx, c.UserID, c.Server, func(c *switchboard.Credential) error {
+		c.LastUsedAt = now
+		return nil
+	})
+	if err != nil && !errors.Is(err, switchboard.ErrNotFound) {
+		m.log.Warn("recording a credential's use", "server", c.Server, "err", err)
+	}
 }

@@ -33,6 +33,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolDenied": "tool-output-denied",
     "toolApproval": "tool-approval-request",
     "toolCall": "data-tool-call",
+    "connectionRequired": "data-connection-required",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish"
@@ -68,7 +69,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
   },
   "code": {
     "turnCancelled": "turn_cancelled",
-    "adminOnly": "admin_only"
+    "adminOnly": "admin_only",
+    "connectionRequired": "connection_required"
   }
 } /* protocol:end */);
 
