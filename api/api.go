@@ -95,6 +95,9 @@ type SessionAdmin interface {
 	// how many it closed; ErrNotFound for a server that is not running,
 	// ErrInvalid for one of scope shared.
 	ResetSessions(server, userID string) (int, error)
+	// StartSession starts the user's session of a server of scope user
+	// without a call (after they connected it).
+	StartSession(server, userID string) error
 }
 
 // Deps are the handler's collaborators. Chat, Store, Tools and Auth are

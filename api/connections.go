@@ -98,7 +98,7 @@ func (h *Handler) connectServer(c *gin.Context) {
 			h.writeError(c, err)
 			return
 		}
-		h.resetUserSessions(server, user)
+		h.startUserSession(server, user)
 		c.JSON(http.StatusOK, gin.H{"success": true, "connected": true})
 		return
 	}
@@ -163,6 +163,18 @@ func (h *Handler) resetUserSessions(server, user string) {
 	}
 }
 
+// startUserSession starts the user's session of a server they just
+// connected, so that its tools are listed before the first call.
+func (h *Handler) startUserSession(server, user string) {
+	if h.Sessions == nil {
+		return
+	}
+	h.resetUserSessions(server, user)
+	if err := h.Sessions.StartSession(server, user); err != nil {
+		h.logger.Warn("starting the session of a server just connected", "server", server, "err", err)
+	}
+}
+
 // callbackPage ends a sign-in: it tells the page that opened it (the
 // chat's "Connect" button) and closes, or says what went wrong.
 var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
@@ -199,7 +211,7 @@ func (h *Handler) oauthCallback(c *gin.Context) {
 			renderCallback(c, status, data)
 			return
 		}
-		h.resetUserSessions(server, user)
+		h.startUserSession(server, user)
 		data.OK, data.Server, data.Message = true, server, "You can go back to the chat: calls of "+server+" now act as you."
 	}
 	renderCallback(c, status, data)

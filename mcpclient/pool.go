@@ -169,6 +169,21 @@ func (p *Pool) CallTool(ctx context.Context, key string, labels SessionLabels, t
 	return s.sup.CallTool(ctx, tool, args)
 }
 
+// Start starts the session of key if it is not open, without a call (it
+// connects in the background), so that the tools it lists are known
+// before its first call. The error is acquire's: ErrBusy when the pool is
+// full of sessions in use.
+func (p *Pool) Start(key string, labels SessionLabels) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s, err := p.acquire(ctx, key, labels)
+	if err != nil {
+		return err
+	}
+	p.release(s)
+	return nil
+}
+
 // acquire returns the session of key, in use by one more call. The
 // session's Config is made outside the Pool's lock: it may read the store.
 func (p *Pool) acquire(ctx context.Context, key string, labels SessionLabels) (*session, error) {

@@ -468,3 +468,18 @@ func (a userAuth) Rejected(ctx context.Context, token, _ string) (string, error)
 func (a userAuth) Forbidden(ctx context.Context, challenge string) error {
 	return a.creds.InsufficientScope(ctx, a.userID, a.server, challenge)
 }
+
+// StartSession starts the user's session of the named server, of scope
+// user, without a call: a user who just connected a server with per-user
+// credentials gets its tools listed (the catalog has none before a user's
+// session lists them). It returns an error wrapping switchboard.ErrNotFound
+// for a server that is not running or not of scope user.
+func (f *Fleet) StartSession(server, userID string) error {
+	f.mu.Lock()
+	r, ok := f.servers[server]
+	f.mu.Unlock()
+	if !ok || r.pool == nil || r.scope != ScopeUser {
+		return switchboard.Errorf(switchboard.ErrNotFound, "server_not_found", "no server %s of scope user is running", server)
+	}
+	return r.pool.Start(userID, mcpclient.SessionLabels{UserID: userID})
+}

@@ -45,6 +45,16 @@ type Config struct {
 	// earlier life left running for dead; empty means one made of the host
 	// name and the listen address (see instanceID).
 	InstanceID string `yaml:"instance_id"`
+	// PublicURL is this service's URL as users' browsers reach it: the
+	// OAuth callback is PublicURL/oauth/callback. Required with a server of
+	// auth type oauth, outside dev mode (which uses the listen address).
+	PublicURL string `yaml:"public_url"`
+	// SecretsKey is the key ring that seals users' credentials at rest:
+	// 32 random bytes in base64 (`openssl rand -base64 32`), or several,
+	// comma-separated, the current first ("id:key" names one). Required
+	// with a server that has auth, outside dev mode (which makes an
+	// ephemeral one).
+	SecretsKey string `yaml:"secrets_key"`
 
 	// serverOrder names the mcpServers in the file's order, which is their
 	// order in the tool catalog.
@@ -209,6 +219,21 @@ type ServerConfig struct {
 	// user or conversation: defaults 50 (stdio) or 5,000 (HTTP), and 10m.
 	MaxSessions int      `yaml:"max_sessions"`
 	IdleTimeout Duration `yaml:"idle_timeout"`
+	// Auth makes the server act as each user with their own credentials.
+	Auth *ServerAuthConfig `yaml:"auth"`
+}
+
+// ServerAuthConfig is a server's auth: {type: oauth, scopes, client_id,
+// client_secret, client_metadata_url} (all but type optional), or {type:
+// user_secret, secrets: {NAME: "what it is"}}, whose values the server's
+// headers and env use as ${user.NAME}.
+type ServerAuthConfig struct {
+	Type              string            `yaml:"type"`
+	Scopes            []string          `yaml:"scopes"`
+	ClientID          string            `yaml:"client_id"`
+	ClientSecret      string            `yaml:"client_secret"`
+	ClientMetadataURL string            `yaml:"client_metadata_url"`
+	Secrets           map[string]string `yaml:"secrets"`
 }
 
 // ApprovalPolicy is a server's require_approval, as the file writes it:
@@ -255,6 +280,7 @@ var serverKeys = map[string]bool{
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
+	"auth": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -19,7 +20,15 @@ func configSecrets(cfg *Config) []string {
 	for _, u := range []string{cfg.DatabaseURL, cfg.DatabaseDirectURL, cfg.LLM.BaseURL, cfg.Auth.JWKSURL} {
 		out = append(out, redact.URLSecrets(u)...)
 	}
+	out = append(out, cfg.SecretsKey)
+	for _, part := range strings.Split(cfg.SecretsKey, ",") {
+		_, key, _ := strings.Cut(part, ":")
+		out = append(out, strings.TrimSpace(part), key)
+	}
 	for _, s := range cfg.MCPServers {
+		if s.Auth != nil {
+			out = append(out, s.Auth.ClientSecret)
+		}
 		for _, v := range s.Headers {
 			out = append(out, redact.HeaderSecrets(v)...)
 		}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-dev/switchboard/credentials"
 	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -50,6 +51,14 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 			MaxSessions: sc.MaxSessions,
 			IdleTimeout: time.Duration(sc.IdleTimeout),
 		})
+		if a := sc.Auth; a != nil {
+			spec := &specs[len(specs)-1]
+			spec.Credentials = a.Type
+			spec.Secrets = slices.Sorted(maps.Keys(a.Secrets))
+			if spec.Scope == "" {
+				spec.Scope = tools.ScopeUser // a server acting as each user has a session each
+			}
+		}
 	}
 	return specs
 }
@@ -187,4 +196,20 @@ func describeServer(state, lastErr string) string {
 		return state
 	}
 	return fmt.Sprintf("%s: %s", state, lastErr)
+}
+
+// credentialServers lists the servers whose users connect with their own
+// credentials, for the credentials Manager.
+func credentialServers(cfg *Config) []credentials.Server {
+	var out []credentials.Server
+	for _, name := range serverNames(cfg) {
+		sc := cfg.MCPServers[name]
+		if sc.Auth == nil || sc.Disabled {
+			continue
+		}
+		a := sc.Auth
+		out = append(out, credentials.Server{Name: name, URL: sc.URL, Auth: credentials.Auth{Type: a.Type, Scopes: a.Scopes,
+			ClientID: a.ClientID, ClientSecret: a.ClientSecret, ClientMetadataURL: a.ClientMetadataURL, Secrets: a.Secrets}})
+	}
+	return out
 }
