@@ -212,6 +212,69 @@ type Store interface {
 	// for its user and server. It returns an error wrapping ErrInvalid
 	// without a server, user or session id.
 	PutMCPSession(ctx context.Context, s switchboard.MCPSession) error
+
+	// Per-user credentials (package credentials): what is secret in them
+	// arrives sealed, and the store keeps the sealed bytes as they are,
+	// beside the id of their key; it never sees plaintext.
+
+	// GetCredential returns the user's credential for the server. It
+	// returns an error wrapping switchboard.ErrNotFound if the user has
+	// none for it (another user's is not found).
+	GetCredential(ctx context.Context, userID, server string) (switchboard.Credential, error)
+	// PutCredential stores c, replacing the user's credential for the
+	// server if there is one; a zero CreatedAt or UpdatedAt is now. It
+	// waits for an UpdateCredential of that credential in progress. It
+	// returns an error wrapping switchboard.ErrInvalid without a user,
+	// server, kind, key id or sealed value, or with one too long.
+	PutCredential(ctx context.Context, c switchboard.Credential) error
+	// UpdateCredential runs update on the user's credential for the server
+	// under a lock that every instance on the store shares (Postgres: the
+	// row's, SELECT ... FOR UPDATE, in a transaction open while update
+	// runs), and stores what update leaves in it (its user and server
+	// stay; its times as update leaves them): two updates of a credential
+	// run one after the other, the second seeing what the first stored, and
+	// a Put or Delete of it waits; a read does not (it sees the credential
+	// as it was until update's changes are stored), nor does any write of
+	// other records. If update returns an error, nothing
+	// changes and that error is returned as it is. update must not write
+	// the same credential through the store: it would wait for itself. It
+	// returns an error wrapping switchboard.ErrNotFound if there is no
+	// such credential (update does not run), and ErrInvalid if update
+	// leaves it invalid (as PutCredential).
+	UpdateCredential(ctx context.Context, userID, server string, update func(*switchboard.Credential) error) error
+	// DeleteCredential deletes the user's credential for the server. It
+	// returns an error wrapping switchboard.ErrNotFound if there was none.
+	DeleteCredential(ctx context.Context, userID, server string) error
+	// ListCredentials returns the user's credentials, or everyone's for
+	// "" (for admins and key rotations), ordered by user and then server
+	// (by bytes). None is an empty list.
+	ListCredentials(ctx context.Context, userID string) ([]switchboard.Credential, error)
+	// PutOAuthState stores a connect flow's state; a zero CreatedAt is
+	// now. It returns an error wrapping switchboard.ErrConflict if a state
+	// has its id, and ErrInvalid without an id, user, server, key id,
+	// sealed value or expiry, or with one too long.
+	PutOAuthState(ctx context.Context, s switchboard.OAuthState) error
+	// TakeOAuthState returns the state with the given id and deletes it,
+	// at once: of two takes, one gets it and the other finds nothing. It
+	// returns an expired state too (its caller says it expired), unless
+	// PruneOAuthStates removed it. It returns an error wrapping
+	// switchboard.ErrNotFound if there is none.
+	TakeOAuthState(ctx context.Context, id string) (switchboard.OAuthState, error)
+	// PruneOAuthStates deletes the states that expired before before (the
+	// flows that never came back) and returns how many it deleted.
+	PruneOAuthStates(ctx context.Context, before time.Time) (int, error)
+	// GetOAuthClient returns the client registered for the server at the
+	// authorization server issuer. It returns an error wrapping
+	// switchboard.ErrNotFound if there is none.
+	GetOAuthClient(ctx context.Context, server, issuer string) (switchboard.OAuthClient, error)
+	// PutOAuthClient stores c, replacing the client of its server and
+	// issuer if there is one; a zero CreatedAt is now. It returns an error
+	// wrapping switchboard.ErrInvalid without a server, issuer, client id,
+	// key id or sealed value, or with one too long.
+	PutOAuthClient(ctx context.Context, c switchboard.OAuthClient) error
+	// ListOAuthClients returns every registered client, ordered by server
+	// and then issuer (by bytes). None is an empty list.
+	ListOAuthClients(ctx context.Context) ([]switchboard.OAuthClient, error)
 }
 
 var (

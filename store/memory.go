@@ -49,6 +49,16 @@ type memoryData struct {
 	// wait (and it, if it does): a turn resumed by a decision may end with
 	// other calls undecided.
 	waiting map[string]string
+
+	// credentials are users' credentials by user and server; an update
+	// of one holds its credentialLock (not mu, which it would hold while
+	// the caller refreshes a token).
+	credentials     map[credentialKey]switchboard.Credential
+	credentialLocks map[credentialKey]*credentialLock
+	// oauthStates are the connect flows waiting for their callback, by id;
+	// oauthClients the registered clients by server and issuer.
+	oauthStates  map[string]switchboard.OAuthState
+	oauthClients map[oauthClientKey]switchboard.OAuthClient
 }
 
 type idempotencyKey struct{ user, key string }

@@ -1,5 +1,6 @@
 // Package store persists Switchboard's conversations, turns and tool-call
-// ledger, in memory or in Postgres.
+// ledger, and users' sealed credentials for MCP servers, in memory or in
+// Postgres.
 //
 // [Memory] and [Postgres] implement the same contract, [Store], with the
 // same validation and the same errors: a method that fails returns an error
@@ -611,5 +612,83 @@ func prepareMCPSession(s *switchboard.MCPSession) error {
 	}
 	s.SessionID, s.ProtocolVersion = clean(s.SessionID), clean(s.ProtocolVersion)
 	s.UpdatedAt = now()
+	return nil
+}
+
+// Lengths of the columns of per-user credentials.
+const (
+	maxKindLen   = 50   // credentials.kind
+	maxIssuerLen = 2000 // oauth_clients.issuer, in bytes: it is in a btree key
+)
+
+// prepareCredential validates a credential and stamps it; the store keeps
+// its own copies of its slices.
+func prepareCredential(c *switchboard.Credential, now time.Time) error {
+	c.UserID, c.Server, c.Kind, c.KeyID = clean(c.UserID), clean(c.Server), clean(c.Kind), clean(c.KeyID)
+	switch {
+	case c.UserID == "" || c.Server == "":
+		return invalid("invalid_credential", "a credential needs a user and a server")
+	case c.Kind == "":
+		return invalid("invalid_credential", "the credential of %s for %s has no kind", c.UserID, c.Server)
+	case c.KeyID == "" || len(c.Sealed) == 0:
+		return invalid("invalid_credential", "the credential of %s for %s needs a sealed value and the id of its key", c.UserID, c.Server)
+	case tooLong(c.UserID, maxNameLen) || tooLong(c.Server, maxNameLen) || tooLong(c.KeyID, maxNameLen):
+		return invalid("invalid_credential", "a user id, server name or key id is longer than %d characters", maxNameLen)
+	case tooLong(c.Kind, maxKindLen):
+		return invalid("invalid_credential", "the kind is longer than %d characters", maxKindLen)
+	}
+	c.Sealed = slices.Clone(c.Sealed)
+	c.Scopes = cleanScopes(c.Scopes)
+	c.ExpiresAt, c.LastUsedAt = stamp(c.ExpiresAt), stamp(c.LastUsedAt)
+	c.CreatedAt, c.UpdatedAt = stampOr(c.CreatedAt, now), stampOr(c.UpdatedAt, now)
+	return nil
+}
+
+// cleanScopes returns a copy of scopes with clean text; none is nil, as
+// both stores return it.
+func cleanScopes(scopes []string) []string {
+	if len(scopes) == 0 {
+		return nil
+	}
+	out := make([]string, len(scopes))
+	for i, s := range scopes {
+		out[i] = clean(s)
+	}
+	return out
+}
+
+// prepareOAuthState validates a connect flow's state and stamps it.
+func prepareOAuthState(s *switchboard.OAuthState, now time.Time) error {
+	s.ID, s.UserID, s.Server, s.KeyID = clean(s.ID), clean(s.UserID), clean(s.Server), clean(s.KeyID)
+	switch {
+	case s.ID == "" || s.UserID == "" || s.Server == "":
+		return invalid("invalid_oauth_state", "an oauth state needs an id, a user and a server")
+	case s.KeyID == "" || len(s.Sealed) == 0:
+		return invalid("invalid_oauth_state", "the oauth state of %s for %s needs a sealed value and the id of its key", s.UserID, s.Server)
+	case s.ExpiresAt.IsZero():
+		return invalid("invalid_oauth_state", "the oauth state of %s for %s has no expiry", s.UserID, s.Server)
+	case tooLong(s.ID, maxNameLen) || tooLong(s.UserID, maxNameLen) || tooLong(s.Server, maxNameLen) || tooLong(s.KeyID, maxNameLen):
+		return invalid("invalid_oauth_state", "an id, user id, server name or key id is longer than %d characters", maxNameLen)
+	}
+	s.Sealed = slices.Clone(s.Sealed)
+	s.CreatedAt, s.ExpiresAt = stampOr(s.CreatedAt, now), stamp(s.ExpiresAt)
+	return nil
+}
+
+// prepareOAuthClient validates a registered client and stamps it.
+func prepareOAuthClient(c *switchboard.OAuthClient, now time.Time) error {
+	c.Server, c.Issuer, c.ClientID, c.KeyID = clean(c.Server), clean(c.Issuer), clean(c.ClientID), clean(c.KeyID)
+	switch {
+	case c.Server == "" || c.Issuer == "" || c.ClientID == "":
+		return invalid("invalid_oauth_client", "an oauth client needs a server, an issuer and a client id")
+	case c.KeyID == "" || len(c.Sealed) == 0:
+		return invalid("invalid_oauth_client", "the oauth client of %s at %s needs a sealed value and the id of its key", c.Server, c.Issuer)
+	case tooLong(c.Server, maxNameLen) || tooLong(c.KeyID, maxNameLen):
+		return invalid("invalid_oauth_client", "a server name or key id is longer than %d characters", maxNameLen)
+	case len(c.Issuer) > maxIssuerLen:
+		return invalid("invalid_oauth_client", "the issuer is longer than %d bytes", maxIssuerLen)
+	}
+	c.Sealed = slices.Clone(c.Sealed)
+	c.CreatedAt = stampOr(c.CreatedAt, now)
 	return nil
 }

@@ -27,8 +27,9 @@ type Instances interface {
 
 // RunInstances runs the contract of leases across instances and restarts:
 // a running turn that no live instance holds (its lease ran out, or its
-// instance started again) is failed with its calls by whoever finds it.
-// open returns new, empty shared data for the subtest t; subtests run in
+// instance started again) is failed with its calls by whoever finds it;
+// and the lock of a credential's update holds across instances. open
+// returns new, empty shared data for the subtest t; subtests run in
 // parallel.
 func RunInstances(t *testing.T, open func(t *testing.T) Instances) {
 	tests := []struct {
@@ -39,6 +40,10 @@ func RunInstances(t *testing.T, open func(t *testing.T) Instances) {
 		{"CancelOfAnOrphanedTurnFailsIt", testCancelOrphaned},
 		{"RestartRecoversTheTurnsOfTheEarlierBoot", testRecoverTurns},
 		{"RestartedInstanceKnowsItsEarlierBoot", testEarlierBoot},
+		// credentials.go: a credential's lock is every instance's.
+		{"UpdateCredentialAcrossInstances", testUpdateCredentialAcrossInstances},
+		{"PutCredentialWaitsForAnUpdate", testPutWaitsForUpdate},
+		{"CredentialLockWaitEndsWithContext", testLockWaitEndsWithContext},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

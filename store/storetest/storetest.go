@@ -9,8 +9,10 @@
 // The suite's tests are filed by subject: turns.go (a turn's start and
 // saves), records.go (validation, what is kept, contexts),
 // conversations.go, regenerate.go (regenerate and edit), approvals.go,
-// ledger.go (admins' listings and statistics) and leases.go
-// (RunInstances: several instances on one store, restarts).
+// ledger.go (admins' listings and statistics), credentials.go (users'
+// sealed credentials, connect flows, registered clients) and leases.go
+// (RunInstances: several instances on one store, restarts; credentials'
+// locks across instances).
 package storetest
 
 import (
@@ -74,6 +76,17 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Filters", testFilters},
 		{"Stats", testStats},
 		{"PruneToolCallPayloads", testPrune},
+		// credentials.go: users' sealed credentials, connect flows and
+		// registered clients.
+		{"CredentialsRoundTrip", testCredentialsRoundTrip},
+		{"CredentialsPerUser", testCredentialsPerUser},
+		{"PutCredentialReplaces", testPutCredentialReplaces},
+		{"ListCredentials", testListCredentials},
+		{"UpdateCredential", testUpdateCredential},
+		{"UpdateCredentialConcurrent", testUpdateCredentialConcurrent},
+		{"OAuthStateSingleUse", testOAuthStateSingleUse},
+		{"OAuthClients", testOAuthClients},
+		{"CredentialsInvalid", testCredentialsInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
