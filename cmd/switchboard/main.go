@@ -8,6 +8,7 @@
 //	switchboard token --user ID [--admin] mint a development token
 //	switchboard tools [--config FILE]     connect to the MCP servers and print the tool catalog
 //	switchboard healthcheck              probe the local server's /healthz
+//	switchboard secrets rotate           seal credentials again under the current key
 //	switchboard version
 package main
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return nil
 	case "healthcheck":
 		return healthcheck(ctx, args, getenv, stdout)
+	case "secrets":
+		return secretsCommand(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -79,6 +82,8 @@ const usage = `usage:
   switchboard tools [--config FILE]      connect to the MCP servers and print the tool catalog
   switchboard healthcheck [--config FILE]
                                          exit 0 if the local server answers /healthz (for containers)
+  switchboard secrets rotate [--config FILE]
+                                         seal users' credentials again under secrets_key's first key
   switchboard version
 The config file defaults to $SWITCHBOARD_CONFIG, else configs/switchboard.yaml, else the built-in default.
 `

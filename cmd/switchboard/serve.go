@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/auth"
+	"github.com/switchboard-dev/switchboard/credentials"
 	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/metrics"
@@ -37,6 +38,7 @@ type appStore interface {
 	api.AdminStore
 	pruner
 	tools.SessionStore
+	credentials.Store
 }
 
 // devUser is the user of the token printed in dev mode.
@@ -102,7 +104,11 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	var fleet *tools.Fleet // set before anything scrapes the metrics
 	mx := metrics.New(&metrics.Options{Model: model.Model(), Servers: func() []switchboard.ServerStatus { return fleet.Servers() }, Pool: poolStats(st)})
-	fleet, err = startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, logger), startupWait(cfg), mx.SessionEvent, st, logger)
+	creds, err := newCredentials(cfg, st, dev != nil, listen, logger)
+	if err != nil {
+		return err
+	}
+	fleet, err = startServers(ctx, cfg, reloader(*cfgPath, getenv, scrub, creds, logger), startupWait(cfg), mx.SessionEvent, st, creds, logger)
 	if err != nil {
 		return err
 	}
@@ -127,7 +133,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer stopMetrics()
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Ready: ready},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Connections: connections(creds), Ready: ready},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
 			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})
@@ -382,4 +388,13 @@ func listenCancels(ctx context.Context, cfg *Config, orch *orchestrator.Orchestr
 		cancel()
 		<-done
 	}
+}
+
+// connections is creds as the API's Connections, nil when no server takes
+// per-user credentials (an interface holding a nil *Manager is not nil).
+func connections(creds *credentials.Manager) api.Connections {
+	if creds == nil {
+		return nil
+	}
+	return creds
 }

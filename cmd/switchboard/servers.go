@@ -101,14 +101,19 @@ func startupWait(cfg *Config) time.Duration {
 // or conversation that start, are evicted or crash (for the metrics);
 // sessions keeps users' streamable HTTP sessions for other instances.
 func startServers(ctx context.Context, cfg *Config, load func(context.Context) ([]tools.ServerSpec, error),
-	wait time.Duration, sessionEvent func(server, event string), sessions tools.SessionStore, logger *slog.Logger) (*tools.Fleet, error) {
+	wait time.Duration, sessionEvent func(server, event string), sessions tools.SessionStore, creds *credentials.Manager, logger *slog.Logger) (*tools.Fleet, error) {
 	var onSession func(string, mcpclient.SessionEvent)
 	if sessionEvent != nil {
 		onSession = func(server string, ev mcpclient.SessionEvent) { sessionEvent(server, string(ev)) }
 	}
+	var userCreds tools.Credentials
+	if creds != nil {
+		userCreds = creds
+	}
 	fleet := tools.NewFleet(&tools.FleetOptions{
 		OnSessionEvent: onSession,
 		Sessions:       sessions,
+		Credentials:    userCreds,
 		Logger:         logger,
 		Client:         mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
 		Load:           load,
@@ -139,7 +144,10 @@ func closeServers(fleet *tools.Fleet, logger *slog.Logger) {
 // where it was read at start-up. Only mcpServers is applied (the servers
 // and their policies: require_approval, parallel, output budgets, which the
 // catalog carries); other changes need a restart.
-func reloader(path string, getenv env, scrub *redact.Scrubber, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
+//
+// creds, when set, learns the servers that act as each user, from a file
+// the fleet will take.
+func reloader(path string, getenv env, scrub *redact.Scrubber, creds *credentials.Manager, logger *slog.Logger) func(context.Context) ([]tools.ServerSpec, error) {
 	return func(context.Context) ([]tools.ServerSpec, error) {
 		cfg, from, warnings, err := loadConfig(path, getenv)
 		if err != nil {
@@ -153,7 +161,11 @@ func reloader(path string, getenv env, scrub *redact.Scrubber, logger *slog.Logg
 			logger.Warn(w)
 		}
 		logger.Info("config read again for a reload of the MCP servers (other settings need a restart)", "from", from)
-		return serverSpecs(cfg), nil
+		specs := serverSpecs(cfg)
+		if creds != nil && tools.ValidateSpecs(specs) == nil {
+			creds.SetServers(credentialServers(cfg))
+		}
+		return specs, nil
 	}
 }
 
