@@ -229,18 +229,19 @@ type Store interface {
 	PutCredential(ctx context.Context, c switchboard.Credential) error
 	// UpdateCredential runs update on the user's credential for the server
 	// under a lock that every instance on the store shares (Postgres: the
-	// row's, SELECT ... FOR UPDATE, in a transaction open while update
-	// runs), and stores what update leaves in it (its user and server
-	// stay; its times as update leaves them): two updates of a credential
-	// run one after the other, the second seeing what the first stored, and
-	// a Put or Delete of it waits; a read does not (it sees the credential
-	// as it was until update's changes are stored), nor does any write of
-	// other records. If update returns an error, nothing
-	// changes and that error is returned as it is. update must not write
-	// the same credential through the store: it would wait for itself. It
-	// returns an error wrapping switchboard.ErrNotFound if there is no
-	// such credential (update does not run), and ErrInvalid if update
-	// leaves it invalid (as PutCredential).
+	// row's, SELECT ... FOR UPDATE, in a transaction that holds a
+	// connection while update runs), and stores what update leaves in it:
+	// its user and server stay, its times are as update leaves them. Two
+	// updates of a credential run one after the other, the second seeing
+	// what the first stored, and a Put or Delete of it waits, until ctx
+	// ends; a read does not wait (it sees the credential as it was until
+	// update's changes are stored), nor does a write of other records.
+	// update must not write that credential through the store: it would
+	// wait for itself. If update returns an error, nothing changes and
+	// that error is returned as it is. It returns an error wrapping
+	// switchboard.ErrNotFound if there is no such credential (update does
+	// not run), and ErrInvalid if update leaves it invalid (as
+	// PutCredential).
 	UpdateCredential(ctx context.Context, userID, server string, update func(*switchboard.Credential) error) error
 	// DeleteCredential deletes the user's credential for the server. It
 	// returns an error wrapping switchboard.ErrNotFound if there was none.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,6 +110,40 @@ func TestRetentionJob(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"rows":5`) {
 		t.Errorf("log: %s", logs.String())
+	}
+}
+
+// TestRetentionDeletesStaleOAuthStates: the retention job deletes the
+// connect flows that expired over an hour ago, also when tool-call payloads
+// are kept forever, and keeps the others.
+func TestRetentionDeletesStaleOAuthStates(t *testing.T) {
+	st := store.NewMemory()
+	now := time.Now()
+	expiries := map[string]time.Time{"stale": now.Add(-2 * time.Hour), "expired": now.Add(-30 * time.Minute), "live": now.Add(5 * time.Minute)}
+	for id, exp := range expiries {
+		err := st.PutOAuthState(context.Background(), switchboard.OAuthState{ID: id, UserID: "alice", Server: "github", KeyID: "k",
+			Sealed: []byte("sealed"), ExpiresAt: exp})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs syncBuffer
+	forever := Duration(0)
+	stop := retention(context.Background(), st, RetentionConfig{ToolCallPayloads: &forever, Interval: Duration(time.Hour)}, newLogger(&logs, nil))
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "deleted expired oauth states"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("retention never deleted a state")
+		}
+	}
+	stop()
+	for id := range expiries {
+		_, err := st.TakeOAuthState(context.Background(), id)
+		if gone := errors.Is(err, switchboard.ErrNotFound); gone != (id == "stale") {
+			t.Errorf("state %s after the retention job: got error %v, want it deleted only if stale", id, err)
+		}
+	}
+	if !strings.Contains(logs.String(), `"rows":1`) {
+		t.Errorf("log: got %s, want 1 row deleted", logs.String())
 	}
 }
 

@@ -45,22 +45,27 @@ func tracing(ctx context.Context, getenv env, scrub *redact.Scrubber, logger *sl
 }
 
 // pruner removes tool-call payloads older than the configured age, in
-// batches, until ctx ends.
+// batches, and the connect flows that expired long ago.
 type pruner interface {
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
+	PruneOAuthStates(ctx context.Context, before time.Time) (int, error)
 }
 
-// retention runs the pruning of old tool-call payloads every interval (and
-// once at start) until ctx ends or the returned stop is called; stop ends
-// the job (a pruning in progress is cancelled) and waits for it, so that
-// serve returns at once from a start-up error that follows.
+// staleStateAge is how long past its expiry a connect flow that never came
+// back is kept: a late callback is told it expired rather than that it is
+// unknown.
+const staleStateAge = time.Hour
+
+// retention runs, every interval (and once at start) until ctx ends or the
+// returned stop is called, the pruning of old tool-call payloads (unless
+// cfg keeps them forever) and the deletion of the connect flows that
+// expired over staleStateAge ago; stop ends the job (a pruning in progress
+// is cancelled) and waits for it, so that serve returns at once from a
+// start-up error that follows.
 func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog.Logger) (stop func()) {
 	age := 90 * 24 * time.Hour
 	if cfg.ToolCallPayloads != nil {
 		age = time.Duration(*cfg.ToolCallPayloads)
-	}
-	if age <= 0 {
-		return func() {}
 	}
 	interval, batch := time.Duration(cfg.Interval), cfg.Batch
 	if interval <= 0 {
@@ -73,12 +78,21 @@ func retention(ctx context.Context, st pruner, cfg RetentionConfig, logger *slog
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			pruned, err := pruneOnce(ctx, st, time.Now().Add(-age), batch)
-			if pruned > 0 {
-				logger.Info("retention: pruned tool-call payloads", "rows", pruned, "older_than", age.String())
+			if age > 0 {
+				pruned, err := pruneOnce(ctx, st, time.Now().Add(-age), batch)
+				if pruned > 0 {
+					logger.Info("retention: pruned tool-call payloads", "rows", pruned, "older_than", age.String())
+				}
+				if err != nil && ctx.Err() == nil {
+					logger.Warn("retention: pruning failed; trying again later", "err", err)
+				}
+			}
+			n, err := st.PruneOAuthStates(ctx, time.Now().Add(-staleStateAge))
+			if n > 0 {
+				logger.Info("retention: deleted expired oauth states", "rows", n)
 			}
 			if err != nil && ctx.Err() == nil {
-				logger.Warn("retention: pruning failed; trying again later", "err", err)
+				logger.Warn("retention: deleting expired oauth states failed; trying again later", "err", err)
 			}
 			select {
 			case <-ctx.Done():

@@ -255,7 +255,7 @@ func testUpdateCredential(t *testing.T, s Store) {
 
 	refused := errors.New("the authorization server refused the refresh")
 	err = s.UpdateCredential(ctx, "alice", "github", func(c *switchboard.Credential) error {
-		c.Sealed, c.KeyID, c.Scopes = []byte("half done"), "k3", nil
+		c.Sealed[0], c.Scopes[0], c.KeyID = 'X', "admin", "k3" // in place, half done
 		return refused
 	})
 	if err != refused {
