@@ -239,7 +239,7 @@ func TestSessionsEvictedAndIsolated(t *testing.T) {
 	chromium := nodetest.Chromium(t)
 	node := nodetest.Node(t)
 	cli := filepath.Join(nodetest.Module(t, "@playwright/mcp"), "cli.js")
-	spec := tools.ServerSpec{MaxSessions: 2, IdleTimeout: 4 * time.Second, Config: mcpclient.Config{Name: "browser", Command: node,
+	spec := tools.ServerSpec{MaxSessions: 2, IdleTimeout: 20 * time.Second, Config: mcpclient.Config{Name: "browser", Command: node,
 		Args: []string{cli, "--headless", "--isolated", "--no-sandbox", "--executable-path", chromium}, InitTimeout: 60 * time.Second, Timeout: 60 * time.Second}}
 	f := startFleet(t, "browser__browser_navigate", spec)
 	c := f.Current()
@@ -283,7 +283,7 @@ func TestSessionsEvictedAndIsolated(t *testing.T) {
 	for _, pid := range sessionPIDs(t, f, "browser") {
 		trees = append(trees, descendants(pid)...)
 	}
-	waitFor(t, 30*time.Second, "the idle sessions to close", func() bool { return len(status(t, f, "browser").Sessions) == 0 })
+	waitFor(t, 90*time.Second, "the idle sessions to close", func() bool { return len(status(t, f, "browser").Sessions) == 0 })
 	waitFor(t, 10*time.Second, fmt.Sprintf("the idle sessions' processes %v to be gone", trees), func() bool { return len(alive(trees)) == 0 })
 }
 
