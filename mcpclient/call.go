@@ -78,7 +78,7 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 		}
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, err)
 	}
-	return newResult(res), nil
+	return newResult(c.name, res), nil
 }
 
 // ProgressCap bounds how far progress notifications may extend a call: to

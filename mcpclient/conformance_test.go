@@ -4,6 +4,7 @@ package mcpclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -190,8 +191,26 @@ func exerciseEverything(t *testing.T, s *Supervisor) {
 	if res, err := call("get-sum", map[string]any{"a": 2, "b": 3.5}); err != nil || !strings.Contains(res.Text, "5.5") {
 		t.Errorf("get-sum: got %+v, %v", res, err)
 	}
-	if res, err := call("get-tiny-image", nil); err != nil || !regexp.MustCompile(`\[image image/png, \d+ bytes\]`).MatchString(res.Text) {
-		t.Errorf("get-tiny-image: got %+v, %v; want an image summary", res, err)
+	if res, err := call("get-tiny-image", nil); err != nil || !regexp.MustCompile(`\[image image/png, \d+ bytes\]`).MatchString(res.Text) ||
+		len(res.Parts) != 1 || !bytes.HasPrefix(res.Parts[0].Data, []byte("\x89PNG\r\n\x1a\n")) || res.Parts[0].MIMEType != "image/png" {
+		t.Errorf("get-tiny-image: got %+v, %v; want an image summary and the PNG's bytes", res, err)
+	}
+
+	// Resources: links name the tool that reads them; a blob of a text
+	// type is read as text.
+	if !s.HasResources() {
+		t.Error("HasResources: false, want true (everything declares resources)")
+	}
+	links, err := call("get-resource-links", map[string]any{"count": 2})
+	blobURI := "demo://resource/dynamic/blob/1"
+	if err != nil || !strings.Contains(links.Text, fmt.Sprintf(`read it with read_resource(server="everything", uri=%q)`, blobURI)) {
+		t.Errorf("get-resource-links: got %+v, %v; want links with the read_resource hint", links, err)
+	}
+	if res, err := s.ReadResource(t.Context(), blobURI); err != nil || !strings.Contains(res.Text, "Resource 1: This is a base64 blob") || len(res.Parts) != 0 {
+		t.Errorf("read %s: got %+v, %v; want the blob's text", blobURI, res, err)
+	}
+	if res, err := s.ReadResource(t.Context(), "demo://resource/nowhere"); !errors.Is(err, switchboard.ErrInvalid) {
+		t.Errorf("read an unknown resource: got %+v, %v; want ErrInvalid", res, err)
 	}
 	if res, err := call("get-structured-content", map[string]any{"location": "Chicago"}); err != nil || !json.Valid(res.Structured) || !strings.Contains(string(res.Structured), "temperature") {
 		t.Errorf("get-structured-content: got %+v, %v; want structured content", res, err)
@@ -207,7 +226,7 @@ func exerciseEverything(t *testing.T, s *Supervisor) {
 	// The tool's own timeout (300ms) cuts a 5s operation short; the
 	// connection is fine afterwards.
 	start := time.Now()
-	_, err := call("trigger-long-running-operation", map[string]any{"duration": 5, "steps": 5})
+	_, err = call("trigger-long-running-operation", map[string]any{"duration": 5, "steps": 5})
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, switchboard.ErrUpstreamTimeout) {
 		t.Errorf("long operation: got %v, want a timeout", err)
 	}

@@ -61,6 +61,9 @@ const (
 		`{"type":"resource_link","uri":"file:///a.txt","name":"a.txt","mimeType":"text/plain"},` +
 		`{"type":"resource","resource":{"uri":"file:///b.txt","text":"inside b"}},` +
 		`{"type":"resource","resource":{"uri":"file:///c.bin","mimeType":"application/octet-stream","blob":"AAECAw=="}},` +
+		`{"type":"resource","resource":{"uri":"file:///d.json","mimeType":"application/json; charset=utf-8","blob":"eyJkIjoxfQ"}},` +
+		`{"type":"resource","resource":{"uri":"file:///e.txt","mimeType":"text/plain","blob":"/w=="}},` +
+		`{"type":"image","data":"not base64!","mimeType":"image/png"},` +
 		`{"type":"text","text":"last"}` +
 		`],"structuredContent":{"k": [1, 2], "s":"x"}}`
 )

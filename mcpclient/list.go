@@ -74,7 +74,8 @@ func (c *Conn) listTools(ctx, opCtx context.Context, limit time.Duration) ([]Too
 	return tools, nil
 }
 
-// request sends one raw JSON-RPC request and returns its result. rejected
+// request sends one raw JSON-RPC request and returns its result; when ctx
+// ends first, the server is told that the request is cancelled. rejected
 // reports an error the server answered with (a JSON-RPC error), as opposed to
 // a failure to send or receive.
 func (c *Conn) request(ctx context.Context, method string, params any) (result json.RawMessage, rejected bool, err error) {
@@ -93,6 +94,9 @@ func (c *Conn) request(ctx context.Context, method string, params any) (result j
 		Params:  params,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			c.cancelRequest(id, context.Cause(ctx))
+		}
 		return nil, false, err
 	}
 	if resp.Error != nil {

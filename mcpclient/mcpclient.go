@@ -152,8 +152,13 @@ type Annotations struct {
 // Result is the outcome of a tool call that the server answered.
 type Result struct {
 	// Text is the result's text content parts joined with "\n"; other
-	// parts are summarised, like "[image image/png, 1234 bytes]".
+	// parts are summarised, like "[image image/png, 1234 bytes]", and
+	// the text of text resources (embedded, or blobs of a text mime type)
+	// included.
 	Text string
+	// Parts are the binary parts, decoded, in the order sent: images,
+	// audio, resources whose content is not text.
+	Parts []Part
 	// Structured is the result's structuredContent as sent, or nil.
 	Structured json.RawMessage
 	// IsError reports that the tool itself failed; Text says why. It is
@@ -184,6 +189,8 @@ type Conn struct {
 
 	mu    sync.Mutex
 	tools []Tool
+
+	resources bool // the server declared the resources capability
 
 	scrub *redact.Scrubber // hides the Config's secrets in errors
 
@@ -364,6 +371,7 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 			var te *transport.Error
 			return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
 		}
+		c.resources = info.Capabilities.Resources != nil
 	}
 	tools, err := c.listTools(ctx, initCtx, c.cfg.InitTimeout)
 	if err != nil {

@@ -365,8 +365,19 @@ func TestCallResults(t *testing.T) {
 		// Arguments go out compacted: encoding/json compacts a RawMessage.
 		{tool: "echo", want: &Result{Text: "echo", Structured: json.RawMessage(`{"args":{"a":[1,2]}}`)}},
 		{tool: "mixed", want: &Result{
-			Text: "first\n[image image/png, 8 bytes]\n[audio audio/wav, 4 bytes]\n[resource link file:///a.txt (a.txt) text/plain]\n" +
-				"[resource file:///b.txt]\ninside b\n[resource file:///c.bin application/octet-stream, 4 bytes]\nlast",
+			Text: "first\n[image image/png, 8 bytes]\n[audio audio/wav, 4 bytes]\n" +
+				`[resource link file:///a.txt (a.txt) text/plain; read it with read_resource(server="helper-raw", uri="file:///a.txt")]` + "\n" +
+				"[resource file:///b.txt]\ninside b\n[resource file:///c.bin application/octet-stream, 4 bytes]\n" +
+				// A blob of a text type is text; one whose bytes are not
+				// UTF-8 stays binary.
+				"[resource file:///d.json]\n{\"d\":1}\n[resource file:///e.txt text/plain, 1 bytes]\n" +
+				"[image image/png: the data is not valid base64]\nlast",
+			Parts: []Part{
+				{Kind: "image", MIMEType: "image/png", Data: []byte("\x89PNG\r\n\x1a\n")},
+				{Kind: "audio", MIMEType: "audio/wav", Data: []byte("RIFF")},
+				{Kind: "resource", MIMEType: "application/octet-stream", URI: "file:///c.bin", Data: []byte{0, 1, 2, 3}},
+				{Kind: "resource", MIMEType: "text/plain", URI: "file:///e.txt", Data: []byte{0xff}},
+			},
 			Structured: json.RawMessage(`{"k": [1, 2], "s":"x"}`),
 		}},
 		{tool: "fail", want: &Result{Text: "it broke", IsError: true}},

@@ -1,21 +1,36 @@
 package mcpclient
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
-// newResult converts mcp-go's result: text parts verbatim, other parts as a
-// one-line summary, structured content as sent.
-func newResult(res *mcp.CallToolResult) *Result {
-	parts := make([]string, 0, len(res.Content))
+// Part is a binary part of a result, decoded: an image, audio, or a
+// resource whose content is not text.
+type Part struct {
+	Kind     string // "image", "audio" or "resource"
+	MIMEType string
+	URI      string // a resource's
+	Data     []byte
+}
+
+// newResult converts mcp-go's result of a call to the server named server:
+// text parts verbatim, binary parts decoded into Parts (the text names
+// each), resource links with the hint that read_resource reads them,
+// structured content as sent.
+func newResult(server string, res *mcp.CallToolResult) *Result {
+	r := &Result{IsError: res.IsError}
+	texts := make([]string, 0, len(res.Content))
 	for _, content := range res.Content {
-		parts = append(parts, contentText(content))
+		texts = append(texts, r.add(server, content))
 	}
-	r := &Result{Text: strings.Join(parts, "\n"), IsError: res.IsError}
+	r.Text = strings.Join(texts, "\n")
 	switch {
 	case len(res.RawStructuredContent) > 0:
 		r.Structured = json.RawMessage(append([]byte(nil), res.RawStructuredContent...))
@@ -27,32 +42,27 @@ func newResult(res *mcp.CallToolResult) *Result {
 	return r
 }
 
-// contentText renders one content part as text.
-func contentText(content mcp.Content) string {
+// add keeps content's binary data in r.Parts and returns its text: the
+// text of a text part or of a text resource, a one-line summary of the
+// others.
+func (r *Result) add(server string, content mcp.Content) string {
 	if c, ok := mcp.AsTextContent(content); ok {
 		return c.Text
 	}
 	if c, ok := mcp.AsImageContent(content); ok {
-		return fmt.Sprintf("[image %s, %d bytes]", c.MIMEType, base64Len(c.Data))
+		return r.binary("image", c.MIMEType, "", c.Data)
 	}
 	if c, ok := mcp.AsAudioContent(content); ok {
-		return fmt.Sprintf("[audio %s, %d bytes]", c.MIMEType, base64Len(c.Data))
+		return r.binary("audio", c.MIMEType, "", c.Data)
 	}
 	if c, ok := content.(mcp.ResourceLink); ok {
-		return resourceLinkText(c)
+		return resourceLinkText(server, c)
 	}
 	if c, ok := content.(*mcp.ResourceLink); ok {
-		return resourceLinkText(*c)
+		return resourceLinkText(server, *c)
 	}
 	if c, ok := mcp.AsEmbeddedResource(content); ok {
-		if r, ok := mcp.AsTextResourceContents(c.Resource); ok {
-			// The text of a resource is content the model can read.
-			return fmt.Sprintf("[resource %s]\n%s", r.URI, r.Text)
-		}
-		if r, ok := mcp.AsBlobResourceContents(c.Resource); ok {
-			return fmt.Sprintf("[resource %s %s, %d bytes]", r.URI, r.MIMEType, base64Len(r.Blob))
-		}
-		return "[resource]"
+		return r.addResource(c.Resource)
 	}
 	b, _ := json.Marshal(content)
 	var typ struct {
@@ -64,7 +74,71 @@ func contentText(content mcp.Content) string {
 	return "[content]"
 }
 
-func resourceLinkText(l mcp.ResourceLink) string {
+// addResource keeps the contents of a resource (embedded in a result, or
+// read with resources/read) and returns its text: the text of a text
+// resource, or of a blob whose mime type is text and whose bytes are
+// UTF-8; a summary of other blobs, whose bytes go to r.Parts.
+func (r *Result) addResource(res mcp.ResourceContents) string {
+	if t, ok := mcp.AsTextResourceContents(res); ok {
+		return fmt.Sprintf("[resource %s]\n%s", t.URI, t.Text)
+	}
+	if b, ok := mcp.AsBlobResourceContents(res); ok {
+		if IsTextMIME(b.MIMEType) {
+			if data, err := decodeBase64(b.Blob); err == nil && utf8.Valid(data) {
+				return fmt.Sprintf("[resource %s]\n%s", b.URI, data)
+			}
+		}
+		return r.binary("resource", b.MIMEType, b.URI, b.Blob)
+	}
+	return "[resource]"
+}
+
+// binary decodes the base64 data of a binary part into r.Parts and returns
+// the part's summary, like "[image image/png, 1234 bytes]".
+func (r *Result) binary(kind, mimeType, uri, data string) string {
+	if mimeType == "" {
+		mimeType = "application/octet-stream"
+	}
+	name := kind
+	if uri != "" {
+		name += " " + uri
+	}
+	raw, err := decodeBase64(data)
+	if err != nil {
+		return fmt.Sprintf("[%s %s: the data is not valid base64]", name, mimeType)
+	}
+	r.Parts = append(r.Parts, Part{Kind: kind, MIMEType: mimeType, URI: uri, Data: raw})
+	return fmt.Sprintf("[%s %s, %d bytes]", name, mimeType, len(raw))
+}
+
+// decodeBase64 decodes MCP's base64 (standard alphabet), with or without
+// padding, ignoring line breaks.
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.NewReplacer("\n", "", "\r", "").Replace(strings.TrimSpace(s))
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// IsTextMIME reports whether content of the mime type is text a model can
+// read: text/*, JSON, XML, YAML, JavaScript and their +json/+xml kin.
+func IsTextMIME(mimeType string) bool {
+	mt, _, err := mime.ParseMediaType(mimeType)
+	if err != nil {
+		return false
+	}
+	if strings.HasPrefix(mt, "text/") || strings.HasSuffix(mt, "+json") || strings.HasSuffix(mt, "+xml") {
+		return true
+	}
+	switch mt {
+	case "application/json", "application/xml", "application/yaml", "application/x-yaml", "application/toml",
+		"application/javascript", "application/ecmascript", "application/x-sh", "application/sql", "application/graphql":
+		return true
+	}
+	return false
+}
+
+// resourceLinkText lists a resource link for the model, with how to read
+// it.
+func resourceLinkText(server string, l mcp.ResourceLink) string {
 	s := "[resource link " + l.URI
 	if l.Name != "" && l.Name != l.URI {
 		s += " (" + l.Name + ")"
@@ -72,11 +146,8 @@ func resourceLinkText(l mcp.ResourceLink) string {
 	if l.MIMEType != "" {
 		s += " " + l.MIMEType
 	}
-	return s + "]"
-}
-
-// base64Len returns the length of the data that the base64 text s encodes.
-func base64Len(s string) int {
-	s = strings.TrimRight(strings.TrimSpace(s), "=")
-	return len(s) * 3 / 4
+	if l.Description != "" {
+		s += ": " + l.Description
+	}
+	return s + fmt.Sprintf("; read it with read_resource(server=%q, uri=%q)]", server, l.URI)
 }

@@ -73,6 +73,7 @@ type Supervisor struct {
 	state         switchboard.ServerState
 	conn          *Conn    // the live connection, or nil
 	tools         []Tool   // the tools of the last connection, kept while it is down
+	resources     bool     // the last connection's server declared resources
 	connectedOnce bool     // this generation has been ready
 	first         *attempt // the generation's first attempt
 	restarts      int
@@ -499,6 +500,7 @@ func (s *Supervisor) ready(conn *Conn, attempt int) {
 	}
 	s.update(func() {
 		s.conn = conn
+		s.resources = conn.HasResources()
 		s.state = switchboard.ServerReady
 		s.connectedOnce = true
 		s.connectedAt = time.Now()
