@@ -80,7 +80,42 @@ type Message struct {
 	// this message answered (the AI SDK's regenerate): the message is kept
 	// but is out of the transcript and of the history the model sees.
 	SupersededBy string
+	// Attachments, on a tool_result message, are the binary parts of the
+	// call's result (without their bytes), so that the images among them
+	// can be shown to a model that sees images, also when history is
+	// replayed.
+	Attachments []ContentPart
 }
+
+// ContentPart is one binary part of a tool result, kept beside the call's
+// text: an image, audio, or a resource whose content is not text. Its bytes
+// are stored in a row of their own and read with
+// GetToolCallContent; listings carry the rest.
+type ContentPart struct {
+	// ToolCallID is the ledger id of the call whose result holds it.
+	ToolCallID string `json:"tool_call_id"`
+	// Index is its position among the call's binary parts, from 0.
+	Index    int         `json:"index"`
+	Kind     ContentKind `json:"kind"`
+	MIMEType string      `json:"mime_type"`
+	// URI is the resource's, for a resource part.
+	URI    string `json:"uri,omitempty"`
+	Size   int    `json:"size"`
+	SHA256 string `json:"sha256"` // of the bytes, hex
+	// Data are the bytes: set when a call's result is saved and when read
+	// with GetToolCallContent, nil in listings.
+	Data []byte `json:"-"`
+}
+
+// ContentKind is the kind of a binary content part.
+type ContentKind string
+
+// Kinds of content parts, as MCP names them.
+const (
+	ContentImage    ContentKind = "image"
+	ContentAudio    ContentKind = "audio"
+	ContentResource ContentKind = "resource"
+)
 
 // RequestedCall is a tool call as the model asked for it: the model's call id,
 // the exposed tool name and the raw JSON arguments.
@@ -201,12 +236,15 @@ type ToolCall struct {
 	Arguments        json.RawMessage
 	Result           string
 	StructuredResult json.RawMessage
-	Status           ToolCallStatus
-	ErrorClass       string
-	Error            string
-	Duration         time.Duration
-	ResultSize       int
-	Truncated        bool
+	// Content are the result's binary parts (images, audio, blobs), in the
+	// order the server sent them; the text of Result names each one.
+	Content    []ContentPart
+	Status     ToolCallStatus
+	ErrorClass string
+	Error      string
+	Duration   time.Duration
+	ResultSize int
+	Truncated  bool
 	// PayloadPruned marks a row whose arguments and results were removed
 	// by retention; its metadata stays for statistics.
 	PayloadPruned bool

@@ -19,9 +19,9 @@ const (
 )
 
 // BuiltinTools is how many tools a turn may offer the model beside its
-// catalog's (read_tool_result): a cap on the tools of one model request
-// must keep room for them (tools.FleetOptions.ReservedTools).
-const BuiltinTools = 1
+// catalog's (read_tool_result, read_resource): a cap on the tools of one
+// model request must keep room for them (tools.FleetOptions.ReservedTools).
+const BuiltinTools = 2
 
 var readToolResultDef = switchboard.ToolDefinition{
 	Name:        readToolResultName,
@@ -33,11 +33,18 @@ var readToolResultDef = switchboard.ToolDefinition{
 		`"required":["call_id","offset"]}`),
 }
 
-// budget returns how many bytes of a result of the tool exposed as name
-// the model sees at once: its catalog entry's budget (a tool no longer in
-// the turn's catalog gets the default).
-func (t *turn) budget(name string) int {
-	if e, ok := t.catalog.Lookup(name); ok {
+// budget returns how many bytes of c's result the model sees at once: its
+// catalog entry's budget (a tool no longer in the turn's catalog gets the
+// default), or for read_resource its server's.
+func (t *turn) budget(c switchboard.ToolCall) int {
+	if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
+		var args struct {
+			Server string `json:"server"`
+		}
+		_ = json.Unmarshal(c.Arguments, &args)
+		return t.catalog.ResourceBudget(args.Server)
+	}
+	if e, ok := t.catalog.Lookup(c.ExposedName); ok {
 		return e.OutputBudget()
 	}
 	return tools.DefaultOutputBudget
@@ -97,7 +104,7 @@ func (t *turn) readToolResult(ctx context.Context, c *switchboard.ToolCall) {
 	if full == "" {
 		full = string(target.StructuredResult)
 	}
-	budget := t.budget(target.ExposedName)
+	budget := t.budget(target)
 	if args.Limit <= 0 || args.Limit > budget {
 		args.Limit = budget
 	}

@@ -187,6 +187,9 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	if t.paging {
 		defs = append(defs[:len(defs):len(defs)], readToolResultDef)
 	}
+	if def, ok := t.catalog.ReadResourceDefinition(); ok {
+		defs = append(defs[:len(defs):len(defs)], def)
+	}
 	var onText func(string)
 	if t.ev != nil {
 		onText = t.ev.TextDelta
@@ -273,15 +276,16 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 }
 
 // prepare turns a requested call into a ledger row, for a catalog tool or
-// the built-in read_tool_result.
+// a built-in one (read_tool_result, read_resource) the turn offers.
 func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
-	if rc.Name == readToolResultName && t.paging {
+	_, resources := t.catalog.ReadResourceDefinition()
+	if rc.Name == readToolResultName && t.paging || rc.Name == tools.ReadResourceName && resources {
 		args := strings.TrimSpace(rc.Arguments)
 		if args == "" {
 			args = "{}"
 		}
 		c := switchboard.ToolCall{CallID: rc.ID, UserID: t.caller.UserID, ConversationID: t.caller.ConversationID,
-			Server: builtinServer, Tool: readToolResultName, ExposedName: readToolResultName, Status: switchboard.CallRunning}
+			Server: builtinServer, Tool: rc.Name, ExposedName: rc.Name, Status: switchboard.CallRunning}
 		if json.Valid([]byte(args)) {
 			c.Arguments = json.RawMessage(args)
 		} else {
@@ -374,7 +378,9 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 		span.End()
 		t.o.opts.Observer.ToolCallEnded(*c)
 	}()
-	if c.Server == builtinServer {
+	if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
+		t.catalog.ReadResource(ctx, c)
+	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
 	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
 		t.catalog.Run(ctx, c)
@@ -398,8 +404,8 @@ func (t *turn) addResult(c *switchboard.ToolCall) {
 	if content == "" && len(c.StructuredResult) > 0 {
 		content = string(c.StructuredResult)
 	}
-	if c.Server != builtinServer {
-		if cut, ok := truncate(content, t.budget(c.ExposedName), c.ID); ok {
+	if c.Tool != readToolResultName || c.Server != builtinServer {
+		if cut, ok := truncate(content, t.budget(*c), c.ID); ok {
 			content = cut
 			c.Truncated = true
 			t.paging = true
@@ -408,6 +414,10 @@ func (t *turn) addResult(c *switchboard.ToolCall) {
 	res := t.message(switchboard.RoleTool, switchboard.MessageToolResult, content)
 	res.ToolCallID = c.CallID
 	res.ToolName = c.ExposedName
+	for _, p := range c.Content {
+		p.Data = nil
+		res.Attachments = append(res.Attachments, p)
+	}
 	t.history = append(t.history, res)
 	t.unsaved = append(t.unsaved, res)
 	t.finished = append(t.finished, *c)

@@ -165,6 +165,12 @@ type Store interface {
 	// user's it is: for admins. It returns an error wrapping
 	// switchboard.ErrNotFound if there is none or id is malformed.
 	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
+	// GetToolCallContent returns the binary content part of the user's
+	// ledger row id at index (see switchboard.ContentPart), bytes
+	// included. It returns an error wrapping switchboard.ErrNotFound if the
+	// user has no such call or the call no such part, with code
+	// "content_pruned" if retention removed it.
+	GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error)
 	// DecideToolCall moves the user's call that awaits approval to running
 	// (approve) or denied, and its turn from awaiting_approval to running
 	// under a new lease, atomically: of two deciders, one wins, and from
@@ -198,9 +204,10 @@ type Store interface {
 	// It returns an error wrapping switchboard.ErrInvalid if groupBy is
 	// unknown or the filter is invalid.
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
-	// PruneToolCallPayloads removes the arguments and results of at most
-	// batch ledger rows that started before before, oldest first, keeping
-	// the rows and their metadata; it returns how many it pruned. Call it
+	// PruneToolCallPayloads removes the arguments, results and binary
+	// content of at most batch ledger rows that started before before,
+	// oldest first, keeping the rows and their metadata (the content's
+	// kind, type, size and hash); it returns how many it pruned. Call it
 	// until it returns less than batch. It returns an error wrapping
 	// switchboard.ErrInvalid if batch is not above 0.
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)

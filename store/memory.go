@@ -87,11 +87,33 @@ func (m *Memory) Close() {}
 
 func cloneMessage(m switchboard.Message) switchboard.Message {
 	m.ToolCalls = slices.Clone(m.ToolCalls)
+	m.Attachments = contentListing(m.Attachments)
 	return m
 }
 
+// cloneCall copies a stored call for a reader: its content without the
+// bytes, as listings carry it.
 func cloneCall(c switchboard.ToolCall) switchboard.ToolCall {
 	c.Arguments = cloneJSON(c.Arguments)
 	c.StructuredResult = cloneJSON(c.StructuredResult)
+	c.Content = contentListing(c.Content)
 	return c
+}
+
+// storedContent copies the content of a call being saved, bytes included.
+func storedContent(parts []switchboard.ContentPart) []switchboard.ContentPart {
+	out := slices.Clone(parts)
+	for i := range out {
+		out[i].Data = slices.Clone(out[i].Data)
+	}
+	return out
+}
+
+// contentListing copies content parts without their bytes.
+func contentListing(parts []switchboard.ContentPart) []switchboard.ContentPart {
+	out := slices.Clone(parts)
+	for i := range out {
+		out[i].Data = nil
+	}
+	return out
 }

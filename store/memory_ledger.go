@@ -40,6 +40,26 @@ func (m *Memory) AdminToolCall(ctx context.Context, id string) (switchboard.Tool
 	return cloneCall(*c), nil
 }
 
+// GetToolCallContent implements [Store.GetToolCallContent].
+func (m *Memory) GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error) {
+	if err := ctxErr(ctx); err != nil {
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %s: %w", index, id, err)
+	}
+	key, ok := lookupID(id)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, found := m.calls[key]
+	if !ok || !found || c.UserID != userID || index < 0 || index >= len(c.Content) {
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %q of %s: %w", index, id, userID, switchboard.ErrNotFound)
+	}
+	if c.PayloadPruned {
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %s: %w", index, id, errContentPruned)
+	}
+	p := c.Content[index]
+	p.Data = slices.Clone(p.Data)
+	return p, nil
+}
+
 // DecideToolCall implements [Store.DecideToolCall].
 func (m *Memory) DecideToolCall(ctx context.Context, userID, id string, approve bool) (switchboard.ToolCall, error) {
 	if err := ctxErr(ctx); err != nil {
@@ -104,6 +124,7 @@ func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, ba
 	}
 	for _, c := range old {
 		c.Arguments, c.Result, c.StructuredResult, c.PayloadPruned = nil, "", nil, true
+		c.Content = contentListing(c.Content)
 	}
 	return len(old), nil
 }

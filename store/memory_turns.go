@@ -181,12 +181,14 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		old, ok := m.calls[c.ID]
 		if !ok {
 			nc := cloneCall(*c)
+			nc.Content = storedContent(c.Content)
 			m.calls[c.ID] = &nc
 			continue
 		}
 		old.Status = c.Status
 		old.Result = c.Result
 		old.StructuredResult = cloneJSON(c.StructuredResult)
+		old.Content = storedContent(c.Content)
 		old.Error = c.Error
 		old.ErrorClass = c.ErrorClass
 		old.Duration = c.Duration

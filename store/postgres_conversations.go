@@ -233,7 +233,7 @@ func scanMessage(rows pgx.Rows, extra ...any) (switchboard.Message, error) {
 		// ignored rather than making the transcript unreadable.
 		var meta messageMetadata
 		if json.Unmarshal(rawMeta, &meta) == nil {
-			m.ToolCalls, m.ToolName = meta.ToolCalls, meta.ToolName
+			m.ToolCalls, m.ToolName, m.Attachments = meta.ToolCalls, meta.ToolName, meta.Attachments
 			if len(m.ToolCalls) == 0 {
 				m.ToolCalls = nil
 			}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +19,7 @@ import (
 
 const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn_id::text, step, server, tool,
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
-    truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation`
+    truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation, content`
 
 // GetToolCall implements [Store.GetToolCall].
 func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
@@ -42,6 +45,39 @@ func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.To
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, dbError(err))
 	}
 	return c, nil
+}
+
+// GetToolCallContent implements [Store.GetToolCallContent].
+func (p *Postgres) GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error) {
+	key, ok := lookupID(id)
+	if !ok || index < 0 || index > math.MaxInt32 {
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %q of %s: %w", index, id, userID, switchboard.ErrNotFound)
+	}
+	var (
+		part   = switchboard.ContentPart{ToolCallID: id, Index: index}
+		kind   string
+		sum    []byte
+		pruned bool
+	)
+	// The outer join tells a pruned call's part (its row gone, its
+	// listing kept) from one that never was.
+	err := p.pool.QueryRow(ctx, `
+SELECT c.payload_pruned, COALESCE(b.kind, ''), COALESCE(b.mime_type, ''), COALESCE(b.uri, ''), COALESCE(b.size, 0),
+    COALESCE(b.sha256, ''::bytea), b.data
+FROM tool_calls c LEFT JOIN tool_call_content b ON b.tool_call_id = c.id AND b.idx = $3
+WHERE c.id = $1 AND c.user_id = $2`, key, userID, index).
+		Scan(&pruned, &kind, &part.MIMEType, &part.URI, &part.Size, &sum, &part.Data)
+	switch {
+	case err == nil && part.Data == nil && pruned:
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %s: %w", index, id, errContentPruned)
+	case err == nil && part.Data == nil:
+		err = pgx.ErrNoRows
+	}
+	if err != nil {
+		return switchboard.ContentPart{}, fmt.Errorf("load content %d of tool call %s of %s: %w", index, id, userID, dbError(err))
+	}
+	part.Kind, part.SHA256 = switchboard.ContentKind(kind), hex.EncodeToString(sum)
+	return part, nil
 }
 
 // DecideToolCall implements [Store.DecideToolCall].
@@ -262,16 +298,21 @@ func (p *Postgres) PruneToolCallPayloads(ctx context.Context, before time.Time, 
 	if batch <= 0 {
 		return 0, fmt.Errorf("prune tool calls: batch %d: %w", batch, switchboard.ErrInvalid)
 	}
-	tag, err := p.pool.Exec(ctx, `
+	var n int
+	err := p.pool.QueryRow(ctx, `
 WITH doomed AS (
     SELECT id FROM tool_calls WHERE NOT payload_pruned AND started_at < $1
-    ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-UPDATE tool_calls t SET arguments = NULL, result = '', structured_result = NULL, payload_pruned = true
-FROM doomed WHERE t.id = doomed.id`, before, batch)
+    ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+pruned AS (
+    UPDATE tool_calls t SET arguments = NULL, result = '', structured_result = NULL, payload_pruned = true
+    FROM doomed WHERE t.id = doomed.id RETURNING t.id),
+bytes AS (
+    DELETE FROM tool_call_content WHERE tool_call_id IN (SELECT id FROM pruned))
+SELECT count(*) FROM pruned`, before, batch).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("prune tool calls: %w", dbError(err))
 	}
-	return int(tag.RowsAffected()), nil
+	return n, nil
 }
 
 func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
@@ -280,13 +321,19 @@ func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
 		status                string
 		durationMS            float64
 		startedAt, finishedAt pgtype.Timestamptz
+		content               []byte
 	)
 	err := row.Scan(&c.ID, &c.CallID, &c.UserID, &c.ConversationID, &c.TurnID, &c.Step, &c.Server, &c.Tool,
 		&c.ExposedName, &c.Arguments, &c.Result, &c.StructuredResult, &status, &c.ErrorClass, &c.Error,
 		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt, &c.PayloadPruned,
-		&c.SessionScope, &c.SessionKey, &c.SessionGeneration)
+		&c.SessionScope, &c.SessionKey, &c.SessionGeneration, &content)
 	if err != nil {
 		return switchboard.ToolCall{}, err
+	}
+	if len(content) > 0 {
+		if err := json.Unmarshal(content, &c.Content); err != nil {
+			return switchboard.ToolCall{}, fmt.Errorf("decode content of tool call %s: %w", c.ID, err)
+		}
 	}
 	c.Status = switchboard.ToolCallStatus(status)
 	c.Duration = fromMillis(durationMS)

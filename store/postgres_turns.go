@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -176,18 +177,27 @@ RETURNING conversation_id::text, user_id`
 	upsertToolCall = `
 INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
     arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
-    started_at, finished_at, session_scope, session_key, session_generation)
+    started_at, finished_at, session_scope, session_key, session_generation, content)
 SELECT $1::uuid, $2::text, t.user_id, t.conversation_id, t.id, $4::bigint, $5::varchar, $6::varchar, $7::varchar,
     $8::jsonb, $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::float8, $15::bigint, $16::boolean,
-    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint
+    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::jsonb
 FROM turns t WHERE t.id = $3
 ON CONFLICT (turn_id, id) DO UPDATE SET
     status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
+    content = EXCLUDED.content,
     error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
     result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
     session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
     session_generation = EXCLUDED.session_generation
 RETURNING started_at`
+
+	// insertToolCallContent stores the bytes of a binary part of a call of
+	// turn $9, which the batch upserted before.
+	insertToolCallContent = `
+INSERT INTO tool_call_content (tool_call_id, idx, kind, mime_type, uri, size, sha256, data)
+SELECT c.id, $2::integer, $3::text, $4::text, $5::text, $6::integer, $7::bytea, $8::bytea
+FROM tool_calls c WHERE c.id = $1::uuid AND c.turn_id = $9::uuid
+ON CONFLICT (tool_call_id, idx) DO NOTHING`
 
 	// selectTurnsOfConversation reads a conversation's turns in order,
 	// through the index turns_conversation. The ORDER BY names the
@@ -414,11 +424,29 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
 		}
 	}
+	contents := 0
 	for _, c := range u.ToolCalls {
+		listing, err := contentJSON(c.Content)
+		if err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
 		b.Queue(upsertToolCall, c.ID, c.CallID, t.ID, c.Step, c.Server, c.Tool, c.ExposedName,
 			nullJSON(c.Arguments), c.Result, nullJSON(c.StructuredResult), string(c.Status), c.ErrorClass, c.Error,
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
-			c.SessionScope, c.SessionKey, c.SessionGeneration)
+			c.SessionScope, c.SessionKey, c.SessionGeneration, listing)
+	}
+	for _, c := range u.ToolCalls {
+		for _, p := range c.Content {
+			if p.Data == nil {
+				continue
+			}
+			sum, err := hex.DecodeString(p.SHA256)
+			if err != nil {
+				return fmt.Errorf("save turn %s: content %d of call %s: sha256 %q is not hex: %w", t.ID, p.Index, c.ID, p.SHA256, switchboard.ErrInvalid)
+			}
+			b.Queue(insertToolCallContent, c.ID, p.Index, string(p.Kind), p.MIMEType, p.URI, len(p.Data), sum, p.Data, t.ID)
+			contents++
+		}
 	}
 
 	var conversationID, userID string
@@ -441,6 +469,11 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 		}
 		for i := range u.ToolCalls {
 			if err := br.QueryRow().Scan(&started[i]); err != nil {
+				return err
+			}
+		}
+		for range contents {
+			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
@@ -488,8 +521,22 @@ func (p *Postgres) sendInTx(ctx context.Context, b *pgx.Batch, read func(pgx.Bat
 // messageMetadata is the JSON of messages.metadata: what a message carries
 // beyond the seed's columns.
 type messageMetadata struct {
-	ToolCalls []switchboard.RequestedCall `json:"tool_calls,omitempty"`
-	ToolName  string                      `json:"tool_name,omitempty"`
+	ToolCalls   []switchboard.RequestedCall `json:"tool_calls,omitempty"`
+	ToolName    string                      `json:"tool_name,omitempty"`
+	Attachments []switchboard.ContentPart   `json:"attachments,omitempty"`
+}
+
+// contentJSON is the listing of a call's binary parts, for the ledger
+// row's content column (NULL for none).
+func contentJSON(parts []switchboard.ContentPart) (any, error) {
+	if len(parts) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(parts)
+	if err != nil {
+		return nil, fmt.Errorf("encode content: %w", err)
+	}
+	return string(raw), nil
 }
 
 // queueMessage queues the insert of a message of turn turnID. With
@@ -498,8 +545,8 @@ type messageMetadata struct {
 // turn of one's own stores nothing.
 func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID string) error {
 	var meta any
-	if len(m.ToolCalls) > 0 || m.ToolName != "" {
-		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName})
+	if len(m.ToolCalls) > 0 || m.ToolName != "" || len(m.Attachments) > 0 {
+		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments})
 		if err != nil {
 			return fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
 		}

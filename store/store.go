@@ -259,6 +259,10 @@ const notRunNote = "not run: the instance running its turn stopped"
 
 // supersededNote is the error of a turn, and of its calls, that awaited an
 // approval when a regenerate answered its question again.
+// errContentPruned is the error of a read of binary content that
+// retention removed.
+var errContentPruned = switchboard.Errorf(switchboard.ErrNotFound, "content_pruned", "the content was removed by retention")
+
 const supersededNote = "superseded: the question was answered again"
 
 // wentOnNote is the error of a turn awaiting an approval, and of its

@@ -7,6 +7,8 @@ package tools
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +31,11 @@ type Server interface {
 	CallTool(ctx context.Context, caller Caller, name string, args json.RawMessage) (*mcpclient.Result, error)
 	// Session names the caller's session: its scope and key.
 	Session(caller Caller) (Scope, string)
+	// HasResources reports whether the server declared resources (see
+	// Catalog.ReadResource); ReadResource reads one on the caller's
+	// session.
+	HasResources() bool
+	ReadResource(ctx context.Context, caller Caller, uri string) (*mcpclient.Result, error)
 }
 
 // Conn is one connection to a server, or a Supervisor of one.
@@ -50,6 +57,26 @@ func (s sharedConn) CallTool(ctx context.Context, _ Caller, name string, args js
 }
 
 func (s sharedConn) Session(Caller) (Scope, string) { return ScopeShared, "" }
+
+// resourceReader is a Conn that reads resources: *mcpclient.Conn and
+// *mcpclient.Supervisor are.
+type resourceReader interface {
+	HasResources() bool
+	ReadResource(ctx context.Context, uri string) (*mcpclient.Result, error)
+}
+
+func (s sharedConn) HasResources() bool {
+	r, ok := s.Conn.(resourceReader)
+	return ok && r.HasResources()
+}
+
+func (s sharedConn) ReadResource(ctx context.Context, _ Caller, uri string) (*mcpclient.Result, error) {
+	r, ok := s.Conn.(resourceReader)
+	if !ok {
+		return nil, fmt.Errorf("read %s on %s: the server has no resources: %w", uri, s.Name(), switchboard.ErrInvalid)
+	}
+	return r.ReadResource(ctx, uri)
+}
 
 // CheckServerNames refuses server names whose tools would be exposed under
 // one prefix (my.srv and my_srv both expose my_srv__*), or an empty name.
@@ -111,6 +138,9 @@ type Catalog struct {
 	defs        []switchboard.ToolDefinition
 	quarantined []switchboard.QuarantinedTool
 	leftOut     []switchboard.QuarantinedTool // by Limit
+	// resources are the servers that declared resources, by name, for
+	// the built-in read_resource.
+	resources map[string]resourceSource
 }
 
 // NewCatalog builds a catalog over sources. A tool that cannot be offered
@@ -137,6 +167,12 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 	}
 	for _, src := range sources {
 		name := src.Server.Name()
+		if src.Server.HasResources() {
+			if c.resources == nil {
+				c.resources = map[string]resourceSource{}
+			}
+			c.resources[name] = resourceSource{server: src.Server, timeout: src.Policy.timeout(""), budget: src.Policy.budget("")}
+		}
 		allowed := setOf(src.Policy.AllowedTools)
 		excluded := setOf(src.Policy.ExcludedTools)
 		quarantine := func(tool, reason string) {
@@ -216,7 +252,7 @@ func (c *Catalog) Limit(n int, reason string) *Catalog {
 	if n < 0 || len(c.ordered) <= n {
 		return c
 	}
-	l := &Catalog{ordered: c.ordered[:n:n], byName: make(map[string]*Entry, n), quarantined: c.quarantined}
+	l := &Catalog{ordered: c.ordered[:n:n], byName: make(map[string]*Entry, n), quarantined: c.quarantined, resources: c.resources}
 	for _, e := range l.ordered {
 		l.byName[e.ExposedName] = e
 	}
@@ -328,6 +364,13 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	call.SessionScope, call.SessionKey = string(scope), key
 	res, err := e.conn.CallTool(callCtx, caller, e.Tool, call.Arguments)
 	cancel()
+	settle(ctx, call, start, res, err, fmt.Sprintf("the tool did not answer within %s", e.timeout))
+}
+
+// settle fills in call's outcome from a server's answer res, or err:
+// its result and binary content, status, error class and error, duration.
+// timedOut is the error of a call that timed out.
+func settle(ctx context.Context, call *switchboard.ToolCall, start time.Time, res *mcpclient.Result, err error, timedOut string) {
 	call.Duration = time.Since(start)
 	call.FinishedAt = start.Add(call.Duration)
 	if res != nil {
@@ -337,6 +380,7 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	case err == nil:
 		call.Result = res.Text
 		call.StructuredResult = res.Structured
+		call.Content = contentParts(call.ID, res.Parts)
 		call.ResultSize = len(res.Text) + len(res.Structured)
 		if res.IsError {
 			call.Status = switchboard.CallFailed
@@ -352,7 +396,7 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	case errors.Is(err, context.DeadlineExceeded):
 		call.Status = switchboard.CallTimedOut
 		call.ErrorClass = switchboard.ErrorClassTimeout
-		call.Error = fmt.Sprintf("the tool did not answer within %s", e.timeout)
+		call.Error = timedOut
 	case switchboard.IsCode(err, switchboard.CodeConnectionRequired):
 		call.Status = switchboard.CallFailed
 		call.ErrorClass = switchboard.ErrorClassConnectionRequired
@@ -381,6 +425,20 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	if call.Status != switchboard.CallSucceeded && err != nil {
 		call.Result = "error: " + call.Error
 	}
+}
+
+// contentParts turns a result's binary parts into the call's content.
+func contentParts(callID string, parts []mcpclient.Part) []switchboard.ContentPart {
+	if len(parts) == 0 {
+		return nil
+	}
+	out := make([]switchboard.ContentPart, len(parts))
+	for i, p := range parts {
+		sum := sha256.Sum256(p.Data)
+		out[i] = switchboard.ContentPart{ToolCallID: callID, Index: i, Kind: switchboard.ContentKind(p.Kind),
+			MIMEType: p.MIMEType, URI: p.URI, Size: len(p.Data), SHA256: hex.EncodeToString(sum[:]), Data: p.Data}
+	}
+	return out
 }
 
 func firstLine(s string) string {

@@ -198,6 +198,21 @@ func (s pooledServer) CallTool(ctx context.Context, c Caller, name string, args 
 	return s.pool.CallTool(ctx, key, mcpclient.SessionLabels{UserID: c.UserID, ConversationID: c.ConversationID}, name, args)
 }
 
+func (s pooledServer) HasResources() bool {
+	if s.r.sup != nil {
+		return s.r.sup.HasResources()
+	}
+	return s.pool.HasResources()
+}
+
+func (s pooledServer) ReadResource(ctx context.Context, c Caller, uri string) (*mcpclient.Result, error) {
+	_, key := s.Session(c)
+	if key == "" {
+		return nil, fmt.Errorf("read %s on %s: no %s to run the session of: %w", uri, s.Name(), s.scope, switchboard.ErrInvalid)
+	}
+	return s.pool.ReadResource(ctx, key, mcpclient.SessionLabels{UserID: c.UserID, ConversationID: c.ConversationID}, uri)
+}
+
 // scope returns the spec's scope, its default resolved: a scope that never
 // shares a server's state between users, unless the server takes the user
 // from an injected argument.

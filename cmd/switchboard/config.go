@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/tools"
 )
 
@@ -483,8 +484,9 @@ func (c *Config) validate() error {
 	if c.LLM.MaxSteps < 0 || c.LLM.MaxSteps > 100 {
 		errs = append(errs, fmt.Errorf("llm.max_steps must be from 1 to 100 (got %d)", c.LLM.MaxSteps))
 	}
-	if n := c.LLM.maxTools(); n < 0 || n == 1 {
-		errs = append(errs, fmt.Errorf("llm.max_tools must be 0 (no limit) or at least 2, one place being kept for the built-in read_tool_result (got %d)", n))
+	if n := c.LLM.maxTools(); n < 0 || n > 0 && n <= orchestrator.BuiltinTools {
+		errs = append(errs, fmt.Errorf("llm.max_tools must be 0 (no limit) or at least %d, %d places being kept for the built-in read_tool_result and read_resource (got %d)",
+			orchestrator.BuiltinTools+1, orchestrator.BuiltinTools, n))
 	}
 	if t := c.HTTP.timeouts(); t.readHeader > t.read {
 		errs = append(errs, fmt.Errorf("http.read_header_timeout (%s) must not be longer than http.read_timeout (%s), which bounds the headers too", t.readHeader, t.read))

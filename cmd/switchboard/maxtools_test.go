@@ -34,8 +34,8 @@ func TestMaxToolsConfig(t *testing.T) {
 			t.Errorf("ParseConfig(%s): max_tools %d, want %d", tt.doc, got, tt.want)
 		}
 	}
-	for _, doc := range []string{"llm: {max_tools: -1}", "llm: {max_tools: 1}"} {
-		if _, _, err := ParseConfig([]byte(doc), getenv); err == nil || !strings.Contains(err.Error(), "llm.max_tools must be 0 (no limit) or at least 2") {
+	for _, doc := range []string{"llm: {max_tools: -1}", "llm: {max_tools: 1}", "llm: {max_tools: 2}"} {
+		if _, _, err := ParseConfig([]byte(doc), getenv); err == nil || !strings.Contains(err.Error(), "llm.max_tools must be 0 (no limit) or at least 3") {
 			t.Errorf("ParseConfig(%s): got %v, want llm.max_tools refused", doc, err)
 		}
 	}
@@ -61,8 +61,8 @@ func TestMaxToolsConfig(t *testing.T) {
 
 // TestServeMaxTools runs the service with two tasks-mcp servers (10 tools)
 // and llm.max_tools 4: every model request carries at most 4 tools, the
-// first 3 of the server configured first and, once a result was
-// truncated, read_tool_result; a call of a tool left out fails as a call of
+// first 2 of the server configured first (2 places are kept for the
+// built-in tools) and, once a result was truncated, read_tool_result; a call of a tool left out fails as a call of
 // an unknown tool; the admin API and the log name the tools left out.
 func TestServeMaxTools(t *testing.T) {
 	model := llmtest.NewServer(llmtest.Sequence(
@@ -84,7 +84,7 @@ mcpServers:
 	const reason = "over llm.max_tools (4): not sent to the model"
 	_, servers := adminServers(t, s.base, s.token, "GET", "")
 	for name, want := range map[string][]string{
-		"zeta":  {"list_tasks", "update_task"},
+		"zeta":  {"delete_task", "list_tasks", "update_task"},
 		"alpha": {"add_task", "complete_task", "delete_task", "list_tasks", "update_task"},
 	} {
 		var got []string
@@ -98,7 +98,7 @@ mcpServers:
 			t.Errorf("GET /api/admin/servers: %s's tools left out (-want +got):\n%s", name, diff)
 		}
 	}
-	if diff := cmp.Diff([]string{"zeta__add_task", "zeta__complete_task", "zeta__delete_task"}, servers["zeta"].Tools); diff != "" {
+	if diff := cmp.Diff([]string{"zeta__add_task", "zeta__complete_task"}, servers["zeta"].Tools); diff != "" {
 		t.Errorf("GET /api/admin/servers: zeta's tools (-want +got):\n%s", diff)
 	}
 
@@ -134,9 +134,9 @@ mcpServers:
 			names = append(names, tool.Function.Name)
 		}
 		slices.Sort(names)
-		want := []string{"zeta__add_task", "zeta__complete_task", "zeta__delete_task"}
+		want := []string{"zeta__add_task", "zeta__complete_task"}
 		if i > 0 {
-			want = []string{"read_tool_result", "zeta__add_task", "zeta__complete_task", "zeta__delete_task"}
+			want = []string{"read_tool_result", "zeta__add_task", "zeta__complete_task"}
 		}
 		if len(names) > 4 {
 			t.Errorf("model request %d carries %d tools, over llm.max_tools (4): %v", i, len(names), names)
@@ -155,9 +155,9 @@ mcpServers:
 			last = r
 		}
 	}
-	if last == nil || last["level"] != "WARN" || last["left_out"] != float64(7) ||
+	if last == nil || last["level"] != "WARN" || last["left_out"] != float64(8) ||
 		!strings.Contains(last["msg"].(string), "allowed_tools or excluded_tools") ||
 		!slices.Contains(last["tools"].([]any), any("alpha/update_task")) || !slices.Contains(last["tools"].([]any), any("zeta/list_tasks")) {
-		t.Errorf("no warning naming the 7 tools left out; last: %v\nstderr:\n%s", last, s.stderr.String())
+		t.Errorf("no warning naming the 8 tools left out; last: %v\nstderr:\n%s", last, s.stderr.String())
 	}
 }

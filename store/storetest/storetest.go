@@ -76,6 +76,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Filters", testFilters},
 		{"Stats", testStats},
 		{"PruneToolCallPayloads", testPrune},
+		// content.go: the binary parts of results.
+		{"ToolCallContent", testToolCallContent},
 		// credentials.go: users' sealed credentials, connect flows and
 		// registered clients.
 		{"CredentialsRoundTrip", testCredentialsRoundTrip},
