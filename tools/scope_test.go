@@ -150,7 +150,8 @@ func TestScopeUserPlaywright(t *testing.T) {
 	defer page.Close()
 	for _, scope := range []tools.Scope{tools.ScopeUser, tools.ScopeShared} {
 		t.Run(string(scope), func(t *testing.T) {
-			spec := tools.ServerSpec{Scope: scope, Config: mcpclient.Config{Name: "browser", Command: node,
+			// Its snapshots go to .playwright-mcp under the working directory.
+			spec := tools.ServerSpec{Scope: scope, Config: mcpclient.Config{Name: "browser", Command: node, Dir: t.TempDir(),
 				Args:        []string{cli, "--headless", "--isolated", "--no-sandbox", "--executable-path", chromium},
 				InitTimeout: 60 * time.Second, Timeout: 60 * time.Second}}
 			f := startFleet(t, "browser__browser_navigate", spec)
@@ -239,7 +240,7 @@ func TestSessionsEvictedAndIsolated(t *testing.T) {
 	chromium := nodetest.Chromium(t)
 	node := nodetest.Node(t)
 	cli := filepath.Join(nodetest.Module(t, "@playwright/mcp"), "cli.js")
-	spec := tools.ServerSpec{MaxSessions: 2, IdleTimeout: 20 * time.Second, Config: mcpclient.Config{Name: "browser", Command: node,
+	spec := tools.ServerSpec{MaxSessions: 2, IdleTimeout: 20 * time.Second, Config: mcpclient.Config{Name: "browser", Command: node, Dir: t.TempDir(),
 		Args: []string{cli, "--headless", "--isolated", "--no-sandbox", "--executable-path", chromium}, InitTimeout: 60 * time.Second, Timeout: 60 * time.Second}}
 	f := startFleet(t, "browser__browser_navigate", spec)
 	c := f.Current()
