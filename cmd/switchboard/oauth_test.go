@@ -71,16 +71,16 @@ func startOAuthDemo(t *testing.T) *oauthDemo {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<16), 1<<20)
-		mcp, as := false, false
+		mcp, as, told := false, false, false
 		for sc.Scan() {
 			d.mu.Lock()
 			d.out.WriteString(sc.Text() + "\n")
 			d.mu.Unlock()
 			mcp = mcp || strings.Contains(sc.Text(), "MCP Streamable HTTP Server listening")
 			as = as || strings.Contains(sc.Text(), "OAuth Authorization Server listening")
-			if mcp && as && ready != nil {
+			if mcp && as && !told {
 				close(ready)
-				ready = nil
+				told = true
 			}
 		}
 	}()
