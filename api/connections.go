@@ -179,7 +179,7 @@ func (h *Handler) startUserSession(server, user string) {
 // chat's "Connect" button) and closes, or says what went wrong.
 var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{if .OK}}Connected{{else}}Not connected{{end}}</title>
-<link rel="stylesheet" href="/assets/app.css"></head>
+<link rel="icon" href="/assets/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/assets/app.css"></head>
 <body class="callback"><main><h1>{{if .OK}}Connected {{.Server}}{{else}}Not connected{{end}}</h1>
 <p id="callback-message" data-ok="{{.OK}}" data-server="{{.Server}}">{{.Message}}</p>
 <p>You can close this window.</p></main>

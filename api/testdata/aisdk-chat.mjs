@@ -8,7 +8,10 @@
 // with addToolApprovalResponse, the chat sending the answer by itself;
 // REGENERATE (a JSON array of message indexes, or null for the last
 // answer), to call the chat's regenerate({messageId}) after the prompts, as a
-// "regenerate" button would.
+// "regenerate" button would; SIGN_IN (yes), to open, after each prompt, the
+// authorization URL of each data-connection-required part of the answer as
+// a browser would (following the redirects to the callback page), and
+// report each sign-in with the part as the chat holds it.
 import { AbstractChat, DefaultChatTransport, lastAssistantMessageIsCompleteWithApprovalResponses } from 'ai';
 
 // ArrayState is the plain-array ChatState that React's state replaces.
@@ -29,6 +32,7 @@ class Chat extends AbstractChat {
 }
 
 const errors = [];
+const signIns = [];
 const chat = new Chat({
   id: process.env.CHAT_ID,
   transport: new DefaultChatTransport({
@@ -58,6 +62,12 @@ for (const text of JSON.parse(process.env.PROMPTS)) {
     await new Promise((r) => setTimeout(r, 20)); // the chat sends on its own, a tick later
     await settled();
   }
+  const last = chat.messages[chat.messages.length - 1];
+  for (const part of process.env.SIGN_IN === 'yes' ? last.parts : []) {
+    if (part.type !== 'data-connection-required' || !part.data.authorizationUrl) continue;
+    const res = await fetch(part.data.authorizationUrl);
+    signIns.push({ part: structuredClone(part), status: res.status, url: res.url, page: await res.text() });
+  }
 }
 // EDIT: [[index, text], ...], to edit the user message at index as
 // sendMessage({text, messageId}) does.
@@ -69,4 +79,4 @@ for (const index of JSON.parse(process.env.REGENERATE || '[]')) {
   await chat.regenerate(index === null ? {} : { messageId: chat.messages[index].id });
   await settled();
 }
-console.log(JSON.stringify({ status: chat.status, error: chat.error ? chat.error.message : null, errors, messages: chat.messages }));
+console.log(JSON.stringify({ status: chat.status, error: chat.error ? chat.error.message : null, errors, signIns, messages: chat.messages }));

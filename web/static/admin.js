@@ -1,7 +1,8 @@
 // @ts-check
 // The admin console: the tool-call log with filters and pages, a call in
-// full, stats per tool or server, the health of every MCP server, and any
-// conversation with its turns' timing. The view and its filters live in the
+// full, stats per tool or server, the health of every MCP server and the
+// users' connections of those that act as each user, and any conversation
+// with its turns' timing. The view and its filters live in the
 // URL's query, so that every screen can be linked to and reloaded.
 import {
   api, byId, compactJSON, currentSession, el, errorText, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar, ApiError,
@@ -16,6 +17,7 @@ import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 /** @typedef {import('./protocol.js').Message} Message */
 /** @typedef {import('./protocol.js').ServerStatus} ServerStatus */
 /** @typedef {import('./protocol.js').ToolCallStats} ToolCallStats */
+/** @typedef {import('./protocol.js').UserConnection} UserConnection */
 /** @typedef {Record<string, string | undefined>} Params a view's query */
 
 /** @type {string[]} */
@@ -384,8 +386,8 @@ function rateBar(rate) {
 // --- Servers ---------------------------------------------------------------
 
 async function renderServers() {
-  /** @type {{servers: ServerStatus[]}} */
-  const r = await api(session, 'GET', '/api/admin/servers');
+  /** @type {[{servers: ServerStatus[]}, {connections: UserConnection[]}]} */
+  const [r, conns] = await Promise.all([api(session, 'GET', '/api/admin/servers'), api(session, 'GET', '/api/admin/connections')]);
   const reload = el('button', { type: 'button', class: 'ghost', id: 'reload-servers' }, 'Reload configuration');
   const message = el('span', { class: 'muted small', role: 'status' });
   reload.addEventListener('click', async () => {
@@ -428,7 +430,48 @@ async function renderServers() {
     el('div', { class: 'view-head row' }, el('div', {}, el('h1', {}, 'MCP servers'),
       el('p', { class: 'muted' }, 'Connection state, tools, quarantined tools and the latest output of every configured server.')),
     el('div', { class: 'head-actions' }, message, reload)),
-    cards.length ? el('div', { class: 'server-grid' }, ...cards) : el('div', { class: 'empty' }, 'No MCP servers are configured.'));
+    cards.length ? el('div', { class: 'server-grid' }, ...cards) : el('div', { class: 'empty' }, 'No MCP servers are configured.'),
+    connectionsPanel(conns.connections));
+}
+
+/**
+ * connectionsPanel lists the users' credentials for the servers that act
+ * as each user (never a token), each with a button to revoke it.
+ * @param {UserConnection[]} conns
+ */
+function connectionsPanel(conns) {
+  const head = el('div', { class: 'view-head' }, el('h2', {}, 'Connections'),
+    el('p', { class: 'muted' }, 'The users who connected a server that acts as each user: an OAuth sign-in or their secrets. Revoking one revokes the grant where the server can, then forgets it.'));
+  if (!conns.length) return el('section', { class: 'connections-admin' }, head, el('div', { class: 'panel empty' }, 'Nobody has connected a server.'));
+  const message = el('p', { class: 'muted small', role: 'status' });
+  const rows = conns.map((c) => {
+    const revoke = el('button', { type: 'button', class: 'danger revoke', 'aria-label': `Revoke ${c.user_id}'s ${c.server}` }, 'Revoke');
+    revoke.addEventListener('click', async () => {
+      revoke.disabled = true;
+      try {
+        await api(session, 'DELETE', `/api/admin/connections/${encodeURIComponent(c.user_id || '')}/${encodeURIComponent(c.server)}`);
+        render(true);
+      } catch (e) {
+        message.textContent = errorText(e);
+        revoke.disabled = false;
+      }
+    });
+    return el('tr', { dataset: { user: c.user_id || '', server: c.server } },
+      el('td', { class: 'user-cell' }, c.user_id || ''),
+      el('td', {}, el('strong', {}, c.server)),
+      el('td', { class: 'muted' }, c.type),
+      el('td', {}, c.scopes && c.scopes.length ? c.scopes.join(' ') : '—'),
+      el('td', { class: 'nowrap' }, fmtTime(c.created_at)),
+      el('td', { class: 'nowrap' }, fmtTime(c.last_used_at)),
+      el('td', { class: 'nowrap' }, fmtTime(c.expires_at)),
+      el('td', { class: 'num' }, revoke));
+  });
+  const heads = ['User', 'Server', 'Type', 'Scopes', 'Connected', 'Last used', 'Token expires', ''];
+  return el('section', { class: 'connections-admin' }, head,
+    el('div', { class: 'panel' }, el('div', { class: 'table-wrap' }, el('table', { id: 'connections-table' },
+      el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', {}, h)))),
+      el('tbody', {}, ...rows)))),
+    message);
 }
 
 // --- One conversation --------------------------------------------------------

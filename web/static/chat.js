@@ -3,10 +3,12 @@
 // stream in over Switchboard's UI message stream (the Vercel AI SDK's
 // protocol), read with fetch and a ReadableStream; each tool call is a card
 // that opens to its arguments, result, status and duration, and a call that
-// needs approval asks for it with two buttons.
+// needs approval asks for it with two buttons. A call of a server the user
+// has not connected shows a card to connect it, then to retry (connect.js).
 import {
   api, byId, currentSession, decodeReply, el, errorText, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
+import { Connections } from './connect.js';
 import { CallStatus, Code, MessageType, Part, Role, TurnStatus, readStream } from './protocol.js';
 
 // Card states of the page's own, before the ledger tells a reopened
@@ -20,9 +22,12 @@ const SHOWN_NO_RESULT = 'no_result';
 /** @typedef {import('./protocol.js').Conversation} Conversation */
 /** @typedef {import('./protocol.js').Message} Message */
 /** @typedef {import('./protocol.js').ToolCallRow} ToolCallRow */
+/** @typedef {import('./protocol.js').ConnectionRequiredData} ConnectionRequiredData */
 
 /** @type {Session} the signed-in user */
 let session = /** @type {any} */ (null); // main sets it before anything else runs
+/** @type {Connections} the user's connections: the cards to connect a server, the sidebar's list */
+let connections = /** @type {any} */ (null); // main sets it too
 
 const state = {
   /** @type {Conversation[]} */
@@ -154,9 +159,13 @@ class ToolCard {
 }
 
 // AssistantBlock is one assistant answer: text, tool cards and notes, in
-// the order they came.
+// the order they came, and at the end the cards to connect a server.
 class AssistantBlock {
-  constructor() {
+  /** @param {string} asked the user's message this answers ('' when unknown) */
+  constructor(asked) {
+    this.asked = asked;
+    /** @type {Map<string, import('./connect.js').ConnectCard>} the cards to connect a server, by server */
+    this.connects = new Map();
     this.body = el('div', { class: 'bubble' });
     this.node = el('div', { class: 'msg assistant' }, el('div', { class: 'role' }, 'Assistant'), this.body);
     /** @type {HTMLDivElement | null} the text being streamed */
@@ -192,6 +201,25 @@ class AssistantBlock {
     this.text = null;
     this.body.append(card.node);
     return card;
+  }
+
+  /**
+   * askConnect shows a card to connect a server a call needed (once per
+   * server in an answer).
+   * @param {ConnectionRequiredData} data
+   */
+  askConnect(data) {
+    if (!data || !data.server || this.connects.has(data.server)) return;
+    const card = connections.card(data.server, data.authorizationUrl || '', this.asked);
+    this.connects.set(data.server, card);
+    this.text = null;
+    this.body.append(card.node);
+  }
+
+  // settle moves the cards to connect a server after what the answer said
+  // about them: they are what the user does next.
+  settle() {
+    for (const card of this.connects.values()) this.body.append(card.node);
   }
 
   /**
@@ -327,6 +355,9 @@ function handlePart(part, block) {
     case Part.toolApproval:
       if (card) card.askApproval((approve) => decide(card, approve));
       break;
+    case Part.connectionRequired:
+      block.askConnect(part.data);
+      break;
     default:
       break;
   }
@@ -356,7 +387,7 @@ function post(path, body) {
  */
 async function run(request, block) {
   setBusy(true);
-  if (!block) block = new AssistantBlock();
+  if (!block) block = new AssistantBlock('');
   scrollToBottom();
   try {
     let res;
@@ -371,6 +402,7 @@ async function run(request, block) {
       throw new ApiError(res.status, 'unexpected_reply', 'The server did not stream an answer.');
     }
     const finish = await consume(res, block);
+    block.settle();
     const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
     if (status === TurnStatus.maxSteps) block.note('Stopped: the turn reached its step limit.', 'warn');
     if (status === TurnStatus.awaitingApproval) block.waitNote = block.note('Waiting for your approval.', 'warn');
@@ -383,15 +415,29 @@ async function run(request, block) {
   }
 }
 
-/** @param {string} content */
+/**
+ * send sends what the composer holds.
+ * @param {string} content
+ */
 async function send(content) {
+  if (state.busy || !content.trim()) return;
+  ui.input.value = '';
+  autosize();
+  await ask(content);
+}
+
+/**
+ * ask sends a message of the user's and streams the answer: from the
+ * composer, or again from a connect card's Retry (the chat has no
+ * regenerate of its own: the message is posted again, and shows again).
+ * @param {string} content
+ */
+async function ask(content) {
   if (state.busy || !content.trim()) return;
   ui.empty.remove();
   addUserMessage(content);
-  ui.input.value = '';
-  autosize();
   const body = { message: { content }, conversation_id: state.current || undefined };
-  await run(() => post(`/api/${encodeURIComponent(session.user)}/chat/stream`, body));
+  await run(() => post(`/api/${encodeURIComponent(session.user)}/chat/stream`, body), new AssistantBlock(content));
 }
 
 /**
@@ -430,7 +476,7 @@ function setBusy(on) {
   ui.send.disabled = on;
   ui.stop.hidden = !on;
   ui.send.hidden = on;
-  document.querySelectorAll('.approval button').forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = on; });
+  document.querySelectorAll('.approval button, .connect-card button.retry').forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = on; });
 }
 
 function setURL() {
@@ -466,6 +512,7 @@ function renderConversationList() {
 
 function clearThread() {
   state.cards.clear();
+  connections.forget();
   fill(ui.thread);
 }
 
@@ -539,13 +586,15 @@ async function applyLedger(id) {
  */
 function renderTranscript(messages) {
   let block = null;
+  let asked = '';
   for (const m of messages) {
     if (m.role === Role.user) {
       addUserMessage(m.content);
+      asked = m.content;
       block = null;
       continue;
     }
-    if (!block) block = new AssistantBlock();
+    if (!block) block = new AssistantBlock(asked);
     if (m.role === Role.tool) {
       // The ledger (applyLedger) tells the status; the transcript only
       // what the model read.
@@ -609,7 +658,8 @@ function build(root) {
     el('aside', { class: 'sidebar' },
       el('button', { type: 'button', class: 'primary new-chat', id: 'new-chat', onclick: newChat }, '+ New chat'),
       el('h2', { class: 'sidebar-title' }, 'Conversations'),
-      ui.list),
+      ui.list,
+      connections.panel),
     el('section', { class: 'conversation-pane' }, ui.scroller, el('div', { class: 'composer-wrap' }, composer))));
 }
 
@@ -623,10 +673,18 @@ function main() {
     return;
   }
   session = cur.session;
+  connections = new Connections(session, {
+    retry: (content) => {
+      if (state.busy) return false;
+      ask(content);
+      return true;
+    },
+  });
   topbar(header, session, [{ href: '/', text: 'Chat', current: true }, { href: '/admin', text: 'Admin' }]);
   build(root);
   const id = new URLSearchParams(location.search).get('c');
   loadConversations();
+  connections.load();
   if (id) openConversation(id);
   else newChat();
 }

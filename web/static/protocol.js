@@ -127,6 +127,16 @@ export const Code = Object.freeze(wire.code);
  */
 
 /**
+ * A data-connection-required part's data: a call of server did not run
+ * because the user has not connected it (or its grant stopped working).
+ * An OAuth server comes with the URL to sign in at; a user_secret server
+ * without one: it takes its secrets at POST /api/{user}/connections/{server}.
+ * @typedef {object} ConnectionRequiredData
+ * @property {string} server
+ * @property {string} [authorizationUrl]
+ */
+
+/**
  * One part of the UI message stream, as api/stream.go writes it.
  * @typedef {{type: typeof Part.start, messageId: string, messageMetadata: MessageMetadata}
  *   | {type: typeof Part.startStep | typeof Part.finishStep}
@@ -138,6 +148,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolDenied, toolCallId: string}
  *   | {type: typeof Part.toolApproval, approvalId: string, toolCallId: string}
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
+ *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
  */
@@ -154,6 +165,23 @@ export const Code = Object.freeze(wire.code);
  * @property {string} status
  * @property {string} created_at
  * @property {string} updated_at
+ */
+
+/**
+ * A server that acts as each user, as the user's connections list it (GET
+ * /api/{user}/connections), or a credential as admins list them (GET
+ * /api/admin/connections, with user_id; connected always). Never a token
+ * or a secret's value.
+ * @typedef {object} UserConnection
+ * @property {string} server
+ * @property {string} type
+ * @property {boolean} connected
+ * @property {string[]} [scopes] of an OAuth grant
+ * @property {string} [expires_at] of an OAuth grant's access token (refreshed unseen)
+ * @property {string} [created_at]
+ * @property {string} [last_used_at]
+ * @property {Record<string, string>} [secrets] of a user_secret server: each value's name and what it is for
+ * @property {string} [user_id] in admins' listing
  */
 
 /**
