@@ -1,6 +1,8 @@
 package llm
 
 import (
+	"encoding/base64"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -27,6 +29,9 @@ func toOpenAIMessages(out []openai.ChatCompletionMessage, msgs []switchboard.Mes
 				content = "(empty result)" // OpenAI rejects a tool message without content
 			}
 			out = append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleTool, ToolCallID: m.ToolCallID, Content: content})
+			if i+1 == len(msgs) || !isToolResult(&msgs[i+1]) {
+				out = appendImages(out, msgs, i)
+			}
 		case m.Role == switchboard.RoleAssistant && len(m.ToolCalls) > 0:
 			om := openai.ChatCompletionMessage{Role: openai.ChatMessageRoleAssistant, Content: m.Content}
 			om.ToolCalls = make([]openai.ToolCall, len(m.ToolCalls))
@@ -40,6 +45,39 @@ func toOpenAIMessages(out []openai.ChatCompletionMessage, msgs []switchboard.Mes
 		}
 	}
 	return out
+}
+
+func isToolResult(m *switchboard.Message) bool {
+	return m.Type != switchboard.MessageError && (m.Role == switchboard.RoleTool || m.Type == switchboard.MessageToolResult)
+}
+
+// appendImages appends, after the run of tool results that ends at
+// msgs[last], a user message with the images of their attachments that
+// carry bytes (the orchestrator chose them): Chat Completions tool messages
+// carry text only. Each image is labelled with the call it came from.
+func appendImages(out []openai.ChatCompletionMessage, msgs []switchboard.Message, last int) []openai.ChatCompletionMessage {
+	first := last
+	for first > 0 && isToolResult(&msgs[first-1]) {
+		first--
+	}
+	var parts []openai.ChatMessagePart
+	for i := first; i <= last; i++ {
+		for _, p := range msgs[i].Attachments {
+			if p.Kind != switchboard.ContentImage || p.Data == nil {
+				continue
+			}
+			parts = append(parts,
+				openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText,
+					Text: fmt.Sprintf("Image %d of the result of tool call %s (%s):", p.Index+1, msgs[i].ToolCallID, msgs[i].ToolName)},
+				openai.ChatMessagePart{Type: openai.ChatMessagePartTypeImageURL, ImageURL: &openai.ChatMessageImageURL{
+					URL: "data:" + p.MIMEType + ";base64," + base64.StdEncoding.EncodeToString(p.Data), Detail: openai.ImageURLDetailAuto}})
+		}
+	}
+	if parts == nil {
+		return out
+	}
+	head := openai.ChatMessagePart{Type: openai.ChatMessagePartTypeText, Text: "The tool results above returned these images."}
+	return append(out, openai.ChatCompletionMessage{Role: openai.ChatMessageRoleUser, MultiContent: append([]openai.ChatMessagePart{head}, parts...)})
 }
 
 func toOpenAITools(defs []switchboard.ToolDefinition) []openai.Tool {

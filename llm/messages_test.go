@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -64,4 +65,46 @@ func BenchmarkRequest(b *testing.B) {
 			messageSlices.Put(msgs)
 		}
 	})
+}
+
+// TestToolImages: the images of a step's results whose bytes are given
+// follow its tool messages as one user message with image_url parts; an
+// image without bytes (the orchestrator left it out) is only its
+// placeholder in the tool's text.
+func TestToolImages(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\nfake")
+	shot := switchboard.ContentPart{ToolCallID: "ledger-1", Index: 0, Kind: switchboard.ContentImage, MIMEType: "image/png", Size: len(png), Data: png}
+	unsent := switchboard.ContentPart{ToolCallID: "ledger-2", Index: 0, Kind: switchboard.ContentImage, MIMEType: "image/png", Size: 9}
+	msgs := []switchboard.Message{
+		{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: "look"},
+		{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall, ToolCalls: []switchboard.RequestedCall{
+			{ID: "c1", Name: "browser__shot"}, {ID: "c2", Name: "browser__shot"}}},
+		{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: "c1", ToolName: "browser__shot",
+			Content: "[image image/png, 12 bytes]", Attachments: []switchboard.ContentPart{shot}},
+		{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: "c2", ToolName: "browser__shot",
+			Content: "[image image/png, 9 bytes]", Attachments: []switchboard.ContentPart{unsent}},
+		{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall, ToolCalls: []switchboard.RequestedCall{{ID: "c3", Name: "browser__shot"}}},
+		{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult, ToolCallID: "c3", Content: "[image image/png, 9 bytes]",
+			Attachments: []switchboard.ContentPart{unsent}},
+		{Role: switchboard.RoleAssistant, Type: switchboard.MessageText, Content: "done"},
+	}
+	out := toOpenAIMessages(nil, msgs)
+	var roles []string
+	for _, m := range out {
+		roles = append(roles, m.Role)
+	}
+	if want := fmt.Sprint([]string{"user", "assistant", "tool", "tool", "user", "assistant", "tool", "assistant"}); fmt.Sprint(roles) != want {
+		t.Fatalf("roles: got %v, want %s", roles, want)
+	}
+	images := out[4]
+	if images.Content != "" || len(images.MultiContent) != 3 {
+		t.Fatalf("the image message: %+v", images)
+	}
+	if p := images.MultiContent[1]; p.Type != openai.ChatMessagePartTypeText || p.Text != "Image 1 of the result of tool call c1 (browser__shot):" {
+		t.Errorf("label: %+v", p)
+	}
+	if p := images.MultiContent[2]; p.Type != openai.ChatMessagePartTypeImageURL || p.ImageURL == nil ||
+		p.ImageURL.URL != "data:image/png;base64,"+base64.StdEncoding.EncodeToString(png) {
+		t.Errorf("image: %+v", p)
+	}
 }

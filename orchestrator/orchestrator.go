@@ -6,6 +6,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,9 @@ type TurnStore interface {
 	// GetToolCall reads a ledger row of the user's (for read_tool_result
 	// and approvals).
 	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
+	// GetToolCallContent reads the bytes of a binary part of a call of the
+	// user's (the images a model that sees images is shown again).
+	GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error)
 	// RenewTurn extends the lease under which a running turn holds its
 	// conversation, and reports whether its cancellation was requested
 	// through the store (by another instance).
@@ -118,6 +122,8 @@ type Options struct {
 	// MaxParallelTools bounds the tool calls of one step that run at once;
 	// 0 means DefaultMaxParallelTools.
 	MaxParallelTools int
+	// Vision sends the images tools return to the model.
+	Vision Vision
 	// Locker serialises turns of a conversation; nil means in-process.
 	Locker Locker
 	// LeaseRenewal is how often a long turn renews the lease under which it
@@ -190,6 +196,10 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	if o.opts.MaxParallelTools <= 0 {
 		o.opts.MaxParallelTools = DefaultMaxParallelTools
 	}
+	v := &o.opts.Vision
+	v.MaxImagesPerStep = cmp.Or(v.MaxImagesPerStep, DefaultMaxImagesPerStep)
+	v.MaxImageBytes = cmp.Or(v.MaxImageBytes, DefaultMaxImageBytes)
+	v.MaxRequestBytes = cmp.Or(v.MaxRequestBytes, DefaultMaxImageRequestBytes)
 	if o.opts.LeaseRenewal <= 0 {
 		o.opts.LeaseRenewal = 20 * time.Second
 	}

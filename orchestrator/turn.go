@@ -35,6 +35,9 @@ type turn struct {
 	// paging: a result of this conversation was truncated, so the model
 	// is offered read_tool_result.
 	paging bool
+	// images are the bytes of tool images read from the store for the
+	// model, by call id and index (nil: unreadable).
+	images map[string][]byte
 
 	wallStart time.Time
 	timing    switchboard.TurnTiming
@@ -179,7 +182,7 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 }
 
 func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
-	msgs := t.history
+	msgs := t.withImages(ctx, t.history)
 	if p := t.o.opts.SystemPrompt; p != "" {
 		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
 	}

@@ -78,6 +78,12 @@ type LLMConfig struct {
 	// than 128); the tools past it, in configuration order, are not sent.
 	// Absent means 128; 0 means no cap.
 	MaxTools *int `yaml:"max_tools"`
+	// Vision sends the images tools return to the model, as image parts
+	// of a user message after the step's results; MaxImagesPerStep and
+	// MaxImageBytes bound them (0 means the orchestrator's defaults).
+	Vision           bool `yaml:"vision"`
+	MaxImagesPerStep int  `yaml:"max_images_per_step"`
+	MaxImageBytes    int  `yaml:"max_image_bytes"`
 }
 
 // defaultMaxTools is OpenAI's limit on the tools of a chat completion
@@ -487,6 +493,13 @@ func (c *Config) validate() error {
 	if n := c.LLM.maxTools(); n < 0 || n > 0 && n <= orchestrator.BuiltinTools {
 		errs = append(errs, fmt.Errorf("llm.max_tools must be 0 (no limit) or at least %d, %d places being kept for the built-in read_tool_result and read_resource (got %d)",
 			orchestrator.BuiltinTools+1, orchestrator.BuiltinTools, n))
+	}
+	if n := c.LLM.MaxImagesPerStep; n < 0 || n > 100 {
+		errs = append(errs, fmt.Errorf("llm.max_images_per_step must be from 1 to 100, or 0 for %d (got %d)", orchestrator.DefaultMaxImagesPerStep, n))
+	}
+	if n := c.LLM.MaxImageBytes; n < 0 || n > orchestrator.DefaultMaxImageRequestBytes {
+		errs = append(errs, fmt.Errorf("llm.max_image_bytes must be from 1 to %d, or 0 for %d (got %d)",
+			orchestrator.DefaultMaxImageRequestBytes, orchestrator.DefaultMaxImageBytes, n))
 	}
 	if t := c.HTTP.timeouts(); t.readHeader > t.read {
 		errs = append(errs, fmt.Errorf("http.read_header_timeout (%s) must not be longer than http.read_timeout (%s), which bounds the headers too", t.readHeader, t.read))

@@ -116,6 +116,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"unknown type", "mcpServers:\n  x: {url: http://b, type: websocket}\n", "unknown transport type"},
 		{"bad inject", "mcpServers:\n  x: {command: a, inject: {uid: email}}\n", "unknown caller field \"email\""},
 		{"max steps", "llm: {max_steps: 1000}\n", "max_steps"},
+		{"images per step", "llm: {vision: true, max_images_per_step: -1}\n", "llm.max_images_per_step must be from 1 to 100"},
+		{"image bytes", "llm: {vision: true, max_image_bytes: 100000000}\n", "llm.max_image_bytes must be from 1 to 20971520"},
 		{"not yaml", "a: [b\n", "parse config"},
 	}
 	for _, tt := range tests {
