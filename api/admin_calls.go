@@ -181,6 +181,9 @@ type adminToolCallDTO struct {
 	SessionScope      string `json:"session_scope,omitempty"`
 	SessionKey        string `json:"session_key,omitempty"`
 	SessionGeneration int64  `json:"session_generation,omitempty"`
+	// Content lists the result's binary parts (images, audio, blobs), each
+	// with the admin URL of its bytes.
+	Content []contentDTO `json:"content,omitempty"`
 }
 
 // adminToolCallDetailDTO is a ledger row with its result: a preview of at
@@ -204,7 +207,8 @@ func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
 		Arguments: args, Status: string(c.Status), ErrorClass: c.ErrorClass, Error: c.Error,
 		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
 		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt),
-		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration}
+		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration,
+		Content: contentDTOs(c, func(i int) string { return adminContentURL(c.ID, i) })}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, switchboard.ErrNotFound) }

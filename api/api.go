@@ -45,6 +45,8 @@ type Store interface {
 	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, userID, id string) error
 	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
+	GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error)
 }
 
 // Pinger reports whether a dependency is reachable, for /readyz.
@@ -233,6 +235,7 @@ func (h *Handler) routes() {
 	admin.GET("/tool-calls/stats", h.toolCallStats)
 	admin.GET("/tool-calls/:id", h.getToolCall)
 	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
+	admin.GET("/tool-calls/:id/content/:index", h.getAdminContent)
 	admin.GET("/conversations/:id", h.adminConversation)
 	admin.GET("/servers", h.listServers)
 	admin.POST("/servers/reload", h.reloadServers)
@@ -249,6 +252,7 @@ func (h *Handler) routes() {
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
 	user.GET("/conversations/:id/tool-calls", h.conversationToolCalls)
+	user.GET("/conversations/:id/tool-calls/:call_id/content/:index", h.getContent)
 	user.PATCH("/conversations/:id", h.patchConversation)
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)

@@ -65,6 +65,9 @@ type toolCallDTO struct {
 	Status          string  `json:"status"`
 	Error           string  `json:"error"`
 	DurationMS      float64 `json:"duration_ms"`
+	// Content lists the result's binary parts (images, audio, blobs), each
+	// with the URL of its bytes.
+	Content []contentDTO `json:"content,omitempty"`
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -86,7 +89,7 @@ func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
 	p := previewOf(tc)
 	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
 		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
-		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration)}
+		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration), Content: ownContent(tc)}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -162,12 +162,19 @@ func newApprovingService(t *testing.T, st testStore, conn *mcpclient.Conn, respo
 func newServiceWithDeps(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder, opts *orchestrator.Options,
 	apiOpts *api.Options, admins []string, deps api.Deps, approval tools.ApprovalPolicy) *service {
 	t.Helper()
-	model := llmtest.NewServer(respond)
-	t.Cleanup(model.Close)
 	var sources []tools.Source
 	if conn != nil {
 		sources = append(sources, tools.Source{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}, RequireApproval: approval}})
 	}
+	return newServiceOver(t, st, sources, respond, opts, apiOpts, admins, deps)
+}
+
+// newServiceOver builds the service over the servers of sources.
+func newServiceOver(t *testing.T, st testStore, sources []tools.Source, respond llmtest.Responder, opts *orchestrator.Options,
+	apiOpts *api.Options, admins []string, deps api.Deps) *service {
+	t.Helper()
+	model := llmtest.NewServer(respond)
+	t.Cleanup(model.Close)
 	catalog, err := tools.NewCatalog(sources)
 	if err != nil {
 		t.Fatal(err)

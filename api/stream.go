@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -114,6 +115,8 @@ const (
 	partError              partType = "error"
 	partFinishStep         partType = "finish-step"
 	partFinish             partType = "finish"
+	// a file of the message: an image a tool returned
+	partFile partType = "file"
 )
 
 type part struct {
@@ -178,7 +181,22 @@ type toolOutput struct {
 	Truncated       bool `json:"truncated,omitempty"`
 	ResultTruncated bool `json:"result_truncated,omitempty"`
 	ResultSize      int  `json:"result_size"`
+	// Content lists the result's binary parts, each with the URL of its
+	// bytes (read with the user's bearer token).
+	Content []contentDTO `json:"content,omitempty"`
 }
+
+// filePart is a file of the message: an image a tool returned, as a data
+// URL a page can show as it is, or, over inlineFileBytes, the URL of its
+// bytes.
+type filePart struct {
+	Type      partType `json:"type"`
+	URL       string   `json:"url"`
+	MediaType string   `json:"mediaType"`
+}
+
+// inlineFileBytes is the largest image a file part carries as a data URL.
+const inlineFileBytes = 1 << 20
 
 type toolDeniedPart struct {
 	Type       partType `json:"type"`
@@ -293,7 +311,9 @@ func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 		p := previewOf(c)
 		s.part(toolOutputPart{Type: partToolOutput, ToolCallID: c.ID, Dynamic: true, Output: toolOutput{
 			Result: p.Result, Structured: p.Structured, Status: string(c.Status), DurationMS: ms(c.Duration),
-			Server: c.Server, Tool: c.Tool, Truncated: c.Truncated, ResultTruncated: p.Truncated, ResultSize: p.Size}})
+			Server: c.Server, Tool: c.Tool, Truncated: c.Truncated, ResultTruncated: p.Truncated, ResultSize: p.Size,
+			Content: ownContent(c)}})
+		s.files(c)
 	case switchboard.CallDenied:
 		s.part(toolDeniedPart{Type: partToolDenied, ToolCallID: c.ID})
 	default:
@@ -316,6 +336,21 @@ func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
 			Data: connectionRequiredData{Server: need.Server, AuthorizationURL: need.AuthorizationURL}})
 	}
 	s.flush()
+}
+
+// files sends the call's images as file parts.
+func (s *uiStream) files(c switchboard.ToolCall) {
+	for _, p := range c.Content {
+		mediaType, inline := servedType(p.MIMEType)
+		if p.Kind != switchboard.ContentImage || !inline {
+			continue
+		}
+		u := contentURL(c, p.Index)
+		if p.Data != nil && len(p.Data) <= inlineFileBytes {
+			u = "data:" + mediaType + ";base64," + base64.StdEncoding.EncodeToString(p.Data)
+		}
+		s.part(filePart{Type: partFile, URL: u, MediaType: mediaType})
+	}
 }
 
 // connectionRequiredData is the data of a data-connection-required part.

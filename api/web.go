@@ -23,7 +23,9 @@ import (
 
 // contentSecurityPolicy allows only this origin's own scripts, styles and
 // connections: no inline script, no eval, no third party, no framing.
-const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+// Images and audio may come from blob: URLs: the tool results' bytes, read
+// with the bearer token.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src blob:; " +
 	"connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // webFile is one file of the UI, ready to serve.

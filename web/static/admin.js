@@ -7,6 +7,7 @@
 import {
   api, byId, compactJSON, currentSession, el, errorText, fill, fmtDuration, fmtTime, pretty, shortID, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
+import { contentView } from './content.js';
 import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 
 /** @typedef {import('./common.js').Session} Session */
@@ -316,6 +317,8 @@ async function openCall(id) {
   sections.push(el('h3', {}, failed ? 'Result (an error)' : 'Result'),
     el('pre', { class: 'code' + (failed ? ' error-text' : ''), id: 'call-result' }, c.result ? pretty(c.result) : '(none)'));
   if (c.structured_result) sections.push(el('h3', {}, 'Structured result'), el('pre', { class: 'code' }, pretty(c.structured_result)));
+  const content = contentView(session, c.content);
+  if (content) sections.push(el('h3', {}, 'Content'), content);
   sections.push(el('div', { class: 'drawer-actions' },
     el('button', { type: 'button', class: 'primary', id: 'open-conversation', onclick: () => go({ view: 'conversation', id: c.conversation_id }) }, 'Open conversation'),
     el('button', { type: 'button', class: 'ghost', onclick: () => go({ server: c.server, tool: c.tool }) }, 'Calls of this tool'),

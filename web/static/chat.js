@@ -9,6 +9,7 @@ import {
   api, byId, currentSession, decodeReply, el, errorText, fill, fmtDuration, fmtTime, pretty, showLogin, statusBadge, topbar, ApiError,
 } from './common.js';
 import { Connections } from './connect.js';
+import { contentView } from './content.js';
 import { CallStatus, Code, MessageType, Part, Role, TurnStatus, readStream } from './protocol.js';
 
 // Card states of the page's own, before the ledger tells a reopened
@@ -64,11 +65,13 @@ class ToolCard {
     this.args = el('pre', { class: 'code args' });
     this.resultLabel = el('h4', {}, 'Result');
     this.result = el('pre', { class: 'code result' }, '…');
+    /** @type {HTMLDivElement} the result's images, audio and files */
+    this.content = el('div', { class: 'tool-content-slot' });
     this.meta = el('dl', { class: 'tool-meta' });
     this.approval = el('div', { class: 'approval', hidden: true });
     this.details = el('details', {},
       el('summary', {}, el('span', { class: 'tool-icon', 'aria-hidden': 'true' }, '⚙'), this.title, this.badge, this.dur),
-      el('div', { class: 'tool-body' }, this.meta, el('h4', {}, 'Arguments'), this.args, this.resultLabel, this.result));
+      el('div', { class: 'tool-body' }, this.meta, el('h4', {}, 'Arguments'), this.args, this.resultLabel, this.result, this.content));
     this.node = el('div', { class: 'tool-card', dataset: { key } }, this.details, this.approval);
     /** @type {string} a CallStatus, or one of the page's SHOWN_ states */
     this.status = CallStatus.running;
@@ -122,6 +125,14 @@ class ToolCard {
     this.resultLabel.textContent = 'Result';
     this.result.classList.remove('error-text');
     this.result.textContent = pretty(text) || '(empty)';
+  }
+
+  /**
+   * setContent shows the result's binary parts (read with the user's token).
+   * @param {import('./protocol.js').ContentRef[] | undefined} refs
+   */
+  setContent(refs) {
+    fill(this.content, contentView(session, refs));
   }
 
   /** @param {string} text */
@@ -330,6 +341,7 @@ function handlePart(part, block) {
       if (!card) break;
       const out = part.output || {};
       card.setResult(out.result || (out.structured ? JSON.stringify(out.structured) : ''));
+      card.setContent(out.content);
       card.setStatus(out.status || CallStatus.succeeded, out.duration_ms);
       break;
     }
@@ -357,6 +369,10 @@ function handlePart(part, block) {
       break;
     case Part.connectionRequired:
       block.askConnect(part.data);
+      break;
+    case Part.file:
+      // A tool's image, for useChat apps: the tool's card shows it from
+      // its output's content already.
       break;
     default:
       break;
@@ -572,7 +588,10 @@ async function applyLedger(id) {
       card.askApproval((approve) => decide(card, approve));
       continue;
     }
-    if (row.status === CallStatus.succeeded) card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
+    if (row.status === CallStatus.succeeded) {
+      card.setResult(row.result || (row.structured_result ? JSON.stringify(row.structured_result) : ''));
+      card.setContent(row.content);
+    }
     else if (row.status !== CallStatus.running) card.setError(row.result || row.error);
     card.setStatus(row.status, row.status === CallStatus.running ? undefined : row.duration_ms);
   }

@@ -36,7 +36,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "connectionRequired": "data-connection-required",
     "error": "error",
     "finishStep": "finish-step",
-    "finish": "finish"
+    "finish": "finish",
+    "file": "file"
   },
   "callStatus": {
     "running": "running",
@@ -111,6 +112,21 @@ export const Code = Object.freeze(wire.code);
  * @property {string} server
  * @property {string} tool
  * @property {boolean} [truncated]
+ * @property {ContentRef[]} [content] the result's binary parts
+ */
+
+/**
+ * A binary part of a call's result (an image, audio, a blob), as tool
+ * outputs and ledger rows list it: its bytes are at url, read with the
+ * bearer token (never shown as active content).
+ * @typedef {object} ContentRef
+ * @property {number} index
+ * @property {'image' | 'audio' | 'resource'} kind
+ * @property {string} mime_type
+ * @property {number} size
+ * @property {string} sha256
+ * @property {string} [uri] a resource's
+ * @property {string} url
  */
 
 /**
@@ -150,6 +166,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
  *   | {type: typeof Part.error, errorText: string}
+ *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
  */
 
@@ -221,6 +238,7 @@ export const Code = Object.freeze(wire.code);
  * @property {CallStatusValue} status
  * @property {string} error
  * @property {number} duration_ms
+ * @property {ContentRef[]} [content] the result's binary parts
  */
 
 /**
@@ -245,6 +263,7 @@ export const Code = Object.freeze(wire.code);
  * @property {boolean} truncated
  * @property {string} started_at
  * @property {string | null} finished_at null while the call runs or awaits approval
+ * @property {ContentRef[]} [content] the result's binary parts, at admin URLs
  */
 
 /**
