@@ -1,7 +1,9 @@
 package orchestrator_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -110,6 +112,19 @@ func newLab(t *testing.T) (*lab, *mcpclient.Conn) {
 			l.mu.Unlock()
 			return mcp.NewToolResultText("wrote " + x), nil
 		}))
+	// images returns PNGs of the sizes given (each byte its index), then an
+	// SVG and a 40-byte GIF.
+	s.AddTool(mcp.NewTool("images", mcp.WithReadOnlyHintAnnotation(true), mcp.WithArray("sizes", mcp.Required())),
+		func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			res := &mcp.CallToolResult{}
+			for i, n := range r.GetIntSlice("sizes", nil) {
+				res.Content = append(res.Content, mcp.NewImageContent(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i)}, n)), "image/png"))
+			}
+			res.Content = append(res.Content,
+				mcp.NewImageContent(base64.StdEncoding.EncodeToString([]byte("<svg/>")), "image/svg+xml"),
+				mcp.NewImageContent(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("G"), 40)), "image/gif"))
+			return res, nil
+		})
 	s.AddTool(mcp.NewTool("fail"), func(ctx context.Context, r mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return mcp.NewToolResultError("the disk is full"), nil
 	})

@@ -16,15 +16,16 @@ type Vision struct {
 	// those of earlier steps in the window alike. Otherwise the model
 	// reads the text placeholder the result has for each.
 	Enabled bool
-	// MaxImagesPerStep bounds the images sent for one step's results, the
-	// first ones in the order the calls were asked for; 0 means
-	// DefaultMaxImagesPerStep.
+	// MaxImagesPerStep bounds the images sent for one step's results: its
+	// first ones of a type and size the model takes, in the order the
+	// calls were asked for; 0 means DefaultMaxImagesPerStep.
 	MaxImagesPerStep int
 	// MaxImageBytes bounds the size of one image sent; larger ones are
 	// named, not sent. 0 means DefaultMaxImageBytes.
 	MaxImageBytes int
 	// MaxRequestBytes bounds the images of one model request, the newest
-	// steps first; 0 means DefaultMaxImageRequestBytes.
+	// steps' first (an older step's image that no longer fits is left
+	// out); 0 means DefaultMaxImageRequestBytes.
 	MaxRequestBytes int
 }
 
@@ -60,13 +61,20 @@ func (t *turn) withImages(ctx context.Context, msgs []switchboard.Message) []swi
 		for start > 0 && msgs[start-1].Type == switchboard.MessageToolResult {
 			start--
 		}
+		// The step's images are its first MaxImagesPerStep of a type and
+		// size the model takes, whatever the budget leaves of them: a
+		// step shows the model the same images in every request.
 		images := 0
 		for i := start; i < end; i++ {
 			m := &msgs[i]
 			var filled []switchboard.ContentPart
 			for j, p := range m.Attachments {
 				if p.Kind != switchboard.ContentImage || !visionTypes[p.MIMEType] || p.Size > v.MaxImageBytes ||
-					images == v.MaxImagesPerStep || p.Size > budget {
+					images == v.MaxImagesPerStep {
+					continue
+				}
+				images++
+				if p.Size > budget {
 					continue
 				}
 				data := t.imageBytes(ctx, p)
@@ -77,7 +85,6 @@ func (t *turn) withImages(ctx context.Context, msgs []switchboard.Message) []swi
 					filled = append([]switchboard.ContentPart(nil), m.Attachments...)
 				}
 				filled[j].Data = data
-				images++
 				budget -= len(data)
 			}
 			if filled != nil {
