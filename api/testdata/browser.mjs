@@ -6,53 +6,16 @@
 //
 // Environment: BASE (the service URL), TOKEN (alice, an admin), USER_TOKEN
 // (bob, not an admin), CHROMIUM (the browser), SHOTS (screenshot directory).
-import { chromium } from 'playwright-core';
+import { check, report, run, shot, step, watch } from '../../internal/nodetest/pages.mjs';
 
-const { BASE, TOKEN, USER_TOKEN, CHROMIUM, SHOTS } = process.env;
+const { BASE, TOKEN, USER_TOKEN } = process.env;
 const TIMEOUT = 15000;
-const report = { steps: [], screenshots: [], consoleErrors: [] };
 
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
-}
-
-async function shot(page, name) {
-  const path = `${SHOTS}/${name}.png`;
-  await page.screenshot({ path });
-  report.screenshots.push(path);
-}
-
-function step(name) {
-  report.steps.push(name);
-  console.error('step:', name);
-}
-
-// watch records what a page logs as an error: script errors, CSP
-// violations, failed requests.
-function watch(page, label, sink) {
-  page.on('console', (m) => { if (m.type() === 'error') sink.push(`${label}: console: ${m.text()}`); });
-  page.on('pageerror', (e) => sink.push(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => {
-    const why = r.failure() && r.failure().errorText;
-    // net::ERR_ABORTED is the browser cancelling a request itself: a
-    // navigation or reload leaving a favicon or script load behind, or
-    // Stop aborting its fetch. A failure of ours shows as another error
-    // or as an HTTP status, which the pages report on their own.
-    if (why === 'net::ERR_ABORTED') return;
-    sink.push(`${label}: request failed: ${r.url()} ${why}`);
-  });
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
-  watch(page, 'alice', report.consoleErrors);
+  watch(page, 'alice');
 
   step('open the login URL: the token moves from the fragment to sessionStorage');
   await page.goto(`${BASE}/#token=${TOKEN}`);
@@ -265,10 +228,4 @@ try {
   check((await bob.locator('.who .user').textContent()) === 'bob', 'signed in as bob');
   await other.close();
   await context.close();
-} catch (e) {
-  report.error = String(e && e.stack ? e.stack : e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(report));
-process.exit(report.error ? 1 : 0);
+});

@@ -13,51 +13,17 @@
 // nothing), ADMIN_TOKEN (root, an admin), AUTH_ORIGIN (the demo's
 // authorization server), CHROMIUM (the browser), SHOTS (screenshot
 // directory).
-import { chromium } from 'playwright-core';
+import { check, report, run, shot, step, watch } from '../../../internal/nodetest/pages.mjs';
 
-const { BASE, TOKEN, ADMIN_TOKEN, AUTH_ORIGIN, CHROMIUM, SHOTS } = process.env;
+const { BASE, TOKEN, ADMIN_TOKEN, AUTH_ORIGIN, SHOTS } = process.env;
 const TIMEOUT = 20000;
-const report = { steps: [], screenshots: [], consoleErrors: [], told: [] };
+report.told = [];
 
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
-}
-
-async function shot(page, name) {
-  const path = `${SHOTS}/${name}.png`;
-  await page.screenshot({ path });
-  report.screenshots.push(path);
-}
-
-function step(name) {
-  report.steps.push(name);
-  console.error('step:', name);
-}
-
-// watch records what a page logs as an error: script errors, CSP
-// violations, failed requests.
-function watch(page, label, sink) {
-  page.on('console', (m) => { if (m.type() === 'error') sink.push(`${label}: console: ${m.text()}`); });
-  page.on('pageerror', (e) => sink.push(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => {
-    const why = r.failure() && r.failure().errorText;
-    // The browser cancelling a request itself (a navigation leaving a
-    // load behind, a window closing) is not a failure of ours.
-    if (why === 'net::ERR_ABORTED') return;
-    sink.push(`${label}: request failed: ${r.url()} ${why}`);
-  });
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
-  watch(page, 'chat', report.consoleErrors);
+  watch(page, 'chat');
 
   step('open the chat: the sidebar lists the servers to connect, none connected');
   await page.goto(`${BASE}/#token=${TOKEN}`);
@@ -113,7 +79,7 @@ try {
   await shot(page, 'connect-2-signing-in');
   release();
   const popup = await opened;
-  watch(popup, 'sign-in', report.consoleErrors);
+  watch(popup, 'sign-in');
   const closed = popup.isClosed() ? Promise.resolve() : popup.waitForEvent('close', { timeout: TIMEOUT });
   // The callback page shows for a moment before it closes itself.
   await popup.waitForURL(`${BASE}/oauth/callback?**`, { waitUntil: 'commit' });
@@ -182,7 +148,7 @@ try {
   const reopened = context.waitForEvent('page');
   await again.click();
   const second = await reopened;
-  watch(second, 'sign-in again', report.consoleErrors);
+  watch(second, 'sign-in again');
   if (!second.isClosed()) await second.waitForEvent('close', { timeout: TIMEOUT });
   await page.locator('#connection-list .connection-item[data-server="demo"][data-state="connected"]').waitFor();
   check(authorizeRequests.length === 2, 'a second sign-in went through the authorization server: ' + authorizeRequests.length);
@@ -191,7 +157,7 @@ try {
   const admin = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   admin.setDefaultTimeout(TIMEOUT);
   const root = await admin.newPage();
-  watch(root, 'admin', report.consoleErrors);
+  watch(root, 'admin');
   await root.goto(`${BASE}/admin?view=servers#token=${ADMIN_TOKEN}`);
   const rows = root.locator('#connections-table tbody tr');
   await rows.nth(3).waitFor();
@@ -208,10 +174,4 @@ try {
   check(await root.locator('#connections-table tbody tr[data-user="carol"][data-server="tasks"]').count() === 0, "carol's tasks row is gone");
   await admin.close();
   await context.close();
-} catch (e) {
-  report.error = String(e && e.stack ? e.stack : e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(report));
-process.exit(report.error ? 1 : 0);
+});

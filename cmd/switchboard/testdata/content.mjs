@@ -8,36 +8,12 @@
 // Environment: BASE (the service URL), TOKEN (the user's), ADMIN_TOKEN,
 // CONVERSATION (the conversation's id), CALL (the screenshot call's ledger
 // id), CHROMIUM (the browser), SHOTS (screenshot directory).
-import { chromium } from 'playwright-core';
+import { check, report, run, shot, step, watch } from '../../../internal/nodetest/pages.mjs';
 
-const { BASE, TOKEN, ADMIN_TOKEN, CONVERSATION, CALL, CHROMIUM, SHOTS } = process.env;
+const { BASE, TOKEN, ADMIN_TOKEN, CONVERSATION, CALL } = process.env;
 const TIMEOUT = 20000;
-const report = { steps: [], screenshots: [], consoleErrors: [], chat: null, admin: null };
-
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
-}
-
-function step(name) {
-  report.steps.push(name);
-  console.error('step:', name);
-}
-
-async function shot(page, name) {
-  const path = `${SHOTS}/${name}.png`;
-  await page.screenshot({ path, fullPage: true });
-  report.screenshots.push(path);
-}
-
-function watch(page, label) {
-  page.on('console', (m) => { if (m.type() === 'error') report.consoleErrors.push(`${label}: console: ${m.text()}`); });
-  page.on('pageerror', (e) => report.consoleErrors.push(`${label}: page error: ${e.message}`));
-  page.on('requestfailed', (r) => {
-    const why = r.failure() && r.failure().errorText;
-    if (why === 'net::ERR_ABORTED') return;
-    report.consoleErrors.push(`${label}: request failed: ${r.url()} ${why}`);
-  });
-}
+report.chat = null;
+report.admin = null;
 
 // decoded waits for the image to load and returns what the page made of it.
 async function decoded(img) {
@@ -46,12 +22,7 @@ async function decoded(img) {
   return img.evaluate((node) => ({ src: node.src, width: node.naturalWidth, height: node.naturalHeight, alt: node.alt }));
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-});
-try {
+await run(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   context.setDefaultTimeout(TIMEOUT);
   const page = await context.newPage();
@@ -66,7 +37,7 @@ try {
   check(report.chat.src.startsWith('blob:'), 'the image is shown from a blob URL: ' + report.chat.src);
   check(report.chat.width > 0 && report.chat.height > 0, 'the image decoded');
   await card.locator('img.content-image').scrollIntoViewIfNeeded();
-  await shot(page, 'content-1-chat');
+  await shot(page, 'content-1-chat', { fullPage: true });
 
   step('the admin console shows the call with its image');
   const admin = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -77,13 +48,7 @@ try {
   report.admin = await decoded(root.locator('#call-detail img.content-image'));
   check(report.admin.src.startsWith('blob:'), 'the admin image is shown from a blob URL');
   await root.locator('#call-detail img.content-image').scrollIntoViewIfNeeded();
-  await shot(root, 'content-2-admin');
+  await shot(root, 'content-2-admin', { fullPage: true });
   await admin.close();
   await context.close();
-} catch (e) {
-  report.error = String(e && e.stack ? e.stack : e);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(report));
-process.exit(report.error ? 1 : 0);
+});
