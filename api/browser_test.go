@@ -2,10 +2,6 @@ package api_test
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,24 +34,10 @@ func (s connServers) Servers() []switchboard.ServerStatus {
 
 func (s connServers) Reload(context.Context) error { return nil }
 
-// browserReport is what testdata/browser.mjs prints.
-type browserReport struct {
-	Steps          []string `json:"steps"`
-	Screenshots    []string `json:"screenshots"`
-	ConsoleErrors  []string `json:"consoleErrors"`
-	ConversationID string   `json:"conversationId"`
-	Error          string   `json:"error"`
-}
-
 // TestBrowser drives the chat page and the admin console in Chromium over
 // the real service: a scripted model, cmd/tasks-mcp over stdio, the memory
 // store. Screenshots land in test-results/screenshots at the module root.
 func TestBrowser(t *testing.T) {
-	nodetest.Module(t, "playwright-core")
-	chromium := nodetest.Chromium(t)
-	node := nodetest.Node(t)
-	root := nodetest.Root(t)
-
 	st := asAdminStore(t, store.NewMemory())
 	conn := tasksServer(t, "stdio")
 	svc := newAdminService(t, st, conn, connServers{conn}, llmtest.Sequence(
@@ -93,30 +75,10 @@ func TestBrowser(t *testing.T) {
 	}
 	seedLedger(t, st, others)
 
-	shots := filepath.Join(root, "test-results", "screenshots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
+	var report struct {
+		ConversationID string `json:"conversationId"`
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "api", "testdata", "browser.mjs"))
-	cmd.Env = append(os.Environ(), "BASE="+svc.url, "TOKEN="+adminToken(t, "alice"), "USER_TOKEN="+token(t, "bob"),
-		"CHROMIUM="+chromium, "SHOTS="+shots)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	t.Logf("browser:\n%s", stderr.String())
-	var report browserReport
-	if jerr := json.Unmarshal(out, &report); jerr != nil {
-		t.Fatalf("browser script: %v; output is not its report (%v):\n%s", err, jerr, out)
-	}
-	if err != nil || report.Error != "" {
-		t.Fatalf("browser script failed after %d steps (%v): %s", len(report.Steps), err, report.Error)
-	}
-	if len(report.ConsoleErrors) > 0 {
-		t.Errorf("the pages logged errors (script errors, CSP violations, failed requests):\n%s", strings.Join(report.ConsoleErrors, "\n"))
-	}
-	t.Logf("screenshots:\n%s", strings.Join(report.Screenshots, "\n"))
+	nodetest.Browse(t, "api/testdata/browser.mjs", &report, "BASE="+svc.url, "TOKEN="+adminToken(t, "alice"), "USER_TOKEN="+token(t, "bob"))
 
 	// What the browser did is in the ledger: the approved call ran.
 	calls, _, err := st.ListToolCalls(context.Background(), switchboard.ToolCallFilter{ConversationID: report.ConversationID})

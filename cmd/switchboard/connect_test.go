@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -103,12 +101,8 @@ mcpServers:
 
 // connectReport is what testdata/connect.mjs prints.
 type connectReport struct {
-	Steps          []string          `json:"steps"`
-	Screenshots    []string          `json:"screenshots"`
-	ConsoleErrors  []string          `json:"consoleErrors"`
 	Told           []json.RawMessage `json:"told"`
 	ConversationID string            `json:"conversationId"`
-	Error          string            `json:"error"`
 }
 
 // TestConnectInTheWebChat drives the chat page in Chromium as a user who
@@ -122,37 +116,12 @@ type connectReport struct {
 // everyone's and revokes one. Screenshots land in test-results/screenshots
 // at the module root.
 func TestConnectInTheWebChat(t *testing.T) {
-	nodetest.Module(t, "playwright-core")
-	chromium := nodetest.Chromium(t)
-	node := nodetest.Node(t)
-	root := nodetest.Root(t)
 	s := startConnectService(t)
 
-	shots := filepath.Join(root, "test-results", "screenshots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	before := len(s.demo.stdout())
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "cmd", "switchboard", "testdata", "connect.mjs"))
-	cmd.Env = append(os.Environ(), "BASE="+s.base, "TOKEN="+s.jwt("carol"), "ADMIN_TOKEN="+s.jwt("root"),
-		"AUTH_ORIGIN="+s.demo.authURL, "CHROMIUM="+chromium, "SHOTS="+shots)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	t.Logf("browser:\n%s", stderr.String())
 	var report connectReport
-	if jerr := json.Unmarshal(out, &report); jerr != nil {
-		t.Fatalf("browser script: %v; output is not its report (%v):\n%s", err, jerr, out)
-	}
-	if err != nil || report.Error != "" {
-		t.Fatalf("browser script failed after %d steps (%v): %s\n%s", len(report.Steps), err, report.Error, s.stderr)
-	}
-	if len(report.ConsoleErrors) > 0 {
-		t.Errorf("the pages logged errors (script errors, CSP violations, failed requests):\n%s", strings.Join(report.ConsoleErrors, "\n"))
-	}
-	t.Logf("screenshots:\n%s", strings.Join(report.Screenshots, "\n"))
+	nodetest.Browse(t, "cmd/switchboard/testdata/connect.mjs", &report, "BASE="+s.base, "TOKEN="+s.jwt("carol"), "ADMIN_TOKEN="+s.jwt("root"),
+		"AUTH_ORIGIN="+s.demo.authURL)
 
 	// The callback told the chat over the channel, once, for demo.
 	if len(report.Told) != 1 || string(report.Told[0]) != `{"type":"connection","ok":true,"server":"demo"}` {

@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -34,7 +32,6 @@ const contentJWTSecret = "content-test-secret-0123456789abcdef-0123"
 // AI SDK's own chat client keeps, and shown in the web chat's tool card and
 // the admin console (screenshots in test-results/screenshots).
 func TestScreenshotsEndToEnd(t *testing.T) {
-	nodetest.Module(t, "playwright-core")
 	nodetest.Module(t, "ai")
 	chromium, node, root := nodetest.Chromium(t), nodetest.Node(t), nodetest.Root(t)
 	cli := filepath.Join(nodetest.Module(t, "@playwright/mcp"), "cli.js")
@@ -160,37 +157,13 @@ mcpServers:
 	}
 
 	// The web chat and the admin console show it.
-	shots := filepath.Join(root, "test-results", "screenshots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	browser := exec.CommandContext(ctx, node, filepath.Join(root, "cmd", "switchboard", "testdata", "content.mjs"))
-	browser.Env = append(os.Environ(), "BASE="+base, "TOKEN="+jwt("alice"), "ADMIN_TOKEN="+jwt("root"),
-		"CONVERSATION="+reply.ConversationID, "CALL="+shot.ID, "CHROMIUM="+chromium, "SHOTS="+shots)
-	var logs strings.Builder
-	browser.Stderr = &logs
-	out, err = browser.Output()
-	t.Logf("browser:\n%s", logs.String())
-	var report struct {
-		Steps         []string `json:"steps"`
-		Screenshots   []string `json:"screenshots"`
-		ConsoleErrors []string `json:"consoleErrors"`
-		Chat, Admin   struct{ Width, Height int }
-		Error         string `json:"error"`
-	}
-	if jerr := json.Unmarshal(out, &report); jerr != nil || err != nil || report.Error != "" {
-		t.Fatalf("browser script: %v, %v, %s\n%s", err, jerr, report.Error, out)
-	}
+	var report struct{ Chat, Admin struct{ Width, Height int } }
+	nodetest.Browse(t, "cmd/switchboard/testdata/content.mjs", &report, "BASE="+base, "TOKEN="+jwt("alice"), "ADMIN_TOKEN="+jwt("root"),
+		"CONVERSATION="+reply.ConversationID, "CALL="+shot.ID)
 	b := img.Bounds()
 	if report.Chat.Width != b.Dx() || report.Chat.Height != b.Dy() || report.Admin != report.Chat {
 		t.Errorf("the pages decoded %+v (chat) and %+v (admin); want the screenshot's %dx%d", report.Chat, report.Admin, b.Dx(), b.Dy())
 	}
-	if len(report.ConsoleErrors) > 0 {
-		t.Errorf("the pages logged errors:\n%s", strings.Join(report.ConsoleErrors, "\n"))
-	}
-	t.Logf("screenshots:\n%s", strings.Join(report.Screenshots, "\n"))
 }
 
 // get reads url with the token and wants status.

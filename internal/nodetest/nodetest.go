@@ -6,11 +6,15 @@
 package nodetest
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // missing skips t, or fails it under CI.
@@ -100,4 +104,49 @@ func Chromium(t testing.TB) string {
 	}
 	missing(t, "chromium is not installed: apt-get install chromium (or set CHROMIUM_PATH)")
 	return ""
+}
+
+// Browse runs a browser test's script (a path from the module root, which
+// uses pages.mjs) with Node, Chromium and playwright-core, env added to the
+// environment, and decodes the report it prints into report (which may be
+// nil). It fails t if the script fails, and reports the errors the pages
+// logged (script errors, CSP violations, failed requests). Screenshots go
+// to test-results/screenshots at the module root.
+func Browse(t testing.TB, script string, report any, env ...string) {
+	t.Helper()
+	Module(t, "playwright-core")
+	chromium, node, root := Chromium(t), Node(t), Root(t)
+	shots := filepath.Join(root, "test-results", "screenshots")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(root, filepath.FromSlash(script)))
+	cmd.Env = append(append(os.Environ(), "CHROMIUM="+chromium, "SHOTS="+shots), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	t.Logf("%s:\n%s", script, stderr.String())
+	var common struct {
+		Steps         []string `json:"steps"`
+		Screenshots   []string `json:"screenshots"`
+		ConsoleErrors []string `json:"consoleErrors"`
+		Error         string   `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &common); jerr != nil {
+		t.Fatalf("%s: %v; its output is not its report (%v):\n%s", script, err, jerr, out)
+	}
+	if err != nil || common.Error != "" {
+		t.Fatalf("%s failed after %d steps (%v): %s", script, len(common.Steps), err, common.Error)
+	}
+	if len(common.ConsoleErrors) > 0 {
+		t.Errorf("the pages logged errors (script errors, CSP violations, failed requests):\n%s", strings.Join(common.ConsoleErrors, "\n"))
+	}
+	t.Logf("screenshots:\n%s", strings.Join(common.Screenshots, "\n"))
+	if report != nil {
+		if err := json.Unmarshal(out, report); err != nil {
+			t.Fatalf("%s: its report: %v", script, err)
+		}
+	}
 }
