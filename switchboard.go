@@ -80,7 +80,17 @@ type Message struct {
 	// this message answered (the AI SDK's regenerate): the message is kept
 	// but is out of the transcript and of the history the model sees.
 	SupersededBy string
+	// Feedback is the user's rating of the message, FeedbackPositive or
+	// FeedbackNegative (ChatKit's items.feedback); empty when none. Stores
+	// set it with SetFeedback, never when they store the message.
+	Feedback string
 }
+
+// The ratings a user gives a message.
+const (
+	FeedbackPositive = "positive"
+	FeedbackNegative = "negative"
+)
 
 // RequestedCall is a tool call as the model asked for it: the model's call id,
 // the exposed tool name and the raw JSON arguments.
