@@ -45,6 +45,10 @@ type Store interface {
 	UpdateConversation(ctx context.Context, userID string, c switchboard.Conversation) (switchboard.Conversation, error)
 	DeleteConversation(ctx context.Context, userID, id string) error
 	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	// SetFeedback records the user's rating (positive or negative) of
+	// messages of their conversation, all or none (ChatKit's
+	// items.feedback).
+	SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error
 }
 
 // Pinger reports whether a dependency is reachable, for /readyz.
@@ -256,6 +260,9 @@ func (h *Handler) routes() {
 	user.GET("/connections", h.listConnections)
 	user.POST("/connections/:server", h.connectServer)
 	user.DELETE("/connections/:server", h.disconnectServer)
+	// ChatKit's protocol (chatkit.go): every request type on one route;
+	// those that run a turn are admitted under the user's limits there.
+	user.POST("/chatkit", h.postChatKit)
 }
 
 // ServeHTTP serves the API.
