@@ -306,7 +306,9 @@ func ckReq(typ string, params map[string]any) map[string]any {
 	return map[string]any{"type": typ, "params": params, "metadata": map[string]any{}}
 }
 
-func ckCreate(text string) map[string]any { return ckReq("threads.create", map[string]any{"input": ckInput(text)}) }
+func ckCreate(text string) map[string]any {
+	return ckReq("threads.create", map[string]any{"input": ckInput(text)})
+}
 
 func ckAdd(thread, text string) map[string]any {
 	return ckReq("threads.add_user_message", map[string]any{"thread_id": thread, "input": ckInput(text)})
