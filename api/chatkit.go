@@ -425,8 +425,9 @@ func (h *Handler) chatkitListThreads(c *gin.Context, p chatkitParams) {
 		h.writeError(c, err)
 		return
 	}
-	// Keyset on the id: ours are UUIDv7, in the order they were made, so a
-	// page never repeats or skips a thread however the others change.
+	// Keyset on the id: ours are UUIDv7, in the order they were made (to
+	// the millisecond), so a page never repeats or skips a thread however
+	// the others change, even when the cursor's thread is deleted.
 	slices.SortFunc(convs, func(a, b switchboard.Conversation) int { return strings.Compare(a.ID, b.ID) })
 	page, err := pageOf(convs, func(cv switchboard.Conversation) string { return cv.ID }, p.After, limitOf(p.Limit), orderOf(p.Order), true)
 	if err != nil {
