@@ -146,7 +146,9 @@ func (k *chatkit) raw(ctx context.Context, body []byte) (*http.Response, []byte)
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	r.Header.Set("Authorization", "Bearer "+k.tok)
+	if k.tok != "" {
+		r.Header.Set("Authorization", "Bearer "+k.tok)
+	}
 	r.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(r)
 	if err != nil {
