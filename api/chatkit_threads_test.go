@@ -197,7 +197,9 @@ func (unconnectedServer) CallTool(context.Context, tools.Caller, string, json.Ra
 	return nil, switchboard.Errorf(switchboard.ErrForbidden, switchboard.CodeConnectionRequired, "connect github to use its tools")
 }
 
-func (unconnectedServer) Session(c tools.Caller) (tools.Scope, string) { return tools.ScopeUser, c.UserID }
+func (unconnectedServer) Session(c tools.Caller) (tools.Scope, string) {
+	return tools.ScopeUser, c.UserID
+}
 
 // signIn is the Connections of the test: a sign-in URL per user and
 // server (it has nothing else: its other methods are not called).
