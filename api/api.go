@@ -1,6 +1,7 @@
 // Package api serves Switchboard's HTTP API with Gin: the chat endpoint (JSON
-// and the Vercel AI SDK UI message stream), conversations, tools, health, and
-// the one table that maps domain errors to HTTP statuses.
+// and the Vercel AI SDK UI message stream), ChatKit's protocol,
+// conversations, tools, health, and the one table that maps domain errors
+// to HTTP statuses.
 package api
 
 import (

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -339,7 +340,7 @@ func (h *Handler) chatkitTurn(c *gin.Context, typ string, p chatkitParams) {
 		return
 	}
 	if err != nil {
-		if status, _ := describe(err); status >= 500 && !errors.Is(err, ctx.Err()) {
+		if status, _ := describe(err); status >= 500 && !errors.Is(err, context.Canceled) {
 			h.logger.Error("turn failed while streaming", "request_id", requestID(c), "turn_id", s.turn.ID, "err", err)
 		}
 	}
