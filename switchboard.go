@@ -85,7 +85,17 @@ type Message struct {
 	// can be shown to a model that sees images, also when history is
 	// replayed.
 	Attachments []ContentPart
+	// Feedback is the user's rating of the message, FeedbackPositive or
+	// FeedbackNegative (ChatKit's items.feedback); empty when none. Stores
+	// set it with SetFeedback, never when they store the message.
+	Feedback string
 }
+
+// The ratings a user gives a message.
+const (
+	FeedbackPositive = "positive"
+	FeedbackNegative = "negative"
+)
 
 // ContentPart is one binary part of a tool result, kept beside the call's
 // text: an image, audio, or a resource whose content is not text. Its bytes

@@ -1,6 +1,7 @@
 // Package api serves Switchboard's HTTP API with Gin: the chat endpoint (JSON
-// and the Vercel AI SDK UI message stream), conversations, tools, health, and
-// the one table that maps domain errors to HTTP statuses.
+// and the Vercel AI SDK UI message stream), ChatKit's protocol,
+// conversations, tools, health, and the one table that maps domain errors
+// to HTTP statuses.
 package api
 
 import (
@@ -47,6 +48,10 @@ type Store interface {
 	ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
 	GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error)
 	GetToolCallContent(ctx context.Context, userID, id string, index int) (switchboard.ContentPart, error)
+	// SetFeedback records the user's rating (positive or negative) of
+	// messages of their conversation, all or none (ChatKit's
+	// items.feedback).
+	SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error
 }
 
 // Pinger reports whether a dependency is reachable, for /readyz.
@@ -260,6 +265,9 @@ func (h *Handler) routes() {
 	user.GET("/connections", h.listConnections)
 	user.POST("/connections/:server", h.connectServer)
 	user.DELETE("/connections/:server", h.disconnectServer)
+	// ChatKit's protocol (chatkit.go): every request type on one route;
+	// those that run a turn are admitted under the user's limits there.
+	user.POST("/chatkit", h.postChatKit)
 }
 
 // ServeHTTP serves the API.

@@ -41,6 +41,9 @@ type messageDTO struct {
 	// SupersededBy, in an admin's view: the turn that answered this
 	// message's question again.
 	SupersededBy string `json:"superseded_by,omitempty"`
+	// Feedback is the user's rating of the message (ChatKit's
+	// items.feedback): positive or negative.
+	Feedback string `json:"feedback,omitempty"`
 }
 
 type requestedTC struct {
@@ -74,7 +77,7 @@ func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func toMessageDTO(m switchboard.Message) messageDTO {
 	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
-		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy}
+		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy, Feedback: m.Feedback}
 	for _, tc := range m.ToolCalls {
 		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
 	}

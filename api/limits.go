@@ -93,15 +93,26 @@ func (l *userLimits) acquire(user string) (release func(), retryAfter time.Durat
 // limitTurns admits a chat request under the user's limits, answering 429
 // with Retry-After when over them.
 func (h *Handler) limitTurns(c *gin.Context) {
-	if h.limits == nil {
+	release, ok := h.admitTurn(c)
+	if !ok {
 		return
+	}
+	defer release()
+	c.Next()
+}
+
+// admitTurn admits a request that runs a turn under the user's limits, or
+// answers 429 with Retry-After and reports false. The returned function
+// releases the turn.
+func (h *Handler) admitTurn(c *gin.Context) (release func(), ok bool) {
+	if h.limits == nil {
+		return func() {}, true
 	}
 	release, wait, err := h.limits.acquire(identity(c).UserID)
 	if err != nil {
 		c.Header("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		h.writeError(c, err)
-		return
+		return nil, false
 	}
-	defer release()
-	c.Next()
+	return release, true
 }

@@ -116,6 +116,15 @@ type Store interface {
 	// transcript, in their place, their SupersededBy set: what happened,
 	// for admins.
 	ListAllMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error)
+	// SetFeedback records kind (switchboard.FeedbackPositive or
+	// FeedbackNegative) as the user's rating of the messages of their
+	// conversation (superseded ones included), replacing an earlier one;
+	// ListMessages and ListAllMessages return it in Message.Feedback. It
+	// sets all or none: it returns an error wrapping switchboard.ErrNotFound
+	// if the user has no such conversation or an id names none of its
+	// messages, and ErrInvalid if kind is another word, or there are no
+	// ids or more than MaxFeedbackMessages.
+	SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error
 
 	// GetTurn returns the user's turn with the given id. It returns an
 	// error wrapping switchboard.ErrNotFound if the user has none of that

@@ -179,3 +179,40 @@ func (m *Memory) listMessages(ctx context.Context, userID, conversationID string
 	}
 	return read(key), nil
 }
+
+// SetFeedback implements [Store.SetFeedback].
+func (m *Memory) SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("rate messages of conversation %s: %w", conversationID, err)
+	}
+	key, ids, err := prepareFeedback(conversationID, messageIDs, kind)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.own(userID, key); !ok {
+		return fmt.Errorf("rate messages of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
+	}
+	type place struct {
+		list []switchboard.Message
+		i    int
+	}
+	found := make([]place, 0, len(ids))
+	for _, id := range ids {
+		i := slices.IndexFunc(m.messages[key], func(msg switchboard.Message) bool { return msg.ID == id })
+		list := m.messages[key]
+		if i < 0 {
+			list = m.superseded[key]
+			i = slices.IndexFunc(list, func(msg switchboard.Message) bool { return msg.ID == id })
+		}
+		if i < 0 {
+			return fmt.Errorf("rate message %s of conversation %s: %w", id, conversationID, switchboard.ErrNotFound)
+		}
+		found = append(found, place{list, i})
+	}
+	for _, p := range found {
+		p.list[p.i].Feedback = kind
+	}
+	return nil
+}

@@ -20,11 +20,12 @@ const (
     COALESCE(superseded_by::text, '')`
 
 	// selectTranscript reads a conversation's messages in order, through
-	// the index messages_conversation_seq.
-	selectTranscript = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 AND superseded_by IS NULL ORDER BY seq`
+	// the index messages_conversation_seq, with their feedback (which the
+	// history window, read at every turn, leaves out).
+	selectTranscript = `SELECT ` + messageColumns + `, COALESCE(feedback, '') FROM messages WHERE conversation_id = $1 AND superseded_by IS NULL ORDER BY seq`
 
 	// selectAllMessages is selectTranscript with the superseded messages.
-	selectAllMessages = `SELECT ` + messageColumns + ` FROM messages WHERE conversation_id = $1 ORDER BY seq`
+	selectAllMessages = `SELECT ` + messageColumns + `, COALESCE(feedback, '') FROM messages WHERE conversation_id = $1 ORDER BY seq`
 )
 
 // GetConversation implements [Store.GetConversation].
@@ -121,6 +122,27 @@ func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) er
 	return nil
 }
 
+// SetFeedback implements [Store.SetFeedback]. One statement rates all the
+// messages or, when one of them is not the user's conversation's, none.
+func (p *Postgres) SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error {
+	key, ids, err := prepareFeedback(conversationID, messageIDs, kind)
+	if err != nil {
+		return err
+	}
+	tag, err := p.pool.Exec(ctx, `WITH target AS (
+    SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+    WHERE c.id = $1 AND c.user_id = $2 AND m.id = ANY($3::uuid[]))
+UPDATE messages SET feedback = $4
+WHERE id IN (SELECT id FROM target) AND (SELECT count(*) FROM target) = $5`, key, userID, ids, kind, len(ids))
+	if err != nil {
+		return fmt.Errorf("rate messages of conversation %s of %s: %w", conversationID, userID, dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("rate messages of conversation %s of %s: %w", conversationID, userID, switchboard.ErrNotFound)
+	}
+	return nil
+}
+
 // ListMessages implements [Store.ListMessages].
 func (p *Postgres) ListMessages(ctx context.Context, userID, conversationID string) ([]switchboard.Message, error) {
 	return p.listMessages(ctx, userID, conversationID, selectTranscript)
@@ -184,15 +206,18 @@ func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 	return c, nil
 }
 
-// collectMessages reads and closes rows of messageColumns.
+// collectMessages reads and closes rows of messageColumns followed by the
+// feedback.
 func collectMessages(rows pgx.Rows) ([]switchboard.Message, error) {
 	defer rows.Close()
 	msgs := []switchboard.Message{}
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		var feedback string
+		m, err := scanMessage(rows, &feedback)
 		if err != nil {
 			return nil, err
 		}
+		m.Feedback = feedback
 		msgs = append(msgs, m)
 	}
 	return msgs, rows.Err()

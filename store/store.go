@@ -48,6 +48,8 @@ const (
 	DefaultPageSize = 50
 	// MaxPageSize caps the limit of a listing.
 	MaxPageSize = 500
+	// MaxFeedbackMessages caps the messages one SetFeedback rates.
+	MaxFeedbackMessages = 100
 )
 
 // Groupings of ToolCallStats.
@@ -216,6 +218,33 @@ func lookupID(id string) (string, bool) {
 		return "", false
 	}
 	return strings.ToLower(id), true
+}
+
+// prepareFeedback validates a SetFeedback: it returns the canonical ids
+// of the conversation and of the messages, without repeats. A malformed id
+// names nothing (ErrNotFound).
+func prepareFeedback(conversationID string, messageIDs []string, kind string) (string, []string, error) {
+	if kind != switchboard.FeedbackPositive && kind != switchboard.FeedbackNegative {
+		return "", nil, invalid("invalid_feedback", "feedback must be %q or %q", switchboard.FeedbackPositive, switchboard.FeedbackNegative)
+	}
+	if len(messageIDs) == 0 || len(messageIDs) > MaxFeedbackMessages {
+		return "", nil, invalid("invalid_feedback", "feedback rates 1 to %d messages, not %d", MaxFeedbackMessages, len(messageIDs))
+	}
+	key, ok := lookupID(conversationID)
+	if !ok {
+		return "", nil, fmt.Errorf("rate messages of conversation %q: %w", conversationID, switchboard.ErrNotFound)
+	}
+	ids := make([]string, 0, len(messageIDs))
+	for _, id := range messageIDs {
+		k, ok := lookupID(id)
+		if !ok {
+			return "", nil, fmt.Errorf("rate message %q: %w", id, switchboard.ErrNotFound)
+		}
+		if !slices.Contains(ids, k) {
+			ids = append(ids, k)
+		}
+	}
+	return key, ids, nil
 }
 
 func validRole(r switchboard.Role) bool {
@@ -411,6 +440,7 @@ func prepareTurnUpdate(u *switchboard.TurnUpdate, now time.Time) error {
 
 func prepareMessage(m *switchboard.Message, conversationID, turnID string, now time.Time) error {
 	var err error
+	m.Feedback = "" // given later, with SetFeedback
 	if m.ID, err = newID(m.ID, "message"); err != nil {
 		return err
 	}

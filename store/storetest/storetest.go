@@ -8,7 +8,7 @@
 //
 // The suite's tests are filed by subject: turns.go (a turn's start and
 // saves), records.go (validation, what is kept, contexts),
-// conversations.go, regenerate.go (regenerate and edit), approvals.go,
+// conversations.go, feedback.go, regenerate.go (regenerate and edit), approvals.go,
 // ledger.go (admins' listings and statistics), credentials.go (users'
 // sealed credentials, connect flows, registered clients) and leases.go
 // (RunInstances: several instances on one store, restarts; credentials'
@@ -62,6 +62,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DeleteCascades", testDeleteCascades},
 		{"ExternalID", testExternalID},
 		{"OtherUsersFindNothing", testOtherUsersFindNothing},
+		// feedback.go: users' ratings of messages.
+		{"Feedback", testFeedback},
 		// regenerate.go: answering a message again, and editing one.
 		{"Regenerate", testRegenerate},
 		{"RegenerateNamesTheLastWhenTheCountIsOff", testRegenerateLast},

@@ -551,8 +551,12 @@ function renderMessage(m) {
   const replaced = m.superseded_by
     ? el('div', { class: 'superseded-note', title: m.superseded_by }, `replaced: answered again in turn ${shortID(m.superseded_by)}`)
     : null;
+  // The user's rating of the message, given in a ChatKit frontend.
+  const rated = m.feedback
+    ? el('div', { class: 'feedback-note feedback-' + m.feedback }, m.feedback === 'positive' ? 'user feedback: 👍 positive' : 'user feedback: 👎 negative')
+    : null;
   return el('div', { class: `line role-${m.role} type-${m.type}${m.superseded_by ? ' superseded' : ''}` },
-    el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body, replaced));
+    el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body, replaced, rated));
 }
 
 // --- Page ------------------------------------------------------------------

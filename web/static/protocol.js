@@ -222,6 +222,7 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [tool_name] of a tool_result message
  * @property {string} [turn_id] absent for a message of no turn
  * @property {string} [superseded_by] in an admin's view: the turn that answered again
+ * @property {'positive' | 'negative'} [feedback] the user's rating of the message (ChatKit's items.feedback)
  */
 
 /**
