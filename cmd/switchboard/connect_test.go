@@ -127,16 +127,24 @@ func TestConnectInTheWebChat(t *testing.T) {
 	if len(report.Told) != 1 || string(report.Told[0]) != `{"type":"connection","ok":true,"server":"demo"}` {
 		t.Errorf("the channel carried %s, want one message that demo connected", report.Told)
 	}
-	// Carol's calls reached demo with a token of her own: not one of those
-	// it saw before her sign-in, alice's.
+	// Carol's calls reached demo with tokens of her own: her sessions (the
+	// ones that started after alice's) carried none of those alice's did.
 	log := s.demo.stdout()
-	seen, alices := tokensIn(log[before:]), tokensIn(log[:before])
-	if len(seen) == 0 || len(alices) == 0 {
-		t.Errorf("the demo logged %d tokens before carol's sign-in and %d after, want some of each", len(alices), len(seen))
+	all, alices := sessionTokens(log), sessionTokens(log[:before])
+	var carols, alicesTokens []string
+	for id, toks := range all {
+		if _, ok := alices[id]; ok {
+			alicesTokens = append(alicesTokens, toks...)
+		} else {
+			carols = append(carols, toks...)
+		}
 	}
-	for _, tok := range seen {
-		if slices.Contains(alices, tok) {
-			t.Errorf("a call of carol's reached demo with alice's token")
+	if len(carols) == 0 || len(alicesTokens) == 0 {
+		t.Errorf("the demo logged %d tokens of alice's sessions and %d of carol's, want some of each", len(alicesTokens), len(carols))
+	}
+	for _, tok := range carols {
+		if slices.Contains(alicesTokens, tok) {
+			t.Errorf("a session of carol's reached demo with alice's token")
 		}
 	}
 	// The conversation holds the first answer, the retried message and its

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,11 +94,35 @@ func startOAuthDemo(t *testing.T) *oauthDemo {
 	return d
 }
 
-// tokensIn returns the access tokens the demo server logged having seen.
-func tokensIn(log string) []string {
-	var out []string
-	for _, m := range regexp.MustCompile(`token: '([^']+)'`).FindAllStringSubmatch(log, -1) {
-		out = append(out, m[1])
+// sessionTokens reads the demo's log: the access tokens each MCP session's
+// requests carried. A request of a session logs its id, then its token; the
+// initialize request logs its body, its token, then the session it made.
+func sessionTokens(log string) map[string][]string {
+	out := map[string][]string{}
+	token := regexp.MustCompile(`^token: '([^']+)'`)
+	var current, pending string
+	for line := range strings.Lines(log) {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "Received MCP request for session: "):
+			current = strings.TrimPrefix(line, "Received MCP request for session: ")
+		case strings.HasPrefix(line, "Request body:"), strings.HasPrefix(line, "Authenticated SSE connection"):
+			current = ""
+		case strings.HasPrefix(line, "Session initialized with ID: "):
+			if pending != "" {
+				id := strings.TrimPrefix(line, "Session initialized with ID: ")
+				out[id] = append(out[id], pending)
+				pending = ""
+			}
+		default:
+			if m := token.FindStringSubmatch(line); m != nil {
+				if current != "" {
+					out[current] = append(out[current], m[1])
+				} else {
+					pending = m[1]
+				}
+			}
+		}
 	}
 	return out
 }
@@ -202,7 +228,6 @@ mcpServers:
 	creds.SetServers([]credentials.Server{{Name: "demo", URL: demo.mcpURL, Auth: credentials.Auth{Type: credentials.KindOAuth}}})
 	stored := map[string]string{}
 	for _, user := range []string{"alice", "bob"} {
-		before := len(demo.stdout())
 		code, body := call("POST", "/api/"+user+"/chat", user, fmt.Sprintf(`{"message":{"content":%q}}`, user))
 		if code != 200 || !strings.Contains(body, "Hello, "+user+"!") {
 			t.Fatalf("%s's chat: %d %s\n%s", user, code, body, stderr.String())
@@ -210,18 +235,36 @@ mcpServers:
 		if stored[user], err = creds.AccessToken(context.Background(), user, "demo"); err != nil {
 			t.Fatal(err)
 		}
-		seen := tokensIn(demo.stdout()[before:])
-		if len(seen) == 0 {
-			t.Fatalf("the demo logged no token for %s's call", user)
-		}
-		for _, tok := range seen {
-			if tok != stored[user] {
-				t.Errorf("%s's call reached the server with another token", user)
-			}
-		}
 	}
 	if stored["alice"] == stored["bob"] {
 		t.Error("alice and bob have one token")
+	}
+	// Each MCP session the demo saw carried one user's tokens only (a
+	// refused token is refreshed unseen, so a session may carry several,
+	// all its user's): alice's and bob's sessions are apart.
+	sessions := sessionTokens(demo.stdout())
+	of := map[string]string{} // session -> user, by the token stored last
+	for id, toks := range sessions {
+		for user, tok := range stored {
+			if slices.Contains(toks, tok) {
+				if of[id] != "" {
+					t.Errorf("session %s carried the tokens of %s and %s", id, of[id], user)
+				}
+				of[id] = user
+			}
+		}
+	}
+	for id, toks := range sessions {
+		for other, otherToks := range sessions {
+			if of[id] != of[other] && slices.ContainsFunc(toks, func(tok string) bool { return slices.Contains(otherToks, tok) }) {
+				t.Errorf("sessions %s (%s) and %s (%s) carried one token", id, of[id], other, of[other])
+			}
+		}
+	}
+	for user := range stored {
+		if !slices.Contains(slices.Collect(maps.Values(of)), user) {
+			t.Errorf("no session of the demo carried %s's token; it logged:\n%s", user, demo.stdout())
+		}
 	}
 
 	// carol has not connected: the call does not run, and she is told.
