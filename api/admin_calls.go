@@ -181,6 +181,10 @@ type adminToolCallDTO struct {
 	SessionScope      string `json:"session_scope,omitempty"`
 	SessionKey        string `json:"session_key,omitempty"`
 	SessionGeneration int64  `json:"session_generation,omitempty"`
+	// The MCP task the call ran as (a tool that can only be called as
+	// one): the server's id for it and the last status the call saw.
+	TaskID     string `json:"task_id,omitempty"`
+	TaskStatus string `json:"task_status,omitempty"`
 }
 
 // adminToolCallDetailDTO is a ledger row with its result: a preview of at
@@ -204,7 +208,8 @@ func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
 		Arguments: args, Status: string(c.Status), ErrorClass: c.ErrorClass, Error: c.Error,
 		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
 		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt),
-		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration}
+		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration,
+		TaskID: c.TaskID, TaskStatus: c.TaskStatus}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, switchboard.ErrNotFound) }
