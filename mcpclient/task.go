@@ -110,18 +110,19 @@ func (c *Conn) runsAsTask(name string) bool {
 // cancelled.
 func (c *Conn) callTask(ctx context.Context, token, name string, args json.RawMessage, limit time.Duration, progressed chan<- struct{}) (res *mcp.CallToolResult, task *Task, rejected bool, err error) {
 	created, res, rejected, err := c.createTask(ctx, token, name, args, limit)
-	if err != nil || res != nil {
+	if created == nil {
 		return res, nil, rejected, err
 	}
 	task = &Task{ID: created.TaskId, Status: string(created.Status), StatusMessage: created.StatusMessage}
 	if task.ID == "" {
 		return nil, nil, true, errors.New("decode result: a task without an id")
 	}
-	updates := make(chan mcp.Task, 1)
-	c.taskStatus.Store(task.ID, updates)
-	defer c.taskStatus.Delete(task.ID)
-
-	res, rejected, err = c.followTask(ctx, created, task, limit, updates, progressed)
+	if err == nil {
+		updates := make(chan mcp.Task, 1)
+		c.taskStatus.Store(task.ID, updates)
+		defer c.taskStatus.Delete(task.ID)
+		res, rejected, err = c.followTask(ctx, created, task, limit, updates, progressed)
+	}
 	if err != nil && !terminal(task.Status) && ctx.Err() != nil && c.ctx.Err() == nil {
 		c.cancelTask(task)
 	}
@@ -131,7 +132,8 @@ func (c *Conn) callTask(ctx context.Context, token, name string, args json.RawMe
 // createTask sends tools/call with a task parameter. It returns the task
 // the server created, or the result if the server answered with one (a
 // server that does not run the call as a task). If ctx ends first, it waits
-// a little longer (createGrace) for the task, and cancels it.
+// a little longer (createGrace) for the task, and returns it with ctx's
+// error, for the caller to cancel.
 func (c *Conn) createTask(ctx context.Context, token, name string, args json.RawMessage, limit time.Duration) (*mcp.Task, *mcp.CallToolResult, bool, error) {
 	// The request id doubles as the progress token, which stays valid for
 	// the task's lifetime.
@@ -175,9 +177,8 @@ func (c *Conn) createTask(ctx context.Context, token, name string, args json.Raw
 		return nil, res, false, nil
 	}
 	if ctx.Err() != nil {
-		// Created after the call had ended: cancel it at once.
-		c.cancelTask(&Task{ID: created.Task.TaskId, Status: string(created.Task.Status)})
-		return nil, nil, false, context.Cause(ctx)
+		// Created after the call had ended.
+		return created.Task, nil, false, context.Cause(ctx)
 	}
 	return created.Task, nil, false, nil
 }

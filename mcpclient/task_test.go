@@ -174,6 +174,9 @@ func TestCallAsTaskCancelledBeforeItIsCreated(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
+	if task, _ := TaskOf(err); task.ID != "task-1" || task.Status != "cancelled" {
+		t.Errorf("task of the error: %+v, want task-1 cancelled", task)
+	}
 	waitFor(t, 5*time.Second, "tasks/cancel at the server", func() bool { return hasTaskLine(c.Stderr(), "tasks/cancel task-1") })
 	if hasTaskLine(c.Stderr(), "notifications/cancelled") {
 		t.Errorf("stderr %q: a task is cancelled with tasks/cancel only", c.Stderr())
