@@ -39,6 +39,20 @@ type ToolInfo struct {
 	Description string
 	Parameters  json.RawMessage // as the model sees them
 	Annotations ToolAnnotations
+	// Icons are the icons the server declared for the tool, those safe to
+	// show only (see Icon).
+	Icons []Icon
+}
+
+// Icon is an icon an MCP server declared for itself or a tool. Only icons
+// that a page can show without risk are kept: Src is an https: URL or a
+// data: URL of a PNG, JPEG, GIF or WebP image (never SVG, which can carry
+// script, nor any other scheme).
+type Icon struct {
+	Src      string
+	MIMEType string   // as declared; may be empty
+	Sizes    []string // such as "48x48" or "any"
+	Theme    string   // "light", "dark" or empty
 }
 
 // QuarantinedTool is a tool left out of the catalog, and why.
@@ -79,6 +93,10 @@ type ServerStatus struct {
 	// and Sessions are the sessions open.
 	Scope    string
 	Sessions []SessionStatus
+	// Icons are the server's own icons (its serverInfo's); ToolIcons those
+	// of its exposed tools that declare some, by exposed name.
+	Icons     []Icon
+	ToolIcons map[string][]Icon
 }
 
 // SessionStatus is what admins see of one session of a server of scope user

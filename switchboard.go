@@ -224,6 +224,10 @@ const (
 	// ErrorClassConnectionRequired is a call of a server that acts as the
 	// user, who has not connected it (or whose grant it no longer takes).
 	ErrorClassConnectionRequired = "connection_required"
+	// ErrorClassInvalidResult is a result whose structured content does not
+	// match the output schema its tool declared (or is missing): MCP tells
+	// clients to validate it, and an invalid one is an error for the model.
+	ErrorClassInvalidResult = "invalid_result"
 	// ErrorClassInterrupted is a call that was running when the instance
 	// running its turn died (a crash, kill -9, a lost host): the call ends
 	// failed when the turn is found orphaned, and whether the tool did its
@@ -267,6 +271,12 @@ type ToolCall struct {
 	SessionGeneration int64
 	StartedAt         time.Time
 	FinishedAt        time.Time
+	// TaskID and TaskStatus are those of the MCP task a call ran as (a tool
+	// that can only be called as a task): the server's id for it and the
+	// last status the call saw (working, input_required, completed,
+	// failed, cancelled). Empty for a call that ran as a plain request.
+	TaskID     string
+	TaskStatus string
 }
 
 // Finished reports whether the call has reached a final status.

@@ -31,6 +31,31 @@ type serverDTO struct {
 	Scope        string       `json:"scope"`
 	SessionsOpen int          `json:"sessions_open"`
 	Sessions     []sessionDTO `json:"sessions,omitempty"`
+	// Icons are the server's own; ToolIcons those of its tools that
+	// declare some, by exposed name.
+	Icons     []iconDTO            `json:"icons,omitempty"`
+	ToolIcons map[string][]iconDTO `json:"tool_icons,omitempty"`
+}
+
+// iconDTO is an icon a server declared for itself or a tool: only those
+// safe to show reach here (an https: URL, or a data: URL of a PNG, JPEG,
+// GIF or WebP image), and a page must check src again before it loads it.
+type iconDTO struct {
+	Src      string   `json:"src"`
+	MIMEType string   `json:"mime_type,omitempty"`
+	Sizes    []string `json:"sizes,omitempty"`
+	Theme    string   `json:"theme,omitempty"`
+}
+
+func toIcons(icons []switchboard.Icon) []iconDTO {
+	if len(icons) == 0 {
+		return nil
+	}
+	out := make([]iconDTO, len(icons))
+	for i, ic := range icons {
+		out[i] = iconDTO(ic)
+	}
+	return out
 }
 
 // sessionDTO is one session of a server of scope user or conversation.
@@ -81,6 +106,13 @@ func (h *Handler) listServers(c *gin.Context) {
 			d.Quarantined = append(d.Quarantined, quarantinedDTO{Tool: q.Tool, Reason: q.Reason})
 		}
 		d.Scope, d.SessionsOpen = s.Scope, len(s.Sessions)
+		d.Icons = toIcons(s.Icons)
+		for name, icons := range s.ToolIcons {
+			if d.ToolIcons == nil {
+				d.ToolIcons = map[string][]iconDTO{}
+			}
+			d.ToolIcons[name] = toIcons(icons)
+		}
 		for _, ss := range s.Sessions {
 			d.Sessions = append(d.Sessions, sessionDTO{Key: ss.Key, UserID: ss.UserID, ConversationID: ss.ConversationID,
 				State: string(ss.State), PID: ss.PID, Started: timestamp(ss.Started), LastUsed: timestamp(ss.LastUsed),

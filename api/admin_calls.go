@@ -181,6 +181,10 @@ type adminToolCallDTO struct {
 	SessionScope      string `json:"session_scope,omitempty"`
 	SessionKey        string `json:"session_key,omitempty"`
 	SessionGeneration int64  `json:"session_generation,omitempty"`
+	// The MCP task the call ran as (a tool that can only be called as
+	// one): the server's id for it and the last status the call saw.
+	TaskID     string `json:"task_id,omitempty"`
+	TaskStatus string `json:"task_status,omitempty"`
 	// Content lists the result's binary parts (images, audio, blobs), each
 	// with the admin URL of its bytes.
 	Content []contentDTO `json:"content,omitempty"`
@@ -208,6 +212,7 @@ func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
 		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
 		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt),
 		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration,
+		TaskID: c.TaskID, TaskStatus: c.TaskStatus,
 		Content: contentDTOs(c, func(i int) string { return adminContentURL(c.ID, i) })}
 }
 

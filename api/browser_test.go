@@ -29,8 +29,20 @@ func (s connServers) Servers() []switchboard.ServerStatus {
 	}
 	return []switchboard.ServerStatus{{Name: s.conn.Name(), Transport: "stdio", State: switchboard.ServerReady,
 		Tools: names, StderrTail: tail, ConnectedAt: time.Now().Add(-time.Minute),
-		Quarantined: []switchboard.QuarantinedTool{{Server: "tasks", Tool: "bulk_import", Reason: "its input schema is not an object"}}}}
+		Quarantined: []switchboard.QuarantinedTool{{Server: "tasks", Tool: "bulk_import", Reason: "its input schema is not an object"}},
+		// Icons: the console shows the PNGs, and not the SVG nor the
+		// script URL (which mcpclient never lets through: the page checks
+		// on its own).
+		Icons: []switchboard.Icon{{Src: bluePNG}},
+		ToolIcons: map[string][]switchboard.Icon{
+			"tasks__add_task":    {{Src: "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="}, {Src: bluePNG, MIMEType: "image/png"}},
+			"tasks__list_tasks":  {{Src: "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4="}},
+			"tasks__delete_task": {{Src: "javascript:alert(1)"}},
+		}}}
 }
+
+// bluePNG is a 1x1 blue PNG.
+const bluePNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPj/HwADBwIAMCbHYQAAAABJRU5ErkJggg=="
 
 func (s connServers) Reload(context.Context) error { return nil }
 

@@ -177,6 +177,7 @@ type toolDTO struct {
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
 	Annotations map[string]bool `json:"annotations,omitempty"`
+	Icons       []iconDTO       `json:"icons,omitempty"`
 }
 
 func (h *Handler) listTools(c *gin.Context) {
@@ -184,7 +185,7 @@ func (h *Handler) listTools(c *gin.Context) {
 	out := make([]toolDTO, len(infos))
 	for i, t := range infos {
 		out[i] = toolDTO{Name: t.Name, Server: t.Server, Tool: t.Tool, Description: t.Description,
-			Parameters: t.Parameters, Annotations: annotations(t.Annotations)}
+			Parameters: t.Parameters, Annotations: annotations(t.Annotations), Icons: toIcons(t.Icons)}
 	}
 	c.JSON(http.StatusOK, gin.H{"success": true, "tools": out})
 }

@@ -34,6 +34,7 @@ type webFile struct {
 	body        []byte
 	etag        string
 	contentType string
+	csp         string // its own Content-Security-Policy, if not contentSecurityPolicy
 }
 
 // site is the UI's files by name.
@@ -54,7 +55,16 @@ func newSite(fsys fs.FS) site {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		s[p] = webFile{name: p, body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+		f := webFile{name: p, body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, contentType: ct}
+		if p == "admin.html" {
+			// The admin console shows the icons MCP servers declare, some
+			// at their own https: URLs: images over https: too (admin.js
+			// shows https: and data: PNG, JPEG, GIF and WebP ones only; an
+			// image runs no script, and Referrer-Policy keeps the page's
+			// URL to itself).
+			f.csp = strings.Replace(contentSecurityPolicy, "img-src ", "img-src https: ", 1)
+		}
+		s[p] = f
 		return nil
 	})
 	if err != nil {
@@ -102,6 +112,9 @@ func (h *Handler) webAsset(s site) gin.HandlerFunc {
 func serveWebFile(c *gin.Context, f webFile) {
 	w := c.Writer
 	webHeaders(w)
+	if f.csp != "" {
+		w.Header().Set("Content-Security-Policy", f.csp)
+	}
 	w.Header().Set("Content-Type", f.contentType)
 	w.Header().Set("ETag", f.etag)
 	http.ServeContent(w, c.Request, f.name, time.Time{}, bytes.NewReader(f.body))

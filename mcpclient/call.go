@@ -29,6 +29,12 @@ import (
 // had forgotten our session: then the Conn ends too); switchboard.ErrUpstreamTimeout
 // and context.DeadlineExceeded if the timeout passed; ctx's error if ctx
 // ended first.
+//
+// A tool that can only be called as a task (TaskSupport "required", on a
+// server with TaskCalls) runs as one (see task.go): the Result's Task says
+// which, and an error after the task was created is a *TaskError (see
+// TaskOf) wrapping the errors above; the task is cancelled with
+// tasks/cancel when ctx ends or the timeout passes.
 func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
 	args, err := objectArgs(args)
 	if err == nil && name == "" {
@@ -63,27 +69,51 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 			}
 		}
 	}()
-	res, rejected, err := c.callTool(idleCtx, token, name, args)
-	if err != nil {
-		if lost := c.sessionLost(err); lost != err {
-			return nil, fmt.Errorf("call %s on %s: %w", name, c.name, lost)
-		}
-		if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
-			return nil, fmt.Errorf("call %s on %s: %w", name, c.name,
-				withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded)))
-		}
-		err = c.classify(ctx, opCtx, ProgressCap*limit, err, rejected)
-		if ctx.Err() == nil && errors.Is(err, switchboard.ErrUnavailable) {
-			c.checkHealth()
-		}
-		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, err)
+	var (
+		res      *mcp.CallToolResult
+		task     *Task
+		rejected bool
+	)
+	if c.runsAsTask(name) {
+		res, task, rejected, err = c.callTask(idleCtx, token, name, args, limit, progressed)
+	} else {
+		res, rejected, err = c.callTool(idleCtx, token, name, args)
 	}
-	return newResult(c.name, res), nil
+	if err != nil {
+		return nil, withTask(task, fmt.Errorf("call %s on %s: %w", name, c.name, c.callError(ctx, opCtx, idleCtx, limit, err, rejected)))
+	}
+	r := newResult(c.name, res)
+	r.Task = task
+	return r, nil
+}
+
+// callError classifies the error of a call (see CallTool).
+func (c *Conn) callError(ctx, opCtx, idleCtx context.Context, limit time.Duration, err error, rejected bool) error {
+	if lost := c.sessionLost(err); lost != err {
+		return lost
+	}
+	if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
+		return withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded))
+	}
+	err = c.classify(ctx, opCtx, ProgressCap*limit, err, rejected)
+	if ctx.Err() == nil && errors.Is(err, switchboard.ErrUnavailable) {
+		c.checkHealth()
+	}
+	return err
+}
+
+// withTask wraps err in a TaskError when the call ran as task.
+func withTask(task *Task, err error) error {
+	if task == nil {
+		return err
+	}
+	return &TaskError{Task: *task, err: err}
 }
 
 // ProgressCap bounds how far progress notifications may extend a call: to
 // this many times its timeout. Each notifications/progress the server sends
-// for a call restarts its timeout.
+// for a call restarts its timeout, as does each status change of a call
+// run as a task.
 const ProgressCap = 10
 
 // errNoProgress ends a call that neither answered nor reported progress

@@ -167,6 +167,28 @@ func TestEverything(t *testing.T) {
 	}
 }
 
+func TestEverythingTaskOverHTTP(t *testing.T) {
+	// simulate-research-query can only run as a task: over streamable
+	// HTTP it is created, followed through its stages and its report
+	// fetched. (Over stdio: tools.TestFleetEverythingTasks.)
+	s := supervise(t, everythingOver(t, "http"), nil)
+	started(t, s)
+	waitFor(t, 10*time.Second, "simulate-research-query to be listed", func() bool {
+		_, ok := toolNamed(s.Tools(), "simulate-research-query")
+		return ok
+	})
+	if tool, _ := toolNamed(s.Tools(), "simulate-research-query"); tool.TaskSupport != "required" || !tool.TaskCalls {
+		t.Fatalf("simulate-research-query: %+v, want a task-only tool of a server that takes tasks", tool)
+	}
+	res, err := s.CallTool(t.Context(), "simulate-research-query", json.RawMessage(`{"topic":"tides"}`))
+	if err != nil {
+		t.Fatalf("CallTool: %v", err)
+	}
+	if res.Task == nil || res.Task.ID == "" || res.Task.Status != "completed" || res.IsError || !strings.Contains(res.Text, "# Research Report: tides") {
+		t.Errorf("got task %+v, result %.200q (error %v); want a completed task with its report", res.Task, res.Text, res.IsError)
+	}
+}
+
 // exerciseEverything lists and calls the everything server's tools.
 func exerciseEverything(t *testing.T, s *Supervisor) {
 	t.Helper()

@@ -53,6 +53,7 @@ func (c *Conn) listTools(ctx, opCtx context.Context, limit time.Duration) ([]Too
 				continue
 			}
 			names[t.Name] = true
+			t.TaskCalls = c.tasks.call
 			tools = append(tools, t)
 		}
 		next, err := decodeCursor(res.NextCursor)
@@ -121,6 +122,7 @@ func decodeTool(entry json.RawMessage) (Tool, error) {
 	t.Description = stringField(fields["description"])
 	t.InputSchema = fields["inputSchema"]
 	t.OutputSchema = fields["outputSchema"]
+	t.Icons = decodeIcons(fields["icons"])
 	var exec map[string]json.RawMessage
 	if json.Unmarshal(fields["execution"], &exec) == nil {
 		t.TaskSupport = stringField(exec["taskSupport"])

@@ -26,7 +26,8 @@
 //     grandchildren that would otherwise outlive it).
 //
 // Where things are: a Conn and its life in this file; Config in config.go;
-// calls in call.go and tool lists in list.go; what differs between the
+// calls in call.go, those run as MCP tasks in task.go, tool lists in
+// list.go and the icons servers declare in icons.go; what differs between the
 // transport kinds behind the link interface (link.go) in stdio.go and
 // process_*.go (a child process) and http.go (streamable HTTP and SSE);
 // the bounds on what a server sends in frames.go; health pings in
@@ -142,6 +143,14 @@ type Tool struct {
 	// TaskSupport is the tool's execution.taskSupport: "", "forbidden",
 	// "optional" or "required" (a tool that must be called as a task).
 	TaskSupport string
+	// TaskCalls reports that the server takes tool calls run as tasks:
+	// its capabilities include tasks.requests.tools.call (MCP 2025-11-25).
+	// Without it no tool of the server may be called as a task, so one
+	// whose TaskSupport is "required" cannot be called at all.
+	TaskCalls bool
+	// Icons are the tool's icons, those safe to show (see
+	// switchboard.Icon).
+	Icons []switchboard.Icon
 }
 
 // Annotations are the server's hints about a tool; nil means not given.
@@ -167,6 +176,9 @@ type Result struct {
 	// Generation names the connection that answered, among those of its
 	// Pool (it changes when a session restarts); 0 outside a Pool.
 	Generation int64
+	// Task is the task the call ran as, when its tool can only be called
+	// as one (TaskSupport "required"); nil for a plain call.
+	Task *Task
 }
 
 // Conn is a live connection to one MCP server. Its methods are safe for
@@ -202,6 +214,14 @@ type Conn struct {
 	// them: progress token -> chan struct{} (capacity 1).
 	progress sync.Map
 	done     chan struct{} // closed by Close
+
+	// taskStatus routes notifications/tasks/status to the call following
+	// the task: task id -> chan mcp.Task (capacity 1, the latest status).
+	taskStatus sync.Map
+	// What the server's initialize result said, set before the Conn is
+	// used: its tasks capability and its icons.
+	tasks taskCaps
+	icons []switchboard.Icon
 
 	wg        sync.WaitGroup // goroutines of the Conn
 	closeOnce sync.Once
@@ -358,8 +378,11 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 	var info *mcp.InitializeResult
 	if c.resuming() {
 		// Another connection initialized the session: listing the tools
-		// tells whether the server still knows it.
+		// tells whether the server still knows it. What the server said of
+		// tasks then is not known here; its tools say whether they need
+		// them (the catalog lists them on a connection that initialized).
 		info = &mcp.InitializeResult{ProtocolVersion: c.cfg.Resume.ProtocolVersion}
+		c.tasks = taskCaps{call: true, cancel: true}
 	} else {
 		var req mcp.InitializeRequest
 		req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
@@ -372,6 +395,8 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 			return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
 		}
 		c.resources = info.Capabilities.Resources != nil
+		c.tasks = serverTaskCaps(info.Capabilities)
+		c.icons = safeIcons(info.ServerInfo.Icons)
 	}
 	tools, err := c.listTools(ctx, initCtx, c.cfg.InitTimeout)
 	if err != nil {
@@ -396,6 +421,11 @@ func (c *Conn) resuming() bool {
 
 // Name returns the server's name from its Config.
 func (c *Conn) Name() string { return c.name }
+
+// Icons returns the icons of the server's initialize result (its
+// serverInfo), those safe to show; none for a Conn that took up another's
+// session.
+func (c *Conn) Icons() []switchboard.Icon { return slices.Clone(c.icons) }
 
 // Done returns a channel that is closed when the connection ends: on Close,
 // when a stdio child exits, when an SSE stream is lost, or when a remote
@@ -503,6 +533,10 @@ func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 			default: // one is pending already
 			}
 		}
+		return
+	}
+	if n.Method == mcp.MethodNotificationTasksStatus {
+		c.onTaskStatus(n)
 		return
 	}
 	if n.Method != mcp.MethodNotificationToolsListChanged {

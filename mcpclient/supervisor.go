@@ -41,6 +41,9 @@ type Status struct {
 	// Stderr is the last lines (at most 100) a stdio server wrote to stderr,
 	// across restarts, with a line of ours where its process ended.
 	Stderr []string
+	// Icons are the server's icons (see Conn.Icons), of the current
+	// connection or, while it is down, the last one.
+	Icons []switchboard.Icon
 }
 
 // Supervisor keeps one MCP server connected, for as long as it lives.
@@ -84,6 +87,9 @@ type Supervisor struct {
 	pid           int
 	changed       chan struct{} // closed and replaced on every change
 	closed        bool
+	// icons are the server's icons of the last connection, kept while it
+	// is down, like tools.
+	icons []switchboard.Icon
 }
 
 // generation is one run of the Supervisor's loop, over one Config.
@@ -177,6 +183,10 @@ func (s *Supervisor) Status() Status {
 		LastErrorAt: s.lastErrAt,
 		ConnectedAt: s.connectedAt,
 		PID:         s.pid,
+		Icons:       s.icons,
+	}
+	if s.conn != nil {
+		st.Icons = s.conn.Icons()
 	}
 	s.mu.Unlock()
 	if st.Transport == kindStdio {
@@ -319,7 +329,7 @@ func (s *Supervisor) Close() error {
 	err := s.stop()
 	s.update(func() {
 		s.state = switchboard.ServerStopped
-		s.tools = nil
+		s.tools, s.icons = nil, nil
 	})
 	s.log.Debug("mcp server supervision stopped")
 	return err
@@ -334,7 +344,7 @@ func (s *Supervisor) start(cfg Config) {
 	s.update(func() {
 		s.cfg = cfg
 		s.state = switchboard.ServerStarting
-		s.tools = nil
+		s.tools, s.icons = nil, nil
 		s.connectedOnce = false
 		s.first = &attempt{done: make(chan struct{})}
 		s.restarts = 0
@@ -471,7 +481,7 @@ func (s *Supervisor) lost(conn *Conn, cause error, failures int, delay time.Dura
 	var was switchboard.ServerState
 	s.update(func() {
 		was = s.state
-		s.tools = conn.Tools()
+		s.tools, s.icons = conn.Tools(), conn.Icons()
 		s.conn, s.pid, s.connectedAt = nil, 0, time.Time{}
 		s.lastErr, s.lastErrAt = cause.Error(), time.Now()
 		s.state = switchboard.ServerDegraded

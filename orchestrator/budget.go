@@ -100,10 +100,7 @@ func (t *turn) readToolResult(ctx context.Context, c *switchboard.ToolCall) {
 		fail(fmt.Sprintf("no tool result with call_id %q", args.CallID))
 		return
 	}
-	full := target.Result
-	if full == "" {
-		full = string(target.StructuredResult)
-	}
+	full := tools.ResultText(target) // what the model read of it, whole
 	budget := t.budget(target)
 	if args.Limit <= 0 || args.Limit > budget {
 		args.Limit = budget

@@ -403,10 +403,7 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 // addResult appends a finished call's result to the history, within its
 // output budget, and keeps the row for the next commit.
 func (t *turn) addResult(c *switchboard.ToolCall) {
-	content := c.Result
-	if content == "" && len(c.StructuredResult) > 0 {
-		content = string(c.StructuredResult)
-	}
+	content := tools.ResultText(*c)
 	if c.Tool != readToolResultName || c.Server != builtinServer {
 		if cut, ok := truncate(content, t.budget(*c), c.ID); ok {
 			content = cut

@@ -195,6 +195,7 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		old.ResultSize = c.ResultSize
 		old.Truncated = c.Truncated
 		old.SessionScope, old.SessionKey, old.SessionGeneration = c.SessionScope, c.SessionKey, c.SessionGeneration
+		old.TaskID, old.TaskStatus = c.TaskID, c.TaskStatus
 		old.FinishedAt = c.FinishedAt
 		c.StartedAt = old.StartedAt
 	}

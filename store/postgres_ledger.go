@@ -19,7 +19,8 @@ import (
 
 const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn_id::text, step, server, tool,
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
-    truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation, content`
+    truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation, task_id,
+    task_status, content`
 
 // GetToolCall implements [Store.GetToolCall].
 func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
@@ -326,7 +327,7 @@ func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
 	err := row.Scan(&c.ID, &c.CallID, &c.UserID, &c.ConversationID, &c.TurnID, &c.Step, &c.Server, &c.Tool,
 		&c.ExposedName, &c.Arguments, &c.Result, &c.StructuredResult, &status, &c.ErrorClass, &c.Error,
 		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt, &c.PayloadPruned,
-		&c.SessionScope, &c.SessionKey, &c.SessionGeneration, &content)
+		&c.SessionScope, &c.SessionKey, &c.SessionGeneration, &c.TaskID, &c.TaskStatus, &content)
 	if err != nil {
 		return switchboard.ToolCall{}, err
 	}

@@ -177,10 +177,10 @@ RETURNING conversation_id::text, user_id`
 	upsertToolCall = `
 INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
     arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
-    started_at, finished_at, session_scope, session_key, session_generation, content)
+    started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content)
 SELECT $1::uuid, $2::text, t.user_id, t.conversation_id, t.id, $4::bigint, $5::varchar, $6::varchar, $7::varchar,
     $8::jsonb, $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::float8, $15::bigint, $16::boolean,
-    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::jsonb
+    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::text, $23::text, $24::jsonb
 FROM turns t WHERE t.id = $3
 ON CONFLICT (turn_id, id) DO UPDATE SET
     status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
@@ -188,7 +188,7 @@ ON CONFLICT (turn_id, id) DO UPDATE SET
     error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
     result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
     session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
-    session_generation = EXCLUDED.session_generation
+    session_generation = EXCLUDED.session_generation, task_id = EXCLUDED.task_id, task_status = EXCLUDED.task_status
 RETURNING started_at`
 
 	// insertToolCallContent stores the bytes of a binary part of a call of
@@ -433,7 +433,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 		b.Queue(upsertToolCall, c.ID, c.CallID, t.ID, c.Step, c.Server, c.Tool, c.ExposedName,
 			nullJSON(c.Arguments), c.Result, nullJSON(c.StructuredResult), string(c.Status), c.ErrorClass, c.Error,
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
-			c.SessionScope, c.SessionKey, c.SessionGeneration, listing)
+			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing)
 	}
 	for _, c := range u.ToolCalls {
 		for _, p := range c.Content {

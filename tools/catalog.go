@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 )
@@ -117,6 +119,7 @@ type Entry struct {
 	ExposedName string
 	Definition  switchboard.ToolDefinition
 	Annotations switchboard.ToolAnnotations
+	Icons       []switchboard.Icon // those the server declared for the tool
 
 	conn     Server
 	inject   map[string]string
@@ -124,6 +127,10 @@ type Entry struct {
 	approval Approval
 	parallel bool
 	budget   int
+	// output is the tool's compiled outputSchema, which its structured
+	// results must match; nil when it declares none (or one that does
+	// not compile: see Catalog.Unvalidated).
+	output *jsonschema.Schema
 }
 
 // Catalog is an immutable snapshot of the tools of a set of servers. A turn
@@ -141,18 +148,23 @@ type Catalog struct {
 	// resources are the servers that declared resources, by name, for
 	// the built-in read_resource.
 	resources map[string]resourceSource
+	// unvalidated are the tools offered whose outputSchema does not
+	// compile, and why: their results are not validated.
+	unvalidated []switchboard.QuarantinedTool
 }
 
 // NewCatalog builds a catalog over sources. A tool that cannot be offered
 // to a model is quarantined with its reason, never failing the others: its
 // schema cannot be made valid (see NormalizeSchema), it must be called as
-// a task (execution.taskSupport "required", which Switchboard does not do),
-// or its exposed name is taken already (by a tool of the same server, or of
-// an earlier source: "a__b" with tool "c" and "a" with tool "b__c" are
-// both a__b__c). It returns an error wrapping switchboard.ErrConflict when
-// two servers' names would expose their tools under one prefix (see
-// CheckServerNames), and one wrapping switchboard.ErrInvalid for an invalid
-// policy.
+// a task (execution.taskSupport "required") and its server does not take
+// tasks, or its exposed name is taken already (by a tool of the same
+// server, or of an earlier source: "a__b" with tool "c" and "a" with tool
+// "b__c" are both a__b__c). A tool's outputSchema is compiled here, once:
+// one that does not compile leaves the tool offered, its results not
+// validated (see Unvalidated). It returns an error wrapping
+// switchboard.ErrConflict when two servers' names would expose their tools
+// under one prefix (see CheckServerNames), and one wrapping
+// switchboard.ErrInvalid for an invalid policy.
 func NewCatalog(sources []Source) (*Catalog, error) {
 	c := &Catalog{byName: make(map[string]*Entry)}
 	names := make([]string, len(sources))
@@ -191,8 +203,9 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				}
 				continue
 			}
-			if t.TaskSupport == "required" {
-				quarantine(t.Name, "it can only be called as a task (execution.taskSupport: required), which Switchboard does not do")
+			if t.TaskSupport == "required" && !t.TaskCalls {
+				quarantine(t.Name, "it can only be called as a task (execution.taskSupport: required), "+
+					"and its server does not take tasks (its capabilities lack tasks.requests.tools.call)")
 				continue
 			}
 			params, err := NormalizeSchema(t.InputSchema, keys(src.Policy.Inject))
@@ -219,6 +232,11 @@ func NewCatalog(sources []Source) (*Catalog, error) {
 				approval:    src.Policy.RequireApproval.For(t.Name),
 				parallel:    src.Policy.Parallel,
 				budget:      src.Policy.budget(t.Name),
+				Icons:       t.Icons,
+			}
+			if e.output, err = compileOutputSchema(t.OutputSchema); err != nil {
+				c.unvalidated = append(c.unvalidated, switchboard.QuarantinedTool{Server: name, Tool: t.Name,
+					Reason: err.Error() + "; its results are not validated"})
 			}
 			c.ordered = append(c.ordered, e)
 			c.byName[exposed] = e
@@ -252,7 +270,8 @@ func (c *Catalog) Limit(n int, reason string) *Catalog {
 	if n < 0 || len(c.ordered) <= n {
 		return c
 	}
-	l := &Catalog{ordered: c.ordered[:n:n], byName: make(map[string]*Entry, n), quarantined: c.quarantined, resources: c.resources}
+	l := &Catalog{ordered: c.ordered[:n:n], byName: make(map[string]*Entry, n), quarantined: c.quarantined, unvalidated: c.unvalidated,
+		resources: c.resources}
 	for _, e := range l.ordered {
 		l.byName[e.ExposedName] = e
 	}
@@ -284,12 +303,16 @@ func (c *Catalog) Quarantined() []switchboard.QuarantinedTool {
 // their reasons.
 func (c *Catalog) LeftOut() []switchboard.QuarantinedTool { return c.leftOut }
 
+// Unvalidated returns the tools offered whose outputSchema does not
+// compile, with the reason: their results are not checked against it.
+func (c *Catalog) Unvalidated() []switchboard.QuarantinedTool { return c.unvalidated }
+
 // Infos describes the exposed tools, sorted by exposed name.
 func (c *Catalog) Infos() []switchboard.ToolInfo {
 	out := make([]switchboard.ToolInfo, len(c.entries))
 	for i, e := range c.entries {
 		out[i] = switchboard.ToolInfo{Name: e.ExposedName, Server: e.Server, Tool: e.Tool,
-			Description: e.Definition.Description, Parameters: e.Definition.Parameters, Annotations: e.Annotations}
+			Description: e.Definition.Description, Parameters: e.Definition.Parameters, Annotations: e.Annotations, Icons: e.Icons}
 	}
 	return out
 }
@@ -349,7 +372,9 @@ func (c *Catalog) Prepare(rc switchboard.RequestedCall, caller Caller) switchboa
 // Run executes a prepared call and fills in its result, status, error and
 // duration. A tool's own failure, a broken connection, a timeout and a
 // cancellation all end up in the call's fields, to be told to the model;
-// Run never fails.
+// Run never fails. So does a result whose structured content does not match
+// the tool's outputSchema (class invalid_result). A call run as an MCP task
+// records the task's id and its last status.
 func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	e, ok := c.byName[call.ExposedName]
 	if !ok || call.Status != switchboard.CallRunning {
@@ -364,17 +389,29 @@ func (c *Catalog) Run(ctx context.Context, call *switchboard.ToolCall) {
 	call.SessionScope, call.SessionKey = string(scope), key
 	res, err := e.conn.CallTool(callCtx, caller, e.Tool, call.Arguments)
 	cancel()
-	settle(ctx, call, start, res, err, fmt.Sprintf("the tool did not answer within %s", e.timeout))
+	settle(ctx, call, start, res, err, e.output, fmt.Sprintf("the tool did not answer within %s", e.timeout))
 }
 
 // settle fills in call's outcome from a server's answer res, or err:
 // its result and binary content, status, error class and error, duration.
+// output, when not nil, is the schema the structured content must meet;
 // timedOut is the error of a call that timed out.
-func settle(ctx context.Context, call *switchboard.ToolCall, start time.Time, res *mcpclient.Result, err error, timedOut string) {
+func settle(ctx context.Context, call *switchboard.ToolCall, start time.Time, res *mcpclient.Result, err error,
+	output *jsonschema.Schema, timedOut string) {
 	call.Duration = time.Since(start)
 	call.FinishedAt = start.Add(call.Duration)
 	if res != nil {
 		call.SessionGeneration = res.Generation
+		if res.Task != nil {
+			call.TaskID, call.TaskStatus = res.Task.ID, res.Task.Status
+		}
+	}
+	if task, ok := mcpclient.TaskOf(err); ok {
+		call.TaskID, call.TaskStatus = task.ID, task.Status
+	}
+	var invalid error
+	if err == nil && !res.IsError && output != nil {
+		invalid = checkOutput(output, res.Structured)
 	}
 	switch {
 	case err == nil:
@@ -382,11 +419,19 @@ func settle(ctx context.Context, call *switchboard.ToolCall, start time.Time, re
 		call.StructuredResult = res.Structured
 		call.Content = contentParts(call.ID, res.Parts)
 		call.ResultSize = len(res.Text) + len(res.Structured)
-		if res.IsError {
+		switch {
+		case res.IsError:
 			call.Status = switchboard.CallFailed
 			call.ErrorClass = switchboard.ErrorClassTool
 			call.Error = firstLine(res.Text)
-		} else {
+		case invalid != nil:
+			// The structured content stays in the ledger, for admins; the
+			// model reads why it cannot be used.
+			call.Status = switchboard.CallFailed
+			call.ErrorClass = switchboard.ErrorClassInvalidResult
+			call.Error = invalid.Error()
+			call.Result = "error: " + call.Error
+		default:
 			call.Status = switchboard.CallSucceeded
 		}
 	case ctx.Err() != nil:

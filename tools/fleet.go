@@ -163,7 +163,7 @@ type Fleet struct {
 	closed  bool
 
 	rebuildMu   sync.Mutex
-	reported    map[switchboard.QuarantinedTool]bool // quarantines logged already
+	reported    map[switchboard.QuarantinedTool]bool // quarantines and unvalidated tools logged already
 	leftOutKey  string                               // the tools over MaxTools logged last
 	reportAgain bool                                 // log the tools over MaxTools even if unchanged
 
@@ -454,7 +454,8 @@ func (f *Fleet) Supervisor(name string) *mcpclient.Supervisor {
 // Servers reports on every configured server, by name: its state, the tools
 // the catalog exposes of it, those it quarantined or left out over
 // FleetOptions.MaxTools and why, restarts, last error and stderr tail, its
-// scope and its sessions. A disabled server is reported stopped.
+// scope and its sessions, its icons and its tools'. A disabled server is
+// reported stopped.
 func (f *Fleet) Servers() []switchboard.ServerStatus {
 	f.mu.Lock()
 	specs := maps.Clone(f.specs)
@@ -462,8 +463,15 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 	f.mu.Unlock()
 	cat := f.Current()
 	exposed := map[string][]string{}
+	icons := map[string]map[string][]switchboard.Icon{}
 	for _, e := range cat.Entries() {
 		exposed[e.Server] = append(exposed[e.Server], e.ExposedName)
+		if len(e.Icons) > 0 {
+			if icons[e.Server] == nil {
+				icons[e.Server] = map[string][]switchboard.Icon{}
+			}
+			icons[e.Server][e.ExposedName] = e.Icons
+		}
 	}
 	quarantined := map[string][]switchboard.QuarantinedTool{}
 	for _, q := range cat.Quarantined() {
@@ -484,7 +492,7 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 				s := r.sup.Status()
 				st.State, st.Restarts = s.State, s.Restarts
 				st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
-				st.StderrTail = s.Stderr
+				st.StderrTail, st.Icons = s.Stderr, s.Icons
 			} else {
 				// Per-user credentials: the server is its users' sessions.
 				st.State = switchboard.ServerReady
@@ -492,7 +500,7 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 					st.State, st.LastError = switchboard.ServerStarting, "its tools are not known until a user who connected it calls it"
 				}
 			}
-			st.Tools, st.Quarantined = exposed[name], quarantined[name]
+			st.Tools, st.Quarantined, st.ToolIcons = exposed[name], quarantined[name], icons[name]
 			if r.pool != nil {
 				st.Sessions = sessionStatuses(r.pool.Sessions())
 			}
@@ -556,6 +564,12 @@ func (f *Fleet) rebuild() {
 		if !f.reported[q] {
 			f.reported[q] = true
 			f.log.Warn("tool quarantined", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
+		}
+	}
+	for _, q := range cat.Unvalidated() {
+		if !f.reported[q] {
+			f.reported[q] = true
+			f.log.Warn("tool results not validated", "server", q.Server, "tool", q.Tool, "reason", q.Reason)
 		}
 	}
 	f.reportLeftOut(cat)

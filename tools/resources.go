@@ -70,13 +70,13 @@ func (c *Catalog) ReadResource(ctx context.Context, call *switchboard.ToolCall) 
 		URI    string `json:"uri"`
 	}
 	if err := json.Unmarshal(call.Arguments, &args); err != nil || args.Server == "" || args.URI == "" {
-		settle(ctx, call, start, nil, fmt.Errorf(`arguments must be {"server": "...", "uri": "..."}: %w`, switchboard.ErrInvalid), "")
+		settle(ctx, call, start, nil, fmt.Errorf(`arguments must be {"server": "...", "uri": "..."}: %w`, switchboard.ErrInvalid), nil, "")
 		return
 	}
 	r, ok := c.resources[args.Server]
 	if !ok {
 		settle(ctx, call, start, nil, fmt.Errorf("no server %q with resources; servers with resources: %s: %w",
-			args.Server, strings.Join(c.ResourceServers(), ", "), switchboard.ErrInvalid), "")
+			args.Server, strings.Join(c.ResourceServers(), ", "), switchboard.ErrInvalid), nil, "")
 		return
 	}
 	caller := Caller{UserID: call.UserID, ConversationID: call.ConversationID}
@@ -85,5 +85,5 @@ func (c *Catalog) ReadResource(ctx context.Context, call *switchboard.ToolCall) 
 	readCtx, cancel := context.WithTimeout(ctx, r.timeout)
 	res, err := r.server.ReadResource(readCtx, caller, args.URI)
 	cancel()
-	settle(ctx, call, start, res, err, fmt.Sprintf("the server did not answer within %s", r.timeout))
+	settle(ctx, call, start, res, err, nil, fmt.Sprintf("the server did not answer within %s", r.timeout))
 }

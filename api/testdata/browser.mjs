@@ -174,6 +174,11 @@ await run(async (browser) => {
   await page.locator('#tab-servers').click();
   await page.locator('.server-card[data-server="tasks"] .stderr').waitFor();
   check((await page.locator('.server-card[data-server="tasks"] .badge').first().textContent()) === 'ready', 'tasks is ready');
+  const icons = await page.locator('.server-card[data-server="tasks"] img.icon').evaluateAll((imgs) =>
+    imgs.map((i) => ({ src: i.getAttribute('src'), loaded: i.complete && i.naturalWidth > 0, chip: i.parentElement.textContent })));
+  check(icons.length === 2 && icons.every((i) => i.src.startsWith('data:image/png;base64,') && i.loaded),
+    'the server and add_task show their PNG icons, loaded; the SVG and script URLs are not shown: ' + JSON.stringify(icons));
+  check(icons[1].chip === 'tasks__add_task', "add_task's chip has its icon: " + icons[1].chip);
   await shot(page, 'admin-6-servers');
 
   step('a wider laptop screen (1440x900)');

@@ -88,7 +88,8 @@ func token(args []string, getenv env, stdout, stderr io.Writer) error {
 
 // listTools connects to the configured servers and prints the catalog: each
 // tool's exposed name, server, annotations and description; the quarantined
-// tools with their reasons; and the servers that did not connect, with why.
+// tools with their reasons; those whose outputSchema does not compile (their
+// results are not validated); and the servers that did not connect, with why.
 // It waits for every server's first connection attempt (each bounded by its
 // init_timeout), and fails when a required server does not connect.
 func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -127,6 +128,12 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 	if q := catalog.Quarantined(); len(q) > 0 {
 		fmt.Fprintln(stdout, "\nQuarantined (left out of the catalog):")
 		for _, t := range q {
+			fmt.Fprintf(stdout, "  %s/%s: %s\n", t.Server, t.Tool, t.Reason)
+		}
+	}
+	if u := catalog.Unvalidated(); len(u) > 0 {
+		fmt.Fprintln(stdout, "\nOffered, their results not validated:")
+		for _, t := range u {
 			fmt.Fprintf(stdout, "  %s/%s: %s\n", t.Server, t.Tool, t.Reason)
 		}
 	}

@@ -151,9 +151,11 @@ func TestServeSupervisesAndReloads(t *testing.T) {
 	// machine: it joins when ready.
 	var code int
 	var servers map[string]serverJSON
-	waitFor(20*time.Second, "tasks to be ready", func() bool {
+	// Its tools join the catalog when it is rebuilt, just after the state
+	// changes.
+	waitFor(20*time.Second, "tasks to be ready, its tools in the catalog", func() bool {
 		code, servers = adminServers(t, base, token, "GET", "")
-		return servers["tasks"].State == "ready"
+		return servers["tasks"].State == "ready" && len(servers["tasks"].Tools) > 0
 	})
 	if code != http.StatusOK || len(servers["tasks"].Tools) != 5 || servers["hanging"].State != "starting" {
 		t.Fatalf("GET /api/admin/servers: %d %+v", code, servers)
@@ -168,7 +170,7 @@ func TestServeSupervisesAndReloads(t *testing.T) {
 	waitFor(20*time.Second, "the reload", func() bool {
 		_, servers = adminServers(t, base, token, "GET", "")
 		_, hanging := servers["hanging"]
-		return !hanging && servers["more"].State == "ready"
+		return !hanging && servers["more"].State == "ready" && len(servers["more"].Tools) > 0
 	})
 	if tools := servers["more"].Tools; len(tools) != 1 || tools[0] != "more__list_tasks" {
 		t.Errorf("more: tools %v, want only more__list_tasks", tools)

@@ -269,6 +269,7 @@ func testSaveTurnUpsert(t *testing.T, s Store) {
 	finished.ResultSize = 12
 	finished.Truncated = true
 	finished.SessionScope, finished.SessionKey, finished.SessionGeneration = "user", "alice", 42
+	finished.TaskID, finished.TaskStatus = "786512e2-9e0d-44bd-8f29-789f320fe840", "completed"
 	finished.FinishedAt = started.StartedAt.Add(finished.Duration)
 	// Fields that only the insert writes.
 	changed := finished

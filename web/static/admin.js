@@ -17,6 +17,7 @@ import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 /** @typedef {import('./protocol.js').Conversation} Conversation */
 /** @typedef {import('./protocol.js').Message} Message */
 /** @typedef {import('./protocol.js').ServerStatus} ServerStatus */
+/** @typedef {import('./protocol.js').Icon} Icon */
 /** @typedef {import('./protocol.js').ToolCallStats} ToolCallStats */
 /** @typedef {import('./protocol.js').UserConnection} UserConnection */
 /** @typedef {Record<string, string | undefined>} Params a view's query */
@@ -306,6 +307,7 @@ async function openCall(id) {
     ['Result size', c.result_size + ' bytes' + (c.truncated ? ' (truncated for the model)' : '')],
   ];
   if (c.error_class) facts.push(['Error class', c.error_class]);
+  if (c.task_id) facts.push(['MCP task', `${c.task_id} · ${c.task_status || 'unknown'}`]);
   /** @type {HTMLElement[]} */
   const sections = [
     el('dl', { class: 'facts' }, ...facts.flatMap(([k, v, title]) => [el('dt', {}, k), el('dd', { title: title || false }, v)])),
@@ -388,6 +390,40 @@ function rateBar(rate) {
 
 // --- Servers ---------------------------------------------------------------
 
+// SAFE_ICON matches the icon URLs the console loads: https:, or a base64
+// data: URL of a PNG, JPEG, GIF or WebP image. Never SVG (a document that
+// can carry script), never another scheme. The server filters icons too;
+// this is the page's own check, and the CSP's img-src allows no more.
+const SAFE_ICON = /^(https:\/\/[^\s"'<>]+|data:image\/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/]+=*)$/;
+
+/**
+ * iconSrc returns the src of the first icon the console may show, preferring
+ * one for a light background (its theme), or null.
+ * @param {Icon[] | undefined} icons
+ * @returns {string | null}
+ */
+function iconSrc(icons) {
+  const safe = (icons || []).filter((i) => typeof i.src === 'string' && SAFE_ICON.test(i.src) &&
+    !/\.svg([?#]|$)/i.test(i.src) && !/svg/i.test(i.mime_type || ''));
+  const pick = safe.find((i) => i.theme !== 'dark') || safe[0];
+  return pick ? pick.src : null;
+}
+
+/**
+ * icon renders an icon as an <img> of size px, or nothing when none may be
+ * shown.
+ * @param {Icon[] | undefined} icons
+ * @param {number} px
+ */
+function icon(icons, px) {
+  const src = iconSrc(icons);
+  if (!src) return null;
+  const img = el('img', { class: 'icon', src, alt: '', width: px, height: px, loading: 'lazy', referrerpolicy: 'no-referrer', decoding: 'async' });
+  img.style.verticalAlign = 'text-bottom';
+  img.style.marginRight = '0.35em';
+  return img;
+}
+
 async function renderServers() {
   /** @type {[{servers: ServerStatus[]}, {connections: UserConnection[]}]} */
   const [r, conns] = await Promise.all([api(session, 'GET', '/api/admin/servers'), api(session, 'GET', '/api/admin/connections')]);
@@ -413,12 +449,12 @@ async function renderServers() {
     ];
     /** @type {HTMLElement[]} */
     const parts = [
-      el('div', { class: 'server-head' }, el('h2', {}, s.name), el('span', { class: 'badge state-' + s.state }, s.state)),
+      el('div', { class: 'server-head' }, el('h2', {}, icon(s.icons, 20), s.name), el('span', { class: 'badge state-' + s.state }, s.state)),
       el('dl', { class: 'facts compact' }, ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)])),
     ];
     if (s.last_error) parts.push(el('div', { class: 'notice error small' }, el('strong', {}, 'Last error'), s.last_error_at ? ` (${fmtTime(s.last_error_at)})` : '', ': ', s.last_error));
     parts.push(el('h3', {}, `Tools (${s.tools.length})`),
-      s.tools.length ? el('div', { class: 'chips' }, ...s.tools.map((t) => el('span', { class: 'chip static' }, t))) : el('p', { class: 'muted small' }, 'None.'));
+      s.tools.length ? el('div', { class: 'chips' }, ...s.tools.map((t) => el('span', { class: 'chip static' }, icon((s.tool_icons || {})[t], 14), t))) : el('p', { class: 'muted small' }, 'None.'));
     if (s.quarantined.length) {
       parts.push(el('h3', {}, `Quarantined (${s.quarantined.length})`),
         el('ul', { class: 'quarantined' }, ...s.quarantined.map((q) => el('li', {}, el('strong', {}, q.tool), ': ', q.reason))));

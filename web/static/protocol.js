@@ -264,6 +264,8 @@ export const Code = Object.freeze(wire.code);
  * @property {boolean} truncated
  * @property {string} started_at
  * @property {string | null} finished_at null while the call runs or awaits approval
+ * @property {string} [task_id] the MCP task the call ran as, if it did
+ * @property {string} [task_status] that task's last status
  * @property {ContentRef[]} [content] the result's binary parts, at admin URLs
  */
 
@@ -284,6 +286,16 @@ export const Code = Object.freeze(wire.code);
  */
 
 /**
+ * An icon an MCP server declared for itself or a tool. Untrusted: see
+ * admin.js's iconSrc before showing one.
+ * @typedef {object} Icon
+ * @property {string} src
+ * @property {string} [mime_type]
+ * @property {string[]} [sizes]
+ * @property {string} [theme] light or dark
+ */
+
+/**
  * An MCP server's health (GET /api/admin/servers).
  * @typedef {object} ServerStatus
  * @property {string} name
@@ -297,6 +309,8 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [last_error_at]
  * @property {string} [connected_at]
  * @property {string[]} stderr_tail
+ * @property {Icon[]} [icons] the server's own
+ * @property {Record<string, Icon[]>} [tool_icons] its tools', by exposed name
  */
 
 /**
