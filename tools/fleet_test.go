@@ -418,9 +418,10 @@ func TestFleetEverything(t *testing.T) {
 	if err := f.Start(t.Context(), specs); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the task-only tool to be listed and offered", func() bool {
+	waitFor(t, 20*time.Second, "the task-only tool to be listed and offered, and slow's tools", func() bool {
 		_, ok := f.Current().Lookup("everything__simulate-research-query")
-		return ok
+		_, slow := f.Current().Lookup("slow__trigger-long-running-operation")
+		return ok && slow
 	})
 	if q := status(t, f, "everything").Quarantined; len(q) != 0 {
 		t.Errorf("quarantined: %+v, want none", q)
