@@ -387,7 +387,7 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 		var req mcp.InitializeRequest
 		req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
 		req.Params.ClientInfo = mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion}
-		req.Params.Capabilities = mcp.ClientCapabilities{}
+		req.Params.Capabilities = clientCapabilities(c.cfg)
 		var err error
 		info, err = c.client.Initialize(initCtx, req)
 		if err != nil {
