@@ -2,6 +2,7 @@ package mcpclient
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,11 +87,21 @@ type ElicitResult struct {
 	Content json.RawMessage `json:"content,omitempty"`
 }
 
-// SamplingRequest is a server's sampling/createMessage request, as sent.
+// DefaultSamplingMaxTokens caps a sampling request's maxTokens when
+// Config.SamplingMaxTokens is zero.
+const DefaultSamplingMaxTokens = 1024
+
+// SamplingRequest is a server's sampling/createMessage request.
 type SamplingRequest struct {
-	// Params are the request's params (messages, modelPreferences,
-	// systemPrompt, maxTokens, ...).
+	// Params are the request's params as sent (messages,
+	// modelPreferences, systemPrompt, maxTokens, ...).
 	Params json.RawMessage
+	// Approve says that a person must approve the request first (the
+	// server's sampling setting is approve).
+	Approve bool
+	// MaxTokens caps the tokens the model may answer with (the server's
+	// sampling_max_tokens).
+	MaxTokens int
 }
 
 // Asker answers what a server asks during one call, on behalf of the
@@ -250,7 +261,8 @@ func (c *Conn) answerRequest(token, method string, params json.RawMessage) (any,
 		defer call.clock.resume()
 		ctx, stop := c.askContext(call, 0)
 		defer stop()
-		res, err := call.asker.CreateMessage(ctx, c.name, SamplingRequest{Params: params})
+		res, err := call.asker.CreateMessage(ctx, c.name, SamplingRequest{Params: params,
+			Approve: c.cfg.Sampling == SamplingApprove, MaxTokens: cmp.Or(c.cfg.SamplingMaxTokens, DefaultSamplingMaxTokens)})
 		if err != nil {
 			return nil, requestError(err)
 		}

@@ -77,6 +77,9 @@ type Config struct {
 	// and a request gets an error), SamplingAllow or SamplingApprove (the
 	// call's Asker decides; see asks.go).
 	Sampling string
+	// SamplingMaxTokens caps the maxTokens of a sampling request; zero
+	// means DefaultSamplingMaxTokens.
+	SamplingMaxTokens int
 	// AskTimeout bounds the wait for the answer to one elicitation; zero
 	// means DefaultAskTimeout. The call's own timeout does not run while
 	// it waits for a person.
@@ -139,6 +142,9 @@ func (cfg Config) Validate() error {
 	case "", SamplingDeny, SamplingAllow, SamplingApprove:
 	default:
 		return fmt.Errorf("mcp server %s: sampling %q: want deny, allow or approve: %w", cfg.Name, cfg.Sampling, switchboard.ErrInvalid)
+	}
+	if cfg.SamplingMaxTokens < 0 {
+		return fmt.Errorf("mcp server %s: negative sampling_max_tokens: %w", cfg.Name, switchboard.ErrInvalid)
 	}
 	if cfg.AskTimeout < 0 {
 		return fmt.Errorf("mcp server %s: negative elicitation_timeout: %w", cfg.Name, switchboard.ErrInvalid)
