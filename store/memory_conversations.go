@@ -139,6 +139,11 @@ func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) erro
 			delete(m.calls, cid)
 		}
 	}
+	for iid, in := range m.inputs {
+		if in.ConversationID == key {
+			delete(m.inputs, iid)
+		}
+	}
 	return nil
 }
 
