@@ -146,6 +146,11 @@ const (
 	TurnMaxSteps         TurnStatus = "max_steps"
 	TurnCancelled        TurnStatus = "cancelled"
 	TurnAwaitingApproval TurnStatus = "awaiting_approval"
+	// TurnAwaitingInput is a turn whose call waits for the user's answer
+	// to a question of its server (an Input). It is reported, never
+	// stored: the turn's row stays running while its instance holds the
+	// server's open request.
+	TurnAwaitingInput TurnStatus = "awaiting_input"
 )
 
 // Turn is one chat request: the user's message and everything the loop did to

@@ -112,9 +112,12 @@ const (
 	// ours: the user must connect a server (sign in, or give its secrets)
 	// before its calls run as them.
 	partConnectionRequired partType = "data-connection-required"
-	partError              partType = "error"
-	partFinishStep         partType = "finish-step"
-	partFinish             partType = "finish"
+	// a question of a server to the user (an elicitation): its data is the
+	// input, as the JSON reply's pending_inputs list it
+	partElicitation partType = "data-elicitation"
+	partError       partType = "error"
+	partFinishStep  partType = "finish-step"
+	partFinish      partType = "finish"
 	// a file of the message: an image a tool returned
 	partFile partType = "file"
 )
@@ -366,6 +369,14 @@ func (s *uiStream) ApprovalRequested(c switchboard.ToolCall) {
 	s.flush()
 }
 
+// InputRequested sends a server's question as a data-elicitation part; the
+// turn's finish follows (it is reported awaiting_input).
+func (s *uiStream) InputRequested(in switchboard.Input) {
+	s.closeText()
+	s.part(dataPart{Type: partElicitation, ID: in.ID, Data: toInputDTO(in)})
+	s.flush()
+}
+
 func (s *uiStream) StepFinished(int) {
 	s.closeText()
 	s.part(part{Type: partFinishStep})
@@ -395,7 +406,7 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 		reason, code = "error", d.Code
 	case t.Status == switchboard.TurnMaxSteps:
 		reason = "length"
-	case t.Status == switchboard.TurnAwaitingApproval:
+	case t.Status == switchboard.TurnAwaitingApproval, t.Status == switchboard.TurnAwaitingInput:
 		reason = "tool-calls"
 	}
 	s.part(finishPart{Type: partFinish, FinishReason: reason,

@@ -79,6 +79,7 @@ type Store interface {
 	TurnStore
 	ResumeStore
 	ConversationStore
+	InputStore
 }
 
 // Catalogs gives the current tool catalog. *tools.Registry implements it.
@@ -165,6 +166,8 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	running map[string]*runningTurn // by conversation id
+	// waiting wakes the calls waiting here for answers, by input id.
+	waiting map[string]chan struct{}
 
 	// background owns the goroutines that outlive a request (reconcile);
 	// Close stops and waits for them.
@@ -313,6 +316,9 @@ type Result struct {
 	// Pending are the calls awaiting approval when the turn stopped as
 	// awaiting_approval.
 	Pending []switchboard.ToolCall
+	// Inputs are the questions of servers waiting for the user's answer
+	// when the turn is reported awaiting_input.
+	Inputs []switchboard.Input
 	// Replayed is true when the result is that of an earlier request with
 	// the same idempotency key, read back from the store.
 	Replayed bool
@@ -332,16 +338,23 @@ type Result struct {
 // req.Decisions, first those of applying them (see decideFirst): the
 // message is then not stored, though tools of the decided calls may have
 // run.
+//
+// When a server asks the user something during a call (see asks.go), Run
+// returns at once with the turn awaiting_input and its pending inputs; the
+// turn goes on in the background until it is answered (Answer) or
+// cancelled.
 func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := o.run(ctx, req, ev)
-		// Two first messages of one new chat raced to create it: the
-		// loser, which stored nothing and told ev nothing, joins the
-		// conversation the winner made.
-		if attempt > 0 || req.ExternalConversationID == "" || switchboard.ErrorCode(err) != "conversation_exists" {
-			return res, err
+	return o.detachable(ctx, req.UserID, ev, func(ctx context.Context, ev Events) (*Result, error) {
+		for attempt := 0; ; attempt++ {
+			res, err := o.run(ctx, req, ev)
+			// Two first messages of one new chat raced to create it: the
+			// loser, which stored nothing and told ev nothing, joins the
+			// conversation the winner made.
+			if attempt > 0 || req.ExternalConversationID == "" || switchboard.ErrorCode(err) != "conversation_exists" {
+				return res, err
+			}
 		}
-	}
+	})
 }
 
 func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
@@ -361,6 +374,7 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 	defer func() { endSpan(span, err) }()
 	waitUntil := time.Now().Add(o.opts.TurnWait)
 	if at.conversationID != "" {
+		o.cancelAwaitingInput(ctx, req.UserID, at.conversationID)
 		unlock, err := o.lock(ctx, at.conversationID, waitUntil)
 		if err != nil {
 			return nil, err

@@ -380,13 +380,20 @@ func listenCancels(ctx context.Context, cfg *Config, orch *orchestrator.Orchestr
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		store.ListenCancels(ctx, url, logger, func(turnID string) { orch.CancelTurn(turnID) })
+	}()
+	// Answers to servers' questions, for the calls of this instance that
+	// wait for them.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		store.ListenInputs(ctx, url, logger, orch.InputAnswered)
 	}()
 	return func() {
 		cancel()
+		<-done
 		<-done
 	}
 }

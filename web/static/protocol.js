@@ -34,6 +34,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolApproval": "tool-approval-request",
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
+    "elicitation": "data-elicitation",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -54,7 +55,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "failed": "failed",
     "maxSteps": "max_steps",
     "cancelled": "cancelled",
-    "awaitingApproval": "awaiting_approval"
+    "awaitingApproval": "awaiting_approval",
+    "awaitingInput": "awaiting_input"
   },
   "role": {
     "user": "user",
@@ -127,6 +129,24 @@ export const Code = Object.freeze(wire.code);
  * @property {string} sha256
  * @property {string} [uri] a resource's
  * @property {string} url
+ */
+
+/**
+ * A server's question to the user (MCP elicitation), as the
+ * data-elicitation part's data and the JSON reply's pending_inputs list it.
+ * Answer it with POST /api/{user}/conversations/{conversation}/inputs/{id}
+ * and {action: 'accept' | 'decline' | 'cancel', content}: a form's content
+ * must fit requested_schema; a url input is accepted once the link is open.
+ * @typedef {object} InputRequest
+ * @property {string} id
+ * @property {string} tool_call_id the ledger id of the call that asked
+ * @property {string} server
+ * @property {'form' | 'url'} mode
+ * @property {string} message
+ * @property {object} [requested_schema] a flat object schema: strings (with format email, uri, date, date-time), numbers, integers, booleans, enums (enum, oneOf with titles, enumNames), arrays of enums; defaults
+ * @property {string} [url] the link to open (url mode)
+ * @property {string} status
+ * @property {string} created_at
  */
 
 /**
