@@ -132,6 +132,7 @@ type service struct {
 	url   string
 	model *llmtest.Server
 	store testStore
+	orch  *orchestrator.Orchestrator
 }
 
 func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder) *service {
@@ -188,7 +189,7 @@ func newServiceOver(t *testing.T, st testStore, sources []tools.Source, respond 
 	deps.Chat, deps.Store, deps.Tools, deps.Auth = orch, st, registry, authn
 	srv := httptest.NewServer(api.NewHandler(deps, apiOpts))
 	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, model: model, store: st}
+	return &service{url: srv.URL, model: model, store: st, orch: orch}
 }
 
 func token(t *testing.T, user string) string {

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,9 +35,9 @@ import (
 // The turn's row stays running all along (its instance holds its lease);
 // replies report awaiting_input while it has a pending input.
 
-// inputPoll is how often a call waiting for an answer looks at the store,
-// for an answer whose notification it missed.
-const inputPoll = 2 * time.Second
+// defaultInputPoll is how often a call waiting for an answer looks at the
+// store, for an answer whose notification it missed (Options.InputPoll).
+const defaultInputPoll = 2 * time.Second
 
 // stopPoll is how often Answer looks at the store for the next stop of a
 // turn that runs on another instance.
@@ -374,7 +375,7 @@ func (a *callAsker) Elicit(ctx context.Context, server string, e tools.Elicitati
 	if a.p != nil {
 		a.p.pause(in)
 	}
-	poll := time.NewTicker(inputPoll)
+	poll := time.NewTicker(cmp.Or(o.opts.InputPoll, defaultInputPoll))
 	defer poll.Stop()
 	for {
 		select {

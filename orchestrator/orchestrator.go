@@ -136,6 +136,10 @@ type Options struct {
 	// is refused with turn_running; 0 means DefaultTurnWait, below 0 no
 	// wait at all.
 	TurnWait time.Duration
+	// InputPoll is how often a call waiting for the user's answer to a
+	// server's question looks at the store, for an answer given on another
+	// instance whose notification it missed; 0 means every 2s.
+	InputPoll time.Duration
 	// Observer, when set, is told of ended turns, tool calls and model
 	// usage.
 	Observer Observer
