@@ -303,6 +303,12 @@ type ToolDefinition struct {
 type ModelRequest struct {
 	Messages []Message
 	Tools    []ToolDefinition
+	// Model, when set, names the model to ask instead of the configured
+	// one (a server's sampling request that prefers another the model
+	// server offers).
+	Model string
+	// MaxTokens, when positive, caps the reply's tokens.
+	MaxTokens int
 }
 
 // ModelReply is the model's answer to one ModelRequest: text, or tool calls,

@@ -60,6 +60,8 @@ type testStore interface {
 	orchestrator.Store
 	api.Store
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	ListSamplings(ctx context.Context, toolCallID string) ([]switchboard.Sampling, error)
+	GetInput(ctx context.Context, userID, id string) (switchboard.Input, error)
 }
 
 func stores(t *testing.T) map[string]func(t *testing.T) testStore {

@@ -6,6 +6,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -159,9 +160,10 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 		}
 	}()
 	creq := openai.ChatCompletionRequest{
-		Model:    c.cfg.Model,
-		Messages: *msgs,
-		Tools:    toOpenAITools(req.Tools),
+		Model:     cmp.Or(req.Model, c.cfg.Model),
+		Messages:  *msgs,
+		Tools:     toOpenAITools(req.Tools),
+		MaxTokens: req.MaxTokens,
 	}
 	var (
 		reply switchboard.ModelReply

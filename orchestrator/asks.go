@@ -362,16 +362,24 @@ type callAsker struct {
 // Elicit stores the question, tells the request waiting for the turn, and
 // waits for the answer.
 func (a *callAsker) Elicit(ctx context.Context, server string, e tools.Elicitation) (tools.ElicitResult, error) {
+	return a.ask(ctx, switchboard.Input{Server: server, Mode: e.Mode, Message: e.Message, RequestedSchema: e.RequestedSchema,
+		URL: e.URL, ElicitationID: e.ElicitationID})
+}
+
+// ask stores in, a question of the call's server to the user, tells the
+// request waiting for the turn, and waits for the answer; one that does
+// not come (the turn cancelled, the wait's bound, the connection ended)
+// is cancel.
+func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.ElicitResult, error) {
 	o := a.t.o
-	in := switchboard.Input{UserID: a.call.UserID, ConversationID: a.call.ConversationID, TurnID: a.call.TurnID, ToolCallID: a.call.ID,
-		Server: server, Mode: e.Mode, Message: e.Message, RequestedSchema: e.RequestedSchema, URL: e.URL, ElicitationID: e.ElicitationID}
+	in.UserID, in.ConversationID, in.TurnID, in.ToolCallID = a.call.UserID, a.call.ConversationID, a.call.TurnID, a.call.ID
 	if err := o.store.CreateInput(ctx, &in); err != nil {
 		return tools.ElicitResult{}, fmt.Errorf("the question could not be stored: %w", err)
 	}
 	woken, forget := o.waitInput(in.ID)
 	defer forget()
 	o.logger.Info("mcp server asks the user", "user_id", in.UserID, "conversation_id", in.ConversationID, "turn_id", in.TurnID,
-		"call_id", in.ToolCallID, "server", server, "input_id", in.ID, "mode", in.Mode)
+		"call_id", in.ToolCallID, "server", in.Server, "input_id", in.ID, "mode", in.Mode)
 	if a.p != nil {
 		a.p.pause(in)
 	}
@@ -414,11 +422,6 @@ func (a *callAsker) Elicit(ctx context.Context, server string, e tools.Elicitati
 		}
 		return tools.ElicitResult{Action: switchboard.ActionCancel}, nil
 	}
-}
-
-// CreateMessage answers a sampling request: sampling is not offered yet.
-func (a *callAsker) CreateMessage(context.Context, string, tools.SamplingRequest) (json.RawMessage, error) {
-	return nil, &tools.RequestError{Code: -32601, Message: "sampling is not available"}
 }
 
 // ElicitationComplete closes the url-mode input of the call's that the

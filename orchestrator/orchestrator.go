@@ -80,6 +80,7 @@ type Store interface {
 	ResumeStore
 	ConversationStore
 	InputStore
+	SamplingStore
 }
 
 // Catalogs gives the current tool catalog. *tools.Registry implements it.
@@ -136,6 +137,11 @@ type Options struct {
 	// is refused with turn_running; 0 means DefaultTurnWait, below 0 no
 	// wait at all.
 	TurnWait time.Duration
+	// SamplingModels name the models the model server offers to servers'
+	// sampling requests, the configured one first: a request whose model
+	// preferences name one of them (a hint that is part of its name) gets
+	// it; any other, the first.
+	SamplingModels []string
 	// InputPoll is how often a call waiting for the user's answer to a
 	// server's question looks at the store, for an answer given on another
 	// instance whose notification it missed; 0 means every 2s.

@@ -137,6 +137,7 @@ func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) erro
 	for cid, c := range m.calls {
 		if c.ConversationID == key {
 			delete(m.calls, cid)
+			delete(m.samplings, cid)
 		}
 	}
 	for iid, in := range m.inputs {

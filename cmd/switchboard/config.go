@@ -84,6 +84,10 @@ type LLMConfig struct {
 	Vision           bool `yaml:"vision"`
 	MaxImagesPerStep int  `yaml:"max_images_per_step"`
 	MaxImageBytes    int  `yaml:"max_image_bytes"`
+	// SamplingModels are other models the model server offers, which an
+	// MCP server's sampling request may name in its model preferences;
+	// others get model.
+	SamplingModels []string `yaml:"sampling_models"`
 }
 
 // defaultMaxTools is OpenAI's limit on the tools of a chat completion

@@ -119,7 +119,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger,
-		Vision: orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
+		SamplingModels: append([]string{cfg.LLM.Model}, cfg.LLM.SamplingModels...),
+		Vision:         orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
