@@ -185,6 +185,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolApproval, approvalId: string, toolCallId: string}
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
+ *   | {type: typeof Part.elicitation, id: string, data: InputRequest}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
