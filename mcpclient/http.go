@@ -60,11 +60,12 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithHTTPLogger(c.log),
 			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
 		}
-		if c.onToolsChanged != nil {
-			// Without the standalone GET stream, streamable HTTP delivers
-			// notifications only while a request of ours is in flight.
-			opts = append(opts, transport.WithContinuousListening())
-		}
+		// Without the standalone GET stream, streamable HTTP delivers
+		// notifications only while a request of ours is in flight, and a
+		// server's question not tied to a request of ours (the TypeScript
+		// SDK's elicitInput, as its examples call it) is never heard: every
+		// connection holds one open, a Pool's sessions too.
+		opts = append(opts, transport.WithContinuousListening())
 		if c.resuming() {
 			opts = append(opts, transport.WithSession(cfg.Resume.SessionID))
 		}
