@@ -81,6 +81,9 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	s.Interrupted = interrupted
+	if s.Turn.Agent != "" {
+		conv.Agent = s.Turn.Agent
+	}
 	m.conversations[conv.ID] = &conv
 	t := s.Turn
 	m.turns[t.ID] = &t
@@ -166,6 +169,10 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 	t.Timing = u.Turn.Timing
 	t.Error = u.Turn.Error
 	t.FinishedAt = u.Turn.FinishedAt
+	t.Agent, t.Handoffs = u.Turn.Agent, u.Turn.Handoffs
+	if u.ConversationAgent != "" {
+		m.conversations[t.ConversationID].Agent = u.ConversationAgent
+	}
 	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
 	if t.Status != switchboard.TurnRunning {
 		m.conversations[t.ConversationID].UpdatedAt = now
