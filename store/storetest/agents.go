@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func testAgents(t *testing.T, s Store) {
 	handoff := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleAssistant, Type: switchboard.MessageHandoff, Agent: "tasks",
 		Content: "triage handed off to tasks", Handoff: &switchboard.Handoff{From: "triage", To: "tasks"}}
 	answer := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleAssistant, Type: switchboard.MessageText, Agent: "tasks",
-		Content: `{"done":true}`, Structured: json.RawMessage(`{"done":true}`)}
+		Content: `{"done": true}`, Structured: json.RawMessage(`{"done": true, "n": 1}`)}
 	calls := []switchboard.ToolCall{
 		{ID: parent, CallID: "c2", Step: 2, Agent: "tasks", Server: "switchboard", Tool: "ask_planner", ExposedName: "ask_planner",
 			Arguments: json.RawMessage(`{"input":"plan"}`), Status: switchboard.CallSucceeded, StartedAt: now, FinishedAt: now},
@@ -77,10 +78,13 @@ func testAgents(t *testing.T, s Store) {
 	var gotKept []kept
 	for _, m := range msgs {
 		gotKept = append(gotKept, kept{m.Type, m.Agent, m.Handoff, m.Structured})
+		if m.Type == switchboard.MessageText && m.Agent != "" && strings.ContainsAny(string(m.Structured), " \n") {
+			t.Errorf("structured answer: got %s, want it compacted, as both stores keep JSON", m.Structured)
+		}
 	}
 	wantKept := []kept{{Type: switchboard.MessageText}, {switchboard.MessageToolCall, "triage", nil, nil},
 		{Type: switchboard.MessageToolResult}, {switchboard.MessageHandoff, "tasks", &switchboard.Handoff{From: "triage", To: "tasks"}, nil},
-		{switchboard.MessageText, "tasks", nil, json.RawMessage(`{"done":true}`)}}
+		{switchboard.MessageText, "tasks", nil, json.RawMessage(`{"done":true,"n":1}`)}}
 	if diff := cmp.Diff(wantKept, gotKept, jsonEqual); diff != "" {
 		t.Errorf("transcript's agents, handoff and structured answer (-want +got):\n%s", diff)
 	}
