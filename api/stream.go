@@ -408,6 +408,8 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil ||
 		switchboard.IsCode(err, switchboard.CodeTurnCancelled) { // a replay of a cancelled turn
 		t.Status = switchboard.TurnCancelled
+	} else if switchboard.IsCode(err, switchboard.CodeGuardrailTripped) {
+		t.Status = switchboard.TurnGuardrailTripped // the message refused, or the answer withheld
 	} else {
 		t.Status = switchboard.TurnFailed
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -54,6 +56,14 @@ type Agent struct {
 	// Users and Roles say who may use it: a user named, or one with a
 	// role named; both empty means everyone.
 	Users, Roles []string
+	// OutputSchema, when set, is the JSON Schema (of an object) its final
+	// answer must match: asked of the model as a strict response format,
+	// parsed into the answer's Structured, and failing the turn when it
+	// does not match (see output.go).
+	OutputSchema json.RawMessage
+	// InputGuardrails check the user's message, OutputGuardrails its final
+	// answer (see guardrails.go).
+	InputGuardrails, OutputGuardrails []Guardrail
 }
 
 // AgentInfo describes an agent to a user who may use it.
@@ -120,6 +130,16 @@ func CheckAgents(agents []Agent, defaultAgent string) error {
 		for _, g := range a.Tools {
 			if _, err := path.Match(g, ""); err != nil {
 				errs = append(errs, fmt.Errorf("agent %q: tools glob %q: %v", a.Name, g, err))
+			}
+		}
+		if _, err := CompileOutputSchema(a.OutputSchema); err != nil {
+			errs = append(errs, fmt.Errorf("agent %q: %v", a.Name, err))
+		}
+		for _, g := range slices.Concat(a.InputGuardrails, a.OutputGuardrails) {
+			if err := checkGuardrail(g, names); err != nil {
+				errs = append(errs, fmt.Errorf("agent %q: %v", a.Name, err))
+			} else if g.Agent == a.Name {
+				errs = append(errs, fmt.Errorf("agent %q: guardrail %s is the agent itself", a.Name, g.name()))
 			}
 		}
 	}
@@ -211,15 +231,36 @@ type agents struct {
 	byName map[string]*Agent
 	order  []*Agent
 	def    *Agent
+	// schemas are the agents' compiled output schemas; patterns the
+	// guardrails' compiled patterns.
+	schemas  map[*Agent]*jsonschema.Schema
+	patterns map[string]*regexp.Regexp
+}
+
+// pattern returns the compiled guardrail pattern p (checked by
+// CheckAgents; one that does not compile matches everything).
+func (as agents) pattern(p string) *regexp.Regexp {
+	if re := as.patterns[p]; re != nil {
+		return re
+	}
+	return regexp.MustCompile(``)
 }
 
 // newAgents indexes list; with none, the implicit agent is the default.
 func newAgents(list []Agent, defaultName string) agents {
-	as := agents{byName: map[string]*Agent{}}
+	as := agents{byName: map[string]*Agent{}, schemas: map[*Agent]*jsonschema.Schema{}, patterns: map[string]*regexp.Regexp{}}
 	for i := range list {
 		a := &list[i]
 		as.byName[a.Name] = a
 		as.order = append(as.order, a)
+		if s, err := CompileOutputSchema(a.OutputSchema); err == nil && s != nil {
+			as.schemas[a] = s
+		}
+		for _, g := range slices.Concat(a.InputGuardrails, a.OutputGuardrails) {
+			if re, err := regexp.Compile(g.Pattern); err == nil && g.Pattern != "" {
+				as.patterns[g.Pattern] = re
+			}
+		}
 	}
 	switch {
 	case len(list) == 0:

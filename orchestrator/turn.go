@@ -52,6 +52,10 @@ type turn struct {
 	// conversationAgent, when set, becomes the conversation's current
 	// agent with the next save (a handoff).
 	conversationAgent string
+	// userText is the user's message, for input guardrails; onText, when
+	// set, takes the streamed text instead of ev (see guardedCall).
+	userText string
+	onText   func(string)
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -113,6 +117,7 @@ func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time
 		return fmt.Errorf("begin turn: %w", err)
 	}
 	t.rec = start.Turn
+	t.userText = req.Content
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
 	if start.Interrupted != nil {
@@ -154,7 +159,18 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 		if t.ev != nil {
 			t.ev.StepStarted(step)
 		}
-		reply, err := t.callModel(ctx)
+		var (
+			reply switchboard.ModelReply
+			err   error
+		)
+		if step == 1 && len(t.agent.InputGuardrails) > 0 {
+			var tripped *guardrailRun
+			if reply, err, tripped = t.guardedCall(ctx); tripped != nil {
+				return t.tripped(ctx, "input", tripped)
+			}
+		} else {
+			reply, err = t.callModel(ctx)
+		}
 		if err != nil {
 			status := switchboard.TurnFailed
 			if ctx.Err() != nil {
@@ -164,10 +180,7 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 			return t.end(ctx, status, note, err)
 		}
 		if len(reply.ToolCalls) == 0 {
-			if t.ev != nil {
-				t.ev.StepFinished(step)
-			}
-			return t.end(ctx, switchboard.TurnCompleted, t.assistantText(reply.Content), nil)
+			return t.answer(ctx, step, reply)
 		}
 		out, err := t.runTools(ctx, step, reply)
 		if err != nil {
@@ -209,8 +222,15 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 		defs = append(defs[:len(defs):len(defs)], def)
 	}
 	var onText func(string)
-	if t.ev != nil {
+	switch {
+	case t.onText != nil:
+		onText = t.onText
+	case t.ev != nil:
 		onText = t.ev.TextDelta
+	}
+	var schema *switchboard.OutputSchema
+	if t.o.agents.schemas[t.agent] != nil {
+		schema = &switchboard.OutputSchema{Name: t.agent.Name + "_output", Schema: t.agent.OutputSchema}
 	}
 	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
@@ -219,7 +239,7 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 		model = t.agent.Model
 	}
 	reply, err := model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: t.agent.ModelName,
-		Settings: t.agent.Settings}, onText)
+		Settings: t.agent.Settings, OutputSchema: schema}, onText)
 	t.timing.LLM += time.Since(s)
 	t.rec.Steps++
 	t.rec.PromptTokens += reply.PromptTokens

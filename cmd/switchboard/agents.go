@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,31 @@ type AgentConfig struct {
 	// Users and Roles say who may use it; neither means everyone.
 	Users []string `yaml:"users"`
 	Roles []string `yaml:"roles"`
+	// OutputSchema is the JSON Schema of an object its answers must be.
+	OutputSchema map[string]any `yaml:"output_schema"`
+	// InputGuardrails check the user's message, OutputGuardrails the
+	// answer.
+	InputGuardrails  []GuardrailConfig `yaml:"input_guardrails"`
+	OutputGuardrails []GuardrailConfig `yaml:"output_guardrails"`
+}
+
+// GuardrailConfig is one guardrail: {agent: NAME}, {pattern: REGEX} or
+// {max_length: N}, with an optional name and, for a rule, the reason it
+// gives.
+type GuardrailConfig struct {
+	Name      string `yaml:"name"`
+	Agent     string `yaml:"agent"`
+	Pattern   string `yaml:"pattern"`
+	MaxLength int    `yaml:"max_length"`
+	Reason    string `yaml:"reason"`
+}
+
+func guardrails(list []GuardrailConfig) []orchestrator.Guardrail {
+	var out []orchestrator.Guardrail
+	for _, g := range list {
+		out = append(out, orchestrator.Guardrail{Name: g.Name, Agent: g.Agent, Pattern: g.Pattern, MaxLength: g.MaxLength, Reason: g.Reason})
+	}
+	return out
 }
 
 // ModelSettingsConfig is an agent's model_settings.
@@ -145,7 +171,11 @@ func configAgents(cfg *Config, clients map[string]*llm.Client) []orchestrator.Ag
 			Settings: switchboard.ModelSettings{Temperature: s.Temperature, TopP: s.TopP, MaxTokens: s.MaxTokens, ToolChoice: s.ToolChoice,
 				ParallelToolCalls: s.ParallelToolCalls, ReasoningEffort: s.ReasoningEffort},
 			Servers: a.Servers, Tools: a.Tools, Handoffs: a.Handoffs, MaxSteps: a.MaxSteps, RequireApproval: a.RequireApproval,
-			Users: a.Users, Roles: a.Roles}
+			Users: a.Users, Roles: a.Roles,
+			InputGuardrails: guardrails(a.InputGuardrails), OutputGuardrails: guardrails(a.OutputGuardrails)}
+		if a.OutputSchema != nil {
+			oa.OutputSchema, _ = json.Marshal(a.OutputSchema)
+		}
 		if c := clients[a.Model]; c != nil {
 			oa.Model, oa.ModelName = c, cfg.LLM.Models[a.Model].Model
 		}
