@@ -47,6 +47,9 @@ type Agent struct {
 	Tools   []string
 	// Handoffs are the agents it may hand the turn to.
 	Handoffs []string
+	// AgentsAsTools are the agents it may ask, each a tool ask_<agent>
+	// that runs that agent's own loop on an input (see agenttools.go).
+	AgentsAsTools []string
 	// MaxSteps caps the model calls of a turn while it runs it (counted
 	// across the turn); 0 means Options.MaxSteps.
 	MaxSteps int
@@ -109,6 +112,7 @@ func CheckAgents(agents []Agent, defaultAgent string) error {
 		}
 		names[a.Name] = true
 	}
+	errs = append(errs, checkAgentTools(agents, names)...)
 	if len(agents) > 0 && defaultAgent != "" && !names[defaultAgent] {
 		errs = append(errs, fmt.Errorf("default_agent %q is not an agent", defaultAgent))
 	}
@@ -350,9 +354,10 @@ func handoffDefinition(target *Agent) switchboard.ToolDefinition {
 // agentTools are what one agent is offered in a turn: its catalog tools'
 // definitions, by exposed name, and its handoffs' targets by tool name.
 type agentTools struct {
-	defs     []switchboard.ToolDefinition
-	catalog  map[string]bool
-	handoffs map[string]*Agent
+	defs       []switchboard.ToolDefinition
+	catalog    map[string]bool
+	handoffs   map[string]*Agent
+	agentTools map[string]*Agent // agents used as tools, by tool name
 }
 
 // toolsOf returns what t's agent a is offered, computed once per turn.
@@ -360,7 +365,7 @@ func (t *turn) toolsOf(a *Agent) *agentTools {
 	if at := t.offered[a]; at != nil {
 		return at
 	}
-	at := &agentTools{catalog: map[string]bool{}, handoffs: map[string]*Agent{}}
+	at := &agentTools{catalog: map[string]bool{}, handoffs: map[string]*Agent{}, agentTools: map[string]*Agent{}}
 	if len(a.Servers) == 0 && len(a.Tools) == 0 {
 		at.defs = t.catalog.Definitions()
 		at.catalog = nil // every tool
@@ -379,6 +384,15 @@ func (t *turn) toolsOf(a *Agent) *agentTools {
 		def := handoffDefinition(target)
 		at.defs = append(at.defs[:len(at.defs):len(at.defs)], def)
 		at.handoffs[def.Name] = target
+	}
+	for _, name := range a.AgentsAsTools {
+		target := t.o.agents.byName[name]
+		if target == nil || !target.allows(t.rec.UserID, t.roles) {
+			continue
+		}
+		def := agentToolDefinition(target)
+		at.defs = append(at.defs[:len(at.defs):len(at.defs)], def)
+		at.agentTools[def.Name] = target
 	}
 	if t.offered == nil {
 		t.offered = map[*Agent]*agentTools{}

@@ -622,7 +622,7 @@ func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context
 
 func (o *Orchestrator) newTurn(ev Events, requestID string) *turn {
 	return &turn{o: o, catalog: o.tools.Current(), ev: ev, wallStart: time.Now(), seen: map[string]int{}, requestID: requestID,
-		agent: o.agents.def}
+		agent: o.agents.def, subPending: map[string][]switchboard.ToolCall{}}
 }
 
 // notFound reports whether err means absent, malformed or not the user's.

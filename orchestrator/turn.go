@@ -56,6 +56,9 @@ type turn struct {
 	// set, takes the streamed text instead of ev (see guardedCall).
 	userText string
 	onText   func(string)
+	// subPending are the calls awaiting approval inside each call of an
+	// agent used as a tool that paused, by its ledger id.
+	subPending map[string][]switchboard.ToolCall
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -308,6 +311,17 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 	t.history = append(t.history, asked)
 	for i := range batch {
 		c := &batch[i]
+		if inner, ok := t.subPending[c.ID]; ok && c.Status == switchboard.CallAwaitingApproval {
+			// An agent used as a tool paused: its calls are the ones to decide.
+			t.finished = append(t.finished, *c)
+			out.pending = append(out.pending, inner...)
+			for _, ic := range inner {
+				if t.ev != nil {
+					t.ev.ApprovalRequested(ic)
+				}
+			}
+			continue
+		}
 		if c.Status == switchboard.CallAwaitingApproval {
 			out.pending = append(out.pending, *c)
 			if t.ev != nil {
@@ -327,6 +341,9 @@ func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
 	offered := t.toolsOf(t.agent)
 	if target := offered.handoffs[rc.Name]; target != nil {
 		return t.prepareHandoff(rc, target)
+	}
+	if offered.agentTools[rc.Name] != nil {
+		return t.prepareAgentTool(rc)
 	}
 	if !offered.offers(rc.Name) {
 		// A tool of the catalog that this agent is not offered: as
@@ -417,6 +434,9 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 }
 
 func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
+	if isAgentTool(c) {
+		return false // its loop runs on the turn's state
+	}
 	if c.Server == builtinServer {
 		return true
 	}
@@ -437,7 +457,9 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 		span.End()
 		t.o.opts.Observer.ToolCallEnded(*c)
 	}()
-	if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
+	if isAgentTool(*c) {
+		t.runAgentTool(ctx, c)
+	} else if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
 		t.catalog.ReadResource(ctx, c)
 	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)

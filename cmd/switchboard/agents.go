@@ -34,6 +34,7 @@ type AgentConfig struct {
 	Servers         []string `yaml:"servers"`
 	Tools           []string `yaml:"tools"`
 	Handoffs        []string `yaml:"handoffs"`
+	AgentsAsTools   []string `yaml:"agents_as_tools"`
 	MaxSteps        int      `yaml:"max_steps"`
 	RequireApproval bool     `yaml:"require_approval"`
 	// Users and Roles say who may use it; neither means everyone.
@@ -170,7 +171,7 @@ func configAgents(cfg *Config, clients map[string]*llm.Client) []orchestrator.Ag
 		oa := orchestrator.Agent{Name: name, Description: strings.TrimSpace(a.Description), Instructions: a.Instructions,
 			Settings: switchboard.ModelSettings{Temperature: s.Temperature, TopP: s.TopP, MaxTokens: s.MaxTokens, ToolChoice: s.ToolChoice,
 				ParallelToolCalls: s.ParallelToolCalls, ReasoningEffort: s.ReasoningEffort},
-			Servers: a.Servers, Tools: a.Tools, Handoffs: a.Handoffs, MaxSteps: a.MaxSteps, RequireApproval: a.RequireApproval,
+			Servers: a.Servers, Tools: a.Tools, Handoffs: a.Handoffs, AgentsAsTools: a.AgentsAsTools, MaxSteps: a.MaxSteps, RequireApproval: a.RequireApproval,
 			Users: a.Users, Roles: a.Roles,
 			InputGuardrails: guardrails(a.InputGuardrails), OutputGuardrails: guardrails(a.OutputGuardrails)}
 		if a.OutputSchema != nil {
@@ -305,6 +306,9 @@ func listAgents(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		fmt.Fprintf(stdout, "  tools (%d): %s\n", len(names), orNone(names))
 		fmt.Fprintf(stdout, "  handoffs: %s\n", orNone(a.Handoffs))
+		if len(a.AgentsAsTools) > 0 {
+			fmt.Fprintf(stdout, "  agents as tools: %s\n", strings.Join(a.AgentsAsTools, ", "))
+		}
 		if len(a.Users)+len(a.Roles) > 0 {
 			fmt.Fprintf(stdout, "  users: %s; roles: %s\n", orNone(a.Users), orNone(a.Roles))
 		}

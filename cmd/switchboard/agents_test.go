@@ -79,6 +79,8 @@ func TestAgentsConfig(t *testing.T) {
 		{"placeholder", "  billing: {instructions: \"Hi {{user_name}}\"}\n", `only {{user_id}}, {{date}} and {{agent}}`},
 		{"name", "  \"bill ing\": {}\n", `a name must be`},
 		{"effort", "  billing: {model_settings: {reasoning_effort: extreme}}\n", `reasoning_effort`},
+		{"cycle", "  a: {agents_as_tools: [b]}\n  b: {agents_as_tools: [a]}\n", `agents_as_tools make a cycle: a -> b -> a`},
+		{"agent tool", "  a: {agents_as_tools: [zed]}\n", `agents_as_tools names "zed", which is not an agent`},
 		{"schema", "  billing: {output_schema: {type: array}}\n", `output_schema must be of type object`},
 		{"guardrail agent", "  billing: {input_guardrails: [{agent: judge}]}\n", `agent "judge" is not an agent`},
 		{"guardrail rules", "  billing: {output_guardrails: [{pattern: x, max_length: 3}]}\n", `give one of agent, pattern and max_length`},
