@@ -133,3 +133,40 @@ func testAgents(t *testing.T, s Store) {
 		t.Errorf("bob reads alice's conversation: got no error, want not found")
 	}
 }
+
+// testAgentStats: every user's turns of a time range, by the agent each
+// ended as, with their handoffs, tokens and wall time.
+func testAgentStats(t *testing.T, s Store) {
+	turn := func(user, agent string, started time.Time, took time.Duration, handoffs, prompt, completion int) {
+		ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: user, Agent: agent, StartedAt: started},
+			UserMessage: switchboard.Message{Content: "hi"}}
+		begin(t, s, &ts)
+		tr := ts.Turn
+		tr.Handoffs, tr.PromptTokens, tr.CompletionTokens = handoffs, prompt, completion
+		if took > 0 {
+			tr.Status, tr.FinishedAt = switchboard.TurnCompleted, started.Add(took)
+		}
+		save(t, s, &switchboard.TurnUpdate{Turn: tr})
+	}
+	turn("alice", "tasks", t0, time.Second, 1, 10, 5)
+	turn("bob", "tasks", t0.Add(time.Minute), 3*time.Second, 0, 20, 10)
+	turn("bob", "triage", t0.Add(2*time.Minute), 0, 0, 1, 1) // still running: no wall time
+	turn("alice", "", t0.Add(3*time.Minute), 2*time.Second, 0, 4, 2)
+	turn("alice", "tasks", t0.Add(-time.Hour), time.Second, 5, 100, 100) // before the range
+	got, err := s.AgentStats(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []switchboard.AgentStats{
+		{Agent: "", Turns: 1, PromptTokens: 4, CompletionTokens: 2, P50: 2 * time.Second, P95: 2 * time.Second},
+		{Agent: "tasks", Turns: 2, Handoffs: 1, PromptTokens: 30, CompletionTokens: 15, P50: 2 * time.Second, P95: 2900 * time.Millisecond},
+		{Agent: "triage", Turns: 1, PromptTokens: 1, CompletionTokens: 1},
+	}
+	approx := cmp.Comparer(func(a, b time.Duration) bool { d := a - b; return d < time.Millisecond && d > -time.Millisecond })
+	if diff := cmp.Diff(want, got, approx); diff != "" {
+		t.Errorf("agent stats (-want +got):\n%s", diff)
+	}
+	if none, err := s.AgentStats(t.Context(), t0.Add(2*time.Hour), t0.Add(3*time.Hour)); err != nil || len(none) != 0 {
+		t.Errorf("an empty range: got %v, %v", none, err)
+	}
+}
