@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,7 +39,8 @@ func newAgentService(t *testing.T, triage, tasks llmtest.Responder) *agentServic
 	}}
 	conn := tasksServer(t, "stdio")
 	sources := []tools.Source{{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}}}
-	svc := newServiceOver(t, store.NewMemory(), sources, llmtest.Sequence(), opts, nil, []string{"carol"}, api.Deps{})
+	st := store.NewMemory()
+	svc := newServiceOver(t, st, sources, llmtest.Sequence(), opts, nil, []string{"carol"}, api.Deps{Admin: st})
 	return &agentService{service: svc, triage: ts, tasks: ks}
 }
 
@@ -144,5 +146,28 @@ func TestAgentsRoutes(t *testing.T) {
 	}
 	if reqs := svc.tasks.Requests(); reqs[len(reqs)-1].Model != "tasks-model" {
 		t.Errorf("tasks's model: got %q", reqs[len(reqs)-1].Model)
+	}
+
+	// Admins see the turns by agent: alice's two of tasks, bob's handed off.
+	var stats struct {
+		Stats []struct {
+			Agent           string
+			Turns, Handoffs int64
+			PromptTokens    int64   `json:"prompt_tokens"`
+			P50MS           float64 `json:"p50_ms"`
+		} `json:"stats"`
+	}
+	if resp := do(t, "GET", svc.url+"/api/admin/agents/stats", bob, "", nil); resp.StatusCode != 403 {
+		t.Errorf("bob reading agent stats: got %d, want 403", resp.StatusCode)
+	}
+	if resp := do(t, "GET", svc.url+"/api/admin/agents/stats", carol, "", &stats); resp.StatusCode != 200 {
+		t.Fatalf("agent stats: got %d", resp.StatusCode)
+	}
+	var gotStats []string
+	for _, s := range stats.Stats {
+		gotStats = append(gotStats, fmt.Sprintf("%s turns=%d handoffs=%d latency=%v", s.Agent, s.Turns, s.Handoffs, s.P50MS > 0))
+	}
+	if diff := cmp.Diff([]string{"tasks turns=3 handoffs=1 latency=true"}, gotStats); diff != "" {
+		t.Errorf("agent stats (-want +got):\n%s", diff)
 	}
 }

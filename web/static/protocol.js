@@ -238,6 +238,9 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [turn_id] absent for a message of no turn
  * @property {string} [superseded_by] in an admin's view: the turn that answered again
  * @property {'positive' | 'negative'} [feedback] the user's rating of the message (ChatKit's items.feedback)
+ * @property {string} [agent] the agent that wrote an assistant message, when agents are configured
+ * @property {{from: string, to: string}} [handoff] of a handoff message
+ * @property {unknown} [structured] the parsed answer of an agent with an output schema
  */
 
 /**
@@ -282,6 +285,8 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [task_id] the MCP task the call ran as, if it did
  * @property {string} [task_status] that task's last status
  * @property {ContentRef[]} [content] the result's binary parts, at admin URLs
+ * @property {string} [agent] the agent whose step asked for the call, when agents are configured
+ * @property {string} [parent_id] the call of an agent used as a tool that this call ran inside
  */
 
 /**
@@ -296,6 +301,19 @@ export const Code = Object.freeze(wire.code);
  * @property {number} count
  * @property {number} errors
  * @property {number} error_rate
+ * @property {number} p50_ms
+ * @property {number} p95_ms
+ */
+
+/**
+ * The turns of one agent (GET /api/admin/agents/stats): those that ended as
+ * it, with their handoffs, tokens and the latency of those that ended.
+ * @typedef {object} AgentStats
+ * @property {string} agent empty for turns run without agents
+ * @property {number} turns
+ * @property {number} handoffs
+ * @property {number} prompt_tokens
+ * @property {number} completion_tokens
  * @property {number} p50_ms
  * @property {number} p95_ms
  */
@@ -342,6 +360,8 @@ export const Code = Object.freeze(wire.code);
  * @property {number | null} duration_ms wall time, null while the turn runs or waits
  * @property {{llm_ms: number, tools_ms: number, store_ms: number, overhead_ms: number}} timing
  * @property {AdminToolCall[]} tool_calls
+ * @property {string} [agent] the agent the turn ended as
+ * @property {number} [handoffs]
  */
 
 /**
