@@ -1,14 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -169,5 +172,30 @@ func TestAgentsRoutes(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"tasks turns=3 handoffs=1 latency=true"}, gotStats); diff != "" {
 		t.Errorf("agent stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestBrowserAgents drives the chat page's agent choice in Chromium (see
+// testdata/agents.mjs): two users, two scripted model servers.
+func TestBrowserAgents(t *testing.T) {
+	svc := newAgentService(t,
+		func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+			return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "transfer_to_tasks", Arguments: `{}`}}}
+		},
+		func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+			for _, m := range req.Messages {
+				if m.Role == openai.ChatMessageRoleTool {
+					return llmtest.Reply{Text: "after the handoff"}
+				}
+			}
+			return llmtest.Reply{Text: "tasks answering"}
+		})
+	var report struct {
+		ConversationID string `json:"conversationId"`
+	}
+	nodetest.Browse(t, "api/testdata/agents.mjs", &report, "BASE="+svc.url, "BOB="+token(t, "bob"), "CAROL="+adminToken(t, "carol"))
+	conv, err := svc.store.GetConversation(context.Background(), "bob", report.ConversationID)
+	if err != nil || conv.Agent != "tasks" {
+		t.Errorf("bob's handed-off conversation: got %+v, %v; want its agent tasks", conv, err)
 	}
 }

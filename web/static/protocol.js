@@ -197,6 +197,15 @@ export const Code = Object.freeze(wire.code);
  * @property {string} status
  * @property {string} created_at
  * @property {string} updated_at
+ * @property {string} [agent] its current agent, when agents are configured
+ */
+
+/**
+ * An agent the user may use (GET /api/{user}/agents).
+ * @typedef {object} AgentInfo
+ * @property {string} name
+ * @property {string} description
+ * @property {boolean} default
  */
 
 /**
