@@ -199,3 +199,32 @@ func TestBrowserAgents(t *testing.T) {
 		t.Errorf("bob's handed-off conversation: got %+v, %v; want its agent tasks", conv, err)
 	}
 }
+
+// TestAISDKChatReceivesAgentParts: the ai package's chat client, its body
+// naming triage, keeps a data-agent part for the turn's first agent and
+// one for the handoff, and its message's metadata names tasks.
+func TestAISDKChatReceivesAgentParts(t *testing.T) {
+	svc := newAgentService(t,
+		llmtest.Sequence(llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "transfer_to_tasks", Arguments: `{}`}}}),
+		llmtest.Sequence(llmtest.Reply{Text: "Tasks here."}))
+	chat := runAIChatEnv(t, svc.url+"/api/bob/chat/stream", token(t, "bob"), "bob-ai", []string{`BODY={"agent":"triage"}`}, "add milk")
+	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 || len(chat.Messages) != 2 {
+		t.Fatalf("chat ended %s with %v %v and %d messages", chat.Status, chat.Error, chat.Errors, len(chat.Messages))
+	}
+	answer := chat.Messages[1]
+	var agents, text []string
+	for _, p := range answer.Parts {
+		switch p.Type {
+		case "data-agent":
+			agents = append(agents, p.Data.From+">"+p.Data.Agent)
+		case "text":
+			text = append(text, p.Text)
+		}
+	}
+	if diff := cmp.Diff([]string{">triage", "triage>tasks"}, agents); diff != "" {
+		t.Errorf("the chat's data-agent parts (-want +got):\n%s", diff)
+	}
+	if answer.Metadata.Agent != "tasks" || strings.Join(text, "") != "Tasks here." {
+		t.Errorf("answer: metadata agent %q, text %q; want tasks's", answer.Metadata.Agent, text)
+	}
+}
