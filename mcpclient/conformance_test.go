@@ -32,7 +32,7 @@ const everythingPkg = "@modelcontextprotocol/server-everything"
 
 // everythingStdio returns a Config that runs the everything server over
 // stdio.
-func everythingStdio(t *testing.T) Config {
+func everythingStdio(t testing.TB) Config {
 	t.Helper()
 	dir := nodetest.Module(t, everythingPkg)
 	return Config{Name: "everything", Command: nodetest.Node(t), Args: []string{filepath.Join(dir, "dist", "index.js"), "stdio"}}
@@ -41,7 +41,7 @@ func everythingStdio(t *testing.T) Config {
 // nodeServer is the everything server run over HTTP, in its own process
 // group, on a fixed port so that it can be restarted at the same URL.
 type nodeServer struct {
-	t         *testing.T
+	t         testing.TB
 	transport string // sse or streamableHttp
 	port      int
 	cmd       *exec.Cmd
@@ -51,7 +51,7 @@ type nodeServer struct {
 // startEverythingHTTP starts the everything server over transport ("sse" or
 // "streamableHttp") and returns it once it listens; it stops when the test
 // ends.
-func startEverythingHTTP(t *testing.T, transport string) *nodeServer {
+func startEverythingHTTP(t testing.TB, transport string) *nodeServer {
 	t.Helper()
 	nodetest.Module(t, everythingPkg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -50,16 +50,10 @@ const (
 // that does not answer it in time is taken to be legacy.
 const discoverProbeWait = 5 * time.Second
 
-// Protocol is what a connection speaks and what the server said of itself,
-// in its initialize result (legacy) or its server/discover result (modern).
-type Protocol struct {
-	Era     string // EraLegacy or EraModern
-	Version string // the protocol version in use
-	// ServerName and ServerVersion are the server's own (serverInfo).
-	ServerName, ServerVersion string
-	// Capabilities are the server's capabilities as it declared them.
-	Capabilities json.RawMessage
-}
+// Protocol is what a connection speaks (Era is EraLegacy or EraModern)
+// and what the server said of itself, in its initialize result (legacy) or
+// its server/discover result (modern).
+type Protocol = switchboard.ServerProtocol
 
 // Eras remembers, per server configuration, the era ProtocolAuto found,
 // so that later connections (restarts, the other sessions of a Pool) skip
@@ -220,9 +214,11 @@ func (c *Conn) send(ctx context.Context, req transport.JSONRPCRequest) (*transpo
 // listen keeps a subscriptions/listen request open for the whole
 // connection, opted in to tools/list_changed: the modern era's way to hear
 // of list changes (it has no standalone GET stream). The notifications
-// reach onNotification like any other. A stream that ends while the Conn
-// lives is opened again, after a pause that grows to a minute, and the
-// tools are listed again then, for a change made while it was down.
+// reach onNotification like any other; so does the server's
+// acknowledgement of the subscription, on which the tools are listed again
+// (a change made before the stream opened was told to no one). A stream
+// that ends while the Conn lives is opened again, after a pause that grows
+// to a minute.
 func (c *Conn) listen() {
 	defer c.wg.Done()
 	wait := listenRetry
@@ -245,10 +241,6 @@ func (c *Conn) listen() {
 		case <-t.C:
 		}
 		wait = min(2*wait, time.Minute)
-		select {
-		case c.changed <- struct{}{}:
-		default:
-		}
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -409,5 +413,60 @@ func TestResultType(t *testing.T) {
 	// An unknown resultType makes the result invalid.
 	if _, err := callJSON(t, c, "weird", map[string]any{}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("weird: %v, want ErrMalformed", err)
+	}
+}
+
+func TestModernHealthCheck(t *testing.T) {
+	// The modern era has no ping: the health check asks server/discover,
+	// and a server that went away ends the connection.
+	cmd := exec.Command(modernServer(t), "-http", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	methods := map[string]int{}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: target.Scheme, Host: target.Host})
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // the server is killed on purpose
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		methods[r.Header.Get("Mcp-Method")]++
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	c := dial(t, Config{Name: "modern", URL: ts.URL + target.Path, HealthInterval: 20 * time.Millisecond}, nil)
+	waitFor(t, 10*time.Second, "health checks", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return methods["server/discover"] >= 3 // the handshake's and two checks
+	})
+	mu.Lock()
+	pings := methods["ping"]
+	mu.Unlock()
+	if pings != 0 {
+		t.Errorf("%d pings on a modern connection, want none", pings)
+	}
+	cmd.Process.Kill()
+	select {
+	case <-c.Done():
+		if err := c.Err(); !errors.Is(err, switchboard.ErrUnavailable) || !strings.Contains(err.Error(), "health check failed") {
+			t.Errorf("the connection ended with %v, want a failed health check", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection outlived its server by 10s")
 	}
 }

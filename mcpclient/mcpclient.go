@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -217,6 +218,7 @@ type Conn struct {
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
+	acked          chan struct{} // capacity 1: a subscriptions/listen stream opened
 	recheck        chan struct{} // capacity 1, remote only (nil otherwise): a health check is due
 
 	// progress routes notifications/progress to the call that asked for
@@ -327,6 +329,7 @@ func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, 
 		clientInfo:     mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion},
 		onToolsChanged: o.OnToolsChanged,
 		changed:        make(chan struct{}, 1),
+		acked:          make(chan struct{}, 1),
 		done:           make(chan struct{}),
 		scrub:          redact.New(cfg.secrets()...),
 	}
@@ -675,6 +678,17 @@ func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 		c.onTaskStatus(n)
 		return
 	}
+	if n.Method == mcp.MethodNotificationSubscriptionsAcknowledged {
+		// A subscriptions/listen stream is open: a change made between
+		// our last tools/list and now was told to no one (see
+		// notifyToolsChanged).
+		c.log.Debug("mcp server acknowledged the subscription to list changes")
+		select {
+		case c.acked <- struct{}{}:
+		default:
+		}
+		return
+	}
 	if n.Method != mcp.MethodNotificationToolsListChanged {
 		return
 	}
@@ -689,13 +703,26 @@ func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 }
 
 // notifyToolsChanged calls OnToolsChanged for each (coalesced)
-// notification until Close.
+// notification until Close; and when a subscriptions/listen stream opens,
+// lists the tools again and calls it if they changed meanwhile.
 func (c *Conn) notifyToolsChanged() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-c.acked:
+			before := c.Tools()
+			after, err := c.ListTools(c.ctx)
+			if err != nil || reflect.DeepEqual(before, after) {
+				continue
+			}
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			c.onToolsChanged()
 		case <-c.changed:
 			select {
 			case <-c.done:

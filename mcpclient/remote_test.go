@@ -108,8 +108,13 @@ func TestRemote(t *testing.T) {
 					// A request made here would stall if this ran on the
 					// connection's read loop.
 					tools, err := conn.Load().ListTools(t.Context())
-					if err != nil {
+					if err != nil && conn.Load().Err() == nil {
 						t.Errorf("ListTools in OnToolsChanged: %v", err)
+					}
+					if err != nil {
+						// A modern connection may be told twice of one
+						// change (see Conn.listen): the second may race
+						// with Close.
 						return
 					}
 					var names []string
@@ -117,7 +122,10 @@ func TestRemote(t *testing.T) {
 						names = append(names, tool.Name)
 					}
 					slices.Sort(names)
-					changed <- names
+					select {
+					case changed <- names:
+					default:
+					}
 				},
 			}
 			start := time.Now()
