@@ -193,6 +193,10 @@ type ServerConfig struct {
 	Type    string            `yaml:"type"`
 	Headers map[string]string `yaml:"headers"`
 
+	// Protocol is the MCP protocol era: auto (default), legacy (the
+	// initialize handshake) or modern (MCP 2026-07-28).
+	Protocol string `yaml:"protocol"`
+
 	Disabled      bool                `yaml:"disabled"`
 	Required      bool                `yaml:"required"`
 	InitTimeout   Duration            `yaml:"init_timeout"`
@@ -287,7 +291,7 @@ var serverKeys = map[string]bool{
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
-	"auth": true,
+	"auth": true, "protocol": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
