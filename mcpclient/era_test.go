@@ -470,3 +470,26 @@ func TestModernHealthCheck(t *testing.T) {
 		t.Fatal("the connection outlived its server by 10s")
 	}
 }
+
+func TestAutoStartsAStdioServerOnce(t *testing.T) {
+	// auto over stdio sends initialize only: a legacy server that answers
+	// it is started once, and never sent server/discover (the helper
+	// would exit).
+	starts := filepath.Join(t.TempDir(), "starts")
+	cfg := helperConfig("raw", "STARTS_FILE", starts)
+	cfg.Command, cfg.Args = "/bin/sh", []string{"-c", `echo started >> "$STARTS_FILE"; exec "$0"`, os.Args[0]}
+	c := dial(t, cfg, &Options{Eras: NewEras(), OnToolsChanged: func() {}})
+	if p := c.Protocol(); p.Era != EraLegacy {
+		t.Errorf("Protocol() = %+v, want legacy", p)
+	}
+	if _, err := callJSON(t, c, "echo", map[string]any{}); err != nil {
+		t.Errorf("echo: %v", err)
+	}
+	b, err := os.ReadFile(starts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "started"); n != 1 {
+		t.Errorf("the server was started %d times, want once", n)
+	}
+}

@@ -288,8 +288,15 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 			errors.New("the legacy SSE transport cannot speak the modern era (protocol: modern)")))
 	}
 	era := hooks.era
+	resume := cfg.Resume != nil && cfg.Resume.SessionID != "" && kind == kindHTTP
+	if resume && mode == ProtocolModern {
+		cfg.Resume = nil // a session is the legacy era's: the modern one has none
+		resume = false
+	}
 	switch {
 	case era != "":
+	case resume:
+		era = EraLegacy // another connection's session, opened with initialize
 	case kind == kindSSE || mode == ProtocolLegacy:
 		era = EraLegacy
 	case mode == ProtocolModern:
@@ -536,7 +543,7 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 		// Announced in the initialize result: the modern era has a
 		// connection of its own, opened with server/discover.
 		return nil, &errRedial{era: EraModern}
-	case got == EraLegacy && era == "" && c.onToolsChanged != nil:
+	case got == EraLegacy && era == "" && !c.stdio() && c.onToolsChanged != nil:
 		// Found over HTTP without the GET stream that a legacy
 		// connection hears list changes on: connect again with it.
 		return nil, &errRedial{era: EraLegacy}
