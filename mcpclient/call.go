@@ -59,6 +59,10 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	progressed := make(chan struct{}, 1)
 	c.progress.Store(token, progressed)
 	defer c.progress.Delete(token)
+	if fn := progressReporter(ctx); fn != nil {
+		c.reports.Store(token, fn)
+		defer c.reports.Delete(token)
+	}
 	go func() {
 		for {
 			select {

@@ -140,6 +140,15 @@ export const Code = Object.freeze(wire.code);
  * @property {CallStatusValue} status
  * @property {number} [duration_ms] set once the call has ended
  * @property {string} [error]
+ * @property {ToolProgress} [progress] the server's last report of a running call
+ */
+
+/**
+ * An MCP server's progress report of a running call (notifications/progress).
+ * @typedef {object} ToolProgress
+ * @property {number} progress
+ * @property {number} [total] absent when the server does not know it
+ * @property {string} [message]
  */
 
 /**
