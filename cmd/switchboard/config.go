@@ -36,6 +36,7 @@ type Config struct {
 	HTTP              HTTPConfig              `yaml:"http"`
 	Limits            LimitsConfig            `yaml:"limits"`
 	Retention         RetentionConfig         `yaml:"retention"`
+	MemoryStore       MemoryStoreConfig       `yaml:"memory_store"`
 	MCPServers        map[string]ServerConfig `yaml:"mcpServers"`
 	// MCPStartupWait is how long start-up (and a reload) waits for MCP
 	// servers that are not required; those still connecting join the
@@ -167,6 +168,15 @@ type LimitsConfig struct {
 	// conversation before it is answered 409 turn_running with
 	// Retry-After. Absent means 5s; 0 means no wait.
 	TurnWait *Duration `yaml:"turn_wait"`
+}
+
+// MemoryStoreConfig bounds the in-memory store (no database_url).
+type MemoryStoreConfig struct {
+	// MaxBytes bounds what it keeps of conversations: past it, whole
+	// conversations go, least recently used first (never one with a turn
+	// running). 0 means 256 MiB (store.DefaultMemoryMaxBytes); below 0, no
+	// bound.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
 
 // RetentionConfig says how long tool-call payloads are kept.
