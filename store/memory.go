@@ -94,6 +94,11 @@ func (m *Memory) Close() {}
 func cloneMessage(m switchboard.Message) switchboard.Message {
 	m.ToolCalls = slices.Clone(m.ToolCalls)
 	m.Attachments = contentListing(m.Attachments)
+	m.Structured = cloneJSON(m.Structured)
+	if m.Handoff != nil {
+		h := *m.Handoff
+		m.Handoff = &h
+	}
 	return m
 }
 

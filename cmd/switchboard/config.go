@@ -57,7 +57,16 @@ type Config struct {
 	// with a server that has auth, outside dev mode (which makes an
 	// ephemeral one).
 	SecretsKey string `yaml:"secrets_key"`
+	// Agents are the agents turns run as (see AgentConfig); none means one
+	// agent of the llm block and every tool. DefaultAgent names the one a
+	// new conversation starts with (default: the first); MaxHandoffs caps
+	// the handoffs of a turn (0: 5).
+	Agents       map[string]AgentConfig `yaml:"agents"`
+	DefaultAgent string                 `yaml:"default_agent"`
+	MaxHandoffs  int                    `yaml:"max_handoffs"`
 
+	// agentOrder names the agents in the file's order.
+	agentOrder []string
 	// serverOrder names the mcpServers in the file's order, which is their
 	// order in the tool catalog.
 	serverOrder []string
@@ -85,6 +94,9 @@ type LLMConfig struct {
 	Vision           bool `yaml:"vision"`
 	MaxImagesPerStep int  `yaml:"max_images_per_step"`
 	MaxImageBytes    int  `yaml:"max_image_bytes"`
+	// Models are the models agents may name, each of its own provider;
+	// the block's own base_url, api_key and model stay the default.
+	Models map[string]ModelConfig `yaml:"models"`
 }
 
 // defaultMaxTools is OpenAI's limit on the tools of a chat completion
@@ -360,6 +372,12 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 			entry.Content = kept
 		}
 	}
+	var agentOrder []string
+	if agents := mappingValue(doc.Content[0], "agents"); agents != nil && agents.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(agents.Content); i += 2 {
+			agentOrder = append(agentOrder, agents.Content[i].Value)
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	if err := enc.Encode(&doc); err != nil {
@@ -367,7 +385,7 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 	}
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
-	cfg := &Config{}
+	cfg := &Config{agentOrder: agentOrder}
 	if err := dec.Decode(cfg); err != nil {
 		return nil, nil, fmt.Errorf("parse config: %w", err)
 	}
@@ -519,6 +537,7 @@ func (c *Config) validate() error {
 	if err := tools.ValidateSpecs(serverSpecs(c)); err != nil {
 		errs = append(errs, fmt.Errorf("mcpServers: %w", err))
 	}
+	errs = append(errs, c.validateAgents()...)
 	return errors.Join(errs...)
 }
 

@@ -34,6 +34,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolApproval": "tool-approval-request",
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
+    "agent": "data-agent",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -54,7 +55,9 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "failed": "failed",
     "maxSteps": "max_steps",
     "cancelled": "cancelled",
-    "awaitingApproval": "awaiting_approval"
+    "awaitingApproval": "awaiting_approval",
+    "maxHandoffs": "max_handoffs",
+    "guardrailTripped": "guardrail_tripped"
   },
   "role": {
     "user": "user",
@@ -66,7 +69,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "text": "text",
     "toolCall": "tool_call",
     "toolResult": "tool_result",
-    "error": "error"
+    "error": "error",
+    "handoff": "handoff"
   },
   "code": {
     "turnCancelled": "turn_cancelled",
@@ -100,6 +104,7 @@ export const Code = Object.freeze(wire.code);
  * @property {string} turnId
  * @property {TurnStatusValue} [status]
  * @property {string} [errorCode]
+ * @property {string} [agent] the agent that answered (finish), when agents are configured
  */
 
 /**
@@ -162,6 +167,15 @@ export const Code = Object.freeze(wire.code);
  */
 
 /**
+ * A data-agent part's data: the agent that answers from here on; from, at
+ * a handoff, the agent that handed it the turn. One comes as a turn starts
+ * (its first agent) and one at each handoff, when agents are configured.
+ * @typedef {object} AgentData
+ * @property {string} agent
+ * @property {string} [from]
+ */
+
+/**
  * One part of the UI message stream, as api/stream.go writes it.
  * @typedef {{type: typeof Part.start, messageId: string, messageMetadata: MessageMetadata}
  *   | {type: typeof Part.startStep | typeof Part.finishStep}
@@ -174,6 +188,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolApproval, approvalId: string, toolCallId: string}
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
+ *   | {type: typeof Part.agent, id: string, data: AgentData}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
