@@ -218,6 +218,12 @@ type Conn struct {
 	reports sync.Map
 	done    chan struct{} // closed by Close
 
+	// calls are the calls in flight, by token (*inflight), for the
+	// requests of the server (asks.go).
+	calls sync.Map
+	// rootList is what roots/list answers; nil without roots configured.
+	rootList atomic.Pointer[[]Root]
+
 	// taskStatus routes notifications/tasks/status to the call following
 	// the task: task id -> chan mcp.Task (capacity 1, the latest status).
 	taskStatus sync.Map
@@ -292,6 +298,10 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
+	if cfg.Roots != nil {
+		roots := append([]Root{}, cfg.Roots...)
+		c.rootList.Store(&roots)
+	}
 	if hooks.toolsChanged != nil {
 		c.onToolsChanged = func() { hooks.toolsChanged(c) }
 	}
@@ -540,6 +550,10 @@ func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 		if fn, ok := c.reports.Load(token); ok {
 			fn.(func(switchboard.ToolProgress))(progressOf(n.Params.AdditionalFields))
 		}
+		return
+	}
+	if n.Method == string(mcp.MethodNotificationElicitationComplete) {
+		c.onElicitationComplete(n)
 		return
 	}
 	if n.Method == mcp.MethodNotificationTasksStatus {

@@ -49,6 +49,8 @@ type memoryData struct {
 	// wait (and it, if it does): a turn resumed by a decision may end with
 	// other calls undecided.
 	waiting map[string]string
+	// inputs are the questions of servers, by id.
+	inputs map[string]*switchboard.Input
 
 	// credentials are users' credentials by user and server; an update
 	// of one holds its credentialLock (not mu, which it would hold while

@@ -203,6 +203,11 @@ func (m *Memory) drop(key string) {
 	delete(m.superseded, key)
 	delete(m.waiting, key)
 	delete(m.running, key)
+	for id, in := range m.inputs {
+		if in.ConversationID == key {
+			delete(m.inputs, id)
+		}
+	}
 	if u == nil {
 		return
 	}

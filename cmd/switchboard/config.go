@@ -250,6 +250,25 @@ type ServerConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// Auth makes the server act as each user with their own credentials.
 	Auth *ServerAuthConfig `yaml:"auth"`
+	// Roots are offered to the server (roots/list), file:// URIs that may
+	// hold ${user.id} on a server of scope user or conversation; without
+	// them the client declares no roots capability.
+	Roots []RootConfig `yaml:"roots"`
+	// Sampling is deny (the default), allow or approve: whether the
+	// server may ask the configured model for a completion, and whether a
+	// person approves each request first. SamplingMaxTokens caps what one
+	// request may ask for (default 1024).
+	Sampling          string `yaml:"sampling"`
+	SamplingMaxTokens int    `yaml:"sampling_max_tokens"`
+	// ElicitationTimeout bounds the wait for a person's answer to one
+	// question of the server (default 10m).
+	ElicitationTimeout Duration `yaml:"elicitation_timeout"`
+}
+
+// RootConfig is one root of a server's roots.
+type RootConfig struct {
+	URI  string `yaml:"uri"`
+	Name string `yaml:"name"`
 }
 
 // ServerAuthConfig is a server's auth: {type: oauth, scopes, client_id,
@@ -309,7 +328,7 @@ var serverKeys = map[string]bool{
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
-	"auth": true,
+	"auth": true, "roots": true, "sampling": true, "sampling_max_tokens": true, "elicitation_timeout": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
