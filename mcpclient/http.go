@@ -19,6 +19,7 @@ import (
 // Its HTTP transport is the Conn's own, so Close can drop its connections.
 type httpLink struct {
 	sse    bool
+	listen bool // open the standalone GET stream (the legacy era's)
 	httpTr *http.Transport
 	shared bool // httpTr is a Pool's: its idle connections are the Pool's to drop
 }
@@ -60,7 +61,7 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithHTTPLogger(c.log),
 			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
 		}
-		if c.onToolsChanged != nil {
+		if c.onToolsChanged != nil && l.listen {
 			// Without the standalone GET stream, streamable HTTP delivers
 			// notifications only while a request of ours is in flight.
 			opts = append(opts, transport.WithContinuousListening())

@@ -59,6 +59,9 @@ func (h *headerRecorder) check(t *testing.T, configured map[string]string) {
 		"Accept": true, "Accept-Encoding": true, "Cache-Control": true, "Connection": true,
 		"Content-Length": true, "Content-Type": true, "User-Agent": true, "Last-Event-Id": true,
 		"Mcp-Session-Id": true, "Mcp-Protocol-Version": true,
+		// The modern era's (mcp-go's server speaks it: protocol auto
+		// settles there over HTTP).
+		"Mcp-Method": true, "Mcp-Name": true,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
