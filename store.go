@@ -8,6 +8,8 @@ import "time"
 type TurnStart struct {
 	// Conversation to continue, or to create when Conversation.ID is empty.
 	// When continuing, it must belong to Turn.UserID (else ErrNotFound).
+	// The store fills it in as stored; a Turn.Agent that is set becomes
+	// its current agent.
 	Conversation Conversation
 	Turn         Turn
 	UserMessage  Message
@@ -58,6 +60,9 @@ type TurnUpdate struct {
 	Turn      Turn
 	Messages  []Message
 	ToolCalls []ToolCall
+	// ConversationAgent, when set, becomes the conversation's current
+	// agent (the turn handed off to it).
+	ConversationAgent string
 }
 
 // ToolCallFilter selects ledger rows for admins. Zero fields do not filter.

@@ -124,6 +124,14 @@ type Deps struct {
 	// that act as them, and the OAuth callback.
 	Connections Connections
 	Ready       Pinger
+	// Agents, when set, lists the agents a user may use.
+	Agents AgentLister
+}
+
+// AgentLister lists the agents a user may use. *orchestrator.Orchestrator
+// implements it.
+type AgentLister interface {
+	Agents(userID string, roles []string) []orchestrator.AgentInfo
 }
 
 // RequestObserver is told of every request, for metrics.
@@ -261,6 +269,7 @@ func (h *Handler) routes() {
 	user.PATCH("/conversations/:id", h.patchConversation)
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)
+	user.GET("/agents", h.listAgents)
 	user.POST("/servers/:name/reset", h.resetSessions)
 	user.GET("/connections", h.listConnections)
 	user.POST("/connections/:server", h.connectServer)

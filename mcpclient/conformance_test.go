@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -455,9 +456,30 @@ func TestEverythingProgress(t *testing.T) {
 			started(t, s)
 			// 1.2s in 12 steps: a progress report every 100ms, well within 400ms.
 			start := time.Now()
-			res, err := s.CallTool(t.Context(), "trigger-long-running-operation", json.RawMessage(`{"duration":1.2,"steps":12}`))
+			var (
+				mu      sync.Mutex
+				reports []switchboard.ToolProgress
+			)
+			ctx := WithProgress(t.Context(), func(p switchboard.ToolProgress) {
+				mu.Lock()
+				reports = append(reports, p)
+				mu.Unlock()
+			})
+			res, err := s.CallTool(ctx, "trigger-long-running-operation", json.RawMessage(`{"duration":1.2,"steps":12}`))
 			if err != nil || !strings.Contains(res.Text, "completed") {
 				t.Fatalf("a call that reports progress: got %+v, %v after %s; want it to finish", res, err, time.Since(start))
+			}
+			// The caller saw each report, in order: progress 1..12 of 12.
+			mu.Lock()
+			got := slices.Clone(reports)
+			mu.Unlock()
+			if len(got) != 12 {
+				t.Fatalf("progress reports: got %d (%+v), want 12", len(got), got)
+			}
+			for i, p := range got {
+				if p.Progress != float64(i+1) || p.Total != 12 {
+					t.Errorf("report %d: got %+v, want progress %d of 12", i, p, i+1)
+				}
 			}
 			t.Logf("a 1.2s call with a 400ms timeout finished in %s on its progress reports", time.Since(start).Round(time.Millisecond))
 			// 2s in 2 steps: the first report comes after 1s, past the timeout.

@@ -2,6 +2,7 @@ package mcpclient
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -49,8 +50,9 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithSSELogger(c.log),
 			transport.WithEndpointTimeout(cfg.InitTimeout),
 			// Our contexts bound requests; the transport's own default
-			// (60s) would cut longer Timeouts short.
-			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second),
+			// (60s), or any fixed bound, would cut short a call that
+			// progress extends or a person's answer holds up.
+			transport.WithResponseTimeout(noLimit),
 			transport.WithMaxMessageBytes(cfg.maxMessageBytes()+transportSlack))
 	} else {
 		opts := []transport.StreamableHTTPCOption{
@@ -114,7 +116,8 @@ func newHTTPTransport() *http.Transport {
 // prescribes (see headerTransport).
 func (c *Conn) httpClient(base http.RoundTripper, sessionFix bool) *http.Client {
 	return &http.Client{Transport: &headerTransport{base: base, headers: c.cfg.Headers, sessionFix: sessionFix,
-		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth}}
+		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth,
+		request: c.serverRequest}}
 }
 
 // headerTransport sets headers on requests that lack them.
@@ -140,6 +143,10 @@ type headerTransport struct {
 	streamEnded func()
 	// auth, when set, gives each request its bearer token (Config.Auth).
 	auth Authorizer
+	// request takes the requests of the server out of its event streams
+	// (asks.go), with the context of the HTTP request whose answer carried
+	// them.
+	request func(msg []byte, origin context.Context)
 }
 
 // filterBody reads a successful answer's body through a frame filter.
@@ -156,6 +163,13 @@ func (t *headerTransport) filterBody(resp *http.Response) *http.Response {
 		f := newSSEFilter(resp.Body, t.limit, t.report)
 		if resp.Request != nil && resp.Request.Method == http.MethodGet {
 			f.ended = t.streamEnded
+		}
+		if t.request != nil {
+			var origin context.Context
+			if resp.Request != nil {
+				origin = resp.Request.Context()
+			}
+			f.request = func(msg []byte) { t.request(msg, origin) }
 		}
 		resp.Body = f
 		resp.ContentLength = -1

@@ -224,7 +224,16 @@ type Conn struct {
 	// progress routes notifications/progress to the call that asked for
 	// them: progress token -> chan struct{} (capacity 1).
 	progress sync.Map
-	done     chan struct{} // closed by Close
+	// reports routes the same notifications to the caller that asked for
+	// them (WithProgress): progress token -> func(switchboard.ToolProgress).
+	reports sync.Map
+	done    chan struct{} // closed by Close
+
+	// calls are the calls in flight, by token (*inflight), for the
+	// requests of the server (asks.go).
+	calls sync.Map
+	// rootList is what roots/list answers; nil without roots configured.
+	rootList atomic.Pointer[[]Root]
 
 	// taskStatus routes notifications/tasks/status to the call following
 	// the task: task id -> chan mcp.Task (capacity 1, the latest status).
@@ -341,6 +350,10 @@ func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, 
 		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
+	if cfg.Roots != nil {
+		roots := append([]Root{}, cfg.Roots...)
+		c.rootList.Store(&roots)
+	}
 	if hooks.toolsChanged != nil {
 		c.onToolsChanged = func() { hooks.toolsChanged(c) }
 	}
@@ -673,12 +686,20 @@ func (c *Conn) opContext(ctx context.Context, limit time.Duration) (context.Cont
 // request (which would wait for the loop it holds up).
 func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 	if n.Method == string(mcp.MethodNotificationProgress) {
-		if ch, ok := c.progress.Load(fmt.Sprint(n.Params.AdditionalFields["progressToken"])); ok {
+		token := fmt.Sprint(n.Params.AdditionalFields["progressToken"])
+		if ch, ok := c.progress.Load(token); ok {
 			select {
 			case ch.(chan struct{}) <- struct{}{}:
 			default: // one is pending already
 			}
 		}
+		if fn, ok := c.reports.Load(token); ok {
+			fn.(func(switchboard.ToolProgress))(progressOf(n.Params.AdditionalFields))
+		}
+		return
+	}
+	if n.Method == string(mcp.MethodNotificationElicitationComplete) {
+		c.onElicitationComplete(n)
 		return
 	}
 	if n.Method == mcp.MethodNotificationTasksStatus {

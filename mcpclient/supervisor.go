@@ -316,6 +316,25 @@ func (s *Supervisor) Restart(cfg Config) {
 	s.start(cfg)
 }
 
+// SetRoots changes the roots offered to the server without restarting
+// it: the current connection tells the server
+// (notifications/roots/list_changed), later ones offer them from the
+// start. A server configured without roots gains none this way (it was
+// never told the client has roots): that takes Restart.
+func (s *Supervisor) SetRoots(roots []Root) {
+	s.mu.Lock()
+	if s.cfg.Roots == nil || roots == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.cfg.Roots = roots
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn.SetRoots(roots)
+	}
+}
+
 // Close stops supervising and ends the connection: calls in flight fail
 // with switchboard.ErrUnavailable, a stdio server's process group is
 // stopped, and later calls fail at once. It takes at most about 5s, and
@@ -389,6 +408,9 @@ func (s *Supervisor) run(g *generation, cfg Config) {
 		if attempt > 0 {
 			s.update(func() { s.restarts++ })
 		}
+		s.mu.Lock()
+		cfg.Roots = s.cfg.Roots // SetRoots may have changed them
+		s.mu.Unlock()
 		conn, err := dialConn(g.ctx, cfg, &s.opts, hooks)
 		if g.ctx.Err() != nil {
 			if conn != nil {

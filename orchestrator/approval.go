@@ -89,6 +89,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 	t.wallStart = time.Now()
 	rec.Status = switchboard.TurnRunning
 	t.rec = rec
+	t.agent, t.roles = o.agents.named(rec.Agent), d.Roles
 	t.caller = tools.Caller{UserID: d.UserID, ConversationID: d.ConversationID}
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
@@ -120,13 +121,9 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 
 	if d.Approve {
 		s := time.Now()
-		if t.ev != nil {
-			t.ev.ToolStarted(call)
-		}
-		t.runCall(ctx, &call)
-		if t.ev != nil {
-			t.ev.ToolFinished(call)
-		}
+		batch := []switchboard.ToolCall{call}
+		t.execute(ctx, batch)
+		call = batch[0]
 		t.timing.Tools += time.Since(s)
 	} else {
 		deny(&call, d.Reason)
@@ -181,7 +178,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request, conversatio
 		if seen[d.CallID] = true; len(seen) > maxDecisions {
 			break
 		}
-		d.UserID, d.ConversationID, d.RequestID = req.UserID, conversationID, req.RequestID
+		d.UserID, d.ConversationID, d.RequestID, d.Roles = req.UserID, conversationID, req.RequestID, req.Roles
 		_, err := o.decide(ctx, d, nil)
 		if err == nil {
 			continue

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,15 @@ type turn struct {
 	wallStart time.Time
 	timing    switchboard.TurnTiming
 	requestID string // for logs
+
+	// agent is the agent the turn runs as now (see agents.go); roles are
+	// the user's, for the handoffs it may be offered.
+	agent   *Agent
+	roles   []string
+	offered map[*Agent]*agentTools
+	// conversationAgent, when set, becomes the conversation's current
+	// agent with the next save (a handoff).
+	conversationAgent string
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -51,7 +61,7 @@ type turn struct {
 func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time.Time) error {
 	start := &switchboard.TurnStart{
 		Conversation: switchboard.Conversation{ID: at.conversationID, ExternalID: at.externalID},
-		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
+		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning, Agent: t.agent.Name,
 			IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash, StartedAt: t.wallStart},
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
@@ -137,8 +147,8 @@ func (t *turn) setHistory(h []switchboard.Message) {
 // loop calls the model and runs tools from step first until the turn ends.
 func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 	for step := first; ; step++ {
-		if step > t.o.opts.MaxSteps {
-			msg := fmt.Sprintf("I stopped after %d model calls without reaching an answer (the step limit of this service).", t.o.opts.MaxSteps)
+		if maxSteps := cmp.Or(t.agent.MaxSteps, t.o.opts.MaxSteps); step > maxSteps {
+			msg := fmt.Sprintf("I stopped after %d model calls without reaching an answer (the step limit of this service).", maxSteps)
 			return t.end(ctx, switchboard.TurnMaxSteps, t.assistantText(msg), nil)
 		}
 		if t.ev != nil {
@@ -170,6 +180,11 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 		if t.ev != nil {
 			t.ev.StepFinished(step)
 		}
+		if out.handoff != nil {
+			if res, err, done := t.handOff(ctx, out.handoff); done {
+				return res, err
+			}
+		}
 		switch {
 		case len(out.pending) > 0:
 			return t.await(ctx, out.pending)
@@ -183,10 +198,10 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 
 func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	msgs := t.withImages(ctx, t.history)
-	if p := t.o.opts.SystemPrompt; p != "" {
+	if p := t.agent.instructions(t.o.opts.SystemPrompt, t.rec.UserID, time.Now()); p != "" {
 		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
 	}
-	defs := t.catalog.Definitions()
+	defs := t.toolsOf(t.agent).defs
 	if t.paging {
 		defs = append(defs[:len(defs):len(defs)], readToolResultDef)
 	}
@@ -199,7 +214,12 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	}
 	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
-	reply, err := t.o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs}, onText)
+	model := t.o.model
+	if t.agent.Model != nil {
+		model = t.agent.Model
+	}
+	reply, err := model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: t.agent.ModelName,
+		Settings: t.agent.Settings}, onText)
 	t.timing.LLM += time.Since(s)
 	t.rec.Steps++
 	t.rec.PromptTokens += reply.PromptTokens
@@ -215,6 +235,7 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 type stepOutcome struct {
 	pending  []switchboard.ToolCall // calls awaiting approval
 	repeated string                 // the tool asked for too often
+	handoff  *Agent                 // the agent the step handed the turn to
 }
 
 // runTools records the step's calls as started (one commit, together with
@@ -232,6 +253,7 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 		c.ID = switchboard.NewID()
 		c.TurnID = t.rec.ID
 		c.Step = step
+		c.Agent = t.agent.Name
 		c.StartedAt = now
 		if c.Status == switchboard.CallRunning {
 			key := repeatKey(c)
@@ -252,6 +274,7 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 		}
 		batch[i] = c
 	}
+	out.handoff = t.stepHandoff(batch)
 	t.unsaved = append(t.unsaved, asked)
 	if err := t.save(ctx, append(t.finished, batch...)); err != nil {
 		return out, err
@@ -281,6 +304,19 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 // prepare turns a requested call into a ledger row, for a catalog tool or
 // a built-in one (read_tool_result, read_resource) the turn offers.
 func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
+	offered := t.toolsOf(t.agent)
+	if target := offered.handoffs[rc.Name]; target != nil {
+		return t.prepareHandoff(rc, target)
+	}
+	if !offered.offers(rc.Name) {
+		// A tool of the catalog that this agent is not offered: as
+		// unknown to it as any other name.
+		c := t.catalog.Prepare(switchboard.RequestedCall{ID: rc.ID, Name: "", Arguments: rc.Arguments}, t.caller)
+		c.ExposedName, c.Tool = rc.Name, rc.Name
+		c.Error = fmt.Sprintf("unknown tool %q", rc.Name)
+		c.Result = "error: " + c.Error
+		return c
+	}
 	_, resources := t.catalog.ReadResourceDefinition()
 	if rc.Name == readToolResultName && t.paging || rc.Name == tools.ReadResourceName && resources {
 		args := strings.TrimSpace(rc.Arguments)
@@ -308,11 +344,13 @@ func (t *turn) needsApproval(c switchboard.ToolCall) bool {
 		return false
 	}
 	e, ok := t.catalog.Lookup(c.ExposedName)
-	return ok && e.RequiresApproval()
+	return ok && (t.agent.RequireApproval || e.RequiresApproval())
 }
 
 // execute runs the calls of batch that are running: all at once (bounded)
 // when every one is read-only or on a server that allows it, else in order.
+// The calls run on goroutines of their own; the events (ev) are all told
+// from this one, their progress reports too.
 func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 	var run []int
 	parallel := true
@@ -325,15 +363,61 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 			parallel = false
 		}
 	}
-	if len(run) <= 1 || !parallel {
+	if len(run) == 0 {
+		return
+	}
+	var reports chan callProgress
+	// running holds, for the events, each running call as it started: the
+	// call's own goroutine writes batch[i] until it ends.
+	running := map[int]switchboard.ToolCall{}
+	if t.ev != nil {
+		reports = make(chan callProgress, progressBacklog)
+	}
+	start := func(i int, sem chan struct{}, done chan<- int) {
+		cctx := ctx
+		if reports != nil {
+			running[i] = batch[i]
+			cctx = tools.WithProgress(ctx, func(p switchboard.ToolProgress) {
+				select {
+				case reports <- callProgress{i, p}:
+				default: // the reader is behind: this report is dropped
+				}
+			})
+		}
+		go func() {
+			if sem != nil {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+			}
+			t.runCall(cctx, &batch[i])
+			done <- i
+		}()
+	}
+	// wait waits for n calls to end, telling ev of each end and of the
+	// progress reported before it.
+	wait := func(done <-chan int, n int) {
+		for n > 0 {
+			select {
+			case i := <-done:
+				n--
+				t.drainProgress(reports, running)
+				delete(running, i)
+				if t.ev != nil {
+					t.ev.ToolFinished(batch[i])
+				}
+			case r := <-reports:
+				t.progressed(running, r)
+			}
+		}
+	}
+	if len(run) == 1 || !parallel {
+		done := make(chan int, 1)
 		for _, i := range run {
 			if t.ev != nil {
 				t.ev.ToolStarted(batch[i])
 			}
-			t.runCall(ctx, &batch[i])
-			if t.ev != nil {
-				t.ev.ToolFinished(batch[i])
-			}
+			start(i, nil, done)
+			wait(done, 1)
 		}
 		return
 	}
@@ -345,18 +429,38 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 		}
 	}
 	for _, i := range run {
-		go func() {
-			sem <- struct{}{}
-			t.runCall(ctx, &batch[i])
-			<-sem
-			done <- i
-		}()
+		start(i, sem, done)
 	}
-	for range run {
-		i := <-done
-		if t.ev != nil {
-			t.ev.ToolFinished(batch[i])
+	wait(done, len(run))
+}
+
+// callProgress is a progress report of the call at index of a batch.
+type callProgress struct {
+	index int
+	p     switchboard.ToolProgress
+}
+
+// progressBacklog is how many progress reports of a batch may wait for
+// the turn's goroutine to pass them on; more are dropped.
+const progressBacklog = 64
+
+// drainProgress passes on the reports already queued, so that none comes
+// after its call's end.
+func (t *turn) drainProgress(reports chan callProgress, running map[int]switchboard.ToolCall) {
+	for {
+		select {
+		case r := <-reports:
+			t.progressed(running, r)
+		default:
+			return
 		}
+	}
+}
+
+// progressed tells ev of a report of a call that has not ended.
+func (t *turn) progressed(running map[int]switchboard.ToolCall, r callProgress) {
+	if c, ok := running[r.index]; ok {
+		t.ev.ToolProgress(c, r.p)
 	}
 }
 
@@ -445,12 +549,14 @@ func (t *turn) await(ctx context.Context, pending []switchboard.ToolCall) (*Resu
 // ledger rows.
 func (t *turn) save(ctx context.Context, calls []switchboard.ToolCall) error {
 	s := time.Now()
-	err := t.o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: t.rec, Messages: t.unsaved, ToolCalls: calls})
+	err := t.o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: t.rec, Messages: t.unsaved, ToolCalls: calls,
+		ConversationAgent: t.conversationAgent})
 	t.timing.Store += time.Since(s)
 	if err != nil {
 		return fmt.Errorf("save turn %s: %w", t.rec.ID, err)
 	}
 	t.unsaved = t.unsaved[:0]
+	t.conversationAgent = ""
 	return nil
 }
 
@@ -535,8 +641,12 @@ func addTiming(a, b switchboard.TurnTiming) switchboard.TurnTiming {
 }
 
 func (t *turn) message(role switchboard.Role, typ switchboard.MessageType, content string) switchboard.Message {
-	return switchboard.Message{ID: switchboard.NewID(), ConversationID: t.rec.ConversationID, TurnID: t.rec.ID,
+	m := switchboard.Message{ID: switchboard.NewID(), ConversationID: t.rec.ConversationID, TurnID: t.rec.ID,
 		Role: role, Type: typ, Content: content, Timestamp: time.Now()}
+	if role == switchboard.RoleAssistant {
+		m.Agent = t.agent.Name
+	}
+	return m
 }
 
 func (t *turn) assistantText(content string) switchboard.Message {

@@ -316,6 +316,17 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 			}
 			f.servers[name] = f.start(s)
 			started = append(started, s)
+		case !f.specs[name].sameSessions(s) && f.specs[name].sameButRoots(s):
+			f.log.Info("new roots for mcp server", "server", name)
+			restarting = append(restarting, func() {
+				if r.sup != nil {
+					cfg, _ := sessionConfig(s, listerID, listerID, nil)
+					r.sup.SetRoots(cfg.Roots)
+				}
+				if r.pool != nil {
+					r.pool.SetRoots(f.poolConfig(s))
+				}
+			})
 		case !f.specs[name].sameSessions(s):
 			// In place, so that the catalogs of running turns reach the
 			// server with its new configuration.

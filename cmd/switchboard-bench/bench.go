@@ -46,6 +46,7 @@ type config struct {
 	maxConns         int
 	users            int
 	scope            string
+	memoryMaxBytes   int64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.profileDir, "profile", "", "write the service's CPU and allocation profiles of each scenario to `DIR`")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
 	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
+	fs.Int64Var(&c.memoryMaxBytes, "memory-max-bytes", 0, "the memory store's bound (memory_store.max_bytes); 0: its default, 256 MiB; below 0: none")
 	fs.StringVar(&c.scope, "scope", "shared", "the echo server's scope: shared (one session for all), user (one per user) or conversation")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -307,7 +309,7 @@ type row struct {
 	cpu                            cpuSnapshot // per turn
 	peakRSSKB                      int64
 	goroutinesBefore, after        int
-	note                           string
+	note, storeNote                string
 }
 
 // measure runs one scenario on a fresh service.
@@ -339,6 +341,8 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	args := []string{"-store", storeKind, "-model-url", b.model.URL, "-secret", b.secret, "-scope", cfg.scope, "-max-sessions", fmt.Sprint(cfg.users)}
 	if storeKind == "postgres" {
 		args = append(args, "-database-url", b.dbURL, "-max-conns", fmt.Sprint(cfg.maxConns))
+	} else {
+		args = append(args, "-memory-max-bytes", fmt.Sprint(cfg.memoryMaxBytes))
 	}
 	if b.echo != nil {
 		args = append(args, "-echo-url", b.echo.URL)
@@ -446,6 +450,9 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	}
 	if last, err := svc.stats(ctx); err == nil {
 		r.peakRSSKB = last.PeakRSSKB
+		if storeKind == "memory" {
+			r.storeNote = fmt.Sprintf("; the store keeps %.0f MB, %d conversations evicted", float64(last.StoreBytes)/1e6, last.Evicted)
+		}
 	}
 	processes := len(descendants(svc.cmd.Process.Pid))
 	svc.Stop()
@@ -490,7 +497,7 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 		per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / n) }
 		r.cpu = cpuSnapshot{per(cpu.service), per(cpu.echo), per(cpu.bench), per(cpu.postgres)}
 	}
-	r.note = usage
+	r.note = usage + r.storeNote
 	switch scenario {
 	case "inflight":
 		r.note += fmt.Sprintf("; peak %d turns in flight", d.peak.Load())

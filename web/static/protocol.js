@@ -34,6 +34,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolApproval": "tool-approval-request",
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
+    "agent": "data-agent",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -54,7 +55,9 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "failed": "failed",
     "maxSteps": "max_steps",
     "cancelled": "cancelled",
-    "awaitingApproval": "awaiting_approval"
+    "awaitingApproval": "awaiting_approval",
+    "maxHandoffs": "max_handoffs",
+    "guardrailTripped": "guardrail_tripped"
   },
   "role": {
     "user": "user",
@@ -66,7 +69,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "text": "text",
     "toolCall": "tool_call",
     "toolResult": "tool_result",
-    "error": "error"
+    "error": "error",
+    "handoff": "handoff"
   },
   "code": {
     "turnCancelled": "turn_cancelled",
@@ -100,6 +104,7 @@ export const Code = Object.freeze(wire.code);
  * @property {string} turnId
  * @property {TurnStatusValue} [status]
  * @property {string} [errorCode]
+ * @property {string} [agent] the agent that answered (finish), when agents are configured
  */
 
 /**
@@ -140,6 +145,15 @@ export const Code = Object.freeze(wire.code);
  * @property {CallStatusValue} status
  * @property {number} [duration_ms] set once the call has ended
  * @property {string} [error]
+ * @property {ToolProgress} [progress] the server's last report of a running call
+ */
+
+/**
+ * An MCP server's progress report of a running call (notifications/progress).
+ * @typedef {object} ToolProgress
+ * @property {number} progress
+ * @property {number} [total] absent when the server does not know it
+ * @property {string} [message]
  */
 
 /**
@@ -150,6 +164,15 @@ export const Code = Object.freeze(wire.code);
  * @typedef {object} ConnectionRequiredData
  * @property {string} server
  * @property {string} [authorizationUrl]
+ */
+
+/**
+ * A data-agent part's data: the agent that answers from here on; from, at
+ * a handoff, the agent that handed it the turn. One comes as a turn starts
+ * (its first agent) and one at each handoff, when agents are configured.
+ * @typedef {object} AgentData
+ * @property {string} agent
+ * @property {string} [from]
  */
 
 /**
@@ -165,6 +188,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolApproval, approvalId: string, toolCallId: string}
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
+ *   | {type: typeof Part.agent, id: string, data: AgentData}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
