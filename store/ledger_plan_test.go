@@ -117,23 +117,14 @@ WHERE tablename = 'tool_calls' AND indexname <> 'tool_calls_pkey'`)
 	for _, ix := range indexes {
 		exec("drop "+ix.Name, `DROP INDEX `+ix.Name)
 	}
-	// The ledger's triggers (migration 00050) fill tool_calls_open and
-	// tool_call_outcomes row by row: the seed fills them once, after,
-	// with the migration's own statements.
-	exec("disable triggers", `ALTER TABLE tool_calls DISABLE TRIGGER USER`)
 	for _, s := range stmts {
 		exec(strings.Join(strings.Fields(s.sql)[:3], " "), s.sql, s.args...)
 	}
-	exec("fill tool_calls_open", `INSERT INTO tool_calls_open (id, conversation_id, status, started_at)
-SELECT id, conversation_id, status, started_at FROM tool_calls WHERE status IN ('running', 'awaiting_approval')`)
-	exec("fill tool_call_outcomes", `INSERT INTO tool_call_outcomes (id, started_at, server, tool, status, duration_ms)
-SELECT id, started_at, server, tool, status, duration_ms FROM tool_calls WHERE status NOT IN ('running', 'awaiting_approval')`)
-	exec("enable triggers", `ALTER TABLE tool_calls ENABLE TRIGGER USER`)
 	exec("work_mem", `SET maintenance_work_mem = '256MB'`)
 	for _, ix := range indexes {
 		exec("create "+ix.Name, ix.Def)
 	}
-	exec("vacuum", `VACUUM ANALYZE conversations, turns, messages, tool_calls, tool_calls_open, tool_call_outcomes`)
+	exec("vacuum", `VACUUM ANALYZE conversations, turns, messages, tool_calls`)
 	exec("reset", `RESET maintenance_work_mem`)
 }
 
@@ -147,9 +138,6 @@ type ledgerQuery struct {
 	user    string // whose conversation arg is
 	// index must serve the query (one of them, when several could).
 	index []string
-	// seqOutcomes allows a sequential scan of tool_call_outcomes: stats
-	// over the whole ledger read it whole, and it is narrow.
-	seqOutcomes bool
 }
 
 // ledgerQueries are the queries the admin API sends, with values that
@@ -170,8 +158,7 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 	// Stats read one of the two indexes that include what they aggregate:
 	// a short window ranges over tool_calls_started, a long one streams
 	// through tool_calls_server_tool in group order.
-	// Stats read the ended calls' outcomes (migration 00051).
-	statsIndexes := []string{"tool_call_outcomes_started"}
+	statsIndexes := []string{"tool_calls_started", "tool_calls_server_tool"}
 	return []ledgerQuery{
 		{name: "list/all", f: F, index: []string{"tool_calls_started"}},
 		{name: "list/all/page_2", f: switchboard.ToolCallFilter{After: deep}, index: []string{"tool_calls_started"}},
@@ -186,26 +173,22 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 		{name: "list/tool", f: switchboard.ToolCallFilter{Tool: "search"}, index: []string{"tool_calls_tool", "tool_calls_started"}},
 		{name: "list/tool/rare", f: switchboard.ToolCallFilter{Tool: "export"}, index: []string{"tool_calls_tool"}},
 		{name: "list/server_and_tool", f: switchboard.ToolCallFilter{Server: "files", Tool: "read_file"}, index: []string{"tool_calls_server_tool"}},
-		{name: "list/status", f: switchboard.ToolCallFilter{Status: switchboard.CallFailed}, index: []string{"tool_call_outcomes_status"}},
-		{name: "list/status/rare", f: switchboard.ToolCallFilter{Status: switchboard.CallDenied}, index: []string{"tool_call_outcomes_status"}},
-		{name: "list/status/running", f: switchboard.ToolCallFilter{Status: switchboard.CallRunning}, index: []string{"tool_calls_pkey"}},
-		{name: "list/status/awaiting", f: switchboard.ToolCallFilter{Status: switchboard.CallAwaitingApproval}, index: []string{"tool_calls_pkey"}},
+		{name: "list/status", f: switchboard.ToolCallFilter{Status: switchboard.CallFailed}, index: []string{"tool_calls_status"}},
+		{name: "list/status/rare", f: switchboard.ToolCallFilter{Status: switchboard.CallAwaitingApproval}, index: []string{"tool_calls_status"}},
 		{name: "list/since", f: switchboard.ToolCallFilter{Since: day}, index: []string{"tool_calls_started"}},
 		{name: "list/until", f: switchboard.ToolCallFilter{Until: week}, index: []string{"tool_calls_started"}},
 		{name: "list/time_range", f: switchboard.ToolCallFilter{Since: week.Add(-24 * time.Hour), Until: week}, index: []string{"tool_calls_started"}},
-		{name: "list/user_and_status", f: switchboard.ToolCallFilter{UserID: "user_0007", Status: switchboard.CallFailed}, index: []string{"tool_calls_user", "tool_call_outcomes_status"}},
+		{name: "list/user_and_status", f: switchboard.ToolCallFilter{UserID: "user_0007", Status: switchboard.CallFailed}, index: []string{"tool_calls_user", "tool_calls_status"}},
 		{name: "list/tool_and_since", f: switchboard.ToolCallFilter{Tool: "search", Since: day}, index: []string{"tool_calls_tool", "tool_calls_started"}},
 		{name: "list/server_status_range", f: switchboard.ToolCallFilter{Server: "github", Status: switchboard.CallFailed, Since: week, Until: day},
-			index: []string{"tool_calls_server", "tool_call_outcomes_status", "tool_calls_started", "tool_calls_server_tool"}},
+			index: []string{"tool_calls_server", "tool_calls_status", "tool_calls_started", "tool_calls_server_tool"}},
 		{name: "stats/by_tool/24h", f: switchboard.ToolCallFilter{Since: day}, groupBy: store.GroupByTool, index: statsIndexes},
 		{name: "stats/by_server/24h", f: switchboard.ToolCallFilter{Since: day}, groupBy: store.GroupByServer, index: statsIndexes},
 		{name: "stats/by_tool/7d", f: switchboard.ToolCallFilter{Since: week}, groupBy: store.GroupByTool, index: statsIndexes},
-		{name: "stats/by_tool/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByTool,
-			index: []string{"tool_call_outcomes_started", "tool_calls_pkey"}, seqOutcomes: true},
-		{name: "stats/by_server/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByServer,
-			index: []string{"tool_call_outcomes_started", "tool_calls_pkey"}, seqOutcomes: true},
+		{name: "stats/by_tool/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByTool, index: statsIndexes},
+		{name: "stats/by_server/30d", f: switchboard.ToolCallFilter{Since: end.Add(-31 * 24 * time.Hour)}, groupBy: store.GroupByServer, index: statsIndexes},
 		{name: "stats/by_tool/24h_of_a_server", f: switchboard.ToolCallFilter{Server: "web", Since: day}, groupBy: store.GroupByTool,
-			index: []string{"tool_call_outcomes_started"}},
+			index: []string{"tool_calls_server", "tool_calls_server_tool", "tool_calls_started"}},
 		{name: "stats/by_tool/7d_of_a_user", f: switchboard.ToolCallFilter{UserID: "user_0007", Since: week}, groupBy: store.GroupByTool, index: []string{"tool_calls_user"}},
 		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, user: user, index: []string{"messages_transcript"}},
 		{name: "transcript/all_messages", sql: store.SelectAllMessages, arg: conv, user: user, index: []string{"messages_conversation_seq"}},
@@ -298,9 +281,7 @@ func checkPlan(tb testing.TB, q ledgerQuery, plan planNode, text string) {
 	tb.Helper()
 	var used []string
 	plan.walk(func(n planNode) {
-		// tool_calls_open holds the calls running now: a few rows.
-		if strings.Contains(n.NodeType, "Seq Scan") && n.RelationName != "tool_calls_open" &&
-			(n.RelationName != "tool_call_outcomes" || !q.seqOutcomes) {
+		if strings.Contains(n.NodeType, "Seq Scan") {
 			tb.Errorf("%s: plan scans %s sequentially:\n%s", q.name, n.RelationName, text)
 		}
 		if n.IndexName != "" {
@@ -475,13 +456,8 @@ func TestCancelWaitingPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPlan(t, ledgerQuery{name: "cancel waiting", index: []string{"turns_awaiting"}}, raw.Plan, raw.text)
-	// The calls awaiting approval are found in tool_calls_open (a few
-	// rows, by its partial index or read whole), not in the ledger.
-	open := false
-	raw.Plan.walk(func(n planNode) { open = open || n.RelationName == "tool_calls_open" })
-	if !open {
-		t.Errorf("cancel waiting: the plan does not read tool_calls_open:\n%s", raw.text)
+	for _, index := range []string{"turns_awaiting", "tool_calls_awaiting"} {
+		checkPlan(t, ledgerQuery{name: "cancel waiting", index: []string{index}}, raw.Plan, raw.text)
 	}
 }
 

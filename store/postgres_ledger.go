@@ -213,17 +213,12 @@ func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilt
 
 // listToolCallsSQL returns the query of one page of q, and its arguments.
 // The page is an index range scan: every filter has an index in the
-// listing's order (migrations 00001 and 00051). A final status is found in
-// tool_call_outcomes, joined on the listing's order (id and started_at),
-// so that its index by status and start serves the order too.
+// listing's order (migrations 00001 and 00011).
 func listToolCallsSQL(q ledgerQuery) (string, []any) {
-	if q.f.Status != "" && finalStatus(q.f.Status) && q.f.UserID == "" && q.f.ConversationID == "" && q.f.TurnID == "" {
-		return listEndedSQL(q)
-	}
 	where, args := q.where()
 	if q.afterID != "" {
 		args = append(args, q.afterTime, q.afterID)
-		where = append(where, fmt.Sprintf("(tool_calls.started_at, tool_calls.id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
+		where = append(where, fmt.Sprintf("(started_at, id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
 	}
 	// One row more than the page tells whether there is a next page.
 	args = append(args, q.limit+1)
@@ -233,113 +228,60 @@ func listToolCallsSQL(q ledgerQuery) (string, []any) {
 		` ORDER BY tool_calls.started_at DESC, tool_calls.id DESC LIMIT $` + strconv.Itoa(len(args)), args
 }
 
-// listEndedSQL is listToolCallsSQL for a final status and filters that
-// tool_call_outcomes has the columns of (server, tool, time): the page is
-// a range of its index by status, in the listing's order, joined to the
-// ledger's rows by id.
-func listEndedSQL(q ledgerQuery) (string, []any) {
-	where, args := q.conditions("o")
-	if q.afterID != "" {
-		args = append(args, q.afterTime, q.afterID)
-		where = append(where, fmt.Sprintf("(o.started_at, o.id) < ($%d, $%d::uuid)", len(args)-1, len(args)))
-	}
-	args = append(args, q.limit+1)
-	return `SELECT ` + toolCallColumns + ` FROM (
-    SELECT o.id AS oid, o.started_at AS ostarted FROM tool_call_outcomes o` + whereClause(where) + `
-    ORDER BY o.started_at DESC, o.id DESC LIMIT $` + strconv.Itoa(len(args)) + `
-) o JOIN tool_calls ON tool_calls.id = o.oid
-ORDER BY o.ostarted DESC, o.oid DESC`, args
-}
-
-// finalStatus reports whether s is a status calls end in.
-func finalStatus(s switchboard.ToolCallStatus) bool {
-	return s != switchboard.CallRunning && s != switchboard.CallAwaitingApproval
-}
-
 // toolCallStatsSQL returns the aggregate of q grouped by groupBy, and its
-// arguments. Filtered by server, tool, status and time only, it reads the
-// ended calls from tool_call_outcomes' covering index (an index-only scan
-// over a time window) and adds the calls still open: those of running turns
-// and those awaiting an approval (tool_calls_awaiting). Filtered by user,
-// conversation or turn, it reads those calls' ledger rows.
+// arguments. Over a time window it reads only the index tool_calls_started,
+// which includes the columns it aggregates.
 func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
 	group := "tool"
 	if groupBy == GroupByServer {
 		group = "server"
 	}
 	where, args := q.where()
-	from := ` FROM tool_calls` + whereClause(where)
-	if q.f.UserID == "" && q.f.ConversationID == "" && q.f.TurnID == "" {
-		// Both halves take the same arguments in the same order.
-		ended, _ := q.conditions("o")
-		if q.f.Status != "" && !finalStatus(q.f.Status) {
-			ended = append(ended, "false")
-		}
-		open := append(where, `tool_calls.id IN (SELECT id FROM tool_calls_open)`)
-		from = ` FROM (
-    SELECT o.server, o.tool, o.status, o.duration_ms FROM tool_call_outcomes o` + whereClause(ended) + `
-    UNION ALL
-    SELECT tool_calls.server, tool_calls.tool, tool_calls.status, tool_calls.duration_ms FROM tool_calls` + whereClause(open) + `
-) tool_calls`
-	}
 	// COLLATE "C" orders by bytes, as Go compares strings.
 	return `SELECT server, ` + group + `, count(*),
     count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval', 'succeeded')),
     count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
     percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval'))` + from + `
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval'))
+FROM tool_calls` + whereClause(where) + `
 GROUP BY server, ` + group + `
 ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`, args
 }
 
-// where returns the conditions and arguments of the filter on the ledger,
-// cursor excluded.
-func (q *ledgerQuery) where() ([]string, []any) { return q.conditions("tool_calls") }
-
-// conditions returns the conditions and arguments of the filter, cursor
-// excluded, on the columns of table t: tool_calls, or o, a
-// tool_call_outcomes (which has no user, conversation or turn). The
-// ledger's rows have no index on status (migration 00051): the calls
-// running or awaiting approval are found in tool_calls_open, the others by
-// the filter's other columns, or in tool_call_outcomes (listEndedSQL).
-func (q *ledgerQuery) conditions(t string) ([]string, []any) {
+// where returns the conditions and arguments of the filter, cursor excluded.
+func (q *ledgerQuery) where() ([]string, []any) {
 	var (
 		where []string
 		args  []any
 	)
 	add := func(cond string, arg any) {
 		args = append(args, arg)
-		cond = strings.ReplaceAll(cond, "t.", t+".")
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+		where = append(where, strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1))
 	}
 	f := &q.f
 	if f.UserID != "" {
-		add("t.user_id = ?", f.UserID)
+		add("user_id = ?", f.UserID)
 	}
 	if f.ConversationID != "" {
-		add("t.conversation_id = ?::uuid", f.ConversationID)
+		add("conversation_id = ?::uuid", f.ConversationID)
 	}
 	if f.TurnID != "" {
-		add("t.turn_id = ?::uuid", f.TurnID)
+		add("turn_id = ?::uuid", f.TurnID)
 	}
 	if f.Server != "" {
-		add("t.server = ?", f.Server)
+		add("server = ?", f.Server)
 	}
 	if f.Tool != "" {
-		add("t.tool = ?", f.Tool)
+		add("tool = ?", f.Tool)
 	}
-	switch {
-	case f.Status == "":
-	case t == "o" || finalStatus(f.Status):
-		add("t.status = ?", string(f.Status))
-	default:
-		add("t.status = ? AND t.id IN (SELECT id FROM tool_calls_open WHERE status = ?)", string(f.Status))
+	if f.Status != "" {
+		add("status = ?", string(f.Status))
 	}
 	if !f.Since.IsZero() {
-		add("t.started_at >= ?", f.Since)
+		add("started_at >= ?", f.Since)
 	}
 	if !f.Until.IsZero() {
-		add("t.started_at < ?", f.Until)
+		add("started_at < ?", f.Until)
 	}
 	return where, args
 }

@@ -125,8 +125,7 @@ WITH waiting AS (
     WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
 )
 UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
-WHERE id = ANY (ARRAY(SELECT id FROM tool_calls_open WHERE conversation_id = $1 AND status = 'awaiting_approval'))
-    AND user_id = $2 AND status = 'awaiting_approval'
+WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
 RETURNING id::text, turn_id::text, server, tool, finished_at`
 
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
