@@ -71,3 +71,43 @@ func TestStepUpdateIsHOT(t *testing.T) {
 		t.Errorf("turns' options: %q, %v; want fillfactor=80", fillfactor, err)
 	}
 }
+
+// TestSaveTurnLocksConversationFirst checks the plans of the statement
+// that opens SaveTurn's batch (the conversation's lock or bump, then the
+// turn's update, in one statement): the conversation's CTE must be a
+// one-time filter above the scan of the turn, which Postgres evaluates
+// before it reads (and locks) the turn's row. Every writer locks a
+// conversation before its turns: the other order could deadlock with a
+// turn's start or a conversation's delete.
+func TestSaveTurnLocksConversationFirst(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for name, sql := range map[string]string{"step": store.SaveTurnStep, "end": store.SaveTurnEnd} {
+		args := []any{"01a2124b-88a2-7c65-8f5d-5093e5df38e5", "running", 1, 0, 0, 0.0, 0.0, 0.0, 0.0, "", nil,
+			store.LeaseDuration, "i", "01a2124b-88a2-7c65-8f5d-5093e5df38e5"}
+		if name == "end" {
+			args = append(args, time.Now())
+		}
+		raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+sql, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// ModifyTable on turns, over a Result whose one-time filter is the
+		// CTE's, over the scan of turns.
+		var gated bool
+		raw.Plan.walk(func(n planNode) {
+			if n.NodeType == "Result" && n.OneTimeFilter != "" {
+				for _, c := range n.Plans {
+					gated = gated || c.RelationName == "turns"
+				}
+			}
+		})
+		if raw.Plan.NodeType != "ModifyTable" || raw.Plan.RelationName != "turns" || !gated {
+			t.Errorf("%s: the turn's row is read before the conversation is locked:\n%s", name, raw.text)
+		}
+	}
+}
