@@ -320,6 +320,15 @@ type ToolCall struct {
 	TaskStatus string
 }
 
+// ToolProgress is what an MCP server reported of a call while it ran (its
+// notifications/progress): Progress and Total as the server counts them
+// (Total is 0 when it does not know the total), and its Message, if any.
+type ToolProgress struct {
+	Progress float64
+	Total    float64
+	Message  string
+}
+
 // Finished reports whether the call has reached a final status.
 func (c *ToolCall) Finished() bool {
 	return c.Status != CallRunning && c.Status != CallAwaitingApproval && c.Status != ""

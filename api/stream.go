@@ -244,6 +244,24 @@ type toolCallData struct {
 	// DurationMS is set once the call has ended.
 	DurationMS *float64 `json:"duration_ms,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	// Progress is the server's last report of a running call.
+	Progress *progressData `json:"progress,omitempty"`
+}
+
+// progressData is an MCP server's progress report of a call: progress of
+// total (absent when the server does not know it), and its message.
+type progressData struct {
+	Progress float64  `json:"progress"`
+	Total    *float64 `json:"total,omitempty"`
+	Message  string   `json:"message,omitempty"`
+}
+
+func progressOf(p switchboard.ToolProgress) *progressData {
+	d := &progressData{Progress: p.Progress, Message: p.Message}
+	if p.Total > 0 {
+		d.Total = &p.Total
+	}
+	return d
 }
 
 type approvalPart struct {
@@ -330,6 +348,14 @@ func (s *uiStream) toolInput(c switchboard.ToolCall, status switchboard.ToolCall
 		Dynamic: true, Title: c.Server + " · " + c.Tool})
 	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
 		Status: string(status)}})
+}
+
+// ToolProgress sends the call's data part again, running, with the
+// server's report: a useChat app's data part of that id is replaced.
+func (s *uiStream) ToolProgress(c switchboard.ToolCall, p switchboard.ToolProgress) {
+	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
+		Status: string(switchboard.CallRunning), Progress: progressOf(p)}})
+	s.flush()
 }
 
 func (s *uiStream) ToolFinished(c switchboard.ToolCall) {

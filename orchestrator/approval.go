@@ -125,13 +125,9 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 	}
 	if d.Approve {
 		s := time.Now()
-		if t.ev != nil {
-			t.ev.ToolStarted(call)
-		}
-		t.runCall(ctx, &call)
-		if t.ev != nil {
-			t.ev.ToolFinished(call)
-		}
+		batch := []switchboard.ToolCall{call}
+		t.execute(ctx, batch)
+		call = batch[0]
 		t.timing.Tools += time.Since(s)
 	} else {
 		deny(&call, d.Reason)

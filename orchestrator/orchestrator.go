@@ -319,6 +319,11 @@ type Events interface {
 	// of one step may run at once, so their ends may come in any order.
 	ToolStarted(call switchboard.ToolCall)
 	ToolFinished(call switchboard.ToolCall)
+	// ToolProgress tells what the server of a running call reported of it
+	// (MCP notifications/progress), between its ToolStarted and
+	// ToolFinished. Reports a slow reader has not taken may be dropped
+	// for newer ones.
+	ToolProgress(call switchboard.ToolCall, p switchboard.ToolProgress)
 	// ApprovalRequested tells of a call that waits for a person.
 	ApprovalRequested(call switchboard.ToolCall)
 	StepFinished(step int)

@@ -386,6 +386,8 @@ func (t *turn) needsApproval(c switchboard.ToolCall) bool {
 
 // execute runs the calls of batch that are running: all at once (bounded)
 // when every one is read-only or on a server that allows it, else in order.
+// The calls run on goroutines of their own; the events (ev) are all told
+// from this one, their progress reports too.
 func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 	var run []int
 	parallel := true
@@ -398,15 +400,61 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 			parallel = false
 		}
 	}
-	if len(run) <= 1 || !parallel {
+	if len(run) == 0 {
+		return
+	}
+	var reports chan callProgress
+	// running holds, for the events, each running call as it started: the
+	// call's own goroutine writes batch[i] until it ends.
+	running := map[int]switchboard.ToolCall{}
+	if t.ev != nil {
+		reports = make(chan callProgress, progressBacklog)
+	}
+	start := func(i int, sem chan struct{}, done chan<- int) {
+		cctx := ctx
+		if reports != nil {
+			running[i] = batch[i]
+			cctx = tools.WithProgress(ctx, func(p switchboard.ToolProgress) {
+				select {
+				case reports <- callProgress{i, p}:
+				default: // the reader is behind: this report is dropped
+				}
+			})
+		}
+		go func() {
+			if sem != nil {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+			}
+			t.runCall(cctx, &batch[i])
+			done <- i
+		}()
+	}
+	// wait waits for n calls to end, telling ev of each end and of the
+	// progress reported before it.
+	wait := func(done <-chan int, n int) {
+		for n > 0 {
+			select {
+			case i := <-done:
+				n--
+				t.drainProgress(reports, running)
+				delete(running, i)
+				if t.ev != nil {
+					t.ev.ToolFinished(batch[i])
+				}
+			case r := <-reports:
+				t.progressed(running, r)
+			}
+		}
+	}
+	if len(run) == 1 || !parallel {
+		done := make(chan int, 1)
 		for _, i := range run {
 			if t.ev != nil {
 				t.ev.ToolStarted(batch[i])
 			}
-			t.runCall(ctx, &batch[i])
-			if t.ev != nil {
-				t.ev.ToolFinished(batch[i])
-			}
+			start(i, nil, done)
+			wait(done, 1)
 		}
 		return
 	}
@@ -418,18 +466,38 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 		}
 	}
 	for _, i := range run {
-		go func() {
-			sem <- struct{}{}
-			t.runCall(ctx, &batch[i])
-			<-sem
-			done <- i
-		}()
+		start(i, sem, done)
 	}
-	for range run {
-		i := <-done
-		if t.ev != nil {
-			t.ev.ToolFinished(batch[i])
+	wait(done, len(run))
+}
+
+// callProgress is a progress report of the call at index of a batch.
+type callProgress struct {
+	index int
+	p     switchboard.ToolProgress
+}
+
+// progressBacklog is how many progress reports of a batch may wait for
+// the turn's goroutine to pass them on; more are dropped.
+const progressBacklog = 64
+
+// drainProgress passes on the reports already queued, so that none comes
+// after its call's end.
+func (t *turn) drainProgress(reports chan callProgress, running map[int]switchboard.ToolCall) {
+	for {
+		select {
+		case r := <-reports:
+			t.progressed(running, r)
+		default:
+			return
 		}
+	}
+}
+
+// progressed tells ev of a report of a call that has not ended.
+func (t *turn) progressed(running map[int]switchboard.ToolCall, r callProgress) {
+	if c, ok := running[r.index]; ok {
+		t.ev.ToolProgress(c, r.p)
 	}
 }
 

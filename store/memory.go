@@ -49,6 +49,8 @@ type memoryData struct {
 	// wait (and it, if it does): a turn resumed by a decision may end with
 	// other calls undecided.
 	waiting map[string]string
+	// inputs are the questions of servers, by id.
+	inputs map[string]*switchboard.Input
 
 	// credentials are users' credentials by user and server; an update
 	// of one holds its credentialLock (not mu, which it would hold while
@@ -59,11 +61,16 @@ type memoryData struct {
 	// oauthClients the registered clients by server and issuer.
 	oauthStates  map[string]switchboard.OAuthState
 	oauthClients map[oauthClientKey]switchboard.OAuthClient
+
+	// bound counts what each conversation costs and evicts conversations
+	// past its bound (memory_bound.go).
+	bound
 }
 
 type idempotencyKey struct{ user, key string }
 
-// NewMemory returns an empty in-memory store.
+// NewMemory returns an empty in-memory store bounded at
+// DefaultMemoryMaxBytes, logging nothing (see OpenMemory).
 func NewMemory() *Memory {
 	return &Memory{boot: switchboard.NewID(), memoryData: &memoryData{
 		conversations: make(map[string]*switchboard.Conversation),
@@ -76,6 +83,7 @@ func NewMemory() *Memory {
 		calls:         make(map[string]*switchboard.ToolCall),
 		running:       make(map[string]lease),
 		waiting:       make(map[string]string),
+		bound:         newBound(),
 	}}
 }
 

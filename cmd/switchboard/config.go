@@ -36,6 +36,7 @@ type Config struct {
 	HTTP              HTTPConfig              `yaml:"http"`
 	Limits            LimitsConfig            `yaml:"limits"`
 	Retention         RetentionConfig         `yaml:"retention"`
+	MemoryStore       MemoryStoreConfig       `yaml:"memory_store"`
 	MCPServers        map[string]ServerConfig `yaml:"mcpServers"`
 	// MCPStartupWait is how long start-up (and a reload) waits for MCP
 	// servers that are not required; those still connecting join the
@@ -181,6 +182,15 @@ type LimitsConfig struct {
 	TurnWait *Duration `yaml:"turn_wait"`
 }
 
+// MemoryStoreConfig bounds the in-memory store (no database_url).
+type MemoryStoreConfig struct {
+	// MaxBytes bounds what it keeps of conversations: past it, whole
+	// conversations go, least recently used first (never one with a turn
+	// running). 0 means 256 MiB (store.DefaultMemoryMaxBytes); below 0, no
+	// bound.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
 // RetentionConfig says how long tool-call payloads are kept.
 type RetentionConfig struct {
 	// ToolCallPayloads is the age past which a ledger row's arguments and
@@ -204,6 +214,10 @@ type ServerConfig struct {
 	URL     string            `yaml:"url"`
 	Type    string            `yaml:"type"`
 	Headers map[string]string `yaml:"headers"`
+
+	// Protocol is the MCP protocol era: auto (default), legacy (the
+	// initialize handshake) or modern (MCP 2026-07-28).
+	Protocol string `yaml:"protocol"`
 
 	Disabled      bool                `yaml:"disabled"`
 	Required      bool                `yaml:"required"`
@@ -240,6 +254,25 @@ type ServerConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// Auth makes the server act as each user with their own credentials.
 	Auth *ServerAuthConfig `yaml:"auth"`
+	// Roots are offered to the server (roots/list), file:// URIs that may
+	// hold ${user.id} on a server of scope user or conversation; without
+	// them the client declares no roots capability.
+	Roots []RootConfig `yaml:"roots"`
+	// Sampling is deny (the default), allow or approve: whether the
+	// server may ask the configured model for a completion, and whether a
+	// person approves each request first. SamplingMaxTokens caps what one
+	// request may ask for (default 1024).
+	Sampling          string `yaml:"sampling"`
+	SamplingMaxTokens int    `yaml:"sampling_max_tokens"`
+	// ElicitationTimeout bounds the wait for a person's answer to one
+	// question of the server (default 10m).
+	ElicitationTimeout Duration `yaml:"elicitation_timeout"`
+}
+
+// RootConfig is one root of a server's roots.
+type RootConfig struct {
+	URI  string `yaml:"uri"`
+	Name string `yaml:"name"`
 }
 
 // ServerAuthConfig is a server's auth: {type: oauth, scopes, client_id,
@@ -299,7 +332,8 @@ var serverKeys = map[string]bool{
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
-	"auth": true,
+	"auth": true, "roots": true, "sampling": true, "sampling_max_tokens": true, "elicitation_timeout": true,
+	"protocol": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.

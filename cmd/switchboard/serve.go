@@ -276,7 +276,7 @@ func newLogger(w io.Writer, scrub *redact.Scrubber) *slog.Logger {
 func openStore(ctx context.Context, cfg *Config, tr trace.Tracer, logger *slog.Logger) (appStore, api.Pinger, func(), error) {
 	if cfg.DatabaseURL == "" {
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
-		return store.NewMemory(), nil, func() {}, nil
+		return store.OpenMemory(&store.MemoryOptions{MaxBytes: cfg.MemoryStore.MaxBytes, Logger: logger}), nil, func() {}, nil
 	}
 	opts := &store.Options{Logger: logger, Tracer: tr, Instance: instanceID(cfg, os.Hostname)}
 	logger.Info("instance", "id", opts.Instance)

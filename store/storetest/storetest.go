@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		// approvals.go: calls that wait for a person.
 		{"NewTurnCancelsWaitingApprovals", testNewTurnCancelsWaitingApprovals},
 		{"DecideToolCall", testDecideToolCall},
+		// inputs.go: servers' questions to users.
+		{"Inputs", testInputs},
 		// ledger.go: the tool-call ledger for admins.
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},

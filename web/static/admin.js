@@ -460,6 +460,21 @@ function icon(icons, px) {
   return img;
 }
 
+/**
+ * capabilityNames lists a server's declared capabilities by name, with the
+ * flags each sets (tools: listChanged), or a dash for none.
+ * @param {Record<string, unknown> | undefined} caps
+ * @returns {string}
+ */
+function capabilityNames(caps) {
+  const names = Object.keys(caps || {}).filter((k) => caps && caps[k] != null).sort().map((k) => {
+    const v = caps ? caps[k] : null;
+    const flags = v && typeof v === 'object' ? Object.keys(v).filter((f) => /** @type {Record<string, unknown>} */ (v)[f] === true) : [];
+    return flags.length ? `${k} (${flags.join(', ')})` : k;
+  });
+  return names.length ? names.join(', ') : '—';
+}
+
 async function renderServers() {
   /** @type {[{servers: ServerStatus[]}, {connections: UserConnection[]}]} */
   const [r, conns] = await Promise.all([api(session, 'GET', '/api/admin/servers'), api(session, 'GET', '/api/admin/connections')]);
@@ -483,6 +498,12 @@ async function renderServers() {
       ['Restarts', String(s.restarts)],
       ['Required', s.required ? 'yes' : 'no'],
     ];
+    if (s.protocol) {
+      const p = s.protocol;
+      facts.push(['Protocol', `${p.version} (${p.era})`],
+        ['Server', [p.server_name, p.server_version].filter(Boolean).join(' ') || '—'],
+        ['Capabilities', capabilityNames(p.capabilities)]);
+    }
     /** @type {HTMLElement[]} */
     const parts = [
       el('div', { class: 'server-head' }, el('h2', {}, icon(s.icons, 20), s.name), el('span', { class: 'badge state-' + s.state }, s.state)),

@@ -122,6 +122,17 @@ class ToolCard {
     this.renderMeta();
   }
 
+  /**
+   * setProgress shows the server's last report of the running call.
+   * @param {import('./protocol.js').ToolProgress} p
+   */
+  setProgress(p) {
+    if (this.status !== CallStatus.running) return;
+    const count = p.total ? p.progress + '/' + p.total : String(p.progress);
+    this.dur.textContent = p.message ? p.message + ' · ' + count : count;
+    this.node.dataset.progress = count;
+  }
+
   /** @param {string} text */
   setResult(text) {
     this.resultLabel.textContent = 'Result';
@@ -383,6 +394,7 @@ function handlePart(part, block) {
       if (!c) break;
       c.setNames(part.data.server, part.data.tool);
       c.setStatus(part.data.status, part.data.duration_ms);
+      if (part.data.progress) c.setProgress(part.data.progress);
       break;
     }
     case Part.toolApproval:

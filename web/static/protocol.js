@@ -145,6 +145,15 @@ export const Code = Object.freeze(wire.code);
  * @property {CallStatusValue} status
  * @property {number} [duration_ms] set once the call has ended
  * @property {string} [error]
+ * @property {ToolProgress} [progress] the server's last report of a running call
+ */
+
+/**
+ * An MCP server's progress report of a running call (notifications/progress).
+ * @typedef {object} ToolProgress
+ * @property {number} progress
+ * @property {number} [total] absent when the server does not know it
+ * @property {string} [message]
  */
 
 /**
@@ -353,6 +362,17 @@ export const Code = Object.freeze(wire.code);
  * @property {string[]} stderr_tail
  * @property {Icon[]} [icons] the server's own
  * @property {Record<string, Icon[]>} [tool_icons] its tools', by exposed name
+ * @property {ServerProtocol} [protocol] absent until it first connected
+ */
+
+/**
+ * What a server's connection speaks and what the server said of itself.
+ * @typedef {object} ServerProtocol
+ * @property {string} era legacy (initialize, MCP 2025-11-25 and earlier) or modern (MCP 2026-07-28)
+ * @property {string} version the protocol version in use
+ * @property {string} server_name
+ * @property {string} server_version
+ * @property {Record<string, unknown>} capabilities as the server declared them
  */
 
 /**
