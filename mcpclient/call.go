@@ -63,6 +63,10 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	progressed := make(chan struct{}, 1)
 	c.progress.Store(token, progressed)
 	defer c.progress.Delete(token)
+	if fn := progressReporter(ctx); fn != nil {
+		c.reports.Store(token, fn)
+		defer c.reports.Delete(token)
+	}
 	c.calls.Store(token, &inflight{ctx: idleCtx, asker: askerOf(ctx), clock: clock})
 	defer c.calls.Delete(token)
 	go func() {
@@ -144,18 +148,18 @@ var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.Dead
 // that does not parse), as opposed to a failure to send or receive.
 func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
 	// The request id doubles as the progress token.
-	id := mcp.NewRequestId(token)
-	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+	req := transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      id,
+		ID:      mcp.NewRequestId(token),
 		Method:  string(mcp.MethodToolsCall),
 		Params:  map[string]any{"name": name, "arguments": args, "_meta": map[string]any{"progressToken": token}},
-	})
+	}
+	resp, rejected, err := c.sendRounds(ctx, &req)
 	if err != nil {
 		if ctx.Err() != nil {
-			c.cancelRequest(id, context.Cause(ctx))
+			c.cancelRequest(req.ID, context.Cause(ctx))
 		}
-		return nil, false, err
+		return nil, rejected, err
 	}
 	if resp.Error != nil {
 		return nil, true, rpcError(resp.Error)

@@ -45,6 +45,12 @@ type Config struct {
 	Type    string
 	Headers map[string]string
 
+	// Protocol selects the protocol era: "auto" (or empty) finds it,
+	// "legacy" speaks only the initialize handshake (MCP 2025-11-25 and
+	// earlier), "modern" only MCP 2026-07-28 and later (see ProtocolAuto).
+	// The legacy SSE transport is always legacy.
+	Protocol string
+
 	// InitTimeout bounds Dial: start, initialize and the first tools/list.
 	// Zero means 10s.
 	InitTimeout time.Duration
@@ -130,8 +136,16 @@ const transportSlack = 64 << 10
 // with what it needs (a command, or an http(s) URL). The error wraps
 // switchboard.ErrInvalid.
 func (cfg Config) Validate() error {
-	if _, err := cfg.kind(); err != nil {
+	kind, err := cfg.kind()
+	if err != nil {
 		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	mode, err := cfg.protocolMode()
+	if err != nil {
+		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	if kind == kindSSE && mode == ProtocolModern {
+		return fmt.Errorf("mcp server %s: the legacy SSE transport cannot speak the modern era (protocol: modern): %w", cfg.Name, switchboard.ErrInvalid)
 	}
 	for tool, d := range cfg.ToolTimeouts {
 		if d <= 0 {

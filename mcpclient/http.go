@@ -19,6 +19,7 @@ import (
 // Its HTTP transport is the Conn's own, so Close can drop its connections.
 type httpLink struct {
 	sse    bool
+	listen bool // open the standalone GET stream (the legacy era's)
 	httpTr *http.Transport
 	shared bool // httpTr is a Pool's: its idle connections are the Pool's to drop
 }
@@ -60,12 +61,15 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithHTTPLogger(c.log),
 			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
 		}
-		// Without the standalone GET stream, streamable HTTP delivers
-		// notifications only while a request of ours is in flight, and a
-		// server's question not tied to a request of ours (the TypeScript
-		// SDK's elicitInput, as its examples call it) is never heard: every
-		// connection holds one open, a Pool's sessions too.
-		opts = append(opts, transport.WithContinuousListening())
+		if l.listen {
+			// Without the standalone GET stream, streamable HTTP delivers
+			// notifications only while a request of ours is in flight, and
+			// a server's question not tied to a request of ours (the
+			// TypeScript SDK's elicitInput, as its examples call it) is
+			// never heard: every legacy connection holds one open, a Pool's
+			// sessions too. The modern era has no such stream.
+			opts = append(opts, transport.WithContinuousListening())
+		}
 		if c.resuming() {
 			opts = append(opts, transport.WithSession(cfg.Resume.SessionID))
 		}

@@ -44,6 +44,9 @@ type Status struct {
 	// Icons are the server's icons (see Conn.Icons), of the current
 	// connection or, while it is down, the last one.
 	Icons []switchboard.Icon
+	// Protocol is what the current connection speaks (see Conn.Protocol)
+	// or, while it is down, the last one; zero before the first.
+	Protocol Protocol
 }
 
 // Supervisor keeps one MCP server connected, for as long as it lives.
@@ -90,6 +93,7 @@ type Supervisor struct {
 	// icons are the server's icons of the last connection, kept while it
 	// is down, like tools.
 	icons []switchboard.Icon
+	proto Protocol // of the last connection, kept while it is down
 }
 
 // generation is one run of the Supervisor's loop, over one Config.
@@ -184,9 +188,10 @@ func (s *Supervisor) Status() Status {
 		ConnectedAt: s.connectedAt,
 		PID:         s.pid,
 		Icons:       s.icons,
+		Protocol:    s.proto,
 	}
 	if s.conn != nil {
-		st.Icons = s.conn.Icons()
+		st.Icons, st.Protocol = s.conn.Icons(), s.conn.Protocol()
 	}
 	s.mu.Unlock()
 	if st.Transport == kindStdio {
@@ -348,7 +353,7 @@ func (s *Supervisor) Close() error {
 	err := s.stop()
 	s.update(func() {
 		s.state = switchboard.ServerStopped
-		s.tools, s.icons = nil, nil
+		s.tools, s.icons, s.proto = nil, nil, Protocol{}
 	})
 	s.log.Debug("mcp server supervision stopped")
 	return err
@@ -363,7 +368,7 @@ func (s *Supervisor) start(cfg Config) {
 	s.update(func() {
 		s.cfg = cfg
 		s.state = switchboard.ServerStarting
-		s.tools, s.icons = nil, nil
+		s.tools, s.icons, s.proto = nil, nil, Protocol{}
 		s.connectedOnce = false
 		s.first = &attempt{done: make(chan struct{})}
 		s.restarts = 0
@@ -503,7 +508,7 @@ func (s *Supervisor) lost(conn *Conn, cause error, failures int, delay time.Dura
 	var was switchboard.ServerState
 	s.update(func() {
 		was = s.state
-		s.tools, s.icons = conn.Tools(), conn.Icons()
+		s.tools, s.icons, s.proto = conn.Tools(), conn.Icons(), conn.Protocol()
 		s.conn, s.pid, s.connectedAt = nil, 0, time.Time{}
 		s.lastErr, s.lastErrAt = cause.Error(), time.Now()
 		s.state = switchboard.ServerDegraded

@@ -125,6 +125,18 @@ func (d *detachedEvents) ApprovalRequested(c switchboard.ToolCall) {
 	d.do(func(e Events) { e.ApprovalRequested(c) })
 }
 func (d *detachedEvents) StepFinished(s int) { d.do(func(e Events) { e.StepFinished(s) }) }
+func (d *detachedEvents) ToolProgress(c switchboard.ToolCall, p switchboard.ToolProgress) {
+	d.do(func(e Events) { e.ToolProgress(c, p) })
+}
+
+// AgentChanged passes a handoff on to an Events that shows agents.
+func (d *detachedEvents) AgentChanged(from, to string) {
+	d.do(func(e Events) {
+		if ae, ok := e.(AgentEvents); ok {
+			ae.AgentChanged(from, to)
+		}
+	})
+}
 func (d *detachedEvents) InputRequested(in switchboard.Input) {
 	d.do(func(e Events) {
 		if ie, ok := e.(InputEvents); ok {

@@ -256,6 +256,11 @@ type Store interface {
 	// It returns an error wrapping switchboard.ErrInvalid if groupBy is
 	// unknown or the filter is invalid.
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// AgentStats aggregates every user's turns started in [since, until)
+	// by the agent each ended as, ordered by agent (turns of no agent,
+	// run without agents configured, under ""): their count, handoffs and
+	// tokens, and the P50 and P95 of the wall time of those that ended.
+	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	// PruneToolCallPayloads removes the arguments, results and binary
 	// content of at most batch ledger rows that started before before,
 	// oldest first, keeping the rows and their metadata (the content's

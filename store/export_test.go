@@ -60,3 +60,35 @@ func ExpireLeases(m *Memory) {
 		m.running[k] = l
 	}
 }
+
+// MemoryRecount counts again what m keeps (see Memory.recount): the
+// conversations whose count differs from the store's (recounted, counted),
+// the recounted total and the records kept of no conversation.
+func MemoryRecount(m *Memory) (diffs map[string][2]int64, total int64, strays int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.recount()
+}
+
+// RecordSize is what the memory store counts for a record it keeps: a
+// Conversation, Message, Turn or ToolCall.
+func RecordSize(v any) int64 {
+	switch r := v.(type) {
+	case switchboard.Conversation:
+		return storedConversationSize(&r)
+	case switchboard.Message:
+		return storedMessageSize(&r)
+	case switchboard.Turn:
+		return storedTurnSize(&r)
+	case switchboard.ToolCall:
+		return storedCallSize(&r)
+	}
+	panic("not a record the memory store keeps")
+}
+
+// The statements that open SaveTurn's batch: a step's, which locks the
+// conversation, and an end's, which bumps it, each updating the turn.
+const (
+	SaveTurnStep = lockTurnConversation + updateTurn
+	SaveTurnEnd  = touchTurnConversation + updateTurn
+)

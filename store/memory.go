@@ -63,11 +63,16 @@ type memoryData struct {
 	// oauthClients the registered clients by server and issuer.
 	oauthStates  map[string]switchboard.OAuthState
 	oauthClients map[oauthClientKey]switchboard.OAuthClient
+
+	// bound counts what each conversation costs and evicts conversations
+	// past its bound (memory_bound.go).
+	bound
 }
 
 type idempotencyKey struct{ user, key string }
 
-// NewMemory returns an empty in-memory store.
+// NewMemory returns an empty in-memory store bounded at
+// DefaultMemoryMaxBytes, logging nothing (see OpenMemory).
 func NewMemory() *Memory {
 	return &Memory{boot: switchboard.NewID(), memoryData: &memoryData{
 		conversations: make(map[string]*switchboard.Conversation),
@@ -80,6 +85,7 @@ func NewMemory() *Memory {
 		calls:         make(map[string]*switchboard.ToolCall),
 		running:       make(map[string]lease),
 		waiting:       make(map[string]string),
+		bound:         newBound(),
 	}}
 }
 
@@ -92,6 +98,11 @@ func (m *Memory) Close() {}
 func cloneMessage(m switchboard.Message) switchboard.Message {
 	m.ToolCalls = slices.Clone(m.ToolCalls)
 	m.Attachments = contentListing(m.Attachments)
+	m.Structured = cloneJSON(m.Structured)
+	if m.Handoff != nil {
+		h := *m.Handoff
+		m.Handoff = &h
+	}
 	return m
 }
 

@@ -21,6 +21,7 @@ func (m *Memory) GetConversation(ctx context.Context, userID, id string) (switch
 	if !ok {
 		return switchboard.Conversation{}, fmt.Errorf("load conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
+	m.read(key)
 	return *c, nil
 }
 
@@ -58,6 +59,7 @@ func (m *Memory) ConversationByExternalID(ctx context.Context, userID, externalI
 	defer m.mu.Unlock()
 	for _, c := range m.conversations {
 		if c.UserID == userID && c.ExternalID == externalID && externalID != "" {
+			m.read(c.ID)
 			return *c, nil
 		}
 	}
@@ -101,11 +103,15 @@ func (m *Memory) UpdateConversation(ctx context.Context, userID string, c switch
 	if !ok {
 		return switchboard.Conversation{}, fmt.Errorf("update conversation %q of %s: %w", c.ID, userID, switchboard.ErrNotFound)
 	}
+	before := storedConversationSize(stored)
 	stored.Title = c.Title
 	if c.Status != "" {
 		stored.Status = c.Status
 	}
 	stored.UpdatedAt = now()
+	m.grow(key, storedConversationSize(stored)-before)
+	m.use(stored)
+	m.evict(stored.UpdatedAt)
 	return *stored, nil
 }
 
@@ -120,31 +126,7 @@ func (m *Memory) DeleteConversation(ctx context.Context, userID, id string) erro
 	if _, ok := m.own(userID, key); !ok {
 		return fmt.Errorf("delete conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	delete(m.conversations, key)
-	for _, msg := range slices.Concat(m.messages[key], m.superseded[key]) {
-		delete(m.messageIDs, msg.ID)
-		delete(m.order, msg.ID)
-	}
-	delete(m.messages, key)
-	delete(m.superseded, key)
-	delete(m.waiting, key)
-	for tid, t := range m.turns {
-		if t.ConversationID == key {
-			delete(m.turns, tid)
-			delete(m.idempotency, idempotencyKey{t.UserID, t.IdempotencyKey})
-		}
-	}
-	for cid, c := range m.calls {
-		if c.ConversationID == key {
-			delete(m.calls, cid)
-			delete(m.samplings, cid)
-		}
-	}
-	for iid, in := range m.inputs {
-		if in.ConversationID == key {
-			delete(m.inputs, iid)
-		}
-	}
+	m.drop(key)
 	return nil
 }
 
@@ -183,6 +165,7 @@ func (m *Memory) listMessages(ctx context.Context, userID, conversationID string
 	if _, ok := m.own(userID, key); !ok {
 		return nil, fmt.Errorf("list messages of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
+	m.read(key)
 	return read(key), nil
 }
 
@@ -218,7 +201,9 @@ func (m *Memory) SetFeedback(ctx context.Context, userID, conversationID string,
 		found = append(found, place{list, i})
 	}
 	for _, p := range found {
+		m.grow(key, int64(len(kind)-len(p.list[p.i].Feedback)))
 		p.list[p.i].Feedback = kind
 	}
+	m.use(m.conversations[key])
 	return nil
 }

@@ -68,15 +68,16 @@ func (m *Memory) takeLease(conversation, turn string, now time.Time) (*switchboa
 // hold m.mu.
 func (m *Memory) interrupt(t *switchboard.Turn, now time.Time) *switchboard.Interrupted {
 	now = stamp(now)
-	t.Status, t.Error, t.FinishedAt = switchboard.TurnFailed, interruptedNote, now
+	m.changeTurn(t, func() { t.Status, t.Error, t.FinishedAt = switchboard.TurnFailed, interruptedNote, now })
 	if m.running[t.ConversationID].turn == t.ID {
 		delete(m.running, t.ConversationID)
 	}
 	in := &switchboard.Interrupted{Turn: *t}
-	for _, c := range m.calls {
+	for _, c := range m.callsOf(t.ConversationID) {
 		if c.TurnID != t.ID {
 			continue
 		}
+		before := storedCallSize(c)
 		switch c.Status {
 		case switchboard.CallRunning:
 			c.Status, c.ErrorClass, c.Error = switchboard.CallFailed, switchboard.ErrorClassInterrupted, callInterruptedNote
@@ -86,6 +87,7 @@ func (m *Memory) interrupt(t *switchboard.Turn, now time.Time) *switchboard.Inte
 			continue
 		}
 		c.FinishedAt = now
+		m.grow(c.ConversationID, storedCallSize(c)-before)
 		nc := cloneCall(*c)
 		nc.Arguments, nc.Result, nc.StructuredResult = nil, "", nil // as Postgres returns them
 		in.Calls = append(in.Calls, nc)

@@ -93,11 +93,16 @@ func (m *Memory) DecideToolCall(ctx context.Context, userID, id string, approve 
 	if _, err := m.takeLease(t.ConversationID, t.ID, now); err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("decide tool call %s: %w", id, err)
 	}
-	t.Status = switchboard.TurnRunning
+	m.changeTurn(t, func() { t.Status = switchboard.TurnRunning })
 	before := cloneCall(*c)
-	c.Status = switchboard.CallRunning
-	if !approve {
-		c.Status = switchboard.CallDenied
+	m.changeCall(c, func() {
+		c.Status = switchboard.CallRunning
+		if !approve {
+			c.Status = switchboard.CallDenied
+		}
+	})
+	if conv := m.conversations[c.ConversationID]; conv != nil {
+		m.use(conv)
 	}
 	return before, nil
 }
@@ -123,8 +128,10 @@ func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, ba
 		old = old[:batch]
 	}
 	for _, c := range old {
-		c.Arguments, c.Result, c.StructuredResult, c.PayloadPruned = nil, "", nil, true
-		c.Content = contentListing(c.Content)
+		m.changeCall(c, func() {
+			c.Arguments, c.Result, c.StructuredResult, c.PayloadPruned = nil, "", nil, true
+			c.Content = contentListing(c.Content)
+		})
 	}
 	return len(old), nil
 }

@@ -81,9 +81,20 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	s.Interrupted = interrupted
+	if s.Turn.Agent != "" {
+		conv.Agent = s.Turn.Agent
+	}
+	var oldSize int64
+	if old := m.conversations[conv.ID]; old != nil {
+		oldSize = storedConversationSize(old)
+	}
 	m.conversations[conv.ID] = &conv
+	u := m.use(&conv)
+	m.grow(conv.ID, storedConversationSize(&conv)-oldSize)
 	t := s.Turn
 	m.turns[t.ID] = &t
+	u.turns = append(u.turns, t.ID)
+	m.grow(conv.ID, storedTurnSize(&t))
 	if key.key != "" {
 		m.idempotency[key] = t.ID
 	}
@@ -118,6 +129,7 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 	for i, msg := range all {
 		history[i] = cloneMessage(msg)
 	}
+	m.evict(now)
 	return history, nil
 }
 
@@ -159,17 +171,28 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 	if u.Turn.Status == switchboard.TurnAwaitingApproval {
 		m.waiting[t.ConversationID] = t.ID
 	}
-	t.Status = u.Turn.Status
-	t.Steps = u.Turn.Steps
-	t.PromptTokens = u.Turn.PromptTokens
-	t.CompletionTokens = u.Turn.CompletionTokens
-	t.Timing = u.Turn.Timing
-	t.Error = u.Turn.Error
-	t.FinishedAt = u.Turn.FinishedAt
-	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
-	if t.Status != switchboard.TurnRunning {
-		m.conversations[t.ConversationID].UpdatedAt = now
+	m.changeTurn(t, func() {
+		t.Status = u.Turn.Status
+		t.Steps = u.Turn.Steps
+		t.PromptTokens = u.Turn.PromptTokens
+		t.CompletionTokens = u.Turn.CompletionTokens
+		t.Timing = u.Turn.Timing
+		t.Error = u.Turn.Error
+		t.FinishedAt = u.Turn.FinishedAt
+		t.Agent, t.Handoffs = u.Turn.Agent, u.Turn.Handoffs
+	})
+	if u.ConversationAgent != "" {
+		c := m.conversations[t.ConversationID]
+		before := storedConversationSize(c)
+		c.Agent = u.ConversationAgent
+		m.grow(c.ID, storedConversationSize(c)-before)
 	}
+	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
+	conv := m.conversations[t.ConversationID]
+	if t.Status != switchboard.TurnRunning {
+		conv.UpdatedAt = now
+	}
+	usage := m.use(conv)
 	for i := range u.Messages {
 		msg := &u.Messages[i]
 		msg.ConversationID = t.ConversationID
@@ -183,22 +206,27 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 			nc := cloneCall(*c)
 			nc.Content = storedContent(c.Content)
 			m.calls[c.ID] = &nc
+			usage.calls = append(usage.calls, nc.ID)
+			m.grow(nc.ConversationID, storedCallSize(&nc))
 			continue
 		}
-		old.Status = c.Status
-		old.Result = c.Result
-		old.StructuredResult = cloneJSON(c.StructuredResult)
-		old.Content = storedContent(c.Content)
-		old.Error = c.Error
-		old.ErrorClass = c.ErrorClass
-		old.Duration = c.Duration
-		old.ResultSize = c.ResultSize
-		old.Truncated = c.Truncated
-		old.SessionScope, old.SessionKey, old.SessionGeneration = c.SessionScope, c.SessionKey, c.SessionGeneration
-		old.TaskID, old.TaskStatus = c.TaskID, c.TaskStatus
-		old.FinishedAt = c.FinishedAt
+		m.changeCall(old, func() {
+			old.Status = c.Status
+			old.Result = c.Result
+			old.StructuredResult = cloneJSON(c.StructuredResult)
+			old.Content = storedContent(c.Content)
+			old.Error = c.Error
+			old.ErrorClass = c.ErrorClass
+			old.Duration = c.Duration
+			old.ResultSize = c.ResultSize
+			old.Truncated = c.Truncated
+			old.SessionScope, old.SessionKey, old.SessionGeneration = c.SessionScope, c.SessionKey, c.SessionGeneration
+			old.TaskID, old.TaskStatus = c.TaskID, c.TaskStatus
+			old.FinishedAt = c.FinishedAt
+		})
 		c.StartedAt = old.StartedAt
 	}
+	m.evict(now)
 	return nil
 }
 
@@ -209,7 +237,9 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 func (m *Memory) supersede(conversationID string, from int, by string, now time.Time) {
 	msgs := m.messages[conversationID]
 	for _, msg := range msgs[from:] {
+		before := storedMessageSize(&msg)
 		msg.SupersededBy = by
+		m.grow(conversationID, storedMessageSize(&msg)-before)
 		m.superseded[conversationID] = append(m.superseded[conversationID], msg)
 		if old := m.turns[msg.TurnID]; old != nil && old.Status == switchboard.TurnAwaitingApproval {
 			m.cancelWaiting(old, supersededNote, now)
@@ -223,13 +253,30 @@ func (m *Memory) supersede(conversationID string, from int, by string, now time.
 // caller holds m.mu.
 func (m *Memory) cancelWaiting(t *switchboard.Turn, note string, now time.Time) []switchboard.ToolCall {
 	if t.Status == switchboard.TurnAwaitingApproval {
-		t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now
+		m.changeTurn(t, func() { t.Status, t.Error, t.FinishedAt = switchboard.TurnCancelled, note, now })
 	}
 	var out []switchboard.ToolCall
-	for _, c := range m.calls {
+	for _, c := range m.callsOf(t.ConversationID) {
 		if c.TurnID == t.ID && c.Status == switchboard.CallAwaitingApproval {
-			c.Status, c.ErrorClass, c.Error, c.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, note, now
+			m.changeCall(c, func() {
+				c.Status, c.ErrorClass, c.Error, c.FinishedAt = switchboard.CallCancelled, switchboard.ErrorClassCancelled, note, now
+			})
 			out = append(out, cloneCall(*c))
+		}
+	}
+	return out
+}
+
+// callsOf returns the stored calls of a conversation. Callers hold m.mu.
+func (m *Memory) callsOf(conversationID string) []*switchboard.ToolCall {
+	u := m.usage[conversationID]
+	if u == nil {
+		return nil
+	}
+	out := make([]*switchboard.ToolCall, 0, len(u.calls))
+	for _, id := range u.calls {
+		if c := m.calls[id]; c != nil {
+			out = append(out, c)
 		}
 	}
 	return out
@@ -241,7 +288,9 @@ func (m *Memory) appendMessage(conversationID string, msg switchboard.Message) {
 	m.messageIDs[msg.ID] = true
 	m.lastOrder++
 	m.order[msg.ID] = m.lastOrder
-	m.messages[conversationID] = append(m.messages[conversationID], cloneMessage(msg))
+	stored := cloneMessage(msg)
+	m.messages[conversationID] = append(m.messages[conversationID], stored)
+	m.grow(conversationID, storedMessageSize(&stored))
 }
 
 // GetTurn implements [Store.GetTurn].
@@ -270,9 +319,10 @@ func (m *Memory) ListTurns(ctx context.Context, userID, conversationID string) (
 		m.mu.RUnlock()
 		return nil, fmt.Errorf("list turns of conversation %q of %s: %w", conversationID, userID, switchboard.ErrNotFound)
 	}
+	m.read(key)
 	turns := []switchboard.Turn{}
-	for _, t := range m.turns {
-		if t.ConversationID == key {
+	for _, id := range m.usage[key].turns {
+		if t := m.turns[id]; t != nil {
 			turns = append(turns, *t)
 		}
 	}

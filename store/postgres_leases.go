@@ -105,7 +105,7 @@ func collectInterrupted(rows pgx.Rows) ([]switchboard.Interrupted, error) {
 		)
 		err := rows.Scan(&t.ID, &t.ConversationID, &t.UserID, &status, &t.IdempotencyKey, &t.Steps,
 			&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt,
-			&t.RequestHash,
+			&t.RequestHash, &t.Agent, &t.Handoffs,
 			&id, &callID, &callStep, &server, &tool, &exposed, &callStatus, &class, &callErr, &callStarted, &callEnd)
 		if err != nil {
 			return nil, err

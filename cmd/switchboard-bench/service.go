@@ -81,6 +81,10 @@ type serviceStats struct {
 	PeakRSSKB  int64 `json:"peak_rss_kb"`
 	Commits    int64 `json:"commits"`
 	RoundTrips int64 `json:"round_trips"`
+	// StoreBytes and Evicted are the memory store's count of what it
+	// keeps and the conversations it evicted.
+	StoreBytes int64 `json:"store_bytes"`
+	Evicted    int64 `json:"evicted"`
 }
 
 // runService runs the service under test, wired as cmd/switchboard wires it
@@ -99,6 +103,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		maxConns  = fs.Int("max-conns", 0, "Postgres pool size; 0: the store's default")
 		scope     = fs.String("scope", "shared", "the echo server's scope: shared, user or conversation")
 		sessions  = fs.Int("max-sessions", 0, "the echo server's max_sessions; 0: the default")
+		memMax    = fs.Int64("memory-max-bytes", 0, "the memory store's bound; 0: the default, below 0: none")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,9 +112,11 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	rt := &roundTrips{}
 	var st serviceStore
+	var mem *store.Memory
 	switch *storeKind {
 	case "memory":
-		st = store.NewMemory()
+		mem = store.OpenMemory(&store.MemoryOptions{MaxBytes: *memMax, Logger: logger})
+		st = mem
 	case "postgres":
 		pg, err := store.OpenPostgres(ctx, *dbURL, &store.Options{Logger: logger, Tracer: rt, MaxConns: int32(*maxConns)})
 		if err != nil {
@@ -160,8 +167,12 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /bench/stats", func(w http.ResponseWriter, _ *http.Request) {
 		rss, peak := memoryKB()
-		_ = json.NewEncoder(w).Encode(serviceStats{Goroutines: runtime.NumGoroutine(), RSSKB: rss, PeakRSSKB: peak,
-			Commits: counted.commits.Load(), RoundTrips: rt.n.Load()})
+		stats := serviceStats{Goroutines: runtime.NumGoroutine(), RSSKB: rss, PeakRSSKB: peak,
+			Commits: counted.commits.Load(), RoundTrips: rt.n.Load()}
+		if mem != nil {
+			stats.StoreBytes, stats.Evicted = mem.Bytes(), mem.Evicted()
+		}
+		_ = json.NewEncoder(w).Encode(stats)
 	})
 	mux.HandleFunc("POST /bench/idle", func(w http.ResponseWriter, _ *http.Request) {
 		// Idle keep-alive connections to the model hold two goroutines

@@ -36,6 +36,7 @@ type Config struct {
 	HTTP              HTTPConfig              `yaml:"http"`
 	Limits            LimitsConfig            `yaml:"limits"`
 	Retention         RetentionConfig         `yaml:"retention"`
+	MemoryStore       MemoryStoreConfig       `yaml:"memory_store"`
 	MCPServers        map[string]ServerConfig `yaml:"mcpServers"`
 	// MCPStartupWait is how long start-up (and a reload) waits for MCP
 	// servers that are not required; those still connecting join the
@@ -56,7 +57,16 @@ type Config struct {
 	// with a server that has auth, outside dev mode (which makes an
 	// ephemeral one).
 	SecretsKey string `yaml:"secrets_key"`
+	// Agents are the agents turns run as (see AgentConfig); none means one
+	// agent of the llm block and every tool. DefaultAgent names the one a
+	// new conversation starts with (default: the first); MaxHandoffs caps
+	// the handoffs of a turn (0: 5).
+	Agents       map[string]AgentConfig `yaml:"agents"`
+	DefaultAgent string                 `yaml:"default_agent"`
+	MaxHandoffs  int                    `yaml:"max_handoffs"`
 
+	// agentOrder names the agents in the file's order.
+	agentOrder []string
 	// serverOrder names the mcpServers in the file's order, which is their
 	// order in the tool catalog.
 	serverOrder []string
@@ -84,6 +94,9 @@ type LLMConfig struct {
 	Vision           bool `yaml:"vision"`
 	MaxImagesPerStep int  `yaml:"max_images_per_step"`
 	MaxImageBytes    int  `yaml:"max_image_bytes"`
+	// Models are the models agents may name, each of its own provider;
+	// the block's own base_url, api_key and model stay the default.
+	Models map[string]ModelConfig `yaml:"models"`
 	// SamplingModels are other models the model server offers, which an
 	// MCP server's sampling request may name in its model preferences;
 	// others get model.
@@ -173,6 +186,15 @@ type LimitsConfig struct {
 	TurnWait *Duration `yaml:"turn_wait"`
 }
 
+// MemoryStoreConfig bounds the in-memory store (no database_url).
+type MemoryStoreConfig struct {
+	// MaxBytes bounds what it keeps of conversations: past it, whole
+	// conversations go, least recently used first (never one with a turn
+	// running). 0 means 256 MiB (store.DefaultMemoryMaxBytes); below 0, no
+	// bound.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
 // RetentionConfig says how long tool-call payloads are kept.
 type RetentionConfig struct {
 	// ToolCallPayloads is the age past which a ledger row's arguments and
@@ -196,6 +218,10 @@ type ServerConfig struct {
 	URL     string            `yaml:"url"`
 	Type    string            `yaml:"type"`
 	Headers map[string]string `yaml:"headers"`
+
+	// Protocol is the MCP protocol era: auto (default), legacy (the
+	// initialize handshake) or modern (MCP 2026-07-28).
+	Protocol string `yaml:"protocol"`
 
 	Disabled      bool                `yaml:"disabled"`
 	Required      bool                `yaml:"required"`
@@ -311,6 +337,7 @@ var serverKeys = map[string]bool{
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
 	"auth": true, "roots": true, "sampling": true, "sampling_max_tokens": true, "elicitation_timeout": true,
+	"protocol": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
@@ -373,6 +400,12 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 			entry.Content = kept
 		}
 	}
+	var agentOrder []string
+	if agents := mappingValue(doc.Content[0], "agents"); agents != nil && agents.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(agents.Content); i += 2 {
+			agentOrder = append(agentOrder, agents.Content[i].Value)
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	if err := enc.Encode(&doc); err != nil {
@@ -380,7 +413,7 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 	}
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
-	cfg := &Config{}
+	cfg := &Config{agentOrder: agentOrder}
 	if err := dec.Decode(cfg); err != nil {
 		return nil, nil, fmt.Errorf("parse config: %w", err)
 	}
@@ -532,6 +565,7 @@ func (c *Config) validate() error {
 	if err := tools.ValidateSpecs(serverSpecs(c)); err != nil {
 		errs = append(errs, fmt.Errorf("mcpServers: %w", err))
 	}
+	errs = append(errs, c.validateAgents()...)
 	return errors.Join(errs...)
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -115,10 +116,16 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	defer closeServers(fleet, logger)
 	stopHUP := reloadOnHUP(ctx, fleet, logger)
 	defer stopHUP()
+	if problems := agentProblems(cfg, fleet.Current(), readyServers(fleet)); len(problems) > 0 {
+		return fmt.Errorf("agents: %s (switchboard agents lists them)", strings.Join(problems, "; "))
+	}
+	agentModels, closeAgentModels := modelClients(cfg, logger)
+	defer closeAgentModels()
 
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger,
+		Agents: configAgents(cfg, agentModels), DefaultAgent: cfg.DefaultAgent, MaxHandoffs: cfg.MaxHandoffs,
 		SamplingModels: append([]string{cfg.LLM.Model}, cfg.LLM.SamplingModels...),
 		Vision:         orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
 	defer func() {
@@ -135,7 +142,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer stopMetrics()
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Connections: connections(creds), Ready: ready},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Connections: connections(creds), Ready: ready, Agents: orch},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
 			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})
@@ -270,7 +277,7 @@ func newLogger(w io.Writer, scrub *redact.Scrubber) *slog.Logger {
 func openStore(ctx context.Context, cfg *Config, tr trace.Tracer, logger *slog.Logger) (appStore, api.Pinger, func(), error) {
 	if cfg.DatabaseURL == "" {
 		logger.Warn("NO DATABASE CONFIGURED: using the in-memory store; every conversation and tool-call log is LOST when the process exits. Set DATABASE_URL to a Postgres URL to keep them.")
-		return store.NewMemory(), nil, func() {}, nil
+		return store.OpenMemory(&store.MemoryOptions{MaxBytes: cfg.MemoryStore.MaxBytes, Logger: logger}), nil, func() {}, nil
 	}
 	opts := &store.Options{Logger: logger, Tracer: tr, Instance: instanceID(cfg, os.Hostname)}
 	logger.Info("instance", "id", opts.Instance)

@@ -46,7 +46,7 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 		}
 		specs = append(specs, tools.ServerSpec{
 			Config: mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
-				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
+				URL: sc.URL, Type: sc.Type, Headers: sc.Headers, Protocol: sc.Protocol,
 				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
 				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval),
 				Roots: roots, Sampling: sc.Sampling, SamplingMaxTokens: sc.SamplingMaxTokens, AskTimeout: time.Duration(sc.ElicitationTimeout)},
