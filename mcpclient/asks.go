@@ -246,6 +246,7 @@ func (c *Conn) answerRequest(token, method string, params json.RawMessage) (any,
 		if roots == nil {
 			return nil, &RequestError{codeMethodNotFound, "roots are not configured for this server"}
 		}
+		c.rootsOnce.Do(func() { close(c.rootsAsked) })
 		return map[string]any{"roots": roots}, nil
 	case string(mcp.MethodElicitationCreate):
 		return c.elicit(token, params)

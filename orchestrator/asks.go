@@ -153,6 +153,11 @@ func (o *Orchestrator) detachable(ctx context.Context, userID string, ev Events,
 	p := &pauser{ch: make(chan switchboard.Input, 1)}
 	runCtx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), pauserKey{}, p))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	if ctx.Err() != nil {
+		// AfterFunc runs on a goroutine of its own: a request that ended
+		// already must not start its turn before that goroutine cancels it.
+		cancel(context.Cause(ctx))
+	}
 	var dev *detachedEvents
 	if ev != nil {
 		dev = &detachedEvents{ev: ev}
