@@ -97,6 +97,26 @@ type ServerStatus struct {
 	// of its exposed tools that declare some, by exposed name.
 	Icons     []Icon
 	ToolIcons map[string][]Icon
+	// Protocol is what the server's connection speaks and what the server
+	// said of itself; zero until it first connected.
+	Protocol ServerProtocol
+}
+
+// ServerProtocol is what a connection to an MCP server speaks, and what
+// the server said of itself in its initialize result (legacy era) or its
+// server/discover result (modern era).
+type ServerProtocol struct {
+	// Era is "legacy" (the initialize handshake, MCP 2025-11-25 and
+	// earlier) or "modern" (MCP 2026-07-28 and later: per-request _meta,
+	// no sessions).
+	Era string
+	// Version is the protocol version in use.
+	Version string
+	// ServerName and ServerVersion are the server's serverInfo.
+	ServerName, ServerVersion string
+	// Capabilities are the server's capabilities as it declared them
+	// (a JSON object).
+	Capabilities json.RawMessage
 }
 
 // SessionStatus is what admins see of one session of a server of scope user

@@ -8,6 +8,8 @@ import "time"
 type TurnStart struct {
 	// Conversation to continue, or to create when Conversation.ID is empty.
 	// When continuing, it must belong to Turn.UserID (else ErrNotFound).
+	// The store fills it in as stored; a Turn.Agent that is set becomes
+	// its current agent.
 	Conversation Conversation
 	Turn         Turn
 	UserMessage  Message
@@ -58,6 +60,9 @@ type TurnUpdate struct {
 	Turn      Turn
 	Messages  []Message
 	ToolCalls []ToolCall
+	// ConversationAgent, when set, becomes the conversation's current
+	// agent (the turn handed off to it).
+	ConversationAgent string
 }
 
 // ToolCallFilter selects ledger rows for admins. Zero fields do not filter.
@@ -84,4 +89,16 @@ type ToolCallStats struct {
 	ErrorRate float64
 	P50       time.Duration
 	P95       time.Duration
+}
+
+// AgentStats aggregates the turns of one agent: those that ended as it
+// (a turn handed off counts for its last agent, with its handoffs).
+type AgentStats struct {
+	Agent            string
+	Turns            int64
+	Handoffs         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	// P50 and P95 are the wall time of its turns that ended.
+	P50, P95 time.Duration
 }

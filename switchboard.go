@@ -34,12 +34,17 @@ const (
 	MessageToolCall   MessageType = "tool_call"
 	MessageToolResult MessageType = "tool_result"
 	MessageError      MessageType = "error"
+	// MessageHandoff records that the turn went on as another agent (a
+	// transfer_to_<agent> call): its Handoff says from which to which. It
+	// is not replayed to the model, which reads the transfer call and its
+	// result instead.
+	MessageHandoff MessageType = "handoff"
 )
 
 // Valid reports whether t is one of the known message types.
 func (t MessageType) Valid() bool {
 	switch t {
-	case MessageText, MessageToolCall, MessageToolResult, MessageError:
+	case MessageText, MessageToolCall, MessageToolResult, MessageError, MessageHandoff:
 		return true
 	}
 	return false
@@ -54,8 +59,12 @@ type Conversation struct {
 	ExternalID string
 	Title      string
 	Status     string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Agent is the conversation's current agent: the one its next turn
+	// starts with unless the request names another (empty: the default
+	// agent).
+	Agent     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // ConversationActive is the status of a conversation that takes new messages.
@@ -85,10 +94,25 @@ type Message struct {
 	// can be shown to a model that sees images, also when history is
 	// replayed.
 	Attachments []ContentPart
+	// Agent is the agent that wrote an assistant message (empty when no
+	// agents are configured).
+	Agent string
+	// Handoff, on a message of type handoff, says which agent handed the
+	// turn to which.
+	Handoff *Handoff
+	// Structured is the parsed answer of an agent with an output schema,
+	// on its final text message.
+	Structured json.RawMessage
 	// Feedback is the user's rating of the message, FeedbackPositive or
 	// FeedbackNegative (ChatKit's items.feedback); empty when none. Stores
 	// set it with SetFeedback, never when they store the message.
 	Feedback string
+}
+
+// Handoff is one agent handing a turn to another.
+type Handoff struct {
+	From string `json:"from"`
+	To   string `json:"to"`
 }
 
 // The ratings a user gives a message.
@@ -146,6 +170,12 @@ const (
 	TurnMaxSteps         TurnStatus = "max_steps"
 	TurnCancelled        TurnStatus = "cancelled"
 	TurnAwaitingApproval TurnStatus = "awaiting_approval"
+	// TurnMaxHandoffs ends a turn whose agents handed it on more often
+	// than the service allows.
+	TurnMaxHandoffs TurnStatus = "max_handoffs"
+	// TurnGuardrailTripped ends a turn whose message or answer a guardrail
+	// refused.
+	TurnGuardrailTripped TurnStatus = "guardrail_tripped"
 )
 
 // Turn is one chat request: the user's message and everything the loop did to
@@ -159,6 +189,11 @@ type Turn struct {
 	// RequestHash identifies the request that started the turn, so that a
 	// retry with the same idempotency key can be told from another request.
 	RequestHash string
+	// Agent is the agent the turn runs as: the one it started with, then
+	// the target of each handoff (empty when no agents are configured).
+	Agent string
+	// Handoffs counts the turn's handoffs.
+	Handoffs int
 	// Steps counts model calls.
 	Steps            int
 	PromptTokens     int
@@ -243,9 +278,15 @@ type ToolCall struct {
 	ConversationID string
 	TurnID         string
 	Step           int
-	Server         string
-	Tool           string // the server's own name
-	ExposedName    string // the name the model sees
+	// Agent is the agent whose model asked for the call (empty when no
+	// agents are configured).
+	Agent string
+	// ParentID is the ledger id of the call of an agent used as a tool
+	// that this call ran inside (empty for a call of the turn itself).
+	ParentID    string
+	Server      string
+	Tool        string // the server's own name
+	ExposedName string // the name the model sees
 	// Arguments are the arguments sent to the server, injected ones included.
 	Arguments        json.RawMessage
 	Result           string
@@ -279,6 +320,15 @@ type ToolCall struct {
 	TaskStatus string
 }
 
+// ToolProgress is what an MCP server reported of a call while it ran (its
+// notifications/progress): Progress and Total as the server counts them
+// (Total is 0 when it does not know the total), and its Message, if any.
+type ToolProgress struct {
+	Progress float64
+	Total    float64
+	Message  string
+}
+
 // Finished reports whether the call has reached a final status.
 func (c *ToolCall) Finished() bool {
 	return c.Status != CallRunning && c.Status != CallAwaitingApproval && c.Status != ""
@@ -298,6 +348,32 @@ type ToolDefinition struct {
 type ModelRequest struct {
 	Messages []Message
 	Tools    []ToolDefinition
+	// Model, when set, is the model name sent instead of the client's own
+	// (an agent's model on a shared provider).
+	Model string
+	// Settings tune the call (an agent's model_settings); zero values are
+	// not sent.
+	Settings ModelSettings
+	// OutputSchema, when set, asks for an answer that is a JSON object of
+	// this JSON Schema (response_format json_schema, strict).
+	OutputSchema *OutputSchema
+}
+
+// ModelSettings are the sampling settings of a model call; nil or empty
+// means the model server's default.
+type ModelSettings struct {
+	Temperature       *float64 `json:"temperature,omitempty"`
+	TopP              *float64 `json:"top_p,omitempty"`
+	MaxTokens         int      `json:"max_tokens,omitempty"`
+	ToolChoice        string   `json:"tool_choice,omitempty"` // auto, required, none, or a tool's name
+	ParallelToolCalls *bool    `json:"parallel_tool_calls,omitempty"`
+	ReasoningEffort   string   `json:"reasoning_effort,omitempty"`
+}
+
+// OutputSchema is the JSON Schema an answer must be an instance of.
+type OutputSchema struct {
+	Name   string
+	Schema json.RawMessage
 }
 
 // ModelReply is the model's answer to one ModelRequest: text, or tool calls,

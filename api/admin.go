@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -35,6 +36,19 @@ type serverDTO struct {
 	// declare some, by exposed name.
 	Icons     []iconDTO            `json:"icons,omitempty"`
 	ToolIcons map[string][]iconDTO `json:"tool_icons,omitempty"`
+	// Protocol is what the server's connection speaks and what the
+	// server said of itself; absent until it first connected.
+	Protocol *protocolDTO `json:"protocol,omitempty"`
+}
+
+// protocolDTO is the protocol era and version a server's connection
+// settled on, and the server's name, version and capabilities.
+type protocolDTO struct {
+	Era           string          `json:"era"`
+	Version       string          `json:"version"`
+	ServerName    string          `json:"server_name"`
+	ServerVersion string          `json:"server_version"`
+	Capabilities  json.RawMessage `json:"capabilities"`
 }
 
 // iconDTO is an icon a server declared for itself or a tool: only those
@@ -107,6 +121,13 @@ func (h *Handler) listServers(c *gin.Context) {
 		}
 		d.Scope, d.SessionsOpen = s.Scope, len(s.Sessions)
 		d.Icons = toIcons(s.Icons)
+		if p := s.Protocol; p.Era != "" {
+			d.Protocol = &protocolDTO{Era: p.Era, Version: p.Version, ServerName: p.ServerName, ServerVersion: p.ServerVersion,
+				Capabilities: p.Capabilities}
+			if len(d.Protocol.Capabilities) == 0 {
+				d.Protocol.Capabilities = json.RawMessage(`{}`)
+			}
+		}
 		for name, icons := range s.ToolIcons {
 			if d.ToolIcons == nil {
 				d.ToolIcons = map[string][]iconDTO{}

@@ -188,6 +188,10 @@ type adminToolCallDTO struct {
 	// Content lists the result's binary parts (images, audio, blobs), each
 	// with the admin URL of its bytes.
 	Content []contentDTO `json:"content,omitempty"`
+	// Agent is the agent whose step asked for the call; ParentID the call
+	// of an agent used as a tool it ran inside.
+	Agent    string `json:"agent,omitempty"`
+	ParentID string `json:"parent_id,omitempty"`
 }
 
 // adminToolCallDetailDTO is a ledger row with its result: a preview of at
@@ -212,7 +216,7 @@ func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
 		DurationMS: ms(c.Duration), ResultSize: c.ResultSize, Truncated: c.Truncated,
 		StartedAt: timestamp(c.StartedAt), FinishedAt: nullTimestamp(c.FinishedAt),
 		SessionScope: c.SessionScope, SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration,
-		TaskID: c.TaskID, TaskStatus: c.TaskStatus,
+		TaskID: c.TaskID, TaskStatus: c.TaskStatus, Agent: c.Agent, ParentID: c.ParentID,
 		Content: contentDTOs(c, func(i int) string { return adminContentURL(c.ID, i) })}
 }
 

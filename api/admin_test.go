@@ -642,3 +642,47 @@ func TestAdminServers(t *testing.T) {
 		t.Errorf("reload: got %d, %d reloads, %+v", resp.StatusCode, reloads, r)
 	}
 }
+
+// protocolServers reports a modern server that connected and a legacy one
+// that never did.
+type protocolServers struct{}
+
+func (protocolServers) Servers() []switchboard.ServerStatus {
+	return []switchboard.ServerStatus{
+		{Name: "modern", Transport: "http", State: switchboard.ServerReady, Protocol: switchboard.ServerProtocol{
+			Era: "modern", Version: "2026-07-28", ServerName: "modernmcp", ServerVersion: "1.2.3",
+			Capabilities: json.RawMessage(`{"tools":{"listChanged":true}}`)}},
+		{Name: "down", Transport: "stdio", State: switchboard.ServerDegraded},
+	}
+}
+
+func (protocolServers) Reload(context.Context) error { return nil }
+
+func TestAdminServersProtocol(t *testing.T) {
+	// Each server's negotiated protocol version and era, and its own name,
+	// version and capabilities; nothing for one that never connected.
+	svc := newAdminService(t, asAdminStore(t, store.NewMemory()), nil, protocolServers{}, nil, tools.ApprovalPolicy{})
+	var r struct {
+		Servers []struct {
+			Name     string
+			Protocol *struct {
+				Era           string          `json:"era"`
+				Version       string          `json:"version"`
+				ServerName    string          `json:"server_name"`
+				ServerVersion string          `json:"server_version"`
+				Capabilities  json.RawMessage `json:"capabilities"`
+			} `json:"protocol"`
+		} `json:"servers"`
+	}
+	if resp := do(t, "GET", svc.url+"/api/admin/servers", adminToken(t, "carol"), "", &r); resp.StatusCode != 200 || len(r.Servers) != 2 {
+		t.Fatalf("servers: %d %+v", resp.StatusCode, r)
+	}
+	p := r.Servers[0].Protocol
+	if p == nil || p.Era != "modern" || p.Version != "2026-07-28" || p.ServerName != "modernmcp" || p.ServerVersion != "1.2.3" ||
+		string(p.Capabilities) != `{"tools":{"listChanged":true}}` {
+		t.Errorf("modern's protocol: %+v, want modern 2026-07-28 of modernmcp 1.2.3 with its capabilities", p)
+	}
+	if r.Servers[1].Protocol != nil {
+		t.Errorf("down's protocol: %+v, want none", r.Servers[1].Protocol)
+	}
+}

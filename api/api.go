@@ -78,6 +78,9 @@ type AdminStore interface {
 	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// AgentStats aggregates every user's turns started in [since, until)
+	// by the agent each ended as.
+	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
 	// ListAllMessages is the transcript with the messages a regenerated
 	// answer superseded.
@@ -124,6 +127,14 @@ type Deps struct {
 	// that act as them, and the OAuth callback.
 	Connections Connections
 	Ready       Pinger
+	// Agents, when set, lists the agents a user may use.
+	Agents AgentLister
+}
+
+// AgentLister lists the agents a user may use. *orchestrator.Orchestrator
+// implements it.
+type AgentLister interface {
+	Agents(userID string, roles []string) []orchestrator.AgentInfo
 }
 
 // RequestObserver is told of every request, for metrics.
@@ -238,6 +249,7 @@ func (h *Handler) routes() {
 	admin := e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin)
 	admin.GET("/tool-calls", h.listToolCalls)
 	admin.GET("/tool-calls/stats", h.toolCallStats)
+	admin.GET("/agents/stats", h.agentStats)
 	admin.GET("/tool-calls/:id", h.getToolCall)
 	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
 	admin.GET("/tool-calls/:id/content/:index", h.getAdminContent)
@@ -261,6 +273,7 @@ func (h *Handler) routes() {
 	user.PATCH("/conversations/:id", h.patchConversation)
 	user.DELETE("/conversations/:id", h.deleteConversation)
 	user.GET("/tools", h.listTools)
+	user.GET("/agents", h.listAgents)
 	user.POST("/servers/:name/reset", h.resetSessions)
 	user.GET("/connections", h.listConnections)
 	user.POST("/connections/:server", h.connectServer)

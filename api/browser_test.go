@@ -28,7 +28,7 @@ func (s connServers) Servers() []switchboard.ServerStatus {
 		tail = []string{"(tasks-mcp wrote nothing to stderr)"}
 	}
 	return []switchboard.ServerStatus{{Name: s.conn.Name(), Transport: "stdio", State: switchboard.ServerReady,
-		Tools: names, StderrTail: tail, ConnectedAt: time.Now().Add(-time.Minute),
+		Tools: names, StderrTail: tail, ConnectedAt: time.Now().Add(-time.Minute), Protocol: s.conn.Protocol(),
 		Quarantined: []switchboard.QuarantinedTool{{Server: "tasks", Tool: "bulk_import", Reason: "its input schema is not an object"}},
 		// Icons: the console shows the PNGs, and not the SVG nor the
 		// script URL (which mcpclient never lets through: the page checks

@@ -35,6 +35,9 @@ type chatRequest struct {
 	// MessageID, with trigger submit-message, names the user message the
 	// chat replaced (sendMessage({messageId})): an edit.
 	MessageID string `json:"messageId"`
+
+	// Agent, in either body, names the agent to answer as.
+	Agent string `json:"agent"`
 }
 
 // chatExample is the chat body shown when a body is no object.
@@ -65,6 +68,9 @@ type chatInput struct {
 	// message of the conversation that is).
 	regenerate, edit bool
 	position         orchestrator.Position
+	// agent names the agent to answer as (the body's agent, or the agent
+	// query parameter); empty for the conversation's current one.
+	agent string
 }
 
 // decodeChat reads and validates a chat request. Errors wrap ErrInvalid or
@@ -82,8 +88,17 @@ func (h *Handler) decodeChat(c *gin.Context) (chatInput, error) {
 	if err != nil {
 		return chatInput{}, err
 	}
+	if a := q.Get("agent"); a != "" {
+		if in.agent != "" && in.agent != a {
+			return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, "conflicting_agent", "the agent differs between the query and the body")
+		}
+		in.agent = a
+	}
+	if len(in.agent) > 255 {
+		return chatInput{}, switchboard.Errorf(switchboard.ErrInvalid, orchestrator.CodeUnknownAgent, "the agent name is longer than 255 characters")
+	}
 	sum := sha256.New()
-	for _, s := range []string{c.FullPath(), q.Get("conversation_id"), string(body)} {
+	for _, s := range []string{c.FullPath(), q.Get("conversation_id"), q.Get("agent"), string(body)} {
 		sum.Write([]byte(s))
 		sum.Write([]byte{0})
 	}
@@ -106,15 +121,16 @@ func (h *Handler) readBody(c *gin.Context) ([]byte, error) {
 
 // parseChat validates a chat body; query is the conversation_id query
 // parameter.
-func parseChat(body []byte, query string, maxChars int) (chatInput, error) {
+func parseChat(body []byte, query string, maxChars int) (in chatInput, err error) {
 	var req chatRequest
 	if err := decodeJSON(body, &req, "invalid_json", chatExample); err != nil {
 		return chatInput{}, err
 	}
-	var (
-		in  chatInput
-		err error
-	)
+	defer func() {
+		if err == nil {
+			in.agent = req.Agent
+		}
+	}()
 	switch {
 	case req.Message != nil:
 		if req.Message.Content == nil {
@@ -172,7 +188,7 @@ func (h *Handler) chat(c *gin.Context, stream bool) {
 		h.writeError(c, switchboard.Errorf(switchboard.ErrInvalid, "invalid_idempotency_key", "the Idempotency-Key header is longer than 255 characters"))
 		return
 	}
-	req := orchestrator.Request{UserID: userID, Content: in.content,
+	req := orchestrator.Request{UserID: userID, Content: in.content, Agent: in.agent, Roles: identity(c).Roles,
 		IdempotencyKey: key, RequestHash: in.hash, RequestID: requestID(c)}
 	for _, a := range in.decidedBefore {
 		req.Decisions = append(req.Decisions, orchestrator.Decision{CallID: a.callID, Approve: a.approve, Reason: a.reason})
@@ -201,7 +217,7 @@ func (h *Handler) applyApprovals(c *gin.Context, stream bool, in chatInput, req 
 	ctx := c.Request.Context()
 	decision := func(a approvalResponse) orchestrator.Decision {
 		return orchestrator.Decision{UserID: req.UserID, ConversationID: req.ConversationID,
-			ExternalConversationID: req.ExternalConversationID, CallID: a.callID,
+			ExternalConversationID: req.ExternalConversationID, CallID: a.callID, Roles: req.Roles,
 			Approve: a.approve, Reason: a.reason, RequestID: req.RequestID}
 	}
 	for _, a := range in.approvals[:len(in.approvals)-1] {
@@ -304,7 +320,7 @@ func (h *Handler) postApproval(c *gin.Context) {
 		return
 	}
 	d := orchestrator.Decision{UserID: identity(c).UserID, ConversationID: c.Param("id"), CallID: c.Param("call_id"),
-		Approve: *in.Approve, Reason: in.Reason, RequestID: requestID(c)}
+		Approve: *in.Approve, Reason: in.Reason, RequestID: requestID(c), Roles: identity(c).Roles}
 	ctx := c.Request.Context()
 	h.respond(c, wantsStream(c), func(ev orchestrator.Events) (*orchestrator.Result, error) {
 		return h.Chat.Decide(ctx, d, ev)

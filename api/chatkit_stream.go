@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,6 +93,11 @@ type (
 		StreamOptions struct {
 			AllowCancel bool `json:"allow_cancel"`
 		} `json:"stream_options"`
+	}
+	ckProgress struct {
+		Type string `json:"type"`
+		Icon string `json:"icon,omitempty"`
+		Text string `json:"text"`
 	}
 	ckNotice struct {
 		Type    string `json:"type"`
@@ -209,6 +216,28 @@ func (s *chatkitStream) ToolStarted(c switchboard.ToolCall) {
 	s.flow.index[c.ID] = i
 	s.update(s.flow.id, ckTaskUpdate{Type: "workflow.task.added", TaskIndex: i, Task: task(c)})
 	s.flush()
+}
+
+// ToolProgress passes an MCP server's progress report of a call on as a
+// progress_update: "server · tool: message (3/6)".
+func (s *chatkitStream) ToolProgress(c switchboard.ToolCall, p switchboard.ToolProgress) {
+	s.event(ckProgress{Type: "progress_update", Icon: "bolt", Text: progressText(c, p)})
+	s.flush()
+}
+
+// progressText words a progress report for people.
+func progressText(c switchboard.ToolCall, p switchboard.ToolProgress) string {
+	text := c.Server + " · " + c.Tool
+	if p.Message != "" {
+		text += ": " + p.Message
+	}
+	switch {
+	case p.Total > 0:
+		text += fmt.Sprintf(" (%s/%s)", strconv.FormatFloat(p.Progress, 'f', -1, 64), strconv.FormatFloat(p.Total, 'f', -1, 64))
+	case p.Message == "":
+		text += fmt.Sprintf(" (%s)", strconv.FormatFloat(p.Progress, 'f', -1, 64))
+	}
+	return text
 }
 
 // ToolFinished completes the call's task; a failure the model is told of

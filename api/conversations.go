@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/orchestrator"
 )
 
 type conversationDTO struct {
@@ -20,11 +21,14 @@ type conversationDTO struct {
 	Status    string `json:"status"`
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
+	// Agent is the conversation's current agent, when agents are
+	// configured.
+	Agent string `json:"agent,omitempty"`
 }
 
 func toConversationDTO(c switchboard.Conversation) conversationDTO {
 	return conversationDTO{ID: c.ID, UserID: c.UserID, Title: c.Title, Status: c.Status,
-		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt)}
+		CreatedAt: timestamp(c.CreatedAt), UpdatedAt: timestamp(c.UpdatedAt), Agent: c.Agent}
 }
 
 // ownConversation loads the caller's conversation in the path. Another
@@ -178,6 +182,17 @@ type toolDTO struct {
 	Parameters  json.RawMessage `json:"parameters"`
 	Annotations map[string]bool `json:"annotations,omitempty"`
 	Icons       []iconDTO       `json:"icons,omitempty"`
+}
+
+// listAgents lists the agents the user may use: name, description and
+// whether it is the default; none when no agents are configured.
+func (h *Handler) listAgents(c *gin.Context) {
+	out := []orchestrator.AgentInfo{}
+	if h.Agents != nil {
+		id := identity(c)
+		out = h.Agents.Agents(id.UserID, id.Roles)
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "agents": out})
 }
 
 func (h *Handler) listTools(c *gin.Context) {

@@ -26,6 +26,13 @@ type chatResponse struct {
 	// ConnectionsRequired are the servers the user must connect before
 	// calls of theirs run (calls that failed with connection_required).
 	ConnectionsRequired []connectionRequiredDTO `json:"connections_required,omitempty"`
+	// Agent is the agent that answered (the turn's last), and Handoffs
+	// how often the turn changed agent, when agents are configured;
+	// Structured the answer's parsed object, for an agent with an output
+	// schema.
+	Agent      string          `json:"agent,omitempty"`
+	Handoffs   int             `json:"handoffs,omitempty"`
+	Structured json.RawMessage `json:"structured,omitempty"`
 }
 
 type messageDTO struct {
@@ -44,6 +51,12 @@ type messageDTO struct {
 	// Feedback is the user's rating of the message (ChatKit's
 	// items.feedback): positive or negative.
 	Feedback string `json:"feedback,omitempty"`
+	// Agent is the agent that wrote an assistant message; Handoff, on a
+	// message of type handoff, which agent handed the turn to which;
+	// Structured the parsed answer of an agent with an output schema.
+	Agent      string               `json:"agent,omitempty"`
+	Handoff    *switchboard.Handoff `json:"handoff,omitempty"`
+	Structured json.RawMessage      `json:"structured,omitempty"`
 }
 
 type requestedTC struct {
@@ -71,13 +84,18 @@ type toolCallDTO struct {
 	// Content lists the result's binary parts (images, audio, blobs), each
 	// with the URL of its bytes.
 	Content []contentDTO `json:"content,omitempty"`
+	// Agent is the agent that asked for the call; ParentID the call of an
+	// agent used as a tool that it ran inside.
+	Agent    string `json:"agent,omitempty"`
+	ParentID string `json:"parent_id,omitempty"`
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func toMessageDTO(m switchboard.Message) messageDTO {
 	d := messageDTO{ID: m.ID, Content: m.Content, Role: string(m.Role), Timestamp: timestamp(m.Timestamp),
-		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy, Feedback: m.Feedback}
+		Type: string(m.Type), ToolCallID: m.ToolCallID, ToolName: m.ToolName, TurnID: m.TurnID, SupersededBy: m.SupersededBy, Feedback: m.Feedback,
+		Agent: m.Agent, Handoff: m.Handoff, Structured: m.Structured}
 	for _, tc := range m.ToolCalls {
 		d.ToolCalls = append(d.ToolCalls, requestedTC(tc))
 	}
@@ -92,7 +110,7 @@ func toToolCallDTO(tc switchboard.ToolCall) toolCallDTO {
 	p := previewOf(tc)
 	return toolCallDTO{ID: tc.ID, CallID: tc.CallID, Server: tc.Server, Tool: tc.Tool, ExposedName: tc.ExposedName,
 		Arguments: args, Result: p.Result, Structured: p.Structured, ResultTruncated: p.Truncated, ResultSize: p.Size,
-		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration), Content: ownContent(tc)}
+		Status: string(tc.Status), Error: tc.Error, DurationMS: ms(tc.Duration), Content: ownContent(tc), Agent: tc.Agent, ParentID: tc.ParentID}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -107,6 +125,9 @@ func toChatResponse(res *orchestrator.Result) chatResponse {
 		Status:         string(res.Turn.Status),
 		ToolCalls:      make([]toolCallDTO, len(res.ToolCalls)),
 		Usage:          map[string]int{"prompt_tokens": res.Turn.PromptTokens, "completion_tokens": res.Turn.CompletionTokens, "steps": res.Turn.Steps},
+		Agent:          res.Turn.Agent,
+		Handoffs:       res.Turn.Handoffs,
+		Structured:     res.Message.Structured,
 	}
 	for i, tc := range res.ToolCalls {
 		resp.ToolCalls[i] = toToolCallDTO(tc)

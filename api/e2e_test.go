@@ -186,6 +186,9 @@ func newServiceOver(t *testing.T, st testStore, sources []tools.Source, respond 
 		t.Fatal(err)
 	}
 	deps.Chat, deps.Store, deps.Tools, deps.Auth = orch, st, registry, authn
+	if deps.Agents == nil {
+		deps.Agents = orch
+	}
 	srv := httptest.NewServer(api.NewHandler(deps, apiOpts))
 	t.Cleanup(srv.Close)
 	return &service{url: srv.URL, model: model, store: st}

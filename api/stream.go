@@ -33,6 +33,8 @@ type uiStream struct {
 	text    string // id of the open text part, "" when none
 	texts   int
 	enc     *partEncoder // from partEncoders while the stream runs
+	// handoffs counts the data-agent parts of handoffs sent.
+	handoffs int
 }
 
 // partEncoder encodes the parts of a stream into one buffer, reused from
@@ -112,9 +114,12 @@ const (
 	// ours: the user must connect a server (sign in, or give its secrets)
 	// before its calls run as them.
 	partConnectionRequired partType = "data-connection-required"
-	partError              partType = "error"
-	partFinishStep         partType = "finish-step"
-	partFinish             partType = "finish"
+	// ours: the agent that answers from here on (sent as the turn starts
+	// and at each handoff, when agents are configured).
+	partAgent      partType = "data-agent"
+	partError      partType = "error"
+	partFinishStep partType = "finish-step"
+	partFinish     partType = "finish"
 	// a file of the message: an image a tool returned
 	partFile partType = "file"
 )
@@ -149,6 +154,15 @@ type messageMetadata struct {
 	// metadata because the AI SDK's error part takes no other field: its
 	// clients before 6.0.231 reject a part with one.
 	ErrorCode string `json:"errorCode,omitempty"`
+	// Agent is the agent that answered, when agents are configured.
+	Agent string `json:"agent,omitempty"`
+}
+
+// agentData is the data of a data-agent part: the agent that answers
+// from here on, and the one that handed it the turn.
+type agentData struct {
+	Agent string `json:"agent"`
+	From  string `json:"from,omitempty"`
 }
 
 type toolInputPart struct {
@@ -230,6 +244,24 @@ type toolCallData struct {
 	// DurationMS is set once the call has ended.
 	DurationMS *float64 `json:"duration_ms,omitempty"`
 	Error      string   `json:"error,omitempty"`
+	// Progress is the server's last report of a running call.
+	Progress *progressData `json:"progress,omitempty"`
+}
+
+// progressData is an MCP server's progress report of a call: progress of
+// total (absent when the server does not know it), and its message.
+type progressData struct {
+	Progress float64  `json:"progress"`
+	Total    *float64 `json:"total,omitempty"`
+	Message  string   `json:"message,omitempty"`
+}
+
+func progressOf(p switchboard.ToolProgress) *progressData {
+	d := &progressData{Progress: p.Progress, Message: p.Message}
+	if p.Total > 0 {
+		d.Total = &p.Total
+	}
+	return d
 }
 
 type approvalPart struct {
@@ -257,6 +289,19 @@ func (s *uiStream) TurnStarted(t switchboard.Turn) {
 	s.started = true
 	s.turn = t
 	s.part(startPart{Type: partStart, MessageID: t.ID, MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID}})
+	if t.Agent != "" {
+		s.part(dataPart{Type: partAgent, ID: "agent-0", Data: agentData{Agent: t.Agent}})
+	}
+}
+
+// AgentChanged tells of a handoff (orchestrator.AgentEvents): a data-agent
+// part of its own id, so that a client keeps each.
+func (s *uiStream) AgentChanged(from, to string) {
+	s.closeText()
+	s.handoffs++
+	s.turn.Agent = to
+	s.part(dataPart{Type: partAgent, ID: "agent-" + strconv.Itoa(s.handoffs), Data: agentData{Agent: to, From: from}})
+	s.flush()
 }
 
 // StepStarted is followed by a model call, ToolStarted by a tool's run,
@@ -303,6 +348,14 @@ func (s *uiStream) toolInput(c switchboard.ToolCall, status switchboard.ToolCall
 		Dynamic: true, Title: c.Server + " · " + c.Tool})
 	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
 		Status: string(status)}})
+}
+
+// ToolProgress sends the call's data part again, running, with the
+// server's report: a useChat app's data part of that id is replaced.
+func (s *uiStream) ToolProgress(c switchboard.ToolCall, p switchboard.ToolProgress) {
+	s.part(dataPart{Type: partToolCall, ID: c.ID, Data: toolCallData{ID: c.ID, Server: c.Server, Tool: c.Tool,
+		Status: string(switchboard.CallRunning), Progress: progressOf(p)}})
+	s.flush()
 }
 
 func (s *uiStream) ToolFinished(c switchboard.ToolCall) {
@@ -381,6 +434,8 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 	} else if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) && s.c.Request.Context().Err() != nil ||
 		switchboard.IsCode(err, switchboard.CodeTurnCancelled) { // a replay of a cancelled turn
 		t.Status = switchboard.TurnCancelled
+	} else if switchboard.IsCode(err, switchboard.CodeGuardrailTripped) {
+		t.Status = switchboard.TurnGuardrailTripped // the message refused, or the answer withheld
 	} else {
 		t.Status = switchboard.TurnFailed
 	}
@@ -399,7 +454,7 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 		reason = "tool-calls"
 	}
 	s.part(finishPart{Type: partFinish, FinishReason: reason,
-		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status), ErrorCode: code}})
+		MessageMetadata: messageMetadata{ConversationID: t.ConversationID, TurnID: t.ID, Status: string(t.Status), ErrorCode: code, Agent: t.Agent}})
 	s.release()
 	_, _ = s.c.Writer.Write([]byte("data: [DONE]\n\n"))
 	if res != nil && !res.Replayed {

@@ -58,6 +58,9 @@ type Config struct {
 type Identity struct {
 	UserID string
 	Admin  bool
+	// Roles are the token's role and roles claims (a string, a list, or
+	// a comma- or space-separated string), with admin for an admin.
+	Roles []string
 }
 
 // Authenticator verifies bearer tokens.
@@ -237,7 +240,36 @@ func (a *Authenticator) Verify(ctx context.Context, header string) (Identity, er
 		return Identity{}, err
 	}
 	id.Admin = a.admins[id.UserID] || c.Role == "admin" || hasRole(c.Roles, "admin")
+	id.Roles = rolesOf(c.Role, c.Roles, id.Admin)
 	return id, nil
+}
+
+// rolesOf lists the roles of a token's role and roles claims; admin is
+// one for an admin.
+func rolesOf(role string, roles any, admin bool) []string {
+	var out []string
+	add := func(s string) {
+		for _, r := range strings.FieldsFunc(s, func(c rune) bool { return c == ',' || c == ' ' }) {
+			if !slices.Contains(out, r) && len(out) < 64 {
+				out = append(out, r)
+			}
+		}
+	}
+	add(role)
+	switch r := roles.(type) {
+	case string:
+		add(r)
+	case []any:
+		for _, s := range r {
+			if s, ok := s.(string); ok {
+				add(s)
+			}
+		}
+	}
+	if admin {
+		add("admin")
+	}
+	return out
 }
 
 func hasRole(roles any, want string) bool {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/auth"
@@ -246,7 +247,7 @@ func TestMintToken(t *testing.T) {
 		wantCode         string
 	}{
 		{name: "a user", verifier: plain, user: "alice", ttl: time.Hour, want: auth.Identity{UserID: "alice"}},
-		{name: "an admin", verifier: plain, user: "root", ttl: time.Hour, admin: true, want: auth.Identity{UserID: "root", Admin: true}},
+		{name: "an admin", verifier: plain, user: "root", ttl: time.Hour, admin: true, want: auth.Identity{UserID: "root", Admin: true, Roles: []string{"admin"}}},
 		{name: "issuer and audience", verifier: strict, user: "alice", ttl: time.Hour, issuer: issuer, audience: audience, want: auth.Identity{UserID: "alice"}},
 		{name: "no issuer where one is required", verifier: strict, user: "alice", ttl: time.Hour, wantCode: "invalid_token"},
 		{name: "expired", verifier: plain, user: "alice", ttl: -time.Hour, wantCode: "token_expired"},
@@ -264,7 +265,7 @@ func TestMintToken(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || id != tt.want {
+			if err != nil || !cmp.Equal(id, tt.want) {
 				t.Fatalf("got %+v, %v; want %+v", id, err, tt.want)
 			}
 		})
@@ -278,6 +279,37 @@ func TestMintToken(t *testing.T) {
 		tok := sign(t, jwt.SigningMethodHS256, "", secret, jwt.MapClaims{"sub": user, "exp": time.Now().Add(time.Hour).Unix()})
 		if id, err := plain.Verify(ctx, "Bearer "+tok); !errors.Is(err, switchboard.ErrForbidden) || switchboard.ErrorCode(err) != "reserved_user_id" {
 			t.Errorf("Verify a token for user %s: got %+v, %v; want ErrForbidden with code reserved_user_id", user, id, err)
+		}
+	}
+}
+
+// TestRoles: a token's role and roles claims, in any of their forms, are
+// the identity's roles (agents' roles: read them), admin among them for
+// an admin.
+func TestRoles(t *testing.T) {
+	secret := []byte(strings.Repeat("r", 32))
+	a, err := auth.New(context.Background(), auth.Config{Secret: secret, AdminUsers: []string{"root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	tests := []struct {
+		claims jwt.MapClaims
+		want   []string
+	}{
+		{jwt.MapClaims{"sub": "alice", "exp": exp}, nil},
+		{jwt.MapClaims{"sub": "alice", "exp": exp, "role": "support"}, []string{"support"}},
+		{jwt.MapClaims{"sub": "alice", "exp": exp, "roles": "support, billing"}, []string{"support", "billing"}},
+		{jwt.MapClaims{"sub": "alice", "exp": exp, "role": "ops", "roles": []any{"support", 7, "ops"}}, []string{"ops", "support"}},
+		{jwt.MapClaims{"sub": "root", "exp": exp}, []string{"admin"}},
+	}
+	for _, tt := range tests {
+		id, err := a.Verify(context.Background(), "Bearer "+sign(t, jwt.SigningMethodHS256, "", secret, tt.claims))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, id.Roles); diff != "" {
+			t.Errorf("roles of %v (-want +got):\n%s", tt.claims, diff)
 		}
 	}
 }

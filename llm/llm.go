@@ -6,7 +6,9 @@
 package llm
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -159,10 +161,11 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 		}
 	}()
 	creq := openai.ChatCompletionRequest{
-		Model:    c.cfg.Model,
+		Model:    cmp.Or(req.Model, c.cfg.Model),
 		Messages: *msgs,
 		Tools:    toOpenAITools(req.Tools),
 	}
+	applySettings(&creq, req)
 	var (
 		reply switchboard.ModelReply
 		err   error
@@ -177,6 +180,43 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 	}
 	return reply, nil
 }
+
+// applySettings puts an agent's model settings and output schema on creq.
+// A tool choice that names no mode is a tool's name; the tool choice and
+// parallel_tool_calls are sent only with tools, which OpenAI requires.
+func applySettings(creq *openai.ChatCompletionRequest, req switchboard.ModelRequest) {
+	s := req.Settings
+	if s.Temperature != nil {
+		creq.Temperature = float32(*s.Temperature)
+	}
+	if s.TopP != nil {
+		creq.TopP = float32(*s.TopP)
+	}
+	creq.MaxTokens = s.MaxTokens
+	creq.ReasoningEffort = s.ReasoningEffort
+	if len(creq.Tools) > 0 {
+		switch s.ToolChoice {
+		case "":
+		case "auto", "required", "none":
+			creq.ToolChoice = s.ToolChoice
+		default:
+			creq.ToolChoice = openai.ToolChoice{Type: openai.ToolTypeFunction, Function: openai.ToolFunction{Name: s.ToolChoice}}
+		}
+		if s.ParallelToolCalls != nil {
+			creq.ParallelToolCalls = *s.ParallelToolCalls
+		}
+	}
+	if o := req.OutputSchema; o != nil {
+		creq.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
+			JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: o.Name, Schema: rawSchema(o.Schema), Strict: true}}
+	}
+}
+
+// rawSchema is a JSON Schema sent as it is.
+type rawSchema json.RawMessage
+
+// MarshalJSON implements json.Marshaler.
+func (r rawSchema) MarshalJSON() ([]byte, error) { return json.RawMessage(r).MarshalJSON() }
 
 func (c *Client) complete(ctx context.Context, creq openai.ChatCompletionRequest) (switchboard.ModelReply, error) {
 	resp, err := c.api.CreateChatCompletion(ctx, creq)

@@ -13,15 +13,15 @@ import (
 
 // toOpenAIMessages replays a transcript in OpenAI's format: assistant
 // messages that asked for tools carry their tool_calls, and each tool result
-// is a tool message naming the call it answers. Error messages are our own
-// notes and are not sent.
+// is a tool message naming the call it answers. Error and handoff messages
+// are our own notes and are not sent.
 // The messages are appended to out.
 func toOpenAIMessages(out []openai.ChatCompletionMessage, msgs []switchboard.Message) []openai.ChatCompletionMessage {
 	out = slices.Grow(out, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
 		switch {
-		case m.Type == switchboard.MessageError:
+		case m.Type == switchboard.MessageError || m.Type == switchboard.MessageHandoff:
 			continue
 		case m.Role == switchboard.RoleTool || m.Type == switchboard.MessageToolResult:
 			content := m.Content

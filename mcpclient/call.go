@@ -45,27 +45,37 @@ func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) 
 	}
 	// The limit bounds the wait for an answer or for progress: a tool that
 	// reports progress may run longer, up to ProgressCap times the limit.
+	// Neither runs while the call waits for a person (a server's
+	// elicitation or sampling request: asks.go), so opCtx has no limit of
+	// its own.
 	limit := c.cfg.callTimeout(name)
-	opCtx, cancel := c.opContext(ctx, ProgressCap*limit)
+	opCtx, cancel := c.opContext(ctx, noLimit)
 	defer cancel()
 	if c.ctx.Err() != nil {
 		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, &notSentError{context.Cause(c.ctx)})
 	}
 	idleCtx, idleCancel := context.WithCancelCause(opCtx)
 	defer idleCancel(nil)
-	idle := time.AfterFunc(limit, func() { idleCancel(errNoProgress) })
-	defer idle.Stop()
+	clock := newCallClock(limit, func() { idleCancel(errNoProgress) }, func() { idleCancel(errProgressCap) })
+	defer clock.stop()
 	token := fmt.Sprintf("switchboard-%d", c.reqID.Add(1))
+	idleCtx = context.WithValue(idleCtx, callKey{}, token)
 	progressed := make(chan struct{}, 1)
 	c.progress.Store(token, progressed)
 	defer c.progress.Delete(token)
+	if fn := progressReporter(ctx); fn != nil {
+		c.reports.Store(token, fn)
+		defer c.reports.Delete(token)
+	}
+	c.calls.Store(token, &inflight{ctx: idleCtx, asker: askerOf(ctx), clock: clock})
+	defer c.calls.Delete(token)
 	go func() {
 		for {
 			select {
 			case <-idleCtx.Done():
 				return
 			case <-progressed:
-				idle.Reset(limit)
+				clock.progressed()
 			}
 		}
 	}()
@@ -95,6 +105,9 @@ func (c *Conn) callError(ctx, opCtx, idleCtx context.Context, limit time.Duratio
 	if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errNoProgress) {
 		return withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer or progress within %s: %w", limit, context.DeadlineExceeded))
 	}
+	if ctx.Err() == nil && errors.Is(context.Cause(idleCtx), errProgressCap) {
+		return withKind(switchboard.ErrUpstreamTimeout, fmt.Errorf("no answer within %s, progress counted: %w", ProgressCap*limit, context.DeadlineExceeded))
+	}
 	err = c.classify(ctx, opCtx, ProgressCap*limit, err, rejected)
 	if ctx.Err() == nil && errors.Is(err, switchboard.ErrUnavailable) {
 		c.checkHealth()
@@ -116,6 +129,14 @@ func withTask(task *Task, err error) error {
 // run as a task.
 const ProgressCap = 10
 
+// errProgressCap ends a call that reported progress but did not answer
+// within ProgressCap times its timeout.
+var errProgressCap = fmt.Errorf("no answer in time, progress counted: %w", context.DeadlineExceeded)
+
+// noLimit is the limit of a request whose time is kept otherwise (a
+// call's callClock).
+const noLimit = 100 * 365 * 24 * time.Hour
+
 // errNoProgress ends a call that neither answered nor reported progress
 // within its timeout.
 var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.DeadlineExceeded)
@@ -127,18 +148,18 @@ var errNoProgress = fmt.Errorf("no answer or progress in time: %w", context.Dead
 // that does not parse), as opposed to a failure to send or receive.
 func (c *Conn) callTool(ctx context.Context, token, name string, args json.RawMessage) (res *mcp.CallToolResult, rejected bool, err error) {
 	// The request id doubles as the progress token.
-	id := mcp.NewRequestId(token)
-	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+	req := transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      id,
+		ID:      mcp.NewRequestId(token),
 		Method:  string(mcp.MethodToolsCall),
 		Params:  map[string]any{"name": name, "arguments": args, "_meta": map[string]any{"progressToken": token}},
-	})
+	}
+	resp, rejected, err := c.sendRounds(ctx, &req)
 	if err != nil {
 		if ctx.Err() != nil {
-			c.cancelRequest(id, context.Cause(ctx))
+			c.cancelRequest(req.ID, context.Cause(ctx))
 		}
-		return nil, false, err
+		return nil, rejected, err
 	}
 	if resp.Error != nil {
 		return nil, true, rpcError(resp.Error)

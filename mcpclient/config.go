@@ -45,6 +45,12 @@ type Config struct {
 	Type    string
 	Headers map[string]string
 
+	// Protocol selects the protocol era: "auto" (or empty) finds it,
+	// "legacy" speaks only the initialize handshake (MCP 2025-11-25 and
+	// earlier), "modern" only MCP 2026-07-28 and later (see ProtocolAuto).
+	// The legacy SSE transport is always legacy.
+	Protocol string
+
 	// InitTimeout bounds Dial: start, initialize and the first tools/list.
 	// Zero means 10s.
 	InitTimeout time.Duration
@@ -68,6 +74,22 @@ type Config struct {
 	// of initializing a new one: one another instance started for the same
 	// user. A server that no longer knows it gets a new session.
 	Resume *Resumption
+	// Roots are the roots offered to the server (roots/list); with them
+	// (even an empty list) the client declares the roots capability. A
+	// session's Config has its placeholders expanded already.
+	Roots []Root
+	// Sampling says whether the server may ask the model to sample:
+	// SamplingDeny ("" too: the default; the capability is not declared
+	// and a request gets an error), SamplingAllow or SamplingApprove (the
+	// call's Asker decides; see asks.go).
+	Sampling string
+	// SamplingMaxTokens caps the maxTokens of a sampling request; zero
+	// means DefaultSamplingMaxTokens.
+	SamplingMaxTokens int
+	// AskTimeout bounds the wait for the answer to one elicitation; zero
+	// means DefaultAskTimeout. The call's own timeout does not run while
+	// it waits for a person.
+	AskTimeout time.Duration
 	// Auth, when set, gives a remote session its bearer token (a user's
 	// OAuth grant): each request carries it in place of a configured
 	// Authorization header, a 401 asks it for another (once), a 403 that
@@ -114,12 +136,36 @@ const transportSlack = 64 << 10
 // with what it needs (a command, or an http(s) URL). The error wraps
 // switchboard.ErrInvalid.
 func (cfg Config) Validate() error {
-	if _, err := cfg.kind(); err != nil {
+	kind, err := cfg.kind()
+	if err != nil {
 		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	mode, err := cfg.protocolMode()
+	if err != nil {
+		return fmt.Errorf("mcp server %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
+	}
+	if kind == kindSSE && mode == ProtocolModern {
+		return fmt.Errorf("mcp server %s: the legacy SSE transport cannot speak the modern era (protocol: modern): %w", cfg.Name, switchboard.ErrInvalid)
 	}
 	for tool, d := range cfg.ToolTimeouts {
 		if d <= 0 {
 			return fmt.Errorf("mcp server %s: tool_timeouts.%s: a timeout must be positive: %w", cfg.Name, tool, switchboard.ErrInvalid)
+		}
+	}
+	switch cfg.Sampling {
+	case "", SamplingDeny, SamplingAllow, SamplingApprove:
+	default:
+		return fmt.Errorf("mcp server %s: sampling %q: want deny, allow or approve: %w", cfg.Name, cfg.Sampling, switchboard.ErrInvalid)
+	}
+	if cfg.SamplingMaxTokens < 0 {
+		return fmt.Errorf("mcp server %s: negative sampling_max_tokens: %w", cfg.Name, switchboard.ErrInvalid)
+	}
+	if cfg.AskTimeout < 0 {
+		return fmt.Errorf("mcp server %s: negative elicitation_timeout: %w", cfg.Name, switchboard.ErrInvalid)
+	}
+	for _, r := range cfg.Roots {
+		if !strings.HasPrefix(r.URI, "file://") {
+			return fmt.Errorf("mcp server %s: root %q: a root is a file:// URI: %w", cfg.Name, r.URI, switchboard.ErrInvalid)
 		}
 	}
 	if cfg.MaxMessageBytes < 0 {
@@ -143,13 +189,12 @@ func (cfg Config) callTimeout(tool string) time.Duration {
 	return cfg.Timeout
 }
 
-// longestTimeout returns the longest limit of any request.
-func (cfg Config) longestTimeout() time.Duration {
-	d := max(cfg.Timeout, cfg.InitTimeout)
-	for _, t := range cfg.ToolTimeouts {
-		d = max(d, t)
+// askTimeout returns the bound of one elicitation's wait.
+func (cfg Config) askTimeout() time.Duration {
+	if cfg.AskTimeout > 0 {
+		return cfg.AskTimeout
 	}
-	return d
+	return DefaultAskTimeout
 }
 
 // kind resolves cfg.Type and checks that cfg has what that transport needs.

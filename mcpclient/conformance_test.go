@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ const everythingPkg = "@modelcontextprotocol/server-everything"
 
 // everythingStdio returns a Config that runs the everything server over
 // stdio.
-func everythingStdio(t *testing.T) Config {
+func everythingStdio(t testing.TB) Config {
 	t.Helper()
 	dir := nodetest.Module(t, everythingPkg)
 	return Config{Name: "everything", Command: nodetest.Node(t), Args: []string{filepath.Join(dir, "dist", "index.js"), "stdio"}}
@@ -41,7 +42,7 @@ func everythingStdio(t *testing.T) Config {
 // nodeServer is the everything server run over HTTP, in its own process
 // group, on a fixed port so that it can be restarted at the same URL.
 type nodeServer struct {
-	t         *testing.T
+	t         testing.TB
 	transport string // sse or streamableHttp
 	port      int
 	cmd       *exec.Cmd
@@ -51,7 +52,7 @@ type nodeServer struct {
 // startEverythingHTTP starts the everything server over transport ("sse" or
 // "streamableHttp") and returns it once it listens; it stops when the test
 // ends.
-func startEverythingHTTP(t *testing.T, transport string) *nodeServer {
+func startEverythingHTTP(t testing.TB, transport string) *nodeServer {
 	t.Helper()
 	nodetest.Module(t, everythingPkg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -455,9 +456,30 @@ func TestEverythingProgress(t *testing.T) {
 			started(t, s)
 			// 1.2s in 12 steps: a progress report every 100ms, well within 400ms.
 			start := time.Now()
-			res, err := s.CallTool(t.Context(), "trigger-long-running-operation", json.RawMessage(`{"duration":1.2,"steps":12}`))
+			var (
+				mu      sync.Mutex
+				reports []switchboard.ToolProgress
+			)
+			ctx := WithProgress(t.Context(), func(p switchboard.ToolProgress) {
+				mu.Lock()
+				reports = append(reports, p)
+				mu.Unlock()
+			})
+			res, err := s.CallTool(ctx, "trigger-long-running-operation", json.RawMessage(`{"duration":1.2,"steps":12}`))
 			if err != nil || !strings.Contains(res.Text, "completed") {
 				t.Fatalf("a call that reports progress: got %+v, %v after %s; want it to finish", res, err, time.Since(start))
+			}
+			// The caller saw each report, in order: progress 1..12 of 12.
+			mu.Lock()
+			got := slices.Clone(reports)
+			mu.Unlock()
+			if len(got) != 12 {
+				t.Fatalf("progress reports: got %d (%+v), want 12", len(got), got)
+			}
+			for i, p := range got {
+				if p.Progress != float64(i+1) || p.Total != 12 {
+					t.Errorf("report %d: got %+v, want progress %d of 12", i, p, i+1)
+				}
 			}
 			t.Logf("a 1.2s call with a 400ms timeout finished in %s on its progress reports", time.Since(start).Round(time.Millisecond))
 			// 2s in 2 steps: the first report comes after 1s, past the timeout.

@@ -227,6 +227,10 @@ func (f *jsonFilter) endValue() {
 // no method.
 func (f *jsonFilter) isAnswer() bool { return f.id != nil && !f.hasMethod }
 
+// isRequest reports whether the message is a request of the server: it
+// has an id and a method.
+func (f *jsonFilter) isRequest() bool { return f.id != nil && f.hasMethod }
+
 // keepsCut reports whether a message with a cut value goes on, the cut
 // value replaced: an answer to our tools/list.
 func (f *jsonFilter) keepsCut() bool {
@@ -312,7 +316,10 @@ type lineFilter struct {
 	// unroutable ends the connection when a message over the limit cannot
 	// be told to answer a request or not: a request may wait for it.
 	unroutable func(error)
-	err        error
+	// request, when set, takes the requests of the server out of the
+	// stream (asks.go); it must not block.
+	request func(msg []byte)
+	err     error
 }
 
 func newLineFilter(src io.Reader, limit int64, report frameReport, unroutable func(error)) *lineFilter {
@@ -373,6 +380,10 @@ func (l *lineFilter) endLine() {
 			l.unroutable(fmt.Errorf("the server sent a message of %d bytes, over max_result_bytes (%d), that answers no request we can tell", l.fr.f.size, l.fr.limit))
 		}
 	}
+	if msg != nil && l.request != nil && l.fr.f.isRequest() {
+		l.request(bytes.Clone(msg))
+		msg = nil
+	}
 	if msg != nil {
 		l.pending = append(append(l.pending, msg...), '\n')
 	}
@@ -394,6 +405,9 @@ type sseFilter struct {
 	err     error
 	// ended, when set, is told when the stream ends.
 	ended func()
+	// request, when set, takes the requests of the server out of the
+	// stream (asks.go); it must not block.
+	request func(msg []byte)
 }
 
 func newSSEFilter(body io.ReadCloser, limit int64, report frameReport) *sseFilter {
@@ -493,6 +507,10 @@ func (s *sseFilter) endEvent() {
 			s.report(dropped, s.fr.f.size)
 		}
 		if msg == nil {
+			return
+		}
+		if s.request != nil && s.fr.f.isRequest() {
+			s.request(bytes.Clone(msg))
 			return
 		}
 		data = msg

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/switchboard-dev/switchboard"
 )
 
@@ -49,7 +51,13 @@ func (c *Conn) watchHealth(interval time.Duration) {
 func (c *Conn) ping() error {
 	ctx, cancel := c.opContext(context.Background(), min(c.cfg.InitTimeout, maxPingWait))
 	defer cancel()
-	_, rejected, err := c.request(ctx, "ping", nil)
+	// The modern era has no ping: server/discover, which every modern
+	// server answers, stands in for it.
+	method := string(mcp.MethodPing)
+	if c.modern() {
+		method = string(mcp.MethodServerDiscover)
+	}
+	_, rejected, err := c.request(ctx, method, nil)
 	if err == nil || rejected {
 		return nil
 	}

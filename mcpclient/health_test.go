@@ -84,7 +84,8 @@ func TestPingErrorIsAnAnswer(t *testing.T) {
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	c := dial(t, Config{Name: "echo", URL: ts.URL + "/mcp", HealthInterval: 50 * time.Millisecond}, nil)
+	// Ping is the legacy era's (the modern one has none).
+	c := dial(t, Config{Name: "echo", URL: ts.URL + "/mcp", HealthInterval: 50 * time.Millisecond, Protocol: ProtocolLegacy}, nil)
 	for range 3 {
 		select {
 		case <-pings:

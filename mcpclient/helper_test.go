@@ -69,7 +69,9 @@ const (
 )
 
 type helperServer struct {
-	mu       sync.Mutex // serialises stdout
+	mu       sync.Mutex                 // serialises stdout
+	asks     map[string]json.RawMessage // our request id -> the call waiting for its answer
+	askN     int
 	added    bool
 	flaky    bool
 	deepList bool
@@ -130,6 +132,10 @@ func (h *helperServer) handle(line []byte) {
 		fmt.Fprintf(os.Stderr, "helper: bad line %q\n", line)
 		return
 	}
+	if msg.Method == "" && msg.ID != nil {
+		h.answered(msg.ID, line)
+		return
+	}
 	var params struct {
 		ProtocolVersion string          `json:"protocolVersion"`
 		Cursor          string          `json:"cursor"`
@@ -149,6 +155,8 @@ func (h *helperServer) handle(line []byte) {
 	case "notifications/initialized":
 	case "notifications/cancelled":
 		fmt.Fprintf(os.Stderr, "helper: cancelled %s\n", params.RequestID)
+	case "notifications/roots/list_changed":
+		fmt.Fprintln(os.Stderr, "helper: roots changed")
 	case "tools/list":
 		switch params.Cursor {
 		case "":
@@ -180,6 +188,19 @@ func (h *helperServer) handle(line []byte) {
 	}
 }
 
+// answered answers the call that asked the client with id with the
+// client's answer.
+func (h *helperServer) answered(id json.RawMessage, line []byte) {
+	call, ok := h.asks[string(id)]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "helper: an answer to no request: %s\n", line)
+		return
+	}
+	delete(h.asks, string(id))
+	b, _ := json.Marshal(string(line))
+	h.reply(call, `{"content":[{"type":"text","text":`+string(b)+`}]}`)
+}
+
 func (h *helperServer) call(id json.RawMessage, name string, args json.RawMessage) {
 	text := func(s string) string {
 		b, _ := json.Marshal(s)
@@ -190,6 +211,24 @@ func (h *helperServer) call(id json.RawMessage, name string, args json.RawMessag
 		h.reply(id, `{"content":[{"type":"text","text":"echo"}],"structuredContent":{"args":`+string(args)+`}}`)
 	case "slow":
 		fmt.Fprintf(os.Stderr, "helper: slow call %s\n", id) // and no answer
+	case "ask":
+		// Asks the client what the arguments say ({"method", "params"})
+		// and answers the call with the client's answer, as it came.
+		var a struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		json.Unmarshal(args, &a)
+		if a.Params == nil {
+			a.Params = json.RawMessage("{}")
+		}
+		h.askN++
+		askID := fmt.Sprintf(`"helper-ask-%d"`, h.askN)
+		if h.asks == nil {
+			h.asks = map[string]json.RawMessage{}
+		}
+		h.asks[askID] = id
+		h.write(`{"jsonrpc":"2.0","id":` + askID + `,"method":"` + a.Method + `","params":` + string(a.Params) + `}`)
 	case "crash":
 		fmt.Fprintln(os.Stderr, "helper: crashing")
 		os.Exit(3)

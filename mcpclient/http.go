@@ -2,6 +2,7 @@ package mcpclient
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -18,6 +19,7 @@ import (
 // Its HTTP transport is the Conn's own, so Close can drop its connections.
 type httpLink struct {
 	sse    bool
+	listen bool // open the standalone GET stream (the legacy era's)
 	httpTr *http.Transport
 	shared bool // httpTr is a Pool's: its idle connections are the Pool's to drop
 }
@@ -48,8 +50,9 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithSSELogger(c.log),
 			transport.WithEndpointTimeout(cfg.InitTimeout),
 			// Our contexts bound requests; the transport's own default
-			// (60s) would cut longer Timeouts short.
-			transport.WithResponseTimeout(cfg.longestTimeout()+time.Second),
+			// (60s), or any fixed bound, would cut short a call that
+			// progress extends or a person's answer holds up.
+			transport.WithResponseTimeout(noLimit),
 			transport.WithMaxMessageBytes(cfg.maxMessageBytes()+transportSlack))
 	} else {
 		opts := []transport.StreamableHTTPCOption{
@@ -58,7 +61,7 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithHTTPLogger(c.log),
 			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
 		}
-		if c.onToolsChanged != nil {
+		if c.onToolsChanged != nil && l.listen {
 			// Without the standalone GET stream, streamable HTTP delivers
 			// notifications only while a request of ours is in flight.
 			opts = append(opts, transport.WithContinuousListening())
@@ -113,7 +116,8 @@ func newHTTPTransport() *http.Transport {
 // prescribes (see headerTransport).
 func (c *Conn) httpClient(base http.RoundTripper, sessionFix bool) *http.Client {
 	return &http.Client{Transport: &headerTransport{base: base, headers: c.cfg.Headers, sessionFix: sessionFix,
-		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth}}
+		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth,
+		request: c.serverRequest}}
 }
 
 // headerTransport sets headers on requests that lack them.
@@ -139,6 +143,10 @@ type headerTransport struct {
 	streamEnded func()
 	// auth, when set, gives each request its bearer token (Config.Auth).
 	auth Authorizer
+	// request takes the requests of the server out of its event streams
+	// (asks.go), with the context of the HTTP request whose answer carried
+	// them.
+	request func(msg []byte, origin context.Context)
 }
 
 // filterBody reads a successful answer's body through a frame filter.
@@ -155,6 +163,13 @@ func (t *headerTransport) filterBody(resp *http.Response) *http.Response {
 		f := newSSEFilter(resp.Body, t.limit, t.report)
 		if resp.Request != nil && resp.Request.Method == http.MethodGet {
 			f.ended = t.streamEnded
+		}
+		if t.request != nil {
+			var origin context.Context
+			if resp.Request != nil {
+				origin = resp.Request.Context()
+			}
+			f.request = func(msg []byte) { t.request(msg, origin) }
 		}
 		resp.Body = f
 		resp.ContentLength = -1

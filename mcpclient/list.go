@@ -87,18 +87,18 @@ func (c *Conn) request(ctx context.Context, method string, params any) (result j
 	if method == string(mcp.MethodToolsList) {
 		prefix = listIDPrefix
 	}
-	id := mcp.NewRequestId(fmt.Sprintf("%s%d", prefix, c.reqID.Add(1)))
-	resp, err := c.client.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{
+	req := transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
-		ID:      id,
+		ID:      mcp.NewRequestId(fmt.Sprintf("%s%d", prefix, c.reqID.Add(1))),
 		Method:  method,
 		Params:  params,
-	})
+	}
+	resp, rejected, err := c.sendRounds(ctx, &req)
 	if err != nil {
 		if ctx.Err() != nil {
-			c.cancelRequest(id, context.Cause(ctx))
+			c.cancelRequest(req.ID, context.Cause(ctx))
 		}
-		return nil, false, err
+		return nil, rejected, err
 	}
 	if resp.Error != nil {
 		return nil, true, rpcError(resp.Error)

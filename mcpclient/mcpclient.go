@@ -14,10 +14,13 @@
 // on the next connection. The package knows nothing of models or storage.
 //
 // Where mcp-go's defaults hurt a host, this package departs from them:
-//   - The handshake is pinned to the classic initialize exchange at
-//     mcp.LATEST_LEGACY_PROTOCOL_VERSION. mcp-go otherwise first probes with
-//     server/discover, which costs 5 s against servers that ignore it and
-//     kills servers that exit on an unknown method.
+//   - The protocol era is chosen per server (Config.Protocol, era.go): with
+//     auto, streamable HTTP tries MCP 2026-07-28's server/discover first and
+//     falls back to initialize, but stdio only ever opens with initialize
+//     (mcp-go's server/discover probe costs 5 s against a stdio server that
+//     ignores it and kills one that exits on an unknown method), moving to
+//     the modern era when the server's answer announces it. What auto found
+//     is remembered per server configuration (Eras).
 //   - Tools are listed with a raw tools/list request, so one malformed tool
 //     does not fail the whole list and every input schema is kept byte for
 //     byte as the server sent it.
@@ -27,7 +30,9 @@
 //
 // Where things are: a Conn and its life in this file; Config in config.go;
 // calls in call.go, those run as MCP tasks in task.go, tool lists in
-// list.go and the icons servers declare in icons.go; what differs between the
+// list.go and the icons servers declare in icons.go; the protocol eras
+// (the handshake's choice, the modern era's _meta and headers on every raw
+// request, resultType, subscriptions/listen) in era.go; what differs between the
 // transport kinds behind the link interface (link.go) in stdio.go and
 // process_*.go (a child process) and http.go (streamable HTTP and SSE);
 // the bounds on what a server sends in frames.go; health pings in
@@ -48,6 +53,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -95,6 +101,10 @@ type Options struct {
 	// coalesced. It must not call Close. Dial only: a Supervisor re-lists by
 	// itself and reports through OnChange.
 	OnToolsChanged func()
+	// Eras, when set, remembers the era that Config.Protocol auto found
+	// per server configuration, for the Conns that share it (a Fleet's);
+	// nil means every Dial finds it again.
+	Eras *Eras
 
 	// The fields below tune Supervise only.
 
@@ -208,12 +218,22 @@ type Conn struct {
 
 	onToolsChanged func()
 	changed        chan struct{} // capacity 1: a pending tools/list_changed
+	acked          chan struct{} // capacity 1: a subscriptions/listen stream opened
 	recheck        chan struct{} // capacity 1, remote only (nil otherwise): a health check is due
 
 	// progress routes notifications/progress to the call that asked for
 	// them: progress token -> chan struct{} (capacity 1).
 	progress sync.Map
-	done     chan struct{} // closed by Close
+	// reports routes the same notifications to the caller that asked for
+	// them (WithProgress): progress token -> func(switchboard.ToolProgress).
+	reports sync.Map
+	done    chan struct{} // closed by Close
+
+	// calls are the calls in flight, by token (*inflight), for the
+	// requests of the server (asks.go).
+	calls sync.Map
+	// rootList is what roots/list answers; nil without roots configured.
+	rootList atomic.Pointer[[]Root]
 
 	// taskStatus routes notifications/tasks/status to the call following
 	// the task: task id -> chan mcp.Task (capacity 1, the latest status).
@@ -222,6 +242,10 @@ type Conn struct {
 	// used: its tasks capability and its icons.
 	tasks taskCaps
 	icons []switchboard.Icon
+	// proto is what the handshake settled, set before the Conn is used;
+	// clientInfo is what the Conn says it is.
+	proto      Protocol
+	clientInfo mcp.Implementation
 
 	wg        sync.WaitGroup // goroutines of the Conn
 	closeOnce sync.Once
@@ -250,6 +274,9 @@ type dialHooks struct {
 	stderr *lineRing
 	// toolsChanged, when set, replaces Options.OnToolsChanged.
 	toolsChanged func(*Conn)
+	// era, when set, is the era a probe found: dial on it, and do not
+	// probe again.
+	era string
 }
 
 func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (*Conn, error) {
@@ -258,9 +285,41 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		o = *opts
 	}
 	kind, err := cfg.kind()
+	if err == nil {
+		_, err = cfg.protocolMode()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", cfg.Name, withKind(switchboard.ErrInvalid, err))
 	}
+	mode, _ := cfg.protocolMode()
+	if kind == kindSSE && mode == ProtocolModern {
+		return nil, fmt.Errorf("dial %s: %w", cfg.Name, withKind(switchboard.ErrInvalid,
+			errors.New("the legacy SSE transport cannot speak the modern era (protocol: modern)")))
+	}
+	era := hooks.era
+	resume := cfg.Resume != nil && cfg.Resume.SessionID != "" && kind == kindHTTP
+	if resume && mode == ProtocolModern {
+		cfg.Resume = nil // a session is the legacy era's: the modern one has none
+		resume = false
+	}
+	switch {
+	case era != "":
+	case resume:
+		era = EraLegacy // another connection's session, opened with initialize
+	case kind == kindSSE || mode == ProtocolLegacy:
+		era = EraLegacy
+	case mode == ProtocolModern:
+		era = EraModern
+	default:
+		era = o.Eras.Era(cfg) // "" until auto found it
+	}
+	return dialEra(ctx, cfg, o, hooks, kind, mode, era)
+}
+
+// dialEra dials on era: EraLegacy (initialize), EraModern
+// (server/discover), or "" to find it (ProtocolAuto).
+func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, mode, era string) (*Conn, error) {
+	opts := &o
 	if cfg.InitTimeout <= 0 {
 		cfg.InitTimeout = defaultInitTimeout
 	}
@@ -283,12 +342,18 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		name:           cfg.Name,
 		cfg:            cfg,
 		log:            logger,
+		clientInfo:     mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion},
 		onToolsChanged: o.OnToolsChanged,
 		changed:        make(chan struct{}, 1),
+		acked:          make(chan struct{}, 1),
 		done:           make(chan struct{}),
 		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
+	if cfg.Roots != nil {
+		roots := append([]Root{}, cfg.Roots...)
+		c.rootList.Store(&roots)
+	}
 	if hooks.toolsChanged != nil {
 		c.onToolsChanged = func() { hooks.toolsChanged(c) }
 	}
@@ -297,7 +362,9 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 	case kindStdio:
 		c.link = &stdioLink{stderr: hooks.stderr}
 	case kindHTTP:
-		c.link = &httpLink{httpTr: o.httpTr}
+		// The modern era has no standalone GET stream (list changes come
+		// on subscriptions/listen); a probe starts without it.
+		c.link = &httpLink{httpTr: o.httpTr, listen: era == EraLegacy}
 	case kindSSE:
 		c.link = &httpLink{sse: true, httpTr: o.httpTr}
 	}
@@ -306,7 +373,15 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		c.kill(err)
 		return nil, fmt.Errorf("dial %s: %w", cfg.Name, err)
 	}
-	copts := []client.ClientOption{client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION)}
+	// Over stdio a probe starts with initialize; over HTTP with
+	// server/discover, which mcp-go's Initialize sends first unless the
+	// version is pinned to the legacy era.
+	preferred := mcp.LATEST_PROTOCOL_VERSION
+	if era == EraLegacy || era == "" && kind == kindStdio {
+		preferred = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	}
+	copts := []client.ClientOption{client.WithProtocolVersion(preferred),
+		client.WithDiscoverTimeout(min(cfg.InitTimeout, discoverProbeWait))}
 	if c.resuming() {
 		copts = append(copts, client.WithSession())
 		if hc, ok := tr.(transport.HTTPConnection); ok {
@@ -322,13 +397,32 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 	start := time.Now()
 	initCtx, cancel := context.WithTimeout(ctx, cfg.InitTimeout)
 	defer cancel()
-	info, err := c.connect(ctx, initCtx, o)
+	info, err := c.connect(ctx, initCtx, o, mode, era)
+	var redial *errRedial
+	if errors.As(err, &redial) && hooks.era == "" && ctx.Err() == nil {
+		// A probe found the era: start over on it, once.
+		c.Close()
+		logger.Info("the mcp server speaks another protocol era than this connection; connecting again", "era", redial.era)
+		hooks.era = redial.era
+		return dialEra(ctx, cfg, o, hooks, kind, mode, redial.era)
+	}
+	if err != nil && era != "" && mode == ProtocolAuto && hooks.era == "" && o.Eras.Era(cfg) != "" && ctx.Err() == nil {
+		// What auto found before no longer works: find it again.
+		o.Eras.set(cfg, "")
+		c.Close()
+		logger.Info("the mcp server no longer connects on the protocol era found before; probing again", "era", era, "err", c.redact(err))
+		hooks.era = ""
+		return dialEra(ctx, cfg, o, hooks, kind, mode, "")
+	}
 	if err != nil && c.resuming() && errors.Is(err, errSessionLost) && ctx.Err() == nil {
 		// The server no longer knows the session: start a new one.
 		c.Close()
 		logger.Info("the mcp server no longer knows the session to resume; starting a new one")
 		cfg.Resume = nil
 		return dialConn(ctx, cfg, opts, hooks)
+	}
+	if err == nil && mode == ProtocolAuto {
+		o.Eras.set(cfg, c.proto.Era)
 	}
 	if err != nil {
 		c.Close()
@@ -350,13 +444,16 @@ func dialConn(ctx context.Context, cfg Config, opts *Options, hooks dialHooks) (
 		"server", info.ServerInfo.Name,
 		"server_version", info.ServerInfo.Version,
 		"protocol", info.ProtocolVersion,
+		"era", c.proto.Era,
 		"tools", len(c.Tools()),
 		"took", time.Since(start).Round(time.Millisecond))
 	return c, nil
 }
 
-// connect starts the transport, performs the handshake and lists the tools.
-func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.InitializeResult, error) {
+// connect starts the transport, performs the handshake on era (see
+// dialEra) and lists the tools. An *errRedial says that a probe found the
+// server speaks another era than the connection made.
+func (c *Conn) connect(ctx, initCtx context.Context, o Options, mode, era string) (*mcp.InitializeResult, error) {
 	// The transport gets the Conn's context, not initCtx: an SSE stream and
 	// a stdio child live as long as the Conn. Start returns at once for
 	// stdio and streamable HTTP; for SSE it waits for the endpoint event,
@@ -383,16 +480,11 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 		// them (the catalog lists them on a connection that initialized).
 		info = &mcp.InitializeResult{ProtocolVersion: c.cfg.Resume.ProtocolVersion}
 		c.tasks = taskCaps{call: true, cancel: true}
+		c.setProtocol(EraLegacy, info)
 	} else {
-		var req mcp.InitializeRequest
-		req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
-		req.Params.ClientInfo = mcp.Implementation{Name: o.ClientName, Version: o.ClientVersion}
-		req.Params.Capabilities = clientCapabilities(c.cfg)
 		var err error
-		info, err = c.client.Initialize(initCtx, req)
-		if err != nil {
-			var te *transport.Error
-			return nil, fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+		if info, err = c.handshake(ctx, initCtx, o, mode, era); err != nil {
+			return nil, err
 		}
 		c.resources = info.Capabilities.Resources != nil
 		c.tasks = serverTaskCaps(info.Capabilities)
@@ -403,13 +495,80 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options) (*mcp.Initialize
 		if lost := c.sessionLost(err); lost != err {
 			return nil, lost
 		}
+		if mode == ProtocolLegacy {
+			return nil, legacyRefused(err)
+		}
 		return nil, err
 	}
 	c.setTools(tools)
+	if c.modern() && c.onToolsChanged != nil && info.Capabilities.Tools != nil && info.Capabilities.Tools.ListChanged {
+		c.wg.Add(1)
+		go c.listen()
+	}
 	if id := c.client.GetSessionId(); id != "" && o.onSession != nil && !c.resuming() {
 		o.onSession(Resumption{SessionID: id, ProtocolVersion: info.ProtocolVersion})
 	}
 	return info, nil
+}
+
+// handshake opens the session (initialize) or learns what a modern server
+// speaks (server/discover), as era says, and records what the connection
+// settled on. With era "" (ProtocolAuto, nothing remembered) it probes:
+// over HTTP mcp-go's Initialize tries server/discover and falls back to
+// initialize; over stdio only initialize is sent (a server that exits on a
+// method it does not know keeps working), and a server that announces the
+// modern era in its answer (an error naming a modern version it speaks, or
+// a modern version in its result) gets a connection of its own on it
+// (errRedial). A server that answers initialize stays on the legacy era.
+func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era string) (*mcp.InitializeResult, error) {
+	var req mcp.InitializeRequest
+	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	if era == EraModern || era == "" && !c.stdio() {
+		req.Params.ProtocolVersion = mcp.LATEST_PROTOCOL_VERSION
+	}
+	req.Params.ClientInfo = c.clientInfo
+	req.Params.Capabilities = clientCapabilities(c.cfg)
+	info, err := c.client.Initialize(initCtx, req)
+	if err != nil {
+		if era == "" && announcesModern(err) {
+			return nil, &errRedial{era: EraModern}
+		}
+		var te *transport.Error
+		err = fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+		switch mode {
+		case ProtocolLegacy:
+			return nil, legacyRefused(err)
+		case ProtocolModern:
+			return nil, fmt.Errorf("%w (protocol: modern speaks only MCP %s and later)", err, mcp.ProtocolVersion20260728)
+		}
+		return nil, err
+	}
+	got := EraLegacy
+	if mcp.IsModernProtocol(c.client.ProtocolVersion()) {
+		got = EraModern
+	}
+	switch {
+	case got == EraLegacy && mode == ProtocolModern:
+		return nil, withKind(switchboard.ErrInvalid, fmt.Errorf(
+			"the server does not speak the modern MCP era (%s): it answered the initialize handshake with %s; set protocol: auto or legacy",
+			mcp.ProtocolVersion20260728, info.ProtocolVersion))
+	case got == EraModern && era == "" && c.stdio():
+		// Announced in the initialize result: the modern era has a
+		// connection of its own, opened with server/discover.
+		return nil, &errRedial{era: EraModern}
+	case got == EraLegacy && era == "" && !c.stdio() && c.onToolsChanged != nil:
+		// Found over HTTP without the GET stream that a legacy
+		// connection hears list changes on: connect again with it.
+		return nil, &errRedial{era: EraLegacy}
+	}
+	c.setProtocol(got, info)
+	return info, nil
+}
+
+// stdio reports whether the Conn runs a stdio child.
+func (c *Conn) stdio() bool {
+	_, ok := c.link.(*stdioLink)
+	return ok
 }
 
 // resuming reports whether the Conn takes up a session another one
@@ -527,16 +686,35 @@ func (c *Conn) opContext(ctx context.Context, limit time.Duration) (context.Cont
 // request (which would wait for the loop it holds up).
 func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 	if n.Method == string(mcp.MethodNotificationProgress) {
-		if ch, ok := c.progress.Load(fmt.Sprint(n.Params.AdditionalFields["progressToken"])); ok {
+		token := fmt.Sprint(n.Params.AdditionalFields["progressToken"])
+		if ch, ok := c.progress.Load(token); ok {
 			select {
 			case ch.(chan struct{}) <- struct{}{}:
 			default: // one is pending already
 			}
 		}
+		if fn, ok := c.reports.Load(token); ok {
+			fn.(func(switchboard.ToolProgress))(progressOf(n.Params.AdditionalFields))
+		}
+		return
+	}
+	if n.Method == string(mcp.MethodNotificationElicitationComplete) {
+		c.onElicitationComplete(n)
 		return
 	}
 	if n.Method == mcp.MethodNotificationTasksStatus {
 		c.onTaskStatus(n)
+		return
+	}
+	if n.Method == mcp.MethodNotificationSubscriptionsAcknowledged {
+		// A subscriptions/listen stream is open: a change made between
+		// our last tools/list and now was told to no one (see
+		// notifyToolsChanged).
+		c.log.Debug("mcp server acknowledged the subscription to list changes")
+		select {
+		case c.acked <- struct{}{}:
+		default:
+		}
 		return
 	}
 	if n.Method != mcp.MethodNotificationToolsListChanged {
@@ -553,13 +731,26 @@ func (c *Conn) onNotification(n mcp.JSONRPCNotification) {
 }
 
 // notifyToolsChanged calls OnToolsChanged for each (coalesced)
-// notification until Close.
+// notification until Close; and when a subscriptions/listen stream opens,
+// lists the tools again and calls it if they changed meanwhile.
 func (c *Conn) notifyToolsChanged() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.done:
 			return
+		case <-c.acked:
+			before := c.Tools()
+			after, err := c.ListTools(c.ctx)
+			if err != nil || reflect.DeepEqual(before, after) {
+				continue
+			}
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			c.onToolsChanged()
 		case <-c.changed:
 			select {
 			case <-c.done:

@@ -152,6 +152,29 @@ func (p *Pool) SetConfig(cfg func(key string, labels SessionLabels) (Config, err
 	p.closeAll(old, "the server's configuration changed")
 }
 
+// SetRoots makes cfg configure the sessions started from now on, as
+// SetConfig does, but keeps the sessions open: cfg differs from the last
+// one in its roots only, and each open session is given its new roots
+// (see Supervisor.SetRoots). A session whose Config cannot be made keeps
+// its roots.
+func (p *Pool) SetRoots(cfg func(key string, labels SessionLabels) (Config, error)) {
+	p.mu.Lock()
+	p.cfg = cfg
+	open := make([]*session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		open = append(open, s)
+	}
+	p.mu.Unlock()
+	for _, s := range open {
+		c, err := cfg(s.key, s.labels)
+		if err != nil {
+			p.log.Warn("new roots of an mcp session", "session", s.key, "err", err)
+			continue
+		}
+		s.sup.SetRoots(c.Roots)
+	}
+}
+
 // CallTool calls tool on the session of key, starting it if it is not
 // open, as Supervisor.CallTool does. labels describe the session when it
 // starts. The Result's Generation names the connection that answered.

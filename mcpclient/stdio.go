@@ -17,6 +17,9 @@ import (
 // through a frame filter, and its process group is stopped whole.
 type stdioLink struct {
 	proc process
+	// stdin is the child's stdin, shared by mcp-go's requests and our
+	// answers (asks.go).
+	stdin *lockedWriter
 	// stderr keeps the child's stderr: the Supervisor's, so the lines of
 	// a crashed child outlive its Conn, or the Conn's own.
 	stderr *lineRing
@@ -35,7 +38,16 @@ func (l *stdioLink) open(c *Conn) (transport.Interface, error) {
 	}
 	// mcp-go's stdio transport over the child we started. It logs through
 	// slog's default logger, which the service makes its own.
-	return transport.NewIO(newLineFilter(stdout, c.cfg.maxMessageBytes(), c.dropped, c.unroutable), stdin, nil), nil
+	l.stdin = &lockedWriter{w: stdin}
+	lines := newLineFilter(stdout, c.cfg.maxMessageBytes(), c.dropped, c.unroutable)
+	lines.request = func(msg []byte) { c.serverRequest(msg, nil) }
+	return transport.NewIO(lines, l.stdin, nil), nil
+}
+
+// write sends one message of ours to the child.
+func (l *stdioLink) write(msg []byte) error {
+	_, err := l.stdin.Write(msg)
+	return err
 }
 
 func (l *stdioLink) started(c *Conn) { l.proc.started(c) }

@@ -44,6 +44,9 @@ type Status struct {
 	// Icons are the server's icons (see Conn.Icons), of the current
 	// connection or, while it is down, the last one.
 	Icons []switchboard.Icon
+	// Protocol is what the current connection speaks (see Conn.Protocol)
+	// or, while it is down, the last one; zero before the first.
+	Protocol Protocol
 }
 
 // Supervisor keeps one MCP server connected, for as long as it lives.
@@ -90,6 +93,7 @@ type Supervisor struct {
 	// icons are the server's icons of the last connection, kept while it
 	// is down, like tools.
 	icons []switchboard.Icon
+	proto Protocol // of the last connection, kept while it is down
 }
 
 // generation is one run of the Supervisor's loop, over one Config.
@@ -184,9 +188,10 @@ func (s *Supervisor) Status() Status {
 		ConnectedAt: s.connectedAt,
 		PID:         s.pid,
 		Icons:       s.icons,
+		Protocol:    s.proto,
 	}
 	if s.conn != nil {
-		st.Icons = s.conn.Icons()
+		st.Icons, st.Protocol = s.conn.Icons(), s.conn.Protocol()
 	}
 	s.mu.Unlock()
 	if st.Transport == kindStdio {
@@ -311,6 +316,25 @@ func (s *Supervisor) Restart(cfg Config) {
 	s.start(cfg)
 }
 
+// SetRoots changes the roots offered to the server without restarting
+// it: the current connection tells the server
+// (notifications/roots/list_changed), later ones offer them from the
+// start. A server configured without roots gains none this way (it was
+// never told the client has roots): that takes Restart.
+func (s *Supervisor) SetRoots(roots []Root) {
+	s.mu.Lock()
+	if s.cfg.Roots == nil || roots == nil {
+		s.mu.Unlock()
+		return
+	}
+	s.cfg.Roots = roots
+	conn := s.conn
+	s.mu.Unlock()
+	if conn != nil {
+		conn.SetRoots(roots)
+	}
+}
+
 // Close stops supervising and ends the connection: calls in flight fail
 // with switchboard.ErrUnavailable, a stdio server's process group is
 // stopped, and later calls fail at once. It takes at most about 5s, and
@@ -329,7 +353,7 @@ func (s *Supervisor) Close() error {
 	err := s.stop()
 	s.update(func() {
 		s.state = switchboard.ServerStopped
-		s.tools, s.icons = nil, nil
+		s.tools, s.icons, s.proto = nil, nil, Protocol{}
 	})
 	s.log.Debug("mcp server supervision stopped")
 	return err
@@ -344,7 +368,7 @@ func (s *Supervisor) start(cfg Config) {
 	s.update(func() {
 		s.cfg = cfg
 		s.state = switchboard.ServerStarting
-		s.tools, s.icons = nil, nil
+		s.tools, s.icons, s.proto = nil, nil, Protocol{}
 		s.connectedOnce = false
 		s.first = &attempt{done: make(chan struct{})}
 		s.restarts = 0
@@ -384,6 +408,9 @@ func (s *Supervisor) run(g *generation, cfg Config) {
 		if attempt > 0 {
 			s.update(func() { s.restarts++ })
 		}
+		s.mu.Lock()
+		cfg.Roots = s.cfg.Roots // SetRoots may have changed them
+		s.mu.Unlock()
 		conn, err := dialConn(g.ctx, cfg, &s.opts, hooks)
 		if g.ctx.Err() != nil {
 			if conn != nil {
@@ -481,7 +508,7 @@ func (s *Supervisor) lost(conn *Conn, cause error, failures int, delay time.Dura
 	var was switchboard.ServerState
 	s.update(func() {
 		was = s.state
-		s.tools, s.icons = conn.Tools(), conn.Icons()
+		s.tools, s.icons, s.proto = conn.Tools(), conn.Icons(), conn.Protocol()
 		s.conn, s.pid, s.connectedAt = nil, 0, time.Time{}
 		s.lastErr, s.lastErrAt = cause.Error(), time.Now()
 		s.state = switchboard.ServerDegraded

@@ -394,7 +394,8 @@ func TestSupervisorSessionLost(t *testing.T) {
 			ts := httptest.NewServer(rs)
 			t.Cleanup(ts.Close)
 			opts, changed := changes()
-			s := supervise(t, Config{Name: "remote", URL: ts.URL + "/mcp"}, opts)
+			// Sessions are the legacy era's (the modern one has none).
+			s := supervise(t, Config{Name: "remote", URL: ts.URL + "/mcp", Protocol: ProtocolLegacy}, opts)
 			started(t, s)
 			if _, err := s.CallTool(t.Context(), "count", nil); err != nil {
 				t.Fatal(err)

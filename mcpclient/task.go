@@ -146,7 +146,7 @@ func (c *Conn) createTask(ctx context.Context, token, name string, args json.Raw
 	defer stopGrace()
 	// The server may forget the task once the call would have given up.
 	ttl := (ProgressCap*limit + time.Minute).Milliseconds()
-	resp, err := c.client.GetTransport().SendRequest(sendCtx, transport.JSONRPCRequest{
+	resp, err := c.send(sendCtx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      id,
 		Method:  string(mcp.MethodToolsCall),

@@ -65,7 +65,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 	if err != nil {
 		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
 	}
-	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
+	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval || isAgentTool(call) {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNotAwaitingApproval, "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
 	}
 	turns, err := o.store.ListTurns(ctx, d.UserID, d.ConversationID)
@@ -89,6 +89,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 	t.wallStart = time.Now()
 	rec.Status = switchboard.TurnRunning
 	t.rec = rec
+	t.agent, t.roles = o.agents.named(rec.Agent), d.Roles
 	t.caller = tools.Caller{UserID: d.UserID, ConversationID: d.ConversationID}
 	ctx, done := o.track(ctx, t.rec)
 	defer done()
@@ -118,15 +119,15 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 		t.ev.TurnStarted(t.rec)
 	}
 
+	if call.ParentID != "" {
+		// A call of an agent used as a tool: the agent goes on first.
+		return t.resumeInside(ctx, call, d)
+	}
 	if d.Approve {
 		s := time.Now()
-		if t.ev != nil {
-			t.ev.ToolStarted(call)
-		}
-		t.runCall(ctx, &call)
-		if t.ev != nil {
-			t.ev.ToolFinished(call)
-		}
+		batch := []switchboard.ToolCall{call}
+		t.execute(ctx, batch)
+		call = batch[0]
 		t.timing.Tools += time.Since(s)
 	} else {
 		deny(&call, d.Reason)
@@ -150,7 +151,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 		return t.end(ctx, switchboard.TurnFailed, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)), err)
 	}
 	if len(pending) > 0 {
-		return t.await(ctx, pending)
+		return t.awaitAll(ctx, pending)
 	}
 	return t.loop(ctx, rec.Steps+1)
 }
@@ -181,7 +182,7 @@ func (o *Orchestrator) decideFirst(ctx context.Context, req Request, conversatio
 		if seen[d.CallID] = true; len(seen) > maxDecisions {
 			break
 		}
-		d.UserID, d.ConversationID, d.RequestID = req.UserID, conversationID, req.RequestID
+		d.UserID, d.ConversationID, d.RequestID, d.Roles = req.UserID, conversationID, req.RequestID, req.Roles
 		_, err := o.decide(ctx, d, nil)
 		if err == nil {
 			continue

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -142,6 +143,16 @@ type Options struct {
 	// means none.
 	Tracer trace.Tracer
 	Logger *slog.Logger
+	// Agents are the agents turns run as (see agents.go); none means one
+	// implicit agent: SystemPrompt, the model, every tool. New expects
+	// them checked (CheckAgents).
+	Agents []Agent
+	// DefaultAgent names the agent of a conversation that has none; empty
+	// means the first of Agents.
+	DefaultAgent string
+	// MaxHandoffs caps the handoffs of one turn; 0 means
+	// DefaultMaxHandoffs.
+	MaxHandoffs int
 }
 
 // Defaults.
@@ -162,6 +173,7 @@ type Orchestrator struct {
 	store  Store
 	opts   Options
 	logger *slog.Logger
+	agents agents
 
 	mu      sync.Mutex
 	running map[string]*runningTurn // by conversation id
@@ -222,6 +234,8 @@ func New(model Model, tools Catalogs, store Store, opts *Options) *Orchestrator 
 	if o.opts.Observer == nil {
 		o.opts.Observer = nopObserver{}
 	}
+	o.opts.MaxHandoffs = cmp.Or(o.opts.MaxHandoffs, DefaultMaxHandoffs)
+	o.agents = newAgents(slices.Clone(o.opts.Agents), o.opts.DefaultAgent)
 	return o
 }
 
@@ -261,6 +275,11 @@ type Request struct {
 	RequestHash    string
 	// RequestID names the HTTP request in logs.
 	RequestID string
+	// Agent names the agent to answer as (it becomes the conversation's
+	// current one); empty means the conversation's current agent, or the
+	// default. Roles are the user's, for the agents' users/roles.
+	Agent string
+	Roles []string
 	// Decisions are answers the user gave to calls awaiting approval in
 	// the conversation before writing Content (an AI SDK chat sends them
 	// with its next message): Run applies them first, each continuing its
@@ -282,9 +301,11 @@ type Decision struct {
 	// start one.
 	ExternalConversationID string
 	CallID                 string // the ledger id
-	Approve                bool
-	Reason                 string
-	RequestID              string // names the HTTP request in logs
+	// Roles are the user's, for the handoffs the turn's agent is offered.
+	Roles     []string
+	Approve   bool
+	Reason    string
+	RequestID string // names the HTTP request in logs
 }
 
 // Events receives a turn's progress as it happens, for streaming. All calls
@@ -298,6 +319,11 @@ type Events interface {
 	// of one step may run at once, so their ends may come in any order.
 	ToolStarted(call switchboard.ToolCall)
 	ToolFinished(call switchboard.ToolCall)
+	// ToolProgress tells what the server of a running call reported of it
+	// (MCP notifications/progress), between its ToolStarted and
+	// ToolFinished. Reports a slow reader has not taken may be dropped
+	// for newer ones.
+	ToolProgress(call switchboard.ToolCall, p switchboard.ToolProgress)
 	// ApprovalRequested tells of a call that waits for a person.
 	ApprovalRequested(call switchboard.ToolCall)
 	StepFinished(step int)
@@ -349,6 +375,10 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 	if err != nil {
 		return nil, err
 	}
+	agent, err := o.chooseAgent(ctx, req, at.conversationID)
+	if err != nil {
+		return nil, err
+	}
 	if err := o.model.Ready(); err != nil {
 		return nil, err
 	}
@@ -368,6 +398,7 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 		defer unlock()
 	}
 	t := o.newTurn(ev, req.RequestID)
+	t.agent, t.roles = agent, req.Roles
 	err = t.begin(ctx, req, at, waitUntil)
 	if switchboard.IsCode(err, switchboard.CodeIdempotencyKeyReused) {
 		return o.replay(ctx, req, ev)
@@ -595,7 +626,8 @@ func (o *Orchestrator) track(ctx context.Context, rec switchboard.Turn) (context
 }
 
 func (o *Orchestrator) newTurn(ev Events, requestID string) *turn {
-	return &turn{o: o, catalog: o.tools.Current(), ev: ev, wallStart: time.Now(), seen: map[string]int{}, requestID: requestID}
+	return &turn{o: o, catalog: o.tools.Current(), ev: ev, wallStart: time.Now(), seen: map[string]int{}, requestID: requestID,
+		agent: o.agents.def, subPending: map[string][]switchboard.ToolCall{}}
 }
 
 // notFound reports whether err means absent, malformed or not the user's.

@@ -414,6 +414,9 @@ func (r *recorder) ToolFinished(c switchboard.ToolCall) {
 	r.add("done " + c.ExposedName + " " + string(c.Status))
 }
 func (r *recorder) ApprovalRequested(c switchboard.ToolCall) { r.add("approve? " + c.ExposedName) }
+func (r *recorder) ToolProgress(c switchboard.ToolCall, p switchboard.ToolProgress) {
+	r.add(fmt.Sprintf("progress %s %g/%g %s", c.ExposedName, p.Progress, p.Total, p.Message))
+}
 func (r *recorder) ToolStarted(c switchboard.ToolCall) {
 	r.add("run " + c.ExposedName)
 	if r.started != nil {

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,22 @@ type turn struct {
 	wallStart time.Time
 	timing    switchboard.TurnTiming
 	requestID string // for logs
+
+	// agent is the agent the turn runs as now (see agents.go); roles are
+	// the user's, for the handoffs it may be offered.
+	agent   *Agent
+	roles   []string
+	offered map[*Agent]*agentTools
+	// conversationAgent, when set, becomes the conversation's current
+	// agent with the next save (a handoff).
+	conversationAgent string
+	// userText is the user's message, for input guardrails; onText, when
+	// set, takes the streamed text instead of ev (see guardedCall).
+	userText string
+	onText   func(string)
+	// subPending are the calls awaiting approval inside each call of an
+	// agent used as a tool that paused, by its ledger id.
+	subPending map[string][]switchboard.ToolCall
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -51,7 +68,7 @@ type turn struct {
 func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time.Time) error {
 	start := &switchboard.TurnStart{
 		Conversation: switchboard.Conversation{ID: at.conversationID, ExternalID: at.externalID},
-		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning,
+		Turn: switchboard.Turn{UserID: req.UserID, Status: switchboard.TurnRunning, Agent: t.agent.Name,
 			IdempotencyKey: req.IdempotencyKey, RequestHash: req.RequestHash, StartedAt: t.wallStart},
 		UserMessage:  switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: req.Content},
 		HistoryLimit: t.o.opts.HistoryLimit,
@@ -103,6 +120,7 @@ func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time
 		return fmt.Errorf("begin turn: %w", err)
 	}
 	t.rec = start.Turn
+	t.userText = req.Content
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
 	if start.Interrupted != nil {
@@ -137,14 +155,25 @@ func (t *turn) setHistory(h []switchboard.Message) {
 // loop calls the model and runs tools from step first until the turn ends.
 func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 	for step := first; ; step++ {
-		if step > t.o.opts.MaxSteps {
-			msg := fmt.Sprintf("I stopped after %d model calls without reaching an answer (the step limit of this service).", t.o.opts.MaxSteps)
+		if maxSteps := cmp.Or(t.agent.MaxSteps, t.o.opts.MaxSteps); step > maxSteps {
+			msg := fmt.Sprintf("I stopped after %d model calls without reaching an answer (the step limit of this service).", maxSteps)
 			return t.end(ctx, switchboard.TurnMaxSteps, t.assistantText(msg), nil)
 		}
 		if t.ev != nil {
 			t.ev.StepStarted(step)
 		}
-		reply, err := t.callModel(ctx)
+		var (
+			reply switchboard.ModelReply
+			err   error
+		)
+		if step == 1 && len(t.agent.InputGuardrails) > 0 {
+			var tripped *guardrailRun
+			if reply, err, tripped = t.guardedCall(ctx); tripped != nil {
+				return t.tripped(ctx, "input", tripped)
+			}
+		} else {
+			reply, err = t.callModel(ctx)
+		}
 		if err != nil {
 			status := switchboard.TurnFailed
 			if ctx.Err() != nil {
@@ -154,10 +183,7 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 			return t.end(ctx, status, note, err)
 		}
 		if len(reply.ToolCalls) == 0 {
-			if t.ev != nil {
-				t.ev.StepFinished(step)
-			}
-			return t.end(ctx, switchboard.TurnCompleted, t.assistantText(reply.Content), nil)
+			return t.answer(ctx, step, reply)
 		}
 		out, err := t.runTools(ctx, step, reply)
 		if err != nil {
@@ -169,6 +195,11 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 		}
 		if t.ev != nil {
 			t.ev.StepFinished(step)
+		}
+		if out.handoff != nil {
+			if res, err, done := t.handOff(ctx, out.handoff); done {
+				return res, err
+			}
 		}
 		switch {
 		case len(out.pending) > 0:
@@ -183,10 +214,10 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 
 func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	msgs := t.withImages(ctx, t.history)
-	if p := t.o.opts.SystemPrompt; p != "" {
+	if p := t.agent.instructions(t.o.opts.SystemPrompt, t.rec.UserID, time.Now()); p != "" {
 		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
 	}
-	defs := t.catalog.Definitions()
+	defs := t.toolsOf(t.agent).defs
 	if t.paging {
 		defs = append(defs[:len(defs):len(defs)], readToolResultDef)
 	}
@@ -194,12 +225,24 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 		defs = append(defs[:len(defs):len(defs)], def)
 	}
 	var onText func(string)
-	if t.ev != nil {
+	switch {
+	case t.onText != nil:
+		onText = t.onText
+	case t.ev != nil:
 		onText = t.ev.TextDelta
+	}
+	var schema *switchboard.OutputSchema
+	if t.o.agents.schemas[t.agent] != nil {
+		schema = &switchboard.OutputSchema{Name: t.agent.Name + "_output", Schema: t.agent.OutputSchema}
 	}
 	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
-	reply, err := t.o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs}, onText)
+	model := t.o.model
+	if t.agent.Model != nil {
+		model = t.agent.Model
+	}
+	reply, err := model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: t.agent.ModelName,
+		Settings: t.agent.Settings, OutputSchema: schema}, onText)
 	t.timing.LLM += time.Since(s)
 	t.rec.Steps++
 	t.rec.PromptTokens += reply.PromptTokens
@@ -215,6 +258,7 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 type stepOutcome struct {
 	pending  []switchboard.ToolCall // calls awaiting approval
 	repeated string                 // the tool asked for too often
+	handoff  *Agent                 // the agent the step handed the turn to
 }
 
 // runTools records the step's calls as started (one commit, together with
@@ -232,6 +276,7 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 		c.ID = switchboard.NewID()
 		c.TurnID = t.rec.ID
 		c.Step = step
+		c.Agent = t.agent.Name
 		c.StartedAt = now
 		if c.Status == switchboard.CallRunning {
 			key := repeatKey(c)
@@ -252,6 +297,7 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 		}
 		batch[i] = c
 	}
+	out.handoff = t.stepHandoff(batch)
 	t.unsaved = append(t.unsaved, asked)
 	if err := t.save(ctx, append(t.finished, batch...)); err != nil {
 		return out, err
@@ -265,6 +311,17 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 	t.history = append(t.history, asked)
 	for i := range batch {
 		c := &batch[i]
+		if inner, ok := t.subPending[c.ID]; ok && c.Status == switchboard.CallAwaitingApproval {
+			// An agent used as a tool paused: its calls are the ones to decide.
+			t.finished = append(t.finished, *c)
+			out.pending = append(out.pending, inner...)
+			for _, ic := range inner {
+				if t.ev != nil {
+					t.ev.ApprovalRequested(ic)
+				}
+			}
+			continue
+		}
 		if c.Status == switchboard.CallAwaitingApproval {
 			out.pending = append(out.pending, *c)
 			if t.ev != nil {
@@ -281,6 +338,22 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 // prepare turns a requested call into a ledger row, for a catalog tool or
 // a built-in one (read_tool_result, read_resource) the turn offers.
 func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
+	offered := t.toolsOf(t.agent)
+	if target := offered.handoffs[rc.Name]; target != nil {
+		return t.prepareHandoff(rc, target)
+	}
+	if offered.agentTools[rc.Name] != nil {
+		return t.prepareAgentTool(rc)
+	}
+	if !offered.offers(rc.Name) {
+		// A tool of the catalog that this agent is not offered: as
+		// unknown to it as any other name.
+		c := t.catalog.Prepare(switchboard.RequestedCall{ID: rc.ID, Name: "", Arguments: rc.Arguments}, t.caller)
+		c.ExposedName, c.Tool = rc.Name, rc.Name
+		c.Error = fmt.Sprintf("unknown tool %q", rc.Name)
+		c.Result = "error: " + c.Error
+		return c
+	}
 	_, resources := t.catalog.ReadResourceDefinition()
 	if rc.Name == readToolResultName && t.paging || rc.Name == tools.ReadResourceName && resources {
 		args := strings.TrimSpace(rc.Arguments)
@@ -308,11 +381,13 @@ func (t *turn) needsApproval(c switchboard.ToolCall) bool {
 		return false
 	}
 	e, ok := t.catalog.Lookup(c.ExposedName)
-	return ok && e.RequiresApproval()
+	return ok && (t.agent.RequireApproval || e.RequiresApproval())
 }
 
 // execute runs the calls of batch that are running: all at once (bounded)
 // when every one is read-only or on a server that allows it, else in order.
+// The calls run on goroutines of their own; the events (ev) are all told
+// from this one, their progress reports too.
 func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 	var run []int
 	parallel := true
@@ -325,15 +400,61 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 			parallel = false
 		}
 	}
-	if len(run) <= 1 || !parallel {
+	if len(run) == 0 {
+		return
+	}
+	var reports chan callProgress
+	// running holds, for the events, each running call as it started: the
+	// call's own goroutine writes batch[i] until it ends.
+	running := map[int]switchboard.ToolCall{}
+	if t.ev != nil {
+		reports = make(chan callProgress, progressBacklog)
+	}
+	start := func(i int, sem chan struct{}, done chan<- int) {
+		cctx := ctx
+		if reports != nil {
+			running[i] = batch[i]
+			cctx = tools.WithProgress(ctx, func(p switchboard.ToolProgress) {
+				select {
+				case reports <- callProgress{i, p}:
+				default: // the reader is behind: this report is dropped
+				}
+			})
+		}
+		go func() {
+			if sem != nil {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+			}
+			t.runCall(cctx, &batch[i])
+			done <- i
+		}()
+	}
+	// wait waits for n calls to end, telling ev of each end and of the
+	// progress reported before it.
+	wait := func(done <-chan int, n int) {
+		for n > 0 {
+			select {
+			case i := <-done:
+				n--
+				t.drainProgress(reports, running)
+				delete(running, i)
+				if t.ev != nil {
+					t.ev.ToolFinished(batch[i])
+				}
+			case r := <-reports:
+				t.progressed(running, r)
+			}
+		}
+	}
+	if len(run) == 1 || !parallel {
+		done := make(chan int, 1)
 		for _, i := range run {
 			if t.ev != nil {
 				t.ev.ToolStarted(batch[i])
 			}
-			t.runCall(ctx, &batch[i])
-			if t.ev != nil {
-				t.ev.ToolFinished(batch[i])
-			}
+			start(i, nil, done)
+			wait(done, 1)
 		}
 		return
 	}
@@ -345,22 +466,45 @@ func (t *turn) execute(ctx context.Context, batch []switchboard.ToolCall) {
 		}
 	}
 	for _, i := range run {
-		go func() {
-			sem <- struct{}{}
-			t.runCall(ctx, &batch[i])
-			<-sem
-			done <- i
-		}()
+		start(i, sem, done)
 	}
-	for range run {
-		i := <-done
-		if t.ev != nil {
-			t.ev.ToolFinished(batch[i])
+	wait(done, len(run))
+}
+
+// callProgress is a progress report of the call at index of a batch.
+type callProgress struct {
+	index int
+	p     switchboard.ToolProgress
+}
+
+// progressBacklog is how many progress reports of a batch may wait for
+// the turn's goroutine to pass them on; more are dropped.
+const progressBacklog = 64
+
+// drainProgress passes on the reports already queued, so that none comes
+// after its call's end.
+func (t *turn) drainProgress(reports chan callProgress, running map[int]switchboard.ToolCall) {
+	for {
+		select {
+		case r := <-reports:
+			t.progressed(running, r)
+		default:
+			return
 		}
 	}
 }
 
+// progressed tells ev of a report of a call that has not ended.
+func (t *turn) progressed(running map[int]switchboard.ToolCall, r callProgress) {
+	if c, ok := running[r.index]; ok {
+		t.ev.ToolProgress(c, r.p)
+	}
+}
+
 func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
+	if isAgentTool(c) {
+		return false // its loop runs on the turn's state
+	}
 	if c.Server == builtinServer {
 		return true
 	}
@@ -381,7 +525,9 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 		span.End()
 		t.o.opts.Observer.ToolCallEnded(*c)
 	}()
-	if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
+	if isAgentTool(*c) {
+		t.runAgentTool(ctx, c)
+	} else if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
 		t.catalog.ReadResource(ctx, c)
 	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
@@ -445,12 +591,14 @@ func (t *turn) await(ctx context.Context, pending []switchboard.ToolCall) (*Resu
 // ledger rows.
 func (t *turn) save(ctx context.Context, calls []switchboard.ToolCall) error {
 	s := time.Now()
-	err := t.o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: t.rec, Messages: t.unsaved, ToolCalls: calls})
+	err := t.o.store.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: t.rec, Messages: t.unsaved, ToolCalls: calls,
+		ConversationAgent: t.conversationAgent})
 	t.timing.Store += time.Since(s)
 	if err != nil {
 		return fmt.Errorf("save turn %s: %w", t.rec.ID, err)
 	}
 	t.unsaved = t.unsaved[:0]
+	t.conversationAgent = ""
 	return nil
 }
 
@@ -535,8 +683,12 @@ func addTiming(a, b switchboard.TurnTiming) switchboard.TurnTiming {
 }
 
 func (t *turn) message(role switchboard.Role, typ switchboard.MessageType, content string) switchboard.Message {
-	return switchboard.Message{ID: switchboard.NewID(), ConversationID: t.rec.ConversationID, TurnID: t.rec.ID,
+	m := switchboard.Message{ID: switchboard.NewID(), ConversationID: t.rec.ConversationID, TurnID: t.rec.ID,
 		Role: role, Type: typ, Content: content, Timestamp: time.Now()}
+	if role == switchboard.RoleAssistant {
+		m.Agent = t.agent.Name
+	}
+	return m
 }
 
 func (t *turn) assistantText(content string) switchboard.Message {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
@@ -126,6 +127,38 @@ type Store interface {
 	// ids or more than MaxFeedbackMessages.
 	SetFeedback(ctx context.Context, userID, conversationID string, messageIDs []string, kind string) error
 
+	// CreateInput stores a server's question to a user (an elicitation) as
+	// pending, for the tool call in.ToolCallID of in.UserID's turn
+	// in.TurnID in in.ConversationID, and fills in.ID (when empty),
+	// in.Status and in.CreatedAt. It returns an error wrapping ErrNotFound
+	// when that call is not the user's in that turn, ErrInvalid when in is
+	// invalid (no user, a malformed id, an unknown mode, a form without a
+	// valid schema, a url input without a url), ErrConflict when the id is
+	// taken.
+	CreateInput(ctx context.Context, in *switchboard.Input) error
+	// GetInput returns the user's input id; ErrNotFound
+	// (input_not_found) if it is absent or another user's.
+	GetInput(ctx context.Context, userID, id string) (switchboard.Input, error)
+	// AnswerInput answers the user's pending input, exactly once: it is
+	// answered with action (accept, decline or cancel) and, for accept,
+	// content; and returns it. It returns ErrNotFound (input_not_found)
+	// as GetInput does; ErrConflict (input_closed) for an input answered
+	// or closed before, or whose turn no live instance runs any more (the
+	// input then closes as failed: the request that asked is gone);
+	// ErrInvalid (invalid_action) for another action. Postgres tells every
+	// instance (InputChannel).
+	AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.Input, error)
+	// CloseInput closes a pending input without an answer, as status
+	// (completed, cancelled, expired or failed) for reason; an input no
+	// longer pending stays as it is. It returns the input as it is then:
+	// the caller learns of an answer that came first. ErrNotFound if id is
+	// absent; ErrInvalid for another status.
+	CloseInput(ctx context.Context, id string, status switchboard.InputStatus, reason string) (switchboard.Input, error)
+	// ListInputs returns the user's inputs of the conversation, oldest
+	// first, only the pending ones with pendingOnly; none for a
+	// conversation that is not the user's.
+	ListInputs(ctx context.Context, userID, conversationID string, pendingOnly bool) ([]switchboard.Input, error)
+
 	// GetTurn returns the user's turn with the given id. It returns an
 	// error wrapping switchboard.ErrNotFound if the user has none of that
 	// id.
@@ -213,6 +246,11 @@ type Store interface {
 	// It returns an error wrapping switchboard.ErrInvalid if groupBy is
 	// unknown or the filter is invalid.
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// AgentStats aggregates every user's turns started in [since, until)
+	// by the agent each ended as, ordered by agent (turns of no agent,
+	// run without agents configured, under ""): their count, handoffs and
+	// tokens, and the P50 and P95 of the wall time of those that ended.
+	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	// PruneToolCallPayloads removes the arguments, results and binary
 	// content of at most batch ledger rows that started before before,
 	// oldest first, keeping the rows and their metadata (the content's

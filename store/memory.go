@@ -49,6 +49,8 @@ type memoryData struct {
 	// wait (and it, if it does): a turn resumed by a decision may end with
 	// other calls undecided.
 	waiting map[string]string
+	// inputs are the questions of servers, by id.
+	inputs map[string]*switchboard.Input
 
 	// credentials are users' credentials by user and server; an update
 	// of one holds its credentialLock (not mu, which it would hold while
@@ -94,6 +96,11 @@ func (m *Memory) Close() {}
 func cloneMessage(m switchboard.Message) switchboard.Message {
 	m.ToolCalls = slices.Clone(m.ToolCalls)
 	m.Attachments = contentListing(m.Attachments)
+	m.Structured = cloneJSON(m.Structured)
+	if m.Handoff != nil {
+		h := *m.Handoff
+		m.Handoff = &h
+	}
 	return m
 }
 

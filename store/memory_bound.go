@@ -203,6 +203,11 @@ func (m *Memory) drop(key string) {
 	delete(m.superseded, key)
 	delete(m.waiting, key)
 	delete(m.running, key)
+	for id, in := range m.inputs {
+		if in.ConversationID == key {
+			delete(m.inputs, id)
+		}
+	}
 	if u == nil {
 		return
 	}
@@ -228,6 +233,7 @@ var (
 	messageBytes       = int64(unsafe.Sizeof(switchboard.Message{})) + 2*mapEntryBytes // messageIDs, order
 	requestedCallBytes = int64(unsafe.Sizeof(switchboard.RequestedCall{}))
 	partBytes          = int64(unsafe.Sizeof(switchboard.ContentPart{}))
+	handoffBytes       = int64(unsafe.Sizeof(switchboard.Handoff{}))
 	turnBytes          = int64(unsafe.Sizeof(switchboard.Turn{})) + mapEntryBytes + idBytes
 	callBytes          = int64(unsafe.Sizeof(switchboard.ToolCall{})) + mapEntryBytes + idBytes
 )
@@ -241,12 +247,16 @@ const (
 )
 
 func storedConversationSize(c *switchboard.Conversation) int64 {
-	return conversationBytes + int64(2*len(c.ID)+len(c.UserID)+len(c.ExternalID)+len(c.Title)+len(c.Status))
+	return conversationBytes + int64(2*len(c.ID)+len(c.UserID)+len(c.ExternalID)+len(c.Title)+len(c.Status)+len(c.Agent))
 }
 
 func storedMessageSize(msg *switchboard.Message) int64 {
 	n := messageBytes + int64(3*len(msg.ID)+len(msg.ConversationID)+len(msg.TurnID)+len(msg.Role)+
-		len(msg.Content)+len(msg.Type)+len(msg.ToolCallID)+len(msg.ToolName)+len(msg.SupersededBy)+len(msg.Feedback))
+		len(msg.Content)+len(msg.Type)+len(msg.ToolCallID)+len(msg.ToolName)+len(msg.SupersededBy)+len(msg.Feedback)+
+		len(msg.Agent)+len(msg.Structured))
+	if msg.Handoff != nil {
+		n += handoffBytes + int64(len(msg.Handoff.From)+len(msg.Handoff.To))
+	}
 	for _, rc := range msg.ToolCalls {
 		n += requestedCallBytes + int64(len(rc.ID)+len(rc.Name)+len(rc.Arguments))
 	}
@@ -262,7 +272,7 @@ func storedPartSize(p *switchboard.ContentPart) int64 {
 
 func storedTurnSize(t *switchboard.Turn) int64 {
 	n := turnBytes + int64(2*len(t.ID)+len(t.ConversationID)+len(t.UserID)+len(t.Status)+
-		len(t.IdempotencyKey)+len(t.RequestHash)+len(t.Error))
+		len(t.IdempotencyKey)+len(t.RequestHash)+len(t.Error)+len(t.Agent))
 	if t.IdempotencyKey != "" {
 		n += mapEntryBytes + int64(len(t.UserID)+len(t.IdempotencyKey)+len(t.ID))
 	}
@@ -273,7 +283,7 @@ func storedCallSize(c *switchboard.ToolCall) int64 {
 	n := callBytes + int64(2*len(c.ID)+len(c.CallID)+len(c.UserID)+len(c.ConversationID)+len(c.TurnID)+
 		len(c.Server)+len(c.Tool)+len(c.ExposedName)+len(c.Arguments)+len(c.Result)+len(c.StructuredResult)+
 		len(c.Status)+len(c.ErrorClass)+len(c.Error)+len(c.SessionScope)+len(c.SessionKey)+
-		len(c.TaskID)+len(c.TaskStatus))
+		len(c.TaskID)+len(c.TaskStatus)+len(c.Agent)+len(c.ParentID))
 	for i := range c.Content {
 		n += storedPartSize(&c.Content[i])
 	}

@@ -81,6 +81,9 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
 	s.Interrupted = interrupted
+	if s.Turn.Agent != "" {
+		conv.Agent = s.Turn.Agent
+	}
 	var oldSize int64
 	if old := m.conversations[conv.ID]; old != nil {
 		oldSize = storedConversationSize(old)
@@ -176,7 +179,14 @@ func (m *Memory) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) error 
 		t.Timing = u.Turn.Timing
 		t.Error = u.Turn.Error
 		t.FinishedAt = u.Turn.FinishedAt
+		t.Agent, t.Handoffs = u.Turn.Agent, u.Turn.Handoffs
 	})
+	if u.ConversationAgent != "" {
+		c := m.conversations[t.ConversationID]
+		before := storedConversationSize(c)
+		c.Agent = u.ConversationAgent
+		m.grow(c.ID, storedConversationSize(c)-before)
+	}
 	u.Turn.ConversationID, u.Turn.UserID = t.ConversationID, t.UserID
 	conv := m.conversations[t.ConversationID]
 	if t.Status != switchboard.TurnRunning {

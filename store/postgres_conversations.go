@@ -13,7 +13,7 @@ import (
 
 const (
 	// The seed's columns are nullable; the stores never write NULL there.
-	conversationColumns = `id::text, user_id, COALESCE(external_id, ''), COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at`
+	conversationColumns = `id::text, user_id, COALESCE(external_id, ''), COALESCE(title, ''), COALESCE(status, ''), created_at, updated_at, agent`
 
 	messageColumns = `id::text, COALESCE(conversation_id::text, ''), COALESCE(turn_id::text, ''), role, content,
     COALESCE(message_type, 'text'), "timestamp", COALESCE(tool_call_id, ''), metadata,
@@ -199,7 +199,7 @@ func scanConversation(row pgx.Row) (switchboard.Conversation, error) {
 		c                    switchboard.Conversation
 		createdAt, updatedAt pgtype.Timestamptz
 	)
-	if err := row.Scan(&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt); err != nil {
+	if err := row.Scan(&c.ID, &c.UserID, &c.ExternalID, &c.Title, &c.Status, &createdAt, &updatedAt, &c.Agent); err != nil {
 		return switchboard.Conversation{}, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromTimestamptz(createdAt), fromTimestamptz(updatedAt)
@@ -259,6 +259,11 @@ func scanMessage(rows pgx.Rows, extra ...any) (switchboard.Message, error) {
 		var meta messageMetadata
 		if json.Unmarshal(rawMeta, &meta) == nil {
 			m.ToolCalls, m.ToolName, m.Attachments = meta.ToolCalls, meta.ToolName, meta.Attachments
+			m.Agent, m.Handoff = meta.Agent, meta.Handoff
+			// jsonb spaces it out; compacted as Memory keeps it.
+			if s, err := cleanJSON(meta.Structured); err == nil {
+				m.Structured = s
+			}
 			if len(m.ToolCalls) == 0 {
 				m.ToolCalls = nil
 			}

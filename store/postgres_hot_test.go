@@ -88,7 +88,7 @@ func TestSaveTurnLocksConversationFirst(t *testing.T) {
 	defer conn.Close(context.Background())
 	for name, sql := range map[string]string{"step": store.SaveTurnStep, "end": store.SaveTurnEnd} {
 		args := []any{"01a2124b-88a2-7c65-8f5d-5093e5df38e5", "running", 1, 0, 0, 0.0, 0.0, 0.0, 0.0, "", nil,
-			store.LeaseDuration, "i", "01a2124b-88a2-7c65-8f5d-5093e5df38e5"}
+			store.LeaseDuration, "i", "01a2124b-88a2-7c65-8f5d-5093e5df38e5", "", 0}
 		if name == "end" {
 			args = append(args, time.Now())
 		}

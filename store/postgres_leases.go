@@ -105,7 +105,7 @@ func collectInterrupted(rows pgx.Rows) ([]switchboard.Interrupted, error) {
 		)
 		err := rows.Scan(&t.ID, &t.ConversationID, &t.UserID, &status, &t.IdempotencyKey, &t.Steps,
 			&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt,
-			&t.RequestHash,
+			&t.RequestHash, &t.Agent, &t.Handoffs,
 			&id, &callID, &callStep, &server, &tool, &exposed, &callStatus, &class, &callErr, &callStarted, &callEnd)
 		if err != nil {
 			return nil, err
@@ -249,25 +249,32 @@ const CancelChannel = "switchboard_cancel"
 // reconnects with backoff when it breaks, logging to logger. A request made
 // while it is disconnected reaches its turn at the turn's next lease renewal.
 func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func(turnID string)) {
+	listen(ctx, url, CancelChannel, "switchboard cancel listener", logger, fn)
+}
+
+// listen calls fn with the payload of every notification on channel
+// until ctx ends, on a connection of its own to url (named name), which it
+// makes again with backoff when it breaks.
+func listen(ctx context.Context, url, channel, name string, logger *slog.Logger, fn func(payload string)) {
 	// pgxpool's parser, so that a URL with pool_* parameters (which
 	// OpenPostgres takes) does not send them to the server as settings.
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		logger.Error("cannot listen for cancel requests: the database url does not parse; cancels asked of other instances reach their turns at lease renewal only", "err", err)
+		logger.Error("cannot listen for notifications: the database url does not parse; other instances reach this one's turns at lease renewal only", "channel", channel, "err", err)
 		return
 	}
 	cfg := pcfg.ConnConfig
-	cfg.RuntimeParams["application_name"] = "switchboard cancel listener"
+	cfg.RuntimeParams["application_name"] = name
 	backoff := 100 * time.Millisecond
 	for {
-		listened, err := listenCancels(ctx, cfg, fn)
+		listened, err := listenOnce(ctx, cfg, channel, fn)
 		if ctx.Err() != nil {
 			return
 		}
 		if listened {
 			backoff = 100 * time.Millisecond
 		}
-		logger.Warn("listening for cancel requests failed; retrying", "in", backoff, "err", err)
+		logger.Warn("listening for notifications failed; retrying", "channel", channel, "in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 			return
@@ -277,15 +284,15 @@ func ListenCancels(ctx context.Context, url string, logger *slog.Logger, fn func
 	}
 }
 
-// listenCancels listens until its connection fails; listened tells whether
+// listenOnce listens until its connection fails; listened tells whether
 // it got as far as listening.
-func listenCancels(ctx context.Context, cfg *pgx.ConnConfig, fn func(turnID string)) (listened bool, err error) {
+func listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channel string, fn func(payload string)) (listened bool, err error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return false, dbError(err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+CancelChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return false, dbError(err)
 	}
 	for {

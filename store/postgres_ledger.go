@@ -20,7 +20,7 @@ import (
 const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn_id::text, step, server, tool,
     exposed_name, arguments, result, structured_result, status, error_class, error, duration_ms, result_size,
     truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation, task_id,
-    task_status, content`
+    task_status, content, agent, COALESCE(parent_id::text, '')`
 
 // GetToolCall implements [Store.GetToolCall].
 func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
@@ -327,7 +327,7 @@ func scanToolCall(row pgx.Row) (switchboard.ToolCall, error) {
 	err := row.Scan(&c.ID, &c.CallID, &c.UserID, &c.ConversationID, &c.TurnID, &c.Step, &c.Server, &c.Tool,
 		&c.ExposedName, &c.Arguments, &c.Result, &c.StructuredResult, &status, &c.ErrorClass, &c.Error,
 		&durationMS, &c.ResultSize, &c.Truncated, &startedAt, &finishedAt, &c.PayloadPruned,
-		&c.SessionScope, &c.SessionKey, &c.SessionGeneration, &c.TaskID, &c.TaskStatus, &content)
+		&c.SessionScope, &c.SessionKey, &c.SessionGeneration, &c.TaskID, &c.TaskStatus, &content, &c.Agent, &c.ParentID)
 	if err != nil {
 		return switchboard.ToolCall{}, err
 	}

@@ -23,22 +23,23 @@ import (
 
 const (
 	insertConversation = `
-INSERT INTO conversations (id, user_id, external_id, title, status, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`
+INSERT INTO conversations (id, user_id, external_id, title, status, created_at, updated_at, agent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 
 	// touchConversation bumps a conversation of the user and locks its row,
-	// which serialises the writes of its turns.
+	// which serialises the writes of its turns; a turn that names its
+	// agent ($4) makes it the conversation's current one.
 	touchConversation = `
-UPDATE conversations SET updated_at = $3 WHERE id = $1 AND user_id = $2
+UPDATE conversations SET updated_at = $3, agent = COALESCE(NULLIF($4::text, ''), agent) WHERE id = $1 AND user_id = $2
 RETURNING ` + conversationColumns
 
 	insertTurn = `
 INSERT INTO turns (id, conversation_id, user_id, status, idempotency_key, steps, prompt_tokens,
     completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
-    request_hash, lease_until, lease_instance, lease_boot)
+    request_hash, lease_until, lease_instance, lease_boot, agent)
 SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
     $8::bigint, $9::float8, $10::float8, $11::float8, $12::float8, $13::text, $14::timestamptz, $15::timestamptz,
-    $16::text, now() + $17::interval, $18::text, $19::uuid
+    $16::text, now() + $17::interval, $18::text, $19::uuid, $20::text
 FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
 
 	// insertMessage stores a message of an existing turn, in the turn's
@@ -143,11 +144,11 @@ RETURNING id::text, turn_id::text, server, tool, finished_at`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
 	// every writer locks a conversation before its turns, as cascading
-	// deletes do: no deadlocks. It opens updateTurn's statement ($15 is the
+	// deletes do: no deadlocks. It opens updateTurn's statement ($17 is the
 	// time): the turn's row is updated only if it ran (see updateTurn).
 	touchTurnConversation = `
 WITH conversation AS (
-    UPDATE conversations SET updated_at = $15 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)
+    UPDATE conversations SET updated_at = $17 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)
     RETURNING 1
 )`
 
@@ -178,9 +179,15 @@ UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens 
     lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END,
     lease_instance = CASE WHEN $2 = 'running' THEN $13::text ELSE lease_instance END,
     lease_boot = CASE WHEN $2 = 'running' THEN $14::uuid ELSE lease_boot END,
-    cancel_requested = ($2 = 'running' AND cancel_requested)
+    cancel_requested = ($2 = 'running' AND cancel_requested),
+    agent = $15, handoffs = $16
 WHERE id = $1 AND EXISTS (SELECT FROM conversation)
 RETURNING conversation_id::text, user_id`
+
+	// setConversationAgent makes a turn's agent its conversation's
+	// current one (a handoff).
+	setConversationAgent = `
+UPDATE conversations SET agent = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
 
 	// insertMessages stores several messages of turn $1 in one statement,
 	// in their order (seq follows the insert's).
@@ -198,10 +205,12 @@ ORDER BY m.n`
 	upsertToolCall = `
 INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
     arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
-    started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content)
+    started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content,
+    agent, parent_id)
 SELECT $1::uuid, $2::text, t.user_id, t.conversation_id, t.id, $4::bigint, $5::varchar, $6::varchar, $7::varchar,
     $8::jsonb, $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::float8, $15::bigint, $16::boolean,
-    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::text, $23::text, $24::jsonb
+    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::text, $23::text, $24::jsonb,
+    $25::text, $26::uuid
 FROM turns t WHERE t.id = $3
 ON CONFLICT (turn_id, id) DO UPDATE SET
     status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
@@ -227,7 +236,7 @@ ON CONFLICT (tool_call_id, idx) DO NOTHING`
 
 	turnColumns = `id::text, conversation_id::text, user_id, status, COALESCE(idempotency_key, ''), steps,
     prompt_tokens, completion_tokens, llm_ms, tools_ms, store_ms, overhead_ms, error, started_at, finished_at,
-    request_hash`
+    request_hash, agent, handoffs`
 )
 
 // BeginTurn implements [Store.BeginTurn].
@@ -252,16 +261,17 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	b := &pgx.Batch{}
 	b.Queue(asyncCommit)
 	if create {
-		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt)
+		c.Agent = t.Agent
+		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt, c.Agent)
 	} else {
-		b.Queue(touchConversation, c.ID, t.UserID, now)
+		b.Queue(touchConversation, c.ID, t.UserID, now, t.Agent)
 		// The user's condition: the batch goes on for another user's conversation.
 		b.Queue(failOrphanOf, c.ID, t.UserID, p.instanceArg(), p.boot)
 	}
 	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
-		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot)
+		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot, t.Agent)
 	if s.Edit > 0 {
 		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
 	}
@@ -434,11 +444,14 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	b := &pgx.Batch{}
 	args := []any{t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
-		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot}
+		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot, t.Agent, t.Handoffs}
 	if t.Status == switchboard.TurnRunning {
 		b.Queue(lockTurnConversation+updateTurn, args...)
 	} else {
 		b.Queue(touchTurnConversation+updateTurn, append(args, now)...)
+	}
+	if u.ConversationAgent != "" {
+		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
 	}
 	messageStatements := 0
 	switch len(u.Messages) {
@@ -463,7 +476,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 		b.Queue(upsertToolCall, c.ID, c.CallID, t.ID, c.Step, c.Server, c.Tool, c.ExposedName,
 			nullJSON(c.Arguments), c.Result, nullJSON(c.StructuredResult), string(c.Status), c.ErrorClass, c.Error,
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
-			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing)
+			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing, c.Agent, nullString(c.ParentID))
 	}
 	for _, c := range u.ToolCalls {
 		for _, p := range c.Content {
@@ -488,6 +501,11 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 		}
 		if err != nil {
 			return err
+		}
+		if u.ConversationAgent != "" {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
 		for range messageStatements {
 			tag, err := br.Exec()
@@ -555,6 +573,9 @@ type messageMetadata struct {
 	ToolCalls   []switchboard.RequestedCall `json:"tool_calls,omitempty"`
 	ToolName    string                      `json:"tool_name,omitempty"`
 	Attachments []switchboard.ContentPart   `json:"attachments,omitempty"`
+	Agent       string                      `json:"agent,omitempty"`
+	Handoff     *switchboard.Handoff        `json:"handoff,omitempty"`
+	Structured  json.RawMessage             `json:"structured,omitempty"`
 }
 
 // contentJSON is the listing of a call's binary parts, for the ledger
@@ -575,13 +596,9 @@ func contentJSON(parts []switchboard.ContentPart) (any, error) {
 // conversation: a start naming another user's conversation with the id of a
 // turn of one's own stores nothing.
 func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID string) error {
-	var meta any
-	if len(m.ToolCalls) > 0 || m.ToolName != "" || len(m.Attachments) > 0 {
-		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments})
-		if err != nil {
-			return fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
-		}
-		meta = string(raw)
+	meta, err := messageMeta(m)
+	if err != nil {
+		return err
 	}
 	if conversationID != "" {
 		b.Queue(insertMessage+` AND t.conversation_id = $9`, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
@@ -617,10 +634,11 @@ func queueMessages(b *pgx.Batch, msgs []switchboard.Message, turnID string) erro
 // messageMeta encodes what m carries beyond the seed's columns, nil if
 // nothing.
 func messageMeta(m *switchboard.Message) (*string, error) {
-	if len(m.ToolCalls) == 0 && m.ToolName == "" && len(m.Attachments) == 0 {
+	if len(m.ToolCalls) == 0 && m.ToolName == "" && len(m.Attachments) == 0 && m.Agent == "" && m.Handoff == nil && len(m.Structured) == 0 {
 		return nil, nil
 	}
-	raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments})
+	raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments,
+		Agent: m.Agent, Handoff: m.Handoff, Structured: m.Structured})
 	if err != nil {
 		return nil, fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
 	}
@@ -686,7 +704,7 @@ func scanTurn(row pgx.Row) (switchboard.Turn, error) {
 	)
 	err := row.Scan(&t.ID, &t.ConversationID, &t.UserID, &status, &t.IdempotencyKey, &t.Steps,
 		&t.PromptTokens, &t.CompletionTokens, &llm, &tools, &st, &over, &t.Error, &startedAt, &finishedAt,
-		&t.RequestHash)
+		&t.RequestHash, &t.Agent, &t.Handoffs)
 	if err != nil {
 		return switchboard.Turn{}, err
 	}

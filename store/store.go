@@ -258,7 +258,8 @@ func validRole(r switchboard.Role) bool {
 func validTurnStatus(s switchboard.TurnStatus) bool {
 	switch s {
 	case switchboard.TurnRunning, switchboard.TurnCompleted, switchboard.TurnFailed,
-		switchboard.TurnMaxSteps, switchboard.TurnCancelled, switchboard.TurnAwaitingApproval:
+		switchboard.TurnMaxSteps, switchboard.TurnCancelled, switchboard.TurnAwaitingApproval,
+		switchboard.TurnMaxHandoffs, switchboard.TurnGuardrailTripped:
 		return true
 	}
 	return false
@@ -395,6 +396,10 @@ func prepareTurnStart(s *switchboard.TurnStart, now time.Time) (create bool, err
 	}
 	t.ConversationID = c.ID
 	t.Status = switchboard.TurnRunning
+	t.Agent = clean(t.Agent)
+	if tooLong(t.Agent, maxNameLen) {
+		return false, invalid("invalid_turn", "the agent name is longer than %d characters", maxNameLen)
+	}
 	t.Error = clean(t.Error)
 	t.StartedAt = stampOr(t.StartedAt, now)
 	t.FinishedAt = stamp(t.FinishedAt)
@@ -424,6 +429,10 @@ func prepareTurnUpdate(u *switchboard.TurnUpdate, now time.Time) error {
 	}
 	t.Error = clean(t.Error)
 	t.FinishedAt = stamp(t.FinishedAt)
+	t.Agent, u.ConversationAgent = clean(t.Agent), clean(u.ConversationAgent)
+	if tooLong(t.Agent, maxNameLen) || tooLong(u.ConversationAgent, maxNameLen) || t.Handoffs < 0 {
+		return invalid("invalid_turn", "the agent name is longer than %d characters, or the handoffs negative", maxNameLen)
+	}
 	for i := range u.Messages {
 		// The conversation is the turn's; the stores set it.
 		if err := prepareMessage(&u.Messages[i], "", t.ID, now); err != nil {
@@ -458,6 +467,13 @@ func prepareMessage(m *switchboard.Message, conversationID, turnID string, now t
 	m.Content = clean(m.Content)
 	m.ToolCallID = clean(m.ToolCallID)
 	m.ToolName = clean(m.ToolName)
+	m.Agent = clean(m.Agent)
+	if m.Structured, err = cleanJSON(m.Structured); err != nil {
+		return invalid("invalid_message", "message %s: structured answer: %v", m.ID, err)
+	}
+	if m.Handoff != nil {
+		m.Handoff = &switchboard.Handoff{From: clean(m.Handoff.From), To: clean(m.Handoff.To)}
+	}
 	if len(m.ToolCalls) == 0 {
 		m.ToolCalls = nil
 	} else {
@@ -484,7 +500,15 @@ func prepareToolCall(c *switchboard.ToolCall, turnID string, now time.Time) erro
 	c.Tool = clean(c.Tool)
 	c.ExposedName = clean(c.ExposedName)
 	c.SessionScope, c.SessionKey = clean(c.SessionScope), clean(c.SessionKey)
-	for _, s := range []string{c.Server, c.Tool, c.ExposedName} {
+	c.Agent = clean(c.Agent)
+	if c.ParentID != "" {
+		parent, ok := lookupID(c.ParentID)
+		if !ok {
+			return invalid("invalid_tool_call", "tool call %s: parent %q is not an id", c.ID, c.ParentID)
+		}
+		c.ParentID = parent
+	}
+	for _, s := range []string{c.Server, c.Tool, c.ExposedName, c.Agent} {
 		if tooLong(s, maxNameLen) {
 			return invalid("invalid_tool_call", "a server or tool name is longer than %d characters", maxNameLen)
 		}

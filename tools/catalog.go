@@ -369,6 +369,13 @@ func (c *Catalog) Prepare(rc switchboard.RequestedCall, caller Caller) switchboa
 	return call
 }
 
+// WithProgress returns a context whose calls (Run) report their server's
+// progress notifications to fn, which must return at once (see
+// mcpclient.WithProgress).
+func WithProgress(ctx context.Context, fn func(switchboard.ToolProgress)) context.Context {
+	return mcpclient.WithProgress(ctx, fn)
+}
+
 // Run executes a prepared call and fills in its result, status, error and
 // duration. A tool's own failure, a broken connection, a timeout and a
 // cancellation all end up in the call's fields, to be told to the model;

@@ -194,6 +194,11 @@ func NewFleet(opts *FleetOptions) *Fleet {
 		f.log = slog.New(slog.DiscardHandler)
 	}
 	f.opts.Client.Logger = f.log
+	if f.opts.Client.Eras == nil {
+		// One for the fleet's life: a reload or a restart of a server
+		// skips the probe auto made before.
+		f.opts.Client.Eras = mcpclient.NewEras()
+	}
 	f.opts.Client.OnChange = f.markDirty
 	f.reg.Set(&Catalog{byName: map[string]*Entry{}})
 	go f.rebuildLoop()
@@ -311,6 +316,17 @@ func (f *Fleet) apply(specs []ServerSpec) ([]ServerSpec, error) {
 			}
 			f.servers[name] = f.start(s)
 			started = append(started, s)
+		case !f.specs[name].sameSessions(s) && f.specs[name].sameButRoots(s):
+			f.log.Info("new roots for mcp server", "server", name)
+			restarting = append(restarting, func() {
+				if r.sup != nil {
+					cfg, _ := sessionConfig(s, listerID, listerID, nil)
+					r.sup.SetRoots(cfg.Roots)
+				}
+				if r.pool != nil {
+					r.pool.SetRoots(f.poolConfig(s))
+				}
+			})
 		case !f.specs[name].sameSessions(s):
 			// In place, so that the catalogs of running turns reach the
 			// server with its new configuration.
@@ -492,7 +508,7 @@ func (f *Fleet) Servers() []switchboard.ServerStatus {
 				s := r.sup.Status()
 				st.State, st.Restarts = s.State, s.Restarts
 				st.LastError, st.LastErrorAt, st.ConnectedAt = s.LastError, s.LastErrorAt, s.ConnectedAt
-				st.StderrTail, st.Icons = s.Stderr, s.Icons
+				st.StderrTail, st.Icons, st.Protocol = s.Stderr, s.Icons, s.Protocol
 			} else {
 				// Per-user credentials: the server is its users' sessions.
 				st.State = switchboard.ServerReady

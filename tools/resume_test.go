@@ -58,7 +58,8 @@ func TestSessionResumedByAnotherInstance(t *testing.T) {
 	ts := httptest.NewServer(rec)
 	t.Cleanup(ts.Close) // after the fleets' cleanups, which close their streams
 	st := store.NewMemory()
-	spec := tools.ServerSpec{Scope: tools.ScopeUser, Config: mcpclient.Config{Name: "stateful", URL: ts.URL + "/mcp"}}
+	// Sessions are the legacy era's (the modern one has none).
+	spec := tools.ServerSpec{Scope: tools.ScopeUser, Config: mcpclient.Config{Name: "stateful", URL: ts.URL + "/mcp", Protocol: mcpclient.ProtocolLegacy}}
 	instance := func() *tools.Fleet {
 		f := newFleet(t, &tools.FleetOptions{StartupWait: 10 * time.Second, Sessions: st})
 		if err := f.Start(t.Context(), []tools.ServerSpec{spec}); err != nil {

@@ -113,6 +113,10 @@ func placeholders(cfg mcpclient.Config) []string {
 	for _, v := range cfg.Headers {
 		scan(v)
 	}
+	for _, r := range cfg.Roots {
+		scan(r.URI)
+		scan(r.Name)
+	}
 	slices.Sort(found)
 	return slices.Compact(found)
 }
@@ -166,6 +170,14 @@ func expand(cfg mcpclient.Config, userID, conversationID string, secrets map[str
 	cfg.Headers = maps.Clone(cfg.Headers)
 	for k, v := range cfg.Headers {
 		cfg.Headers[k] = header.Replace(v)
+	}
+	if cfg.Roots != nil {
+		// A root's URI is a path (escaped alike); its name is for people.
+		roots := make([]mcpclient.Root, len(cfg.Roots))
+		for i, r := range cfg.Roots {
+			roots[i] = mcpclient.Root{URI: path.Replace(r.URI), Name: header.Replace(r.Name)}
+		}
+		cfg.Roots = roots
 	}
 	return cfg
 }
@@ -231,6 +243,17 @@ func (s ServerSpec) scope() Scope {
 func (s ServerSpec) sameSessions(o ServerSpec) bool {
 	return reflect.DeepEqual(s.Config, o.Config) && s.scope() == o.scope() &&
 		s.MaxSessions == o.MaxSessions && s.IdleTimeout == o.IdleTimeout
+}
+
+// sameButRoots reports whether s and o differ in their roots only, both
+// having some (the roots capability a session declared stays true): the
+// sessions open are told of the new roots instead of restarting.
+func (s ServerSpec) sameButRoots(o ServerSpec) bool {
+	if s.Config.Roots == nil || o.Config.Roots == nil {
+		return false
+	}
+	s.Config.Roots, o.Config.Roots = nil, nil
+	return s.sameSessions(o)
 }
 
 // SessionStore keeps the streamable HTTP session of each user of each

@@ -179,6 +179,9 @@ await run(async (browser) => {
   check(icons.length === 2 && icons.every((i) => i.src.startsWith('data:image/png;base64,') && i.loaded),
     'the server and add_task show their PNG icons, loaded; the SVG and script URLs are not shown: ' + JSON.stringify(icons));
   check(icons[1].chip === 'tasks__add_task', "add_task's chip has its icon: " + icons[1].chip);
+  const facts = await page.locator('.server-card[data-server="tasks"] .facts').textContent();
+  check(facts.includes('Protocol2025-11-25 (legacy)') && /Servertasks-mcp \S+/.test(facts) && facts.includes('Capabilitiestools'),
+    "the card shows the connection's protocol, era, the server's name and version and its capabilities: " + facts);
   await shot(page, 'admin-6-servers');
 
   step('a wider laptop screen (1440x900)');

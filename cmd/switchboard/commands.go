@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -137,6 +140,7 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 			fmt.Fprintf(stdout, "  %s/%s: %s\n", t.Server, t.Tool, t.Reason)
 		}
 	}
+	printProtocols(stdout, fleet.Servers())
 	var missing, why []string
 	for _, s := range fleet.Servers() {
 		if s.State == switchboard.ServerReady || s.State == switchboard.ServerStopped {
@@ -149,6 +153,45 @@ func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io
 		fmt.Fprintf(stdout, "\nNot connected: %s\n%s\n", strings.Join(missing, ", "), strings.Join(why, "\n"))
 	}
 	return startErr
+}
+
+// printProtocols prints, for each server that connected, the protocol
+// era and version its connection settled on and the server's name,
+// version and capabilities.
+func printProtocols(w io.Writer, servers []switchboard.ServerStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	header := false
+	for _, s := range servers {
+		p := s.Protocol
+		if p.Era == "" {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nServers:")
+			fmt.Fprintln(tw, "SERVER\tPROTOCOL\tERA\tIMPLEMENTATION\tCAPABILITIES")
+			header = true
+		}
+		impl := strings.TrimSpace(p.ServerName + " " + p.ServerVersion)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, p.Version, p.Era, cmp.Or(impl, "-"), capabilityNames(p.Capabilities))
+	}
+	tw.Flush()
+}
+
+// capabilityNames lists a server's capabilities (a JSON object) by name,
+// sorted: "prompts,resources,tools", or "-" for none.
+func capabilityNames(raw json.RawMessage) string {
+	var caps map[string]json.RawMessage
+	if json.Unmarshal(raw, &caps) != nil || len(caps) == 0 {
+		return "-"
+	}
+	var names []string
+	for k, v := range caps {
+		if string(v) != "null" {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return cmp.Or(strings.Join(names, ","), "-")
 }
 
 func hints(e *tools.Entry) string {

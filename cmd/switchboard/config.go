@@ -57,7 +57,16 @@ type Config struct {
 	// with a server that has auth, outside dev mode (which makes an
 	// ephemeral one).
 	SecretsKey string `yaml:"secrets_key"`
+	// Agents are the agents turns run as (see AgentConfig); none means one
+	// agent of the llm block and every tool. DefaultAgent names the one a
+	// new conversation starts with (default: the first); MaxHandoffs caps
+	// the handoffs of a turn (0: 5).
+	Agents       map[string]AgentConfig `yaml:"agents"`
+	DefaultAgent string                 `yaml:"default_agent"`
+	MaxHandoffs  int                    `yaml:"max_handoffs"`
 
+	// agentOrder names the agents in the file's order.
+	agentOrder []string
 	// serverOrder names the mcpServers in the file's order, which is their
 	// order in the tool catalog.
 	serverOrder []string
@@ -85,6 +94,9 @@ type LLMConfig struct {
 	Vision           bool `yaml:"vision"`
 	MaxImagesPerStep int  `yaml:"max_images_per_step"`
 	MaxImageBytes    int  `yaml:"max_image_bytes"`
+	// Models are the models agents may name, each of its own provider;
+	// the block's own base_url, api_key and model stay the default.
+	Models map[string]ModelConfig `yaml:"models"`
 }
 
 // defaultMaxTools is OpenAI's limit on the tools of a chat completion
@@ -203,6 +215,10 @@ type ServerConfig struct {
 	Type    string            `yaml:"type"`
 	Headers map[string]string `yaml:"headers"`
 
+	// Protocol is the MCP protocol era: auto (default), legacy (the
+	// initialize handshake) or modern (MCP 2026-07-28).
+	Protocol string `yaml:"protocol"`
+
 	Disabled      bool                `yaml:"disabled"`
 	Required      bool                `yaml:"required"`
 	InitTimeout   Duration            `yaml:"init_timeout"`
@@ -238,6 +254,25 @@ type ServerConfig struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// Auth makes the server act as each user with their own credentials.
 	Auth *ServerAuthConfig `yaml:"auth"`
+	// Roots are offered to the server (roots/list), file:// URIs that may
+	// hold ${user.id} on a server of scope user or conversation; without
+	// them the client declares no roots capability.
+	Roots []RootConfig `yaml:"roots"`
+	// Sampling is deny (the default), allow or approve: whether the
+	// server may ask the configured model for a completion, and whether a
+	// person approves each request first. SamplingMaxTokens caps what one
+	// request may ask for (default 1024).
+	Sampling          string `yaml:"sampling"`
+	SamplingMaxTokens int    `yaml:"sampling_max_tokens"`
+	// ElicitationTimeout bounds the wait for a person's answer to one
+	// question of the server (default 10m).
+	ElicitationTimeout Duration `yaml:"elicitation_timeout"`
+}
+
+// RootConfig is one root of a server's roots.
+type RootConfig struct {
+	URI  string `yaml:"uri"`
+	Name string `yaml:"name"`
 }
 
 // ServerAuthConfig is a server's auth: {type: oauth, scopes, client_id,
@@ -297,7 +332,8 @@ var serverKeys = map[string]bool{
 	"excluded_tools": true, "inject": true, "tool_timeouts": true,
 	"require_approval": true, "parallel": true, "output_budget": true, "tool_output_budgets": true,
 	"max_result_bytes": true, "health_interval": true, "scope": true, "max_sessions": true, "idle_timeout": true,
-	"auth": true,
+	"auth": true, "roots": true, "sampling": true, "sampling_max_tokens": true, "elicitation_timeout": true,
+	"protocol": true,
 }
 
 // Duration reads "30s", "1m30s", or a bare number of seconds.
@@ -360,6 +396,12 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 			entry.Content = kept
 		}
 	}
+	var agentOrder []string
+	if agents := mappingValue(doc.Content[0], "agents"); agents != nil && agents.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(agents.Content); i += 2 {
+			agentOrder = append(agentOrder, agents.Content[i].Value)
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	if err := enc.Encode(&doc); err != nil {
@@ -367,7 +409,7 @@ func ParseConfig(data []byte, getenv func(string) (string, bool)) (*Config, []st
 	}
 	dec := yaml.NewDecoder(&buf)
 	dec.KnownFields(true)
-	cfg := &Config{}
+	cfg := &Config{agentOrder: agentOrder}
 	if err := dec.Decode(cfg); err != nil {
 		return nil, nil, fmt.Errorf("parse config: %w", err)
 	}
@@ -519,6 +561,7 @@ func (c *Config) validate() error {
 	if err := tools.ValidateSpecs(serverSpecs(c)); err != nil {
 		errs = append(errs, fmt.Errorf("mcpServers: %w", err))
 	}
+	errs = append(errs, c.validateAgents()...)
 	return errors.Join(errs...)
 }
 

@@ -7,6 +7,7 @@
 //	switchboard migrate [--config FILE]   apply database migrations
 //	switchboard token --user ID [--admin] mint a development token
 //	switchboard tools [--config FILE]     connect to the MCP servers and print the tool catalog
+//	switchboard agents [--config FILE]    print the agents with their tools and handoffs, and what is wrong
 //	switchboard healthcheck              probe the local server's /healthz
 //	switchboard secrets rotate           seal credentials again under the current key
 //	switchboard version
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 		return token(args, getenv, stdout, stderr)
 	case "tools":
 		return listTools(ctx, args, getenv, stdout, stderr)
+	case "agents":
+		return listAgents(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", version())
 		return nil
@@ -80,6 +83,7 @@ const usage = `usage:
   switchboard token --user ID [--admin] [--ttl 24h]
                                          mint a development token (HS256, auth.jwt_secret)
   switchboard tools [--config FILE]      connect to the MCP servers and print the tool catalog
+  switchboard agents [--config FILE]     print each agent's model, tools and handoffs, and what is wrong
   switchboard healthcheck [--config FILE]
                                          exit 0 if the local server answers /healthz (for containers)
   switchboard secrets rotate [--config FILE]

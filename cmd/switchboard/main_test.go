@@ -204,7 +204,9 @@ func TestSubcommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "required MCP server gone") {
 		t.Errorf("tools with a required server down: got %v, want an error naming it", err)
 	}
-	for _, want := range []string{"tasks__add_task", "tasks__list_tasks", "read-only", "Not connected: gone"} {
+	// tasks-mcp over stdio: auto stays on the initialize it answers.
+	for _, want := range []string{"tasks__add_task", "tasks__list_tasks", "read-only", "Not connected: gone",
+		"SERVER  PROTOCOL", "tasks   2025-11-25  legacy  tasks-mcp", "tools"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("tools output lacks %q:\n%s", want, out.String())
 		}

@@ -21,6 +21,10 @@ func configSecrets(cfg *Config) []string {
 		out = append(out, redact.URLSecrets(u)...)
 	}
 	out = append(out, cfg.SecretsKey)
+	for _, m := range cfg.LLM.Models {
+		out = append(out, m.APIKey)
+		out = append(out, redact.URLSecrets(m.BaseURL)...)
+	}
 	for _, part := range strings.Split(cfg.SecretsKey, ",") {
 		_, key, _ := strings.Cut(part, ":")
 		out = append(out, strings.TrimSpace(part), key)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -115,10 +116,16 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	defer closeServers(fleet, logger)
 	stopHUP := reloadOnHUP(ctx, fleet, logger)
 	defer stopHUP()
+	if problems := agentProblems(cfg, fleet.Current(), readyServers(fleet)); len(problems) > 0 {
+		return fmt.Errorf("agents: %s (switchboard agents lists them)", strings.Join(problems, "; "))
+	}
+	agentModels, closeAgentModels := modelClients(cfg, logger)
+	defer closeAgentModels()
 
 	orch := orchestrator.New(model, fleet, st, &orchestrator.Options{
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger,
+		Agents: configAgents(cfg, agentModels), DefaultAgent: cfg.DefaultAgent, MaxHandoffs: cfg.MaxHandoffs,
 		Vision: orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -134,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 	}
 	defer stopMetrics()
 	gin.SetMode(gin.ReleaseMode)
-	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Connections: connections(creds), Ready: ready},
+	handler := api.NewHandler(api.Deps{Chat: orch, Store: st, Tools: fleet, Auth: authn, Admin: st, Servers: fleet, Sessions: fleet, Connections: connections(creds), Ready: ready, Agents: orch},
 		&api.Options{Logger: logger, MaxBodyBytes: cfg.Limits.MaxBodyBytes, MaxMessageChars: cfg.Limits.MaxMessageChars,
 			Limits:   api.Limits{RatePerMinute: cfg.Limits.RatePerMinute, Burst: cfg.Limits.Burst, MaxConcurrentTurns: cfg.Limits.MaxConcurrentTurns},
 			Observer: mx, Metrics: metricsHandler, Tracer: tracer(tp, "switchboard/api"), Scrub: scrub, WriteTimeout: timeouts.write})

@@ -37,11 +37,19 @@ func serverSpecs(cfg *Config) []tools.ServerSpec {
 				toolTimeouts[tool] = time.Duration(d)
 			}
 		}
+		var roots []mcpclient.Root
+		if sc.Roots != nil {
+			roots = make([]mcpclient.Root, len(sc.Roots))
+			for i, r := range sc.Roots {
+				roots[i] = mcpclient.Root{URI: r.URI, Name: r.Name}
+			}
+		}
 		specs = append(specs, tools.ServerSpec{
 			Config: mcpclient.Config{Name: name, Command: sc.Command, Args: sc.Args, Env: sc.Env, Dir: sc.Cwd,
-				URL: sc.URL, Type: sc.Type, Headers: sc.Headers,
+				URL: sc.URL, Type: sc.Type, Headers: sc.Headers, Protocol: sc.Protocol,
 				InitTimeout: time.Duration(sc.InitTimeout), Timeout: time.Duration(sc.Timeout), ToolTimeouts: toolTimeouts,
-				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval)},
+				MaxMessageBytes: sc.MaxResultBytes, HealthInterval: time.Duration(sc.HealthInterval),
+				Roots: roots, Sampling: sc.Sampling, SamplingMaxTokens: sc.SamplingMaxTokens, AskTimeout: time.Duration(sc.ElicitationTimeout)},
 			Policy: tools.Policy{Inject: sc.Inject, AllowedTools: sc.AllowedTools, ExcludedTools: sc.ExcludedTools,
 				RequireApproval: tools.ApprovalPolicy(sc.RequireApproval), Parallel: sc.Parallel,
 				OutputBudget: sc.OutputBudget, ToolOutputBudgets: sc.ToolOutputBudgets},

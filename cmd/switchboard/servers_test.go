@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/switchboard-dev/switchboard/mcpclient"
 )
 
 // serverJSON is one server of GET /api/admin/servers.
@@ -207,6 +209,10 @@ mcpServers:
     init_timeout: 5s
     tool_timeouts: {report: 5m, quick: 2}
     required: true
+    roots: [{uri: "file:///srv/${user.id}", name: home}]
+    sampling: approve
+    sampling_max_tokens: 200
+    elicitation_timeout: 2m
 `), getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +226,10 @@ mcpServers:
 		c.ToolTimeouts["quick"] != 2*time.Second || !specs[0].Required {
 		t.Errorf("spec: %+v", specs[0])
 	}
+	if len(c.Roots) != 1 || c.Roots[0] != (mcpclient.Root{URI: "file:///srv/${user.id}", Name: "home"}) || c.Sampling != "approve" ||
+		c.SamplingMaxTokens != 200 || c.AskTimeout != 2*time.Minute {
+		t.Errorf("roots, sampling and elicitation: %+v", c)
+	}
 	if startupWait(cfg) >= 0 {
 		t.Errorf("mcp_startup_wait 0: got %s, want no wait", startupWait(cfg))
 	}
@@ -231,6 +241,9 @@ mcpServers:
 		{"mcpServers: {my.srv: {command: a}, my_srv: {command: b}}", `servers "my.srv" and "my_srv" both expose their tools as my_srv__*`},
 		{"mcpServers: {s: {command: a, tool_timeouts: {t: 0}}}", "tool_timeouts.t: a timeout must be positive"},
 		{"mcpServers: {s: {command: a, tool_timeouts: {t: -1s}}}", "cannot be negative"},
+		{"mcpServers: {s: {command: a, sampling: sometimes}}", `sampling "sometimes": want deny, allow or approve`},
+		{"mcpServers: {s: {command: a, roots: [{uri: /srv}]}}", "a root is a file:// URI"},
+		{"mcpServers: {s: {command: a, scope: shared, roots: [{uri: \"file:///srv/${user.id}\"}]}}", "${user.id} has no value in a session of scope shared"},
 	} {
 		if _, _, err := ParseConfig([]byte(tt.doc), getenv); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("ParseConfig(%s): got %v, want %q", tt.doc, err, tt.want)

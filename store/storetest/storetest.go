@@ -8,7 +8,7 @@
 //
 // The suite's tests are filed by subject: turns.go (a turn's start and
 // saves), records.go (validation, what is kept, contexts),
-// conversations.go, feedback.go, regenerate.go (regenerate and edit), approvals.go,
+// agents.go, conversations.go, feedback.go, regenerate.go (regenerate and edit), approvals.go,
 // ledger.go (admins' listings and statistics), credentials.go (users'
 // sealed credentials, connect flows, registered clients) and leases.go
 // (RunInstances: several instances on one store, restarts; credentials'
@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"OneRunningTurn", testOneRunningTurn},
 		{"CancelRequestEndsWithRunning", testCancelRequestEndsWithRunning},
 		{"Concurrent", testConcurrent},
+		// agents.go: conversations' current agents, turns' and calls' agents.
+		{"Agents", testAgents},
+		{"AgentStats", testAgentStats},
 		// records.go: what the stores accept and how they keep it.
 		{"MCPSessions", testMCPSessions},
 		{"Invalid", testInvalid},
@@ -72,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		// approvals.go: calls that wait for a person.
 		{"NewTurnCancelsWaitingApprovals", testNewTurnCancelsWaitingApprovals},
 		{"DecideToolCall", testDecideToolCall},
+		// inputs.go: servers' questions to users.
+		{"Inputs", testInputs},
 		// ledger.go: the tool-call ledger for admins.
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},

@@ -40,12 +40,14 @@ const state = {
   abort: null,
   /** @type {Map<string, ToolCard>} tool cards by ledger id (streamed) or model call id (transcript) */
   cards: new Map(),
+  /** @type {import('./protocol.js').AgentInfo[]} the agents the user may use; none without agents */
+  agents: [],
 };
 
 /**
  * The page's lasting elements, made by build.
  * @type {{list: HTMLUListElement, thread: HTMLDivElement, scroller: HTMLDivElement, input: HTMLTextAreaElement,
- *   send: HTMLButtonElement, stop: HTMLButtonElement, empty: HTMLDivElement}}
+ *   send: HTMLButtonElement, stop: HTMLButtonElement, empty: HTMLDivElement, agent: HTMLSelectElement}}
  */
 const ui = /** @type {any} */ ({});
 
@@ -120,6 +122,17 @@ class ToolCard {
     this.renderMeta();
   }
 
+  /**
+   * setProgress shows the server's last report of the running call.
+   * @param {import('./protocol.js').ToolProgress} p
+   */
+  setProgress(p) {
+    if (this.status !== CallStatus.running) return;
+    const count = p.total ? p.progress + '/' + p.total : String(p.progress);
+    this.dur.textContent = p.message ? p.message + ' · ' + count : count;
+    this.node.dataset.progress = count;
+  }
+
   /** @param {string} text */
   setResult(text) {
     this.resultLabel.textContent = 'Result';
@@ -178,7 +191,9 @@ class AssistantBlock {
     /** @type {Map<string, import('./connect.js').ConnectCard>} the cards to connect a server, by server */
     this.connects = new Map();
     this.body = el('div', { class: 'bubble' });
-    this.node = el('div', { class: 'msg assistant' }, el('div', { class: 'role' }, 'Assistant'), this.body);
+    /** @type {HTMLSpanElement} which agent answers, when agents are configured */
+    this.agent = el('span', { class: 'agent-badge', hidden: true });
+    this.node = el('div', { class: 'msg assistant' }, el('div', { class: 'role' }, 'Assistant', this.agent), this.body);
     /** @type {HTMLDivElement | null} the text being streamed */
     this.text = null;
     /** @type {HTMLDivElement | null} the note that the turn waits for an approval */
@@ -241,6 +256,23 @@ class AssistantBlock {
     const n = el('div', { class: 'note ' + (kind || '') }, text);
     this.body.append(n);
     return n;
+  }
+
+  /**
+   * setAgent shows the agent that answers from here on; from, at a
+   * handoff, is the one that handed it the turn.
+   * @param {string} agent
+   * @param {string} [from]
+   */
+  setAgent(agent, from) {
+    if (!agent) return;
+    if (from && from !== agent) {
+      this.text = null;
+      this.body.append(el('div', { class: 'handoff-line', dataset: { from, to: agent } }, '⇄ ', el('strong', {}, from), ' handed off to ', el('strong', {}, agent)));
+    }
+    this.agent.textContent = agent;
+    this.agent.hidden = false;
+    this.node.dataset.agent = agent;
   }
 
   /** @param {boolean} on */
@@ -362,6 +394,7 @@ function handlePart(part, block) {
       if (!c) break;
       c.setNames(part.data.server, part.data.tool);
       c.setStatus(part.data.status, part.data.duration_ms);
+      if (part.data.progress) c.setProgress(part.data.progress);
       break;
     }
     case Part.toolApproval:
@@ -369,6 +402,10 @@ function handlePart(part, block) {
       break;
     case Part.connectionRequired:
       block.askConnect(part.data);
+      break;
+    case Part.agent:
+      block.setAgent(part.data.agent, part.data.from);
+      if (ui.agent && state.agents.some((a) => a.name === part.data.agent)) ui.agent.value = part.data.agent; // the conversation's agent now
       break;
     case Part.file:
       // A tool's image, for useChat apps: the tool's card shows it from
@@ -452,7 +489,7 @@ async function ask(content) {
   if (state.busy || !content.trim()) return;
   ui.empty.remove();
   addUserMessage(content);
-  const body = { message: { content }, conversation_id: state.current || undefined };
+  const body = { message: { content }, conversation_id: state.current || undefined, agent: state.agents.length ? ui.agent.value : undefined };
   await run(() => post(`/api/${encodeURIComponent(session.user)}/chat/stream`, body), new AssistantBlock(content));
 }
 
@@ -537,6 +574,8 @@ function newChat() {
   state.current = null;
   setURL();
   clearThread();
+  const def = state.agents.find((a) => a.default);
+  if (ui.agent && def) ui.agent.value = def.name;
   ui.thread.append(ui.empty);
   ui.input.focus();
 }
@@ -558,6 +597,7 @@ async function openConversation(id) {
     return;
   }
   renderTranscript(r.messages);
+  if (ui.agent && r.conversation.agent && state.agents.some((a) => a.name === r.conversation.agent)) ui.agent.value = r.conversation.agent;
   scrollToBottom();
   await applyLedger(id);
 }
@@ -627,6 +667,11 @@ function renderTranscript(messages) {
       block.note(m.content, 'error');
       continue;
     }
+    if (m.type === MessageType.handoff) {
+      if (m.handoff) block.setAgent(m.handoff.to, m.handoff.from);
+      continue;
+    }
+    if (m.agent) block.setAgent(m.agent);
     if (m.content) {
       block.startText();
       block.appendText(m.content);
@@ -656,7 +701,9 @@ function build(root) {
   ui.input = el('textarea', { id: 'input', rows: 1, placeholder: 'Message Switchboard…  (Enter to send, Shift+Enter for a new line)', 'aria-label': 'Message' });
   ui.send = el('button', { type: 'submit', class: 'primary', id: 'send' }, 'Send');
   ui.stop = el('button', { type: 'button', class: 'danger', id: 'stop', hidden: true, onclick: stop }, 'Stop');
-  const composer = el('form', { class: 'composer', id: 'composer' }, ui.input, ui.send, ui.stop);
+  // The agent to answer as: shown once the user has agents (loadAgents).
+  ui.agent = el('select', { id: 'agent', class: 'agent-select', 'aria-label': 'Agent', hidden: true });
+  const composer = el('form', { class: 'composer', id: 'composer' }, ui.agent, ui.input, ui.send, ui.stop);
   composer.addEventListener('submit', (e) => {
     e.preventDefault();
     send(ui.input.value);
@@ -704,8 +751,26 @@ function main() {
   const id = new URLSearchParams(location.search).get('c');
   loadConversations();
   connections.load();
-  if (id) openConversation(id);
-  else newChat();
+  loadAgents().then(() => {
+    if (id) openConversation(id);
+    else newChat();
+  });
+}
+
+/**
+ * loadAgents lists the agents the user may use into the composer's
+ * select, the default chosen; without agents the select stays hidden.
+ */
+async function loadAgents() {
+  try {
+    /** @type {{agents: import('./protocol.js').AgentInfo[]}} */
+    const r = await api(session, 'GET', `/api/${encodeURIComponent(session.user)}/agents`);
+    state.agents = r.agents || [];
+  } catch {
+    state.agents = []; // the chat works without them
+  }
+  fill(ui.agent, ...state.agents.map((a) => el('option', { value: a.name, title: a.description, selected: a.default }, a.name)));
+  ui.agent.hidden = state.agents.length === 0;
 }
 
 main();

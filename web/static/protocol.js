@@ -34,6 +34,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolApproval": "tool-approval-request",
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
+    "agent": "data-agent",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -54,7 +55,9 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "failed": "failed",
     "maxSteps": "max_steps",
     "cancelled": "cancelled",
-    "awaitingApproval": "awaiting_approval"
+    "awaitingApproval": "awaiting_approval",
+    "maxHandoffs": "max_handoffs",
+    "guardrailTripped": "guardrail_tripped"
   },
   "role": {
     "user": "user",
@@ -66,7 +69,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "text": "text",
     "toolCall": "tool_call",
     "toolResult": "tool_result",
-    "error": "error"
+    "error": "error",
+    "handoff": "handoff"
   },
   "code": {
     "turnCancelled": "turn_cancelled",
@@ -100,6 +104,7 @@ export const Code = Object.freeze(wire.code);
  * @property {string} turnId
  * @property {TurnStatusValue} [status]
  * @property {string} [errorCode]
+ * @property {string} [agent] the agent that answered (finish), when agents are configured
  */
 
 /**
@@ -140,6 +145,15 @@ export const Code = Object.freeze(wire.code);
  * @property {CallStatusValue} status
  * @property {number} [duration_ms] set once the call has ended
  * @property {string} [error]
+ * @property {ToolProgress} [progress] the server's last report of a running call
+ */
+
+/**
+ * An MCP server's progress report of a running call (notifications/progress).
+ * @typedef {object} ToolProgress
+ * @property {number} progress
+ * @property {number} [total] absent when the server does not know it
+ * @property {string} [message]
  */
 
 /**
@@ -150,6 +164,15 @@ export const Code = Object.freeze(wire.code);
  * @typedef {object} ConnectionRequiredData
  * @property {string} server
  * @property {string} [authorizationUrl]
+ */
+
+/**
+ * A data-agent part's data: the agent that answers from here on; from, at
+ * a handoff, the agent that handed it the turn. One comes as a turn starts
+ * (its first agent) and one at each handoff, when agents are configured.
+ * @typedef {object} AgentData
+ * @property {string} agent
+ * @property {string} [from]
  */
 
 /**
@@ -165,6 +188,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolApproval, approvalId: string, toolCallId: string}
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
+ *   | {type: typeof Part.agent, id: string, data: AgentData}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
@@ -182,6 +206,15 @@ export const Code = Object.freeze(wire.code);
  * @property {string} status
  * @property {string} created_at
  * @property {string} updated_at
+ * @property {string} [agent] its current agent, when agents are configured
+ */
+
+/**
+ * An agent the user may use (GET /api/{user}/agents).
+ * @typedef {object} AgentInfo
+ * @property {string} name
+ * @property {string} description
+ * @property {boolean} default
  */
 
 /**
@@ -223,6 +256,9 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [turn_id] absent for a message of no turn
  * @property {string} [superseded_by] in an admin's view: the turn that answered again
  * @property {'positive' | 'negative'} [feedback] the user's rating of the message (ChatKit's items.feedback)
+ * @property {string} [agent] the agent that wrote an assistant message, when agents are configured
+ * @property {{from: string, to: string}} [handoff] of a handoff message
+ * @property {unknown} [structured] the parsed answer of an agent with an output schema
  */
 
 /**
@@ -267,6 +303,8 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [task_id] the MCP task the call ran as, if it did
  * @property {string} [task_status] that task's last status
  * @property {ContentRef[]} [content] the result's binary parts, at admin URLs
+ * @property {string} [agent] the agent whose step asked for the call, when agents are configured
+ * @property {string} [parent_id] the call of an agent used as a tool that this call ran inside
  */
 
 /**
@@ -281,6 +319,19 @@ export const Code = Object.freeze(wire.code);
  * @property {number} count
  * @property {number} errors
  * @property {number} error_rate
+ * @property {number} p50_ms
+ * @property {number} p95_ms
+ */
+
+/**
+ * The turns of one agent (GET /api/admin/agents/stats): those that ended as
+ * it, with their handoffs, tokens and the latency of those that ended.
+ * @typedef {object} AgentStats
+ * @property {string} agent empty for turns run without agents
+ * @property {number} turns
+ * @property {number} handoffs
+ * @property {number} prompt_tokens
+ * @property {number} completion_tokens
  * @property {number} p50_ms
  * @property {number} p95_ms
  */
@@ -311,6 +362,17 @@ export const Code = Object.freeze(wire.code);
  * @property {string[]} stderr_tail
  * @property {Icon[]} [icons] the server's own
  * @property {Record<string, Icon[]>} [tool_icons] its tools', by exposed name
+ * @property {ServerProtocol} [protocol] absent until it first connected
+ */
+
+/**
+ * What a server's connection speaks and what the server said of itself.
+ * @typedef {object} ServerProtocol
+ * @property {string} era legacy (initialize, MCP 2025-11-25 and earlier) or modern (MCP 2026-07-28)
+ * @property {string} version the protocol version in use
+ * @property {string} server_name
+ * @property {string} server_version
+ * @property {Record<string, unknown>} capabilities as the server declared them
  */
 
 /**
@@ -327,6 +389,8 @@ export const Code = Object.freeze(wire.code);
  * @property {number | null} duration_ms wall time, null while the turn runs or waits
  * @property {{llm_ms: number, tools_ms: number, store_ms: number, overhead_ms: number}} timing
  * @property {AdminToolCall[]} tool_calls
+ * @property {string} [agent] the agent the turn ended as
+ * @property {number} [handoffs]
  */
 
 /**

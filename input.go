@@ -1,0 +1,84 @@
+package switchboard
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Input is a question an MCP server asked the user in the middle of a tool
+// call (an elicitation): its turn waits for the answer, which is given
+// once. Over a connection of the legacy era the server's request stays open
+// on the instance that received it (the call's), which the answer reaches
+// wherever it is posted.
+type Input struct {
+	ID             string
+	UserID         string
+	ConversationID string
+	TurnID         string
+	// ToolCallID is the ledger id of the call that asked.
+	ToolCallID string
+	Server     string
+	// Mode is InputForm or InputURL.
+	Mode    string
+	Message string
+	// RequestedSchema is the form's JSON schema, as the server sent it
+	// (form mode).
+	RequestedSchema json.RawMessage
+	// URL and ElicitationID are the link to open and the id the server's
+	// completion notice names (url mode).
+	URL           string
+	ElicitationID string
+	Status        InputStatus
+	// Action is the answer: accept, decline or cancel; Content the form's
+	// content when accepted.
+	Action  string
+	Content json.RawMessage
+	// Reason says why an input that was not answered closed.
+	Reason     string
+	CreatedAt  time.Time
+	AnsweredAt time.Time // zero until answered or closed
+}
+
+// Modes of an Input.
+const (
+	InputForm = "form"
+	InputURL  = "url"
+)
+
+// Actions that answer an Input.
+const (
+	ActionAccept  = "accept"
+	ActionDecline = "decline"
+	ActionCancel  = "cancel"
+)
+
+// InputStatus is where an Input is.
+type InputStatus string
+
+const (
+	// InputPending waits for the user's answer.
+	InputPending InputStatus = "pending"
+	// InputAnswered was answered by the user (Action says how).
+	InputAnswered InputStatus = "answered"
+	// InputCompleted is a url-mode input the server reported complete
+	// before the user answered.
+	InputCompleted InputStatus = "completed"
+	// InputCancelled closed without an answer: a new message, or the turn
+	// cancelled.
+	InputCancelled InputStatus = "cancelled"
+	// InputExpired closed when its wait (elicitation_timeout) ran out.
+	InputExpired InputStatus = "expired"
+	// InputFailed closed because the call that asked ended another way:
+	// its connection died, it timed out, the server gave up.
+	InputFailed InputStatus = "failed"
+)
+
+// Error codes of inputs.
+const (
+	// CodeInputNotFound means there is no such input, or it is not the caller's (ErrNotFound).
+	CodeInputNotFound = "input_not_found"
+	// CodeInputClosed means the input was answered before, or closed without an answer (ErrConflict).
+	CodeInputClosed = "input_closed"
+	// CodeInputInvalid means the answer does not fit the requested schema (ErrInvalid).
+	CodeInputInvalid = "invalid_input"
+)

@@ -1,0 +1,92 @@
+// Command modernmcp is a test MCP server built on the official go-sdk,
+// limited by default to protocol version 2026-07-28 (the modern era: no
+// initialize handshake, per-request _meta). It serves stdio, or streamable
+// HTTP (stateless, as the modern era requires) with -http.
+//
+// Its tools: echo returns its text; meta returns what the request carried
+// (the _meta keys and the Mcp-Method and Mcp-Name headers); grow adds the
+// tool extra, so the server sends notifications/tools/list_changed to
+// clients subscribed with subscriptions/listen.
+//
+// It lives in a module of its own under testdata so that the service never
+// links the go-sdk.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+type echoIn struct {
+	Text string `json:"text"`
+}
+
+type metaOut struct {
+	ProtocolVersion    string         `json:"protocolVersion"`
+	ClientInfo         any            `json:"clientInfo"`
+	ClientCapabilities any            `json:"clientCapabilities"`
+	Headers            map[string]any `json:"headers"`
+}
+
+func main() {
+	addr := flag.String("http", "", "serve streamable HTTP on this address (host:port; :0 picks a port, printed on stdout)")
+	versions := flag.String("versions", "2026-07-28", "comma-separated protocol versions to support")
+	flag.Parse()
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "modernmcp", Version: "1.2.3"}, &mcp.ServerOptions{
+		SupportedProtocolVersions: strings.Split(*versions, ","),
+		Capabilities:              &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
+	})
+	mcp.AddTool(server, &mcp.Tool{Name: "echo", Description: "Returns its text."},
+		func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "echo: " + in.Text}}}, nil, nil
+		})
+	mcp.AddTool(server, &mcp.Tool{Name: "meta", Description: "Returns what the request carried."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, metaOut, error) {
+			m := req.Params.GetMeta()
+			out := metaOut{
+				ProtocolVersion:    fmt.Sprint(m["io.modelcontextprotocol/protocolVersion"]),
+				ClientInfo:         m["io.modelcontextprotocol/clientInfo"],
+				ClientCapabilities: m["io.modelcontextprotocol/clientCapabilities"],
+				Headers:            map[string]any{},
+			}
+			if req.Extra != nil && req.Extra.Header != nil {
+				out.Headers["Mcp-Method"] = req.Extra.Header.Get("Mcp-Method")
+				out.Headers["Mcp-Name"] = req.Extra.Header.Get("Mcp-Name")
+			}
+			return nil, out, nil
+		})
+	mcp.AddTool(server, &mcp.Tool{Name: "grow", Description: "Adds the tool extra."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			mcp.AddTool(server, &mcp.Tool{Name: "extra", Description: "Added by grow."},
+				func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "extra"}}}, nil, nil
+				})
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil, nil
+		})
+
+	if *addr == "" {
+		if err := server.Run(context.Background(), &mcp.StdioTransport{}); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(os.Stdout, "http://%s/mcp\n", ln.Addr())
+	handler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
+		&mcp.StreamableHTTPOptions{Stateless: true})
+	mux := http.NewServeMux()
+	mux.Handle("/mcp", handler)
+	log.Fatal(http.Serve(ln, mux))
+}

@@ -1,0 +1,124 @@
+package storetest
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchboard-dev/switchboard"
+)
+
+// runningCall starts a turn of user's with one running call and returns
+// the turn and the call.
+func runningCall(t *testing.T, s Store, user string) (switchboard.TurnStart, switchboard.ToolCall) {
+	t.Helper()
+	ts := newTurn(t, s, user, "", "book me a table")
+	u := switchboard.TurnUpdate{Turn: ts.Turn, Messages: []switchboard.Message{{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+		ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "everything__trigger-elicitation-request", Arguments: "{}"}}}},
+		ToolCalls: []switchboard.ToolCall{{CallID: "call_1", Server: "everything", Tool: "trigger-elicitation-request", Status: switchboard.CallRunning, StartedAt: t0}}}
+	save(t, s, &u)
+	return ts, u.ToolCalls[0]
+}
+
+func formInput(ts switchboard.TurnStart, call switchboard.ToolCall) switchboard.Input {
+	return switchboard.Input{UserID: ts.Turn.UserID, ConversationID: ts.Conversation.ID, TurnID: ts.Turn.ID, ToolCallID: call.ID,
+		Server: "everything", Mode: switchboard.InputForm, Message: "Your name?",
+		RequestedSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`)}
+}
+
+// testInputs: a server's question is stored pending for its user only,
+// answered exactly once, closed without an answer once, and an answer
+// after its turn ended fails (the request that asked is gone).
+func testInputs(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts, call := runningCall(t, s, "alice")
+	in := formInput(ts, call)
+	if err := s.CreateInput(ctx, &in); err != nil {
+		t.Fatalf("CreateInput: %v", err)
+	}
+	if in.ID == "" || in.Status != switchboard.InputPending || in.CreatedAt.IsZero() {
+		t.Fatalf("the stored input: %+v; want an id, pending, a time", in)
+	}
+	stolen := formInput(ts, call)
+	stolen.UserID = "bob"
+	wantErr(t, "an input of bob's on alice's call", s.CreateInput(ctx, &stolen), switchboard.ErrNotFound)
+	bad := formInput(ts, call)
+	bad.Mode = "voice"
+	wantErr(t, "an input of an unknown mode", s.CreateInput(ctx, &bad), switchboard.ErrInvalid)
+	bad = formInput(ts, call)
+	bad.Mode, bad.RequestedSchema = switchboard.InputURL, nil
+	wantErr(t, "a url input without a url", s.CreateInput(ctx, &bad), switchboard.ErrInvalid)
+
+	got, err := s.GetInput(ctx, "alice", in.ID)
+	if err != nil || got.Message != "Your name?" || !cmp.Equal(got.RequestedSchema, in.RequestedSchema, jsonEqual) || got.ToolCallID != call.ID {
+		t.Errorf("GetInput: %+v, %v", got, err)
+	}
+	if _, err := s.GetInput(ctx, "bob", in.ID); !switchboard.IsCode(err, switchboard.CodeInputNotFound) {
+		t.Errorf("bob reading alice's input: got %v, want input_not_found", err)
+	}
+	if _, err := s.AnswerInput(ctx, "bob", in.ID, switchboard.ActionAccept, json.RawMessage(`{"name":"bob"}`)); !switchboard.IsCode(err, switchboard.CodeInputNotFound) {
+		t.Errorf("bob answering alice's input: got %v, want input_not_found", err)
+	}
+	if l, err := s.ListInputs(ctx, "bob", ts.Conversation.ID, false); err != nil || len(l) != 0 {
+		t.Errorf("bob listing alice's conversation's inputs: %+v, %v", l, err)
+	}
+	if l, err := s.ListInputs(ctx, "alice", ts.Conversation.ID, true); err != nil || len(l) != 1 || l[0].ID != in.ID {
+		t.Errorf("alice's pending inputs: %+v, %v", l, err)
+	}
+	if _, err := s.AnswerInput(ctx, "alice", in.ID, "maybe", nil); !switchboard.IsCode(err, "invalid_action") {
+		t.Errorf("an unknown action: got %v, want invalid_action", err)
+	}
+
+	answered, err := s.AnswerInput(ctx, "alice", in.ID, switchboard.ActionAccept, json.RawMessage(`{"name":"Alice"}`))
+	if err != nil || answered.Status != switchboard.InputAnswered || answered.Action != "accept" || !cmp.Equal(answered.Content, json.RawMessage(`{"name":"Alice"}`), jsonEqual) || answered.AnsweredAt.IsZero() {
+		t.Fatalf("AnswerInput: %+v, %v", answered, err)
+	}
+	if _, err := s.AnswerInput(ctx, "alice", in.ID, switchboard.ActionDecline, nil); !switchboard.IsCode(err, switchboard.CodeInputClosed) {
+		t.Errorf("a second answer: got %v, want input_closed", err)
+	}
+	if c, err := s.CloseInput(ctx, in.ID, switchboard.InputFailed, "late"); err != nil || c.Status != switchboard.InputAnswered || c.Action != "accept" {
+		t.Errorf("closing an answered input: %+v, %v; want it answered still", c, err)
+	}
+	if l, _ := s.ListInputs(ctx, "alice", ts.Conversation.ID, true); len(l) != 0 {
+		t.Errorf("pending inputs after the answer: %+v, want none", l)
+	}
+
+	second := formInput(ts, call)
+	if err := s.CreateInput(ctx, &second); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CloseInput(ctx, second.ID, switchboard.InputCancelled, "a new message"); err != nil || c.Status != switchboard.InputCancelled || c.Reason != "a new message" {
+		t.Errorf("CloseInput: %+v, %v", c, err)
+	}
+	if _, err := s.AnswerInput(ctx, "alice", second.ID, switchboard.ActionAccept, nil); !switchboard.IsCode(err, switchboard.CodeInputClosed) {
+		t.Errorf("answering a cancelled input: got %v, want input_closed", err)
+	}
+	if _, err := s.CloseInput(ctx, second.ID, switchboard.InputAnswered, ""); err == nil {
+		t.Errorf("closing as answered: got no error, want invalid")
+	}
+
+	// The turn ends while a question waits: the answer finds nobody.
+	third := formInput(ts, call)
+	if err := s.CreateInput(ctx, &third); err != nil {
+		t.Fatal(err)
+	}
+	turn := ts.Turn
+	turn.Status = switchboard.TurnFailed
+	c := call
+	c.Status = switchboard.CallFailed
+	save(t, s, &switchboard.TurnUpdate{Turn: turn, ToolCalls: []switchboard.ToolCall{c}})
+	if _, err := s.AnswerInput(ctx, "alice", third.ID, switchboard.ActionAccept, nil); !switchboard.IsCode(err, switchboard.CodeInputClosed) {
+		t.Errorf("answering after the turn ended: got %v, want input_closed", err)
+	}
+	if got, _ := s.GetInput(ctx, "alice", third.ID); got.Status != switchboard.InputFailed {
+		t.Errorf("the input answered after its turn ended: %s, want failed", got.Status)
+	}
+
+	if err := s.DeleteConversation(ctx, "alice", ts.Conversation.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetInput(ctx, "alice", in.ID); !switchboard.IsCode(err, switchboard.CodeInputNotFound) {
+		t.Errorf("an input of a deleted conversation: got %v, want input_not_found", err)
+	}
+}
