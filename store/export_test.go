@@ -82,6 +82,8 @@ func RecordSize(v any) int64 {
 		return storedTurnSize(&r)
 	case switchboard.ToolCall:
 		return storedCallSize(&r)
+	case switchboard.Input:
+		return storedInputSize(&r)
 	}
 	panic("not a record the memory store keeps")
 }

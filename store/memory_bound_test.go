@@ -214,7 +214,7 @@ func TestMemoryBoundHoldsTheHeap(t *testing.T) {
 // that the store's count of the record grows by at least its length: a
 // field added later and not counted fails here.
 func TestMemorySizesCountEveryField(t *testing.T) {
-	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}} {
+	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}, switchboard.Input{}} {
 		typ := reflect.TypeOf(v)
 		t.Run(typ.Name(), func(t *testing.T) {
 			zero := store.RecordSize(v)
