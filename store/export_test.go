@@ -84,6 +84,8 @@ func RecordSize(v any) int64 {
 		return storedCallSize(&r)
 	case switchboard.Input:
 		return storedInputSize(&r)
+	case switchboard.Sampling:
+		return storedSamplingSize(&r)
 	}
 	panic("not a record the memory store keeps")
 }

@@ -14,8 +14,8 @@ import (
 // The memory store is bounded: it counts the bytes it keeps for each
 // conversation (the conversation, its messages, superseded ones included,
 // its turns, its tool calls with their arguments, results and binary
-// content, the servers' questions (inputs) of its calls, and the entries of
-// the maps that find them) as it writes them, and when the total passes
+// content, the servers' questions (inputs) and sampling requests of its
+// calls, and the entries of the maps that find them) as it writes them, and when the total passes
 // MemoryOptions.MaxBytes it drops whole conversations, least recently used
 // first. A conversation with a running
 // turn is never dropped. Each count is a sum of lengths over one record,
@@ -246,6 +246,9 @@ var (
 	turnBytes          = int64(unsafe.Sizeof(switchboard.Turn{})) + mapEntryBytes + idBytes
 	callBytes          = int64(unsafe.Sizeof(switchboard.ToolCall{})) + mapEntryBytes + idBytes
 	inputBytes         = int64(unsafe.Sizeof(switchboard.Input{})) + mapEntryBytes + idBytes
+	// A sampling row sits in its call's slice (the map's entry is the
+	// call's, counted once in callBytes' share).
+	samplingBytes = int64(unsafe.Sizeof(switchboard.Sampling{}))
 )
 
 const (
@@ -284,6 +287,11 @@ func storedInputSize(in *switchboard.Input) int64 {
 	return inputBytes + int64(2*len(in.ID)+len(in.UserID)+len(in.ConversationID)+len(in.TurnID)+len(in.ToolCallID)+
 		len(in.Server)+len(in.Mode)+len(in.Message)+len(in.RequestedSchema)+len(in.URL)+len(in.ElicitationID)+
 		len(in.Status)+len(in.Action)+len(in.Content)+len(in.Reason))
+}
+
+func storedSamplingSize(s *switchboard.Sampling) int64 {
+	return samplingBytes + int64(len(s.ID)+len(s.UserID)+len(s.ConversationID)+len(s.TurnID)+len(s.ToolCallID)+
+		len(s.Server)+len(s.Kind)+len(s.Model)+len(s.Status)+len(s.Error))
 }
 
 func storedTurnSize(t *switchboard.Turn) int64 {
@@ -338,6 +346,16 @@ func (m *Memory) recount() (diffs map[string][2]int64, total int64, strays int) 
 			strays++
 		}
 		sizes[in.ConversationID] += storedInputSize(in)
+	}
+	for id, list := range m.samplings {
+		c := m.calls[id]
+		if c == nil {
+			strays++
+			continue
+		}
+		for i := range list {
+			sizes[c.ConversationID] += storedSamplingSize(&list[i])
+		}
 	}
 	messages := 0
 	for id := range m.conversations {

@@ -214,7 +214,8 @@ func TestMemoryBoundHoldsTheHeap(t *testing.T) {
 // that the store's count of the record grows by at least its length: a
 // field added later and not counted fails here.
 func TestMemorySizesCountEveryField(t *testing.T) {
-	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}, switchboard.Input{}} {
+	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}, switchboard.Input{},
+		switchboard.Sampling{}} {
 		typ := reflect.TypeOf(v)
 		t.Run(typ.Name(), func(t *testing.T) {
 			zero := store.RecordSize(v)
@@ -257,8 +258,9 @@ func fill(v reflect.Value) int64 {
 }
 
 // TestMemoryBoundCountsInputs checks the count of a conversation as a
-// server's question of its call is stored, answered and closed, and that an
-// eviction takes the question with the conversation.
+// server's question of its call is stored, answered and closed, and a
+// sampling request of a call recorded, and that an eviction takes the
+// question with the conversation.
 func TestMemoryBoundCountsInputs(t *testing.T) {
 	ctx := t.Context()
 	s := store.OpenMemory(&store.MemoryOptions{MaxBytes: 1 << 20})
@@ -298,6 +300,16 @@ func TestMemoryBoundCountsInputs(t *testing.T) {
 	bob, _ := ask("bob")
 	if _, err := s.CloseInput(ctx, bob.ID, switchboard.InputCancelled, "the turn went on"); err != nil {
 		t.Fatal(err)
+	}
+	checkAccounting(t, s)
+	grown = s.Bytes()
+	if err := s.RecordSampling(ctx, &switchboard.Sampling{UserID: "bob", ConversationID: bob.ConversationID, TurnID: bob.TurnID,
+		ToolCallID: bob.ToolCallID, Server: "everything", Kind: "sampling", Model: "m",
+		Status: switchboard.SamplingFailed, Error: strings.Repeat("the model failed ", 30)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Bytes() - grown; got < 500 {
+		t.Errorf("a sampling row of 500 bytes of text counts %d bytes", got)
 	}
 	checkAccounting(t, s)
 
