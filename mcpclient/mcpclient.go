@@ -556,9 +556,10 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 		// Announced in the initialize result: the modern era has a
 		// connection of its own, opened with server/discover.
 		return nil, &errRedial{era: EraModern}
-	case got == EraLegacy && era == "" && !c.stdio() && c.onToolsChanged != nil:
+	case got == EraLegacy && era == "" && !c.stdio():
 		// Found over HTTP without the GET stream that a legacy
-		// connection hears list changes on: connect again with it.
+		// connection hears list changes on, and the questions a server
+		// asks outside a request of ours (asks.go): connect again with it.
 		return nil, &errRedial{era: EraLegacy}
 	}
 	c.setProtocol(got, info)
