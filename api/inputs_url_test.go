@@ -152,3 +152,39 @@ func TestInputURLCompletionNotice(t *testing.T) {
 		t.Errorf("the call: %+v; want the server answered accept", calls)
 	}
 }
+
+// TestInputURLRequired: a call the server refuses until the user opens a
+// url (-32042, server-everything's trigger-url-elicitation with errorPath)
+// stops the turn awaiting_input with that url; accepted, the call is made
+// again, and the server's own url question on that call is asked next.
+func TestInputURLRequired(t *testing.T) {
+	conn := everythingConn(t, mcpclient.Config{})
+	model := func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		last := req.Messages[len(req.Messages)-1]
+		if last.Role == openai.ChatMessageRoleTool {
+			return llmtest.Reply{Text: "The tool said: " + last.Content}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "everything__trigger-url-elicitation",
+			Arguments: `{"url":"https://example.com/after","message":"Now this one.","errorPath":true}`}}}
+	}
+	st := store.NewMemory()
+	svc := newServiceOver(t, st, []tools.Source{{Server: tools.Shared(conn)}}, model, nil, nil, nil, api.Deps{})
+	alice := token(t, "alice")
+	var r inputReply
+	do(t, "POST", svc.url+"/api/alice/chat", alice, `{"message":{"content":"go"}}`, &r)
+	if r.Status != "awaiting_input" || len(r.PendingInputs) != 1 || r.PendingInputs[0].Mode != "url" || r.PendingInputs[0].URL != "https://modelcontextprotocol.io" {
+		t.Fatalf("the prerequisite url: got %+v", r)
+	}
+	base := svc.url + "/api/alice/conversations/" + r.ConversationID + "/inputs/"
+	first := r.PendingInputs[0].ID
+	r = inputReply{}
+	do(t, "POST", base+first, alice, `{"action":"accept"}`, &r)
+	if r.Status != "awaiting_input" || len(r.PendingInputs) != 1 || r.PendingInputs[0].URL != "https://example.com/after" {
+		t.Fatalf("after the prerequisite: got %+v, want the call made again and its own url asked", r)
+	}
+	r2 := inputReply{}
+	if resp := do(t, "POST", base+r.PendingInputs[0].ID, alice, `{"action":"accept"}`, &r2); resp.StatusCode != 200 || r2.Status != "completed" ||
+		len(r2.ToolCalls) != 1 || r2.ToolCalls[0].Status != "succeeded" {
+		t.Fatalf("accepted: got %d %+v", resp.StatusCode, r2)
+	}
+}

@@ -32,7 +32,10 @@
 // calls in call.go, those run as MCP tasks in task.go, tool lists in
 // list.go and the icons servers declare in icons.go; the protocol eras
 // (the handshake's choice, the modern era's _meta and headers on every raw
-// request, resultType, subscriptions/listen) in era.go; what differs between the
+// request, resultType, subscriptions/listen) in era.go; what the client
+// declares in capabilities.go and the requests servers make of it
+// (elicitation, sampling, roots, ping; -32601 for the rest) in asks.go;
+// what differs between the
 // transport kinds behind the link interface (link.go) in stdio.go and
 // process_*.go (a child process) and http.go (streamable HTTP and SSE);
 // the bounds on what a server sends in frames.go; health pings in
