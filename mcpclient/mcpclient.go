@@ -246,6 +246,7 @@ type Conn struct {
 	// clientInfo is what the Conn says it is.
 	proto      Protocol
 	clientInfo mcp.Implementation
+	refusal    atomic.Pointer[string] // what an HTTP server answered a refused initialize with
 
 	wg        sync.WaitGroup // goroutines of the Conn
 	closeOnce sync.Once
@@ -534,7 +535,7 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 			return nil, &errRedial{era: EraModern}
 		}
 		var te *transport.Error
-		err = fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+		err = fmt.Errorf("initialize: %w", c.refusedWith(c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te))))
 		switch mode {
 		case ProtocolLegacy:
 			return nil, legacyRefused(err)
