@@ -254,8 +254,10 @@ type Conn struct {
 }
 
 // Dial connects to the server described by cfg: it starts the stdio child
-// or reaches the URL, performs the initialize handshake and lists the tools,
-// all within cfg.InitTimeout. ctx bounds Dial only: cancelling it afterwards
+// or reaches the URL, performs the handshake of the protocol era (initialize,
+// or server/discover; see Config.Protocol) and lists the tools, within
+// cfg.InitTimeout (each connection's: a probe that finds another era than
+// the connection it made connects again). ctx bounds Dial only: cancelling it afterwards
 // does not affect the connection (nor kill a stdio child).
 //
 // The error wraps switchboard.ErrInvalid if cfg is unusable or the server
@@ -407,7 +409,7 @@ func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, 
 		hooks.era = redial.era
 		return dialEra(ctx, cfg, o, hooks, kind, mode, redial.era)
 	}
-	if err != nil && era != "" && mode == ProtocolAuto && hooks.era == "" && o.Eras.Era(cfg) != "" && ctx.Err() == nil {
+	if err != nil && era != "" && mode == ProtocolAuto && hooks.era == "" && !c.resuming() && o.Eras.Era(cfg) != "" && ctx.Err() == nil {
 		// What auto found before no longer works: find it again.
 		o.Eras.set(cfg, "")
 		c.Close()
