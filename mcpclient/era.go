@@ -309,9 +309,8 @@ const maxInputRounds = 10
 // multi round-trip requests): the requests it asks the client to fulfil
 // (elicitation/create, sampling/createMessage, roots/list, by the server's
 // keys) and the state to echo back when the request is sent again. A
-// request that gets one fails with it: what Switchboard can answer is
-// decided where its client capabilities are (clientCapabilities). It wraps
-// switchboard.ErrInvalid.
+// request that gets one fails with it: answering it (the request sent again
+// with inputResponses) is not built yet. It wraps switchboard.ErrInvalid.
 type InputRequiredError struct {
 	Method        string
 	InputRequests map[string]json.RawMessage
@@ -328,7 +327,7 @@ func (e *InputRequiredError) Error() string {
 		keys = append(keys, k+" ("+r.Method+")")
 	}
 	slices.Sort(keys)
-	return fmt.Sprintf("%s: the server needs input this client cannot give: %s", e.Method, strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: the server asks for input, which is not answered on a modern connection yet: %s", e.Method, strings.Join(keys, ", "))
 }
 
 func (e *InputRequiredError) Unwrap() error { return switchboard.ErrInvalid }
