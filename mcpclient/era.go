@@ -377,7 +377,8 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 	first := req.ID.Value()
 	for round := 1; ; round++ {
 		resp, err = c.send(ctx, *req)
-		if err != nil || resp.Error != nil {
+		if err != nil || resp.Error != nil || !c.modern() {
+			// resultType is the modern era's: a legacy answer is final.
 			return resp, false, err
 		}
 		ir, err := checkResult(req.Method, resp.Result)
