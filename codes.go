@@ -28,6 +28,9 @@ const (
 	CodeToolCallNotFound = "tool_call_not_found"
 	// CodeAdminOnly means a route for admins was asked for by someone else (ErrForbidden).
 	CodeAdminOnly = "admin_only"
+	// CodeGuardrailTripped means a guardrail refused the user's message or withheld the answer (ErrUnprocessable);
+	// it is also the error class of a guardrail's ledger row that tripped.
+	CodeGuardrailTripped = "guardrail_tripped"
 	// CodeConnectionRequired means the user must connect an MCP server (sign in, or give its secrets)
 	// before its tools run as them (ErrForbidden).
 	CodeConnectionRequired = "connection_required"

@@ -90,3 +90,15 @@ type ToolCallStats struct {
 	P50       time.Duration
 	P95       time.Duration
 }
+
+// AgentStats aggregates the turns of one agent: those that ended as it
+// (a turn handed off counts for its last agent, with its handoffs).
+type AgentStats struct {
+	Agent            string
+	Turns            int64
+	Handoffs         int64
+	PromptTokens     int64
+	CompletionTokens int64
+	// P50 and P95 are the wall time of its turns that ended.
+	P50, P95 time.Duration
+}

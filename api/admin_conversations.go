@@ -25,6 +25,9 @@ type adminTurnDTO struct {
 	DurationMS *float64           `json:"duration_ms"`
 	Timing     turnTimingDTO      `json:"timing"`
 	ToolCalls  []adminToolCallDTO `json:"tool_calls"`
+	// Agent is the agent the turn ended as, Handoffs how often it changed.
+	Agent    string `json:"agent,omitempty"`
+	Handoffs int    `json:"handoffs,omitempty"`
 }
 
 // turnTimingDTO splits a turn's time: model calls, tool calls, storage and
@@ -39,7 +42,7 @@ type turnTimingDTO struct {
 func toAdminTurn(t switchboard.Turn) adminTurnDTO {
 	d := adminTurnDTO{ID: t.ID, Status: string(t.Status), Steps: t.Steps, PromptTokens: t.PromptTokens,
 		CompletionTokens: t.CompletionTokens, Error: t.Error, StartedAt: timestamp(t.StartedAt),
-		FinishedAt: nullTimestamp(t.FinishedAt), ToolCalls: []adminToolCallDTO{},
+		FinishedAt: nullTimestamp(t.FinishedAt), ToolCalls: []adminToolCallDTO{}, Agent: t.Agent, Handoffs: t.Handoffs,
 		Timing: turnTimingDTO{LLMMS: ms(t.Timing.LLM), ToolsMS: ms(t.Timing.Tools), StoreMS: ms(t.Timing.Store),
 			OverheadMS: ms(t.Timing.Overhead)}}
 	if !t.FinishedAt.IsZero() {

@@ -1,13 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -38,7 +42,8 @@ func newAgentService(t *testing.T, triage, tasks llmtest.Responder) *agentServic
 	}}
 	conn := tasksServer(t, "stdio")
 	sources := []tools.Source{{Server: tools.Shared(conn), Policy: tools.Policy{Inject: map[string]string{"user_id": "user_id"}}}}
-	svc := newServiceOver(t, store.NewMemory(), sources, llmtest.Sequence(), opts, nil, []string{"carol"}, api.Deps{})
+	st := store.NewMemory()
+	svc := newServiceOver(t, st, sources, llmtest.Sequence(), opts, nil, []string{"carol"}, api.Deps{Admin: st})
 	return &agentService{service: svc, triage: ts, tasks: ks}
 }
 
@@ -144,5 +149,82 @@ func TestAgentsRoutes(t *testing.T) {
 	}
 	if reqs := svc.tasks.Requests(); reqs[len(reqs)-1].Model != "tasks-model" {
 		t.Errorf("tasks's model: got %q", reqs[len(reqs)-1].Model)
+	}
+
+	// Admins see the turns by agent: alice's two of tasks, bob's handed off.
+	var stats struct {
+		Stats []struct {
+			Agent           string
+			Turns, Handoffs int64
+			PromptTokens    int64   `json:"prompt_tokens"`
+			P50MS           float64 `json:"p50_ms"`
+		} `json:"stats"`
+	}
+	if resp := do(t, "GET", svc.url+"/api/admin/agents/stats", bob, "", nil); resp.StatusCode != 403 {
+		t.Errorf("bob reading agent stats: got %d, want 403", resp.StatusCode)
+	}
+	if resp := do(t, "GET", svc.url+"/api/admin/agents/stats", carol, "", &stats); resp.StatusCode != 200 {
+		t.Fatalf("agent stats: got %d", resp.StatusCode)
+	}
+	var gotStats []string
+	for _, s := range stats.Stats {
+		gotStats = append(gotStats, fmt.Sprintf("%s turns=%d handoffs=%d latency=%v", s.Agent, s.Turns, s.Handoffs, s.P50MS > 0))
+	}
+	if diff := cmp.Diff([]string{"tasks turns=3 handoffs=1 latency=true"}, gotStats); diff != "" {
+		t.Errorf("agent stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestBrowserAgents drives the chat page's agent choice in Chromium (see
+// testdata/agents.mjs): two users, two scripted model servers.
+func TestBrowserAgents(t *testing.T) {
+	svc := newAgentService(t,
+		func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+			return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "transfer_to_tasks", Arguments: `{}`}}}
+		},
+		func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+			for _, m := range req.Messages {
+				if m.Role == openai.ChatMessageRoleTool {
+					return llmtest.Reply{Text: "after the handoff"}
+				}
+			}
+			return llmtest.Reply{Text: "tasks answering"}
+		})
+	var report struct {
+		ConversationID string `json:"conversationId"`
+	}
+	nodetest.Browse(t, "api/testdata/agents.mjs", &report, "BASE="+svc.url, "BOB="+token(t, "bob"), "CAROL="+adminToken(t, "carol"))
+	conv, err := svc.store.GetConversation(context.Background(), "bob", report.ConversationID)
+	if err != nil || conv.Agent != "tasks" {
+		t.Errorf("bob's handed-off conversation: got %+v, %v; want its agent tasks", conv, err)
+	}
+}
+
+// TestAISDKChatReceivesAgentParts: the ai package's chat client, its body
+// naming triage, keeps a data-agent part for the turn's first agent and
+// one for the handoff, and its message's metadata names tasks.
+func TestAISDKChatReceivesAgentParts(t *testing.T) {
+	svc := newAgentService(t,
+		llmtest.Sequence(llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "transfer_to_tasks", Arguments: `{}`}}}),
+		llmtest.Sequence(llmtest.Reply{Text: "Tasks here."}))
+	chat := runAIChatEnv(t, svc.url+"/api/bob/chat/stream", token(t, "bob"), "bob-ai", []string{`BODY={"agent":"triage"}`}, "add milk")
+	if chat.Status != "ready" || chat.Error != nil || len(chat.Errors) > 0 || len(chat.Messages) != 2 {
+		t.Fatalf("chat ended %s with %v %v and %d messages", chat.Status, chat.Error, chat.Errors, len(chat.Messages))
+	}
+	answer := chat.Messages[1]
+	var agents, text []string
+	for _, p := range answer.Parts {
+		switch p.Type {
+		case "data-agent":
+			agents = append(agents, p.Data.From+">"+p.Data.Agent)
+		case "text":
+			text = append(text, p.Text)
+		}
+	}
+	if diff := cmp.Diff([]string{">triage", "triage>tasks"}, agents); diff != "" {
+		t.Errorf("the chat's data-agent parts (-want +got):\n%s", diff)
+	}
+	if answer.Metadata.Agent != "tasks" || strings.Join(text, "") != "Tasks here." {
+		t.Errorf("answer: metadata agent %q, text %q; want tasks's", answer.Metadata.Agent, text)
 	}
 }

@@ -31,6 +31,7 @@ type aiChat struct {
 			ConversationID string `json:"conversationId"`
 			TurnID         string `json:"turnId"`
 			Status         string `json:"status"`
+			Agent          string `json:"agent"`
 		} `json:"metadata"`
 		Parts []struct {
 			Type       string          `json:"type"`
@@ -51,6 +52,9 @@ type aiChat struct {
 				ID         string  `json:"id"`
 				Status     string  `json:"status"`
 				DurationMS float64 `json:"duration_ms"`
+				// Of a data-agent part.
+				Agent string `json:"agent"`
+				From  string `json:"from"`
 			} `json:"data"`
 		} `json:"parts"`
 	} `json:"messages"`

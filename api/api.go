@@ -35,6 +35,9 @@ type Chatter interface {
 	// it: running while it is being cancelled, or failed when no live
 	// instance held it.
 	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
+	// Answer answers a question a server asked the user (an input) and
+	// returns the turn's next stop.
+	Answer(ctx context.Context, a orchestrator.InputAnswer) (*orchestrator.Result, error)
 }
 
 // Store is what the API reads and edits directly: the user's
@@ -78,6 +81,9 @@ type AdminStore interface {
 	AdminToolCall(ctx context.Context, id string) (switchboard.ToolCall, error)
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// AgentStats aggregates every user's turns started in [since, until)
+	// by the agent each ended as.
+	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	ListTurns(ctx context.Context, userID, conversationID string) ([]switchboard.Turn, error)
 	// ListAllMessages is the transcript with the messages a regenerated
 	// answer superseded.
@@ -246,6 +252,7 @@ func (h *Handler) routes() {
 	admin := e.Group("/api/admin", h.scrubReplies, h.authenticate, h.requireAdmin)
 	admin.GET("/tool-calls", h.listToolCalls)
 	admin.GET("/tool-calls/stats", h.toolCallStats)
+	admin.GET("/agents/stats", h.agentStats)
 	admin.GET("/tool-calls/:id", h.getToolCall)
 	admin.GET("/tool-calls/:id/result", h.getToolCallResult)
 	admin.GET("/tool-calls/:id/content/:index", h.getAdminContent)
@@ -262,6 +269,7 @@ func (h *Handler) routes() {
 	user.POST("/chat/stream", h.limitTurns, h.postChatStream)
 	user.POST("/conversations/:id/cancel", h.postCancel)
 	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.limitTurns, h.postApproval)
+	user.POST("/conversations/:id/inputs/:input_id", h.limitTurns, h.postInput)
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
 	user.GET("/conversations/:id/tool-calls", h.conversationToolCalls)

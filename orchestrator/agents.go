@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/switchboard-dev/switchboard"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -45,6 +47,9 @@ type Agent struct {
 	Tools   []string
 	// Handoffs are the agents it may hand the turn to.
 	Handoffs []string
+	// AgentsAsTools are the agents it may ask, each a tool ask_<agent>
+	// that runs that agent's own loop on an input (see agenttools.go).
+	AgentsAsTools []string
 	// MaxSteps caps the model calls of a turn while it runs it (counted
 	// across the turn); 0 means Options.MaxSteps.
 	MaxSteps int
@@ -54,6 +59,14 @@ type Agent struct {
 	// Users and Roles say who may use it: a user named, or one with a
 	// role named; both empty means everyone.
 	Users, Roles []string
+	// OutputSchema, when set, is the JSON Schema (of an object) its final
+	// answer must match: asked of the model as a strict response format,
+	// parsed into the answer's Structured, and failing the turn when it
+	// does not match (see output.go).
+	OutputSchema json.RawMessage
+	// InputGuardrails check the user's message, OutputGuardrails its final
+	// answer (see guardrails.go).
+	InputGuardrails, OutputGuardrails []Guardrail
 }
 
 // AgentInfo describes an agent to a user who may use it.
@@ -99,6 +112,7 @@ func CheckAgents(agents []Agent, defaultAgent string) error {
 		}
 		names[a.Name] = true
 	}
+	errs = append(errs, checkAgentTools(agents, names)...)
 	if len(agents) > 0 && defaultAgent != "" && !names[defaultAgent] {
 		errs = append(errs, fmt.Errorf("default_agent %q is not an agent", defaultAgent))
 	}
@@ -120,6 +134,16 @@ func CheckAgents(agents []Agent, defaultAgent string) error {
 		for _, g := range a.Tools {
 			if _, err := path.Match(g, ""); err != nil {
 				errs = append(errs, fmt.Errorf("agent %q: tools glob %q: %v", a.Name, g, err))
+			}
+		}
+		if _, err := CompileOutputSchema(a.OutputSchema); err != nil {
+			errs = append(errs, fmt.Errorf("agent %q: %v", a.Name, err))
+		}
+		for _, g := range slices.Concat(a.InputGuardrails, a.OutputGuardrails) {
+			if err := checkGuardrail(g, names); err != nil {
+				errs = append(errs, fmt.Errorf("agent %q: %v", a.Name, err))
+			} else if g.Agent == a.Name {
+				errs = append(errs, fmt.Errorf("agent %q: guardrail %s is the agent itself", a.Name, g.name()))
 			}
 		}
 	}
@@ -211,15 +235,36 @@ type agents struct {
 	byName map[string]*Agent
 	order  []*Agent
 	def    *Agent
+	// schemas are the agents' compiled output schemas; patterns the
+	// guardrails' compiled patterns.
+	schemas  map[*Agent]*jsonschema.Schema
+	patterns map[string]*regexp.Regexp
+}
+
+// pattern returns the compiled guardrail pattern p (checked by
+// CheckAgents; one that does not compile matches everything).
+func (as agents) pattern(p string) *regexp.Regexp {
+	if re := as.patterns[p]; re != nil {
+		return re
+	}
+	return regexp.MustCompile(``)
 }
 
 // newAgents indexes list; with none, the implicit agent is the default.
 func newAgents(list []Agent, defaultName string) agents {
-	as := agents{byName: map[string]*Agent{}}
+	as := agents{byName: map[string]*Agent{}, schemas: map[*Agent]*jsonschema.Schema{}, patterns: map[string]*regexp.Regexp{}}
 	for i := range list {
 		a := &list[i]
 		as.byName[a.Name] = a
 		as.order = append(as.order, a)
+		if s, err := CompileOutputSchema(a.OutputSchema); err == nil && s != nil {
+			as.schemas[a] = s
+		}
+		for _, g := range slices.Concat(a.InputGuardrails, a.OutputGuardrails) {
+			if re, err := regexp.Compile(g.Pattern); err == nil && g.Pattern != "" {
+				as.patterns[g.Pattern] = re
+			}
+		}
 	}
 	switch {
 	case len(list) == 0:
@@ -309,9 +354,10 @@ func handoffDefinition(target *Agent) switchboard.ToolDefinition {
 // agentTools are what one agent is offered in a turn: its catalog tools'
 // definitions, by exposed name, and its handoffs' targets by tool name.
 type agentTools struct {
-	defs     []switchboard.ToolDefinition
-	catalog  map[string]bool
-	handoffs map[string]*Agent
+	defs       []switchboard.ToolDefinition
+	catalog    map[string]bool
+	handoffs   map[string]*Agent
+	agentTools map[string]*Agent // agents used as tools, by tool name
 }
 
 // toolsOf returns what t's agent a is offered, computed once per turn.
@@ -319,7 +365,7 @@ func (t *turn) toolsOf(a *Agent) *agentTools {
 	if at := t.offered[a]; at != nil {
 		return at
 	}
-	at := &agentTools{catalog: map[string]bool{}, handoffs: map[string]*Agent{}}
+	at := &agentTools{catalog: map[string]bool{}, handoffs: map[string]*Agent{}, agentTools: map[string]*Agent{}}
 	if len(a.Servers) == 0 && len(a.Tools) == 0 {
 		at.defs = t.catalog.Definitions()
 		at.catalog = nil // every tool
@@ -338,6 +384,15 @@ func (t *turn) toolsOf(a *Agent) *agentTools {
 		def := handoffDefinition(target)
 		at.defs = append(at.defs[:len(at.defs):len(at.defs)], def)
 		at.handoffs[def.Name] = target
+	}
+	for _, name := range a.AgentsAsTools {
+		target := t.o.agents.byName[name]
+		if target == nil || !target.allows(t.rec.UserID, t.roles) {
+			continue
+		}
+		def := agentToolDefinition(target)
+		at.defs = append(at.defs[:len(at.defs):len(at.defs)], def)
+		at.agentTools[def.Name] = target
 	}
 	if t.offered == nil {
 		t.offered = map[*Agent]*agentTools{}

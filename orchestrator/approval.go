@@ -36,7 +36,9 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Resu
 		return nil, err
 	}
 	d.ConversationID, d.ExternalConversationID = id, ""
-	return o.decide(ctx, d, ev)
+	return o.detachable(ctx, d.UserID, ev, func(ctx context.Context, ev Events) (*Result, error) {
+		return o.decide(ctx, d, ev)
+	})
 }
 
 // decide is Decide in the user's conversation d.ConversationID.
@@ -65,7 +67,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 	if err != nil {
 		return nil, fmt.Errorf("load turn %s: %w", call.TurnID, err)
 	}
-	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval {
+	if rec.Status != switchboard.TurnAwaitingApproval || call.Status != switchboard.CallAwaitingApproval || isAgentTool(call) {
 		return nil, switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeNotAwaitingApproval, "tool call %s does not await approval (its turn is %s)", d.CallID, rec.Status)
 	}
 	turns, err := o.store.ListTurns(ctx, d.UserID, d.ConversationID)
@@ -119,6 +121,10 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 		t.ev.TurnStarted(t.rec)
 	}
 
+	if call.ParentID != "" {
+		// A call of an agent used as a tool: the agent goes on first.
+		return t.resumeInside(ctx, call, d)
+	}
 	if d.Approve {
 		s := time.Now()
 		batch := []switchboard.ToolCall{call}
@@ -147,7 +153,7 @@ func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *
 		return t.end(ctx, switchboard.TurnFailed, t.message(switchboard.RoleAssistant, switchboard.MessageError, errorNote(err)), err)
 	}
 	if len(pending) > 0 {
-		return t.await(ctx, pending)
+		return t.awaitAll(ctx, pending)
 	}
 	return t.loop(ctx, rec.Steps+1)
 }

@@ -52,6 +52,13 @@ type turn struct {
 	// conversationAgent, when set, becomes the conversation's current
 	// agent with the next save (a handoff).
 	conversationAgent string
+	// userText is the user's message, for input guardrails; onText, when
+	// set, takes the streamed text instead of ev (see guardedCall).
+	userText string
+	onText   func(string)
+	// subPending are the calls awaiting approval inside each call of an
+	// agent used as a tool that paused, by its ledger id.
+	subPending map[string][]switchboard.ToolCall
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -113,6 +120,7 @@ func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time
 		return fmt.Errorf("begin turn: %w", err)
 	}
 	t.rec = start.Turn
+	t.userText = req.Content
 	t.caller = tools.Caller{UserID: req.UserID, ConversationID: start.Conversation.ID}
 	t.setHistory(history)
 	if start.Interrupted != nil {
@@ -154,7 +162,18 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 		if t.ev != nil {
 			t.ev.StepStarted(step)
 		}
-		reply, err := t.callModel(ctx)
+		var (
+			reply switchboard.ModelReply
+			err   error
+		)
+		if step == 1 && len(t.agent.InputGuardrails) > 0 {
+			var tripped *guardrailRun
+			if reply, err, tripped = t.guardedCall(ctx); tripped != nil {
+				return t.tripped(ctx, "input", tripped)
+			}
+		} else {
+			reply, err = t.callModel(ctx)
+		}
 		if err != nil {
 			status := switchboard.TurnFailed
 			if ctx.Err() != nil {
@@ -164,10 +183,7 @@ func (t *turn) loop(ctx context.Context, first int) (*Result, error) {
 			return t.end(ctx, status, note, err)
 		}
 		if len(reply.ToolCalls) == 0 {
-			if t.ev != nil {
-				t.ev.StepFinished(step)
-			}
-			return t.end(ctx, switchboard.TurnCompleted, t.assistantText(reply.Content), nil)
+			return t.answer(ctx, step, reply)
 		}
 		out, err := t.runTools(ctx, step, reply)
 		if err != nil {
@@ -209,8 +225,15 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 		defs = append(defs[:len(defs):len(defs)], def)
 	}
 	var onText func(string)
-	if t.ev != nil {
+	switch {
+	case t.onText != nil:
+		onText = t.onText
+	case t.ev != nil:
 		onText = t.ev.TextDelta
+	}
+	var schema *switchboard.OutputSchema
+	if t.o.agents.schemas[t.agent] != nil {
+		schema = &switchboard.OutputSchema{Name: t.agent.Name + "_output", Schema: t.agent.OutputSchema}
 	}
 	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
@@ -219,7 +242,7 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 		model = t.agent.Model
 	}
 	reply, err := model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: t.agent.ModelName,
-		Settings: t.agent.Settings}, onText)
+		Settings: t.agent.Settings, OutputSchema: schema}, onText)
 	t.timing.LLM += time.Since(s)
 	t.rec.Steps++
 	t.rec.PromptTokens += reply.PromptTokens
@@ -288,6 +311,17 @@ func (t *turn) runTools(ctx context.Context, step int, reply switchboard.ModelRe
 	t.history = append(t.history, asked)
 	for i := range batch {
 		c := &batch[i]
+		if inner, ok := t.subPending[c.ID]; ok && c.Status == switchboard.CallAwaitingApproval {
+			// An agent used as a tool paused: its calls are the ones to decide.
+			t.finished = append(t.finished, *c)
+			out.pending = append(out.pending, inner...)
+			for _, ic := range inner {
+				if t.ev != nil {
+					t.ev.ApprovalRequested(ic)
+				}
+			}
+			continue
+		}
 		if c.Status == switchboard.CallAwaitingApproval {
 			out.pending = append(out.pending, *c)
 			if t.ev != nil {
@@ -307,6 +341,9 @@ func (t *turn) prepare(rc switchboard.RequestedCall) switchboard.ToolCall {
 	offered := t.toolsOf(t.agent)
 	if target := offered.handoffs[rc.Name]; target != nil {
 		return t.prepareHandoff(rc, target)
+	}
+	if offered.agentTools[rc.Name] != nil {
+		return t.prepareAgentTool(rc)
 	}
 	if !offered.offers(rc.Name) {
 		// A tool of the catalog that this agent is not offered: as
@@ -465,6 +502,9 @@ func (t *turn) progressed(running map[int]switchboard.ToolCall, r callProgress) 
 }
 
 func (t *turn) mayRunConcurrently(c switchboard.ToolCall) bool {
+	if isAgentTool(c) {
+		return false // its loop runs on the turn's state
+	}
 	if c.Server == builtinServer {
 		return true
 	}
@@ -485,12 +525,14 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 		span.End()
 		t.o.opts.Observer.ToolCallEnded(*c)
 	}()
-	if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
+	if isAgentTool(*c) {
+		t.runAgentTool(ctx, c)
+	} else if c.Server == builtinServer && c.Tool == tools.ReadResourceName {
 		t.catalog.ReadResource(ctx, c)
 	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
 	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
-		t.catalog.Run(ctx, c)
+		t.catalog.Run(tools.WithAsker(ctx, &callAsker{t: t, call: *c, p: pauserOf(ctx)}), c)
 	} else {
 		c.Status, c.ErrorClass = switchboard.CallFailed, switchboard.ErrorClassInvalid
 		c.Error = fmt.Sprintf("tool %s is no longer available", c.ExposedName)

@@ -159,6 +159,16 @@ type Store interface {
 	// conversation that is not the user's.
 	ListInputs(ctx context.Context, userID, conversationID string, pendingOnly bool) ([]switchboard.Input, error)
 
+	// RecordSampling stores the ledger row of a server's sampling request
+	// made during the tool call s.ToolCallID of s.UserID's turn s.TurnID,
+	// and fills s.ID when empty. It returns an error wrapping ErrNotFound
+	// when that call is not the user's in that turn, ErrInvalid when s is
+	// invalid.
+	RecordSampling(ctx context.Context, s *switchboard.Sampling) error
+	// ListSamplings returns the sampling rows of a tool call, oldest
+	// first, for admins (every user's).
+	ListSamplings(ctx context.Context, toolCallID string) ([]switchboard.Sampling, error)
+
 	// GetTurn returns the user's turn with the given id. It returns an
 	// error wrapping switchboard.ErrNotFound if the user has none of that
 	// id.
@@ -246,6 +256,11 @@ type Store interface {
 	// It returns an error wrapping switchboard.ErrInvalid if groupBy is
 	// unknown or the filter is invalid.
 	ToolCallStats(ctx context.Context, f switchboard.ToolCallFilter, groupBy string) ([]switchboard.ToolCallStats, error)
+	// AgentStats aggregates every user's turns started in [since, until)
+	// by the agent each ended as, ordered by agent (turns of no agent,
+	// run without agents configured, under ""): their count, handoffs and
+	// tokens, and the P50 and P95 of the wall time of those that ended.
+	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	// PruneToolCallPayloads removes the arguments, results and binary
 	// content of at most batch ledger rows that started before before,
 	// oldest first, keeping the rows and their metadata (the content's

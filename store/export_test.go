@@ -85,3 +85,10 @@ func RecordSize(v any) int64 {
 	}
 	panic("not a record the memory store keeps")
 }
+
+// The statements that open SaveTurn's batch: a step's, which locks the
+// conversation, and an end's, which bumps it, each updating the turn.
+const (
+	SaveTurnStep = lockTurnConversation + updateTurn
+	SaveTurnEnd  = touchTurnConversation + updateTurn
+)

@@ -231,11 +231,14 @@ func (q ledgerQuery) run(ctx context.Context, p *store.Postgres) (int, error) {
 
 // planNode is a node of EXPLAIN (FORMAT JSON).
 type planNode struct {
-	NodeType     string     `json:"Node Type"`
-	RelationName string     `json:"Relation Name"`
-	IndexName    string     `json:"Index Name"`
-	IndexCond    string     `json:"Index Cond"`
-	Plans        []planNode `json:"Plans"`
+	NodeType     string `json:"Node Type"`
+	RelationName string `json:"Relation Name"`
+	IndexName    string `json:"Index Name"`
+	IndexCond    string `json:"Index Cond"`
+	// OneTimeFilter is a Result's condition evaluated once, before its
+	// input is read.
+	OneTimeFilter string     `json:"One-Time Filter"`
+	Plans         []planNode `json:"Plans"`
 }
 
 func (n planNode) walk(fn func(planNode)) {

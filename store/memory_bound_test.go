@@ -17,12 +17,18 @@ import (
 	"github.com/switchboard-dev/switchboard/store"
 )
 
-// turn stores one finished turn like the bench's in conversation (a new one
+// turnWriter is what fillTurn writes to: either store.
+type turnWriter interface {
+	BeginTurn(context.Context, *switchboard.TurnStart) ([]switchboard.Message, error)
+	SaveTurn(context.Context, *switchboard.TurnUpdate) error
+}
+
+// fillTurn stores one finished turn like the bench's in conversation (a new one
 // when empty) of user: the user's message, the model's call of a tool, the
 // call started and finished with a result carrying binary content of
 // payload bytes, the result and the answer. It returns the conversation's
 // id and the call's.
-func fillTurn(t testing.TB, s *store.Memory, user, conversation string, payload int) (string, string) {
+func fillTurn(t testing.TB, s turnWriter, user, conversation string, payload int) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conversation},

@@ -259,7 +259,11 @@ func scanMessage(rows pgx.Rows, extra ...any) (switchboard.Message, error) {
 		var meta messageMetadata
 		if json.Unmarshal(rawMeta, &meta) == nil {
 			m.ToolCalls, m.ToolName, m.Attachments = meta.ToolCalls, meta.ToolName, meta.Attachments
-			m.Agent, m.Handoff, m.Structured = meta.Agent, meta.Handoff, meta.Structured
+			m.Agent, m.Handoff = meta.Agent, meta.Handoff
+			// jsonb spaces it out; compacted as Memory keeps it.
+			if s, err := cleanJSON(meta.Structured); err == nil {
+				m.Structured = s
+			}
 			if len(m.ToolCalls) == 0 {
 				m.ToolCalls = nil
 			}

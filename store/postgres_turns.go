@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -143,9 +144,13 @@ RETURNING id::text, turn_id::text, server, tool, finished_at`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
 	// every writer locks a conversation before its turns, as cascading
-	// deletes do: no deadlocks.
+	// deletes do: no deadlocks. It opens updateTurn's statement ($17 is the
+	// time): the turn's row is updated only if it ran (see updateTurn).
 	touchTurnConversation = `
-UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
+WITH conversation AS (
+    UPDATE conversations SET updated_at = $17 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)
+    RETURNING 1
+)`
 
 	// lockTurnConversation takes the same lock as touchTurnConversation
 	// without writing the conversation row: a step of a running turn does not
@@ -154,7 +159,9 @@ UPDATE conversations SET updated_at = $2 WHERE id = (SELECT conversation_id FROM
 	// delete, in the same order: a weaker lock let a step's save and a
 	// regenerate's start wait on each other.
 	lockTurnConversation = `
-SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id = $1) FOR NO KEY UPDATE`
+WITH conversation AS (
+    SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id = $1) FOR NO KEY UPDATE
+)`
 
 	// asyncCommit lets the batch's commit return before its WAL is flushed.
 	// The next synchronous commit of the database flushes it too (the WAL is
@@ -162,6 +169,10 @@ SELECT FROM conversations WHERE id = (SELECT conversation_id FROM turns WHERE id
 	// (a step's, or the turn's end) are synchronous; see BeginTurn.
 	asyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
+	// updateTurn follows touchTurnConversation or lockTurnConversation in
+	// one statement: its uncorrelated EXISTS is a one-time filter, which
+	// Postgres evaluates before it reads the turn's row, so the
+	// conversation is locked first (TestSaveTurnLocksConversationFirst).
 	updateTurn = `
 UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
     tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
@@ -170,13 +181,23 @@ UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens 
     lease_boot = CASE WHEN $2 = 'running' THEN $14::uuid ELSE lease_boot END,
     cancel_requested = ($2 = 'running' AND cancel_requested),
     agent = $15, handoffs = $16
-WHERE id = $1
+WHERE id = $1 AND EXISTS (SELECT FROM conversation)
 RETURNING conversation_id::text, user_id`
 
 	// setConversationAgent makes a turn's agent its conversation's
 	// current one (a handoff).
 	setConversationAgent = `
 UPDATE conversations SET agent = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
+
+	// insertMessages stores several messages of turn $1 in one statement,
+	// in their order (seq follows the insert's).
+	insertMessages = `
+INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
+SELECT m.id::uuid, t.conversation_id, t.id, m.role, m.content, m.type, m.ts, m.tool_call_id, m.meta::jsonb
+FROM turns t, unnest($2::text[], $3::varchar[], $4::text[], $5::varchar[], $6::timestamptz[], $7::text[], $8::text[])
+    WITH ORDINALITY AS m(id, role, content, type, ts, tool_call_id, meta, n)
+WHERE t.id = $1
+ORDER BY m.n`
 
 	// upsertToolCall inserts a ledger row of an existing turn, or finishes
 	// it. The arbiter is (turn_id, id): an id taken by another turn's call
@@ -421,21 +442,30 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	}
 	t := &u.Turn
 	b := &pgx.Batch{}
-	if t.Status == switchboard.TurnRunning {
-		b.Queue(lockTurnConversation, t.ID)
-	} else {
-		b.Queue(touchTurnConversation, t.ID, now)
-	}
-	b.Queue(updateTurn, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
+	args := []any{t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
-		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot, t.Agent, t.Handoffs)
+		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot, t.Agent, t.Handoffs}
+	if t.Status == switchboard.TurnRunning {
+		b.Queue(lockTurnConversation+updateTurn, args...)
+	} else {
+		b.Queue(touchTurnConversation+updateTurn, append(args, now)...)
+	}
 	if u.ConversationAgent != "" {
 		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
 	}
-	for i := range u.Messages {
-		if err := queueMessage(b, &u.Messages[i], t.ID, ""); err != nil {
+	messageStatements := 0
+	switch len(u.Messages) {
+	case 0:
+	case 1:
+		if err := queueMessage(b, &u.Messages[0], t.ID, ""); err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
 		}
+		messageStatements = 1
+	default:
+		if err := queueMessages(b, u.Messages, t.ID); err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
+		messageStatements = 1
 	}
 	contents := 0
 	for _, c := range u.ToolCalls {
@@ -465,9 +495,6 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	var conversationID, userID string
 	started := make([]pgtype.Timestamptz, len(u.ToolCalls))
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
 		err := br.QueryRow().Scan(&conversationID, &userID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("load turn: %w", switchboard.ErrNotFound)
@@ -480,9 +507,13 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 				return err
 			}
 		}
-		for range u.Messages {
-			if err := execOne(br, "message"); err != nil {
+		for range messageStatements {
+			tag, err := br.Exec()
+			if err != nil {
 				return err
+			}
+			if n := tag.RowsAffected(); n != int64(len(u.Messages)) {
+				return fmt.Errorf("insert messages: %d rows stored, want %d", n, len(u.Messages))
 			}
 		}
 		for i := range u.ToolCalls {
@@ -565,14 +596,9 @@ func contentJSON(parts []switchboard.ContentPart) (any, error) {
 // conversation: a start naming another user's conversation with the id of a
 // turn of one's own stores nothing.
 func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID string) error {
-	var meta any
-	if len(m.ToolCalls) > 0 || m.ToolName != "" || len(m.Attachments) > 0 || m.Agent != "" || m.Handoff != nil || len(m.Structured) > 0 {
-		raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments,
-			Agent: m.Agent, Handoff: m.Handoff, Structured: m.Structured})
-		if err != nil {
-			return fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
-		}
-		meta = string(raw)
+	meta, err := messageMeta(m)
+	if err != nil {
+		return err
 	}
 	if conversationID != "" {
 		b.Queue(insertMessage+` AND t.conversation_id = $9`, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
@@ -582,6 +608,42 @@ func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID s
 	b.Queue(insertMessage, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
 		nullString(m.ToolCallID), meta)
 	return nil
+}
+
+// queueMessages queues insertMessages of msgs, messages of turn turnID.
+func queueMessages(b *pgx.Batch, msgs []switchboard.Message, turnID string) error {
+	n := len(msgs)
+	ids, roles, contents, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	times, toolCallIDs, metas := make([]time.Time, n), make([]*string, n), make([]*string, n)
+	for i := range msgs {
+		m := &msgs[i]
+		ids[i], roles[i], contents[i], types[i], times[i] = m.ID, string(m.Role), m.Content, string(m.Type), m.Timestamp
+		if m.ToolCallID != "" {
+			toolCallIDs[i] = &m.ToolCallID
+		}
+		meta, err := messageMeta(m)
+		if err != nil {
+			return err
+		}
+		metas[i] = meta
+	}
+	b.Queue(insertMessages, turnID, ids, roles, contents, types, times, toolCallIDs, metas)
+	return nil
+}
+
+// messageMeta encodes what m carries beyond the seed's columns, nil if
+// nothing.
+func messageMeta(m *switchboard.Message) (*string, error) {
+	if len(m.ToolCalls) == 0 && m.ToolName == "" && len(m.Attachments) == 0 && m.Agent == "" && m.Handoff == nil && len(m.Structured) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(messageMetadata{ToolCalls: m.ToolCalls, ToolName: m.ToolName, Attachments: m.Attachments,
+		Agent: m.Agent, Handoff: m.Handoff, Structured: m.Structured})
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata of message %s: %w", m.ID, err)
+	}
+	s := string(raw)
+	return &s, nil
 }
 
 // GetTurn implements [Store.GetTurn].

@@ -467,6 +467,13 @@ func prepareMessage(m *switchboard.Message, conversationID, turnID string, now t
 	m.Content = clean(m.Content)
 	m.ToolCallID = clean(m.ToolCallID)
 	m.ToolName = clean(m.ToolName)
+	m.Agent = clean(m.Agent)
+	if m.Structured, err = cleanJSON(m.Structured); err != nil {
+		return invalid("invalid_message", "message %s: structured answer: %v", m.ID, err)
+	}
+	if m.Handoff != nil {
+		m.Handoff = &switchboard.Handoff{From: clean(m.Handoff.From), To: clean(m.Handoff.To)}
+	}
 	if len(m.ToolCalls) == 0 {
 		m.ToolCalls = nil
 	} else {

@@ -4,6 +4,7 @@
 // as JSON.
 //
 // Environment: API (the chat URL), TOKEN, CHAT_ID, PROMPTS (a JSON array);
+// BODY (a JSON object), fields the transport adds to every body;
 // APPROVE (yes or no), to answer every approval request as a user would
 // with addToolApprovalResponse, the chat sending the answer by itself;
 // REGENERATE (a JSON array of message indexes, or null for the last
@@ -38,6 +39,7 @@ const chat = new Chat({
   transport: new DefaultChatTransport({
     api: process.env.API,
     headers: { Authorization: `Bearer ${process.env.TOKEN}` },
+    body: JSON.parse(process.env.BODY || '{}'), // more of the body: {agent} chooses one
   }),
   onError: (e) => errors.push(String(e && e.message ? e.message : e)),
   sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithApprovalResponses,

@@ -47,6 +47,8 @@ type config struct {
 	users            int
 	scope            string
 	memoryMaxBytes   int64
+	explain          bool
+	pgLog            string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -75,6 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
 	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
 	fs.Int64Var(&c.memoryMaxBytes, "memory-max-bytes", 0, "the memory store's bound (memory_store.max_bytes); 0: its default, 256 MiB; below 0: none")
+	fs.BoolVar(&c.explain, "explain", false, "log every statement's plan with buffers and WAL (auto_explain) and print their sums per statement (Postgres is slower meanwhile)")
+	fs.StringVar(&c.pgLog, "pg-log", "/var/log/postgresql/postgresql-15-main.log", "the Postgres server's log, which -explain reads")
 	fs.StringVar(&c.scope, "scope", "shared", "the echo server's scope: shared (one session for all), user (one per user) or conversation")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -180,6 +184,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) (err
 		}
 	}
 	printTable(stdout, rows)
+	for _, r := range rows {
+		if r.plans != nil {
+			printPlans(stdout, r.store+", "+r.scenario, r.plans, r.turns+r.errors)
+		}
+	}
 	return nil
 }
 
@@ -231,6 +240,12 @@ func (b *bench) createDatabase(ctx context.Context) (drop func(), info string, e
 	if err := store.Migrate(ctx, b.dbURL, nil); err != nil {
 		drop()
 		return nil, "", err
+	}
+	if b.cfg.explain {
+		if err := b.enableExplain(ctx); err != nil {
+			drop()
+			return nil, "", err
+		}
 	}
 	var fsync, version string
 	_ = conn.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('server_version')").Scan(&fsync, &version)
@@ -307,9 +322,15 @@ type row struct {
 	seenP50                        time.Duration
 	roundTrips, commits, pgCommits float64
 	cpu                            cpuSnapshot // per turn
-	peakRSSKB                      int64
-	goroutinesBefore, after        int
-	note, storeNote                string
+	// Per turn: the WAL Postgres wrote (bytes, records, full-page
+	// images, flushes: the cluster's) and the CPU of the backends of the
+	// bench's database.
+	walBytes, walRecords, walFPI, walSyncs float64
+	pgDBCPU                                time.Duration
+	plans                                  []*statementCost // with -explain
+	peakRSSKB                              int64
+	goroutinesBefore, after                int
+	note, storeNote                        string
 }
 
 // measure runs one scenario on a fresh service.
@@ -427,9 +448,35 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 			f.Close()
 		}()
 	}
+	var pg0 pgSnapshot
+	var logAt int64
+	if storeKind == "postgres" {
+		if pg0, err = b.pgSnapshot(ctx); err != nil {
+			return r, err
+		}
+		if cfg.explain {
+			if logAt, err = logSize(cfg.pgLog); err != nil {
+				return r, err
+			}
+		}
+	}
 	cpu0, m0 := readCPU(svc.cmd.Process.Pid), readMachineCPU()
 	samples, elapsed := run(cfg.duration)
 	cpu, m1 := readCPU(svc.cmd.Process.Pid).sub(cpu0), readMachineCPU()
+	var pgUsed pgUse
+	if storeKind == "postgres" {
+		pg1, err := b.pgSnapshot(ctx)
+		if err != nil {
+			return r, err
+		}
+		pgUsed = pg1.sub(pg0)
+		if cfg.explain {
+			u, _ := url.Parse(b.dbURL)
+			if r.plans, err = readPlans(cfg.pgLog, logAt, strings.TrimPrefix(u.Path, "/")); err != nil {
+				return r, fmt.Errorf("explain: %w", err)
+			}
+		}
+	}
 	if storeKind == "memory" {
 		cpu.postgres = 0 // autovacuum of other databases, not the run's
 	}
@@ -496,6 +543,9 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 		r.commits = float64(after.Commits-before.Commits) / n
 		per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / n) }
 		r.cpu = cpuSnapshot{per(cpu.service), per(cpu.echo), per(cpu.bench), per(cpu.postgres)}
+		r.walBytes, r.walRecords = float64(pgUsed.walBytes)/n, float64(pgUsed.walRecords)/n
+		r.walFPI, r.walSyncs = float64(pgUsed.walFPI)/n, float64(pgUsed.walSyncs)/n
+		r.pgDBCPU = per(pgUsed.dbCPU)
 	}
 	r.note = usage + r.storeNote
 	switch scenario {

@@ -116,6 +116,11 @@ func (d *driver) send(ctx context.Context, c *conversation) sample {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusNotFound {
+			// Gone: evicted by a bounded memory store. The client starts
+			// another, as a user would.
+			c.id = ""
+		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return sample{err: fmt.Errorf("%s: %s", resp.Status, b)}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,11 +34,37 @@ type AgentConfig struct {
 	Servers         []string `yaml:"servers"`
 	Tools           []string `yaml:"tools"`
 	Handoffs        []string `yaml:"handoffs"`
+	AgentsAsTools   []string `yaml:"agents_as_tools"`
 	MaxSteps        int      `yaml:"max_steps"`
 	RequireApproval bool     `yaml:"require_approval"`
 	// Users and Roles say who may use it; neither means everyone.
 	Users []string `yaml:"users"`
 	Roles []string `yaml:"roles"`
+	// OutputSchema is the JSON Schema of an object its answers must be.
+	OutputSchema map[string]any `yaml:"output_schema"`
+	// InputGuardrails check the user's message, OutputGuardrails the
+	// answer.
+	InputGuardrails  []GuardrailConfig `yaml:"input_guardrails"`
+	OutputGuardrails []GuardrailConfig `yaml:"output_guardrails"`
+}
+
+// GuardrailConfig is one guardrail: {agent: NAME}, {pattern: REGEX} or
+// {max_length: N}, with an optional name and, for a rule, the reason it
+// gives.
+type GuardrailConfig struct {
+	Name      string `yaml:"name"`
+	Agent     string `yaml:"agent"`
+	Pattern   string `yaml:"pattern"`
+	MaxLength int    `yaml:"max_length"`
+	Reason    string `yaml:"reason"`
+}
+
+func guardrails(list []GuardrailConfig) []orchestrator.Guardrail {
+	var out []orchestrator.Guardrail
+	for _, g := range list {
+		out = append(out, orchestrator.Guardrail{Name: g.Name, Agent: g.Agent, Pattern: g.Pattern, MaxLength: g.MaxLength, Reason: g.Reason})
+	}
+	return out
 }
 
 // ModelSettingsConfig is an agent's model_settings.
@@ -144,8 +171,12 @@ func configAgents(cfg *Config, clients map[string]*llm.Client) []orchestrator.Ag
 		oa := orchestrator.Agent{Name: name, Description: strings.TrimSpace(a.Description), Instructions: a.Instructions,
 			Settings: switchboard.ModelSettings{Temperature: s.Temperature, TopP: s.TopP, MaxTokens: s.MaxTokens, ToolChoice: s.ToolChoice,
 				ParallelToolCalls: s.ParallelToolCalls, ReasoningEffort: s.ReasoningEffort},
-			Servers: a.Servers, Tools: a.Tools, Handoffs: a.Handoffs, MaxSteps: a.MaxSteps, RequireApproval: a.RequireApproval,
-			Users: a.Users, Roles: a.Roles}
+			Servers: a.Servers, Tools: a.Tools, Handoffs: a.Handoffs, AgentsAsTools: a.AgentsAsTools, MaxSteps: a.MaxSteps, RequireApproval: a.RequireApproval,
+			Users: a.Users, Roles: a.Roles,
+			InputGuardrails: guardrails(a.InputGuardrails), OutputGuardrails: guardrails(a.OutputGuardrails)}
+		if a.OutputSchema != nil {
+			oa.OutputSchema, _ = json.Marshal(a.OutputSchema)
+		}
 		if c := clients[a.Model]; c != nil {
 			oa.Model, oa.ModelName = c, cfg.LLM.Models[a.Model].Model
 		}
@@ -275,6 +306,9 @@ func listAgents(ctx context.Context, args []string, getenv env, stdout, stderr i
 		}
 		fmt.Fprintf(stdout, "  tools (%d): %s\n", len(names), orNone(names))
 		fmt.Fprintf(stdout, "  handoffs: %s\n", orNone(a.Handoffs))
+		if len(a.AgentsAsTools) > 0 {
+			fmt.Fprintf(stdout, "  agents as tools: %s\n", strings.Join(a.AgentsAsTools, ", "))
+		}
 		if len(a.Users)+len(a.Roles) > 0 {
 			fmt.Fprintf(stdout, "  users: %s; roles: %s\n", orNone(a.Users), orNone(a.Roles))
 		}

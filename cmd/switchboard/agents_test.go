@@ -51,6 +51,19 @@ func TestAgentsConfig(t *testing.T) {
 	if diff := cmp.Diff([]string{"triage", "tasks"}, names); diff != "" {
 		t.Errorf("agents in the file's order (-want +got):\n%s", diff)
 	}
+	withSchema, _, err := ParseConfig([]byte(agentsYAML(`  typed:
+    output_schema: {type: object, properties: {done: {type: boolean}}, required: [done], additionalProperties: false}
+    input_guardrails: [{agent: triage}, {pattern: "(?i)password", reason: no passwords}]
+    output_guardrails: [{name: short, max_length: 500}]
+`)), envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := configAgents(withSchema, nil)[2]
+	if string(typed.OutputSchema) != `{"additionalProperties":false,"properties":{"done":{"type":"boolean"}},"required":["done"],"type":"object"}` ||
+		len(typed.InputGuardrails) != 2 || typed.InputGuardrails[1].Reason != "no passwords" || typed.OutputGuardrails[0].MaxLength != 500 {
+		t.Errorf("typed: got schema %s, guardrails %+v and %+v", typed.OutputSchema, typed.InputGuardrails, typed.OutputGuardrails)
+	}
 	if a := agents[1]; a.MaxSteps != 4 || *a.Settings.Temperature != 0.2 || a.Settings.MaxTokens != 300 || *a.Settings.ParallelToolCalls {
 		t.Errorf("tasks: got %+v", a)
 	}
@@ -66,6 +79,12 @@ func TestAgentsConfig(t *testing.T) {
 		{"placeholder", "  billing: {instructions: \"Hi {{user_name}}\"}\n", `only {{user_id}}, {{date}} and {{agent}}`},
 		{"name", "  \"bill ing\": {}\n", `a name must be`},
 		{"effort", "  billing: {model_settings: {reasoning_effort: extreme}}\n", `reasoning_effort`},
+		{"cycle", "  a: {agents_as_tools: [b]}\n  b: {agents_as_tools: [a]}\n", `agents_as_tools make a cycle: a -> b -> a`},
+		{"agent tool", "  a: {agents_as_tools: [zed]}\n", `agents_as_tools names "zed", which is not an agent`},
+		{"schema", "  billing: {output_schema: {type: array}}\n", `output_schema must be of type object`},
+		{"guardrail agent", "  billing: {input_guardrails: [{agent: judge}]}\n", `agent "judge" is not an agent`},
+		{"guardrail rules", "  billing: {output_guardrails: [{pattern: x, max_length: 3}]}\n", `give one of agent, pattern and max_length`},
+		{"guardrail pattern", "  billing: {input_guardrails: [{pattern: \"(\"}]}\n", `pattern: error parsing regexp`},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,6 +66,10 @@ type Server struct {
 	scratch sync.Pool    // of *skimScratch, for Skim
 	conns   atomic.Int64 // connections accepted
 
+	// cancels receives the number (from 0) of each request whose client
+	// went away before its reply was sent.
+	cancels chan int
+
 	mu       sync.Mutex
 	n        int // requests received
 	requests []openai.ChatCompletionRequest
@@ -95,7 +99,7 @@ func NewServer(respond Responder) *Server { return NewServerWithOptions(respond,
 // NewServerWithOptions starts a server that answers with respond, tuned by
 // opts. Close it when done.
 func NewServerWithOptions(respond Responder, opts *Options) *Server {
-	s := &Server{respond: respond}
+	s := &Server{respond: respond, cancels: make(chan int, 256)}
 	if opts != nil {
 		s.forget = opts.Forget
 		s.skim = opts.Skim
@@ -119,6 +123,19 @@ func (s *Server) Close() { s.srv.Close() }
 // Connections returns how many connections the server has accepted, to
 // tell whether clients reuse them.
 func (s *Server) Connections() int { return int(s.conns.Load()) }
+
+// Cancels receives the number (counting from 0, as Responder's n) of each
+// request that its client cancelled (its connection closed, its context
+// ended) while the server was delaying or streaming its reply.
+func (s *Server) Cancels() <-chan int { return s.cancels }
+
+// cancelled records that request n was cancelled by its client.
+func (s *Server) cancelled(n int) {
+	select {
+	case s.cancels <- n:
+	default: // a test that does not read them
+	}
+}
 
 // Requests returns the requests received so far, in order.
 func (s *Server) Requests() []openai.ChatCompletionRequest {
@@ -155,6 +172,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			t.Stop()
+			s.cancelled(n)
 			return
 		case <-t.C:
 		}
@@ -178,7 +196,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	usage := openai.Usage{PromptTokens: reply.PromptTokens, CompletionTokens: reply.CompletionTokens,
 		TotalTokens: reply.PromptTokens + reply.CompletionTokens}
 	if req.Stream {
-		s.stream(w, r, req, reply.Text, calls, finish, usage)
+		if !s.stream(w, r, req, reply.Text, calls, finish, usage) {
+			s.cancelled(n)
+		}
 		return
 	}
 	resp := openai.ChatCompletionResponse{
@@ -203,7 +223,8 @@ func (s *Server) decode(r *http.Request) (openai.ChatCompletionRequest, error) {
 // stream answers as OpenAI streams: the text a word at a time, then each
 // tool call in pieces (id and name first, the arguments in two halves), a
 // final chunk with the finish reason, usage when asked for, and [DONE].
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req openai.ChatCompletionRequest, text string, calls []openai.ToolCall, finish openai.FinishReason, usage openai.Usage) {
+// It reports false when the client went away before the end.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req openai.ChatCompletionRequest, text string, calls []openai.ToolCall, finish openai.FinishReason, usage openai.Usage) bool {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	flusher, _ := w.(http.Flusher)
@@ -222,18 +243,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req openai.ChatC
 		return openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{{Delta: d}}}
 	}
 	if !send(delta(openai.ChatCompletionStreamChoiceDelta{Role: openai.ChatMessageRoleAssistant})) {
-		return
+		return false
 	}
 	for _, piece := range splitWords(text) {
 		if !send(delta(openai.ChatCompletionStreamChoiceDelta{Content: piece})) {
-			return
+			return false
 		}
 	}
 	for i, c := range calls {
 		idx := i
 		head := openai.ToolCall{Index: &idx, ID: c.ID, Type: openai.ToolTypeFunction, Function: openai.FunctionCall{Name: c.Function.Name}}
 		if !send(delta(openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{head}})) {
-			return
+			return false
 		}
 		args := c.Function.Arguments
 		for _, part := range []string{args[:len(args)/2], args[len(args)/2:]} {
@@ -242,23 +263,24 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req openai.ChatC
 			}
 			p := openai.ToolCall{Index: &idx, Function: openai.FunctionCall{Arguments: part}}
 			if !send(delta(openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{p}})) {
-				return
+				return false
 			}
 		}
 	}
 	if !send(openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{{FinishReason: finish}}}) {
-		return
+		return false
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		u := usage
 		if !send(openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{}, Usage: &u}) {
-			return
+			return false
 		}
 	}
 	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
 	if flusher != nil {
 		flusher.Flush()
 	}
+	return true
 }
 
 // splitWords cuts s into pieces that each end after a space, so that the

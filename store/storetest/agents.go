@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func testAgents(t *testing.T, s Store) {
 	handoff := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleAssistant, Type: switchboard.MessageHandoff, Agent: "tasks",
 		Content: "triage handed off to tasks", Handoff: &switchboard.Handoff{From: "triage", To: "tasks"}}
 	answer := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleAssistant, Type: switchboard.MessageText, Agent: "tasks",
-		Content: `{"done":true}`, Structured: json.RawMessage(`{"done":true}`)}
+		Content: `{"done": true}`, Structured: json.RawMessage(`{"done": true, "n": 1}`)}
 	calls := []switchboard.ToolCall{
 		{ID: parent, CallID: "c2", Step: 2, Agent: "tasks", Server: "switchboard", Tool: "ask_planner", ExposedName: "ask_planner",
 			Arguments: json.RawMessage(`{"input":"plan"}`), Status: switchboard.CallSucceeded, StartedAt: now, FinishedAt: now},
@@ -77,10 +78,13 @@ func testAgents(t *testing.T, s Store) {
 	var gotKept []kept
 	for _, m := range msgs {
 		gotKept = append(gotKept, kept{m.Type, m.Agent, m.Handoff, m.Structured})
+		if m.Type == switchboard.MessageText && m.Agent != "" && strings.ContainsAny(string(m.Structured), " \n") {
+			t.Errorf("structured answer: got %s, want it compacted, as both stores keep JSON", m.Structured)
+		}
 	}
 	wantKept := []kept{{Type: switchboard.MessageText}, {switchboard.MessageToolCall, "triage", nil, nil},
 		{Type: switchboard.MessageToolResult}, {switchboard.MessageHandoff, "tasks", &switchboard.Handoff{From: "triage", To: "tasks"}, nil},
-		{switchboard.MessageText, "tasks", nil, json.RawMessage(`{"done":true}`)}}
+		{switchboard.MessageText, "tasks", nil, json.RawMessage(`{"done":true,"n":1}`)}}
 	if diff := cmp.Diff(wantKept, gotKept, jsonEqual); diff != "" {
 		t.Errorf("transcript's agents, handoff and structured answer (-want +got):\n%s", diff)
 	}
@@ -127,5 +131,42 @@ func testAgents(t *testing.T, s Store) {
 	}
 	if _, err := s.GetConversation(ctx, "bob", convID); err == nil {
 		t.Errorf("bob reads alice's conversation: got no error, want not found")
+	}
+}
+
+// testAgentStats: every user's turns of a time range, by the agent each
+// ended as, with their handoffs, tokens and wall time.
+func testAgentStats(t *testing.T, s Store) {
+	turn := func(user, agent string, started time.Time, took time.Duration, handoffs, prompt, completion int) {
+		ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: user, Agent: agent, StartedAt: started},
+			UserMessage: switchboard.Message{Content: "hi"}}
+		begin(t, s, &ts)
+		tr := ts.Turn
+		tr.Handoffs, tr.PromptTokens, tr.CompletionTokens = handoffs, prompt, completion
+		if took > 0 {
+			tr.Status, tr.FinishedAt = switchboard.TurnCompleted, started.Add(took)
+		}
+		save(t, s, &switchboard.TurnUpdate{Turn: tr})
+	}
+	turn("alice", "tasks", t0, time.Second, 1, 10, 5)
+	turn("bob", "tasks", t0.Add(time.Minute), 3*time.Second, 0, 20, 10)
+	turn("bob", "triage", t0.Add(2*time.Minute), 0, 0, 1, 1) // still running: no wall time
+	turn("alice", "", t0.Add(3*time.Minute), 2*time.Second, 0, 4, 2)
+	turn("alice", "tasks", t0.Add(-time.Hour), time.Second, 5, 100, 100) // before the range
+	got, err := s.AgentStats(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []switchboard.AgentStats{
+		{Agent: "", Turns: 1, PromptTokens: 4, CompletionTokens: 2, P50: 2 * time.Second, P95: 2 * time.Second},
+		{Agent: "tasks", Turns: 2, Handoffs: 1, PromptTokens: 30, CompletionTokens: 15, P50: 2 * time.Second, P95: 2900 * time.Millisecond},
+		{Agent: "triage", Turns: 1, PromptTokens: 1, CompletionTokens: 1},
+	}
+	approx := cmp.Comparer(func(a, b time.Duration) bool { d := a - b; return d < time.Millisecond && d > -time.Millisecond })
+	if diff := cmp.Diff(want, got, approx); diff != "" {
+		t.Errorf("agent stats (-want +got):\n%s", diff)
+	}
+	if none, err := s.AgentStats(t.Context(), t0.Add(2*time.Hour), t0.Add(3*time.Hour)); err != nil || len(none) != 0 {
+		t.Errorf("an empty range: got %v, %v", none, err)
 	}
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Concurrent", testConcurrent},
 		// agents.go: conversations' current agents, turns' and calls' agents.
 		{"Agents", testAgents},
+		{"AgentStats", testAgentStats},
 		// records.go: what the stores accept and how they keep it.
 		{"MCPSessions", testMCPSessions},
 		{"Invalid", testInvalid},
@@ -76,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DecideToolCall", testDecideToolCall},
 		// inputs.go: servers' questions to users.
 		{"Inputs", testInputs},
+		{"Samplings", testSamplings},
 		// ledger.go: the tool-call ledger for admins.
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},

@@ -19,6 +19,7 @@ import { CallStatus, Code, MessageType, TurnStatus } from './protocol.js';
 /** @typedef {import('./protocol.js').ServerStatus} ServerStatus */
 /** @typedef {import('./protocol.js').Icon} Icon */
 /** @typedef {import('./protocol.js').ToolCallStats} ToolCallStats */
+/** @typedef {import('./protocol.js').AgentStats} AgentStats */
 /** @typedef {import('./protocol.js').UserConnection} UserConnection */
 /** @typedef {Record<string, string | undefined>} Params a view's query */
 
@@ -234,6 +235,8 @@ async function renderCalls(q) {
     el('td', { class: 'nowrap', title: c.started_at }, fmtTime(c.started_at)),
     el('td', { class: 'user-cell' }, c.user_id),
     el('td', { class: 'tool-cell' }, el('span', { class: 'server-name' }, c.server), el('span', { class: 'sep' }, ' · '), el('strong', {}, c.tool)),
+    el('td', { class: 'agent-cell', title: c.parent_id ? 'inside call ' + c.parent_id : '' },
+      c.agent ? el('span', { class: 'agent-badge' }, c.agent) : el('span', { class: 'muted' }, '—'), c.parent_id ? el('span', { class: 'muted small' }, ' ↳ step ' + c.step) : el('span', { class: 'muted small' }, ' step ' + c.step)),
     el('td', { class: 'args-cell' }, el('code', {}, compactJSON(c.arguments, 70))),
     el('td', {}, statusBadge(c.status)),
     el('td', { class: 'num' }, ran(c) ? fmtDuration(c.duration_ms) : '—'),
@@ -242,7 +245,7 @@ async function renderCalls(q) {
     return row;
   });
   const table = el('table', { class: 'calls', id: 'calls-table' },
-    el('thead', {}, el('tr', {}, ...['Started', 'User', 'Server · tool', 'Arguments', 'Status', 'Duration', 'Conversation'].map((h) => el('th', {}, h)))),
+    el('thead', {}, el('tr', {}, ...['Started', 'User', 'Server · tool', 'Agent · step', 'Arguments', 'Status', 'Duration', 'Conversation'].map((h) => el('th', {}, h)))),
     el('tbody', {}, ...rows));
   const empty = el('div', { class: 'empty' }, pages.index === 0 ? 'No tool calls match these filters.' : 'No older calls.');
   const pager = el('div', { class: 'pager' },
@@ -332,7 +335,7 @@ async function openCall(id) {
 
 /** @param {URLSearchParams} q */
 async function renderStats(q) {
-  const groupBy = q.get('group_by') === 'server' ? 'server' : 'tool';
+  const groupBy = q.get('group_by') === 'server' || q.get('group_by') === 'agent' ? /** @type {string} */ (q.get('group_by')) : 'tool';
   const win = WINDOWS.find((w) => w[0] === q.get('window')) || WINDOWS[1];
   const since = new Date(Date.now() - win[2]).toISOString();
   /**
@@ -344,9 +347,13 @@ async function renderStats(q) {
     el('button', { type: 'button', class: value === current ? 'current' : '', 'aria-pressed': value === current ? 'true' : 'false', onclick: () => onpick(value) }, label)));
   const controls = el('div', { class: 'toolbar' },
     el('span', { class: 'muted' }, 'Group by'),
-    segmented([['tool', 'Tool'], ['server', 'Server']], groupBy, (v) => go(withQuery({ group_by: v }))),
+    segmented([['tool', 'Tool'], ['server', 'Server'], ['agent', 'Agent']], groupBy, (v) => go(withQuery({ group_by: v }))),
     el('span', { class: 'muted' }, 'Window'),
     segmented(WINDOWS.map((w) => [w[0], w[1]]), win[0], (v) => go(withQuery({ window: v }))));
+  if (groupBy === 'agent') {
+    await renderAgentStats(controls, since, win[1]);
+    return;
+  }
   /** @type {{stats: ToolCallStats[], since: string, until: string}} */
   const r = await api(session, 'GET', `/api/admin/tool-calls/stats?group_by=${groupBy}&since=${encodeURIComponent(since)}`);
   const total = r.stats.reduce((a, s) => ({ count: a.count + s.count, errors: a.errors + s.errors }), { count: 0, errors: 0 });
@@ -378,6 +385,35 @@ async function renderStats(q) {
       el('p', { class: 'muted' }, `${win[1]}, ${fmtTime(r.since)} to ${fmtTime(r.until)}. Error rate and latency count finished calls only. Click a row for its calls.`)),
     controls, summary,
     el('section', { class: 'panel' }, rows.length ? el('div', { class: 'table-wrap' }, table) : el('div', { class: 'empty' }, 'No tool calls in this window.')));
+}
+
+/**
+ * renderAgentStats shows the turns of the window by agent: turns,
+ * handoffs, tokens and latency.
+ * @param {HTMLElement} controls
+ * @param {string} since
+ * @param {string} label the window's
+ */
+async function renderAgentStats(controls, since, label) {
+  /** @type {{stats: AgentStats[], since: string, until: string}} */
+  const r = await api(session, 'GET', '/api/admin/agents/stats?since=' + encodeURIComponent(since));
+  const heads = ['Agent', 'Turns', 'Handoffs', 'Prompt tokens', 'Completion tokens', 'p50', 'p95'];
+  const rows = r.stats.map((s) => el('tr', { dataset: { agent: s.agent } },
+    el('td', {}, s.agent ? el('span', { class: 'agent-badge' }, s.agent) : el('span', { class: 'muted' }, '(no agent)')),
+    el('td', { class: 'num' }, s.turns.toLocaleString()),
+    el('td', { class: 'num' }, s.handoffs.toLocaleString()),
+    el('td', { class: 'num' }, s.prompt_tokens.toLocaleString()),
+    el('td', { class: 'num' }, s.completion_tokens.toLocaleString()),
+    el('td', { class: 'num' }, fmtDuration(s.p50_ms)),
+    el('td', { class: 'num' }, fmtDuration(s.p95_ms))));
+  const table = el('table', { class: 'stats', id: 'agent-stats-table' },
+    el('thead', {}, el('tr', {}, ...heads.map((h) => el('th', { class: h === 'Agent' ? '' : 'num' }, h)))),
+    el('tbody', {}, ...rows));
+  fill(ui.view,
+    el('div', { class: 'view-head' }, el('h1', {}, 'Stats'),
+      el('p', { class: 'muted' }, `${label}, ${fmtTime(r.since)} to ${fmtTime(r.until)}, turns by the agent each ended as. Latency counts turns that ended.`)),
+    controls,
+    el('section', { class: 'panel' }, rows.length ? el('div', { class: 'table-wrap' }, table) : el('div', { class: 'empty' }, 'No turns in this window.')));
 }
 
 /** @param {number} rate from 0 to 1 */
@@ -562,6 +598,7 @@ async function renderConversation(q) {
     };
     const legend = (/** @type {string} */ cls, /** @type {string} */ label, /** @type {number} */ ms) => el('span', { class: 'legend' }, el('span', { class: 'swatch ' + cls }), `${label} ${fmtDuration(ms)}`);
     const calls = t.tool_calls.map((tc) => el('tr', { class: 'clickable', tabindex: 0, onclick: () => setCall(tc.id) },
+      el('td', { class: 'muted small' }, `step ${tc.step}${tc.agent ? ' · ' + tc.agent : ''}${tc.parent_id ? ' ↳' : ''}`),
       el('td', {}, el('span', { class: 'server-name' }, tc.server + ' · '), el('strong', {}, tc.tool)),
       el('td', { class: 'args-cell' }, el('code', {}, compactJSON(tc.arguments, 60))),
       el('td', {}, statusBadge(tc.status)),
@@ -573,6 +610,8 @@ async function renderConversation(q) {
         el('span', { class: 'turn-stat', title: 'model + tools + store + overhead' }, el('strong', {}, fmtDuration(total)), ' working'),
         waited ? el('span', { class: 'turn-stat', title: 'from the first request to the end of the turn' }, `${fmtDuration(t.duration_ms)} wall clock (waiting included)`) : null,
         t.duration_ms === null && t.status !== TurnStatus.running ? el('span', { class: 'turn-stat' }, 'not finished') : null,
+        t.agent ? el('span', { class: 'agent-badge', title: 'the agent the turn ended as' }, t.agent) : null,
+        t.handoffs ? el('span', { class: 'turn-stat' }, `${t.handoffs} handoff${t.handoffs === 1 ? '' : 's'}`) : null,
         el('span', { class: 'turn-stat' }, `${t.steps} model call${t.steps === 1 ? '' : 's'}`),
         el('span', { class: 'turn-stat' }, `${(t.prompt_tokens + t.completion_tokens).toLocaleString()} tokens`)),
       el('div', { class: 'timing' }, seg('llm', t.timing.llm_ms, 'Model'), seg('tools', t.timing.tools_ms, 'Tools'), seg('store', t.timing.store_ms, 'Store'), seg('overhead', t.timing.overhead_ms, 'Overhead')),
@@ -600,6 +639,8 @@ function renderMessage(m) {
       ...(m.tool_calls || []).map((tc) => el('div', { class: 'call-line' }, '→ ', el('strong', {}, tc.name), ' ', el('code', {}, compactJSON(tc.arguments, 120))))];
   } else if (m.type === MessageType.toolResult) {
     body = el('details', { class: 'result-line' }, el('summary', {}, '← ', el('strong', {}, m.tool_name || 'result'), ' ', el('span', { class: 'muted' }, compactJSON(m.content, 100))), el('pre', { class: 'code' }, pretty(m.content)));
+  } else if (m.type === MessageType.handoff && m.handoff) {
+    body = el('div', { class: 'handoff-line' }, '⇄ ', el('strong', {}, m.handoff.from), ' handed off to ', el('strong', {}, m.handoff.to));
   } else {
     body = el('div', { class: 'text' }, m.content);
   }
@@ -613,7 +654,7 @@ function renderMessage(m) {
     ? el('div', { class: 'feedback-note feedback-' + m.feedback }, m.feedback === 'positive' ? 'user feedback: 👍 positive' : 'user feedback: 👎 negative')
     : null;
   return el('div', { class: `line role-${m.role} type-${m.type}${m.superseded_by ? ' superseded' : ''}` },
-    el('span', { class: 'line-role' }, m.role), el('div', { class: 'line-body' }, body, replaced, rated));
+    el('span', { class: 'line-role' }, m.role, m.agent ? el('span', { class: 'agent-badge small' }, m.agent) : null), el('div', { class: 'line-body' }, body, replaced, rated));
 }
 
 // --- Page ------------------------------------------------------------------

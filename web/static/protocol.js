@@ -35,6 +35,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
     "agent": "data-agent",
+    "elicitation": "data-elicitation",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -57,7 +58,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "cancelled": "cancelled",
     "awaitingApproval": "awaiting_approval",
     "maxHandoffs": "max_handoffs",
-    "guardrailTripped": "guardrail_tripped"
+    "guardrailTripped": "guardrail_tripped",
+    "awaitingInput": "awaiting_input"
   },
   "role": {
     "user": "user",
@@ -135,6 +137,24 @@ export const Code = Object.freeze(wire.code);
  */
 
 /**
+ * A server's question to the user (MCP elicitation), as the
+ * data-elicitation part's data and the JSON reply's pending_inputs list it.
+ * Answer it with POST /api/{user}/conversations/{conversation}/inputs/{id}
+ * and {action: 'accept' | 'decline' | 'cancel', content}: a form's content
+ * must fit requested_schema; a url input is accepted once the link is open.
+ * @typedef {object} InputRequest
+ * @property {string} id
+ * @property {string} tool_call_id the ledger id of the call that asked
+ * @property {string} server
+ * @property {'form' | 'url'} mode
+ * @property {string} message
+ * @property {object} [requested_schema] a flat object schema: strings (with format email, uri, date, date-time), numbers, integers, booleans, enums (enum, oneOf with titles, enumNames), arrays of enums; defaults
+ * @property {string} [url] the link to open (url mode)
+ * @property {string} status
+ * @property {string} created_at
+ */
+
+/**
  * A call's data-tool-call part: sent when the call starts (or waits for
  * approval) with its server and tool, and again when it ends, with its
  * duration.
@@ -189,6 +209,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
  *   | {type: typeof Part.agent, id: string, data: AgentData}
+ *   | {type: typeof Part.elicitation, id: string, data: InputRequest}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
@@ -206,6 +227,15 @@ export const Code = Object.freeze(wire.code);
  * @property {string} status
  * @property {string} created_at
  * @property {string} updated_at
+ * @property {string} [agent] its current agent, when agents are configured
+ */
+
+/**
+ * An agent the user may use (GET /api/{user}/agents).
+ * @typedef {object} AgentInfo
+ * @property {string} name
+ * @property {string} description
+ * @property {boolean} default
  */
 
 /**
@@ -247,6 +277,9 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [turn_id] absent for a message of no turn
  * @property {string} [superseded_by] in an admin's view: the turn that answered again
  * @property {'positive' | 'negative'} [feedback] the user's rating of the message (ChatKit's items.feedback)
+ * @property {string} [agent] the agent that wrote an assistant message, when agents are configured
+ * @property {{from: string, to: string}} [handoff] of a handoff message
+ * @property {unknown} [structured] the parsed answer of an agent with an output schema
  */
 
 /**
@@ -291,6 +324,8 @@ export const Code = Object.freeze(wire.code);
  * @property {string} [task_id] the MCP task the call ran as, if it did
  * @property {string} [task_status] that task's last status
  * @property {ContentRef[]} [content] the result's binary parts, at admin URLs
+ * @property {string} [agent] the agent whose step asked for the call, when agents are configured
+ * @property {string} [parent_id] the call of an agent used as a tool that this call ran inside
  */
 
 /**
@@ -305,6 +340,19 @@ export const Code = Object.freeze(wire.code);
  * @property {number} count
  * @property {number} errors
  * @property {number} error_rate
+ * @property {number} p50_ms
+ * @property {number} p95_ms
+ */
+
+/**
+ * The turns of one agent (GET /api/admin/agents/stats): those that ended as
+ * it, with their handoffs, tokens and the latency of those that ended.
+ * @typedef {object} AgentStats
+ * @property {string} agent empty for turns run without agents
+ * @property {number} turns
+ * @property {number} handoffs
+ * @property {number} prompt_tokens
+ * @property {number} completion_tokens
  * @property {number} p50_ms
  * @property {number} p95_ms
  */
@@ -362,6 +410,8 @@ export const Code = Object.freeze(wire.code);
  * @property {number | null} duration_ms wall time, null while the turn runs or waits
  * @property {{llm_ms: number, tools_ms: number, store_ms: number, overhead_ms: number}} timing
  * @property {AdminToolCall[]} tool_calls
+ * @property {string} [agent] the agent the turn ended as
+ * @property {number} [handoffs]
  */
 
 /**

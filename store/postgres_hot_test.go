@@ -1,0 +1,113 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+// tableUpdates reads a table's updates and how many of them were HOT, from
+// the statistics Postgres flushes asynchronously: it polls until the
+// updates reach want (the store's connections, closed, have flushed theirs
+// as they ended) or a minute passed.
+func tableUpdates(t *testing.T, conn *pgx.Conn, table string, want int64) (upd, hot int64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := conn.Exec(t.Context(), `SELECT pg_stat_clear_snapshot()`); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(t.Context(), `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = $1`, table).
+			Scan(&upd, &hot); err != nil {
+			t.Fatal(err)
+		}
+		if upd >= want || time.Now().After(deadline) {
+			return upd, hot
+		}
+		time.Sleep(50 * time.Millisecond) // the stats of ended backends are flushed within a second
+	}
+}
+
+// TestStepUpdateIsHOT runs turns of two users, each with a tool call
+// started and then finished, and checks from pg_stat_user_tables that every
+// step's update of its running turn was heap-only (HOT): no index of turns
+// holds a column a step changes, and its pages keep room (migration
+// 00050). An index added on such a column makes this fail. A finished
+// call's update of its ledger row is not HOT: the ledger's indexes hold its
+// status (see BENCHMARKS.md, fourth round); the test logs it.
+func TestStepUpdateIsHOT(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	p, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const turns = 200
+	for i := range turns {
+		user := []string{"alice", "bob"}[i%2]
+		fillTurn(t, p, user, "", 0)
+	}
+	p.Close() // its backends flush their statistics as they end
+
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	upd, hot := tableUpdates(t, conn, "tool_calls", turns)
+	t.Logf("tool_calls: %d updates, %d of them HOT", upd, hot)
+	// A turn is updated at its step (still running: HOT) and at its end
+	// (its status leaves the partial indexes of running turns: not HOT).
+	upd, hot = tableUpdates(t, conn, "turns", 2*turns)
+	if upd != 2*turns || hot < turns {
+		t.Errorf("turns: %d updates, %d of them HOT; want %d, at least %d HOT", upd, hot, 2*turns, turns)
+	}
+	var fillfactor string
+	if err := conn.QueryRow(t.Context(), `SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'turns'`).Scan(&fillfactor); err != nil || fillfactor != "fillfactor=80" {
+		t.Errorf("turns' options: %q, %v; want fillfactor=80", fillfactor, err)
+	}
+}
+
+// TestSaveTurnLocksConversationFirst checks the plans of the statement
+// that opens SaveTurn's batch (the conversation's lock or bump, then the
+// turn's update, in one statement): the conversation's CTE must be a
+// one-time filter above the scan of the turn, which Postgres evaluates
+// before it reads (and locks) the turn's row. Every writer locks a
+// conversation before its turns: the other order could deadlock with a
+// turn's start or a conversation's delete.
+func TestSaveTurnLocksConversationFirst(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for name, sql := range map[string]string{"step": store.SaveTurnStep, "end": store.SaveTurnEnd} {
+		args := []any{"01a2124b-88a2-7c65-8f5d-5093e5df38e5", "running", 1, 0, 0, 0.0, 0.0, 0.0, 0.0, "", nil,
+			store.LeaseDuration, "i", "01a2124b-88a2-7c65-8f5d-5093e5df38e5", "", 0}
+		if name == "end" {
+			args = append(args, time.Now())
+		}
+		raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+sql, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// ModifyTable on turns, over a Result whose one-time filter is the
+		// CTE's, over the scan of turns.
+		var gated bool
+		raw.Plan.walk(func(n planNode) {
+			if n.NodeType == "Result" && n.OneTimeFilter != "" {
+				for _, c := range n.Plans {
+					gated = gated || c.RelationName == "turns"
+				}
+			}
+		})
+		if raw.Plan.NodeType != "ModifyTable" || raw.Plan.RelationName != "turns" || !gated {
+			t.Errorf("%s: the turn's row is read before the conversation is locked:\n%s", name, raw.text)
+		}
+	}
+}
