@@ -175,6 +175,16 @@ func (c *Conn) withEra(req transport.JSONRPCRequest, p Protocol) transport.JSONR
 		for k, v := range mcp.StandardHeaders(p.Version, mcp.MCPMethod(req.Method), params) {
 			header.Set(k, v)
 		}
+		if req.Method == string(mcp.MethodToolsCall) {
+			// Arguments the tool's schema marks x-mcp-header are mirrored
+			// into Mcp-Param-* headers (SEP-2243), for gateways.
+			name, _ := fields["name"].(string)
+			if t, ok := c.tool(name); ok {
+				for k, v := range mcp.GenerateParamHeaders(&mcp.Tool{Name: name, RawInputSchema: t.InputSchema}, params) {
+					header.Set(k, v)
+				}
+			}
+		}
 		req.Header = header
 	}
 	return req
@@ -193,6 +203,25 @@ func announcesModern(err error) bool {
 	return strings.Contains(err.Error(), mcp.ProtocolVersion20260728)
 }
 
+// noteRefusal keeps what a server answered a refused initialize with
+// over HTTP (mcp-go reports only that it was a 4xx), for handshake's error.
+func (c *Conn) noteRefusal(body []byte) {
+	s := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	c.refusal.Store(&s)
+}
+
+// refusedWith adds to err what the server answered a refused initialize
+// with, if it did.
+func (c *Conn) refusedWith(err error) error {
+	if s := c.refusal.Load(); s != nil && *s != "" {
+		return fmt.Errorf("%w (the server answered: %s)", err, *s)
+	}
+	return err
+}
+
 // legacyRefused turns the error of a legacy handshake that a modern-only
 // server refused into one that says so, wrapping switchboard.ErrInvalid: a
 // configuration to change, not an outage to retry.
@@ -203,6 +232,28 @@ func legacyRefused(err error) error {
 	return withKind(switchboard.ErrInvalid, fmt.Errorf(
 		"the server speaks only the modern MCP era (%s), not the initialize handshake that protocol: legacy asks for; set protocol: auto or modern: %w",
 		mcp.ProtocolVersion20260728, err))
+}
+
+// tool returns the listed tool of that name.
+func (c *Conn) tool(name string) (Tool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tools {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Tool{}, false
+}
+
+// badHeaderAnnotations reports why a tool listed on a modern streamable
+// HTTP connection must be left out: x-mcp-header annotations that break
+// SEP-2243's rules (a client must exclude such a tool), or nil.
+func (c *Conn) badHeaderAnnotations(t Tool) error {
+	if !c.modern() || c.stdio() || len(t.InputSchema) == 0 {
+		return nil
+	}
+	return mcp.ValidateParamHeaderAnnotations(&mcp.Tool{Name: t.Name, RawInputSchema: t.InputSchema})
 }
 
 // send sends one raw request with what the connection's era adds to it
@@ -258,9 +309,8 @@ const maxInputRounds = 10
 // multi round-trip requests): the requests it asks the client to fulfil
 // (elicitation/create, sampling/createMessage, roots/list, by the server's
 // keys) and the state to echo back when the request is sent again. A
-// request that gets one fails with it: what Switchboard can answer is
-// decided where its client capabilities are (clientCapabilities). It wraps
-// switchboard.ErrInvalid.
+// request that gets one fails with it: answering it (the request sent again
+// with inputResponses) is not built yet. It wraps switchboard.ErrInvalid.
 type InputRequiredError struct {
 	Method        string
 	InputRequests map[string]json.RawMessage
@@ -277,7 +327,7 @@ func (e *InputRequiredError) Error() string {
 		keys = append(keys, k+" ("+r.Method+")")
 	}
 	slices.Sort(keys)
-	return fmt.Sprintf("%s: the server needs input this client cannot give: %s", e.Method, strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: the server asks for input, which is not answered on a modern connection yet: %s", e.Method, strings.Join(keys, ", "))
 }
 
 func (e *InputRequiredError) Unwrap() error { return switchboard.ErrInvalid }
@@ -327,7 +377,8 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 	first := req.ID.Value()
 	for round := 1; ; round++ {
 		resp, err = c.send(ctx, *req)
-		if err != nil || resp.Error != nil {
+		if err != nil || resp.Error != nil || !c.modern() {
+			// resultType is the modern era's: a legacy answer is final.
 			return resp, false, err
 		}
 		ir, err := checkResult(req.Method, resp.Result)

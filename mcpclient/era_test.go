@@ -156,6 +156,16 @@ func TestModernOnlyServer(t *testing.T) {
 					t.Errorf("the server read headers %v, want Mcp-Method tools/call and Mcp-Name meta", meta.Headers)
 				}
 
+				// An argument marked x-mcp-header is mirrored in its header
+				// (the go-sdk checks it over HTTP).
+				res, err = callJSON(t, c, "region", map[string]string{"region": "eu-west"})
+				if err != nil || res.IsError {
+					t.Fatalf("region: %+v, %v", res, err)
+				}
+				if want := "header: eu-west"; wantEra == EraModern && transport == "http" && res.Text != want {
+					t.Errorf("region: %q, want %q", res.Text, want)
+				}
+
 				// A list change reaches us on subscriptions/listen.
 				if _, err := callJSON(t, c, "grow", map[string]any{}); err != nil {
 					t.Fatalf("grow: %v", err)
@@ -228,56 +238,86 @@ func TestLegacyServerProtocols(t *testing.T) {
 	}
 }
 
-func TestTypeScriptModernServer(t *testing.T) {
-	// The TypeScript SDK v2 server refuses initialize with an error that
-	// names 2026-07-28: auto moves to the modern era on a connection of
-	// its own, and remembers it.
-	nodetest.Module(t, "@modelcontextprotocol/server")
-	cfg := Config{Name: "tsmodern", Command: nodetest.Node(t), Args: []string{filepath.Join("testdata", "tsmodern.mjs")}}
-	eras := NewEras()
-	changed := make(chan struct{}, 1)
-	c := dial(t, cfg, &Options{Eras: eras, OnToolsChanged: func() {
-		select {
-		case changed <- struct{}{}:
-		default:
-		}
-	}})
-	if p := c.Protocol(); p.Era != EraModern || p.Version != "2026-07-28" || p.ServerName != "tsmodern" || p.ServerVersion != "2.4.0-test" {
-		t.Errorf("Protocol() = %+v, want modern 2026-07-28 of tsmodern 2.4.0-test", p)
-	}
-	if got := eras.Era(cfg); got != EraModern {
-		t.Errorf("Eras remember %q, want %q", got, EraModern)
-	}
-	res, err := callJSON(t, c, "echo", map[string]string{"text": "hi"})
-	if err != nil || res.Text != "echo: hi" {
-		t.Fatalf("echo: %+v, %v", res, err)
-	}
-	if _, err := callJSON(t, c, "grow", map[string]any{}); err != nil {
-		t.Fatalf("grow: %v", err)
-	}
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no tools/list_changed within 10s of grow")
-	}
-	tools, err := c.ListTools(t.Context())
+// startTSModernHTTP starts testdata/tsmodern.mjs over HTTP and returns its
+// URL; it stops when the test ends.
+func startTSModernHTTP(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command(nodetest.Node(t), filepath.Join("testdata", "tsmodern.mjs"), "--http")
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := toolNamed(tools, "extra"); !ok {
-		t.Errorf("tools %v after grow, want extra", names(tools))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("tsmodern.mjs --http did not say its URL: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
 
-	// With the era remembered the next connection goes straight to it.
-	c2 := dial(t, cfg, &Options{Eras: eras})
-	if p := c2.Protocol(); p.Era != EraModern {
-		t.Errorf("second connection: %+v, want modern", p)
-	}
-	// And protocol: legacy says what is wrong.
-	legacy := cfg
-	legacy.Protocol = ProtocolLegacy
-	if _, err := Dial(t.Context(), legacy, nil); err == nil || !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), "speaks only the modern MCP era") {
-		t.Errorf("Dial with protocol legacy: %v, want an invalid-configuration error naming the modern era", err)
+func TestTypeScriptModernServer(t *testing.T) {
+	// The TypeScript SDK v2 server refuses initialize with an error that
+	// names 2026-07-28. Over stdio auto moves to the modern era on a
+	// connection of its own, over HTTP it finds it with server/discover;
+	// both remember it. protocol: legacy says what is wrong.
+	nodetest.Module(t, "@modelcontextprotocol/server")
+	for _, transport := range []string{"stdio", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			cfg := Config{Name: "tsmodern", Command: nodetest.Node(t), Args: []string{filepath.Join("testdata", "tsmodern.mjs")}}
+			if transport == "http" {
+				cfg = Config{Name: "tsmodern", URL: startTSModernHTTP(t)}
+			}
+			eras := NewEras()
+			changed := make(chan struct{}, 1)
+			c := dial(t, cfg, &Options{Eras: eras, OnToolsChanged: func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			}})
+			if p := c.Protocol(); p.Era != EraModern || p.Version != "2026-07-28" || p.ServerName != "tsmodern" || p.ServerVersion != "2.4.0-test" {
+				t.Errorf("Protocol() = %+v, want modern 2026-07-28 of tsmodern 2.4.0-test", p)
+			}
+			if got := eras.Era(cfg); got != EraModern {
+				t.Errorf("Eras remember %q, want %q", got, EraModern)
+			}
+			res, err := callJSON(t, c, "echo", map[string]string{"text": "hi"})
+			if err != nil || res.Text != "echo: hi" {
+				t.Fatalf("echo: %+v, %v", res, err)
+			}
+			if _, err := callJSON(t, c, "grow", map[string]any{}); err != nil {
+				t.Fatalf("grow: %v", err)
+			}
+			select {
+			case <-changed:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no tools/list_changed within 10s of grow")
+			}
+			tools, err := c.ListTools(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := toolNamed(tools, "extra"); !ok {
+				t.Errorf("tools %v after grow, want extra", names(tools))
+			}
+
+			// With the era remembered the next connection goes straight to it.
+			c2 := dial(t, cfg, &Options{Eras: eras})
+			if p := c2.Protocol(); p.Era != EraModern {
+				t.Errorf("second connection: %+v, want modern", p)
+			}
+			legacy := cfg
+			legacy.Protocol = ProtocolLegacy
+			if _, err := Dial(t.Context(), legacy, nil); err == nil || !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), "speaks only the modern MCP era") {
+				t.Errorf("Dial with protocol legacy: %v, want an invalid-configuration error naming the modern era", err)
+			}
+		})
 	}
 }
 
@@ -354,7 +394,8 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "server/discover":
 		result = `{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"scripted","version":"0.1"}}}`
 	case "tools/list":
-		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}}]}`
+		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}},` +
+			`{"name":"badheader","inputSchema":{"type":"object","properties":{"o":{"type":"object","x-mcp-header":"O"}}}}]}`
 	case "tools/call":
 		s.mu.Lock()
 		s.ids = append(s.ids, string(msg.ID))
@@ -385,6 +426,10 @@ func TestResultType(t *testing.T) {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	c := dial(t, Config{Name: "scripted", URL: ts.URL, Protocol: ProtocolModern}, nil)
+	// A tool whose x-mcp-header annotations break SEP-2243 is left out.
+	if _, ok := toolNamed(c.Tools(), "badheader"); ok || len(c.Tools()) != 3 {
+		t.Errorf("tools %v, want state, ask and weird, not badheader", names(c.Tools()))
+	}
 
 	// input_required with only a requestState: sent again at once, with
 	// the state echoed and a new id each time.

@@ -121,7 +121,7 @@ func newHTTPTransport() *http.Transport {
 func (c *Conn) httpClient(base http.RoundTripper, sessionFix bool) *http.Client {
 	return &http.Client{Transport: &headerTransport{base: base, headers: c.cfg.Headers, sessionFix: sessionFix,
 		limit: c.cfg.maxMessageBytes(), report: c.dropped, streamEnded: c.checkHealth, auth: c.cfg.Auth,
-		request: c.serverRequest}}
+		request: c.serverRequest, refused: c.noteRefusal}}
 }
 
 // headerTransport sets headers on requests that lack them.
@@ -151,6 +151,9 @@ type headerTransport struct {
 	// (asks.go), with the context of the HTTP request whose answer carried
 	// them.
 	request func(msg []byte, origin context.Context)
+	// refused, when set, is told the body of a 400 answer to a POST
+	// without a session id or Mcp-Method header: a refused initialize.
+	refused func(body []byte)
 }
 
 // filterBody reads a successful answer's body through a frame filter.
@@ -248,6 +251,23 @@ func (t *headerTransport) roundTrip(r *http.Request) (*http.Response, error) {
 			t.streamEnded()
 		}
 		return resp, err
+	}
+	if t.sessionFix && t.refused != nil && resp.StatusCode == http.StatusBadRequest && r.Method == http.MethodPost &&
+		r.Header.Get("Mcp-Session-Id") == "" && r.Header.Get("Mcp-Method") == "" {
+		// A legacy request that opens a session (initialize) refused: mcp-go
+		// drops the body, which may say the server speaks only the modern
+		// era (see Conn.noteRefusal).
+		peek, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+		if err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+		t.refused(peek)
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+		return resp, nil
 	}
 	if !t.sessionFix || resp.StatusCode != http.StatusBadRequest || r.Header.Get("Mcp-Session-Id") == "" {
 		return t.filterBody(resp), nil

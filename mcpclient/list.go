@@ -48,6 +48,10 @@ func (c *Conn) listTools(ctx, opCtx context.Context, limit time.Duration) ([]Too
 				c.log.Warn("skipping a tool the mcp server listed", "page", page, "index", i, "err", err)
 				continue
 			}
+			if err := c.badHeaderAnnotations(t); err != nil {
+				c.log.Warn("skipping a tool with invalid x-mcp-header annotations", "tool", t.Name, "err", err)
+				continue
+			}
 			if names[t.Name] {
 				c.log.Warn("skipping a second tool of the same name", "tool", t.Name)
 				continue

@@ -253,6 +253,7 @@ type Conn struct {
 	// clientInfo is what the Conn says it is.
 	proto      Protocol
 	clientInfo mcp.Implementation
+	refusal    atomic.Pointer[string] // what an HTTP server answered a refused initialize with
 
 	wg        sync.WaitGroup // goroutines of the Conn
 	closeOnce sync.Once
@@ -260,8 +261,10 @@ type Conn struct {
 }
 
 // Dial connects to the server described by cfg: it starts the stdio child
-// or reaches the URL, performs the initialize handshake and lists the tools,
-// all within cfg.InitTimeout. ctx bounds Dial only: cancelling it afterwards
+// or reaches the URL, performs the handshake of the protocol era (initialize,
+// or server/discover; see Config.Protocol) and lists the tools, within
+// cfg.InitTimeout (each connection's: a probe that finds another era than
+// the connection it made connects again). ctx bounds Dial only: cancelling it afterwards
 // does not affect the connection (nor kill a stdio child).
 //
 // The error wraps switchboard.ErrInvalid if cfg is unusable or the server
@@ -414,7 +417,7 @@ func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, 
 		hooks.era = redial.era
 		return dialEra(ctx, cfg, o, hooks, kind, mode, redial.era)
 	}
-	if err != nil && era != "" && mode == ProtocolAuto && hooks.era == "" && o.Eras.Era(cfg) != "" && ctx.Err() == nil {
+	if err != nil && era != "" && mode == ProtocolAuto && hooks.era == "" && !c.resuming() && o.Eras.Era(cfg) != "" && ctx.Err() == nil {
 		// What auto found before no longer works: find it again.
 		o.Eras.set(cfg, "")
 		c.Close()
@@ -543,7 +546,7 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 			return nil, &errRedial{era: EraModern}
 		}
 		var te *transport.Error
-		err = fmt.Errorf("initialize: %w", c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te)))
+		err = fmt.Errorf("initialize: %w", c.refusedWith(c.classify(ctx, initCtx, c.cfg.InitTimeout, err, !errors.As(err, &te))))
 		switch mode {
 		case ProtocolLegacy:
 			return nil, legacyRefused(err)

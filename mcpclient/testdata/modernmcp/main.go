@@ -4,8 +4,9 @@
 // HTTP (stateless, as the modern era requires) with -http.
 //
 // Its tools: echo returns its text; meta returns what the request carried
-// (the _meta keys and the Mcp-Method and Mcp-Name headers); grow adds the
-// tool extra, so the server sends notifications/tools/list_changed to
+// (the _meta keys and the Mcp-Method and Mcp-Name headers); region returns
+// the Mcp-Param-Region header its x-mcp-header argument asks for; grow adds
+// the tool extra, so the server sends notifications/tools/list_changed to
 // clients subscribed with subscriptions/listen.
 //
 // It lives in a module of its own under testdata so that the service never
@@ -63,6 +64,18 @@ func main() {
 				out.Headers["Mcp-Name"] = req.Extra.Header.Get("Mcp-Name")
 			}
 			return nil, out, nil
+		})
+	// region's argument is marked x-mcp-header: over HTTP the go-sdk
+	// refuses a call whose Mcp-Param-Region header does not mirror it.
+	server.AddTool(&mcp.Tool{Name: "region", Description: "Returns the Mcp-Param-Region header it got.",
+		InputSchema: map[string]any{"type": "object", "properties": map[string]any{
+			"region": map[string]any{"type": "string", "x-mcp-header": "Region"}}}},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			got := ""
+			if req.Extra != nil && req.Extra.Header != nil {
+				got = req.Extra.Header.Get("Mcp-Param-Region")
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "header: " + got}}}, nil
 		})
 	mcp.AddTool(server, &mcp.Tool{Name: "grow", Description: "Adds the tool extra."},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
