@@ -167,10 +167,7 @@ func (t *turn) runGuardrail(ctx context.Context, stage string, step int, g Guard
 // judge asks the guardrail's agent whether text trips it.
 func (t *turn) judge(ctx context.Context, g Guardrail, text string) guardrailRun {
 	a := t.o.agents.byName[g.Agent]
-	model := t.o.model
-	if a.Model != nil {
-		model = a.Model
-	}
+	model := t.o.modelOf(a)
 	msgs := []switchboard.Message{{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: text}}
 	if p := a.instructions(t.o.opts.SystemPrompt, t.rec.UserID, time.Now()); p != "" {
 		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
