@@ -26,6 +26,10 @@ type Metrics struct {
 	toolTime  *prometheus.HistogramVec
 	tokens    *prometheus.CounterVec
 	sessions  *prometheus.CounterVec
+	// agentTurns and handoffs count turns by the agent each ended as
+	// (configured agents: a bounded set), when agents are configured.
+	agentTurns *prometheus.CounterVec
+	handoffs   *prometheus.CounterVec
 }
 
 // Options tune the metrics; nil means defaults.
@@ -68,7 +72,13 @@ func New(opts *Options) *Metrics {
 	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_mcp_session_events_total", Help: "Sessions of MCP servers of scope user or conversation, by event: started, evicted (at the cap, idle, reset or closed by an admin), crashed (a connection that ended by itself).",
 	}, []string{"server", "event"})
-	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions,
+	m.agentTurns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_agent_turns_total", Help: "Turns ended, by the agent each ended as and final status (only with agents configured).",
+	}, []string{"agent", "status"})
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_agent_handoffs_total", Help: "Handoffs of ended turns, by the agent each turn ended as.",
+	}, []string{"agent"})
+	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions, m.agentTurns, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Servers != nil {
 		m.reg.MustRegister(&serverCollector{servers: opts.Servers})
@@ -96,6 +106,10 @@ func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 // TurnEnded records a turn that ended (or stopped awaiting approval).
 func (m *Metrics) TurnEnded(t switchboard.Turn) {
 	m.turns.WithLabelValues(string(t.Status)).Inc()
+	if t.Agent != "" {
+		m.agentTurns.WithLabelValues(t.Agent, string(t.Status)).Inc()
+		m.handoffs.WithLabelValues(t.Agent).Add(float64(t.Handoffs))
+	}
 	tm := t.Timing
 	m.turnTime.WithLabelValues("model").Observe(tm.LLM.Seconds())
 	m.turnTime.WithLabelValues("tools").Observe(tm.Tools.Seconds())
