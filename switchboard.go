@@ -176,6 +176,11 @@ const (
 	// TurnGuardrailTripped ends a turn whose message or answer a guardrail
 	// refused.
 	TurnGuardrailTripped TurnStatus = "guardrail_tripped"
+	// TurnAwaitingInput is a turn whose call waits for the user's answer
+	// to a question of its server (an Input). It is reported, never
+	// stored: the turn's row stays running while its instance holds the
+	// server's open request.
+	TurnAwaitingInput TurnStatus = "awaiting_input"
 )
 
 // Turn is one chat request: the user's message and everything the loop did to
@@ -349,8 +354,12 @@ type ModelRequest struct {
 	Messages []Message
 	Tools    []ToolDefinition
 	// Model, when set, is the model name sent instead of the client's own
-	// (an agent's model on a shared provider).
+	// (an agent's model on a shared provider, or the model a server's
+	// sampling request prefers).
 	Model string
+	// MaxTokens, when positive, caps the reply's tokens (a sampling
+	// request's cap); it wins over Settings.MaxTokens.
+	MaxTokens int
 	// Settings tune the call (an agent's model_settings); zero values are
 	// not sent.
 	Settings ModelSettings

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -203,6 +204,29 @@ type adminToolCallDetailDTO struct {
 	// (or when over previewBytes: see ResultTruncated).
 	StructuredResult json.RawMessage `json:"structured_result"`
 	ResultTruncated  bool            `json:"result_truncated"`
+	// Samplings are the server's sampling requests made during the call,
+	// each a ledger row of its own.
+	Samplings []samplingDTO `json:"samplings,omitempty"`
+}
+
+// samplingDTO is a server's sampling request during a call.
+type samplingDTO struct {
+	ID               string  `json:"id"`
+	Kind             string  `json:"kind"`
+	Model            string  `json:"model"`
+	Status           string  `json:"status"`
+	Error            string  `json:"error,omitempty"`
+	MaxTokens        int     `json:"max_tokens"`
+	PromptTokens     int     `json:"prompt_tokens"`
+	CompletionTokens int     `json:"completion_tokens"`
+	DurationMS       float64 `json:"duration_ms"`
+	StartedAt        string  `json:"started_at"`
+}
+
+// samplingLister is what an AdminStore that keeps sampling rows also
+// implements.
+type samplingLister interface {
+	ListSamplings(ctx context.Context, toolCallID string) ([]switchboard.Sampling, error)
 }
 
 func toAdminToolCall(c switchboard.ToolCall) adminToolCallDTO {
@@ -300,8 +324,19 @@ func (h *Handler) getToolCall(c *gin.Context) {
 		return
 	}
 	p := previewOf(tc)
-	c.JSON(http.StatusOK, gin.H{"success": true, "tool_call": adminToolCallDetailDTO{
-		adminToolCallDTO: toAdminToolCall(tc), Result: p.Result, StructuredResult: p.Structured, ResultTruncated: p.Truncated}})
+	d := adminToolCallDetailDTO{adminToolCallDTO: toAdminToolCall(tc), Result: p.Result, StructuredResult: p.Structured, ResultTruncated: p.Truncated}
+	if sl, ok := h.Admin.(samplingLister); ok {
+		rows, err := sl.ListSamplings(c.Request.Context(), tc.ID)
+		if err != nil {
+			h.writeError(c, err)
+			return
+		}
+		for _, s := range rows {
+			d.Samplings = append(d.Samplings, samplingDTO{ID: s.ID, Kind: s.Kind, Model: s.Model, Status: string(s.Status), Error: s.Error,
+				MaxTokens: s.MaxTokens, PromptTokens: s.PromptTokens, CompletionTokens: s.CompletionTokens, DurationMS: ms(s.Duration), StartedAt: timestamp(s.StartedAt)})
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"success": true, "tool_call": d})
 }
 
 // toolCallStatsDTO aggregates the calls of one tool (or server).

@@ -35,6 +35,9 @@ type Chatter interface {
 	// it: running while it is being cancelled, or failed when no live
 	// instance held it.
 	Cancel(ctx context.Context, userID, conversationID string) (switchboard.Turn, error)
+	// Answer answers a question a server asked the user (an input) and
+	// returns the turn's next stop.
+	Answer(ctx context.Context, a orchestrator.InputAnswer) (*orchestrator.Result, error)
 }
 
 // Store is what the API reads and edits directly: the user's
@@ -266,6 +269,7 @@ func (h *Handler) routes() {
 	user.POST("/chat/stream", h.limitTurns, h.postChatStream)
 	user.POST("/conversations/:id/cancel", h.postCancel)
 	user.POST("/conversations/:id/tool-calls/:call_id/approval", h.limitTurns, h.postApproval)
+	user.POST("/conversations/:id/inputs/:input_id", h.limitTurns, h.postInput)
 	user.GET("/conversations", h.listConversations)
 	user.GET("/conversations/:id", h.getConversation)
 	user.GET("/conversations/:id/tool-calls", h.conversationToolCalls)

@@ -327,6 +327,33 @@ func (h *Handler) postApproval(c *gin.Context) {
 	})
 }
 
+// postInput answers a question a server asked the user: {action: accept |
+// decline | cancel, content}, content validated against the question's
+// requested schema (400 invalid_input, and nothing is sent, when it does
+// not fit). The reply is the turn's next stop, as the chat route's.
+func (h *Handler) postInput(c *gin.Context) {
+	body, err := h.readBody(c)
+	if err != nil {
+		h.writeError(c, err)
+		return
+	}
+	var in struct {
+		Action  string          `json:"action"`
+		Content json.RawMessage `json:"content"`
+	}
+	const example = `{"action": "accept"|"decline"|"cancel", "content": {...}}`
+	if err := decodeJSON(body, &in, "invalid_input", example); err != nil {
+		h.writeError(c, err)
+		return
+	}
+	a := orchestrator.InputAnswer{UserID: identity(c).UserID, ConversationID: c.Param("id"), InputID: c.Param("input_id"),
+		Action: in.Action, Content: in.Content}
+	ctx := c.Request.Context()
+	h.respond(c, false, func(orchestrator.Events) (*orchestrator.Result, error) {
+		return h.Chat.Answer(ctx, a)
+	})
+}
+
 // serverTiming renders a turn's time split as a Server-Timing header.
 func serverTiming(t switchboard.TurnTiming) string {
 	return "model;dur=" + fmtMS(t.LLM) + ", tools;dur=" + fmtMS(t.Tools) + ", store;dur=" + fmtMS(t.Store) + ", overhead;dur=" + fmtMS(t.Overhead)

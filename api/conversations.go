@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -85,7 +86,26 @@ func (h *Handler) getConversation(c *gin.Context) {
 	for i, m := range msgs {
 		out[i] = toMessageDTO(m)
 	}
-	c.JSON(http.StatusOK, gin.H{"success": true, "conversation": toConversationDTO(conv), "messages": out})
+	reply := gin.H{"success": true, "conversation": toConversationDTO(conv), "messages": out}
+	if il, ok := h.Store.(inputLister); ok {
+		ins, err := il.ListInputs(c.Request.Context(), conv.UserID, conv.ID, true)
+		if err != nil {
+			h.writeError(c, err)
+			return
+		}
+		pending := make([]inputDTO, len(ins))
+		for i, in := range ins {
+			pending[i] = toInputDTO(in)
+		}
+		reply["pending_inputs"] = pending
+	}
+	c.JSON(http.StatusOK, reply)
+}
+
+// inputLister is what a Store that keeps servers' questions also
+// implements: the transcript lists those still waiting for the user.
+type inputLister interface {
+	ListInputs(ctx context.Context, userID, conversationID string, pendingOnly bool) ([]switchboard.Input, error)
 }
 
 func (h *Handler) patchConversation(c *gin.Context) {

@@ -23,6 +23,9 @@ type chatResponse struct {
 	// PendingApprovals are the calls waiting for approval when status is
 	// awaiting_approval.
 	PendingApprovals []toolCallDTO `json:"pending_approvals,omitempty"`
+	// PendingInputs are the questions of servers waiting for the user's
+	// answer when status is awaiting_input.
+	PendingInputs []inputDTO `json:"pending_inputs,omitempty"`
 	// ConnectionsRequired are the servers the user must connect before
 	// calls of theirs run (calls that failed with connection_required).
 	ConnectionsRequired []connectionRequiredDTO `json:"connections_required,omitempty"`
@@ -135,5 +138,29 @@ func toChatResponse(res *orchestrator.Result) chatResponse {
 	for _, tc := range res.Pending {
 		resp.PendingApprovals = append(resp.PendingApprovals, toToolCallDTO(tc))
 	}
+	for _, in := range res.Inputs {
+		resp.PendingInputs = append(resp.PendingInputs, toInputDTO(in))
+	}
 	return resp
+}
+
+// inputDTO is a question of a server to the user (an elicitation).
+type inputDTO struct {
+	ID         string `json:"id"`
+	ToolCallID string `json:"tool_call_id"`
+	Server     string `json:"server"`
+	// Mode is form (answer with content fitting requested_schema) or url
+	// (open url, then accept).
+	Mode            string          `json:"mode"`
+	Message         string          `json:"message"`
+	RequestedSchema json.RawMessage `json:"requested_schema,omitempty"`
+	URL             string          `json:"url,omitempty"`
+	Status          string          `json:"status"`
+	Action          string          `json:"action,omitempty"`
+	CreatedAt       string          `json:"created_at"`
+}
+
+func toInputDTO(in switchboard.Input) inputDTO {
+	return inputDTO{ID: in.ID, ToolCallID: in.ToolCallID, Server: in.Server, Mode: in.Mode, Message: in.Message,
+		RequestedSchema: in.RequestedSchema, URL: in.URL, Status: string(in.Status), Action: in.Action, CreatedAt: timestamp(in.CreatedAt)}
 }

@@ -60,6 +60,8 @@ type testStore interface {
 	orchestrator.Store
 	api.Store
 	ListToolCalls(ctx context.Context, f switchboard.ToolCallFilter) ([]switchboard.ToolCall, string, error)
+	ListSamplings(ctx context.Context, toolCallID string) ([]switchboard.Sampling, error)
+	GetInput(ctx context.Context, userID, id string) (switchboard.Input, error)
 }
 
 func stores(t *testing.T) map[string]func(t *testing.T) testStore {
@@ -132,6 +134,7 @@ type service struct {
 	url   string
 	model *llmtest.Server
 	store testStore
+	orch  *orchestrator.Orchestrator
 }
 
 func newService(t *testing.T, st testStore, conn *mcpclient.Conn, respond llmtest.Responder) *service {
@@ -191,7 +194,7 @@ func newServiceOver(t *testing.T, st testStore, sources []tools.Source, respond 
 	}
 	srv := httptest.NewServer(api.NewHandler(deps, apiOpts))
 	t.Cleanup(srv.Close)
-	return &service{url: srv.URL, model: model, store: st}
+	return &service{url: srv.URL, model: model, store: st, orch: orch}
 }
 
 func token(t *testing.T, user string) string {

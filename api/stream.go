@@ -116,10 +116,13 @@ const (
 	partConnectionRequired partType = "data-connection-required"
 	// ours: the agent that answers from here on (sent as the turn starts
 	// and at each handoff, when agents are configured).
-	partAgent      partType = "data-agent"
-	partError      partType = "error"
-	partFinishStep partType = "finish-step"
-	partFinish     partType = "finish"
+	partAgent partType = "data-agent"
+	// a question of a server to the user (an elicitation): its data is the
+	// input, as the JSON reply's pending_inputs list it
+	partElicitation partType = "data-elicitation"
+	partError       partType = "error"
+	partFinishStep  partType = "finish-step"
+	partFinish      partType = "finish"
 	// a file of the message: an image a tool returned
 	partFile partType = "file"
 )
@@ -419,6 +422,14 @@ func (s *uiStream) ApprovalRequested(c switchboard.ToolCall) {
 	s.flush()
 }
 
+// InputRequested sends a server's question as a data-elicitation part; the
+// turn's finish follows (it is reported awaiting_input).
+func (s *uiStream) InputRequested(in switchboard.Input) {
+	s.closeText()
+	s.part(dataPart{Type: partElicitation, ID: in.ID, Data: toInputDTO(in)})
+	s.flush()
+}
+
 func (s *uiStream) StepFinished(int) {
 	s.closeText()
 	s.part(part{Type: partFinishStep})
@@ -450,7 +461,7 @@ func (s *uiStream) finish(res *orchestrator.Result, err error) {
 		reason, code = "error", d.Code
 	case t.Status == switchboard.TurnMaxSteps:
 		reason = "length"
-	case t.Status == switchboard.TurnAwaitingApproval:
+	case t.Status == switchboard.TurnAwaitingApproval, t.Status == switchboard.TurnAwaitingInput:
 		reason = "tool-calls"
 	}
 	s.part(finishPart{Type: partFinish, FinishReason: reason,

@@ -161,9 +161,10 @@ func (c *Client) Complete(ctx context.Context, req switchboard.ModelRequest, onT
 		}
 	}()
 	creq := openai.ChatCompletionRequest{
-		Model:    cmp.Or(req.Model, c.cfg.Model),
-		Messages: *msgs,
-		Tools:    toOpenAITools(req.Tools),
+		Model:     cmp.Or(req.Model, c.cfg.Model),
+		Messages:  *msgs,
+		Tools:     toOpenAITools(req.Tools),
+		MaxTokens: req.MaxTokens,
 	}
 	applySettings(&creq, req)
 	var (
@@ -192,7 +193,7 @@ func applySettings(creq *openai.ChatCompletionRequest, req switchboard.ModelRequ
 	if s.TopP != nil {
 		creq.TopP = float32(*s.TopP)
 	}
-	creq.MaxTokens = s.MaxTokens
+	creq.MaxTokens = cmp.Or(req.MaxTokens, s.MaxTokens)
 	creq.ReasoningEffort = s.ReasoningEffort
 	if len(creq.Tools) > 0 {
 		switch s.ToolChoice {

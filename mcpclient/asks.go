@@ -359,18 +359,30 @@ func (c *Conn) callFor(token string) *inflight {
 }
 
 // onElicitationComplete passes a url-mode completion notice to the Askers
-// of the calls in flight.
+// of the calls in flight. It runs on the read loop.
 func (c *Conn) onElicitationComplete(n mcp.JSONRPCNotification) {
 	id, _ := n.Params.AdditionalFields["elicitationId"].(string)
 	if id == "" {
 		return
 	}
+	var askers []Asker
 	c.calls.Range(func(_, v any) bool {
 		if a := v.(*inflight).asker; a != nil {
-			a.ElicitationComplete(c.name, id)
+			askers = append(askers, a)
 		}
 		return true
 	})
+	if len(askers) == 0 {
+		return
+	}
+	// Off the read loop: an Asker may read its store.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for _, a := range askers {
+			a.ElicitationComplete(c.name, id)
+		}
+	}()
 }
 
 // reply sends our answer to a server request, best effort: a server that

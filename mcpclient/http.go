@@ -61,9 +61,13 @@ func (l *httpLink) open(c *Conn) (transport.Interface, error) {
 			transport.WithHTTPLogger(c.log),
 			transport.WithHTTPMaxMessageBytes(cfg.maxMessageBytes() + transportSlack),
 		}
-		if c.onToolsChanged != nil && l.listen {
+		if l.listen {
 			// Without the standalone GET stream, streamable HTTP delivers
-			// notifications only while a request of ours is in flight.
+			// notifications only while a request of ours is in flight, and
+			// a server's question not tied to a request of ours (the
+			// TypeScript SDK's elicitInput, as its examples call it) is
+			// never heard: every legacy connection holds one open, a Pool's
+			// sessions too. The modern era has no such stream.
 			opts = append(opts, transport.WithContinuousListening())
 		}
 		if c.resuming() {

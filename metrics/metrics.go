@@ -26,6 +26,9 @@ type Metrics struct {
 	toolTime  *prometheus.HistogramVec
 	tokens    *prometheus.CounterVec
 	sessions  *prometheus.CounterVec
+	samplings *prometheus.CounterVec
+	sampTime  *prometheus.HistogramVec
+	sampToks  *prometheus.CounterVec
 	// agentTurns and handoffs count turns by the agent each ended as
 	// (configured agents: a bounded set), when agents are configured.
 	agentTurns *prometheus.CounterVec
@@ -72,13 +75,22 @@ func New(opts *Options) *Metrics {
 	m.sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_mcp_session_events_total", Help: "Sessions of MCP servers of scope user or conversation, by event: started, evicted (at the cap, idle, reset or closed by an admin), crashed (a connection that ended by itself).",
 	}, []string{"server", "event"})
+	m.samplings = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_sampling_requests_total", Help: "MCP servers' sampling requests answered or refused, by server and status (succeeded, failed, denied).",
+	}, []string{"server", "status"})
+	m.sampTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "switchboard_sampling_duration_seconds", Help: "Time of MCP servers' sampling requests by server, the user's approval included.", Buckets: latencyBuckets,
+	}, []string{"server"})
+	m.sampToks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_sampling_tokens_total", Help: "Model tokens used by MCP servers' sampling requests, by server and kind (prompt, completion).",
+	}, []string{"server", "kind"})
 	m.agentTurns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_agent_turns_total", Help: "Turns ended, by the agent each ended as and final status (only with agents configured).",
 	}, []string{"agent", "status"})
 	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_agent_handoffs_total", Help: "Handoffs of ended turns, by the agent each turn ended as.",
 	}, []string{"agent"})
-	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions, m.agentTurns, m.handoffs,
+	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions, m.samplings, m.sampTime, m.sampToks, m.agentTurns, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Servers != nil {
 		m.reg.MustRegister(&serverCollector{servers: opts.Servers})
@@ -131,6 +143,14 @@ func (m *Metrics) ToolCallEnded(c switchboard.ToolCall) {
 	if c.Status != switchboard.CallDenied && !(c.Status == switchboard.CallCancelled && c.Duration == 0) {
 		m.toolTime.WithLabelValues(c.Server, c.Tool).Observe(c.Duration.Seconds())
 	}
+}
+
+// SamplingEnded records a server's sampling request that ended.
+func (m *Metrics) SamplingEnded(s switchboard.Sampling) {
+	m.samplings.WithLabelValues(s.Server, string(s.Status)).Inc()
+	m.sampTime.WithLabelValues(s.Server).Observe(s.Duration.Seconds())
+	m.sampToks.WithLabelValues(s.Server, "prompt").Add(float64(s.PromptTokens))
+	m.sampToks.WithLabelValues(s.Server, "completion").Add(float64(s.CompletionTokens))
 }
 
 // SessionEvent records an event of a session of an MCP server of scope

@@ -36,7 +36,9 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Resu
 		return nil, err
 	}
 	d.ConversationID, d.ExternalConversationID = id, ""
-	return o.decide(ctx, d, ev)
+	return o.detachable(ctx, d.UserID, ev, func(ctx context.Context, ev Events) (*Result, error) {
+		return o.decide(ctx, d, ev)
+	})
 }
 
 // decide is Decide in the user's conversation d.ConversationID.

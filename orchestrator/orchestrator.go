@@ -80,6 +80,8 @@ type Store interface {
 	TurnStore
 	ResumeStore
 	ConversationStore
+	InputStore
+	SamplingStore
 }
 
 // Catalogs gives the current tool catalog. *tools.Registry implements it.
@@ -136,6 +138,15 @@ type Options struct {
 	// is refused with turn_running; 0 means DefaultTurnWait, below 0 no
 	// wait at all.
 	TurnWait time.Duration
+	// SamplingModels name the models the model server offers to servers'
+	// sampling requests, the configured one first: a request whose model
+	// preferences name one of them (a hint that is part of its name) gets
+	// it; any other, the first.
+	SamplingModels []string
+	// InputPoll is how often a call waiting for the user's answer to a
+	// server's question looks at the store, for an answer given on another
+	// instance whose notification it missed; 0 means every 2s.
+	InputPoll time.Duration
 	// Observer, when set, is told of ended turns, tool calls and model
 	// usage.
 	Observer Observer
@@ -177,6 +188,8 @@ type Orchestrator struct {
 
 	mu      sync.Mutex
 	running map[string]*runningTurn // by conversation id
+	// waiting wakes the calls waiting here for answers, by input id.
+	waiting map[string]chan struct{}
 
 	// background owns the goroutines that outlive a request (reconcile);
 	// Close stops and waits for them.
@@ -339,6 +352,9 @@ type Result struct {
 	// Pending are the calls awaiting approval when the turn stopped as
 	// awaiting_approval.
 	Pending []switchboard.ToolCall
+	// Inputs are the questions of servers waiting for the user's answer
+	// when the turn is reported awaiting_input.
+	Inputs []switchboard.Input
 	// Replayed is true when the result is that of an earlier request with
 	// the same idempotency key, read back from the store.
 	Replayed bool
@@ -358,16 +374,23 @@ type Result struct {
 // req.Decisions, first those of applying them (see decideFirst): the
 // message is then not stored, though tools of the decided calls may have
 // run.
+//
+// When a server asks the user something during a call (see asks.go), Run
+// returns at once with the turn awaiting_input and its pending inputs; the
+// turn goes on in the background until it is answered (Answer) or
+// cancelled.
 func (o *Orchestrator) Run(ctx context.Context, req Request, ev Events) (*Result, error) {
-	for attempt := 0; ; attempt++ {
-		res, err := o.run(ctx, req, ev)
-		// Two first messages of one new chat raced to create it: the
-		// loser, which stored nothing and told ev nothing, joins the
-		// conversation the winner made.
-		if attempt > 0 || req.ExternalConversationID == "" || switchboard.ErrorCode(err) != "conversation_exists" {
-			return res, err
+	return o.detachable(ctx, req.UserID, ev, func(ctx context.Context, ev Events) (*Result, error) {
+		for attempt := 0; ; attempt++ {
+			res, err := o.run(ctx, req, ev)
+			// Two first messages of one new chat raced to create it: the
+			// loser, which stored nothing and told ev nothing, joins the
+			// conversation the winner made.
+			if attempt > 0 || req.ExternalConversationID == "" || switchboard.ErrorCode(err) != "conversation_exists" {
+				return res, err
+			}
 		}
-	}
+	})
 }
 
 func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Result, err error) {
@@ -391,6 +414,7 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 	defer func() { endSpan(span, err) }()
 	waitUntil := time.Now().Add(o.opts.TurnWait)
 	if at.conversationID != "" {
+		o.cancelAwaitingInput(ctx, req.UserID, at.conversationID)
 		unlock, err := o.lock(ctx, at.conversationID, waitUntil)
 		if err != nil {
 			return nil, err

@@ -529,7 +529,7 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
 	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
-		t.catalog.Run(ctx, c)
+		t.catalog.Run(tools.WithAsker(ctx, &callAsker{t: t, call: *c, p: pauserOf(ctx)}), c)
 	} else {
 		c.Status, c.ErrorClass = switchboard.CallFailed, switchboard.ErrorClassInvalid
 		c.Error = fmt.Sprintf("tool %s is no longer available", c.ExposedName)

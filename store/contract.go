@@ -159,6 +159,16 @@ type Store interface {
 	// conversation that is not the user's.
 	ListInputs(ctx context.Context, userID, conversationID string, pendingOnly bool) ([]switchboard.Input, error)
 
+	// RecordSampling stores the ledger row of a server's sampling request
+	// made during the tool call s.ToolCallID of s.UserID's turn s.TurnID,
+	// and fills s.ID when empty. It returns an error wrapping ErrNotFound
+	// when that call is not the user's in that turn, ErrInvalid when s is
+	// invalid.
+	RecordSampling(ctx context.Context, s *switchboard.Sampling) error
+	// ListSamplings returns the sampling rows of a tool call, oldest
+	// first, for admins (every user's).
+	ListSamplings(ctx context.Context, toolCallID string) ([]switchboard.Sampling, error)
+
 	// GetTurn returns the user's turn with the given id. It returns an
 	// error wrapping switchboard.ErrNotFound if the user has none of that
 	// id.

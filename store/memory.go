@@ -51,6 +51,8 @@ type memoryData struct {
 	waiting map[string]string
 	// inputs are the questions of servers, by id.
 	inputs map[string]*switchboard.Input
+	// samplings are the sampling rows of calls, by call id.
+	samplings map[string][]switchboard.Sampling
 
 	// credentials are users' credentials by user and server; an update
 	// of one holds its credentialLock (not mu, which it would hold while

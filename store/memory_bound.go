@@ -219,6 +219,7 @@ func (m *Memory) drop(key string) {
 	}
 	for _, id := range u.calls {
 		delete(m.calls, id)
+		delete(m.samplings, id)
 	}
 	m.bytes -= u.bytes
 	m.lru.Remove(u.elem)

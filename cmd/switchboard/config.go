@@ -97,6 +97,10 @@ type LLMConfig struct {
 	// Models are the models agents may name, each of its own provider;
 	// the block's own base_url, api_key and model stay the default.
 	Models map[string]ModelConfig `yaml:"models"`
+	// SamplingModels are other models the model server offers, which an
+	// MCP server's sampling request may name in its model preferences;
+	// others get model.
+	SamplingModels []string `yaml:"sampling_models"`
 }
 
 // defaultMaxTools is OpenAI's limit on the tools of a chat completion

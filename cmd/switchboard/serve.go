@@ -126,7 +126,8 @@ func serve(ctx context.Context, args []string, getenv env, stdout, stderr io.Wri
 		MaxSteps: cfg.LLM.MaxSteps, HistoryLimit: cfg.LLM.HistoryLimit, HistoryTokens: cfg.LLM.HistoryTokens,
 		SystemPrompt: cfg.LLM.SystemPrompt, TurnWait: turnWait(cfg), Observer: mx, Tracer: tracer(tp, "switchboard/orchestrator"), Logger: logger,
 		Agents: configAgents(cfg, agentModels), DefaultAgent: cfg.DefaultAgent, MaxHandoffs: cfg.MaxHandoffs,
-		Vision: orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
+		SamplingModels: append([]string{cfg.LLM.Model}, cfg.LLM.SamplingModels...),
+		Vision:         orchestrator.Vision{Enabled: cfg.LLM.Vision, MaxImagesPerStep: cfg.LLM.MaxImagesPerStep, MaxImageBytes: cfg.LLM.MaxImageBytes}})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -387,13 +388,20 @@ func listenCancels(ctx context.Context, cfg *Config, orch *orchestrator.Orchestr
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		store.ListenCancels(ctx, url, logger, func(turnID string) { orch.CancelTurn(turnID) })
+	}()
+	// Answers to servers' questions, for the calls of this instance that
+	// wait for them.
+	go func() {
+		defer func() { done <- struct{}{} }()
+		store.ListenInputs(ctx, url, logger, orch.InputAnswered)
 	}()
 	return func() {
 		cancel()
+		<-done
 		<-done
 	}
 }

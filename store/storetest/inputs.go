@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -120,5 +121,42 @@ func testInputs(t *testing.T, s Store) {
 	}
 	if _, err := s.GetInput(ctx, "alice", in.ID); !switchboard.IsCode(err, switchboard.CodeInputNotFound) {
 		t.Errorf("an input of a deleted conversation: got %v, want input_not_found", err)
+	}
+}
+
+// testSamplings: a call's sampling rows are kept linked to it, only for
+// the call's own user and turn, and go with its conversation.
+func testSamplings(t *testing.T, s Store) {
+	ctx := t.Context()
+	ts, call := runningCall(t, s, "alice")
+	row := switchboard.Sampling{UserID: "alice", ConversationID: ts.Conversation.ID, TurnID: ts.Turn.ID, ToolCallID: call.ID,
+		Server: "everything", Kind: "sampling", Model: "scripted", Status: switchboard.SamplingSucceeded, MaxTokens: 100,
+		PromptTokens: 12, CompletionTokens: 7, Duration: 1500 * time.Microsecond, StartedAt: t0, FinishedAt: t0.Add(2 * time.Millisecond)}
+	if err := s.RecordSampling(ctx, &row); err != nil || row.ID == "" {
+		t.Fatalf("RecordSampling: %v (id %q)", err, row.ID)
+	}
+	denied := row
+	denied.ID, denied.Status, denied.Error, denied.StartedAt = "", switchboard.SamplingDenied, "the user did not approve", t0.Add(time.Second)
+	if err := s.RecordSampling(ctx, &denied); err != nil {
+		t.Fatal(err)
+	}
+	stolen := row
+	stolen.ID, stolen.UserID = "", "bob"
+	wantErr(t, "a sampling row of bob's on alice's call", s.RecordSampling(ctx, &stolen), switchboard.ErrNotFound)
+	bad := row
+	bad.ID, bad.Status = "", "maybe"
+	wantErr(t, "an unknown status", s.RecordSampling(ctx, &bad), switchboard.ErrInvalid)
+	got, err := s.ListSamplings(ctx, call.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]switchboard.Sampling{row, denied}, got); diff != "" {
+		t.Errorf("ListSamplings (-want +got):\n%s", diff)
+	}
+	if err := s.DeleteConversation(ctx, "alice", ts.Conversation.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ListSamplings(ctx, call.ID); len(got) != 0 {
+		t.Errorf("the samplings of a deleted conversation: %+v, want none", got)
 	}
 }

@@ -77,6 +77,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"DecideToolCall", testDecideToolCall},
 		// inputs.go: servers' questions to users.
 		{"Inputs", testInputs},
+		{"Samplings", testSamplings},
 		// ledger.go: the tool-call ledger for admins.
 		{"Pagination", testPagination},
 		{"PageSize", testPageSize},

@@ -10,6 +10,7 @@ import {
 } from './common.js';
 import { Connections } from './connect.js';
 import { contentView } from './content.js';
+import { inputForm } from './elicit.js';
 import { CallStatus, Code, MessageType, Part, Role, TurnStatus, readStream } from './protocol.js';
 
 // Card states of the page's own, before the ledger tells a reopened
@@ -24,6 +25,7 @@ const SHOWN_NO_RESULT = 'no_result';
 /** @typedef {import('./protocol.js').Message} Message */
 /** @typedef {import('./protocol.js').ToolCallRow} ToolCallRow */
 /** @typedef {import('./protocol.js').ConnectionRequiredData} ConnectionRequiredData */
+/** @typedef {import('./protocol.js').InputRequest} InputRequest */
 
 /** @type {Session} the signed-in user */
 let session = /** @type {any} */ (null); // main sets it before anything else runs
@@ -242,6 +244,18 @@ class AssistantBlock {
     this.body.append(card.node);
   }
 
+  /**
+   * askInput shows a server's question to the user: a form from its
+   * requested schema, or a link; the answer goes to the inputs route.
+   * @param {InputRequest} input
+   */
+  askInput(input) {
+    if (!input || !input.id || this.body.querySelector(`[data-input="${CSS.escape(input.id)}"]`)) return;
+    const node = inputForm(input, (action, content) => answerInput(this, input, node, action, content));
+    this.text = null;
+    this.body.append(node);
+  }
+
   // settle moves the cards to connect a server after what the answer said
   // about them: they are what the user does next.
   settle() {
@@ -407,6 +421,9 @@ function handlePart(part, block) {
       block.setAgent(part.data.agent, part.data.from);
       if (ui.agent && state.agents.some((a) => a.name === part.data.agent)) ui.agent.value = part.data.agent; // the conversation's agent now
       break;
+    case Part.elicitation:
+      block.askInput(part.data);
+      break;
     case Part.file:
       // A tool's image, for useChat apps: the tool's card shows it from
       // its output's content already.
@@ -459,6 +476,7 @@ async function run(request, block) {
     const status = finish && finish.messageMetadata ? finish.messageMetadata.status : '';
     if (status === TurnStatus.maxSteps) block.note('Stopped: the turn reached its step limit.', 'warn');
     if (status === TurnStatus.awaitingApproval) block.waitNote = block.note('Waiting for your approval.', 'warn');
+    if (status === TurnStatus.awaitingInput) block.waitNote = block.note('Waiting for your answer.', 'warn');
   } catch (e) {
     block.note(errorText(e), 'error');
   } finally {
@@ -511,6 +529,45 @@ async function decide(card, approve) {
   await run(() => post(path, { approve }), block);
 }
 
+/**
+ * answerInput posts the user's answer to a server's question; the reply is
+ * the turn's next stop: its end (the conversation is drawn again), or the
+ * next question. An answer the route refuses (content that does not fit)
+ * keeps the form, with why.
+ * @param {AssistantBlock} block
+ * @param {InputRequest} input
+ * @param {HTMLElement} node the form
+ * @param {'accept' | 'decline' | 'cancel'} action
+ * @param {Record<string, unknown>} [content]
+ */
+async function answerInput(block, input, node, action, content) {
+  if (state.busy || !state.current) return;
+  const path = `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(state.current)}/inputs/${encodeURIComponent(input.id)}`;
+  setBusy(true);
+  node.querySelector('.elicit-error')?.remove();
+  /** @type {{status: string, pending_inputs?: InputRequest[]}} */
+  let r;
+  try {
+    r = await api(session, 'POST', path, action === 'accept' ? { action, content: content || {} } : { action });
+  } catch (e) {
+    setBusy(false);
+    node.append(el('div', { class: 'note error elicit-error' }, errorText(e)));
+    return;
+  }
+  setBusy(false);
+  node.remove();
+  if (block.waitNote) {
+    block.waitNote.remove();
+    block.waitNote = null;
+  }
+  if (r.status === TurnStatus.awaitingInput && r.pending_inputs && r.pending_inputs.length) {
+    for (const next of r.pending_inputs) block.askInput(next);
+    block.waitNote = block.note('Waiting for your answer.', 'warn');
+    return;
+  }
+  await openConversation(state.current);
+}
+
 // stop cancels the running turn with the cancel route, so that the stream
 // ends with what was done; when that cannot be (the turn has not started
 // yet), it drops the request, which cancels the turn too.
@@ -529,7 +586,7 @@ function setBusy(on) {
   ui.send.disabled = on;
   ui.stop.hidden = !on;
   ui.send.hidden = on;
-  document.querySelectorAll('.approval button, .connect-card button.retry').forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = on; });
+  document.querySelectorAll('.approval button, .connect-card button.retry, .elicit button').forEach((b) => { /** @type {HTMLButtonElement} */ (b).disabled = on; });
 }
 
 function setURL() {
@@ -586,7 +643,7 @@ async function openConversation(id) {
   state.current = id;
   setURL();
   clearThread();
-  /** @type {{conversation: Conversation, messages: Message[]}} */
+  /** @type {{conversation: Conversation, messages: Message[], pending_inputs?: InputRequest[]}} */
   let r;
   try {
     r = await api(session, 'GET', `/api/${encodeURIComponent(session.user)}/conversations/${encodeURIComponent(id)}`);
@@ -596,10 +653,18 @@ async function openConversation(id) {
     ui.thread.append(el('div', { class: 'note error' }, errorText(e)));
     return;
   }
-  renderTranscript(r.messages);
+  const last = renderTranscript(r.messages);
   if (ui.agent && r.conversation.agent && state.agents.some((a) => a.name === r.conversation.agent)) ui.agent.value = r.conversation.agent;
   scrollToBottom();
   await applyLedger(id);
+  if (r.pending_inputs && r.pending_inputs.length && state.current === id) {
+    // Questions of servers still waiting for the user: under the last
+    // answer, whose call asked them.
+    const block = last || new AssistantBlock('');
+    for (const input of r.pending_inputs) block.askInput(input);
+    block.waitNote = block.note('Waiting for your answer.', 'warn');
+    scrollToBottom();
+  }
 }
 
 /**
@@ -642,8 +707,10 @@ async function applyLedger(id) {
  * call's arguments and result; the live status and duration are the
  * ledger's, shown while a turn streams.
  * @param {Message[]} messages
+ * @returns {AssistantBlock | null} the last answer's block
  */
 function renderTranscript(messages) {
+  /** @type {AssistantBlock | null} */
   let block = null;
   let asked = '';
   for (const m of messages) {
@@ -686,6 +753,7 @@ function renderTranscript(messages) {
       card.result.textContent = 'No result was stored for this call.';
     }
   }
+  return block;
 }
 
 function autosize() {

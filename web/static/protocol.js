@@ -35,6 +35,7 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "toolCall": "data-tool-call",
     "connectionRequired": "data-connection-required",
     "agent": "data-agent",
+    "elicitation": "data-elicitation",
     "error": "error",
     "finishStep": "finish-step",
     "finish": "finish",
@@ -57,7 +58,8 @@ const wire = /** @type {const} */ (/* protocol:begin */ {
     "cancelled": "cancelled",
     "awaitingApproval": "awaiting_approval",
     "maxHandoffs": "max_handoffs",
-    "guardrailTripped": "guardrail_tripped"
+    "guardrailTripped": "guardrail_tripped",
+    "awaitingInput": "awaiting_input"
   },
   "role": {
     "user": "user",
@@ -135,6 +137,24 @@ export const Code = Object.freeze(wire.code);
  */
 
 /**
+ * A server's question to the user (MCP elicitation), as the
+ * data-elicitation part's data and the JSON reply's pending_inputs list it.
+ * Answer it with POST /api/{user}/conversations/{conversation}/inputs/{id}
+ * and {action: 'accept' | 'decline' | 'cancel', content}: a form's content
+ * must fit requested_schema; a url input is accepted once the link is open.
+ * @typedef {object} InputRequest
+ * @property {string} id
+ * @property {string} tool_call_id the ledger id of the call that asked
+ * @property {string} server
+ * @property {'form' | 'url'} mode
+ * @property {string} message
+ * @property {object} [requested_schema] a flat object schema: strings (with format email, uri, date, date-time), numbers, integers, booleans, enums (enum, oneOf with titles, enumNames), arrays of enums; defaults
+ * @property {string} [url] the link to open (url mode)
+ * @property {string} status
+ * @property {string} created_at
+ */
+
+/**
  * A call's data-tool-call part: sent when the call starts (or waits for
  * approval) with its server and tool, and again when it ends, with its
  * duration.
@@ -189,6 +209,7 @@ export const Code = Object.freeze(wire.code);
  *   | {type: typeof Part.toolCall, id: string, data: ToolCallData}
  *   | {type: typeof Part.connectionRequired, id: string, data: ConnectionRequiredData}
  *   | {type: typeof Part.agent, id: string, data: AgentData}
+ *   | {type: typeof Part.elicitation, id: string, data: InputRequest}
  *   | {type: typeof Part.error, errorText: string}
  *   | {type: typeof Part.file, url: string, mediaType: string}
  *   | {type: typeof Part.finish, finishReason?: string, messageMetadata: MessageMetadata}} StreamPart
