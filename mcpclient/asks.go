@@ -246,6 +246,7 @@ func (c *Conn) answerRequest(token, method string, params json.RawMessage) (any,
 		if roots == nil {
 			return nil, &RequestError{codeMethodNotFound, "roots are not configured for this server"}
 		}
+		c.rootsOnce.Do(func() { close(c.rootsAsked) })
 		return map[string]any{"roots": roots}, nil
 	case string(mcp.MethodElicitationCreate):
 		return c.elicit(token, params)
@@ -359,18 +360,30 @@ func (c *Conn) callFor(token string) *inflight {
 }
 
 // onElicitationComplete passes a url-mode completion notice to the Askers
-// of the calls in flight.
+// of the calls in flight. It runs on the read loop.
 func (c *Conn) onElicitationComplete(n mcp.JSONRPCNotification) {
 	id, _ := n.Params.AdditionalFields["elicitationId"].(string)
 	if id == "" {
 		return
 	}
+	var askers []Asker
 	c.calls.Range(func(_, v any) bool {
 		if a := v.(*inflight).asker; a != nil {
-			a.ElicitationComplete(c.name, id)
+			askers = append(askers, a)
 		}
 		return true
 	})
+	if len(askers) == 0 {
+		return
+	}
+	// Off the read loop: an Asker may read its store.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		for _, a := range askers {
+			a.ElicitationComplete(c.name, id)
+		}
+	}()
 }
 
 // reply sends our answer to a server request, best effort: a server that

@@ -5,6 +5,7 @@ package mcpclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +13,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchboard-dev/switchboard"
 )
 
 // askServer is a hand-written streamable HTTP MCP server with one tool,
@@ -278,5 +282,27 @@ func TestSetRoots(t *testing.T) {
 	n := strings.Count(strings.Join(s.notes, " "), "notifications/roots/list_changed")
 	if n != 1 {
 		t.Errorf("the server was told %d times that the roots changed (%v), want once", n, s.notes)
+	}
+}
+
+// TestAskPausesTimeout: a call's timeout does not run while its server
+// waits for a person's answer: a question answered after three times the
+// call's timeout still gets the call's result; a server that then stalls
+// times out as before.
+func TestAskPausesTimeout(t *testing.T) {
+	cfg := helperConfig("raw")
+	cfg.Timeout = 200 * time.Millisecond
+	c := dial(t, cfg, nil)
+	slow := askerFunc{elicit: func(Elicitation) (ElicitResult, error) {
+		time.Sleep(3 * cfg.Timeout) // a person taking their time
+		return ElicitResult{Action: "decline"}, nil
+	}}
+	ctx := WithAsker(t.Context(), slow)
+	res, err := c.CallTool(ctx, "ask", json.RawMessage(`{"method":"elicitation/create","params":{"message":"?","requestedSchema":{"type":"object"}}}`))
+	if err != nil || !strings.Contains(res.Text, `"action":"decline"`) {
+		t.Fatalf("a call whose question took 3x its timeout: got %+v, %v; want the answer", res, err)
+	}
+	if _, err := c.CallTool(ctx, "slow", nil); !errors.Is(err, switchboard.ErrUpstreamTimeout) {
+		t.Errorf("a stalled call after: got %v, want a timeout", err)
 	}
 }

@@ -35,7 +35,45 @@ import (
 // which, and an error after the task was created is a *TaskError (see
 // TaskOf) wrapping the errors above; the task is cancelled with
 // tasks/cancel when ctx ends or the timeout passes.
+//
+// A call the server refuses until the user opens some urls (-32042, a
+// URLRequiredError) is asked of the call's Asker (see WithAsker), each url
+// as a url-mode elicitation; once all are accepted it is made again, at
+// most maxURLRetries times.
 func (c *Conn) CallTool(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := c.callOnce(ctx, name, args)
+		var u *URLRequiredError
+		asker := askerOf(ctx)
+		if err == nil || asker == nil || attempt == maxURLRetries || !errors.As(err, &u) || !c.askURLs(ctx, asker, u) {
+			return res, err
+		}
+		c.log.Debug("mcp server's urls accepted; calling again", "tool", name)
+	}
+}
+
+// maxURLRetries bounds the calls made again after their urls were
+// accepted.
+const maxURLRetries = 2
+
+// askURLs asks the user to open each url of u, and reports whether all
+// were accepted.
+func (c *Conn) askURLs(ctx context.Context, asker Asker, u *URLRequiredError) bool {
+	for _, e := range u.Elicitations {
+		actx, cancel := context.WithTimeout(ctx, c.cfg.askTimeout())
+		stop := context.AfterFunc(c.ctx, cancel)
+		res, err := asker.Elicit(actx, c.name, e)
+		stop()
+		cancel()
+		if err != nil || res.Action != "accept" {
+			return false
+		}
+	}
+	return ctx.Err() == nil && c.ctx.Err() == nil
+}
+
+// callOnce is one call of CallTool.
+func (c *Conn) callOnce(ctx context.Context, name string, args json.RawMessage) (*Result, error) {
 	args, err := objectArgs(args)
 	if err == nil && name == "" {
 		err = errors.New("no tool name")

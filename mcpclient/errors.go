@@ -2,6 +2,7 @@ package mcpclient
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -27,8 +28,53 @@ func rpcError(e *mcp.JSONRPCErrorDetails) error {
 		return withKind(switchboard.ErrTooLarge, errors.New(e.Message))
 	case codeTooDeep:
 		return withKind(ErrMalformed, errors.New(e.Message))
+	case codeURLElicitationRequired:
+		if u := urlRequired(e); u != nil {
+			return u
+		}
 	}
 	return e.AsError()
+}
+
+// codeURLElicitationRequired is the JSON-RPC error code of a request the
+// server refuses until the user has been to the urls it names
+// (URLElicitationRequiredError, MCP 2025-11-25).
+const codeURLElicitationRequired = -32042
+
+// URLRequiredError is a call the server refused until the user opens the
+// urls of Elicitations (its data.elicitations); CallTool asks the call's
+// Asker about each and, when all are accepted, calls again.
+type URLRequiredError struct {
+	Elicitations []Elicitation
+	err          error
+}
+
+func (e *URLRequiredError) Error() string { return e.err.Error() }
+func (e *URLRequiredError) Unwrap() error { return e.err }
+
+// urlRequired reads the elicitations of a -32042 error; nil when it names
+// none that can be asked.
+func urlRequired(e *mcp.JSONRPCErrorDetails) *URLRequiredError {
+	raw, err := json.Marshal(e.Data)
+	if err != nil {
+		return nil
+	}
+	var data struct {
+		Elicitations []struct {
+			Mode, Message, URL, ElicitationID string
+		} `json:"elicitations"`
+	}
+	if json.Unmarshal(raw, &data) != nil || len(data.Elicitations) == 0 {
+		return nil
+	}
+	u := &URLRequiredError{err: e.AsError()}
+	for _, el := range data.Elicitations {
+		if el.URL == "" || el.ElicitationID == "" {
+			return nil
+		}
+		u.Elicitations = append(u.Elicitations, Elicitation{Mode: mcp.ElicitationModeURL, Message: el.Message, URL: el.URL, ElicitationID: el.ElicitationID})
+	}
+	return u
 }
 
 // errSessionLost ends a Conn whose remote server no longer knows our

@@ -32,7 +32,10 @@
 // calls in call.go, those run as MCP tasks in task.go, tool lists in
 // list.go and the icons servers declare in icons.go; the protocol eras
 // (the handshake's choice, the modern era's _meta and headers on every raw
-// request, resultType, subscriptions/listen) in era.go; what differs between the
+// request, resultType, subscriptions/listen) in era.go; what the client
+// declares in capabilities.go and the requests servers make of it
+// (elicitation, sampling, roots, ping; -32601 for the rest) in asks.go;
+// what differs between the
 // transport kinds behind the link interface (link.go) in stdio.go and
 // process_*.go (a child process) and http.go (streamable HTTP and SSE);
 // the bounds on what a server sends in frames.go; health pings in
@@ -234,6 +237,10 @@ type Conn struct {
 	calls sync.Map
 	// rootList is what roots/list answers; nil without roots configured.
 	rootList atomic.Pointer[[]Root]
+	// rootsAsked is closed (once, rootsOnce) when the server first asks
+	// for the roots.
+	rootsAsked chan struct{}
+	rootsOnce  sync.Once
 
 	// taskStatus routes notifications/tasks/status to the call following
 	// the task: task id -> chan mcp.Task (capacity 1, the latest status).
@@ -353,6 +360,7 @@ func dialEra(ctx context.Context, cfg Config, o Options, hooks dialHooks, kind, 
 		scrub:          redact.New(cfg.secrets()...),
 	}
 	c.ctx, c.kill = context.WithCancelCause(context.Background())
+	c.rootsAsked = make(chan struct{})
 	if cfg.Roots != nil {
 		roots := append([]Root{}, cfg.Roots...)
 		c.rootList.Store(&roots)
@@ -504,6 +512,7 @@ func (c *Conn) connect(ctx, initCtx context.Context, o Options, mode, era string
 		return nil, err
 	}
 	c.setTools(tools)
+	c.awaitRoots(initCtx)
 	if c.modern() && c.onToolsChanged != nil && info.Capabilities.Tools != nil && info.Capabilities.Tools.ListChanged {
 		c.wg.Add(1)
 		go c.listen()
@@ -559,13 +568,37 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 		// Announced in the initialize result: the modern era has a
 		// connection of its own, opened with server/discover.
 		return nil, &errRedial{era: EraModern}
-	case got == EraLegacy && era == "" && !c.stdio() && c.onToolsChanged != nil:
+	case got == EraLegacy && era == "" && !c.stdio():
 		// Found over HTTP without the GET stream that a legacy
-		// connection hears list changes on: connect again with it.
+		// connection hears list changes and a server's own questions on
+		// (see httpLink.listen): connect again with it. What was found is
+		// remembered (Eras), so later connections start with it.
 		return nil, &errRedial{era: EraLegacy}
 	}
 	c.setProtocol(got, info)
 	return info, nil
+}
+
+// rootsGrace is how long a new connection with roots waits for the
+// server to ask for them before it takes calls.
+const rootsGrace = time.Second
+
+// awaitRoots waits, on a connection with roots, until the server has
+// asked for them (roots/list) or rootsGrace has passed. Servers that work
+// in their client's roots (server-filesystem started without directories)
+// ask once the handshake is done, on their own time: a call that came
+// first would find no roots.
+func (c *Conn) awaitRoots(ctx context.Context) {
+	if c.roots() == nil || c.resuming() {
+		return
+	}
+	t := time.NewTimer(rootsGrace)
+	defer t.Stop()
+	select {
+	case <-c.rootsAsked:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // stdio reports whether the Conn runs a stdio child.

@@ -29,6 +29,10 @@ type Metrics struct {
 	samplings *prometheus.CounterVec
 	sampTime  *prometheus.HistogramVec
 	sampToks  *prometheus.CounterVec
+	// agentTurns and handoffs count turns by the agent each ended as
+	// (configured agents: a bounded set), when agents are configured.
+	agentTurns *prometheus.CounterVec
+	handoffs   *prometheus.CounterVec
 }
 
 // Options tune the metrics; nil means defaults.
@@ -80,7 +84,13 @@ func New(opts *Options) *Metrics {
 	m.sampToks = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_sampling_tokens_total", Help: "Model tokens used by MCP servers' sampling requests, by server and kind (prompt, completion).",
 	}, []string{"server", "kind"})
-	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions, m.samplings, m.sampTime, m.sampToks,
+	m.agentTurns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_agent_turns_total", Help: "Turns ended, by the agent each ended as and final status (only with agents configured).",
+	}, []string{"agent", "status"})
+	m.handoffs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_agent_handoffs_total", Help: "Handoffs of ended turns, by the agent each turn ended as.",
+	}, []string{"agent"})
+	m.reg.MustRegister(m.requests, m.turns, m.turnTime, m.toolCalls, m.toolTime, m.tokens, m.sessions, m.samplings, m.sampTime, m.sampToks, m.agentTurns, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Servers != nil {
 		m.reg.MustRegister(&serverCollector{servers: opts.Servers})
@@ -108,6 +118,10 @@ func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 // TurnEnded records a turn that ended (or stopped awaiting approval).
 func (m *Metrics) TurnEnded(t switchboard.Turn) {
 	m.turns.WithLabelValues(string(t.Status)).Inc()
+	if t.Agent != "" {
+		m.agentTurns.WithLabelValues(t.Agent, string(t.Status)).Inc()
+		m.handoffs.WithLabelValues(t.Agent).Add(float64(t.Handoffs))
+	}
 	tm := t.Timing
 	m.turnTime.WithLabelValues("model").Observe(tm.LLM.Seconds())
 	m.turnTime.WithLabelValues("tools").Observe(tm.Tools.Seconds())

@@ -34,3 +34,29 @@ func TestToolCallTime(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentTurns: turns count by the agent each ended as, with their
+// handoffs; turns of no agent make no agent series.
+func TestAgentTurns(t *testing.T) {
+	m := metrics.New(nil)
+	m.TurnEnded(switchboard.Turn{Status: switchboard.TurnCompleted, Agent: "tasks", Handoffs: 1})
+	m.TurnEnded(switchboard.Turn{Status: switchboard.TurnCompleted, Agent: "tasks", Handoffs: 2})
+	m.TurnEnded(switchboard.Turn{Status: switchboard.TurnGuardrailTripped, Agent: "triage"})
+	m.TurnEnded(switchboard.Turn{Status: switchboard.TurnCompleted})
+	w := httptest.NewRecorder()
+	m.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	raw, _ := io.ReadAll(w.Body)
+	for _, want := range []string{
+		`switchboard_agent_turns_total{agent="tasks",status="completed"} 2`,
+		`switchboard_agent_turns_total{agent="triage",status="guardrail_tripped"} 1`,
+		`switchboard_agent_handoffs_total{agent="tasks"} 3`,
+		`switchboard_turns_total{status="completed"} 3`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(raw), `agent=""`) {
+		t.Errorf("a turn of no agent made an agent series")
+	}
+}

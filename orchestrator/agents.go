@@ -290,6 +290,14 @@ func (as agents) named(name string) *Agent {
 	return as.def
 }
 
+// modelOf is the model agent a calls.
+func (o *Orchestrator) modelOf(a *Agent) Model {
+	if a.Model != nil {
+		return a.Model
+	}
+	return o.model
+}
+
 // Agents lists the agents the user, with roles, may use, in configuration
 // order; none when no agents are configured.
 func (o *Orchestrator) Agents(userID string, roles []string) []AgentInfo {

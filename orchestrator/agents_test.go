@@ -274,3 +274,21 @@ func TestAnAgentsToolsOnly(t *testing.T) {
 		t.Errorf("the lab ran %q, want nothing run", r.lab.calls)
 	}
 }
+
+// TestAnAgentsOwnProviderWithoutTheDefault: an agent on a provider of its
+// own answers though the default model (the llm block) is not configured;
+// without agents that is llm_not_configured, as before.
+func TestAnAgentsOwnProviderWithoutTheDefault(t *testing.T) {
+	_, client := scripted(t, llmtest.Sequence(llmtest.Reply{Text: "from my own provider"}))
+	r := newRig(t, store.NewMemory(), llmtest.Sequence(), nil)
+	unconfigured := llm.New(llm.Config{}, nil)
+	o := orchestrator.New(unconfigured, r.reg, r.store, &orchestrator.Options{Agents: []orchestrator.Agent{{Name: "own", Model: client}}})
+	res, err := o.Run(context.Background(), orchestrator.Request{UserID: "alice", Content: "hi"}, nil)
+	if err != nil || res.Message.Content != "from my own provider" {
+		t.Errorf("got %+v, %v; want the agent's provider to answer", res, err)
+	}
+	plain := orchestrator.New(unconfigured, r.reg, r.store, nil)
+	if _, err := plain.Run(context.Background(), orchestrator.Request{UserID: "bob", Content: "hi"}, nil); !switchboard.IsCode(err, "llm_not_configured") {
+		t.Errorf("without agents: got %v, want llm_not_configured", err)
+	}
+}

@@ -164,10 +164,7 @@ func (s *subRun) loop(ctx context.Context, first int) {
 		if instr := s.agent.instructions(t.o.opts.SystemPrompt, t.rec.UserID, time.Now()); instr != "" {
 			msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: instr}}, msgs...)
 		}
-		model := t.o.model
-		if s.agent.Model != nil {
-			model = s.agent.Model
-		}
+		model := t.o.modelOf(s.agent)
 		var schema *switchboard.OutputSchema
 		if t.o.agents.schemas[s.agent] != nil {
 			schema = &switchboard.OutputSchema{Name: s.agent.Name + "_output", Schema: s.agent.OutputSchema}

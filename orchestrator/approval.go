@@ -43,7 +43,8 @@ func (o *Orchestrator) Decide(ctx context.Context, d Decision, ev Events) (*Resu
 
 // decide is Decide in the user's conversation d.ConversationID.
 func (o *Orchestrator) decide(ctx context.Context, d Decision, ev Events) (res *Result, err error) {
-	if err := o.model.Ready(); err != nil {
+	if err := o.model.Ready(); err != nil && !o.agents.configured() {
+		// With agents, the turn's agent's model answers for itself.
 		return nil, err
 	}
 	ctx, span := o.opts.Tracer.Start(ctx, "turn.decide", trace.WithAttributes(attribute.String("user.id", d.UserID),

@@ -153,6 +153,11 @@ func (o *Orchestrator) detachable(ctx context.Context, userID string, ev Events,
 	p := &pauser{ch: make(chan switchboard.Input, 1)}
 	runCtx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), pauserKey{}, p))
 	stop := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	if ctx.Err() != nil {
+		// AfterFunc runs on a goroutine of its own: a request that ended
+		// already must not start its turn before that goroutine cancels it.
+		cancel(context.Cause(ctx))
+	}
 	var dev *detachedEvents
 	if ev != nil {
 		dev = &detachedEvents{ev: ev}
@@ -369,6 +374,11 @@ type callAsker struct {
 	t    *turn
 	call switchboard.ToolCall
 	p    *pauser // nil when no request waits for the turn
+
+	mu sync.Mutex
+	// completed are the url-mode elicitations the server reported
+	// complete, by id: a notice may come before the question is stored.
+	completed map[string]bool
 }
 
 // Elicit stores the question, tells the request waiting for the turn, and
@@ -390,6 +400,11 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 	}
 	woken, forget := o.waitInput(in.ID)
 	defer forget()
+	if in.Mode == switchboard.InputURL && a.isCompleted(in.ElicitationID) {
+		if _, err := o.store.CloseInput(context.WithoutCancel(ctx), in.ID, switchboard.InputCompleted, "the server reported it complete"); err == nil {
+			return tools.ElicitResult{Action: switchboard.ActionAccept}, nil
+		}
+	}
 	o.logger.Info("mcp server asks the user", "user_id", in.UserID, "conversation_id", in.ConversationID, "turn_id", in.TurnID,
 		"call_id", in.ToolCallID, "server", in.Server, "input_id", in.ID, "mode", in.Mode)
 	if a.p != nil {
@@ -436,10 +451,22 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 	}
 }
 
+func (a *callAsker) isCompleted(elicitationID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return elicitationID != "" && a.completed[elicitationID]
+}
+
 // ElicitationComplete closes the url-mode input of the call's that the
 // server reported complete: the call goes on as if the user had accepted.
 func (a *callAsker) ElicitationComplete(server, elicitationID string) {
 	o := a.t.o
+	a.mu.Lock()
+	if a.completed == nil {
+		a.completed = map[string]bool{}
+	}
+	a.completed[elicitationID] = true
+	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	ins, err := o.store.ListInputs(ctx, a.call.UserID, a.call.ConversationID, true)

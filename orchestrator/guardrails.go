@@ -167,10 +167,7 @@ func (t *turn) runGuardrail(ctx context.Context, stage string, step int, g Guard
 // judge asks the guardrail's agent whether text trips it.
 func (t *turn) judge(ctx context.Context, g Guardrail, text string) guardrailRun {
 	a := t.o.agents.byName[g.Agent]
-	model := t.o.model
-	if a.Model != nil {
-		model = a.Model
-	}
+	model := t.o.modelOf(a)
 	msgs := []switchboard.Message{{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: text}}
 	if p := a.instructions(t.o.opts.SystemPrompt, t.rec.UserID, time.Now()); p != "" {
 		msgs = append([]switchboard.Message{{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p}}, msgs...)
@@ -211,8 +208,9 @@ func (t *turn) record(v guardrailVerdict) {
 
 // heldText holds a streamed call's text back until release, then passes
 // it on as it comes: the first call's text waits for the input guardrails.
-// Its deltas come from the goroutine of the call, release from the turn's;
-// the lock keeps them in order and one at a time.
+// Its deltas come from the goroutine of the call, release from the turn's,
+// which then only waits for the call: the lock keeps the deltas in order
+// and one at a time, and nothing else tells ev anything meanwhile.
 type heldText struct {
 	mu   sync.Mutex
 	ev   Events
@@ -264,15 +262,14 @@ func (t *turn) guardedCall(ctx context.Context) (switchboard.ModelReply, error, 
 	v := t.runGuardrails(ctx, "input", step, t.agent.InputGuardrails, t.userText)
 	if v.tripped != nil {
 		cancelCall()
+	} else if hold != nil {
+		hold.release() // the rest of the call streams as it comes
 	}
 	res := <-done
 	t.onText = nil
 	t.record(v)
 	if v.tripped != nil {
 		return switchboard.ModelReply{}, nil, v.tripped
-	}
-	if hold != nil {
-		hold.release()
 	}
 	return res.reply, res.err, nil
 }

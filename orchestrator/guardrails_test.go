@@ -136,9 +136,12 @@ func TestRuleGuardrails(t *testing.T) {
 	r := newAgentRig(t, st, llmtest.Sequence(), llmtest.Sequence(), nil,
 		orchestrator.Agent{Name: "guarded", Model: client, InputGuardrails: []orchestrator.Guardrail{
 			{Pattern: `(?i)password`, Reason: "no passwords here"}, {MaxLength: 20}}})
-	_, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "alice", Agent: "guarded", Content: "my PASSWORD is x"}, nil)
-	if !switchboard.IsCode(err, switchboard.CodeGuardrailTripped) || !strings.Contains(err.Error(), "no passwords here") {
-		t.Errorf("alice: got %v, want guardrail_tripped saying no passwords here", err)
+	tripping := orchestrator.Request{UserID: "alice", Agent: "guarded", Content: "my PASSWORD is x", IdempotencyKey: "k1", RequestHash: "h1"}
+	for _, try := range []string{"first", "retried"} {
+		_, err := r.o.Run(context.Background(), tripping, nil)
+		if !switchboard.IsCode(err, switchboard.CodeGuardrailTripped) || !strings.Contains(err.Error(), "no passwords here") {
+			t.Errorf("alice, %s: got %v, want guardrail_tripped saying no passwords here", try, err)
+		}
 	}
 	ev := &agentRecorder{}
 	res, err := r.o.Run(context.Background(), orchestrator.Request{UserID: "bob", Agent: "guarded", Content: "hi there"}, ev)

@@ -402,7 +402,7 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 	if err != nil {
 		return nil, err
 	}
-	if err := o.model.Ready(); err != nil {
+	if err := o.modelOf(agent).Ready(); err != nil {
 		return nil, err
 	}
 	if len(req.Decisions) > 0 && at.conversationID != "" {

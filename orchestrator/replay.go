@@ -63,6 +63,10 @@ func (o *Orchestrator) replay(ctx context.Context, req Request, ev Events) (*Res
 	switch rec.Status {
 	case switchboard.TurnFailed:
 		return nil, switchboard.Errorf(switchboard.ErrUpstream, "replayed_failure", "the first request with this Idempotency-Key failed: %s", rec.Error)
+	case switchboard.TurnGuardrailTripped:
+		// As the first request was answered: the message refused, or the
+		// answer withheld, for the reason stored.
+		return nil, switchboard.Errorf(switchboard.ErrUnprocessable, switchboard.CodeGuardrailTripped, "%s", rec.Error)
 	case switchboard.TurnCancelled:
 		// As the first request was answered, or would have been had it
 		// waited: a turn cancelled while it awaited an approval (the

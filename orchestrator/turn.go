@@ -237,10 +237,7 @@ func (t *turn) callModel(ctx context.Context) (switchboard.ModelReply, error) {
 	}
 	ctx, span := t.o.opts.Tracer.Start(ctx, "model.call", trace.WithAttributes(attribute.Int("step", t.rec.Steps+1)))
 	s := time.Now()
-	model := t.o.model
-	if t.agent.Model != nil {
-		model = t.agent.Model
-	}
+	model := t.o.modelOf(t.agent)
 	reply, err := model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: t.agent.ModelName,
 		Settings: t.agent.Settings, OutputSchema: schema}, onText)
 	t.timing.LLM += time.Since(s)

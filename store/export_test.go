@@ -82,6 +82,10 @@ func RecordSize(v any) int64 {
 		return storedTurnSize(&r)
 	case switchboard.ToolCall:
 		return storedCallSize(&r)
+	case switchboard.Input:
+		return storedInputSize(&r)
+	case switchboard.Sampling:
+		return storedSamplingSize(&r)
 	}
 	panic("not a record the memory store keeps")
 }

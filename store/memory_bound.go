@@ -14,9 +14,10 @@ import (
 // The memory store is bounded: it counts the bytes it keeps for each
 // conversation (the conversation, its messages, superseded ones included,
 // its turns, its tool calls with their arguments, results and binary
-// content, and the entries of the maps that find them) as it writes them,
-// and when the total passes MemoryOptions.MaxBytes it drops whole
-// conversations, least recently used first. A conversation with a running
+// content, the servers' questions (inputs) and sampling requests of its
+// calls, and the entries of the maps that find them) as it writes them, and when the total passes
+// MemoryOptions.MaxBytes it drops whole conversations, least recently used
+// first. A conversation with a running
 // turn is never dropped. Each count is a sum of lengths over one record,
 // taken when that record changes: no write walks more than the record it
 // writes.
@@ -78,6 +79,7 @@ type convUsage struct {
 	bytes    int64
 	turns    []string // ids
 	calls    []string // ids
+	inputs   []string // ids
 	elem     *list.Element
 	// listed is the stamp of the last write, which moved the conversation
 	// to the list's front; used that of the last read (under the read
@@ -142,6 +144,14 @@ func (m *Memory) changeCall(c *switchboard.ToolCall, f func()) {
 	m.grow(c.ConversationID, storedCallSize(c)-before)
 }
 
+// changeInput applies f to a stored input, counting what it changes.
+// Callers hold m.mu.
+func (m *Memory) changeInput(in *switchboard.Input, f func()) {
+	before := storedInputSize(in)
+	f()
+	m.grow(in.ConversationID, storedInputSize(in)-before)
+}
+
 // changeTurn applies f to a stored turn, counting what it changes.
 // Callers hold m.mu.
 func (m *Memory) changeTurn(t *switchboard.Turn, f func()) {
@@ -203,13 +213,11 @@ func (m *Memory) drop(key string) {
 	delete(m.superseded, key)
 	delete(m.waiting, key)
 	delete(m.running, key)
-	for id, in := range m.inputs {
-		if in.ConversationID == key {
-			delete(m.inputs, id)
-		}
-	}
 	if u == nil {
 		return
+	}
+	for _, id := range u.inputs {
+		delete(m.inputs, id)
 	}
 	for _, id := range u.turns {
 		if t := m.turns[id]; t != nil {
@@ -237,6 +245,10 @@ var (
 	handoffBytes       = int64(unsafe.Sizeof(switchboard.Handoff{}))
 	turnBytes          = int64(unsafe.Sizeof(switchboard.Turn{})) + mapEntryBytes + idBytes
 	callBytes          = int64(unsafe.Sizeof(switchboard.ToolCall{})) + mapEntryBytes + idBytes
+	inputBytes         = int64(unsafe.Sizeof(switchboard.Input{})) + mapEntryBytes + idBytes
+	// A sampling row sits in its call's slice (the map's entry is the
+	// call's, counted once in callBytes' share).
+	samplingBytes = int64(unsafe.Sizeof(switchboard.Sampling{}))
 )
 
 const (
@@ -269,6 +281,17 @@ func storedMessageSize(msg *switchboard.Message) int64 {
 
 func storedPartSize(p *switchboard.ContentPart) int64 {
 	return partBytes + int64(len(p.ToolCallID)+len(p.Kind)+len(p.MIMEType)+len(p.URI)+len(p.SHA256)+len(p.Data))
+}
+
+func storedInputSize(in *switchboard.Input) int64 {
+	return inputBytes + int64(2*len(in.ID)+len(in.UserID)+len(in.ConversationID)+len(in.TurnID)+len(in.ToolCallID)+
+		len(in.Server)+len(in.Mode)+len(in.Message)+len(in.RequestedSchema)+len(in.URL)+len(in.ElicitationID)+
+		len(in.Status)+len(in.Action)+len(in.Content)+len(in.Reason))
+}
+
+func storedSamplingSize(s *switchboard.Sampling) int64 {
+	return samplingBytes + int64(len(s.ID)+len(s.UserID)+len(s.ConversationID)+len(s.TurnID)+len(s.ToolCallID)+
+		len(s.Server)+len(s.Kind)+len(s.Model)+len(s.Status)+len(s.Error))
 }
 
 func storedTurnSize(t *switchboard.Turn) int64 {
@@ -317,6 +340,22 @@ func (m *Memory) recount() (diffs map[string][2]int64, total int64, strays int) 
 			strays++
 		}
 		sizes[c.ConversationID] += storedCallSize(c)
+	}
+	for _, in := range m.inputs {
+		if _, ok := sizes[in.ConversationID]; !ok {
+			strays++
+		}
+		sizes[in.ConversationID] += storedInputSize(in)
+	}
+	for id, list := range m.samplings {
+		c := m.calls[id]
+		if c == nil {
+			strays++
+			continue
+		}
+		for i := range list {
+			sizes[c.ConversationID] += storedSamplingSize(&list[i])
+		}
 	}
 	messages := 0
 	for id := range m.conversations {

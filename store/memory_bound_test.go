@@ -214,7 +214,8 @@ func TestMemoryBoundHoldsTheHeap(t *testing.T) {
 // that the store's count of the record grows by at least its length: a
 // field added later and not counted fails here.
 func TestMemorySizesCountEveryField(t *testing.T) {
-	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}} {
+	for _, v := range []any{switchboard.Conversation{}, switchboard.Message{}, switchboard.Turn{}, switchboard.ToolCall{}, switchboard.Input{},
+		switchboard.Sampling{}} {
 		typ := reflect.TypeOf(v)
 		t.Run(typ.Name(), func(t *testing.T) {
 			zero := store.RecordSize(v)
@@ -254,4 +255,75 @@ func fill(v reflect.Value) int64 {
 		return n
 	}
 	return 0
+}
+
+// TestMemoryBoundCountsInputs checks the count of a conversation as a
+// server's question of its call is stored, answered and closed, and a
+// sampling request of a call recorded, and that an eviction takes the
+// question with the conversation.
+func TestMemoryBoundCountsInputs(t *testing.T) {
+	ctx := t.Context()
+	s := store.OpenMemory(&store.MemoryOptions{MaxBytes: 1 << 20})
+	ask := func(user string) (switchboard.Input, int64) {
+		ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: user}, UserMessage: switchboard.Message{Content: "ask me"}}
+		if _, err := s.BeginTurn(ctx, &ts); err != nil {
+			t.Fatal(err)
+		}
+		call := switchboard.ToolCall{ID: switchboard.NewID(), CallID: "c1", Server: "everything", Tool: "elicit",
+			Status: switchboard.CallRunning, StartedAt: time.Now()}
+		if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning},
+			ToolCalls: []switchboard.ToolCall{call}}); err != nil {
+			t.Fatal(err)
+		}
+		before := s.Bytes()
+		in := switchboard.Input{UserID: user, ConversationID: ts.Conversation.ID, TurnID: ts.Turn.ID, ToolCallID: call.ID,
+			Server: "everything", Mode: switchboard.InputForm, Message: strings.Repeat("Your name? ", 100),
+			RequestedSchema: []byte(`{"type":"object","properties":{"name":{"type":"string"}}}`)}
+		if err := s.CreateInput(ctx, &in); err != nil {
+			t.Fatal(err)
+		}
+		return in, before
+	}
+	alice, before := ask("alice")
+	if got := s.Bytes() - before; got < 1100 {
+		t.Errorf("a question of 1,100 bytes of text counts %d bytes", got)
+	}
+	checkAccounting(t, s)
+	grown := s.Bytes()
+	if _, err := s.AnswerInput(ctx, "alice", alice.ID, switchboard.ActionAccept, []byte(`{"name":"`+strings.Repeat("a", 500)+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Bytes() - grown; got < 500 {
+		t.Errorf("an answer of 500 bytes counts %d bytes", got)
+	}
+	checkAccounting(t, s)
+	bob, _ := ask("bob")
+	if _, err := s.CloseInput(ctx, bob.ID, switchboard.InputCancelled, "the turn went on"); err != nil {
+		t.Fatal(err)
+	}
+	checkAccounting(t, s)
+	grown = s.Bytes()
+	if err := s.RecordSampling(ctx, &switchboard.Sampling{UserID: "bob", ConversationID: bob.ConversationID, TurnID: bob.TurnID,
+		ToolCallID: bob.ToolCallID, Server: "everything", Kind: "sampling", Model: "m",
+		Status: switchboard.SamplingFailed, Error: strings.Repeat("the model failed ", 30)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Bytes() - grown; got < 500 {
+		t.Errorf("a sampling row of 500 bytes of text counts %d bytes", got)
+	}
+	checkAccounting(t, s)
+
+	// alice's turn ends; filling the store evicts her conversation, and
+	// her question with it.
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: alice.TurnID, Status: switchboard.TurnCompleted,
+		FinishedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		fillTurn(t, s, "bob", "", 20_000)
+	}
+	if _, err := s.GetInput(ctx, "alice", alice.ID); err == nil {
+		t.Error("alice's question outlived her evicted conversation")
+	}
+	checkAccounting(t, s)
 }

@@ -34,6 +34,11 @@ func (m *Memory) CreateInput(ctx context.Context, in *switchboard.Input) error {
 	in.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	cp := cloneInput(*in)
 	m.inputs[in.ID] = &cp
+	if u := m.usage[cp.ConversationID]; u != nil {
+		u.inputs = append(u.inputs, cp.ID)
+	}
+	m.grow(cp.ConversationID, storedInputSize(&cp))
+	m.evict(in.CreatedAt)
 	return nil
 }
 
@@ -71,14 +76,16 @@ func (m *Memory) AnswerInput(ctx context.Context, userID, id, action string, con
 		return switchboard.Input{}, errInputClosed(*in)
 	}
 	if t := m.turns[in.TurnID]; t == nil || t.Status != switchboard.TurnRunning || m.orphaned(m.running[in.ConversationID], time.Now()) {
-		in.Status, in.Reason, in.AnsweredAt = switchboard.InputFailed, inputGoneNote, time.Now().UTC()
+		m.changeInput(in, func() { in.Status, in.Reason, in.AnsweredAt = switchboard.InputFailed, inputGoneNote, time.Now().UTC() })
 		return switchboard.Input{}, errInputClosed(*in)
 	}
-	in.Status, in.Action, in.AnsweredAt = switchboard.InputAnswered, action, time.Now().UTC().Truncate(time.Microsecond)
-	in.Content = nil
-	if action == switchboard.ActionAccept && len(content) > 0 {
-		in.Content = bytes.Clone(content)
-	}
+	m.changeInput(in, func() {
+		in.Status, in.Action, in.AnsweredAt = switchboard.InputAnswered, action, time.Now().UTC().Truncate(time.Microsecond)
+		in.Content = nil
+		if action == switchboard.ActionAccept && len(content) > 0 {
+			in.Content = bytes.Clone(content)
+		}
+	})
 	return cloneInput(*in), nil
 }
 
@@ -98,7 +105,9 @@ func (m *Memory) CloseInput(ctx context.Context, id string, status switchboard.I
 		return switchboard.Input{}, errInputNotFound(id)
 	}
 	if in.Status == switchboard.InputPending {
-		in.Status, in.Reason, in.AnsweredAt = status, reason, time.Now().UTC().Truncate(time.Microsecond)
+		m.changeInput(in, func() {
+			in.Status, in.Reason, in.AnsweredAt = status, reason, time.Now().UTC().Truncate(time.Microsecond)
+		})
 	}
 	return cloneInput(*in), nil
 }

@@ -53,6 +53,8 @@ func (m *Memory) RecordSampling(ctx context.Context, s *switchboard.Sampling) er
 		m.samplings = map[string][]switchboard.Sampling{}
 	}
 	m.samplings[s.ToolCallID] = append(m.samplings[s.ToolCallID], *s)
+	m.grow(c.ConversationID, storedSamplingSize(s))
+	m.evict(time.Now())
 	return nil
 }
 

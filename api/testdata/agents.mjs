@@ -2,7 +2,8 @@
 // composer and sees it answer; a new chat starts with the default agent,
 // which hands off, and the answer shows the handoff and the agent that
 // answered, also when the conversation is opened again; carol, an admin,
-// is offered the admins' agent too.
+// is offered the admins' agent too, and sees the turns by agent and the
+// handoff in the admin console.
 //
 // Environment: BASE (the service URL), BOB and CAROL (their tokens; carol
 // is an admin), CHROMIUM, SHOTS.
@@ -66,4 +67,18 @@ await run(async (browser) => {
   await carol.locator('#agent:not([hidden])').waitFor();
   const hers = await carol.locator('#agent option').allTextContents();
   check(JSON.stringify(hers) === JSON.stringify(['triage', 'tasks', 'ops']), 'carol\'s agents: ' + hers);
+
+  step('the admin console: stats by agent, and the handoff in bob\'s conversation');
+  await carol.goto(`${BASE}/admin?view=stats&group_by=agent#token=${CAROL}`);
+  const row = carol.locator('#agent-stats-table tbody tr[data-agent="tasks"]');
+  await row.waitFor();
+  const cells = await row.locator('td').allTextContents();
+  check(cells[0] === 'tasks' && cells[1] === '2' && cells[2] === '1', 'tasks: two turns, one handoff: ' + cells);
+  await shot(carol, 'agents-4-admin-stats');
+  await carol.goto(`${BASE}/admin?view=conversation&id=${encodeURIComponent(report.conversationId)}`);
+  await carol.locator('.turn').first().waitFor();
+  const turn = await carol.locator('.turn').first().textContent();
+  check(turn.includes('triage handed off to tasks') && turn.includes('1 handoff'), 'the turn shows its handoff: ' + turn);
+  check((await carol.locator('.turn .turn-head .agent-badge').first().textContent()) === 'tasks', 'the turn names its agent');
+  await shot(carol, 'agents-5-admin-conversation');
 });

@@ -138,3 +138,18 @@ func TestAgentsCommand(t *testing.T) {
 		t.Errorf("serve with a glob matching nothing: got %v, want it refused", err)
 	}
 }
+
+// TestAgentsExampleConfig: configs/agents.yaml, the README's example, loads.
+func TestAgentsExampleConfig(t *testing.T) {
+	cfg, _, _, err := loadConfig("../../configs/agents.yaml", envOf(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range configAgents(cfg, nil) {
+		names = append(names, a.Name)
+	}
+	if diff := cmp.Diff([]string{"triage", "tasks", "planner", "moderator"}, names); diff != "" {
+		t.Errorf("agents (-want +got):\n%s", diff)
+	}
+}

@@ -176,3 +176,25 @@ func TestInstanceIDAndTurnWait(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryStoreMaxBytes: memory_store.max_bytes reads as a number of
+// bytes, from a variable too; absent, it is 0 (the store's default).
+func TestMemoryStoreMaxBytes(t *testing.T) {
+	for _, tt := range []struct {
+		doc  string
+		env  map[string]string
+		want int64
+	}{
+		{"listen: 127.0.0.1:0\n", nil, 0},
+		{"memory_store:\n  max_bytes: 1048576\n", nil, 1 << 20},
+		{"memory_store:\n  max_bytes: ${MEM:-1048576}\n", map[string]string{"MEM": "-1"}, -1},
+	} {
+		cfg, _, err := ParseConfig([]byte(tt.doc), envOf(tt.env))
+		if err != nil {
+			t.Fatalf("%q: %v", tt.doc, err)
+		}
+		if cfg.MemoryStore.MaxBytes != tt.want {
+			t.Errorf("%q: max_bytes %d, want %d", tt.doc, cfg.MemoryStore.MaxBytes, tt.want)
+		}
+	}
+}
