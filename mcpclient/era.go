@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -306,11 +307,10 @@ const maxInputRounds = 10
 
 // InputRequiredError is a modern server's answer that it needs input before
 // it can finish a request (resultType input_required, MCP 2026-07-28's
-// multi round-trip requests): the requests it asks the client to fulfil
-// (elicitation/create, sampling/createMessage, roots/list, by the server's
-// keys) and the state to echo back when the request is sent again. A
-// request that gets one fails with it: answering it (the request sent again
-// with inputResponses) is not built yet. It wraps switchboard.ErrInvalid.
+// multi round-trip requests) that could not be given (see sendRounds): the
+// requests it asked the client to fulfil (elicitation/create,
+// sampling/createMessage, roots/list, by the server's keys) and the state
+// it asked to have echoed back. It wraps switchboard.ErrInvalid.
 type InputRequiredError struct {
 	Method        string
 	InputRequests map[string]json.RawMessage
@@ -327,7 +327,7 @@ func (e *InputRequiredError) Error() string {
 		keys = append(keys, k+" ("+r.Method+")")
 	}
 	slices.Sort(keys)
-	return fmt.Sprintf("%s: the server asks for input, which is not answered on a modern connection yet: %s", e.Method, strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: the server asks for input that no call of a user is there to give, or asked too many times: %s", e.Method, strings.Join(keys, ", "))
 }
 
 func (e *InputRequiredError) Unwrap() error { return switchboard.ErrInvalid }
@@ -366,15 +366,23 @@ func checkResult(method string, raw json.RawMessage) (ir *inputRequired, err err
 	return ir, nil
 }
 
-// sendRounds sends req and, while the server answers input_required with
-// only a requestState, sends it again with that state (a new id each
-// time, as the spec wants), up to maxInputRounds. The response is the
-// final one; input the server asks for fails as an *InputRequiredError
-// (rejected: an answer of the server).
+// sendRounds sends req and follows the multi round-trip pattern of MCP
+// 2026-07-28 while the server answers input_required: a tools/call's input
+// requests (elicitation/create, sampling/createMessage, roots/list) are
+// answered as the legacy era's server requests are, by the call's Asker
+// (answerRequest, asks.go), and the request is sent again with those
+// inputResponses and the requestState echoed; one with only a
+// requestState is sent again at once. Each retry has a new id, as the spec
+// wants; there are at most maxInputRounds. The response is the final one;
+// input that cannot be given (another request than tools/call, a request
+// the client cannot answer, too many rounds) fails as an
+// *InputRequiredError or the answer's error (rejected: an answer of the
+// server).
 //
 // req.ID is left the id of the last request sent, for a caller to cancel.
 func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (resp *transport.JSONRPCResponse, rejected bool, err error) {
 	first := req.ID.Value()
+	token, _ := first.(string) // a tools/call's id is its call's token
 	for round := 1; ; round++ {
 		resp, err = c.send(ctx, *req)
 		if err != nil || resp.Error != nil || !c.modern() {
@@ -388,7 +396,8 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		if ir == nil {
 			return resp, false, nil
 		}
-		if len(ir.InputRequests) > 0 || round == maxInputRounds {
+		canAnswer := len(ir.InputRequests) == 0 || req.Method == string(mcp.MethodToolsCall) && c.asks(token)
+		if !canAnswer || round == maxInputRounds {
 			e := &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests}
 			if ir.RequestState != nil {
 				e.RequestState = *ir.RequestState
@@ -399,8 +408,49 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		if b, err := json.Marshal(req.Params); err == nil && req.Params != nil {
 			json.Unmarshal(b, &params)
 		}
-		params["requestState"] = *ir.RequestState
+		delete(params, "inputResponses")
+		delete(params, "requestState")
+		if len(ir.InputRequests) > 0 {
+			responses, err := c.fulfil(token, ir.InputRequests)
+			if err != nil {
+				return nil, true, fmt.Errorf("%s: %w", req.Method, err)
+			}
+			params["inputResponses"] = responses
+		}
+		if ir.RequestState != nil {
+			params["requestState"] = *ir.RequestState
+		}
 		req.Params = params
 		req.ID = mcp.NewRequestId(fmt.Sprintf("%v.%d", first, round+1))
 	}
+}
+
+// fulfil answers a round's input requests on behalf of the call of token,
+// each as the legacy era's server request of that method would be; the
+// first that cannot be answered fails the round.
+func (c *Conn) fulfil(token string, requests map[string]json.RawMessage) (map[string]any, error) {
+	keys := slices.Sorted(maps.Keys(requests))
+	responses := make(map[string]any, len(keys))
+	for _, key := range keys {
+		var r struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(requests[key], &r); err != nil || r.Method == "" {
+			return nil, withKind(ErrMalformed, fmt.Errorf("input request %s is not a request", key))
+		}
+		result, rerr := c.answerRequest(token, r.Method, r.Params)
+		if rerr != nil {
+			return nil, withKind(switchboard.ErrInvalid, fmt.Errorf("input request %s (%s): %s", key, r.Method, rerr.Message))
+		}
+		responses[key] = result
+	}
+	return responses, nil
+}
+
+// asks reports whether the call of token has an Asker: only then are its
+// own input requests answered (never by another call's person).
+func (c *Conn) asks(token string) bool {
+	v, ok := c.calls.Load(token)
+	return ok && v.(*inflight).asker != nil
 }

@@ -538,3 +538,32 @@ func TestAutoStartsAStdioServerOnce(t *testing.T) {
 		t.Errorf("the server was started %d times, want once", n)
 	}
 }
+
+func TestModernElicitation(t *testing.T) {
+	// A modern server asks in the middle of a call (input_required with an
+	// elicitation): the call's Asker answers it, and the call is sent again
+	// with inputResponses and the requestState echoed, over both
+	// transports. Without an Asker the call fails naming what was asked.
+	for _, transport := range []string{"stdio", "http"} {
+		t.Run(transport, func(t *testing.T) {
+			c := dial(t, modernOver(t, transport, ProtocolModern), nil)
+			var asked []Elicitation
+			asker := askerFunc{elicit: func(e Elicitation) (ElicitResult, error) {
+				asked = append(asked, e)
+				return ElicitResult{Action: "accept", Content: json.RawMessage(`{"name":"Ada"}`)}, nil
+			}}
+			res, err := c.CallTool(WithAsker(t.Context(), asker), "ask", nil)
+			if err != nil || res.Text != "accept: Ada (state asked-once)" {
+				t.Fatalf("ask: %+v, %v; want the answer and the echoed state", res, err)
+			}
+			if len(asked) != 1 || asked[0].Mode != "form" || asked[0].Message != "Your name?" || !strings.Contains(string(asked[0].RequestedSchema), `"name"`) {
+				t.Errorf("asked %+v, want one form asking the name", asked)
+			}
+			_, err = c.CallTool(t.Context(), "ask", nil)
+			var ir *InputRequiredError
+			if !errors.As(err, &ir) || ir.RequestState != "asked-once" || ir.InputRequests["name"] == nil {
+				t.Errorf("ask without an Asker: %v, want an InputRequiredError naming the request", err)
+			}
+		})
+	}
+}

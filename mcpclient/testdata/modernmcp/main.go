@@ -77,6 +77,20 @@ func main() {
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "header: " + got}}}, nil
 		})
+	// ask asks the caller's name the modern way: an input_required result
+	// with an elicitation, answered by the call sent again with
+	// inputResponses and the requestState echoed.
+	server.AddTool(&mcp.Tool{Name: "ask", Description: "Asks your name.", InputSchema: map[string]any{"type": "object"}},
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			if r, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult); ok {
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{
+					Text: fmt.Sprintf("%s: %v (state %s)", r.Action, r.Content["name"], req.Params.RequestState)}}}, nil
+			}
+			return &mcp.CallToolResult{RequestState: "asked-once", InputRequests: mcp.InputRequestMap{
+				"name": &mcp.ElicitParams{Mode: "form", Message: "Your name?", RequestedSchema: map[string]any{
+					"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}, "required": []string{"name"}}},
+			}}, nil
+		})
 	mcp.AddTool(server, &mcp.Tool{Name: "grow", Description: "Adds the tool extra."},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 			mcp.AddTool(server, &mcp.Tool{Name: "extra", Description: "Added by grow."},
