@@ -580,14 +580,20 @@ func (c *Conn) handshake(ctx, initCtx context.Context, o Options, mode, era stri
 }
 
 // rootsGrace is how long a new connection with roots waits for the
-// server to ask for them before it takes calls.
-const rootsGrace = time.Second
+// server to ask for them before it takes calls; rootsSettle how long it
+// then leaves the server to take them in (server-filesystem checks each
+// root on the disk after our answer, and a call that came meanwhile found
+// none).
+const (
+	rootsGrace  = time.Second
+	rootsSettle = 100 * time.Millisecond
+)
 
 // awaitRoots waits, on a connection with roots, until the server has
 // asked for them (roots/list) or rootsGrace has passed. Servers that work
 // in their client's roots (server-filesystem started without directories)
-// ask once the handshake is done, on their own time: a call that came
-// first would find no roots.
+// ask once the handshake is done, on their own time, and take them in
+// after our answer: a call that came first would find no roots.
 func (c *Conn) awaitRoots(ctx context.Context) {
 	if c.roots() == nil || c.resuming() {
 		return
@@ -596,6 +602,11 @@ func (c *Conn) awaitRoots(ctx context.Context) {
 	defer t.Stop()
 	select {
 	case <-c.rootsAsked:
+		t.Reset(rootsSettle)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
 	case <-t.C:
 	case <-ctx.Done():
 	}
