@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -309,8 +310,8 @@ const maxInputRounds = 10
 // multi round-trip requests): the requests it asks the client to fulfil
 // (elicitation/create, sampling/createMessage, roots/list, by the server's
 // keys) and the state to echo back when the request is sent again. A
-// request that gets one fails with it: answering it (the request sent again
-// with inputResponses) is not built yet. It wraps switchboard.ErrInvalid.
+// request fails with it when no call's Asker can answer what it asks (see
+// sendRounds). It wraps switchboard.ErrInvalid.
 type InputRequiredError struct {
 	Method        string
 	InputRequests map[string]json.RawMessage
@@ -327,7 +328,7 @@ func (e *InputRequiredError) Error() string {
 		keys = append(keys, k+" ("+r.Method+")")
 	}
 	slices.Sort(keys)
-	return fmt.Sprintf("%s: the server asks for input, which is not answered on a modern connection yet: %s", e.Method, strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: the server asks for input, which nobody is there to answer: %s", e.Method, strings.Join(keys, ", "))
 }
 
 func (e *InputRequiredError) Unwrap() error { return switchboard.ErrInvalid }
@@ -366,11 +367,16 @@ func checkResult(method string, raw json.RawMessage) (ir *inputRequired, err err
 	return ir, nil
 }
 
-// sendRounds sends req and, while the server answers input_required with
-// only a requestState, sends it again with that state (a new id each
-// time, as the spec wants), up to maxInputRounds. The response is the
-// final one; input the server asks for fails as an *InputRequiredError
-// (rejected: an answer of the server).
+// sendRounds sends req and, while the server answers input_required,
+// sends it again (a new id each time, as the spec wants), up to
+// maxInputRounds: with the requestState to echo, and with inputResponses
+// answering the inputRequests, which go to the Asker of the call that
+// made req (elicitation/create and sampling/createMessage, as on a legacy
+// connection: asks.go) or are answered here (roots/list). Nothing is held
+// open on the connection meanwhile. The response is the final one; input
+// that no call can take (no Asker: a listing, or a call made without one)
+// fails as an *InputRequiredError, and one its Asker fails to answer with
+// an error naming it (both rejected: answers of the server).
 //
 // req.ID is left the id of the last request sent, for a caller to cancel.
 func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (resp *transport.JSONRPCResponse, rejected bool, err error) {
@@ -388,19 +394,77 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		if ir == nil {
 			return resp, false, nil
 		}
-		if len(ir.InputRequests) > 0 || round == maxInputRounds {
-			e := &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests}
-			if ir.RequestState != nil {
-				e.RequestState = *ir.RequestState
-			}
-			return nil, true, e
+		state := ""
+		if ir.RequestState != nil {
+			state = *ir.RequestState
+		}
+		var call *inflight
+		if len(ir.InputRequests) > 0 {
+			token, _ := ctx.Value(callKey{}).(string)
+			call = c.callFor(token)
+		}
+		if round == maxInputRounds || len(ir.InputRequests) > 0 && call == nil {
+			return nil, true, &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests, RequestState: state}
 		}
 		params := map[string]any{}
 		if b, err := json.Marshal(req.Params); err == nil && req.Params != nil {
 			json.Unmarshal(b, &params)
 		}
-		params["requestState"] = *ir.RequestState
+		delete(params, "inputResponses")
+		delete(params, "requestState")
+		if len(ir.InputRequests) > 0 {
+			responses, err := c.fulfil(call, req.Method, ir.InputRequests, state)
+			if err != nil {
+				return nil, true, err
+			}
+			params["inputResponses"] = responses
+		}
+		if ctx.Err() != nil {
+			return nil, false, context.Cause(ctx)
+		}
+		if ir.RequestState != nil {
+			params["requestState"] = state
+		}
 		req.Params = params
 		req.ID = mcp.NewRequestId(fmt.Sprintf("%v.%d", first, round+1))
 	}
+}
+
+// fulfil answers a modern server's inputRequests for call, one after the
+// other (a person answers one question at a time), by their keys. state
+// is the result's requestState, which every question is stored with.
+func (c *Conn) fulfil(call *inflight, method string, requests map[string]json.RawMessage, state string) (map[string]any, error) {
+	keys := slices.Sorted(maps.Keys(requests))
+	responses := make(map[string]any, len(keys))
+	for _, key := range keys {
+		var r struct {
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(requests[key], &r); err != nil {
+			return nil, withKind(ErrMalformed, fmt.Errorf("%s: input request %q: %w", method, key, err))
+		}
+		var (
+			res  any
+			rerr *RequestError
+		)
+		switch r.Method {
+		case string(mcp.MethodElicitationCreate), string(mcp.MethodSamplingCreateMessage):
+			res, rerr = c.ask(call, r.Method, r.Params, key, state)
+		case string(mcp.MethodListRoots):
+			if roots := c.roots(); roots != nil {
+				res = map[string]any{"roots": roots}
+			} else {
+				rerr = &RequestError{codeMethodNotFound, "roots are not configured for this server"}
+			}
+		default:
+			rerr = &RequestError{codeMethodNotFound, "method not found: " + r.Method}
+		}
+		if rerr != nil {
+			return nil, withKind(switchboard.ErrInvalid, fmt.Errorf("%s: the server's input request %q (%s) could not be answered: %s",
+				method, key, r.Method, c.scrub.String(rerr.Message)))
+		}
+		responses[key] = res
+	}
+	return responses, nil
 }

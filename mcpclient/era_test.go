@@ -538,3 +538,61 @@ func TestAutoStartsAStdioServerOnce(t *testing.T) {
 		t.Errorf("the server was started %d times, want once", n)
 	}
 }
+
+// TestModernInputRequired: a modern server (go-sdk, over stdio and
+// streamable HTTP) that answers tools/call with input_required asking the
+// user something gets the answer of the call's Asker in inputResponses,
+// with its requestState echoed, on a call made again; the Asker sees the
+// question with its key and that state. A call without an Asker fails with
+// what was asked. Over stdio with auto the go-sdk serves the legacy era
+// (see TestModernOnlyServer) and asks the same question as an open
+// elicitation/create request, which the same Asker answers.
+func TestModernInputRequired(t *testing.T) {
+	for _, tc := range []struct{ transport, protocol string }{{"stdio", ProtocolModern}, {"http", ProtocolAuto}, {"stdio", ProtocolAuto}} {
+		t.Run(tc.transport+"/"+tc.protocol, func(t *testing.T) {
+			c := dial(t, modernOver(t, tc.transport, tc.protocol), nil)
+			modern := c.modern()
+			if tc.protocol == ProtocolAuto && tc.transport == "http" && !modern {
+				t.Fatalf("era %q, want modern", c.Protocol().Era)
+			}
+			var asked []Elicitation
+			asker := askerFunc{elicit: func(e Elicitation) (ElicitResult, error) {
+				asked = append(asked, e)
+				if len(asked) == 1 {
+					return ElicitResult{Action: "accept", Content: json.RawMessage(`{"name":"Alice"}`)}, nil
+				}
+				return ElicitResult{Action: "decline", Content: json.RawMessage(`{"name":"ignored"}`)}, nil
+			}}
+			ctx := WithAsker(t.Context(), asker)
+			res, err := c.CallTool(ctx, "greet", json.RawMessage(`{"greeting":"hi"}`))
+			if err != nil || res.Text != "hi, Alice" {
+				t.Fatalf("greet: %+v, %v; want hi, Alice", res, err)
+			}
+			if len(asked) != 1 {
+				t.Fatalf("asked %d times, want once", len(asked))
+			}
+			e := asked[0]
+			wantKey, wantState := "name", "greet:hi"
+			if !modern {
+				wantKey, wantState = "", ""
+			}
+			if e.Mode != "form" || e.Message != "What is your name?" || e.RequestKey != wantKey || e.RequestState != wantState ||
+				!strings.Contains(string(e.RequestedSchema), `"minLength":1`) {
+				t.Errorf("the question: %+v; want the form, key %q, state %q", e, wantKey, wantState)
+			}
+			res, err = c.CallTool(ctx, "greet", json.RawMessage(`{}`))
+			if err != nil || res.Text != "no name (decline)" {
+				t.Errorf("greet declined: %+v, %v; want no name (decline)", res, err)
+			}
+
+			if !modern {
+				return
+			}
+			_, err = c.CallTool(t.Context(), "greet", json.RawMessage(`{}`))
+			var ir *InputRequiredError
+			if !errors.As(err, &ir) || ir.RequestState != "greet:hello" || ir.InputRequests["name"] == nil {
+				t.Errorf("greet without an Asker: %v, want an InputRequiredError with the name request", err)
+			}
+		})
+	}
+}

@@ -7,7 +7,8 @@
 // (the _meta keys and the Mcp-Method and Mcp-Name headers); region returns
 // the Mcp-Param-Region header its x-mcp-header argument asks for; grow adds
 // the tool extra, so the server sends notifications/tools/list_changed to
-// clients subscribed with subscriptions/listen.
+// clients subscribed with subscriptions/listen; greet asks the user's
+// name with an input_required result before it greets.
 //
 // It lives in a module of its own under testdata so that the service never
 // links the go-sdk.
@@ -28,6 +29,10 @@ import (
 
 type echoIn struct {
 	Text string `json:"text"`
+}
+
+type greetIn struct {
+	Greeting string `json:"greeting,omitempty"`
 }
 
 type metaOut struct {
@@ -84,6 +89,39 @@ func main() {
 					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "extra"}}}, nil, nil
 				})
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil, nil
+		})
+
+	// greet asks the user's name the modern way (MCP 2026-07-28's multi
+	// round-trip requests): its first call answers input_required with an
+	// elicitation and a requestState carrying the greeting; the call made
+	// again with the answer in inputResponses and that state greets, or
+	// says how the user refused.
+	mcp.AddTool(server, &mcp.Tool{Name: "greet", Description: "Asks the user's name, then greets them."},
+		func(_ context.Context, req *mcp.CallToolRequest, in greetIn) (*mcp.CallToolResult, any, error) {
+			greeting := in.Greeting
+			if greeting == "" {
+				greeting = "hello"
+			}
+			if len(req.Params.InputResponses) == 0 {
+				return &mcp.CallToolResult{
+					InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{Mode: "form", Message: "What is your name?",
+						RequestedSchema: map[string]any{"type": "object", "required": []any{"name"},
+							"properties": map[string]any{"name": map[string]any{"type": "string", "minLength": 1}}}}},
+					RequestState: "greet:" + greeting,
+				}, nil, nil
+			}
+			if req.Params.RequestState != "greet:"+greeting {
+				return nil, nil, fmt.Errorf("requestState %q, want %q", req.Params.RequestState, "greet:"+greeting)
+			}
+			res, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult)
+			if !ok {
+				return nil, nil, fmt.Errorf("no elicitation answer under name: %T", req.Params.InputResponses["name"])
+			}
+			text := "no name (" + res.Action + ")"
+			if res.Action == "accept" {
+				text = fmt.Sprintf("%s, %v", greeting, res.Content["name"])
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 		})
 
 	if *addr == "" {
