@@ -3,6 +3,7 @@ package api_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -91,13 +92,13 @@ func modernConn(t *testing.T, url string) *mcpclient.Conn {
 // key and requestState; bob cannot answer it, and his own question on the
 // same server is his; content that does not fit is refused (400); the
 // answer makes the call again with it (the server greets with what it
-// got) and the reply is the turn's end; a second answer is refused; bob's
-// declined question ends his turn without a name.
+// got) and the reply is the turn's end; a second answer is refused; of
+// two answers to bob's at once one wins and the server finishes his call
+// once; a new message cancels a question, whose call is never made again.
 func TestInputModernServer(t *testing.T) {
-	url := startModern(t)
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			conn := modernConn(t, url)
+			conn := modernConn(t, startModern(t))
 			svc := newServiceOver(t, open(t), []tools.Source{{Server: tools.Shared(conn)}},
 				askingModel("modern__greet"), nil, nil, nil, api.Deps{})
 			alice, bob := token(t, "alice"), token(t, "bob")
@@ -145,10 +146,60 @@ func TestInputModernServer(t *testing.T) {
 				t.Errorf("answering twice: got %d %+v, want 409 input_closed", resp.StatusCode, e.Error)
 			}
 
-			b2 := inputReply{}
-			resp = do(t, "POST", svc.url+"/api/bob/conversations/"+b.ConversationID+"/inputs/"+b.PendingInputs[0].ID, bob, `{"action":"decline"}`, &b2)
-			if resp.StatusCode != 200 || b2.Status != "completed" || b2.Message.Content != "The tool said: no name (decline)" {
-				t.Errorf("bob declines his: got %d %+v", resp.StatusCode, b2)
+			// Bob's answered twice at once: one answer wins, the call is
+			// made again once.
+			type outcome struct {
+				code int
+				r    inputReply
+			}
+			outcomes := make(chan outcome, 2)
+			for _, body := range []string{`{"action":"decline"}`, `{"action":"accept","content":{"name":"Bob"}}`} {
+				go func() {
+					var o outcome
+					o.code = do(t, "POST", svc.url+"/api/bob/conversations/"+b.ConversationID+"/inputs/"+b.PendingInputs[0].ID, bob, body, &o.r).StatusCode
+					outcomes <- o
+				}()
+			}
+			first, second := <-outcomes, <-outcomes
+			if first.code != 200 {
+				first, second = second, first
+			}
+			if first.code != 200 || second.code != 409 || first.r.Status != "completed" ||
+				first.r.Message.Content != "The tool said: no name (decline)" && first.r.Message.Content != "The tool said: hello, Bob" {
+				t.Errorf("bob's two answers at once: got %d %+v and %d, want one 200 with the greeting and one 409", first.code, first.r, second.code)
+			}
+			greetings := func() string {
+				res, err := conn.CallTool(t.Context(), "greetings", json.RawMessage(`{}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.Text
+			}
+			if got := greetings(); got != "2" {
+				t.Errorf("the server finished %s greetings, want 2 (alice's and bob's, each once)", got)
+			}
+
+			// A new message cancels a question that waits: the server
+			// never gets an answer to it.
+			r = inputReply{}
+			do(t, "POST", svc.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"ask again"}}`, &r)
+			if r.Status != "awaiting_input" || len(r.PendingInputs) != 1 {
+				t.Fatalf("ask again: got %+v", r)
+			}
+			waiting, waitingTurn := r.PendingInputs[0].ID, r.TurnID
+			r = inputReply{}
+			resp = do(t, "POST", svc.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"never mind"}}`, &r)
+			if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "plain" {
+				t.Fatalf("a new message while a question waits: got %d %+v", resp.StatusCode, r)
+			}
+			if resp := do(t, "POST", svc.url+"/api/alice/conversations/"+conv+"/inputs/"+waiting, alice, `{"action":"accept","content":{"name":"Alice"}}`, &e); resp.StatusCode != 409 || e.Error.Code != "input_closed" {
+				t.Errorf("answering the question the new message cancelled: got %d %+v, want 409", resp.StatusCode, e.Error)
+			}
+			if turn, err := svc.store.GetTurn(t.Context(), "alice", waitingTurn); err != nil || turn.Status != "cancelled" {
+				t.Errorf("the turn that waited: %+v, %v; want cancelled", turn, err)
+			}
+			if got := greetings(); got != "2" {
+				t.Errorf("after the cancelled question the server finished %s greetings, want 2 still", got)
 			}
 		})
 	}

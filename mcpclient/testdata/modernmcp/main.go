@@ -8,7 +8,8 @@
 // the Mcp-Param-Region header its x-mcp-header argument asks for; grow adds
 // the tool extra, so the server sends notifications/tools/list_changed to
 // clients subscribed with subscriptions/listen; greet asks the user's
-// name with an input_required result before it greets.
+// name with an input_required result before it greets; greetings counts
+// the calls of greet that finished with an answer.
 //
 // It lives in a module of its own under testdata so that the service never
 // links the go-sdk.
@@ -23,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -43,6 +45,7 @@ type metaOut struct {
 }
 
 func main() {
+	var greeted atomic.Int64
 	addr := flag.String("http", "", "serve streamable HTTP on this address (host:port; :0 picks a port, printed on stdout)")
 	versions := flag.String("versions", "2026-07-28", "comma-separated protocol versions to support")
 	flag.Parse()
@@ -117,11 +120,17 @@ func main() {
 			if !ok {
 				return nil, nil, fmt.Errorf("no elicitation answer under name: %T", req.Params.InputResponses["name"])
 			}
+			greeted.Add(1)
 			text := "no name (" + res.Action + ")"
 			if res.Action == "accept" {
 				text = fmt.Sprintf("%s, %v", greeting, res.Content["name"])
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+		})
+
+	mcp.AddTool(server, &mcp.Tool{Name: "greetings", Description: "Returns how many calls of greet finished with an answer."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(greeted.Load())}}}, nil, nil
 		})
 
 	if *addr == "" {
