@@ -398,12 +398,7 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		if ir.RequestState != nil {
 			state = *ir.RequestState
 		}
-		var call *inflight
-		if len(ir.InputRequests) > 0 {
-			token, _ := ctx.Value(callKey{}).(string)
-			call = c.callFor(token)
-		}
-		if round == maxInputRounds || len(ir.InputRequests) > 0 && call == nil {
+		if round == maxInputRounds {
 			return nil, true, &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests, RequestState: state}
 		}
 		params := map[string]any{}
@@ -413,7 +408,8 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		delete(params, "inputResponses")
 		delete(params, "requestState")
 		if len(ir.InputRequests) > 0 {
-			responses, err := c.fulfil(call, req.Method, ir.InputRequests, state)
+			token, _ := ctx.Value(callKey{}).(string)
+			responses, err := c.fulfil(c.callFor(token), req.Method, ir.InputRequests, state)
 			if err != nil {
 				return nil, true, err
 			}
@@ -433,8 +429,20 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 // fulfil answers a modern server's inputRequests for call, one after the
 // other (a person answers one question at a time), by their keys. state
 // is the result's requestState, which every question is stored with.
+// Without a call (nil: no Asker) only roots/list can be answered; asked
+// more, fulfil fails with an *InputRequiredError before it asks anything.
 func (c *Conn) fulfil(call *inflight, method string, requests map[string]json.RawMessage, state string) (map[string]any, error) {
 	keys := slices.Sorted(maps.Keys(requests))
+	if call == nil {
+		for _, key := range keys {
+			var r struct {
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(requests[key], &r) != nil || r.Method != string(mcp.MethodListRoots) {
+				return nil, &InputRequiredError{Method: method, InputRequests: requests, RequestState: state}
+			}
+		}
+	}
 	responses := make(map[string]any, len(keys))
 	for _, key := range keys {
 		var r struct {

@@ -374,9 +374,10 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
 		Params struct {
-			Name         string         `json:"name"`
-			RequestState string         `json:"requestState"`
-			Meta         map[string]any `json:"_meta"`
+			Name           string          `json:"name"`
+			RequestState   string          `json:"requestState"`
+			InputResponses json.RawMessage `json:"inputResponses"`
+			Meta           map[string]any  `json:"_meta"`
 		} `json:"params"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil || msg.ID == nil {
@@ -394,7 +395,7 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "server/discover":
 		result = `{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"scripted","version":"0.1"}}}`
 	case "tools/list":
-		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}},` +
+		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}},{"name":"roots","inputSchema":{"type":"object"}},` +
 			`{"name":"badheader","inputSchema":{"type":"object","properties":{"o":{"type":"object","x-mcp-header":"O"}}}}]}`
 	case "tools/call":
 		s.mu.Lock()
@@ -415,6 +416,13 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			result = `{"resultType":"input_required","inputRequests":{"login":{"method":"elicitation/create","params":{"mode":"form","message":"Who are you?","requestedSchema":{"type":"object"}}}},"requestState":"x"}`
 		case "weird":
 			result = `{"resultType":"later","content":[]}`
+		case "roots":
+			if msg.Params.RequestState == "" {
+				result = `{"resultType":"input_required","inputRequests":{"where":{"method":"roots/list"}},"requestState":"r"}`
+				break
+			}
+			text, _ := json.Marshal(msg.Params.RequestState + " " + string(msg.Params.InputResponses))
+			result = `{"resultType":"complete","content":[{"type":"text","text":` + string(text) + `}]}`
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -427,8 +435,8 @@ func TestResultType(t *testing.T) {
 	t.Cleanup(ts.Close)
 	c := dial(t, Config{Name: "scripted", URL: ts.URL, Protocol: ProtocolModern}, nil)
 	// A tool whose x-mcp-header annotations break SEP-2243 is left out.
-	if _, ok := toolNamed(c.Tools(), "badheader"); ok || len(c.Tools()) != 3 {
-		t.Errorf("tools %v, want state, ask and weird, not badheader", names(c.Tools()))
+	if _, ok := toolNamed(c.Tools(), "badheader"); ok || len(c.Tools()) != 4 {
+		t.Errorf("tools %v, want state, ask, weird and roots, not badheader", names(c.Tools()))
 	}
 
 	// input_required with only a requestState: sent again at once, with
@@ -458,6 +466,18 @@ func TestResultType(t *testing.T) {
 	// An unknown resultType makes the result invalid.
 	if _, err := callJSON(t, c, "weird", map[string]any{}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("weird: %v, want ErrMalformed", err)
+	}
+
+	// roots/list asked in inputRequests needs no Asker: answered with the
+	// configured roots, and, with none configured, the call fails naming
+	// it.
+	if _, err := callJSON(t, c, "roots", map[string]any{}); err == nil || !strings.Contains(err.Error(), `"where" (roots/list) could not be answered`) {
+		t.Errorf("roots without roots configured: %v, want an error naming the roots/list request", err)
+	}
+	withRoots := dial(t, Config{Name: "scripted", URL: ts.URL, Protocol: ProtocolModern, Roots: []Root{{URI: "file:///srv/alice", Name: "alice"}}}, nil)
+	res, err = callJSON(t, withRoots, "roots", map[string]any{})
+	if err != nil || res.Text != `r {"where":{"roots":[{"name":"alice","uri":"file:///srv/alice"}]}}` {
+		t.Errorf("roots with a root configured: %+v, %v; want the state and the root in inputResponses", res, err)
 	}
 }
 
