@@ -14,7 +14,10 @@ import (
 	"testing"
 	"time"
 
+	openai "github.com/sashabaranov/go-openai"
+
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/store"
@@ -240,5 +243,42 @@ func TestInputModernAcrossInstances(t *testing.T) {
 	resp := do(t, "POST", b.url+answer, alice, `{"action":"accept","content":{"name":"Alice via b"}}`, &r)
 	if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "The tool said: hello, Alice via b" {
 		t.Fatalf("the answer posted to instance b: got %d %+v", resp.StatusCode, r)
+	}
+}
+
+// TestSamplingModernServer: a modern server asks the model in an
+// input_required result (sampling/createMessage in inputRequests); with
+// sampling allow, on both stores, the scripted model answers it, the call
+// is made again with the answer, and the request is a ledger row of its
+// own linked to alice's call.
+func TestSamplingModernServer(t *testing.T) {
+	for storeName, open := range stores(t) {
+		t.Run(storeName, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			conn, err := mcpclient.Dial(ctx, mcpclient.Config{Name: "modern", URL: startModern(t), Sampling: "allow", SamplingMaxTokens: 40}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+			ask := askingModel("modern__haiku")
+			model := func(n int, req *openai.ChatCompletionRequest) llmtest.Reply {
+				if req.Messages[0].Role == openai.ChatMessageRoleSystem && strings.Contains(req.Messages[0].Content, "modernmcp") {
+					return llmtest.Reply{Text: "a modern haiku", PromptTokens: 9, CompletionTokens: 4}
+				}
+				return ask(n, req)
+			}
+			st := open(t)
+			svc := newServiceOver(t, st, []tools.Source{{Server: tools.Shared(conn)}}, model, nil, nil, nil, api.Deps{})
+			var r inputReply
+			resp := do(t, "POST", svc.url+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"ask for a haiku"}}`, &r)
+			if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "The tool said: sampled: a modern haiku" || len(r.ToolCalls) != 1 {
+				t.Fatalf("haiku: got %d %+v", resp.StatusCode, r)
+			}
+			rows, err := st.ListSamplings(t.Context(), r.ToolCalls[0].ID)
+			if err != nil || len(rows) != 1 || rows[0].Status != "succeeded" || rows[0].MaxTokens != 40 || rows[0].UserID != "alice" || rows[0].CompletionTokens != 4 {
+				t.Errorf("the sampling row: %+v, %v; want one, succeeded, alice's, capped at 40", rows, err)
+			}
+		})
 	}
 }

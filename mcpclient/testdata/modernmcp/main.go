@@ -9,7 +9,8 @@
 // the tool extra, so the server sends notifications/tools/list_changed to
 // clients subscribed with subscriptions/listen; greet asks the user's
 // name with an input_required result before it greets; greetings counts
-// the calls of greet that finished with an answer.
+// the calls of greet that finished with an answer; haiku asks the
+// client's model for a poem with an input_required result.
 //
 // It lives in a module of its own under testdata so that the service never
 // links the go-sdk.
@@ -128,6 +129,30 @@ func main() {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
 		})
 
+	// haiku asks the client's model for a poem the same way: a
+	// sampling/createMessage in inputRequests, answered in inputResponses.
+	mcp.AddTool(server, &mcp.Tool{Name: "haiku", Description: "Asks the client's model for a haiku."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if len(req.Params.InputResponses) == 0 {
+				return &mcp.CallToolResult{
+					InputRequests: mcp.InputRequestMap{"poem": &mcp.CreateMessageParams{MaxTokens: 100,
+						SystemPrompt: "You are modernmcp, a test server.",
+						Messages:     []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "write a haiku"}}}}},
+					RequestState: "haiku",
+				}, nil, nil
+			}
+			res, ok := req.Params.InputResponses["poem"].(*mcp.CreateMessageWithToolsResult)
+			if !ok || req.Params.RequestState != "haiku" {
+				return nil, nil, fmt.Errorf("no sampling answer under poem (%T) or state %q", req.Params.InputResponses["poem"], req.Params.RequestState)
+			}
+			text := ""
+			for _, c := range res.Content {
+				if t, ok := c.(*mcp.TextContent); ok {
+					text += t.Text
+				}
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sampled: " + text}}}, nil, nil
+		})
 	mcp.AddTool(server, &mcp.Tool{Name: "greetings", Description: "Returns how many calls of greet finished with an answer."},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(greeted.Load())}}}, nil, nil
