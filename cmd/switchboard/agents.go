@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,9 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
-	"github.com/switchboard-dev/switchboard/internal/redact"
 	"github.com/switchboard-dev/switchboard/llm"
-	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
 	"github.com/switchboard-dev/switchboard/tools"
 )
@@ -259,28 +256,16 @@ func readyServers(fleet *tools.Fleet) func(string) bool {
 // does, and prints each agent with its model, its resolved tools and its
 // handoffs, then what is wrong; it fails when something is.
 func listAgents(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("agents", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, _, warnings, err := loadConfig(*cfgPath, getenv)
+	cfg, logger, err := commandConfig("agents", args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	logger := newLogger(stderr, redact.New(configSecrets(cfg)...))
-	for _, w := range warnings {
-		logger.Warn(w)
 	}
 	if len(cfg.Agents) == 0 {
 		fmt.Fprintln(stdout, "No agents configured: every turn runs as one agent with llm's model, llm.system_prompt and every tool.")
 		return nil
 	}
-	fleet := tools.NewFleet(&tools.FleetOptions{Logger: logger, Client: mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
-		StartupWait: 24 * time.Hour, MaxTools: cfg.LLM.maxTools(), ReservedTools: orchestrator.BuiltinTools})
+	fleet, startErr := connectAll(ctx, cfg, logger)
 	defer closeServers(fleet, logger)
-	startErr := fleet.Start(ctx, serverSpecs(cfg))
 	catalog := fleet.Current()
 	def := cfg.DefaultAgent
 	for _, a := range configAgents(cfg, nil) {

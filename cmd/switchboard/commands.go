@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -89,6 +90,41 @@ func token(args []string, getenv env, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// commandConfig parses a command's flags (-config) and loads the config,
+// with a logger that scrubs its secrets; the config's warnings are logged.
+func commandConfig(name string, args []string, getenv env, stderr io.Writer) (*Config, *slog.Logger, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := configFlag(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	cfg, _, warnings, err := loadConfig(*cfgPath, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger := newLogger(stderr, redact.New(configSecrets(cfg)...))
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	return cfg, logger, nil
+}
+
+// connectAll starts a fleet of the configured servers and waits for each
+// one's first connection attempt (every one ends within its server's
+// init_timeout); the error is Start's. The caller closes the fleet
+// (closeServers).
+func connectAll(ctx context.Context, cfg *Config, logger *slog.Logger) (*tools.Fleet, error) {
+	fleet := tools.NewFleet(&tools.FleetOptions{
+		Logger:        logger,
+		Client:        mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
+		StartupWait:   24 * time.Hour,
+		MaxTools:      cfg.LLM.maxTools(),
+		ReservedTools: orchestrator.BuiltinTools,
+	})
+	return fleet, fleet.Start(ctx, serverSpecs(cfg))
+}
+
 // listTools connects to the configured servers and prints the catalog: each
 // tool's exposed name, server, annotations and description; the quarantined
 // tools with their reasons; those whose outputSchema does not compile (their
@@ -96,30 +132,12 @@ func token(args []string, getenv env, stdout, stderr io.Writer) error {
 // It waits for every server's first connection attempt (each bounded by its
 // init_timeout), and fails when a required server does not connect.
 func listTools(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tools", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := configFlag(fs, getenv)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, _, warnings, err := loadConfig(*cfgPath, getenv)
+	cfg, logger, err := commandConfig("tools", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, redact.New(configSecrets(cfg)...))
-	for _, w := range warnings {
-		logger.Warn(w)
-	}
-	fleet := tools.NewFleet(&tools.FleetOptions{
-		Logger: logger,
-		Client: mcpclient.Options{ClientName: "switchboard", ClientVersion: version()},
-		// Every first attempt ends within its server's init_timeout.
-		StartupWait:   24 * time.Hour,
-		MaxTools:      cfg.LLM.maxTools(),
-		ReservedTools: orchestrator.BuiltinTools,
-	})
+	fleet, startErr := connectAll(ctx, cfg, logger)
 	defer closeServers(fleet, logger)
-	startErr := fleet.Start(ctx, serverSpecs(cfg))
 
 	catalog := fleet.Current()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
