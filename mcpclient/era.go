@@ -409,7 +409,7 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		delete(params, "requestState")
 		if len(ir.InputRequests) > 0 {
 			token, _ := ctx.Value(callKey{}).(string)
-			responses, err := c.fulfil(c.callFor(token), req.Method, ir.InputRequests, state)
+			responses, err := c.fulfil(c.callOf(token), req.Method, ir.InputRequests, state)
 			if err != nil {
 				return nil, true, err
 			}
@@ -424,6 +424,19 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		req.Params = params
 		req.ID = mcp.NewRequestId(fmt.Sprintf("%v.%d", first, round+1))
 	}
+}
+
+// callOf returns the call of token if it has an Asker, else nil. Unlike
+// callFor it never guesses: the request that got input_required is known,
+// and another call's user must not be asked in its place.
+func (c *Conn) callOf(token string) *inflight {
+	if token == "" {
+		return nil
+	}
+	if v, ok := c.calls.Load(token); ok && v.(*inflight).asker != nil {
+		return v.(*inflight)
+	}
+	return nil
 }
 
 // fulfil answers a modern server's inputRequests for call, one after the

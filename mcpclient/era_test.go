@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -608,10 +609,32 @@ func TestModernInputRequired(t *testing.T) {
 			if !modern {
 				return
 			}
+			// A call without an Asker fails with what was asked, also
+			// while another call's Asker waits for its person: that user
+			// is not asked in its place.
+			waiting, release := make(chan struct{}), make(chan struct{})
+			var others atomic.Int32
+			blocked := askerFunc{elicit: func(Elicitation) (ElicitResult, error) {
+				if others.Add(1) == 1 {
+					close(waiting)
+					<-release
+				}
+				return ElicitResult{Action: "decline"}, nil
+			}}
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.CallTool(WithAsker(t.Context(), blocked), "greet", json.RawMessage(`{}`))
+				done <- err
+			}()
+			<-waiting
 			_, err = c.CallTool(t.Context(), "greet", json.RawMessage(`{}`))
+			close(release)
 			var ir *InputRequiredError
 			if !errors.As(err, &ir) || ir.RequestState != "greet:hello" || ir.InputRequests["name"] == nil {
 				t.Errorf("greet without an Asker: %v, want an InputRequiredError with the name request", err)
+			}
+			if err := <-done; err != nil || others.Load() != 1 {
+				t.Errorf("the other call: %v, its Asker asked %d times; want it answered, asked once", err, others.Load())
 			}
 		})
 	}
