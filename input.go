@@ -28,7 +28,14 @@ type Input struct {
 	// completion notice names (url mode).
 	URL           string
 	ElicitationID string
-	Status        InputStatus
+	// RequestKey and RequestState are set for a question of a modern
+	// server (MCP 2026-07-28), which asks by answering the call with
+	// input_required: the key it gave the question in inputRequests, and
+	// the requestState to echo when the call is made again with the answer
+	// (inputResponses). Nothing is held open on any connection for it.
+	RequestKey   string
+	RequestState string
+	Status       InputStatus
 	// Action is the answer: accept, decline or cancel; Content the form's
 	// content when accepted.
 	Action  string

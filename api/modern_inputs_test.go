@@ -13,9 +13,9 @@ import (
 	"github.com/switchboard-dev/switchboard/tools"
 )
 
-// modernConn builds and starts mcpclient's go-sdk test server, which
+// modernStdioConn builds and starts mcpclient's go-sdk test server, which
 // speaks only MCP 2026-07-28, over streamable HTTP, and connects to it.
-func modernConn(t *testing.T) *mcpclient.Conn {
+func modernStdioConn(t *testing.T) *mcpclient.Conn {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "modernmcp")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -53,7 +53,7 @@ func modernConn(t *testing.T) *mcpclient.Conn {
 // call sent again with inputResponses and the requestState echoed, on both
 // stores.
 func TestModernInputRoute(t *testing.T) {
-	conn := modernConn(t)
+	conn := modernStdioConn(t)
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			svc := newServiceOver(t, open(t), []tools.Source{{Server: tools.Shared(conn)}},

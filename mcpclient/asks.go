@@ -33,6 +33,11 @@ import (
 //     Sampling allows it;
 //   - anything else is answered -32601 (method not found).
 //
+// A modern server asks the same questions inside an input_required result
+// instead (era.go's sendRounds): they go to the same Asker, with the
+// question's key and the result's requestState, and the call is made again
+// with the answers.
+//
 // Which call a request belongs to: over streamable HTTP the one whose
 // response stream carried it; otherwise the only call in flight on the
 // connection that has an Asker. A request no call can take is answered
@@ -77,6 +82,11 @@ type Elicitation struct {
 	// notice names (url mode).
 	URL           string
 	ElicitationID string
+	// RequestKey and RequestState are set when a modern server asks (a
+	// tools/call answered input_required): the question's key in
+	// inputRequests and the requestState the call is made again with.
+	RequestKey   string
+	RequestState string
 }
 
 // ElicitResult is the person's answer to an Elicitation.
@@ -248,31 +258,43 @@ func (c *Conn) answerRequest(token, method string, params json.RawMessage) (any,
 		}
 		c.rootsOnce.Do(func() { close(c.rootsAsked) })
 		return map[string]any{"roots": roots}, nil
-	case string(mcp.MethodElicitationCreate):
-		return c.elicit(token, params)
-	case string(mcp.MethodSamplingCreateMessage):
-		if !samplingOn(c.cfg) {
+	case string(mcp.MethodElicitationCreate), string(mcp.MethodSamplingCreateMessage):
+		if method == string(mcp.MethodSamplingCreateMessage) && !samplingOn(c.cfg) {
 			return nil, &RequestError{codeMethodNotFound, "sampling is not enabled for this server (its sampling setting is deny)"}
 		}
 		call := c.callFor(token)
 		if call == nil {
-			return nil, &RequestError{codeInternal, "no call of a user is in flight to take this sampling request"}
+			return nil, &RequestError{codeInternal, "no call of a user is in flight to take this " + method + " request"}
 		}
-		call.clock.pause()
-		defer call.clock.resume()
-		ctx, stop := c.askContext(call, 0)
-		defer stop()
-		res, err := call.asker.CreateMessage(ctx, c.name, SamplingRequest{Params: params,
-			Approve: c.cfg.Sampling == SamplingApprove, MaxTokens: cmp.Or(c.cfg.SamplingMaxTokens, DefaultSamplingMaxTokens)})
-		if err != nil {
-			return nil, requestError(err)
-		}
-		return res, nil
+		return c.ask(call, method, params, "", "")
 	}
 	return nil, &RequestError{codeMethodNotFound, "method not found: " + method}
 }
 
-func (c *Conn) elicit(token string, params json.RawMessage) (any, *RequestError) {
+// ask passes a server's elicitation or sampling request on to call's
+// Asker, with call's clock paused. key and state are the request's key in
+// a modern server's inputRequests and the result's requestState (empty
+// for a legacy server's open request).
+func (c *Conn) ask(call *inflight, method string, params json.RawMessage, key, state string) (any, *RequestError) {
+	if method == string(mcp.MethodElicitationCreate) {
+		return c.elicit(call, params, key, state)
+	}
+	if !samplingOn(c.cfg) {
+		return nil, &RequestError{codeMethodNotFound, "sampling is not enabled for this server (its sampling setting is deny)"}
+	}
+	call.clock.pause()
+	defer call.clock.resume()
+	ctx, stop := c.askContext(call, 0)
+	defer stop()
+	res, err := call.asker.CreateMessage(ctx, c.name, SamplingRequest{Params: params,
+		Approve: c.cfg.Sampling == SamplingApprove, MaxTokens: cmp.Or(c.cfg.SamplingMaxTokens, DefaultSamplingMaxTokens)})
+	if err != nil {
+		return nil, requestError(err)
+	}
+	return res, nil
+}
+
+func (c *Conn) elicit(call *inflight, params json.RawMessage, key, state string) (any, *RequestError) {
 	var p struct {
 		Mode            string          `json:"mode"`
 		Message         string          `json:"message"`
@@ -296,16 +318,13 @@ func (c *Conn) elicit(token string, params json.RawMessage) (any, *RequestError)
 	default:
 		return nil, &RequestError{codeInvalidParams, fmt.Sprintf("unknown elicitation mode %q", p.Mode)}
 	}
-	call := c.callFor(token)
-	if call == nil {
-		return nil, &RequestError{codeInternal, "no call of a user is in flight to take this elicitation"}
-	}
 	call.clock.pause()
 	defer call.clock.resume()
 	ctx, stop := c.askContext(call, c.cfg.askTimeout())
 	defer stop()
 	res, err := call.asker.Elicit(ctx, c.name, Elicitation{
-		Mode: p.Mode, Message: p.Message, RequestedSchema: p.RequestedSchema, URL: p.URL, ElicitationID: p.ElicitationID})
+		Mode: p.Mode, Message: p.Message, RequestedSchema: p.RequestedSchema, URL: p.URL, ElicitationID: p.ElicitationID,
+		RequestKey: key, RequestState: state})
 	if err != nil {
 		return nil, requestError(err)
 	}

@@ -307,10 +307,11 @@ const maxInputRounds = 10
 
 // InputRequiredError is a modern server's answer that it needs input before
 // it can finish a request (resultType input_required, MCP 2026-07-28's
-// multi round-trip requests) that could not be given (see sendRounds): the
-// requests it asked the client to fulfil (elicitation/create,
-// sampling/createMessage, roots/list, by the server's keys) and the state
-// it asked to have echoed back. It wraps switchboard.ErrInvalid.
+// multi round-trip requests): the requests it asks the client to fulfil
+// (elicitation/create, sampling/createMessage, roots/list, by the server's
+// keys) and the state to echo back when the request is sent again. A
+// request fails with it when no call's Asker can answer what it asks (see
+// sendRounds). It wraps switchboard.ErrInvalid.
 type InputRequiredError struct {
 	Method        string
 	InputRequests map[string]json.RawMessage
@@ -327,7 +328,7 @@ func (e *InputRequiredError) Error() string {
 		keys = append(keys, k+" ("+r.Method+")")
 	}
 	slices.Sort(keys)
-	return fmt.Sprintf("%s: the server asks for input that no call of a user is there to give, or asked too many times: %s", e.Method, strings.Join(keys, ", "))
+	return fmt.Sprintf("%s: the server asks for input, which nobody is there to answer: %s", e.Method, strings.Join(keys, ", "))
 }
 
 func (e *InputRequiredError) Unwrap() error { return switchboard.ErrInvalid }
@@ -366,23 +367,20 @@ func checkResult(method string, raw json.RawMessage) (ir *inputRequired, err err
 	return ir, nil
 }
 
-// sendRounds sends req and follows the multi round-trip pattern of MCP
-// 2026-07-28 while the server answers input_required: a tools/call's input
-// requests (elicitation/create, sampling/createMessage, roots/list) are
-// answered as the legacy era's server requests are, by the call's Asker
-// (answerRequest, asks.go), and the request is sent again with those
-// inputResponses and the requestState echoed; one with only a
-// requestState is sent again at once. Each retry has a new id, as the spec
-// wants; there are at most maxInputRounds. The response is the final one;
-// input that cannot be given (another request than tools/call, a request
-// the client cannot answer, too many rounds) fails as an
-// *InputRequiredError or the answer's error (rejected: an answer of the
-// server).
+// sendRounds sends req and, while the server answers input_required,
+// sends it again (a new id each time, as the spec wants), up to
+// maxInputRounds: with the requestState to echo, and with inputResponses
+// answering the inputRequests, which go to the Asker of the call that
+// made req (elicitation/create and sampling/createMessage, as on a legacy
+// connection: asks.go) or are answered here (roots/list). Nothing is held
+// open on the connection meanwhile. The response is the final one; input
+// that no call can take (no Asker: a listing, or a call made without one)
+// fails as an *InputRequiredError, and one its Asker fails to answer with
+// an error naming it (both rejected: answers of the server).
 //
 // req.ID is left the id of the last request sent, for a caller to cancel.
 func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (resp *transport.JSONRPCResponse, rejected bool, err error) {
 	first := req.ID.Value()
-	token, _ := first.(string) // a tools/call's id is its call's token
 	for round := 1; ; round++ {
 		resp, err = c.send(ctx, *req)
 		if err != nil || resp.Error != nil || !c.modern() {
@@ -396,13 +394,12 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		if ir == nil {
 			return resp, false, nil
 		}
-		canAnswer := len(ir.InputRequests) == 0 || req.Method == string(mcp.MethodToolsCall) && c.asks(token)
-		if !canAnswer || round == maxInputRounds {
-			e := &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests}
-			if ir.RequestState != nil {
-				e.RequestState = *ir.RequestState
-			}
-			return nil, true, e
+		state := ""
+		if ir.RequestState != nil {
+			state = *ir.RequestState
+		}
+		if round == maxInputRounds {
+			return nil, true, &InputRequiredError{Method: req.Method, InputRequests: ir.InputRequests, RequestState: state}
 		}
 		params := map[string]any{}
 		if b, err := json.Marshal(req.Params); err == nil && req.Params != nil {
@@ -411,46 +408,84 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		delete(params, "inputResponses")
 		delete(params, "requestState")
 		if len(ir.InputRequests) > 0 {
-			responses, err := c.fulfil(token, ir.InputRequests)
+			token, _ := ctx.Value(callKey{}).(string)
+			responses, err := c.fulfil(c.callOf(token), req.Method, ir.InputRequests, state)
 			if err != nil {
-				return nil, true, fmt.Errorf("%s: %w", req.Method, err)
+				return nil, true, err
 			}
 			params["inputResponses"] = responses
 		}
+		if ctx.Err() != nil {
+			return nil, false, context.Cause(ctx)
+		}
 		if ir.RequestState != nil {
-			params["requestState"] = *ir.RequestState
+			params["requestState"] = state
 		}
 		req.Params = params
 		req.ID = mcp.NewRequestId(fmt.Sprintf("%v.%d", first, round+1))
 	}
 }
 
-// fulfil answers a round's input requests on behalf of the call of token,
-// each as the legacy era's server request of that method would be; the
-// first that cannot be answered fails the round.
-func (c *Conn) fulfil(token string, requests map[string]json.RawMessage) (map[string]any, error) {
+// callOf returns the call of token if it has an Asker, else nil. Unlike
+// callFor it never guesses: the request that got input_required is known,
+// and another call's user must not be asked in its place.
+func (c *Conn) callOf(token string) *inflight {
+	if token == "" {
+		return nil
+	}
+	if v, ok := c.calls.Load(token); ok && v.(*inflight).asker != nil {
+		return v.(*inflight)
+	}
+	return nil
+}
+
+// fulfil answers a modern server's inputRequests for call, one after the
+// other (a person answers one question at a time), by their keys. state
+// is the result's requestState, which every question is stored with.
+// Without a call (nil: no Asker) only roots/list can be answered; asked
+// more, fulfil fails with an *InputRequiredError before it asks anything.
+func (c *Conn) fulfil(call *inflight, method string, requests map[string]json.RawMessage, state string) (map[string]any, error) {
 	keys := slices.Sorted(maps.Keys(requests))
+	if call == nil {
+		for _, key := range keys {
+			var r struct {
+				Method string `json:"method"`
+			}
+			if json.Unmarshal(requests[key], &r) != nil || r.Method != string(mcp.MethodListRoots) {
+				return nil, &InputRequiredError{Method: method, InputRequests: requests, RequestState: state}
+			}
+		}
+	}
 	responses := make(map[string]any, len(keys))
 	for _, key := range keys {
 		var r struct {
 			Method string          `json:"method"`
 			Params json.RawMessage `json:"params"`
 		}
-		if err := json.Unmarshal(requests[key], &r); err != nil || r.Method == "" {
-			return nil, withKind(ErrMalformed, fmt.Errorf("input request %s is not a request", key))
+		if err := json.Unmarshal(requests[key], &r); err != nil {
+			return nil, withKind(ErrMalformed, fmt.Errorf("%s: input request %q: %w", method, key, err))
 		}
-		result, rerr := c.answerRequest(token, r.Method, r.Params)
+		var (
+			res  any
+			rerr *RequestError
+		)
+		switch r.Method {
+		case string(mcp.MethodElicitationCreate), string(mcp.MethodSamplingCreateMessage):
+			res, rerr = c.ask(call, r.Method, r.Params, key, state)
+		case string(mcp.MethodListRoots):
+			if roots := c.roots(); roots != nil {
+				res = map[string]any{"roots": roots}
+			} else {
+				rerr = &RequestError{codeMethodNotFound, "roots are not configured for this server"}
+			}
+		default:
+			rerr = &RequestError{codeMethodNotFound, "method not found: " + r.Method}
+		}
 		if rerr != nil {
-			return nil, withKind(switchboard.ErrInvalid, fmt.Errorf("input request %s (%s): %s", key, r.Method, rerr.Message))
+			return nil, withKind(switchboard.ErrInvalid, fmt.Errorf("%s: the server's input request %q (%s) could not be answered: %s",
+				method, key, r.Method, c.scrub.String(rerr.Message)))
 		}
-		responses[key] = result
+		responses[key] = res
 	}
 	return responses, nil
-}
-
-// asks reports whether the call of token has an Asker: only then are its
-// own input requests answered (never by another call's person).
-func (c *Conn) asks(token string) bool {
-	v, ok := c.calls.Load(token)
-	return ok && v.(*inflight).asker != nil
 }

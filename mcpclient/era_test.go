@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -374,9 +375,10 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
 		Params struct {
-			Name         string         `json:"name"`
-			RequestState string         `json:"requestState"`
-			Meta         map[string]any `json:"_meta"`
+			Name           string          `json:"name"`
+			RequestState   string          `json:"requestState"`
+			InputResponses json.RawMessage `json:"inputResponses"`
+			Meta           map[string]any  `json:"_meta"`
 		} `json:"params"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&msg); err != nil || msg.ID == nil {
@@ -394,7 +396,7 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "server/discover":
 		result = `{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"_meta":{"io.modelcontextprotocol/serverInfo":{"name":"scripted","version":"0.1"}}}`
 	case "tools/list":
-		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}},` +
+		result = `{"resultType":"complete","tools":[{"name":"state","inputSchema":{"type":"object"}},{"name":"ask","inputSchema":{"type":"object"}},{"name":"weird","inputSchema":{"type":"object"}},{"name":"roots","inputSchema":{"type":"object"}},` +
 			`{"name":"badheader","inputSchema":{"type":"object","properties":{"o":{"type":"object","x-mcp-header":"O"}}}}]}`
 	case "tools/call":
 		s.mu.Lock()
@@ -415,6 +417,13 @@ func (s *scriptedModern) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			result = `{"resultType":"input_required","inputRequests":{"login":{"method":"elicitation/create","params":{"mode":"form","message":"Who are you?","requestedSchema":{"type":"object"}}}},"requestState":"x"}`
 		case "weird":
 			result = `{"resultType":"later","content":[]}`
+		case "roots":
+			if msg.Params.RequestState == "" {
+				result = `{"resultType":"input_required","inputRequests":{"where":{"method":"roots/list"}},"requestState":"r"}`
+				break
+			}
+			text, _ := json.Marshal(msg.Params.RequestState + " " + string(msg.Params.InputResponses))
+			result = `{"resultType":"complete","content":[{"type":"text","text":` + string(text) + `}]}`
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -427,8 +436,8 @@ func TestResultType(t *testing.T) {
 	t.Cleanup(ts.Close)
 	c := dial(t, Config{Name: "scripted", URL: ts.URL, Protocol: ProtocolModern}, nil)
 	// A tool whose x-mcp-header annotations break SEP-2243 is left out.
-	if _, ok := toolNamed(c.Tools(), "badheader"); ok || len(c.Tools()) != 3 {
-		t.Errorf("tools %v, want state, ask and weird, not badheader", names(c.Tools()))
+	if _, ok := toolNamed(c.Tools(), "badheader"); ok || len(c.Tools()) != 4 {
+		t.Errorf("tools %v, want state, ask, weird and roots, not badheader", names(c.Tools()))
 	}
 
 	// input_required with only a requestState: sent again at once, with
@@ -458,6 +467,18 @@ func TestResultType(t *testing.T) {
 	// An unknown resultType makes the result invalid.
 	if _, err := callJSON(t, c, "weird", map[string]any{}); !errors.Is(err, ErrMalformed) {
 		t.Errorf("weird: %v, want ErrMalformed", err)
+	}
+
+	// roots/list asked in inputRequests needs no Asker: answered with the
+	// configured roots, and, with none configured, the call fails naming
+	// it.
+	if _, err := callJSON(t, c, "roots", map[string]any{}); err == nil || !strings.Contains(err.Error(), `"where" (roots/list) could not be answered`) {
+		t.Errorf("roots without roots configured: %v, want an error naming the roots/list request", err)
+	}
+	withRoots := dial(t, Config{Name: "scripted", URL: ts.URL, Protocol: ProtocolModern, Roots: []Root{{URI: "file:///srv/alice", Name: "alice"}}}, nil)
+	res, err = callJSON(t, withRoots, "roots", map[string]any{})
+	if err != nil || res.Text != `r {"where":{"roots":[{"name":"alice","uri":"file:///srv/alice"}]}}` {
+		t.Errorf("roots with a root configured: %+v, %v; want the state and the root in inputResponses", res, err)
 	}
 }
 
@@ -539,30 +560,81 @@ func TestAutoStartsAStdioServerOnce(t *testing.T) {
 	}
 }
 
-func TestModernElicitation(t *testing.T) {
-	// A modern server asks in the middle of a call (input_required with an
-	// elicitation): the call's Asker answers it, and the call is sent again
-	// with inputResponses and the requestState echoed, over both
-	// transports. Without an Asker the call fails naming what was asked.
-	for _, transport := range []string{"stdio", "http"} {
-		t.Run(transport, func(t *testing.T) {
-			c := dial(t, modernOver(t, transport, ProtocolModern), nil)
+// TestModernInputRequired: a modern server (go-sdk, over stdio and
+// streamable HTTP) that answers tools/call with input_required asking the
+// user something gets the answer of the call's Asker in inputResponses,
+// with its requestState echoed, on a call made again; the Asker sees the
+// question with its key and that state. A call without an Asker fails with
+// what was asked. Over stdio with auto the go-sdk serves the legacy era
+// (see TestModernOnlyServer) and asks the same question as an open
+// elicitation/create request, which the same Asker answers.
+func TestModernInputRequired(t *testing.T) {
+	for _, tc := range []struct{ transport, protocol string }{{"stdio", ProtocolModern}, {"http", ProtocolAuto}, {"stdio", ProtocolAuto}} {
+		t.Run(tc.transport+"/"+tc.protocol, func(t *testing.T) {
+			c := dial(t, modernOver(t, tc.transport, tc.protocol), nil)
+			modern := c.modern()
+			if tc.protocol == ProtocolAuto && tc.transport == "http" && !modern {
+				t.Fatalf("era %q, want modern", c.Protocol().Era)
+			}
 			var asked []Elicitation
 			asker := askerFunc{elicit: func(e Elicitation) (ElicitResult, error) {
 				asked = append(asked, e)
-				return ElicitResult{Action: "accept", Content: json.RawMessage(`{"name":"Ada"}`)}, nil
+				if len(asked) == 1 {
+					return ElicitResult{Action: "accept", Content: json.RawMessage(`{"name":"Alice"}`)}, nil
+				}
+				return ElicitResult{Action: "decline", Content: json.RawMessage(`{"name":"ignored"}`)}, nil
 			}}
-			res, err := c.CallTool(WithAsker(t.Context(), asker), "ask", nil)
-			if err != nil || res.Text != "accept: Ada (state asked-once)" {
-				t.Fatalf("ask: %+v, %v; want the answer and the echoed state", res, err)
+			ctx := WithAsker(t.Context(), asker)
+			res, err := c.CallTool(ctx, "greet", json.RawMessage(`{"greeting":"hi"}`))
+			if err != nil || res.Text != "hi, Alice" {
+				t.Fatalf("greet: %+v, %v; want hi, Alice", res, err)
 			}
-			if len(asked) != 1 || asked[0].Mode != "form" || asked[0].Message != "Your name?" || !strings.Contains(string(asked[0].RequestedSchema), `"name"`) {
-				t.Errorf("asked %+v, want one form asking the name", asked)
+			if len(asked) != 1 {
+				t.Fatalf("asked %d times, want once", len(asked))
 			}
-			_, err = c.CallTool(t.Context(), "ask", nil)
+			e := asked[0]
+			wantKey, wantState := "name", "greet:hi"
+			if !modern {
+				wantKey, wantState = "", ""
+			}
+			if e.Mode != "form" || e.Message != "What is your name?" || e.RequestKey != wantKey || e.RequestState != wantState ||
+				!strings.Contains(string(e.RequestedSchema), `"minLength":1`) {
+				t.Errorf("the question: %+v; want the form, key %q, state %q", e, wantKey, wantState)
+			}
+			res, err = c.CallTool(ctx, "greet", json.RawMessage(`{}`))
+			if err != nil || res.Text != "no name (decline)" {
+				t.Errorf("greet declined: %+v, %v; want no name (decline)", res, err)
+			}
+
+			if !modern {
+				return
+			}
+			// A call without an Asker fails with what was asked, also
+			// while another call's Asker waits for its person: that user
+			// is not asked in its place.
+			waiting, release := make(chan struct{}), make(chan struct{})
+			var others atomic.Int32
+			blocked := askerFunc{elicit: func(Elicitation) (ElicitResult, error) {
+				if others.Add(1) == 1 {
+					close(waiting)
+					<-release
+				}
+				return ElicitResult{Action: "decline"}, nil
+			}}
+			done := make(chan error, 1)
+			go func() {
+				_, err := c.CallTool(WithAsker(t.Context(), blocked), "greet", json.RawMessage(`{}`))
+				done <- err
+			}()
+			<-waiting
+			_, err = c.CallTool(t.Context(), "greet", json.RawMessage(`{}`))
+			close(release)
 			var ir *InputRequiredError
-			if !errors.As(err, &ir) || ir.RequestState != "asked-once" || ir.InputRequests["name"] == nil {
-				t.Errorf("ask without an Asker: %v, want an InputRequiredError naming the request", err)
+			if !errors.As(err, &ir) || ir.RequestState != "greet:hello" || ir.InputRequests["name"] == nil {
+				t.Errorf("greet without an Asker: %v, want an InputRequiredError with the name request", err)
+			}
+			if err := <-done; err != nil || others.Load() != 1 {
+				t.Errorf("the other call: %v, its Asker asked %d times; want it answered, asked once", err, others.Load())
 			}
 		})
 	}

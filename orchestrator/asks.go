@@ -385,7 +385,7 @@ type callAsker struct {
 // waits for the answer.
 func (a *callAsker) Elicit(ctx context.Context, server string, e tools.Elicitation) (tools.ElicitResult, error) {
 	return a.ask(ctx, switchboard.Input{Server: server, Mode: e.Mode, Message: e.Message, RequestedSchema: e.RequestedSchema,
-		URL: e.URL, ElicitationID: e.ElicitationID})
+		URL: e.URL, ElicitationID: e.ElicitationID, RequestKey: e.RequestKey, RequestState: e.RequestState})
 }
 
 // ask stores in, a question of the call's server to the user, tells the

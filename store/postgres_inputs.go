@@ -19,7 +19,7 @@ import (
 const InputChannel = "switchboard_inputs"
 
 const inputColumns = `id::text, user_id, conversation_id::text, turn_id::text, tool_call_id::text, server, mode, message,
-    requested_schema, url, elicitation_id, status, action, content, reason, created_at, answered_at`
+    requested_schema, url, elicitation_id, status, action, content, reason, created_at, answered_at, request_key, request_state`
 
 func scanInput(row pgx.Row) (switchboard.Input, error) {
 	var (
@@ -29,7 +29,7 @@ func scanInput(row pgx.Row) (switchboard.Input, error) {
 		answeredAt      *time.Time
 	)
 	err := row.Scan(&in.ID, &in.UserID, &in.ConversationID, &in.TurnID, &in.ToolCallID, &in.Server, &in.Mode, &in.Message,
-		&schema, &in.URL, &in.ElicitationID, &status, &in.Action, &content, &in.Reason, &in.CreatedAt, &answeredAt)
+		&schema, &in.URL, &in.ElicitationID, &status, &in.Action, &content, &in.Reason, &in.CreatedAt, &answeredAt, &in.RequestKey, &in.RequestState)
 	if err != nil {
 		return in, err
 	}
@@ -56,12 +56,12 @@ func (p *Postgres) CreateInput(ctx context.Context, in *switchboard.Input) error
 		return err
 	}
 	err := p.pool.QueryRow(ctx, `
-INSERT INTO inputs (id, user_id, conversation_id, turn_id, tool_call_id, server, mode, message, requested_schema, url, elicitation_id, status)
-SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::uuid, $6::text, $7::text, $8::text, $9::jsonb, $10::text, $11::text, 'pending'
+INSERT INTO inputs (id, user_id, conversation_id, turn_id, tool_call_id, server, mode, message, requested_schema, url, elicitation_id, status, request_key, request_state)
+SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::uuid, $6::text, $7::text, $8::text, $9::jsonb, $10::text, $11::text, 'pending', $12::text, $13::text
 WHERE EXISTS (SELECT FROM tool_calls WHERE id = $5::uuid AND user_id = $2::text AND turn_id = $4::uuid AND conversation_id = $3::uuid)
 RETURNING created_at`,
 		in.ID, in.UserID, in.ConversationID, in.TurnID, in.ToolCallID, in.Server, in.Mode, in.Message,
-		jsonArg(in.RequestedSchema), in.URL, in.ElicitationID).Scan(&in.CreatedAt)
+		jsonArg(in.RequestedSchema), in.URL, in.ElicitationID, in.RequestKey, in.RequestState).Scan(&in.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store input of tool call %s: %w", in.ToolCallID, dbError(err))
 	}
@@ -123,7 +123,7 @@ func (p *Postgres) AnswerInput(ctx context.Context, userID, id, action string, c
 			answeredAt      *time.Time
 		)
 		if err := rows.Scan(&in.ID, &in.UserID, &in.ConversationID, &in.TurnID, &in.ToolCallID, &in.Server, &in.Mode, &in.Message,
-			&schema, &in.URL, &in.ElicitationID, &status, &in.Action, &content, &in.Reason, &in.CreatedAt, &answeredAt, &notified); err != nil {
+			&schema, &in.URL, &in.ElicitationID, &status, &in.Action, &content, &in.Reason, &in.CreatedAt, &answeredAt, &in.RequestKey, &in.RequestState, &notified); err != nil {
 			rows.Close()
 			return switchboard.Input{}, fmt.Errorf("answer input %s: %w", id, dbError(err))
 		}

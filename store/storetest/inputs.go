@@ -55,6 +55,21 @@ func testInputs(t *testing.T, s Store) {
 	if err != nil || got.Message != "Your name?" || !cmp.Equal(got.RequestedSchema, in.RequestedSchema, jsonEqual) || got.ToolCallID != call.ID {
 		t.Errorf("GetInput: %+v, %v", got, err)
 	}
+	// A modern server's question keeps its key and the state to echo.
+	modern := formInput(ts, call)
+	modern.RequestKey, modern.RequestState = "name", "opaque-state-1"
+	if err := s.CreateInput(ctx, &modern); err != nil {
+		t.Fatalf("CreateInput of a modern server's question: %v", err)
+	}
+	if got, err := s.GetInput(ctx, "alice", modern.ID); err != nil || got.RequestKey != "name" || got.RequestState != "opaque-state-1" {
+		t.Errorf("GetInput of a modern server's question: key %q, state %q, %v; want name, opaque-state-1", got.RequestKey, got.RequestState, err)
+	}
+	if got, err := s.AnswerInput(ctx, "alice", modern.ID, switchboard.ActionDecline, nil); err != nil || got.RequestState != "opaque-state-1" {
+		t.Errorf("AnswerInput of a modern server's question: state %q, %v; want opaque-state-1", got.RequestState, err)
+	}
+	if got, _ := s.GetInput(ctx, "alice", in.ID); got.RequestKey != "" || got.RequestState != "" {
+		t.Errorf("a legacy question: key %q, state %q; want none", got.RequestKey, got.RequestState)
+	}
 	if _, err := s.GetInput(ctx, "bob", in.ID); !switchboard.IsCode(err, switchboard.CodeInputNotFound) {
 		t.Errorf("bob reading alice's input: got %v, want input_not_found", err)
 	}

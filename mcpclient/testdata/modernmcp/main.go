@@ -7,7 +7,10 @@
 // (the _meta keys and the Mcp-Method and Mcp-Name headers); region returns
 // the Mcp-Param-Region header its x-mcp-header argument asks for; grow adds
 // the tool extra, so the server sends notifications/tools/list_changed to
-// clients subscribed with subscriptions/listen.
+// clients subscribed with subscriptions/listen; greet asks the user's
+// name with an input_required result before it greets; greetings counts
+// the calls of greet that finished with an answer; haiku asks the
+// client's model for a poem with an input_required result.
 //
 // It lives in a module of its own under testdata so that the service never
 // links the go-sdk.
@@ -22,12 +25,17 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 type echoIn struct {
 	Text string `json:"text"`
+}
+
+type greetIn struct {
+	Greeting string `json:"greeting,omitempty"`
 }
 
 type metaOut struct {
@@ -38,6 +46,7 @@ type metaOut struct {
 }
 
 func main() {
+	var greeted atomic.Int64
 	addr := flag.String("http", "", "serve streamable HTTP on this address (host:port; :0 picks a port, printed on stdout)")
 	versions := flag.String("versions", "2026-07-28", "comma-separated protocol versions to support")
 	flag.Parse()
@@ -98,6 +107,69 @@ func main() {
 					return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "extra"}}}, nil, nil
 				})
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "grown"}}}, nil, nil
+		})
+
+	// greet asks the user's name the modern way (MCP 2026-07-28's multi
+	// round-trip requests): its first call answers input_required with an
+	// elicitation and a requestState carrying the greeting; the call made
+	// again with the answer in inputResponses and that state greets, or
+	// says how the user refused.
+	mcp.AddTool(server, &mcp.Tool{Name: "greet", Description: "Asks the user's name, then greets them."},
+		func(_ context.Context, req *mcp.CallToolRequest, in greetIn) (*mcp.CallToolResult, any, error) {
+			greeting := in.Greeting
+			if greeting == "" {
+				greeting = "hello"
+			}
+			if len(req.Params.InputResponses) == 0 {
+				return &mcp.CallToolResult{
+					InputRequests: mcp.InputRequestMap{"name": &mcp.ElicitParams{Mode: "form", Message: "What is your name?",
+						RequestedSchema: map[string]any{"type": "object", "required": []any{"name"},
+							"properties": map[string]any{"name": map[string]any{"type": "string", "minLength": 1}}}}},
+					RequestState: "greet:" + greeting,
+				}, nil, nil
+			}
+			if req.Params.RequestState != "greet:"+greeting {
+				return nil, nil, fmt.Errorf("requestState %q, want %q", req.Params.RequestState, "greet:"+greeting)
+			}
+			res, ok := req.Params.InputResponses["name"].(*mcp.ElicitResult)
+			if !ok {
+				return nil, nil, fmt.Errorf("no elicitation answer under name: %T", req.Params.InputResponses["name"])
+			}
+			greeted.Add(1)
+			text := "no name (" + res.Action + ")"
+			if res.Action == "accept" {
+				text = fmt.Sprintf("%s, %v", greeting, res.Content["name"])
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}, nil, nil
+		})
+
+	// haiku asks the client's model for a poem the same way: a
+	// sampling/createMessage in inputRequests, answered in inputResponses.
+	mcp.AddTool(server, &mcp.Tool{Name: "haiku", Description: "Asks the client's model for a haiku."},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if len(req.Params.InputResponses) == 0 {
+				return &mcp.CallToolResult{
+					InputRequests: mcp.InputRequestMap{"poem": &mcp.CreateMessageParams{MaxTokens: 100,
+						SystemPrompt: "You are modernmcp, a test server.",
+						Messages:     []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: "write a haiku"}}}}},
+					RequestState: "haiku",
+				}, nil, nil
+			}
+			res, ok := req.Params.InputResponses["poem"].(*mcp.CreateMessageWithToolsResult)
+			if !ok || req.Params.RequestState != "haiku" {
+				return nil, nil, fmt.Errorf("no sampling answer under poem (%T) or state %q", req.Params.InputResponses["poem"], req.Params.RequestState)
+			}
+			text := ""
+			for _, c := range res.Content {
+				if t, ok := c.(*mcp.TextContent); ok {
+					text += t.Text
+				}
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sampled: " + text}}}, nil, nil
+		})
+	mcp.AddTool(server, &mcp.Tool{Name: "greetings", Description: "Returns how many calls of greet finished with an answer."},
+		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprint(greeted.Load())}}}, nil, nil
 		})
 
 	if *addr == "" {
