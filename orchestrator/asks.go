@@ -39,9 +39,13 @@ import (
 // store, for an answer whose notification it missed (Options.InputPoll).
 const defaultInputPoll = 2 * time.Second
 
-// stopPoll is how often Answer looks at the store for the next stop of a
-// turn that runs on another instance.
-const stopPoll = 50 * time.Millisecond
+// stopPoll is how often Answer first looks at the store for the next stop
+// of the answered turn (which may run on another instance); the pause
+// doubles up to maxStopPoll.
+const (
+	stopPoll    = 50 * time.Millisecond
+	maxStopPoll = time.Second
+)
 
 // InputEvents is what an Events that also streams inputs implements: a
 // question of a server that the user is to answer.
@@ -324,23 +328,43 @@ func (o *Orchestrator) Answer(ctx context.Context, a InputAnswer) (*Result, erro
 }
 
 // nextStop waits until the turn of the answered input ends or asks
-// something else, and returns it as it is then.
+// something else, and returns it as it is then. It looks at the turn's row
+// and its pending inputs only (the whole result once it stopped), first
+// every stopPoll, then less and less often up to maxStopPoll: a call that
+// runs for minutes after its answer costs a few reads a second, not dozens.
 func (o *Orchestrator) nextStop(ctx context.Context, userID string, answered switchboard.Input) (*Result, error) {
-	tick := time.NewTicker(stopPoll)
-	defer tick.Stop()
+	wait := stopPoll
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
-		res, err := o.storedResult(ctx, userID, answered.TurnID)
-		if err != nil {
-			return nil, err
-		}
-		if res.Turn.Status != switchboard.TurnRunning {
-			return res, turnError(res.Turn)
-		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-tick.C:
+		case <-timer.C:
 		}
+		rec, err := o.store.GetTurn(ctx, userID, answered.TurnID)
+		if err != nil {
+			return nil, fmt.Errorf("load turn %s: %w", answered.TurnID, err)
+		}
+		stopped := rec.Status != switchboard.TurnRunning
+		if !stopped {
+			pending, err := o.pendingInputs(ctx, userID, rec.ConversationID, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			stopped = len(pending) > 0
+		}
+		if stopped {
+			res, err := o.storedResult(ctx, userID, answered.TurnID)
+			if err != nil {
+				return nil, err
+			}
+			if res.Turn.Status != switchboard.TurnRunning {
+				return res, turnError(res.Turn)
+			}
+		}
+		timer.Reset(wait)
+		wait = min(2*wait, maxStopPoll)
 	}
 }
 
