@@ -1,22 +1,17 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/switchboard-dev/switchboard/api"
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -24,53 +19,6 @@ import (
 	"github.com/switchboard-dev/switchboard/store/storetest"
 	"github.com/switchboard-dev/switchboard/tools"
 )
-
-var (
-	modernOnce sync.Once
-	modernBin  string
-	modernErr  error
-)
-
-// startModern builds (once) and starts mcpclient's go-sdk test server,
-// which speaks only MCP 2026-07-28, over streamable HTTP (stateless); it
-// stops when the test ends.
-func startModern(t *testing.T) string {
-	t.Helper()
-	modernOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modernmcp-")
-		if err != nil {
-			modernErr = err
-			return
-		}
-		modernBin = filepath.Join(dir, "modernmcp")
-		build := exec.Command("go", "build", "-o", modernBin, ".")
-		build.Dir = filepath.Join("..", "mcpclient", "testdata", "modernmcp")
-		if out, err := build.CombinedOutput(); err != nil {
-			modernErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if modernErr != nil {
-		t.Fatalf("build modernmcp: %v", modernErr)
-	}
-	cmd := exec.Command(modernBin, "-http", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("modernmcp did not say its URL: %v", err)
-	}
-	return strings.TrimSpace(line)
-}
 
 // modernConn connects to the modern server at url (protocol auto finds
 // the modern era over HTTP).
@@ -101,7 +49,7 @@ func modernConn(t *testing.T, url string) *mcpclient.Conn {
 func TestInputModernServer(t *testing.T) {
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
-			conn := modernConn(t, startModern(t))
+			conn := modernConn(t, mcptest.StartModernHTTP(t))
 			svc := newServiceOver(t, open(t), []tools.Source{{Server: tools.Shared(conn)}},
 				askingModel("modern__greet"), nil, nil, nil, api.Deps{})
 			alice, bob := token(t, "alice"), token(t, "bob")
@@ -214,7 +162,7 @@ func TestInputModernServer(t *testing.T) {
 // the turn ends with the server's greeting.
 func TestInputModernAcrossInstances(t *testing.T) {
 	url := storetest.PostgresURL(t)
-	server := startModern(t)
+	server := mcptest.StartModernHTTP(t)
 	inst := func(name string) *service {
 		pg, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true, Instance: name})
 		if err != nil {
@@ -256,7 +204,7 @@ func TestSamplingModernServer(t *testing.T) {
 		t.Run(storeName, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			conn, err := mcpclient.Dial(ctx, mcpclient.Config{Name: "modern", URL: startModern(t), Sampling: "allow", SamplingMaxTokens: 40}, nil)
+			conn, err := mcpclient.Dial(ctx, mcpclient.Config{Name: "modern", URL: mcptest.StartModernHTTP(t), Sampling: "allow", SamplingMaxTokens: 40}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

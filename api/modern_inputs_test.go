@@ -1,51 +1,13 @@
 package api_test
 
 import (
-	"bufio"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/switchboard-dev/switchboard/api"
-	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/tools"
 )
-
-// modernStdioConn builds and starts mcpclient's go-sdk test server, which
-// speaks only MCP 2026-07-28, over streamable HTTP, and connects to it.
-func modernStdioConn(t *testing.T) *mcpclient.Conn {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "modernmcp")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "mcpclient", "testdata", "modernmcp")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build modernmcp: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "-http", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := mcpclient.Dial(t.Context(), mcpclient.Config{Name: "modern", URL: strings.TrimSpace(line)}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if p := conn.Protocol(); p.Era != mcpclient.EraModern {
-		t.Fatalf("the connection speaks %+v, want the modern era", p)
-	}
-	return conn
-}
 
 // TestModernInputRoute: a modern server's question (an input_required
 // result with an elicitation) pauses alice's turn as awaiting_input, as a
@@ -53,7 +15,7 @@ func modernStdioConn(t *testing.T) *mcpclient.Conn {
 // call sent again with inputResponses and the requestState echoed, on both
 // stores.
 func TestModernInputRoute(t *testing.T) {
-	conn := modernStdioConn(t)
+	conn := modernConn(t, mcptest.StartModernHTTP(t))
 	for storeName, open := range stores(t) {
 		t.Run(storeName, func(t *testing.T) {
 			svc := newServiceOver(t, open(t), []tools.Source{{Server: tools.Shared(conn)}},

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 )
 
@@ -37,7 +38,7 @@ func BenchmarkConnect(b *testing.B) {
 			return Config{Name: "everything", URL: startEverythingHTTP(b, "streamableHttp").URL()}
 		}, []string{"auto-probe", "auto-known", "legacy"}},
 		{"http/modern-server", func(b *testing.B) Config {
-			return Config{Name: "modern", URL: startModernHTTP(b)}
+			return Config{Name: "modern", URL: mcptest.StartModernHTTP(b)}
 		}, []string{"auto-probe", "auto-known", "modern"}},
 	}
 	for _, srv := range servers {

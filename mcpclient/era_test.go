@@ -18,11 +18,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 )
 
@@ -30,68 +30,16 @@ import (
 // go-sdk's (testdata/modernmcp, a module of its own so that nothing of ours
 // links the go-sdk).
 
-var (
-	modernOnce sync.Once
-	modernBin  string
-	modernErr  error
-)
-
-// modernServer returns the path of the modernmcp binary, built once.
-func modernServer(t testing.TB) string {
-	t.Helper()
-	modernOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modernmcp-")
-		if err != nil {
-			modernErr = err
-			return
-		}
-		modernBin = filepath.Join(dir, "modernmcp")
-		build := exec.Command("go", "build", "-o", modernBin, ".")
-		build.Dir = filepath.Join("testdata", "modernmcp")
-		out, err := build.CombinedOutput()
-		if err != nil {
-			modernErr = errors.New("build modernmcp: " + err.Error() + ": " + string(out))
-		}
-	})
-	if modernErr != nil {
-		t.Fatal(modernErr)
-	}
-	return modernBin
-}
-
 // modernStdio returns the Config of modernmcp over stdio.
 func modernStdio(t testing.TB, protocol string, args ...string) Config {
-	return Config{Name: "modern", Command: modernServer(t), Args: args, Protocol: protocol}
-}
-
-// startModernHTTP starts modernmcp over streamable HTTP and returns its
-// URL; it stops when the test ends.
-func startModernHTTP(t testing.TB, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(modernServer(t), append([]string{"-http", "127.0.0.1:0"}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("modernmcp -http did not say its URL: %v", err)
-	}
-	return strings.TrimSpace(line)
+	return Config{Name: "modern", Command: mcptest.ModernBin(t), Args: args, Protocol: protocol}
 }
 
 // modernOver returns the Config of modernmcp over transport (stdio or
 // http) with protocol.
 func modernOver(t testing.TB, transport, protocol string) Config {
 	if transport == "http" {
-		return Config{Name: "modern", URL: startModernHTTP(t), Protocol: protocol}
+		return Config{Name: "modern", URL: mcptest.StartModernHTTP(t), Protocol: protocol}
 	}
 	return modernStdio(t, protocol)
 }
@@ -239,29 +187,6 @@ func TestLegacyServerProtocols(t *testing.T) {
 	}
 }
 
-// startTSModernHTTP starts testdata/tsmodern.mjs over HTTP and returns its
-// URL; it stops when the test ends.
-func startTSModernHTTP(t testing.TB) string {
-	t.Helper()
-	cmd := exec.Command(nodetest.Node(t), filepath.Join("testdata", "tsmodern.mjs"), "--http")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("tsmodern.mjs --http did not say its URL: %v", err)
-	}
-	return strings.TrimSpace(line)
-}
-
 func TestTypeScriptModernServer(t *testing.T) {
 	// The TypeScript SDK v2 server refuses initialize with an error that
 	// names 2026-07-28. Over stdio auto moves to the modern era on a
@@ -272,7 +197,7 @@ func TestTypeScriptModernServer(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			cfg := Config{Name: "tsmodern", Command: nodetest.Node(t), Args: []string{filepath.Join("testdata", "tsmodern.mjs")}}
 			if transport == "http" {
-				cfg = Config{Name: "tsmodern", URL: startTSModernHTTP(t)}
+				cfg = Config{Name: "tsmodern", URL: mcptest.StartURL(t, nodetest.Node(t), filepath.Join("testdata", "tsmodern.mjs"), "--http")}
 			}
 			eras := NewEras()
 			changed := make(chan struct{}, 1)
@@ -485,7 +410,7 @@ func TestResultType(t *testing.T) {
 func TestModernHealthCheck(t *testing.T) {
 	// The modern era has no ping: the health check asks server/discover,
 	// and a server that went away ends the connection.
-	cmd := exec.Command(modernServer(t), "-http", "127.0.0.1:0")
+	cmd := exec.Command(mcptest.ModernBin(t), "-http", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

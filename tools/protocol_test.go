@@ -1,69 +1,17 @@
 package tools_test
 
 import (
-	"bufio"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard-dev/switchboard"
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/tools"
 )
-
-var (
-	modernOnce sync.Once
-	modernBin  string
-	modernErr  error
-)
-
-// startModernHTTP builds (once) and starts mcpclient's go-sdk test server,
-// which speaks only MCP 2026-07-28, over streamable HTTP; it stops when the
-// test ends.
-func startModernHTTP(t *testing.T) string {
-	t.Helper()
-	modernOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modernmcp-")
-		if err != nil {
-			modernErr = err
-			return
-		}
-		modernBin = filepath.Join(dir, "modernmcp")
-		build := exec.Command("go", "build", "-o", modernBin, ".")
-		build.Dir = filepath.Join("..", "mcpclient", "testdata", "modernmcp")
-		if out, err := build.CombinedOutput(); err != nil {
-			modernErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if modernErr != nil {
-		t.Fatalf("build modernmcp: %v", modernErr)
-	}
-	cmd := exec.Command(modernBin, "-http", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("modernmcp did not say its URL: %v", err)
-	}
-	return strings.TrimSpace(line)
-}
 
 func TestFleetProtocols(t *testing.T) {
 	// A modern-only server (go-sdk, HTTP, sessions per user) beside
@@ -73,7 +21,7 @@ func TestFleetProtocols(t *testing.T) {
 	f := newFleet(t, nil)
 	err := f.Start(t.Context(), []tools.ServerSpec{
 		tasksSpec("tasks"),
-		{Config: mcpclient.Config{Name: "modern", URL: startModernHTTP(t)}},
+		{Config: mcpclient.Config{Name: "modern", URL: mcptest.StartModernHTTP(t)}},
 	})
 	if err != nil {
 		t.Fatal(err)

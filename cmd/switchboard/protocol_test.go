@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/switchboard-dev/switchboard/internal/mcptest"
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 )
@@ -21,25 +19,7 @@ import (
 // stdio, and tasks-mcp over stdio (legacy there). A turn calls a tool of
 // each modern one; the admin API says what each connection speaks.
 func TestServeProtocolEras(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "modernmcp")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = filepath.Join("..", "..", "mcpclient", "testdata", "modernmcp")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build modernmcp: %v\n%s", err, out)
-	}
-	srv := exec.Command(bin, "-http", "127.0.0.1:0")
-	stdout, err := srv.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
+	modernURL := mcptest.StartModernHTTP(t)
 	nodetest.Module(t, "@modelcontextprotocol/server")
 	script, err := filepath.Abs(filepath.Join("..", "..", "mcpclient", "testdata", "tsmodern.mjs"))
 	if err != nil {
@@ -62,7 +42,7 @@ mcpServers:
   gosdk: {url: %q, scope: shared}
   ts: {command: %q, args: [%q], scope: shared}
   tasks: {command: %q, inject: {user_id: user_id}}
-`, model.URL, strings.TrimSpace(line), nodetest.Node(t), script, tasksBin), nil)
+`, model.URL, modernURL, nodetest.Node(t), script, tasksBin), nil)
 
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", s.base+"/api/dev/chat", strings.NewReader(`{"message":{"content":"echo"}}`))
 	req.Header.Set("Authorization", "Bearer "+s.token)
