@@ -35,7 +35,11 @@ type Input struct {
 	// (inputResponses). Nothing is held open on any connection for it.
 	RequestKey   string
 	RequestState string
-	Status       InputStatus
+	// InputRequests is the whole round a modern server's question came in
+	// (the result's inputRequests, a JSON object by key), so that the call
+	// made again answers every one of them, also from another instance.
+	InputRequests json.RawMessage
+	Status        InputStatus
 	// Action is the answer: accept, decline or cancel; Content the form's
 	// content when accepted.
 	Action  string
@@ -44,6 +48,25 @@ type Input struct {
 	Reason     string
 	CreatedAt  time.Time
 	AnsweredAt time.Time // zero until answered or closed
+	// TakenAt is when the call took the answer to send it on (a modern
+	// server's question; see TakeInput): zero until then. An answer not
+	// yet taken is sent by whoever continues the call; one taken never
+	// again.
+	TakenAt time.Time
+}
+
+// AnsweredInput is what answering an input did (the stores' AnswerInput).
+type AnsweredInput struct {
+	Input Input
+	// Resumed says that the answer took over the input's turn, which no
+	// instance held (stored awaiting_input: its instance stopped while a
+	// modern server's question waited). The caller now holds the turn,
+	// running under its lease, and is to continue its asking calls.
+	Resumed bool
+	// Interrupted is the input's turn if the answer found it held by no
+	// live instance and closed it on the way (failed, or stored
+	// awaiting_input and then Resumed).
+	Interrupted *Interrupted
 }
 
 // Modes of an Input.

@@ -177,9 +177,11 @@ const (
 	// refused.
 	TurnGuardrailTripped TurnStatus = "guardrail_tripped"
 	// TurnAwaitingInput is a turn whose call waits for the user's answer
-	// to a question of its server (an Input). It is reported, never
-	// stored: the turn's row stays running while its instance holds the
-	// server's open request.
+	// to a question of its server (an Input). While its instance runs it,
+	// it is reported, not stored: the turn's row stays running. It is
+	// stored when that instance stopped while a modern server's question
+	// waited: then no instance holds it, and the answer continues it
+	// wherever it is posted.
 	TurnAwaitingInput TurnStatus = "awaiting_input"
 )
 

@@ -87,6 +87,10 @@ type Elicitation struct {
 	// inputRequests and the requestState the call is made again with.
 	RequestKey   string
 	RequestState string
+	// InputRequests is the whole round the question came in (the
+	// result's inputRequests, a JSON object by key), to keep with it: a
+	// call made again later (Resume) answers every one of them.
+	InputRequests json.RawMessage
 }
 
 // ElicitResult is the person's answer to an Elicitation.
@@ -266,18 +270,18 @@ func (c *Conn) answerRequest(token, method string, params json.RawMessage) (any,
 		if call == nil {
 			return nil, &RequestError{codeInternal, "no call of a user is in flight to take this " + method + " request"}
 		}
-		return c.ask(call, method, params, "", "")
+		return c.ask(call, method, params, nil)
 	}
 	return nil, &RequestError{codeMethodNotFound, "method not found: " + method}
 }
 
 // ask passes a server's elicitation or sampling request on to call's
-// Asker, with call's clock paused. key and state are the request's key in
-// a modern server's inputRequests and the result's requestState (empty
-// for a legacy server's open request).
-func (c *Conn) ask(call *inflight, method string, params json.RawMessage, key, state string) (any, *RequestError) {
+// Asker, with call's clock paused. m is the question's place in a modern
+// server's input_required result (nil for a legacy server's open
+// request).
+func (c *Conn) ask(call *inflight, method string, params json.RawMessage, m *modernAsk) (any, *RequestError) {
 	if method == string(mcp.MethodElicitationCreate) {
-		return c.elicit(call, params, key, state)
+		return c.elicit(call, params, m)
 	}
 	if !samplingOn(c.cfg) {
 		return nil, &RequestError{codeMethodNotFound, "sampling is not enabled for this server (its sampling setting is deny)"}
@@ -294,7 +298,14 @@ func (c *Conn) ask(call *inflight, method string, params json.RawMessage, key, s
 	return res, nil
 }
 
-func (c *Conn) elicit(call *inflight, params json.RawMessage, key, state string) (any, *RequestError) {
+// modernAsk is where a modern server's question came from: its key in the
+// result's inputRequests, the result's requestState, and the whole round.
+type modernAsk struct {
+	key, state string
+	round      map[string]json.RawMessage
+}
+
+func (c *Conn) elicit(call *inflight, params json.RawMessage, m *modernAsk) (any, *RequestError) {
 	var p struct {
 		Mode            string          `json:"mode"`
 		Message         string          `json:"message"`
@@ -322,9 +333,12 @@ func (c *Conn) elicit(call *inflight, params json.RawMessage, key, state string)
 	defer call.clock.resume()
 	ctx, stop := c.askContext(call, c.cfg.askTimeout())
 	defer stop()
-	res, err := call.asker.Elicit(ctx, c.name, Elicitation{
-		Mode: p.Mode, Message: p.Message, RequestedSchema: p.RequestedSchema, URL: p.URL, ElicitationID: p.ElicitationID,
-		RequestKey: key, RequestState: state})
+	e := Elicitation{Mode: p.Mode, Message: p.Message, RequestedSchema: p.RequestedSchema, URL: p.URL, ElicitationID: p.ElicitationID}
+	if m != nil {
+		e.RequestKey, e.RequestState = m.key, m.state
+		e.InputRequests, _ = json.Marshal(m.round)
+	}
+	res, err := call.asker.Elicit(ctx, c.name, e)
 	if err != nil {
 		return nil, requestError(err)
 	}

@@ -122,6 +122,10 @@ func (c *Conn) callOnce(ctx context.Context, name string, args json.RawMessage) 
 		task     *Task
 		rejected bool
 	)
+	if _, resumed := ctx.Value(resumeKey{}).(*Resume); resumed && c.runsAsTask(name) {
+		return nil, fmt.Errorf("call %s on %s: %w", name, c.name, withKind(switchboard.ErrInvalid,
+			errors.New("a call of a tool that runs as a task cannot go on with a modern server's answers")))
+	}
 	if c.runsAsTask(name) {
 		res, task, rejected, err = c.callTask(idleCtx, token, name, args, limit, progressed)
 	} else {

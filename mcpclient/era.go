@@ -379,20 +379,34 @@ func checkResult(method string, raw json.RawMessage) (ir *inputRequired, err err
 // an error naming it (both rejected: answers of the server).
 //
 // req.ID is left the id of the last request sent, for a caller to cancel.
+//
+// A call resumed (WithResume) starts with the round it was resumed at: its
+// input is asked for, then it is sent.
 func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (resp *transport.JSONRPCResponse, rejected bool, err error) {
 	first := req.ID.Value()
+	resume, resumed := ctx.Value(resumeKey{}).(*Resume)
 	for round := 1; ; round++ {
-		resp, err = c.send(ctx, *req)
-		if err != nil || resp.Error != nil || !c.modern() {
-			// resultType is the modern era's: a legacy answer is final.
-			return resp, false, err
-		}
-		ir, err := checkResult(req.Method, resp.Result)
-		if err != nil {
-			return nil, true, err
-		}
-		if ir == nil {
-			return resp, false, nil
+		var ir *inputRequired
+		if round == 1 && resumed {
+			if !c.modern() {
+				return nil, false, withKind(switchboard.ErrUnavailable, errors.New("the call cannot go on with its answers: the server no longer speaks the modern era (2026-07-28)"))
+			}
+			ir = &inputRequired{InputRequests: resume.InputRequests}
+			if resume.RequestState != "" {
+				ir.RequestState = &resume.RequestState
+			}
+		} else {
+			resp, err = c.send(ctx, *req)
+			if err != nil || resp.Error != nil || !c.modern() {
+				// resultType is the modern era's: a legacy answer is final.
+				return resp, false, err
+			}
+			if ir, err = checkResult(req.Method, resp.Result); err != nil {
+				return nil, true, err
+			}
+			if ir == nil {
+				return resp, false, nil
+			}
 		}
 		state := ""
 		if ir.RequestState != nil {
@@ -424,6 +438,27 @@ func (c *Conn) sendRounds(ctx context.Context, req *transport.JSONRPCRequest) (r
 		req.Params = params
 		req.ID = mcp.NewRequestId(fmt.Sprintf("%v.%d", first, round+1))
 	}
+}
+
+// Resume is where a call of a modern server stopped for input: the round
+// of questions (inputRequests, by key) and the requestState of the
+// input_required result it got, perhaps on another instance, before a
+// restart. See WithResume.
+type Resume struct {
+	InputRequests map[string]json.RawMessage
+	RequestState  string
+}
+
+type resumeKey struct{}
+
+// WithResume makes the tools/call made with ctx go on from r instead of
+// starting: the call's Asker is asked r's questions (one that kept their
+// answers gives them at once), and the call is sent with the answers
+// (inputResponses) and r's requestState, as if the server had just asked.
+// A call of a legacy-era connection, or of a tool that runs as a task,
+// fails rather than start again: its first request may have done its work.
+func WithResume(ctx context.Context, r Resume) context.Context {
+	return context.WithValue(ctx, resumeKey{}, &r)
 }
 
 // callOf returns the call of token if it has an Asker, else nil. Unlike
@@ -471,7 +506,7 @@ func (c *Conn) fulfil(call *inflight, method string, requests map[string]json.Ra
 		)
 		switch r.Method {
 		case string(mcp.MethodElicitationCreate), string(mcp.MethodSamplingCreateMessage):
-			res, rerr = c.ask(call, r.Method, r.Params, key, state)
+			res, rerr = c.ask(call, r.Method, r.Params, &modernAsk{key: key, state: state, round: requests})
 		case string(mcp.MethodListRoots):
 			if roots := c.roots(); roots != nil {
 				res = map[string]any{"roots": roots}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -58,7 +59,9 @@ type InputEvents interface {
 type InputStore interface {
 	CreateInput(ctx context.Context, in *switchboard.Input) error
 	GetInput(ctx context.Context, userID, id string) (switchboard.Input, error)
-	AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.Input, error)
+	AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.AnsweredInput, error)
+	TakeInput(ctx context.Context, id string) error
+	AdoptTurn(ctx context.Context, userID, turnID string) (adopted bool, interrupted *switchboard.Interrupted, err error)
 	CloseInput(ctx context.Context, id string, status switchboard.InputStatus, reason string) (switchboard.Input, error)
 	ListInputs(ctx context.Context, userID, conversationID string, pendingOnly bool) ([]switchboard.Input, error)
 }
@@ -320,8 +323,19 @@ func (o *Orchestrator) Answer(ctx context.Context, a InputAnswer) (*Result, erro
 	default:
 		return nil, switchboard.Errorf(switchboard.ErrInvalid, "invalid_action", "action %q: want accept, decline or cancel", a.Action)
 	}
-	if _, err := o.store.AnswerInput(ctx, a.UserID, in.ID, a.Action, a.Content); err != nil {
+	ans, err := o.store.AnswerInput(ctx, a.UserID, in.ID, a.Action, a.Content)
+	if ans.Interrupted != nil {
+		// Its instance went away: the turn failed, or awaits input (and
+		// this answer continues it).
+		o.interrupted(ctx, *ans.Interrupted, slog.String("failed_by", "answer"))
+	}
+	if err != nil {
 		return nil, err
+	}
+	if ans.Resumed {
+		return o.detachable(ctx, a.UserID, nil, func(ctx context.Context, ev Events) (*Result, error) {
+			return o.resumeTurn(ctx, a.UserID, in.TurnID, ev)
+		})
 	}
 	o.InputAnswered(in.ID)
 	return o.nextStop(ctx, a.UserID, in)
@@ -332,10 +346,16 @@ func (o *Orchestrator) Answer(ctx context.Context, a InputAnswer) (*Result, erro
 // and its pending inputs only (the whole result once it stopped), first
 // every stopPoll, then less and less often up to maxStopPoll: a call that
 // runs for minutes after its answer costs a few reads a second, not dozens.
+//
+// Every adoptEvery, and whenever the turn is stored awaiting input, it
+// looks whether the turn's instance went away with the answer not yet
+// sent on (a modern server's question): then it takes the turn over and
+// continues it here (adopt).
 func (o *Orchestrator) nextStop(ctx context.Context, userID string, answered switchboard.Input) (*Result, error) {
 	wait := stopPoll
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	lastAdopt := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -346,7 +366,24 @@ func (o *Orchestrator) nextStop(ctx context.Context, userID string, answered swi
 		if err != nil {
 			return nil, fmt.Errorf("load turn %s: %w", answered.TurnID, err)
 		}
+		if answered.RequestKey != "" && (rec.Status == switchboard.TurnAwaitingInput ||
+			rec.Status == switchboard.TurnRunning && time.Since(lastAdopt) >= adoptEvery) {
+			lastAdopt = time.Now()
+			if res, ok, err := o.adopt(ctx, userID, answered.TurnID); ok {
+				return res, err
+			}
+		}
 		stopped := rec.Status != switchboard.TurnRunning
+		if rec.Status == switchboard.TurnAwaitingInput {
+			// Stored so by an instance that started again, which takes it
+			// over itself if its answer waits (resumeAnswered): a stop
+			// only with a question pending.
+			pending, err := o.pendingInputs(ctx, userID, rec.ConversationID, rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			stopped = len(pending) > 0
+		}
 		if !stopped {
 			pending, err := o.pendingInputs(ctx, userID, rec.ConversationID, rec.ID)
 			if err != nil {
@@ -403,24 +440,38 @@ type callAsker struct {
 	// completed are the url-mode elicitations the server reported
 	// complete, by id: a notice may come before the question is stored.
 	completed map[string]bool
+	// kept are the questions of the round a resumed call goes on from,
+	// as stored (see resume.go); each is given once.
+	kept []switchboard.Input
 }
 
 // Elicit stores the question, tells the request waiting for the turn, and
 // waits for the answer.
 func (a *callAsker) Elicit(ctx context.Context, server string, e tools.Elicitation) (tools.ElicitResult, error) {
 	return a.ask(ctx, switchboard.Input{Server: server, Mode: e.Mode, Message: e.Message, RequestedSchema: e.RequestedSchema,
-		URL: e.URL, ElicitationID: e.ElicitationID, RequestKey: e.RequestKey, RequestState: e.RequestState})
+		URL: e.URL, ElicitationID: e.ElicitationID, RequestKey: e.RequestKey, RequestState: e.RequestState, InputRequests: e.InputRequests})
 }
 
 // ask stores in, a question of the call's server to the user, tells the
 // request waiting for the turn, and waits for the answer; one that does
 // not come (the turn cancelled, the wait's bound, the connection ended)
-// is cancel.
+// is cancel. A question of a call resumed (a modern server's, asked before
+// the turn's instance stopped) is not stored again: its stored answer is
+// given, or waited for.
 func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.ElicitResult, error) {
 	o := a.t.o
 	in.UserID, in.ConversationID, in.TurnID, in.ToolCallID = a.call.UserID, a.call.ConversationID, a.call.TurnID, a.call.ID
-	if err := o.store.CreateInput(ctx, &in); err != nil {
+	if kept, ok := a.keptInput(in.RequestKey, in.RequestState); ok {
+		in = kept
+	} else if err := o.store.CreateInput(ctx, &in); err != nil {
 		return tools.ElicitResult{}, fmt.Errorf("the question could not be stored: %w", err)
+	}
+	switch in.Status {
+	case switchboard.InputAnswered:
+		return a.answer(ctx, in)
+	case switchboard.InputPending:
+	default:
+		return tools.ElicitResult{Action: switchboard.ActionCancel}, nil
 	}
 	woken, forget := o.waitInput(in.ID)
 	defer forget()
@@ -455,7 +506,7 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 			cur, err := o.store.CloseInput(closeCtx, in.ID, status, reason)
 			cancel()
 			if err == nil && cur.Status == switchboard.InputAnswered {
-				return tools.ElicitResult{Action: cur.Action, Content: cur.Content}, nil
+				return a.answer(context.WithoutCancel(ctx), cur)
 			}
 			return tools.ElicitResult{Action: switchboard.ActionCancel}, nil
 		}
@@ -465,7 +516,7 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 		}
 		switch cur.Status {
 		case switchboard.InputAnswered:
-			return tools.ElicitResult{Action: cur.Action, Content: cur.Content}, nil
+			return a.answer(ctx, cur)
 		case switchboard.InputCompleted:
 			return tools.ElicitResult{Action: switchboard.ActionAccept}, nil
 		case switchboard.InputPending:
@@ -473,6 +524,37 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 		}
 		return tools.ElicitResult{Action: switchboard.ActionCancel}, nil
 	}
+}
+
+// answer gives the call the answer of in. A modern server's answer is
+// taken first (TakeInput), so that it is sent once: after a restart the
+// call is resumed with the answers not taken, never with one taken (the
+// server may have acted on it). One that cannot be taken fails the call's
+// question.
+func (a *callAsker) answer(ctx context.Context, in switchboard.Input) (tools.ElicitResult, error) {
+	if in.RequestKey != "" {
+		if err := a.t.o.store.TakeInput(ctx, in.ID); err != nil {
+			return tools.ElicitResult{}, fmt.Errorf("the answer could not be taken to send it on: %w", err)
+		}
+	}
+	return tools.ElicitResult{Action: in.Action, Content: in.Content}, nil
+}
+
+// keptInput returns the stored question of a call resumed that has the
+// key and state given (a modern server's, asked before), once.
+func (a *callAsker) keptInput(key, state string) (switchboard.Input, bool) {
+	if key == "" {
+		return switchboard.Input{}, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, in := range a.kept {
+		if in.RequestKey == key && in.RequestState == state {
+			a.kept = slices.Delete(a.kept, i, i+1)
+			return in, true
+		}
+	}
+	return switchboard.Input{}, false
 }
 
 func (a *callAsker) isCompleted(elicitationID string) bool {

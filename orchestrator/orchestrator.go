@@ -504,8 +504,9 @@ func (o *Orchestrator) Recover(ctx context.Context) error {
 		o.interrupted(ctx, in, slog.String("failed_by", "restart"))
 	}
 	if len(turns) > 0 {
-		o.logger.Warn("failed the turns this instance left running when it stopped", "turns", len(turns))
+		o.logger.Warn("closed the turns this instance left running when it stopped", "turns", len(turns))
 	}
+	o.resumeAnswered(ctx, turns)
 	return nil
 }
 
@@ -519,6 +520,14 @@ func (o *Orchestrator) interrupted(ctx context.Context, in switchboard.Interrupt
 			slog.String("user_id", c.UserID), slog.String("conversation_id", c.ConversationID),
 			slog.String("turn_id", c.TurnID), slog.String("call_id", c.ID), slog.String("server", c.Server),
 			slog.String("tool", c.Tool), slog.String("status", string(c.Status)), slog.String("error_class", c.ErrorClass), by)
+	}
+	if in.Turn.Status == switchboard.TurnAwaitingInput {
+		// Not ended: a modern server's question outlives the instance,
+		// and its answer continues the turn (resume.go).
+		o.logger.LogAttrs(ctx, slog.LevelInfo, "turn awaits input; the instance that ran it stopped",
+			slog.String("user_id", in.Turn.UserID), slog.String("conversation_id", in.Turn.ConversationID),
+			slog.String("turn_id", in.Turn.ID), slog.Int("tool_calls_closed", len(in.Calls)), by)
+		return
 	}
 	o.opts.Observer.TurnEnded(in.Turn)
 	o.logger.LogAttrs(ctx, slog.LevelWarn, "turn",

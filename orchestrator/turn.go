@@ -59,6 +59,9 @@ type turn struct {
 	// subPending are the calls awaiting approval inside each call of an
 	// agent used as a tool that paused, by its ledger id.
 	subPending map[string][]switchboard.ToolCall
+	// resumes are where the asking calls of a resumed turn go on from, by
+	// ledger id (see resume.go); set before they run, read-only then.
+	resumes map[string]resumed
 }
 
 // begin stores the turn's start in the conversation at names. Another turn
@@ -529,7 +532,13 @@ func (t *turn) runCall(ctx context.Context, c *switchboard.ToolCall) {
 	} else if c.Server == builtinServer {
 		t.readToolResult(ctx, c)
 	} else if _, ok := t.catalog.Lookup(c.ExposedName); ok {
-		t.catalog.Run(tools.WithAsker(ctx, &callAsker{t: t, call: *c, p: pauserOf(ctx)}), c)
+		a := &callAsker{t: t, call: *c, p: pauserOf(ctx)}
+		cctx := tools.WithAsker(ctx, a)
+		if r, ok := t.resumes[c.ID]; ok {
+			a.kept = r.kept
+			cctx = tools.WithResume(cctx, r.from)
+		}
+		t.catalog.Run(cctx, c)
 	} else {
 		c.Status, c.ErrorClass = switchboard.CallFailed, switchboard.ErrorClassInvalid
 		c.Error = fmt.Sprintf("tool %s is no longer available", c.ExposedName)

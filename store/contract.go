@@ -141,13 +141,30 @@ type Store interface {
 	GetInput(ctx context.Context, userID, id string) (switchboard.Input, error)
 	// AnswerInput answers the user's pending input, exactly once: it is
 	// answered with action (accept, decline or cancel) and, for accept,
-	// content; and returns it. It returns ErrNotFound (input_not_found)
-	// as GetInput does; ErrConflict (input_closed) for an input answered
-	// or closed before, or whose turn no live instance runs any more (the
-	// input then closes as failed: the request that asked is gone);
-	// ErrInvalid (invalid_action) for another action. Postgres tells every
-	// instance (InputChannel).
-	AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.Input, error)
+	// content; and returns it. When no live instance holds the input's
+	// turn it is closed first, as a turn orphaned is (failed, or stored
+	// awaiting_input when a modern server's question waits in it); an
+	// answer to a turn awaiting input takes the turn over (running, under
+	// this store's instance's lease) and says so (Resumed): the caller is
+	// to continue it. It returns ErrNotFound (input_not_found) as GetInput
+	// does; ErrConflict (input_closed) for an input answered or closed
+	// before, or whose turn no instance can continue (the input then
+	// closes as failed: the request that asked is gone); ErrInvalid
+	// (invalid_action) for another action. Postgres tells every instance
+	// (InputChannel).
+	AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.AnsweredInput, error)
+	// TakeInput records that the call took the answer of input id to send
+	// it on (a modern server's question): from then on nobody continues
+	// the call with it. ErrConflict (input_closed) when it has no answer,
+	// or was taken before: then it must not be sent.
+	TakeInput(ctx context.Context, id string) error
+	// AdoptTurn takes over the user's turn turnID when no live instance
+	// holds it and one of its modern server's answers waits to be sent
+	// (answered, not taken): it closes the turn as orphaned first (see
+	// AnswerInput), and reports whether it now holds the turn, running
+	// under its lease, with the turn as interrupted if it was closed on
+	// the way.
+	AdoptTurn(ctx context.Context, userID, turnID string) (adopted bool, interrupted *switchboard.Interrupted, err error)
 	// CloseInput closes a pending input without an answer, as status
 	// (completed, cancelled, expired or failed) for reason; an input no
 	// longer pending stays as it is. It returns the input as it is then:

@@ -62,6 +62,12 @@ func errInputNotFound(id string) error {
 	return switchboard.Errorf(switchboard.ErrNotFound, switchboard.CodeInputNotFound, "input %q not found", id)
 }
 
+// errAnswerTaken is TakeInput's error for an answer that is absent or was
+// taken before: it must not be sent (again).
+func errAnswerTaken(id string) error {
+	return switchboard.Errorf(switchboard.ErrConflict, switchboard.CodeInputClosed, "input %s has no answer to take: it was taken before, or never given", id)
+}
+
 func errInputClosed(in switchboard.Input) error {
 	why := string(in.Status)
 	if in.Status == switchboard.InputAnswered {

@@ -286,7 +286,7 @@ func storedPartSize(p *switchboard.ContentPart) int64 {
 func storedInputSize(in *switchboard.Input) int64 {
 	return inputBytes + int64(2*len(in.ID)+len(in.UserID)+len(in.ConversationID)+len(in.TurnID)+len(in.ToolCallID)+
 		len(in.Server)+len(in.Mode)+len(in.Message)+len(in.RequestedSchema)+len(in.URL)+len(in.ElicitationID)+
-		len(in.Status)+len(in.Action)+len(in.Content)+len(in.Reason)+len(in.RequestKey)+len(in.RequestState))
+		len(in.Status)+len(in.Action)+len(in.Content)+len(in.Reason)+len(in.RequestKey)+len(in.RequestState)+len(in.InputRequests))
 }
 
 func storedSamplingSize(s *switchboard.Sampling) int64 {

@@ -58,35 +58,62 @@ func (m *Memory) GetInput(ctx context.Context, userID, id string) (switchboard.I
 }
 
 // AnswerInput implements [Store.AnswerInput].
-func (m *Memory) AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.Input, error) {
+func (m *Memory) AnswerInput(ctx context.Context, userID, id, action string, content json.RawMessage) (switchboard.AnsweredInput, error) {
+	var out switchboard.AnsweredInput
 	if err := ctxErr(ctx); err != nil {
-		return switchboard.Input{}, fmt.Errorf("answer input %s: %w", id, err)
+		return out, fmt.Errorf("answer input %s: %w", id, err)
 	}
 	if err := checkAction(action); err != nil {
-		return switchboard.Input{}, err
+		return out, err
 	}
 	key, ok := lookupID(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	in, found := m.inputs[key]
 	if !ok || !found || in.UserID != userID {
-		return switchboard.Input{}, errInputNotFound(id)
+		return out, errInputNotFound(id)
+	}
+	now := time.Now()
+	t := m.turns[in.TurnID]
+	if t != nil {
+		out.Interrupted = m.orphanOf(t, now)
 	}
 	if in.Status != switchboard.InputPending {
-		return switchboard.Input{}, errInputClosed(*in)
+		return out, errInputClosed(*in)
 	}
-	if t := m.turns[in.TurnID]; t == nil || t.Status != switchboard.TurnRunning || m.orphaned(m.running[in.ConversationID], time.Now()) {
-		m.changeInput(in, func() { in.Status, in.Reason, in.AnsweredAt = switchboard.InputFailed, inputGoneNote, time.Now().UTC() })
-		return switchboard.Input{}, errInputClosed(*in)
+	if t == nil || t.Status != switchboard.TurnRunning && t.Status != switchboard.TurnAwaitingInput {
+		m.changeInput(in, func() { in.Status, in.Reason, in.AnsweredAt = switchboard.InputFailed, inputGoneNote, now.UTC() })
+		return out, errInputClosed(*in)
 	}
 	m.changeInput(in, func() {
-		in.Status, in.Action, in.AnsweredAt = switchboard.InputAnswered, action, time.Now().UTC().Truncate(time.Microsecond)
+		in.Status, in.Action, in.AnsweredAt = switchboard.InputAnswered, action, now.UTC().Truncate(time.Microsecond)
 		in.Content = nil
 		if action == switchboard.ActionAccept && len(content) > 0 {
 			in.Content = bytes.Clone(content)
 		}
 	})
-	return cloneInput(*in), nil
+	if t.Status == switchboard.TurnAwaitingInput {
+		m.claim(t, now)
+		out.Resumed = true
+	}
+	out.Input = cloneInput(*in)
+	return out, nil
+}
+
+// TakeInput implements [Store.TakeInput].
+func (m *Memory) TakeInput(ctx context.Context, id string) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("take the answer of input %s: %w", id, err)
+	}
+	key, _ := lookupID(id)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	in := m.inputs[key]
+	if in == nil || in.Status != switchboard.InputAnswered || !in.TakenAt.IsZero() {
+		return errAnswerTaken(id)
+	}
+	in.TakenAt = time.Now().UTC().Truncate(time.Microsecond)
+	return nil
 }
 
 // CloseInput implements [Store.CloseInput].
@@ -150,5 +177,6 @@ func compareStrings(a, b string) int {
 func cloneInput(in switchboard.Input) switchboard.Input {
 	in.RequestedSchema = bytes.Clone(in.RequestedSchema)
 	in.Content = bytes.Clone(in.Content)
+	in.InputRequests = bytes.Clone(in.InputRequests)
 	return in
 }

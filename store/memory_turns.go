@@ -115,7 +115,9 @@ func (m *Memory) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]swi
 		m.appendMessage(conv.ID, s.UserMessage)
 	}
 	s.Cancelled = nil
-	if old := m.turns[m.waiting[conv.ID]]; old != nil {
+	if old := m.turns[m.waiting[conv.ID]]; old != nil && old.Status == switchboard.TurnAwaitingInput {
+		s.Cancelled = m.cancelAsking(old, wentOnInputNote, now).Calls
+	} else if old != nil {
 		s.Cancelled = m.cancelWaiting(old, wentOnNote, now)
 	}
 	delete(m.waiting, conv.ID)

@@ -37,16 +37,27 @@ func orphaned(instance, boot string) string {
 	return `(lease_until < now() OR lease_instance = ` + instance + `::text AND lease_boot <> ` + boot + `::uuid)`
 }
 
-// failOrphaned fails the running turns that match where (a condition on
-// turns, orphaned among them) and closes their calls: those running fail
-// as interrupted, those awaiting an approval are cancelled. It returns one
-// row per turn and call, a turn without calls once with NULL call columns
+// failOrphaned closes the running turns that match where (a condition on
+// turns, orphaned among them). A turn with an asking call (see asking) is
+// stored awaiting_input, those calls left running: its questions outlive
+// the instance, and an answer continues them (AnswerInput). Any other is
+// failed. Their other calls close (running ones fail as interrupted, those
+// awaiting an approval are cancelled), and so do those calls' pending
+// questions (failed: nothing waits for them). It returns one row per turn
+// and closed call, a turn without closed calls once with NULL call columns
 // (see collectInterrupted).
 func failOrphaned(where string) string {
 	return `
-WITH t AS (
-    UPDATE turns SET status = 'failed', error = '` + interruptedNote + `', finished_at = now(), lease_until = NULL
-    WHERE status = 'running' AND ` + where + `
+WITH o AS (
+    SELECT id FROM turns WHERE status = 'running' AND ` + where + `
+), k AS (` + askingCalls("SELECT id FROM o") + `
+), t AS (
+    UPDATE turns SET
+        status = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN 'awaiting_input' ELSE 'failed' END,
+        error = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN '' ELSE '` + interruptedNote + `' END,
+        finished_at = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN NULL ELSE now() END,
+        lease_until = NULL, cancel_requested = false
+    WHERE turns.id IN (SELECT id FROM o) AND turns.status = 'running'
     RETURNING ` + turnColumns + `
 ), c AS (
     UPDATE tool_calls SET
@@ -56,16 +67,61 @@ WITH t AS (
         finished_at = now()
     FROM t
     WHERE tool_calls.turn_id = t.id::uuid AND tool_calls.status IN ('running', 'awaiting_approval')
-    RETURNING tool_calls.id::text AS call, tool_calls.turn_id::text AS turn, tool_calls.call_id, tool_calls.step,
+        AND tool_calls.id NOT IN (SELECT tool_call_id FROM k)
+    RETURNING ` + closedCallColumns + `
+), q AS (
+    UPDATE inputs SET status = 'failed', reason = '` + inputGoneNote + `', answered_at = now()
+    WHERE inputs.turn_id IN (SELECT id::uuid FROM t) AND inputs.status = 'pending'
+        AND inputs.tool_call_id NOT IN (SELECT tool_call_id FROM k)
+)` + selectClosed
+}
+
+// askingCalls selects the asking calls (tool_call_id, turn_id) of the
+// turns that turns (a query of turn ids) names: running calls, not inside
+// an agent used as a tool, whose modern server's question waits for an
+// answer, or was answered and the answer not yet taken (TakeInput). Such a
+// call can go on from any instance: it is made again with the answers and
+// the stored requestState.
+func askingCalls(turns string) string {
+	return `
+    SELECT DISTINCT i.tool_call_id, i.turn_id FROM inputs i JOIN tool_calls c ON c.id = i.tool_call_id
+    WHERE i.turn_id IN (` + turns + `) AND i.request_key <> ''
+        AND (i.status = 'pending' OR i.status = 'answered' AND i.taken_at IS NULL)
+        AND c.status = 'running' AND c.parent_id IS NULL`
+}
+
+// closedCallColumns are the columns of a call closed with its turn, as
+// selectClosed reads them.
+const closedCallColumns = `tool_calls.id::text AS call, tool_calls.turn_id::text AS turn, tool_calls.call_id, tool_calls.step,
         tool_calls.server, tool_calls.tool, tool_calls.exposed_name, tool_calls.status AS call_status,
         tool_calls.error_class, tool_calls.error AS call_error, tool_calls.started_at AS call_started,
-        tool_calls.finished_at AS call_finished
-)
+        tool_calls.finished_at AS call_finished`
+
+// selectClosed ends a statement whose CTEs t (turns, turnColumns) and c
+// (their calls, closedCallColumns) closed them: one row per turn and call.
+const selectClosed = `
 SELECT t.*, c.call, c.call_id, c.step, c.server, c.tool, c.exposed_name, c.call_status, c.error_class, c.call_error,
     c.call_started, c.call_finished
 FROM t LEFT JOIN c ON c.turn = t.id
 ORDER BY t.started_at, t.id, c.call_started, c.call`
-}
+
+// cancelAsking cancels user $2's turn of conversation $1 that awaits
+// input (no instance holds it), with its calls and its pending questions,
+// for the reason $3: the user cancelled it. Rows as failOrphaned's.
+const cancelAsking = `
+WITH t AS (
+    UPDATE turns SET status = 'cancelled', error = $3::text, finished_at = now()
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_input'
+    RETURNING ` + turnColumns + `
+), c AS (
+    UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = $3::text, finished_at = now()
+    FROM t
+    WHERE tool_calls.turn_id = t.id::uuid AND tool_calls.status IN ('running', 'awaiting_approval')
+    RETURNING ` + closedCallColumns + `
+), q AS (
+    UPDATE inputs SET status = 'cancelled', reason = $3::text, answered_at = now()
+    WHERE inputs.turn_id IN (SELECT id::uuid FROM t) AND inputs.status = 'pending'
+)` + selectClosed
 
 // The statements of failOrphaned, made once.
 var (
@@ -205,6 +261,7 @@ func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID str
 	// The conversation first, as every writer of its turns locks it.
 	b.Queue(`SELECT FROM conversations WHERE id = $1 FOR NO KEY UPDATE`, key)
 	b.Queue(failOrphanOf, key, userID, p.instanceArg(), p.boot)
+	b.Queue(cancelAsking, key, userID, askingCancelledNote)
 	b.Queue(requestCancel, key, userID)
 	var (
 		id          string
@@ -220,6 +277,18 @@ func (p *Postgres) RequestCancel(ctx context.Context, userID, conversationID str
 		}
 		if interrupted, err = collectInterrupted(rows); err != nil {
 			return err
+		}
+		// A turn awaiting input (perhaps just stored so by failOrphanOf):
+		// nobody runs it, so the cancel closes it at once.
+		if rows, err = br.Query(); err != nil {
+			return err
+		}
+		cancelled, err := collectInterrupted(rows)
+		if err != nil {
+			return err
+		}
+		if len(cancelled) > 0 {
+			interrupted = cancelled
 		}
 		err = br.QueryRow().Scan(&id, new(any))
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -121,14 +121,32 @@ SELECT`
 	// awaiting turn's calls: a turn resumed by a decision may have ended
 	// (failed, cancelled) with others undecided. Through the partial
 	// indexes turns_awaiting and tool_calls_awaiting, empty but for them.
+	//
+	// It cancels the turn awaiting input too (stored so when its instance
+	// stopped while a modern server's question waited), with its asking
+	// calls and their questions: the user went on without answering.
+	// Through turns_awaiting_input, as empty.
 	cancelWaiting = `
 WITH waiting AS (
     UPDATE turns SET status = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
     WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
+), asking AS (
+    UPDATE turns SET status = 'cancelled', error = '` + wentOnInputNote + `', finished_at = now()
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_input'
+    RETURNING id
+), questions AS (
+    UPDATE inputs SET status = 'cancelled', reason = '` + wentOnInputNote + `', answered_at = now()
+    WHERE turn_id IN (SELECT id FROM asking) AND status = 'pending'
+), asked AS (
+    UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + wentOnInputNote + `', finished_at = now()
+    WHERE turn_id IN (SELECT id FROM asking) AND status = 'running'
+    RETURNING id::text, turn_id::text, server, tool, finished_at
+), undecided AS (
+    UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
+    WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
+    RETURNING id::text, turn_id::text, server, tool, finished_at
 )
-UPDATE tool_calls SET status = 'cancelled', error_class = 'cancelled', error = '` + wentOnNote + `', finished_at = now()
-WHERE conversation_id = $1 AND user_id = $2 AND status = 'awaiting_approval'
-RETURNING id::text, turn_id::text, server, tool, finished_at`
+SELECT * FROM undecided UNION ALL SELECT * FROM asked`
 
 	// cancelWaitingOfMarked goes on a WITH whose CTE "marked" returns the
 	// turn ids of superseded messages: it cancels those turns that await an

@@ -287,18 +287,27 @@ const callInterruptedNote = "interrupted: the instance running its turn stopped 
 // approval: it can no longer run.
 const notRunNote = "not run: the instance running its turn stopped"
 
-// supersededNote is the error of a turn, and of its calls, that awaited an
-// approval when a regenerate answered its question again.
 // errContentPruned is the error of a read of binary content that
 // retention removed.
 var errContentPruned = switchboard.Errorf(switchboard.ErrNotFound, "content_pruned", "the content was removed by retention")
 
+// askingCancelledNote is the error of a turn awaiting input that a cancel
+// closed, and of its calls and questions.
+const askingCancelledNote = "cancelled while it awaited the user's answer"
+
+// supersededNote is the error of a turn, and of its calls, that awaited an
+// approval when a regenerate answered its question again.
 const supersededNote = "superseded: the question was answered again"
 
 // wentOnNote is the error of a turn awaiting an approval, and of its
 // waiting calls, that the next turn of the conversation cancelled: the user
 // went on without deciding, and the calls can no longer run.
 const wentOnNote = "cancelled: the conversation went on without a decision"
+
+// wentOnInputNote is the error of a turn awaiting input, and of its
+// asking calls and questions, that the next turn of the conversation
+// cancelled: the user went on without answering.
+const wentOnInputNote = "cancelled: the conversation went on without an answer"
 
 // errNoRunningTurn is RequestCancel's answer when the conversation has no
 // running turn of the user.

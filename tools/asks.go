@@ -22,10 +22,15 @@ type (
 	ElicitResult    = mcpclient.ElicitResult
 	SamplingRequest = mcpclient.SamplingRequest
 	RequestError    = mcpclient.RequestError
+	Resume          = mcpclient.Resume
 )
 
 // WithAsker returns ctx carrying a, for the calls run with it.
 func WithAsker(ctx context.Context, a Asker) context.Context { return mcpclient.WithAsker(ctx, a) }
+
+// WithResume returns ctx making the call run with it go on from r, where
+// a modern server asked for input (see mcpclient.WithResume).
+func WithResume(ctx context.Context, r Resume) context.Context { return mcpclient.WithResume(ctx, r) }
 
 // CheckInput reports how content, a person's answer to a form
 // elicitation, breaks the form's requested schema, or nil if it fits: an

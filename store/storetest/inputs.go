@@ -64,8 +64,8 @@ func testInputs(t *testing.T, s Store) {
 	if got, err := s.GetInput(ctx, "alice", modern.ID); err != nil || got.RequestKey != "name" || got.RequestState != "opaque-state-1" {
 		t.Errorf("GetInput of a modern server's question: key %q, state %q, %v; want name, opaque-state-1", got.RequestKey, got.RequestState, err)
 	}
-	if got, err := s.AnswerInput(ctx, "alice", modern.ID, switchboard.ActionDecline, nil); err != nil || got.RequestState != "opaque-state-1" {
-		t.Errorf("AnswerInput of a modern server's question: state %q, %v; want opaque-state-1", got.RequestState, err)
+	if got, err := s.AnswerInput(ctx, "alice", modern.ID, switchboard.ActionDecline, nil); err != nil || got.Input.RequestState != "opaque-state-1" || got.Resumed {
+		t.Errorf("AnswerInput of a modern server's question: state %q, resumed %t, %v; want opaque-state-1, a running turn not resumed", got.Input.RequestState, got.Resumed, err)
 	}
 	if got, _ := s.GetInput(ctx, "alice", in.ID); got.RequestKey != "" || got.RequestState != "" {
 		t.Errorf("a legacy question: key %q, state %q; want none", got.RequestKey, got.RequestState)
@@ -86,7 +86,8 @@ func testInputs(t *testing.T, s Store) {
 		t.Errorf("an unknown action: got %v, want invalid_action", err)
 	}
 
-	answered, err := s.AnswerInput(ctx, "alice", in.ID, switchboard.ActionAccept, json.RawMessage(`{"name":"Alice"}`))
+	got2, err := s.AnswerInput(ctx, "alice", in.ID, switchboard.ActionAccept, json.RawMessage(`{"name":"Alice"}`))
+	answered := got2.Input
 	if err != nil || answered.Status != switchboard.InputAnswered || answered.Action != "accept" || !cmp.Equal(answered.Content, json.RawMessage(`{"name":"Alice"}`), jsonEqual) || answered.AnsweredAt.IsZero() {
 		t.Fatalf("AnswerInput: %+v, %v", answered, err)
 	}

@@ -40,6 +40,10 @@ func RunInstances(t *testing.T, open func(t *testing.T) Instances) {
 		{"CancelOfAnOrphanedTurnFailsIt", testCancelOrphaned},
 		{"RestartRecoversTheTurnsOfTheEarlierBoot", testRecoverTurns},
 		{"RestartedInstanceKnowsItsEarlierBoot", testEarlierBoot},
+		// asking.go: a modern server's question outlives its instance.
+		{"AskingTurnOutlivesItsInstance", testAskingTurnOutlivesItsInstance},
+		{"AnswerBeforeTheLeaseRanOut", testAnswerBeforeTheLeaseRanOut},
+		{"AskingTurnCancelled", testAskingTurnCancelled},
 		// credentials.go: a credential's lock is every instance's.
 		{"UpdateCredentialAcrossInstances", testUpdateCredentialAcrossInstances},
 		{"PutCredentialWaitsForAnUpdate", testPutWaitsForUpdate},
