@@ -366,8 +366,10 @@ func (o *Orchestrator) nextStop(ctx context.Context, userID string, answered swi
 		if err != nil {
 			return nil, fmt.Errorf("load turn %s: %w", answered.TurnID, err)
 		}
-		if answered.RequestKey != "" && (rec.Status == switchboard.TurnAwaitingInput ||
-			rec.Status == switchboard.TurnRunning && time.Since(lastAdopt) >= adoptEvery) {
+		// A legacy server's turn whose instance went away is failed by
+		// the look (the request that asked is gone with it); a modern
+		// server's is taken over.
+		if rec.Status == switchboard.TurnAwaitingInput || rec.Status == switchboard.TurnRunning && time.Since(lastAdopt) >= adoptEvery {
 			lastAdopt = time.Now()
 			if res, ok, err := o.adopt(ctx, userID, answered.TurnID); ok {
 				return res, err

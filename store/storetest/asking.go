@@ -149,6 +149,24 @@ func testAnswerBeforeTheLeaseRanOut(t *testing.T, in Instances) {
 	if again, _, err := a.AdoptTurn(ctx, "alice", ts.Turn.ID); again || err != nil {
 		t.Errorf("adopting it again: %t, %v; want not adopted: another instance holds it", again, err)
 	}
+
+	// A legacy server's question only: the look fails the orphaned turn
+	// (the request that asked died with its instance).
+	lt, _, _, lq := askingTurn(t, a)
+	if _, err := b.AnswerInput(ctx, "alice", lq.ID, switchboard.ActionAccept, json.RawMessage(`{"name":"Alice"}`)); err != nil {
+		t.Fatalf("answering the legacy question under a live lease: %v", err)
+	}
+	modernQ, _ := b.ListInputs(ctx, "alice", lt.Conversation.ID, true)
+	for _, q := range modernQ {
+		if _, err := b.CloseInput(ctx, q.ID, switchboard.InputCancelled, "test: legacy only"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.ExpireLeases(t)
+	adopted, interrupted, err = b.AdoptTurn(ctx, "alice", lt.Turn.ID)
+	if err != nil || adopted || interrupted == nil || interrupted.Turn.Status != switchboard.TurnFailed {
+		t.Errorf("the look at an orphaned turn of a legacy server's question: %t, %+v, %v; want it failed, not adopted", adopted, interrupted, err)
+	}
 }
 
 // testAskingTurnCancelled: a turn awaiting input is cancelled at once by a
