@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/switchboard-dev/switchboard/api"
 	"github.com/switchboard-dev/switchboard/internal/mcptest"
+	"github.com/switchboard-dev/switchboard/llm"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
 	"github.com/switchboard-dev/switchboard/orchestrator"
@@ -228,5 +230,82 @@ func TestSamplingModernServer(t *testing.T) {
 				t.Errorf("the sampling row: %+v, %v; want one, succeeded, alice's, capped at 40", rows, err)
 			}
 		})
+	}
+}
+
+// TestSamplingWithTools: a modern server lets the model use one of its
+// own tools through sampling with tools (MCP 2025-11-25): for alice, whose
+// agent is offered the server's echo, the model asks for echo, the server
+// runs it and sends the result back, and the model's answer ends the call
+// (two sampling rows); bob's agent is offered only the server's plan, so
+// his request offering echo is refused (-32602, a denied row) and his call
+// fails, naming the tool; a tool the server does not have is refused for
+// alice too.
+func TestSamplingWithTools(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := mcpclient.Dial(ctx, mcpclient.Config{Name: "modern", URL: mcptest.StartModernHTTP(t), Sampling: "allow"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	var sampled []*openai.ChatCompletionRequest
+	var mu sync.Mutex
+	ask := askingModel("modern__plan")
+	model := func(n int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		if req.Messages[0].Role != openai.ChatMessageRoleSystem || !strings.Contains(req.Messages[0].Content, "planning") {
+			if last := req.Messages[len(req.Messages)-1]; last.Role == openai.ChatMessageRoleUser && strings.Contains(last.Content, "secret") {
+				return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "modern__plan", Arguments: `{"tool":"secret"}`}}}
+			}
+			return ask(n, req)
+		}
+		mu.Lock()
+		sampled = append(sampled, req)
+		mu.Unlock()
+		if last := req.Messages[len(req.Messages)-1]; last.Role == openai.ChatMessageRoleTool {
+			return llmtest.Reply{Text: "done: " + last.Content}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "echo", Arguments: `{"text":"hi"}`}}}
+	}
+	agentModel := llmtest.NewServer(model)
+	t.Cleanup(agentModel.Close)
+	client := llm.New(llm.Config{BaseURL: agentModel.URL, APIKey: "k", MaxRetries: -1}, nil)
+	opts := &orchestrator.Options{DefaultAgent: "full", Agents: []orchestrator.Agent{
+		{Name: "full", Description: "Every tool.", Model: client},
+		{Name: "narrow", Description: "The plan tool only.", Model: client, Tools: []string{"modern__plan"}},
+	}}
+	st := store.NewMemory()
+	svc := newServiceOver(t, st, []tools.Source{{Server: tools.Shared(conn)}}, model, opts, nil, nil, api.Deps{})
+
+	var r inputReply
+	resp := do(t, "POST", svc.url+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"ask for a plan"}}`, &r)
+	if resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "The tool said: planned: done: echo: hi" || len(r.ToolCalls) != 1 {
+		t.Fatalf("alice's plan: got %d %+v", resp.StatusCode, r)
+	}
+	rows, err := st.ListSamplings(t.Context(), r.ToolCalls[0].ID)
+	if err != nil || len(rows) != 2 || rows[0].Status != "succeeded" || rows[1].Status != "succeeded" {
+		t.Errorf("alice's sampling rows: %+v, %v; want two, succeeded", rows, err)
+	}
+	mu.Lock()
+	if len(sampled) != 2 || len(sampled[0].Tools) != 1 || sampled[0].Tools[0].Function.Name != "echo" ||
+		sampled[1].Messages[len(sampled[1].Messages)-2].Role != openai.ChatMessageRoleAssistant ||
+		len(sampled[1].Messages[len(sampled[1].Messages)-2].ToolCalls) != 1 {
+		t.Errorf("the sampling requests the model got: %d, the first with tools %+v; want two, echo offered, the second with the tool use and result", len(sampled), sampled[0].Tools)
+	}
+	mu.Unlock()
+
+	var b inputReply
+	resp = do(t, "POST", svc.url+"/api/bob/chat?agent=narrow", token(t, "bob"), `{"message":{"content":"ask for a plan"}}`, &b)
+	if resp.StatusCode != 200 || len(b.ToolCalls) != 1 || b.ToolCalls[0].Status != "failed" || !strings.Contains(b.ToolCalls[0].Error, `"echo" is not a tool of modern`) {
+		t.Fatalf("bob's plan with an agent not offered echo: got %d %+v", resp.StatusCode, b)
+	}
+	if rows, _ := st.ListSamplings(t.Context(), b.ToolCalls[0].ID); len(rows) != 1 || rows[0].Status != "denied" || rows[0].UserID != "bob" {
+		t.Errorf("bob's sampling rows: %+v; want one, denied, his", rows)
+	}
+
+	var s inputReply
+	resp = do(t, "POST", svc.url+"/api/alice/chat", token(t, "alice"), `{"message":{"content":"plan with the secret tool"}}`, &s)
+	if resp.StatusCode != 200 || len(s.ToolCalls) != 1 || s.ToolCalls[0].Status != "failed" || !strings.Contains(s.ToolCalls[0].Error, `"secret" is not a tool of modern`) {
+		t.Errorf("a plan offering a tool the server does not have: got %d %+v", resp.StatusCode, s)
 	}
 }

@@ -224,7 +224,8 @@ func TestServerRequests(t *testing.T) {
 }
 
 // TestClientCapabilities: the client declares elicitation always, roots
-// only with roots configured, sampling only when it is not denied.
+// only with roots configured, sampling (with tools) only when it is not
+// denied.
 func TestClientCapabilities(t *testing.T) {
 	cases := []struct {
 		name string
@@ -235,7 +236,7 @@ func TestClientCapabilities(t *testing.T) {
 		{"roots and sampling", func(c *Config) {
 			c.Roots = []Root{}
 			c.Sampling = SamplingApprove
-		}, `{"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true},"sampling":{}}`},
+		}, `{"elicitation":{"form":{},"url":{}},"roots":{"listChanged":true},"sampling":{"tools":{}}}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,15 +8,16 @@ import "github.com/mark3labs/mcp-go/mcp"
 // decides, and it declares only what the client answers (see asks.go):
 //   - elicitation, form and url mode: a server's questions go to the
 //     person whose call asked them;
-//   - sampling unless the server's sampling setting is deny (the default);
-//     sampling with tools is not offered;
+//   - sampling unless the server's sampling setting is deny (the default),
+//     with tools (the server's own, as far as the user's catalog offers
+//     them: see the orchestrator's sampling.go);
 //   - roots, with listChanged, only when roots are configured.
 func clientCapabilities(cfg Config) mcp.ClientCapabilities {
 	caps := mcp.ClientCapabilities{
 		Elicitation: &mcp.ElicitationCapability{Form: &struct{}{}, URL: &struct{}{}},
 	}
 	if samplingOn(cfg) {
-		caps.Sampling = &mcp.SamplingCapability{}
+		caps.Sampling = &mcp.SamplingCapability{Tools: &struct{}{}}
 	}
 	if cfg.Roots != nil {
 		caps.Roots = &struct {

@@ -15,11 +15,18 @@ import (
 // allow or approve may ask the model for a completion during a tool call.
 // The request goes to the configured model (or another the model server
 // offers, Options.SamplingModels, when the server's model preferences name
-// it), its maxTokens capped by the server's sampling_max_tokens, without
-// tools (the client does not declare sampling.tools); with approve, the
-// user is asked first, as an input (a form without fields: accept approves,
-// decline or cancel denies). Each request is a ledger row of its own
-// (store.RecordSampling), linked to the call, and is counted.
+// it), its maxTokens capped by the server's sampling_max_tokens; with
+// approve, the user is asked first, as an input (a form without fields:
+// accept approves, decline or cancel denies). Each request is a ledger row
+// of its own (store.RecordSampling), linked to the call, and is counted.
+//
+// Sampling with tools (MCP 2025-11-25, sampling.tools): the request may
+// offer the model tools, which the server runs itself when the model asks
+// for them (tool_use in the result, tool_result in its next request). Only
+// the server's own tools that the user's turn is offered (its agent's
+// catalog) may be offered so: a server cannot have the model drive a tool
+// the user could not call. A request offering any other is refused
+// (-32602), naming it.
 
 // SamplingObserver is what an Observer that also counts sampling requests
 // implements. *metrics.Metrics implements it.
@@ -50,30 +57,94 @@ type samplingParams struct {
 			Name string `json:"name"`
 		} `json:"hints"`
 	} `json:"modelPreferences"`
-	Tools json.RawMessage `json:"tools"`
+	Tools []struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		InputSchema json.RawMessage `json:"inputSchema"`
+	} `json:"tools"`
+	ToolChoice *struct {
+		Mode string `json:"mode"`
+	} `json:"toolChoice"`
 }
 
-// messages turns the request's messages into the model's: text only.
+// samplingBlock is a content block of a sampling message: text, and with
+// tools tool_use (the model asked for a tool) and tool_result (what the
+// server's tool returned).
+type samplingBlock struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+	// tool_use
+	ID    string          `json:"id"`
+	Name  string          `json:"name"`
+	Input json.RawMessage `json:"input"`
+	// tool_result
+	ToolUseID string          `json:"toolUseId"`
+	Content   json.RawMessage `json:"content"`
+	IsError   bool            `json:"isError"`
+}
+
+// messages turns the request's messages into the model's: text, and the
+// tool uses and results of sampling with tools (a user message of tool
+// results becomes one tool message per result).
 func (p samplingParams) messages() ([]switchboard.Message, error) {
 	var out []switchboard.Message
 	if p.SystemPrompt != "" {
 		out = append(out, switchboard.Message{Role: switchboard.RoleSystem, Type: switchboard.MessageText, Content: p.SystemPrompt})
 	}
 	for i, m := range p.Messages {
-		var role switchboard.Role
-		switch m.Role {
-		case "user":
-			role = switchboard.RoleUser
-		case "assistant":
-			role = switchboard.RoleAssistant
-		default:
-			return nil, fmt.Errorf("messages[%d]: role %q: want user or assistant", i, m.Role)
-		}
-		text, err := samplingText(m.Content)
+		blocks, err := samplingBlocks(m.Content)
 		if err != nil {
 			return nil, fmt.Errorf("messages[%d]: %w", i, err)
 		}
-		out = append(out, switchboard.Message{Role: role, Type: switchboard.MessageText, Content: text})
+		var texts []string
+		var uses []switchboard.RequestedCall
+		var results []switchboard.Message
+		for _, b := range blocks {
+			switch b.Type {
+			case "text":
+				texts = append(texts, b.Text)
+			case "tool_use":
+				if m.Role != "assistant" || b.ID == "" || b.Name == "" {
+					return nil, fmt.Errorf("messages[%d]: a tool_use block needs an id and a name, in an assistant message", i)
+				}
+				args := string(b.Input)
+				if args == "" || args == "null" {
+					args = "{}"
+				}
+				uses = append(uses, switchboard.RequestedCall{ID: b.ID, Name: b.Name, Arguments: args})
+			case "tool_result":
+				if m.Role != "user" || b.ToolUseID == "" {
+					return nil, fmt.Errorf("messages[%d]: a tool_result block needs a toolUseId, in a user message", i)
+				}
+				text, err := samplingText(b.Content)
+				if err != nil {
+					return nil, fmt.Errorf("messages[%d]: tool_result: %w", i, err)
+				}
+				if b.IsError {
+					text = "error: " + text
+				}
+				results = append(results, switchboard.Message{Role: switchboard.RoleTool, Type: switchboard.MessageToolResult,
+					ToolCallID: b.ToolUseID, Content: text})
+			default:
+				return nil, fmt.Errorf("messages[%d]: content of type %q: only text, tool_use and tool_result are sampled", i, b.Type)
+			}
+		}
+		switch {
+		case len(results) > 0:
+			if len(texts) > 0 || len(uses) > 0 {
+				return nil, fmt.Errorf("messages[%d]: a message of tool results holds nothing else", i)
+			}
+			out = append(out, results...)
+		case m.Role == "user":
+			out = append(out, switchboard.Message{Role: switchboard.RoleUser, Type: switchboard.MessageText, Content: strings.Join(texts, "\n")})
+		case m.Role == "assistant" && len(uses) > 0:
+			out = append(out, switchboard.Message{Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+				Content: strings.Join(texts, "\n"), ToolCalls: uses})
+		case m.Role == "assistant":
+			out = append(out, switchboard.Message{Role: switchboard.RoleAssistant, Type: switchboard.MessageText, Content: strings.Join(texts, "\n")})
+		default:
+			return nil, fmt.Errorf("messages[%d]: role %q: want user or assistant", i, m.Role)
+		}
 	}
 	if len(p.Messages) == 0 {
 		return nil, fmt.Errorf("no messages")
@@ -81,33 +152,106 @@ func (p samplingParams) messages() ([]switchboard.Message, error) {
 	return out, nil
 }
 
-// samplingText reads a message's content: one text block, or a list of
-// them.
-func samplingText(raw json.RawMessage) (string, error) {
-	type block struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	var blocks []block
+// samplingBlocks reads a message's content: one block, or a list of them.
+func samplingBlocks(raw json.RawMessage) ([]samplingBlock, error) {
+	var blocks []samplingBlock
 	if t := strings.TrimSpace(string(raw)); strings.HasPrefix(t, "[") {
 		if err := json.Unmarshal(raw, &blocks); err != nil {
-			return "", fmt.Errorf("content: %w", err)
+			return nil, fmt.Errorf("content: %w", err)
 		}
 	} else {
-		var b block
+		var b samplingBlock
 		if err := json.Unmarshal(raw, &b); err != nil {
-			return "", fmt.Errorf("content: %w", err)
+			return nil, fmt.Errorf("content: %w", err)
 		}
-		blocks = []block{b}
+		blocks = []samplingBlock{b}
+	}
+	return blocks, nil
+}
+
+// samplingText reads the text of content: one text block, or a list of
+// them.
+func samplingText(raw json.RawMessage) (string, error) {
+	blocks, err := samplingBlocks(raw)
+	if err != nil {
+		return "", err
 	}
 	var parts []string
 	for _, b := range blocks {
 		if b.Type != "text" {
-			return "", fmt.Errorf("content of type %q: only text is sampled", b.Type)
+			return "", fmt.Errorf("content of type %q: want text", b.Type)
 		}
 		parts = append(parts, b.Text)
 	}
 	return strings.Join(parts, "\n"), nil
+}
+
+// samplingTools checks the tools a sampling request of server offers the
+// model (see above) and returns them as the model's, with the tool choice
+// to send ("" for the model's default; none sends no tools).
+func (a *callAsker) samplingTools(server string, p samplingParams) ([]switchboard.ToolDefinition, string, error) {
+	if len(p.Tools) == 0 {
+		return nil, "", nil
+	}
+	mode := ""
+	if p.ToolChoice != nil {
+		mode = p.ToolChoice.Mode
+	}
+	switch mode {
+	case "", "auto", "required", "none":
+	default:
+		return nil, "", fmt.Errorf("toolChoice mode %q: want auto, required or none", mode)
+	}
+	offered := a.t.toolsOf(a.t.agent)
+	own := map[string]bool{}
+	for _, e := range a.t.catalog.Entries() {
+		if e.Server == server && offered.offers(e.ExposedName) {
+			own[e.Tool] = true
+		}
+	}
+	defs := make([]switchboard.ToolDefinition, 0, len(p.Tools))
+	for _, tl := range p.Tools {
+		if !own[tl.Name] {
+			return nil, "", fmt.Errorf("tool %q is not a tool of %s that this user's turn is offered: a server may let the model use only its own tools in the user's catalog", tl.Name, server)
+		}
+		params := tl.InputSchema
+		if len(params) == 0 {
+			params = json.RawMessage(`{"type":"object"}`)
+		}
+		defs = append(defs, switchboard.ToolDefinition{Name: tl.Name, Description: tl.Description, Parameters: params})
+	}
+	if mode == "none" {
+		return nil, "", nil
+	}
+	return defs, mode, nil
+}
+
+// samplingResult is the result of a sampling request: the model's text,
+// and with tools the uses it asked for (tool_use blocks, stopReason
+// toolUse).
+func samplingResult(reply switchboard.ModelReply, model string) json.RawMessage {
+	stop := "endTurn"
+	if reply.FinishReason == "length" {
+		stop = "maxTokens"
+	}
+	var content any = map[string]any{"type": "text", "text": reply.Content}
+	if len(reply.ToolCalls) > 0 {
+		stop = "toolUse"
+		var blocks []map[string]any
+		if reply.Content != "" {
+			blocks = append(blocks, map[string]any{"type": "text", "text": reply.Content})
+		}
+		for _, c := range reply.ToolCalls {
+			input := json.RawMessage(c.Arguments)
+			if !json.Valid(input) || len(strings.TrimSpace(c.Arguments)) == 0 {
+				input = json.RawMessage(`{}`)
+			}
+			blocks = append(blocks, map[string]any{"type": "tool_use", "id": c.ID, "name": c.Name, "input": input})
+		}
+		content = blocks
+	}
+	out, _ := json.Marshal(map[string]any{"role": "assistant", "content": content, "model": model, "stopReason": stop})
+	return out
 }
 
 // pickModel maps the server's model hints onto the configured models: the
@@ -154,8 +298,10 @@ func (a *callAsker) CreateMessage(ctx context.Context, server string, r tools.Sa
 	if err := json.Unmarshal(r.Params, &p); err != nil {
 		return nil, &tools.RequestError{Code: -32602, Message: "invalid sampling params: " + err.Error()}
 	}
-	if len(p.Tools) > 0 && string(p.Tools) != "null" {
-		return nil, &tools.RequestError{Code: -32602, Message: "sampling with tools is not offered (the client does not declare sampling.tools)"}
+	defs, choice, err := a.samplingTools(server, p)
+	if err != nil {
+		record(switchboard.SamplingDenied, err.Error())
+		return nil, &tools.RequestError{Code: -32602, Message: "invalid sampling request: " + err.Error()}
 	}
 	msgs, err := p.messages()
 	if err != nil {
@@ -183,7 +329,8 @@ func (a *callAsker) CreateMessage(ctx context.Context, server string, r tools.Sa
 			return nil, &tools.RequestError{Code: codeUserRejected, Message: "the user rejected the sampling request"}
 		}
 	}
-	reply, err := o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Model: row.Model, MaxTokens: row.MaxTokens}, nil)
+	reply, err := o.model.Complete(ctx, switchboard.ModelRequest{Messages: msgs, Tools: defs, Model: row.Model, MaxTokens: row.MaxTokens,
+		Settings: switchboard.ModelSettings{ToolChoice: choice}}, nil)
 	row.PromptTokens, row.CompletionTokens = reply.PromptTokens, reply.CompletionTokens
 	if row.Model == "" {
 		row.Model = o.opts.defaultModel()
@@ -194,13 +341,7 @@ func (a *callAsker) CreateMessage(ctx context.Context, server string, r tools.Sa
 	}
 	o.opts.Observer.ModelUsage(reply.PromptTokens, reply.CompletionTokens)
 	record(switchboard.SamplingSucceeded, "")
-	stop := "endTurn"
-	if reply.FinishReason == "length" {
-		stop = "maxTokens"
-	}
-	out, _ := json.Marshal(map[string]any{"role": "assistant", "content": map[string]any{"type": "text", "text": reply.Content},
-		"model": row.Model, "stopReason": stop})
-	return out, nil
+	return samplingResult(reply, row.Model), nil
 }
 
 // defaultModel names the configured model in a sampling row.

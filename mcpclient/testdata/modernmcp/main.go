@@ -10,7 +10,8 @@
 // clients subscribed with subscriptions/listen; greet asks the user's
 // name with an input_required result before it greets; greetings counts
 // the calls of greet that finished with an answer; haiku asks the
-// client's model for a poem with an input_required result.
+// client's model for a poem with an input_required result; plan lets the
+// client's model use one of its tools (sampling with tools).
 //
 // It lives in a module of its own under testdata so that the service never
 // links the go-sdk.
@@ -32,6 +33,10 @@ import (
 
 type echoIn struct {
 	Text string `json:"text"`
+}
+
+type planIn struct {
+	Tool string `json:"tool,omitempty"`
 }
 
 type greetIn struct {
@@ -166,6 +171,60 @@ func main() {
 				}
 			}
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "sampled: " + text}}}, nil, nil
+		})
+	// plan lets the client's model use one of this server's tools through
+	// sampling with tools (MCP 2025-11-25): the first round offers the
+	// tool (echo, or the one its argument names) in a sampling request;
+	// when the model asks for it, the server runs it itself (echo's way)
+	// and sends the result in a second round, whose text it returns.
+	mcp.AddTool(server, &mcp.Tool{Name: "plan", Description: "Lets the client's model use a tool of this server."},
+		func(_ context.Context, req *mcp.CallToolRequest, in planIn) (*mcp.CallToolResult, any, error) {
+			tool := in.Tool
+			if tool == "" {
+				tool = "echo"
+			}
+			offered := []*mcp.Tool{{Name: tool, Description: "Returns its text.", InputSchema: map[string]any{"type": "object",
+				"properties": map[string]any{"text": map[string]any{"type": "string"}}}}}
+			ask := &mcp.SamplingMessageV2{Role: "user", Content: []mcp.Content{&mcp.TextContent{Text: "say hi through the tool"}}}
+			switch req.Params.RequestState {
+			case "":
+				return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"step1": &mcp.CreateMessageWithToolsParams{MaxTokens: 100,
+					SystemPrompt: "You are modernmcp, planning.", Messages: []*mcp.SamplingMessageV2{ask}, Tools: offered,
+					ToolChoice: &mcp.ToolChoice{Mode: "auto"}}}, RequestState: "plan:1"}, nil, nil
+			case "plan:1":
+				res, ok := req.Params.InputResponses["step1"].(*mcp.CreateMessageWithToolsResult)
+				if !ok {
+					return nil, nil, fmt.Errorf("no sampling answer under step1: %T", req.Params.InputResponses["step1"])
+				}
+				var use *mcp.ToolUseContent
+				for _, c := range res.Content {
+					if u, ok := c.(*mcp.ToolUseContent); ok {
+						use = u
+					}
+				}
+				if use == nil || res.StopReason != "toolUse" || use.Name != tool {
+					return nil, nil, fmt.Errorf("the model did not use %s: stopReason %q", tool, res.StopReason)
+				}
+				out := fmt.Sprintf("echo: %v", use.Input["text"])
+				return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"step2": &mcp.CreateMessageWithToolsParams{MaxTokens: 100,
+					SystemPrompt: "You are modernmcp, planning.", Tools: offered, Messages: []*mcp.SamplingMessageV2{ask,
+						{Role: "assistant", Content: res.Content},
+						{Role: "user", Content: []mcp.Content{&mcp.ToolResultContent{ToolUseID: use.ID, Content: []mcp.Content{&mcp.TextContent{Text: out}}}}},
+					}}}, RequestState: "plan:2"}, nil, nil
+			case "plan:2":
+				res, ok := req.Params.InputResponses["step2"].(*mcp.CreateMessageWithToolsResult)
+				if !ok {
+					return nil, nil, fmt.Errorf("no sampling answer under step2: %T", req.Params.InputResponses["step2"])
+				}
+				text := ""
+				for _, c := range res.Content {
+					if t, ok := c.(*mcp.TextContent); ok {
+						text += t.Text
+					}
+				}
+				return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "planned: " + text}}}, nil, nil
+			}
+			return nil, nil, fmt.Errorf("unknown requestState %q", req.Params.RequestState)
 		})
 	mcp.AddTool(server, &mcp.Tool{Name: "greetings", Description: "Returns how many calls of greet finished with an answer."},
 		func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
