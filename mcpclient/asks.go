@@ -393,7 +393,8 @@ func (c *Conn) callFor(token string) *inflight {
 }
 
 // onElicitationComplete passes a url-mode completion notice to the Askers
-// of the calls in flight. It runs on the read loop.
+// of the calls in flight, and of those waiting for their urls (askURLs).
+// It runs on the read loop.
 func (c *Conn) onElicitationComplete(n mcp.JSONRPCNotification) {
 	id, _ := n.Params.AdditionalFields["elicitationId"].(string)
 	if id == "" {
@@ -404,6 +405,10 @@ func (c *Conn) onElicitationComplete(n mcp.JSONRPCNotification) {
 		if a := v.(*inflight).asker; a != nil {
 			askers = append(askers, a)
 		}
+		return true
+	})
+	c.urlAskers.Range(func(_, v any) bool {
+		askers = append(askers, v.(Asker))
 		return true
 	})
 	if len(askers) == 0 {

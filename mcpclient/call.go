@@ -59,6 +59,11 @@ const maxURLRetries = 2
 // askURLs asks the user to open each url of u, and reports whether all
 // were accepted.
 func (c *Conn) askURLs(ctx context.Context, asker Asker, u *URLRequiredError) bool {
+	// No call is in flight meanwhile: the completion notice of a url the
+	// user opened must still reach the Asker.
+	token := fmt.Sprintf("switchboard-urls-%d", c.reqID.Add(1))
+	c.urlAskers.Store(token, asker)
+	defer c.urlAskers.Delete(token)
 	for _, e := range u.Elicitations {
 		actx, cancel := context.WithTimeout(ctx, c.cfg.askTimeout())
 		stop := context.AfterFunc(c.ctx, cancel)

@@ -235,6 +235,10 @@ type Conn struct {
 	// calls are the calls in flight, by token (*inflight), for the
 	// requests of the server (asks.go).
 	calls sync.Map
+	// urlAskers are the Askers of calls waiting, between two tries, for
+	// their user to open the urls the server asked for (-32042; see
+	// askURLs), by token: the server's completion notices reach them.
+	urlAskers sync.Map
 	// rootList is what roots/list answers; nil without roots configured.
 	rootList atomic.Pointer[[]Root]
 	// rootsAsked is closed (once, rootsOnce) when the server first asks

@@ -57,10 +57,18 @@ func freePort(t *testing.T) int {
 
 func startOAuthDemo(t *testing.T) *oauthDemo {
 	t.Helper()
+	return startOAuthExample(t, "simpleStreamableHttp", "--oauth", "--oauth-strict")
+}
+
+// startOAuthExample starts the TypeScript SDK's example server name
+// (dist/esm/examples/server/name.js, with args) that serves MCP behind the
+// SDK's demo authorization server, as startOAuthDemo does.
+func startOAuthExample(t *testing.T, name string, args ...string) *oauthDemo {
+	t.Helper()
 	node := nodetest.Node(t)
-	script := filepath.Join(nodetest.Module(t, "@modelcontextprotocol/sdk"), "dist", "esm", "examples", "server", "simpleStreamableHttp.js")
+	script := filepath.Join(nodetest.Module(t, "@modelcontextprotocol/sdk"), "dist", "esm", "examples", "server", name+".js")
 	mcpPort, authPort := freePort(t), freePort(t)
-	cmd := exec.Command(node, script, "--oauth", "--oauth-strict")
+	cmd := exec.Command(node, append([]string{script}, args...)...)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("MCP_PORT=%d", mcpPort), fmt.Sprintf("MCP_AUTH_PORT=%d", authPort))
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = cmd.Stdout
