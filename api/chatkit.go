@@ -320,6 +320,10 @@ func (h *Handler) chatkitTurn(c *gin.Context, typ string, p chatkitParams) {
 		}
 		run = func() (*orchestrator.Result, error) { return h.Chat.Run(ctx, req, s) }
 	case ckThreadsCustomAction:
+		if p.Action != nil && isInputAction(p.Action.Type) {
+			h.chatkitAnswer(c, p)
+			return
+		}
 		d, err := chatkitDecision(p)
 		if err != nil {
 			h.writeError(c, err)
@@ -386,7 +390,8 @@ func chatkitDecision(p chatkitParams) (orchestrator.Decision, error) {
 	a := p.Action
 	if a.Type != ckActionApprove && a.Type != ckActionDeny {
 		return orchestrator.Decision{}, switchboard.Errorf(switchboard.ErrInvalid, "unknown_action",
-			"%q is not an action of Switchboard's widgets; they are %s and %s", clip(a.Type), ckActionApprove, ckActionDeny)
+			"%q is not an action of Switchboard's widgets; they are %s", clip(a.Type),
+			strings.Join([]string{ckActionApprove, ckActionDeny, ckActionInputSubmit, ckActionInputAccept, ckActionInputDecline, ckActionInputCancel}, ", "))
 	}
 	callID, _ := a.Payload["call_id"].(string)
 	if callID == "" {
