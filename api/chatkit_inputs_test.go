@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-dev/switchboard/internal/nodetest"
 	"github.com/switchboard-dev/switchboard/llm/llmtest"
 	"github.com/switchboard-dev/switchboard/mcpclient"
+	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/tools"
 )
 
@@ -325,5 +326,55 @@ func TestChatKitInputs(t *testing.T) {
 				t.Errorf("bob cancels: got %v, answer %q", cancelled.shape(), text)
 			}
 		})
+	}
+}
+
+// TestChatKitNextQuestion: the TypeScript SDK's elicitationFormExample,
+// whose create_event asks twice in one call: answering the first question
+// in ChatKit streams the second as the next stop (a new widget after the
+// first one's answer), and answering that one the turn's end.
+func TestChatKitNextQuestion(t *testing.T) {
+	url := sdkExample(t, "elicitationFormExample")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := mcpclient.Dial(ctx, mcpclient.Config{Name: "forms", URL: url}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	model := func(_ int, req *openai.ChatCompletionRequest) llmtest.Reply {
+		if last := req.Messages[len(req.Messages)-1]; last.Role == openai.ChatMessageRoleTool {
+			return llmtest.Reply{Text: "The tool said: " + last.Content}
+		}
+		return llmtest.Reply{ToolCalls: []llmtest.Call{{Name: "forms__create_event", Arguments: `{}`}}}
+	}
+	st := store.NewMemory()
+	svc := newServiceOver(t, st, []tools.Source{{Server: tools.Shared(conn)}}, model, nil, nil, nil, api.Deps{Admin: st})
+	alice := newChatKit(t, svc, "alice")
+	asked := alice.stream(ckCreate("create an event"))
+	thread := asked.threadID(t)
+	first := asked.done()[len(asked.done())-1]
+	firstID, _ := inputWidget(t, first)
+	if !strings.Contains(widgetText(first), "Step 1") {
+		t.Fatalf("the first question: %s", widgetText(first))
+	}
+	next := alice.stream(ckAnswer(thread, first["id"].(string), "input.submit", map[string]any{"input_id": firstID, "field:title": "Launch"}))
+	if diff := cmp.Diff([]string{"stream_options", "progress_update", "thread.item.replaced widget", "thread.item.replaced workflow",
+		"thread.item.done widget"}, next.shape()); diff != "" {
+		t.Fatalf("the first answer (-want +got):\n%s", diff)
+	}
+	second := next.done()[0]
+	secondID, _ := inputWidget(t, second)
+	if secondID == firstID || !strings.Contains(widgetText(second), "Step 2") || !strings.Contains(widgetText(next[2]["item"].(map[string]any)), `"label":"Accepted"`) {
+		t.Fatalf("the second question: %s", widgetText(second))
+	}
+	if items := alice.allItems(thread); items[len(items)-1]["id"] != second["id"] {
+		t.Errorf("the thread's last item: got %v, want the second question", items[len(items)-1]["id"])
+	}
+	end := alice.stream(ckAnswer(thread, second["id"].(string), "input.submit", map[string]any{"input_id": secondID,
+		"field:date": "2026-12-24T00:00:00.000Z", "field:startTime": "10:00", "field:duration": "60"}))
+	done := end.done()
+	if len(done) != 1 || !strings.Contains(done[0]["content"].([]any)[0].(map[string]any)["text"].(string), "Event created successfully") {
+		t.Fatalf("the second answer: got %v", end.shape())
 	}
 }
