@@ -17,13 +17,16 @@ import (
 // model's text an assistant_message with one output_text part; the calls a
 // step asked for one workflow item of custom tasks (from the ledger: server,
 // tool, status, result); a call awaiting approval a widget item, a Card
-// with Approve and Deny buttons. Tool results are in their calls' tasks.
+// with Approve and Deny buttons; a server's question still waiting for the
+// user a widget item after the workflow of the call that asked (a form, or
+// a link). Tool results are in their calls' tasks.
 //
 // Item ids are ours and name what the stream knew when it sent them, so
 // that a thread read later has the ids the stream used: a turn's user
 // message is user-{turn}, the text of its step s msg-{turn}-{s} (the
 // answer is the text of the step after its last step of tools), the calls
-// of step s wf-{turn}-{s}, a call awaiting approval approval-{call}.
+// of step s wf-{turn}-{s}, a call awaiting approval approval-{call}, a
+// server's question input-{input}.
 
 // Defaults and bounds of ChatKit's pages.
 const (
