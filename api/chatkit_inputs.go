@@ -664,7 +664,7 @@ func inputOutcome(in switchboard.Input) (string, string) {
 }
 
 // secretField tells a field whose value an answered card does not repeat.
-var secretField = regexp.MustCompile(`(?i)pass(word)?|secret|token|pin\b|api[_-]?key`)
+var secretField = regexp.MustCompile(`(?i)password|passcode|passphrase|secret|token|api[_-]?key|\bpin\b`)
 
 // answeredInput is the outcome of an answered or closed input: a badge,
 // and the values an accepted form gave (secrets masked).
