@@ -25,7 +25,7 @@ import (
 // types answer with a stream of server-sent events (chatkit_stream.go), the
 // others with JSON. A thread is a conversation and its items are the
 // transcript's typed messages (chatkit_items.go). It is an adapter: turns go
-// through Chat (Run, Decide) as on the other chat routes, reads through
+// through Chat (Run, Decide, Answer) as on the other chat routes, reads through
 // Store and the ledger (Admin), and nothing here decides what a turn does.
 
 // chatkitRequestSchema is chatkit-python 1.6.5's JSON Schema of a request
@@ -77,7 +77,8 @@ const (
 
 // The actions of the widgets this adapter sends: an approval's buttons
 // (posted back as threads.custom_action) and a connection's button (for
-// the page to handle: it opens the sign-in URL).
+// the page to handle: it opens the sign-in URL). A question's are in
+// chatkit_inputs.go.
 const (
 	ckActionApprove = "tool_call.approve"
 	ckActionDeny    = "tool_call.deny"
@@ -320,6 +321,10 @@ func (h *Handler) chatkitTurn(c *gin.Context, typ string, p chatkitParams) {
 		}
 		run = func() (*orchestrator.Result, error) { return h.Chat.Run(ctx, req, s) }
 	case ckThreadsCustomAction:
+		if p.Action != nil && isInputAction(p.Action.Type) {
+			h.chatkitAnswer(c, p)
+			return
+		}
 		d, err := chatkitDecision(p)
 		if err != nil {
 			h.writeError(c, err)
@@ -386,7 +391,8 @@ func chatkitDecision(p chatkitParams) (orchestrator.Decision, error) {
 	a := p.Action
 	if a.Type != ckActionApprove && a.Type != ckActionDeny {
 		return orchestrator.Decision{}, switchboard.Errorf(switchboard.ErrInvalid, "unknown_action",
-			"%q is not an action of Switchboard's widgets; they are %s and %s", clip(a.Type), ckActionApprove, ckActionDeny)
+			"%q is not an action of Switchboard's widgets; they are %s", clip(a.Type),
+			strings.Join([]string{ckActionApprove, ckActionDeny, ckActionInputSubmit, ckActionInputAccept, ckActionInputDecline, ckActionInputCancel}, ", "))
 	}
 	callID, _ := a.Payload["call_id"].(string)
 	if callID == "" {

@@ -17,13 +17,16 @@ import (
 // model's text an assistant_message with one output_text part; the calls a
 // step asked for one workflow item of custom tasks (from the ledger: server,
 // tool, status, result); a call awaiting approval a widget item, a Card
-// with Approve and Deny buttons. Tool results are in their calls' tasks.
+// with Approve and Deny buttons; a server's question still waiting for the
+// user a widget item after the workflow of the call that asked (a form, or
+// a link). Tool results are in their calls' tasks.
 //
 // Item ids are ours and name what the stream knew when it sent them, so
 // that a thread read later has the ids the stream used: a turn's user
 // message is user-{turn}, the text of its step s msg-{turn}-{s} (the
 // answer is the text of the step after its last step of tools), the calls
-// of step s wf-{turn}-{s}, a call awaiting approval approval-{call}.
+// of step s wf-{turn}-{s}, a call awaiting approval approval-{call}, a
+// server's question input-{input}.
 
 // Defaults and bounds of ChatKit's pages.
 const (
@@ -195,12 +198,22 @@ func summary(calls []switchboard.ToolCall) *ckSummary {
 			failed++
 		}
 	}
+	running := 0
+	for _, c := range calls {
+		if c.Status == switchboard.CallRunning {
+			running++ // one that waits for the user's answer to its server
+		}
+	}
+	failed -= running
 	title := fmt.Sprintf("Used %d tools", len(calls))
 	if len(calls) == 1 {
 		title = "Used 1 tool"
 	}
 	if failed > 0 {
 		title += fmt.Sprintf(", %d did not succeed", failed)
+	}
+	if running > 0 {
+		title += fmt.Sprintf(", %d still running", running)
 	}
 	return &ckSummary{Title: title, Icon: "bolt"}
 }
@@ -213,34 +226,86 @@ type threadItem struct {
 	value     any
 	messageID string
 	user      *string
+	// turn is the turn the item is of; calls the ledger ids of the calls
+	// a workflow shows.
+	turn  string
+	calls []string
 }
 
 // threadItems reads a conversation's items, in the transcript's order:
 // its messages (Store) and its calls (the ledger, for each call's server,
 // tool and outcome).
 func (h *Handler) threadItems(c *gin.Context, conv switchboard.Conversation) ([]threadItem, error) {
+	items, _, err := h.threadItemsAndCalls(c, conv)
+	return items, err
+}
+
+// threadItemsAndCalls reads a conversation's items and the calls of its
+// ledger they were made from.
+func (h *Handler) threadItemsAndCalls(c *gin.Context, conv switchboard.Conversation) ([]threadItem, []switchboard.ToolCall, error) {
 	if h.Admin == nil {
-		return nil, switchboard.Errorf(switchboard.ErrUnavailable, "not_available", "threads' items need the tool-call log, which is not available on this server")
+		return nil, nil, switchboard.Errorf(switchboard.ErrUnavailable, "not_available", "threads' items need the tool-call log, which is not available on this server")
 	}
 	msgs, err := h.Store.ListMessages(c.Request.Context(), conv.UserID, conv.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	calls, err := h.conversationCalls(c, conv.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return buildItems(conv.ID, msgs, calls), nil
+	var inputs []switchboard.Input
+	if il, ok := h.Store.(inputLister); ok {
+		if inputs, err = il.ListInputs(c.Request.Context(), conv.UserID, conv.ID, true); err != nil {
+			return nil, nil, err
+		}
+	}
+	return buildItems(conv.ID, msgs, calls, inputs), calls, nil
 }
 
-// buildItems makes the items of a transcript whose calls are calls.
-func buildItems(threadID string, msgs []switchboard.Message, calls []switchboard.ToolCall) []threadItem {
+// buildItems makes the items of a transcript whose calls are calls and
+// whose pending questions of servers are inputs. A pending input is a
+// widget after the workflow of the call that asked (or, for a call of an
+// agent used as a tool, of the call it runs under); one whose call no
+// message shows comes last.
+func buildItems(threadID string, msgs []switchboard.Message, calls []switchboard.ToolCall, inputs []switchboard.Input) []threadItem {
 	type callKey struct{ turn, call string }
 	byCall := make(map[callKey]switchboard.ToolCall, len(calls))
 	lastStep := map[string]int{} // a turn's last step that asked for tools
 	for _, c := range calls {
 		byCall[callKey{c.TurnID, c.CallID}] = c
 		lastStep[c.TurnID] = max(lastStep[c.TurnID], c.Step)
+	}
+	parent := make(map[string]string, len(calls))
+	for _, c := range calls {
+		if c.ParentID != "" {
+			parent[c.ID] = c.ParentID
+		}
+	}
+	asking := map[string][]switchboard.Input{} // by the call of the transcript that holds the asking call
+	holders := map[string]bool{}
+	for _, m := range msgs {
+		for _, rc := range m.ToolCalls {
+			if c, ok := byCall[callKey{m.TurnID, rc.ID}]; ok {
+				holders[c.ID] = true
+			}
+		}
+	}
+	var unplaced []switchboard.Input
+	for _, in := range inputs {
+		holder := in.ToolCallID
+		for i := 0; i < 8 && !holders[holder] && parent[holder] != ""; i++ {
+			holder = parent[holder]
+		}
+		if holders[holder] {
+			asking[holder] = append(asking[holder], in)
+		} else {
+			unplaced = append(unplaced, in)
+		}
+	}
+	inputItem := func(in switchboard.Input, messageID string) threadItem {
+		id := inputItemID(in.ID)
+		return threadItem{id: id, value: widgetItem(id, threadID, timestamp(in.CreatedAt), inputCard(in)), messageID: messageID, turn: in.TurnID}
 	}
 	var items []threadItem
 	seen := map[string]bool{}
@@ -260,7 +325,7 @@ func buildItems(threadID string, msgs []switchboard.Message, calls []switchboard
 				id = userItemID(m.TurnID)
 			}
 			text := m.Content
-			add(threadItem{id: id, value: userMessageItem(id, threadID, created, m.Content), messageID: m.ID, user: &text})
+			add(threadItem{id: id, value: userMessageItem(id, threadID, created, m.Content), messageID: m.ID, user: &text, turn: m.TurnID})
 		case m.Role == switchboard.RoleAssistant && m.Type == switchboard.MessageToolCall:
 			step := 0
 			var ran, waiting []switchboard.ToolCall
@@ -279,19 +344,26 @@ func buildItems(threadID string, msgs []switchboard.Message, calls []switchboard
 			}
 			if m.Content != "" {
 				id := textItemID(m.TurnID, step)
-				add(threadItem{id: id, value: assistantMessageItem(id, threadID, created, []ckOutputText{outputText(m.Content)}), messageID: m.ID})
+				add(threadItem{id: id, value: assistantMessageItem(id, threadID, created, []ckOutputText{outputText(m.Content)}), messageID: m.ID, turn: m.TurnID})
 			}
 			if len(ran) > 0 {
 				wf := ckWorkflow{Type: "custom", Tasks: make([]ckTask, len(ran)), Summary: summary(ran)}
+				ids := make([]string, len(ran))
 				for i, c := range ran {
 					wf.Tasks[i] = task(c)
+					ids[i] = c.ID
 				}
 				id := workflowItemID(m.TurnID, step)
-				add(threadItem{id: id, value: workflowItem(id, threadID, created, wf), messageID: m.ID})
+				add(threadItem{id: id, value: workflowItem(id, threadID, created, wf), messageID: m.ID, turn: m.TurnID, calls: ids})
 			}
 			for _, c := range waiting {
 				id := approvalItemID(c.ID)
-				add(threadItem{id: id, value: widgetItem(id, threadID, timestamp(c.StartedAt), approvalCard(c, "")), messageID: m.ID})
+				add(threadItem{id: id, value: widgetItem(id, threadID, timestamp(c.StartedAt), approvalCard(c, "")), messageID: m.ID, turn: m.TurnID})
+			}
+			for _, c := range ran {
+				for _, in := range asking[c.ID] {
+					add(inputItem(in, m.ID))
+				}
 			}
 		case m.Role == switchboard.RoleAssistant && m.Content != "":
 			// The turn's answer, or the note of how it ended.
@@ -299,8 +371,11 @@ func buildItems(threadID string, msgs []switchboard.Message, calls []switchboard
 			if m.TurnID == "" {
 				id = "msg-" + m.ID
 			}
-			add(threadItem{id: id, value: assistantMessageItem(id, threadID, created, []ckOutputText{outputText(m.Content)}), messageID: m.ID})
+			add(threadItem{id: id, value: assistantMessageItem(id, threadID, created, []ckOutputText{outputText(m.Content)}), messageID: m.ID, turn: m.TurnID})
 		}
+	}
+	for _, in := range unplaced {
+		add(inputItem(in, ""))
 	}
 	return items
 }

@@ -43,7 +43,12 @@ type chatkitStream struct {
 	streamed map[int]bool  // steps whose text was streamed
 	asked    map[string]bool
 	waiting  []ckWidgetItem // connection cards, sent once the workflow is done
-	enc      *partEncoder
+	// inputs are the servers' questions whose widgets were sent; sent the
+	// items a threads.custom_action answering one sent whole, from the
+	// stored transcript.
+	inputs map[string]bool
+	sent   map[string]bool
+	enc    *partEncoder
 }
 
 type openText struct {
@@ -310,6 +315,27 @@ func (s *chatkitStream) ApprovalRequested(c switchboard.ToolCall) {
 	s.flush()
 }
 
+// InputRequested shows a server's question as a widget: a form from its
+// requested schema, or a link to open, with Decline and Cancel. The turn
+// then stops awaiting_input; the answer continues it (chatkitAnswer).
+func (s *chatkitStream) InputRequested(in switchboard.Input) {
+	s.closeText()
+	s.closeFlow()
+	s.inputWidget(in)
+	s.flush()
+}
+
+func (s *chatkitStream) inputWidget(in switchboard.Input) {
+	if s.inputs[in.ID] {
+		return
+	}
+	if s.inputs == nil {
+		s.inputs = map[string]bool{}
+	}
+	s.inputs[in.ID] = true
+	s.item("thread.item.done", widgetItem(inputItemID(in.ID), in.ConversationID, timestamp(in.CreatedAt), inputCard(in)))
+}
+
 func (s *chatkitStream) StepFinished(int) {
 	s.closeText()
 	s.closeFlow()
@@ -327,9 +353,17 @@ func (s *chatkitStream) finish(res *orchestrator.Result, err error) {
 		if t.Status != switchboard.TurnCompleted {
 			step++ // a note after the last step
 		}
-		if m := res.Message; t.Status != switchboard.TurnAwaitingApproval && m.Content != "" && !s.streamed[step] {
+		waiting := t.Status == switchboard.TurnAwaitingApproval || t.Status == switchboard.TurnAwaitingInput
+		if m := res.Message; !waiting && m.Content != "" && !s.streamed[step] && !s.sent[textItemID(t.ID, step)] {
 			s.item("thread.item.done", assistantMessageItem(textItemID(t.ID, step), t.ConversationID, timestamp(m.Timestamp),
 				[]ckOutputText{outputText(m.Content)}))
+		}
+		// The questions the turn stopped at that no event showed (the
+		// next question after an answer, one asked as the turn detached).
+		for _, in := range res.Inputs {
+			if !s.sent[inputItemID(in.ID)] {
+				s.inputWidget(in)
+			}
 		}
 	}
 	if err != nil {

@@ -8,8 +8,9 @@ import (
 )
 
 // The widgets the ChatKit adapter sends where a turn waits for the user:
-// a call awaiting approval, and a server the user must connect. Each is a
-// Card (chatkit/widgets.py) whose buttons post an action.
+// a call awaiting approval, a server the user must connect, and a server's
+// question (chatkit_inputs.go). Each is a Card (chatkit/widgets.py) whose
+// buttons post an action.
 
 // widget is a widget component as JSON.
 type widget map[string]any
