@@ -28,12 +28,13 @@ export function App({ session }: { session: Session }) {
     startScreen: { greeting: `Hello, ${session.userId}. What can I do for you?` },
     composer: { placeholder: 'Ask, and Switchboard calls its tools' },
     widgets: {
-      // Switchboard's approval cards post their Approve and Deny actions
-      // to the server (threads.custom_action) without the page. A server
-      // to connect is the page's to open: its sign-in page, in a new tab.
+      // Switchboard's approval and question cards post their actions to
+      // the server (threads.custom_action) without the page. A server to
+      // connect, and the link a server's question asks the user to open,
+      // are the page's to open: in a new tab.
       async onAction(action) {
         const url = action.payload?.['url'];
-        if (action.type === 'connection.open' && typeof url === 'string') {
+        if ((action.type === 'connection.open' || action.type === 'input.open_url') && typeof url === 'string') {
           window.open(url, '_blank', 'noopener');
         }
       },
