@@ -47,6 +47,7 @@ type config struct {
 	users            int
 	scope            string
 	memoryMaxBytes   int64
+	memoryLimit      int64
 	explain          bool
 	pgLog            string
 }
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
 	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
 	fs.Int64Var(&c.memoryMaxBytes, "memory-max-bytes", 0, "the memory store's bound (memory_store.max_bytes); 0: its default, 256 MiB; below 0: none")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "the service's soft memory limit (memory_limit, debug.SetMemoryLimit), bytes; 0: none")
 	fs.BoolVar(&c.explain, "explain", false, "log every statement's plan with buffers and WAL (auto_explain) and print their sums per statement (Postgres is slower meanwhile)")
 	fs.StringVar(&c.pgLog, "pg-log", "/var/log/postgresql/postgresql-15-main.log", "the Postgres server's log, which -explain reads")
 	fs.StringVar(&c.scope, "scope", "shared", "the echo server's scope: shared (one session for all), user (one per user) or conversation")
@@ -364,6 +366,9 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 		args = append(args, "-database-url", b.dbURL, "-max-conns", fmt.Sprint(cfg.maxConns))
 	} else {
 		args = append(args, "-memory-max-bytes", fmt.Sprint(cfg.memoryMaxBytes))
+	}
+	if cfg.memoryLimit > 0 {
+		args = append(args, "-memory-limit", fmt.Sprint(cfg.memoryLimit))
 	}
 	if b.echo != nil {
 		args = append(args, "-echo-url", b.echo.URL)

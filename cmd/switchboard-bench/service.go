@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/debug"
 	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
@@ -152,11 +153,15 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		scope     = fs.String("scope", "shared", "the echo server's scope: shared, user or conversation")
 		sessions  = fs.Int("max-sessions", 0, "the echo server's max_sessions; 0: the default")
 		memMax    = fs.Int64("memory-max-bytes", 0, "the memory store's bound; 0: the default, below 0: none")
+		memLimit  = fs.Int64("memory-limit", 0, "the Go runtime's soft memory limit (memory_limit), bytes; 0: none")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(*memLimit)
+	}
 
 	rt := &roundTrips{}
 	var st serviceStore
