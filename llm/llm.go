@@ -73,6 +73,15 @@ type Options struct {
 // leaves the closed ones in TIME_WAIT).
 const MaxIdleConnsPerHost = 256
 
+// ConnBufferSize is the default transport's read and write buffer per
+// connection to the model server (net/http's default is 4 KiB each). A
+// connection is held for the whole of a call, seconds of the model's
+// thinking, so at thousands of turns in flight the buffers are megabytes
+// that wait; a request's body and a reply's chunks larger than the buffer
+// go past it in one system call anyway, and a streamed reply is read
+// through go-openai's own 4 KiB reader.
+const ConnBufferSize = 1 << 10
+
 // Client calls one configured model. It is safe for concurrent use.
 type Client struct {
 	cfg    Config
@@ -111,6 +120,7 @@ func New(cfg Config, opts *Options) *Client {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConns = 0 // no limit but the per-host one
 		tr.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		tr.ReadBufferSize, tr.WriteBufferSize = ConnBufferSize, ConnBufferSize
 		base = tr
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)

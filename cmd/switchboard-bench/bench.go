@@ -47,6 +47,7 @@ type config struct {
 	users            int
 	scope            string
 	memoryMaxBytes   int64
+	memoryLimit      int64
 	explain          bool
 	pgLog            string
 }
@@ -77,6 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.maxConns, "max-conns", 0, "the service's Postgres pool size; 0: the store's default")
 	fs.IntVar(&c.users, "users", 64, "users the conversations belong to")
 	fs.Int64Var(&c.memoryMaxBytes, "memory-max-bytes", 0, "the memory store's bound (memory_store.max_bytes); 0: its default, 256 MiB; below 0: none")
+	fs.Int64Var(&c.memoryLimit, "memory-limit", 0, "the service's soft memory limit (memory_limit, debug.SetMemoryLimit), bytes; 0: none")
 	fs.BoolVar(&c.explain, "explain", false, "log every statement's plan with buffers and WAL (auto_explain) and print their sums per statement (Postgres is slower meanwhile)")
 	fs.StringVar(&c.pgLog, "pg-log", "/var/log/postgresql/postgresql-15-main.log", "the Postgres server's log, which -explain reads")
 	fs.StringVar(&c.scope, "scope", "shared", "the echo server's scope: shared (one session for all), user (one per user) or conversation")
@@ -365,6 +367,9 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	} else {
 		args = append(args, "-memory-max-bytes", fmt.Sprint(cfg.memoryMaxBytes))
 	}
+	if cfg.memoryLimit > 0 {
+		args = append(args, "-memory-limit", fmt.Sprint(cfg.memoryLimit))
+	}
 	if b.echo != nil {
 		args = append(args, "-echo-url", b.echo.URL)
 	}
@@ -460,8 +465,35 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 			}
 		}
 	}
+	// In the in-flight scenario, where the memory is, read every 250 ms:
+	// the reading at the highest RSS says what the peak consists of. Only
+	// readings with 90% of the clients' turns in flight count: at the end,
+	// with the clients gone, the RSS stays where it was while the
+	// goroutines and the live heap it is made of went.
+	var highest serviceStats
+	var sampling sync.WaitGroup
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	if scenario == "inflight" {
+		sampling.Go(func() {
+			tick := time.NewTicker(250 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-sampleCtx.Done():
+					return
+				case <-tick.C:
+				}
+				full := d.inflight.Load() >= int64(cfg.inflight)*9/10
+				if s, err := svc.stats(sampleCtx); err == nil && full && s.RSSKB > highest.RSSKB {
+					highest = s
+				}
+			}
+		})
+	}
 	cpu0, m0 := readCPU(svc.cmd.Process.Pid), readMachineCPU()
 	samples, elapsed := run(cfg.duration)
+	stopSampling()
+	sampling.Wait()
 	cpu, m1 := readCPU(svc.cmd.Process.Pid).sub(cpu0), readMachineCPU()
 	var pgUsed pgUse
 	if storeKind == "postgres" {
@@ -551,6 +583,13 @@ func (b *bench) measure(ctx context.Context, storeKind, scenario string) (row, e
 	switch scenario {
 	case "inflight":
 		r.note += fmt.Sprintf("; peak %d turns in flight", d.peak.Load())
+		if m := highest.Memory; highest.RSSKB > 0 {
+			mb := func(b uint64) float64 { return float64(b) / (1 << 20) }
+			r.note += fmt.Sprintf("; at the highest RSS read (%.0f MB, %d goroutines): heap objects %.0f MB (live at the last GC %.0f, next GC at %.0f), "+
+				"heap idle %.0f MB, stacks %.0f MB, runtime other %.0f MB; %d GCs in the run",
+				float64(highest.RSSKB)/1024, highest.Goroutines, mb(m.Objects), mb(m.Live), mb(m.Goal), mb(m.Idle), mb(m.Stacks), mb(m.Other),
+				after.Memory.GCs-before.Memory.GCs)
+		}
 	case "sessions":
 		var first, firstTools []time.Duration
 		for _, c := range cold {

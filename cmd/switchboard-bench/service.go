@@ -14,6 +14,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -85,6 +87,53 @@ type serviceStats struct {
 	// keeps and the conversations it evicted.
 	StoreBytes int64 `json:"store_bytes"`
 	Evicted    int64 `json:"evicted"`
+	// Memory is where the Go runtime's memory is, from runtime/metrics.
+	Memory memoryClasses `json:"memory"`
+}
+
+// memoryClasses is the split of the service's Go memory, in bytes: what
+// the peak RSS consists of.
+type memoryClasses struct {
+	Objects  uint64 `json:"objects"`  // heap objects, live and not yet swept
+	Live     uint64 `json:"live"`     // the heap objects live at the last GC
+	Goal     uint64 `json:"goal"`     // the heap size the next GC aims at
+	Idle     uint64 `json:"idle"`     // heap memory held, not returned to the OS, holding no object
+	Stacks   uint64 `json:"stacks"`   // goroutine stacks
+	Other    uint64 `json:"other"`    // the runtime's metadata, buffers, profiling
+	Released uint64 `json:"released"` // returned to the OS: not resident
+	GCs      uint64 `json:"gcs"`      // GC cycles so far
+}
+
+// memoryMetrics are the runtime/metrics that memoryClasses reads.
+var memoryMetrics = []string{
+	"/memory/classes/heap/objects:bytes",
+	"/gc/heap/live:bytes",
+	"/gc/heap/goal:bytes",
+	"/memory/classes/heap/free:bytes",
+	"/memory/classes/heap/unused:bytes",
+	"/memory/classes/heap/stacks:bytes",
+	"/memory/classes/os-stacks:bytes",
+	"/memory/classes/total:bytes",
+	"/memory/classes/heap/released:bytes",
+	"/gc/cycles/total:gc-cycles",
+}
+
+// readMemory reads the runtime's memory classes.
+func readMemory() memoryClasses {
+	samples := make([]rtmetrics.Sample, len(memoryMetrics))
+	for i, name := range memoryMetrics {
+		samples[i].Name = name
+	}
+	rtmetrics.Read(samples)
+	v := make([]uint64, len(samples))
+	for i, s := range samples {
+		if s.Value.Kind() == rtmetrics.KindUint64 {
+			v[i] = s.Value.Uint64()
+		}
+	}
+	m := memoryClasses{Objects: v[0], Live: v[1], Goal: v[2], Idle: v[3] + v[4], Stacks: v[5] + v[6], Released: v[8], GCs: v[9]}
+	m.Other = v[7] - m.Objects - m.Idle - m.Stacks - m.Released
+	return m
 }
 
 // runService runs the service under test, wired as cmd/switchboard wires it
@@ -104,11 +153,15 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		scope     = fs.String("scope", "shared", "the echo server's scope: shared, user or conversation")
 		sessions  = fs.Int("max-sessions", 0, "the echo server's max_sessions; 0: the default")
 		memMax    = fs.Int64("memory-max-bytes", 0, "the memory store's bound; 0: the default, below 0: none")
+		memLimit  = fs.Int64("memory-limit", 0, "the Go runtime's soft memory limit (memory_limit), bytes; 0: none")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	if *memLimit > 0 {
+		debug.SetMemoryLimit(*memLimit)
+	}
 
 	rt := &roundTrips{}
 	var st serviceStore
@@ -168,7 +221,7 @@ func runService(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	mux.HandleFunc("GET /bench/stats", func(w http.ResponseWriter, _ *http.Request) {
 		rss, peak := memoryKB()
 		stats := serviceStats{Goroutines: runtime.NumGoroutine(), RSSKB: rss, PeakRSSKB: peak,
-			Commits: counted.commits.Load(), RoundTrips: rt.n.Load()}
+			Commits: counted.commits.Load(), RoundTrips: rt.n.Load(), Memory: readMemory()}
 		if mem != nil {
 			stats.StoreBytes, stats.Evicted = mem.Bytes(), mem.Evicted()
 		}
