@@ -465,6 +465,12 @@ func (a *callAsker) ask(ctx context.Context, in switchboard.Input) (tools.Elicit
 	in.UserID, in.ConversationID, in.TurnID, in.ToolCallID = a.call.UserID, a.call.ConversationID, a.call.TurnID, a.call.ID
 	if kept, ok := a.keptInput(in.RequestKey, in.RequestState); ok {
 		in = kept
+		if in.Status == switchboard.InputAnswered && !in.TakenAt.IsZero() {
+			// Taken by the instance that stopped, with another question
+			// of its round still open: the round was never sent, so the
+			// answer goes with it now.
+			return tools.ElicitResult{Action: in.Action, Content: in.Content}, nil
+		}
 	} else if err := o.store.CreateInput(ctx, &in); err != nil {
 		return tools.ElicitResult{}, fmt.Errorf("the question could not be stored: %w", err)
 	}
