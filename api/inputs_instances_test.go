@@ -38,7 +38,12 @@ func instance(t *testing.T, url, name string) *service {
 		defer close(done)
 		store.ListenInputs(ctx, url, slog.New(slog.DiscardHandler), orch.InputAnswered)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	cancels := make(chan struct{})
+	go func() {
+		defer close(cancels)
+		store.ListenCancels(ctx, url, slog.New(slog.DiscardHandler), func(id string) { orch.CancelTurn(id) })
+	}()
+	t.Cleanup(func() { cancel(); <-done; <-cancels })
 	return svc
 }
 
@@ -63,6 +68,35 @@ func TestInputAcrossInstances(t *testing.T) {
 	}
 	if len(a.model.Requests()) != 2 || len(b.model.Requests()) != 0 {
 		t.Errorf("model requests: a %d, b %d; want the turn to have gone on on a only", len(a.model.Requests()), len(b.model.Requests()))
+	}
+}
+
+// TestNewMessageOnAnotherInstanceCancelsTheQuestion: a question waits
+// on instance a; alice's new message reaches instance b, whose turn finds
+// a's running (the store's one-running-turn rule), cancels it, and answers
+// once it ended. The question is closed; bob's message to b is his own.
+func TestNewMessageOnAnotherInstanceCancelsTheQuestion(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	a, b := instance(t, url, "host-a"), instance(t, url, "host-b")
+	alice, bob := token(t, "alice"), token(t, "bob")
+	var r inputReply
+	if resp := do(t, "POST", a.url+"/api/alice/chat", alice, `{"message":{"content":"ask me"}}`, &r); resp.StatusCode != 200 || r.Status != "awaiting_input" || len(r.PendingInputs) != 1 {
+		t.Fatalf("ask on instance a: got %d %+v", resp.StatusCode, r)
+	}
+	conv, asked, question := r.ConversationID, r.TurnID, r.PendingInputs[0].ID
+	var e chatReply
+	if resp := do(t, "POST", b.url+"/api/bob/chat?conversation_id="+conv, bob, `{"message":{"content":"hello"}}`, &e); resp.StatusCode != 404 {
+		t.Errorf("bob writes to alice's conversation through b: got %d %+v, want 404", resp.StatusCode, e.Error)
+	}
+	r = inputReply{}
+	if resp := do(t, "POST", b.url+"/api/alice/chat?conversation_id="+conv, alice, `{"message":{"content":"never mind"}}`, &r); resp.StatusCode != 200 || r.Status != "completed" || r.Message.Content != "plain" {
+		t.Fatalf("a new message through instance b: got %d %+v", resp.StatusCode, r)
+	}
+	if got, err := a.store.GetTurn(t.Context(), "alice", asked); err != nil || got.Status != "cancelled" {
+		t.Errorf("the asking turn: %+v, %v; want cancelled", got, err)
+	}
+	if resp := do(t, "POST", a.url+"/api/alice/conversations/"+conv+"/inputs/"+question, alice, `{"action":"accept","content":{"name":"Alice"}}`, &e); resp.StatusCode != 409 {
+		t.Errorf("answering the cancelled question: got %d %+v, want 409", resp.StatusCode, e.Error)
 	}
 }
 

@@ -414,7 +414,14 @@ func (o *Orchestrator) run(ctx context.Context, req Request, ev Events) (res *Re
 	defer func() { endSpan(span, err) }()
 	waitUntil := time.Now().Add(o.opts.TurnWait)
 	if at.conversationID != "" {
-		o.cancelAwaitingInput(ctx, req.UserID, at.conversationID)
+		// A new message cancels the turn waiting for the user's answer
+		// to a server's question. Only a running turn waits so: one
+		// here, looked for now, or one of another instance, which
+		// BeginTurn finds (see begin); most messages find neither and
+		// read no inputs.
+		if o.runsHere(at.conversationID) {
+			o.cancelAwaitingInput(ctx, req.UserID, at.conversationID)
+		}
 		unlock, err := o.lock(ctx, at.conversationID, waitUntil)
 		if err != nil {
 			return nil, err
@@ -546,6 +553,15 @@ func (o *Orchestrator) lock(ctx context.Context, conversationID string, waitUnti
 		return nil, o.turnRunning()
 	}
 	return unlock, err
+}
+
+// runsHere reports whether a turn of the conversation runs on this
+// instance.
+func (o *Orchestrator) runsHere(conversationID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.running[conversationID]
+	return ok
 }
 
 // turnRunning is the answer to a message or a decision that waited

@@ -93,7 +93,14 @@ func (t *turn) begin(ctx context.Context, req Request, at target, waitUntil time
 		return history, err
 	}
 	history, err := beginTurn()
+	asked := false
 	for backoff := 5 * time.Millisecond; switchboard.IsCode(err, switchboard.CodeTurnRunning); backoff = min(2*backoff, 250*time.Millisecond) {
+		if !asked && at.conversationID != "" {
+			// Another instance's turn runs: if it waits for an answer
+			// to a server's question, the new message cancels it.
+			asked = true
+			t.o.cancelAwaitingInput(ctx, req.UserID, at.conversationID)
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		if left := time.Until(waitUntil); left <= 0 {
 			return t.o.turnRunning()
