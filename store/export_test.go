@@ -90,9 +90,7 @@ func RecordSize(v any) int64 {
 	panic("not a record the memory store keeps")
 }
 
-// The statements that open SaveTurn's batch: a step's, which locks the
-// conversation, and an end's, which bumps it, each updating the turn.
-const (
-	SaveTurnStep = lockTurnConversation + updateTurn
-	SaveTurnEnd  = touchTurnConversation + updateTurn
-)
+// SaveTurnStatement is SaveTurn's statement: a step's, which locks the
+// conversation, or an end's, which bumps it, each updating the turn and
+// storing its messages and the ledger rows of its calls.
+func SaveTurnStatement(ended bool, calls int) string { return saveStatement(ended, calls) }

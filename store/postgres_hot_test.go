@@ -72,13 +72,13 @@ func TestStepUpdateIsHOT(t *testing.T) {
 	}
 }
 
-// TestSaveTurnLocksConversationFirst checks the plans of the statement
-// that opens SaveTurn's batch (the conversation's lock or bump, then the
-// turn's update, in one statement): the conversation's CTE must be a
-// one-time filter above the scan of the turn, which Postgres evaluates
-// before it reads (and locks) the turn's row. Every writer locks a
-// conversation before its turns: the other order could deadlock with a
-// turn's start or a conversation's delete.
+// TestSaveTurnLocksConversationFirst checks the plans of SaveTurn's
+// statement (the conversation's lock or bump, the turn's update, its
+// messages and calls, in one statement): the update of the turn must run
+// under a one-time filter, the conversation's CTE, above the scan of the
+// turn, which Postgres evaluates before it reads (and locks) the turn's
+// row. Every writer locks a conversation before its turns: the other order
+// could deadlock with a turn's start or a conversation's delete.
 func TestSaveTurnLocksConversationFirst(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	conn, err := pgx.Connect(t.Context(), url)
@@ -86,28 +86,37 @@ func TestSaveTurnLocksConversationFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	for name, sql := range map[string]string{"step": store.SaveTurnStep, "end": store.SaveTurnEnd} {
-		args := []any{"01a2124b-88a2-7c65-8f5d-5093e5df38e5", "running", 1, 0, 0, 0.0, 0.0, 0.0, 0.0, "", nil,
-			store.LeaseDuration, "i", "01a2124b-88a2-7c65-8f5d-5093e5df38e5", "", 0}
-		if name == "end" {
+	id := "01a2124b-88a2-7c65-8f5d-5093e5df38e5"
+	for _, ended := range []bool{false, true} {
+		args := []any{id, "running", 1, 0, 0, 0.0, 0.0, 0.0, 0.0, "", nil, store.LeaseDuration, "i", id, "", 0}
+		if ended {
 			args = append(args, time.Now())
 		}
-		raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+sql, args...)
+		args = append(args, []string{}, []string{}, []string{}, []string{}, []time.Time{}, []*string{}, []*string{})
+		args = append(args, id, "call", 1, "echo", "echo", "echo__echo", nil, "", nil, "running", "", "", 0.0, 0, false,
+			time.Now(), nil, "", "", 0, "", "", nil, "", nil)
+		raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+store.SaveTurnStatement(ended, 1), args...)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("ended %v: %v", ended, err)
 		}
-		// ModifyTable on turns, over a Result whose one-time filter is the
-		// CTE's, over the scan of turns.
-		var gated bool
+		// A ModifyTable on turns, over a Result whose one-time filter is
+		// the CTE's, over the scan of turns.
+		var updates, gated bool
 		raw.Plan.walk(func(n planNode) {
-			if n.NodeType == "Result" && n.OneTimeFilter != "" {
-				for _, c := range n.Plans {
-					gated = gated || c.RelationName == "turns"
-				}
+			if n.NodeType != "ModifyTable" || n.RelationName != "turns" {
+				return
 			}
+			updates = true
+			n.walk(func(r planNode) {
+				if r.NodeType == "Result" && r.OneTimeFilter != "" {
+					for _, c := range r.Plans {
+						gated = gated || c.RelationName == "turns"
+					}
+				}
+			})
 		})
-		if raw.Plan.NodeType != "ModifyTable" || raw.Plan.RelationName != "turns" || !gated {
-			t.Errorf("%s: the turn's row is read before the conversation is locked:\n%s", name, raw.text)
+		if !updates || !gated {
+			t.Errorf("ended %v: the turn's row is read before the conversation is locked:\n%s", ended, raw.text)
 		}
 	}
 }

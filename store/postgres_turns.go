@@ -6,7 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,12 +46,22 @@ SELECT $1::uuid, c.id, c.user_id, $4::text, $5::varchar, $6::bigint, $7::bigint,
     $16::text, now() + $17::interval, $18::text, $19::uuid, $20::text
 FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
 
+	// insertTurnWithMessage is insertTurn ($1-$20) storing the user's
+	// message ($21-$27) of the turn too, in one statement.
+	insertTurnWithMessage = `
+WITH t AS (` + insertTurn + `
+    RETURNING id, conversation_id
+)
+INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
+SELECT $21::uuid, t.conversation_id, t.id, $22::varchar, $23::text, $24::varchar, $25::timestamptz, $26::text, $27::jsonb
+FROM t`
+
 	// insertMessage stores a message of an existing turn, in the turn's
 	// conversation.
 	insertMessage = `
 INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
 SELECT $1::uuid, t.conversation_id, t.id, $3::varchar, $4::text, $5::varchar, $6::timestamptz, $7::text, $8::jsonb
-FROM turns t WHERE t.id = $2`
+FROM turns t WHERE t.id = $2 AND t.conversation_id = $9`
 
 	// selectHistory reads the latest $3 messages of the transcript, in
 	// order, each with its seq and the seq it read after: $4 if the
@@ -200,44 +214,50 @@ UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens 
     cancel_requested = ($2 = 'running' AND cancel_requested),
     agent = $15, handoffs = $16
 WHERE id = $1 AND EXISTS (SELECT FROM conversation)
-RETURNING conversation_id::text, user_id`
+RETURNING id, conversation_id, user_id`
 
 	// setConversationAgent makes a turn's agent its conversation's
 	// current one (a handoff).
 	setConversationAgent = `
 UPDATE conversations SET agent = $2 WHERE id = (SELECT conversation_id FROM turns WHERE id = $1)`
 
-	// insertMessages stores several messages of turn $1 in one statement,
-	// in their order (seq follows the insert's).
-	insertMessages = `
-INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
-SELECT m.id::uuid, t.conversation_id, t.id, m.role, m.content, m.type, m.ts, m.tool_call_id, m.meta::jsonb
-FROM turns t, unnest($2::text[], $3::varchar[], $4::text[], $5::varchar[], $6::timestamptz[], $7::text[], $8::text[])
-    WITH ORDINALITY AS m(id, role, content, type, ts, tool_call_id, meta, n)
-WHERE t.id = $1
-ORDER BY m.n`
+	// saveMessages stores a save's messages (@1-@7: arrays, maybe empty)
+	// in the turn the CTE t updated, in one INSERT, in their order (seq
+	// follows the insert's).
+	saveMessages = `
+m AS (
+    INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
+    SELECT m.id::uuid, t.conversation_id, t.id, m.role, m.content, m.type, m.ts, m.tool_call_id, m.meta::jsonb
+    FROM t, unnest(@1::text[], @2::varchar[], @3::text[], @4::varchar[], @5::timestamptz[], @6::text[], @7::text[])
+        WITH ORDINALITY AS m(id, role, content, type, ts, tool_call_id, meta, n)
+    ORDER BY m.n
+    RETURNING 1
+)`
 
-	// upsertToolCall inserts a ledger row of an existing turn, or finishes
-	// it. The arbiter is (turn_id, id): an id taken by another turn's call
-	// violates the primary key.
-	upsertToolCall = `
-INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
-    arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
-    started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content,
-    agent, parent_id)
-SELECT $1::uuid, $2::text, t.user_id, t.conversation_id, t.id, $4::bigint, $5::varchar, $6::varchar, $7::varchar,
-    $8::jsonb, $9::text, $10::jsonb, $11::text, $12::text, $13::text, $14::float8, $15::bigint, $16::boolean,
-    $17::timestamptz, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::text, $23::text, $24::jsonb,
-    $25::text, $26::uuid
-FROM turns t WHERE t.id = $3
-ON CONFLICT (turn_id, id) DO UPDATE SET
-    status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
-    content = EXCLUDED.content,
-    error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
-    result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
-    session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
-    session_generation = EXCLUDED.session_generation, task_id = EXCLUDED.task_id, task_status = EXCLUDED.task_status
-RETURNING started_at`
+	// saveToolCall inserts a ledger row (@1-@25) of the turn the CTE t
+	// updated, or finishes it. The arbiter is (turn_id, id): an id taken
+	// by another turn's call violates the primary key.
+	saveToolCall = `
+    INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
+        arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
+        started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content,
+        agent, parent_id)
+    SELECT @1::uuid, @2::text, t.user_id, t.conversation_id, t.id, @3::bigint, @4::varchar, @5::varchar, @6::varchar,
+        @7::jsonb, @8::text, @9::jsonb, @10::text, @11::text, @12::text, @13::float8, @14::bigint, @15::boolean,
+        @16::timestamptz, @17::timestamptz, @18::text, @19::text, @20::bigint, @21::text, @22::text, @23::jsonb,
+        @24::text, @25::uuid
+    FROM t
+    ON CONFLICT (turn_id, id) DO UPDATE SET
+        status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
+        content = EXCLUDED.content,
+        error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
+        result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
+        session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
+        session_generation = EXCLUDED.session_generation, task_id = EXCLUDED.task_id, task_status = EXCLUDED.task_status
+    RETURNING started_at`
+
+	// saveToolCallArgs is the number of parameters of saveToolCall.
+	saveToolCallArgs = 25
 
 	// insertToolCallContent stores the bytes of a binary part of a call of
 	// turn $9, which the batch upserted before.
@@ -286,17 +306,33 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		// The user's condition: the batch goes on for another user's conversation.
 		b.Queue(failOrphanOf, c.ID, t.UserID, p.instanceArg(), p.boot)
 	}
-	b.Queue(insertTurn, t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
+	turnArgs := []any{t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
 		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
 		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
-		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot, t.Agent)
+		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot, t.Agent}
+	// A plain start stores the turn and its message in one statement; an
+	// edit marks the messages it replaces in between, a regenerate stores
+	// no message.
+	plain := s.Edit == 0 && s.Regenerate == 0
+	if plain {
+		meta, err := messageMeta(m)
+		if err != nil {
+			return nil, fmt.Errorf("begin turn: %w", err)
+		}
+		b.Queue(insertTurnWithMessage, append(turnArgs, m.ID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
+			nullString(m.ToolCallID), meta)...)
+	} else {
+		b.Queue(insertTurn, turnArgs...)
+	}
 	if s.Edit > 0 {
 		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
 	}
 	if s.Regenerate > 0 {
 		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content, t.UserID)
-	} else if err := queueMessage(b, m, t.ID, c.ID); err != nil {
-		return nil, fmt.Errorf("begin turn: %w", err)
+	} else if !plain {
+		if err := queueMessage(b, m, t.ID, c.ID); err != nil {
+			return nil, fmt.Errorf("begin turn: %w", err)
+		}
 	}
 	if !create {
 		b.Queue(cancelWaiting, c.ID, t.UserID)
@@ -362,8 +398,10 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 			case !found:
 				return errNothingToRegenerate(s.Regenerate)
 			}
-		} else if err := execOne(br, "message"); err != nil {
-			return err
+		} else if !plain {
+			if err := execOne(br, "message"); err != nil {
+				return err
+			}
 		}
 		if !create {
 			if cancelled, err = collectCancelled(br); err != nil {
@@ -460,42 +498,33 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	}
 	t := &u.Turn
 	b := &pgx.Batch{}
-	args := []any{t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
+	args := make([]any, 0, 17+7+saveToolCallArgs*len(u.ToolCalls))
+	args = append(args, t.ID, string(t.Status), t.Steps, t.PromptTokens, t.CompletionTokens,
 		millis(t.Timing.LLM), millis(t.Timing.Tools), millis(t.Timing.Store), millis(t.Timing.Overhead),
-		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot, t.Agent, t.Handoffs}
-	if t.Status == switchboard.TurnRunning {
-		b.Queue(lockTurnConversation+updateTurn, args...)
-	} else {
-		b.Queue(touchTurnConversation+updateTurn, append(args, now)...)
+		t.Error, nullTime(t.FinishedAt), LeaseDuration, p.instanceArg(), p.boot, t.Agent, t.Handoffs)
+	ended := t.Status != switchboard.TurnRunning
+	if ended {
+		args = append(args, now)
 	}
-	if u.ConversationAgent != "" {
-		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
+	args, err := appendMessageArrays(args, u.Messages)
+	if err != nil {
+		return fmt.Errorf("save turn %s: %w", t.ID, err)
 	}
-	messageStatements := 0
-	switch len(u.Messages) {
-	case 0:
-	case 1:
-		if err := queueMessage(b, &u.Messages[0], t.ID, ""); err != nil {
-			return fmt.Errorf("save turn %s: %w", t.ID, err)
-		}
-		messageStatements = 1
-	default:
-		if err := queueMessages(b, u.Messages, t.ID); err != nil {
-			return fmt.Errorf("save turn %s: %w", t.ID, err)
-		}
-		messageStatements = 1
-	}
-	contents := 0
 	for _, c := range u.ToolCalls {
 		listing, err := contentJSON(c.Content)
 		if err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
 		}
-		b.Queue(upsertToolCall, c.ID, c.CallID, t.ID, c.Step, c.Server, c.Tool, c.ExposedName,
+		args = append(args, c.ID, c.CallID, c.Step, c.Server, c.Tool, c.ExposedName,
 			nullJSON(c.Arguments), c.Result, nullJSON(c.StructuredResult), string(c.Status), c.ErrorClass, c.Error,
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
 			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing, c.Agent, nullString(c.ParentID))
 	}
+	b.Queue(saveStatement(ended, len(u.ToolCalls)), args...)
+	if u.ConversationAgent != "" {
+		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
+	}
+	contents := 0
 	for _, c := range u.ToolCalls {
 		for _, p := range c.Content {
 			if p.Data == nil {
@@ -512,30 +541,25 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 
 	var conversationID, userID string
 	started := make([]pgtype.Timestamptz, len(u.ToolCalls))
-	err := p.send(ctx, b, func(br pgx.BatchResults) error {
-		err := br.QueryRow().Scan(&conversationID, &userID)
+	err = p.send(ctx, b, func(br pgx.BatchResults) error {
+		var stored int64
+		dest := make([]any, 0, 3+len(started))
+		dest = append(dest, &conversationID, &userID, &stored)
+		for i := range started {
+			dest = append(dest, &started[i])
+		}
+		err := br.QueryRow().Scan(dest...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("load turn: %w", switchboard.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
+		if stored != int64(len(u.Messages)) {
+			return fmt.Errorf("insert messages: %d rows stored, want %d", stored, len(u.Messages))
+		}
 		if u.ConversationAgent != "" {
 			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		for range messageStatements {
-			tag, err := br.Exec()
-			if err != nil {
-				return err
-			}
-			if n := tag.RowsAffected(); n != int64(len(u.Messages)) {
-				return fmt.Errorf("insert messages: %d rows stored, want %d", n, len(u.Messages))
-			}
-		}
-		for i := range u.ToolCalls {
-			if err := br.QueryRow().Scan(&started[i]); err != nil {
 				return err
 			}
 		}
@@ -609,27 +633,22 @@ func contentJSON(parts []switchboard.ContentPart) (any, error) {
 	return string(raw), nil
 }
 
-// queueMessage queues the insert of a message of turn turnID. With
-// conversationID set (a turn's start), the turn must be of that
-// conversation: a start naming another user's conversation with the id of a
-// turn of one's own stores nothing.
+// queueMessage queues the insert of a message of turn turnID, which must
+// be of conversation conversationID: a start naming another user's
+// conversation with the id of a turn of one's own stores nothing.
 func queueMessage(b *pgx.Batch, m *switchboard.Message, turnID, conversationID string) error {
 	meta, err := messageMeta(m)
 	if err != nil {
 		return err
 	}
-	if conversationID != "" {
-		b.Queue(insertMessage+` AND t.conversation_id = $9`, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
-			nullString(m.ToolCallID), meta, conversationID)
-		return nil
-	}
 	b.Queue(insertMessage, m.ID, turnID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
-		nullString(m.ToolCallID), meta)
+		nullString(m.ToolCallID), meta, conversationID)
 	return nil
 }
 
-// queueMessages queues insertMessages of msgs, messages of turn turnID.
-func queueMessages(b *pgx.Batch, msgs []switchboard.Message, turnID string) error {
+// appendMessageArrays appends to args the arrays of saveMessages: msgs'
+// columns.
+func appendMessageArrays(args []any, msgs []switchboard.Message) ([]any, error) {
 	n := len(msgs)
 	ids, roles, contents, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	times, toolCallIDs, metas := make([]time.Time, n), make([]*string, n), make([]*string, n)
@@ -641,13 +660,70 @@ func queueMessages(b *pgx.Batch, msgs []switchboard.Message, turnID string) erro
 		}
 		meta, err := messageMeta(m)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		metas[i] = meta
 	}
-	b.Queue(insertMessages, turnID, ids, roles, contents, types, times, toolCallIDs, metas)
-	return nil
+	return append(args, ids, roles, contents, types, times, toolCallIDs, metas), nil
 }
+
+// saveShape is what SaveTurn's statement depends on: whether the turn
+// ends, and how many calls the save has.
+type saveShape struct {
+	ended bool
+	calls int
+}
+
+// saveStatements holds the statements saveStatement made, by shape.
+var saveStatements sync.Map
+
+// saveStatement is SaveTurn's statement: the conversation's lock (a step)
+// or bump (an end), the turn's update (the CTE t, gated on the lock: see
+// updateTurn), its messages and its calls' ledger rows, which read the
+// turn's conversation and user from t: one statement, one plan. It returns
+// the turn's conversation and user, the messages stored and each call's
+// started_at; no row if the turn does not exist. Its parameters are
+// updateTurn's ($1-$16; $17 the time of an end), saveMessages' seven
+// arrays, then saveToolCallArgs per call.
+func saveStatement(ended bool, calls int) string {
+	shape := saveShape{ended, calls}
+	if s, ok := saveStatements.Load(shape); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	n := 16
+	if ended {
+		b.WriteString(touchTurnConversation)
+		n = 17
+	} else {
+		b.WriteString(lockTurnConversation)
+	}
+	b.WriteString(", t AS (" + updateTurn + "\n),")
+	b.WriteString(numbered(saveMessages, n))
+	n += 7
+	for i := range calls {
+		fmt.Fprintf(&b, ", c%d AS (%s\n)", i, numbered(saveToolCall, n))
+		n += saveToolCallArgs
+	}
+	b.WriteString("\nSELECT t.conversation_id::text, t.user_id, (SELECT count(*) FROM m)")
+	for i := range calls {
+		fmt.Fprintf(&b, ", (SELECT started_at FROM c%d)", i)
+	}
+	b.WriteString(" FROM t")
+	s, _ := saveStatements.LoadOrStore(shape, b.String())
+	return s.(string)
+}
+
+// numbered turns the placeholders @1, @2 … of a statement's fragment into
+// parameters $(offset+1), $(offset+2) ….
+func numbered(fragment string, offset int) string {
+	return placeholder.ReplaceAllStringFunc(fragment, func(p string) string {
+		k, _ := strconv.Atoi(p[1:])
+		return "$" + strconv.Itoa(offset+k)
+	})
+}
+
+var placeholder = regexp.MustCompile(`@[0-9]+`)
 
 // messageMeta encodes what m carries beyond the seed's columns, nil if
 // nothing.
