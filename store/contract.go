@@ -279,10 +279,11 @@ type Store interface {
 	// tokens, and the P50 and P95 of the wall time of those that ended.
 	AgentStats(ctx context.Context, since, until time.Time) ([]switchboard.AgentStats, error)
 	// PruneToolCallPayloads removes the arguments, results and binary
-	// content of at most batch ledger rows that started before before,
-	// oldest first, keeping the rows and their metadata (the content's
-	// kind, type, size and hash); it returns how many it pruned. Call it
-	// until it returns less than batch. It returns an error wrapping
+	// content of at most batch ledger rows of ended calls that started
+	// before before, oldest first, keeping the rows and their metadata (the
+	// content's kind, type, size and hash); it returns how many it pruned.
+	// A call still running (or awaiting an approval) keeps its arguments
+	// until it ends. Call it until it returns less than batch. It returns an error wrapping
 	// switchboard.ErrInvalid if batch is not above 0.
 	PruneToolCallPayloads(ctx context.Context, before time.Time, batch int) (int, error)
 

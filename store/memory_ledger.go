@@ -119,7 +119,7 @@ func (m *Memory) PruneToolCallPayloads(ctx context.Context, before time.Time, ba
 	defer m.mu.Unlock()
 	var old []*switchboard.ToolCall
 	for _, c := range m.calls {
-		if !c.PayloadPruned && c.StartedAt.Before(before) {
+		if !c.PayloadPruned && !c.FinishedAt.IsZero() && c.StartedAt.Before(before) {
 			old = append(old, c)
 		}
 	}

@@ -302,7 +302,7 @@ func (p *Postgres) PruneToolCallPayloads(ctx context.Context, before time.Time, 
 	var n int
 	err := p.pool.QueryRow(ctx, `
 WITH doomed AS (
-    SELECT id FROM tool_calls WHERE NOT payload_pruned AND started_at < $1
+    SELECT id FROM tool_calls WHERE NOT payload_pruned AND finished_at IS NOT NULL AND started_at < $1
     ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED),
 pruned AS (
     UPDATE tool_calls t SET arguments = NULL, result = '', structured_result = NULL, payload_pruned = true

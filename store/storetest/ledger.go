@@ -321,3 +321,55 @@ func testPrune(t *testing.T, s Store) {
 		t.Errorf("batch 0: got %v, want ErrInvalid", err)
 	}
 }
+
+// testPruneLeavesRunningCalls: retention leaves the arguments of a call
+// that has not ended (running, or awaiting an approval), however old, and
+// prunes it once it ended; alice's and bob's calls alike.
+func testPruneLeavesRunningCalls(t *testing.T, s Store) {
+	ctx := t.Context()
+	old := time.Now().Add(-100 * 24 * time.Hour)
+	cutoff := old.Add(24 * time.Hour)
+	type turnCalls struct {
+		turn switchboard.Turn
+		open []switchboard.ToolCall
+	}
+	users := map[string]turnCalls{}
+	for _, user := range []string{"alice", "bob"} {
+		ts := newTurn(t, s, user, "", "use tools")
+		turn := ts.Turn
+		turn.Steps = 1
+		calls := []switchboard.ToolCall{
+			{ID: switchboard.NewID(), Server: "s", Tool: "t", Arguments: json.RawMessage(`{"q":"running"}`), Status: switchboard.CallRunning, StartedAt: old},
+			{ID: switchboard.NewID(), Server: "s", Tool: "t", Arguments: json.RawMessage(`{"q":"awaiting"}`), Status: switchboard.CallAwaitingApproval, StartedAt: old},
+			{ID: switchboard.NewID(), Server: "s", Tool: "t", Arguments: json.RawMessage(`{"q":"ended"}`), Result: "payload", Status: switchboard.CallSucceeded,
+				StartedAt: old, FinishedAt: old.Add(time.Second)},
+		}
+		save(t, s, &switchboard.TurnUpdate{Turn: turn, ToolCalls: calls})
+		users[user] = turnCalls{turn, calls[:2]}
+	}
+	if n, err := s.PruneToolCallPayloads(ctx, cutoff, 10); err != nil || n != 2 {
+		t.Fatalf("prune with two users' running, awaiting and ended calls: pruned %d, %v; want the 2 ended", n, err)
+	}
+	for user, tc := range users {
+		for _, c := range tc.open {
+			got, err := s.GetToolCall(ctx, user, c.ID)
+			if err != nil || got.PayloadPruned || string(got.Arguments) != string(c.Arguments) {
+				t.Errorf("%s's %s call after the prune: %+v, %v; want its arguments kept", user, c.Status, got, err)
+			}
+		}
+	}
+	// Alice's running call ends: pruned at the next run; bob's still runs.
+	alice := users["alice"]
+	done := alice.open[0]
+	done.Status, done.Result, done.FinishedAt = switchboard.CallSucceeded, "late", time.Now()
+	save(t, s, &switchboard.TurnUpdate{Turn: alice.turn, ToolCalls: []switchboard.ToolCall{done}})
+	if n, err := s.PruneToolCallPayloads(ctx, cutoff, 10); err != nil || n != 1 {
+		t.Fatalf("prune after alice's call ended: pruned %d, %v; want 1", n, err)
+	}
+	if got, err := s.GetToolCall(ctx, "alice", done.ID); err != nil || !got.PayloadPruned || got.Arguments != nil || got.Result != "" {
+		t.Errorf("alice's ended call: %+v, %v; want pruned", got, err)
+	}
+	if got, err := s.GetToolCall(ctx, "bob", users["bob"].open[0].ID); err != nil || got.PayloadPruned || got.Arguments == nil {
+		t.Errorf("bob's running call: %+v, %v; want its arguments kept", got, err)
+	}
+}

@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Filters", testFilters},
 		{"Stats", testStats},
 		{"PruneToolCallPayloads", testPrune},
+		{"PruneLeavesRunningCalls", testPruneLeavesRunningCalls},
 		// content.go: the binary parts of results.
 		{"ToolCallContent", testToolCallContent},
 		// credentials.go: users' sealed credentials, connect flows and
