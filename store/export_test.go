@@ -94,3 +94,11 @@ func RecordSize(v any) int64 {
 // conversation, or an end's, which bumps it, each updating the turn and
 // storing its messages and the ledger rows of its calls.
 func SaveTurnStatement(ended bool, calls int) string { return saveStatement(ended, calls) }
+
+// BackendPID returns the process id of the Postgres backend of one of the
+// store's connections: with MaxConns 1, the one every statement runs on.
+func BackendPID(ctx context.Context, p *Postgres) (int, error) {
+	var pid int
+	err := p.pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
+	return pid, err
+}

@@ -32,7 +32,8 @@ func fillTurn(t testing.TB, s turnWriter, user, conversation string, payload int
 	t.Helper()
 	ctx := context.Background()
 	ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conversation},
-		Turn: switchboard.Turn{UserID: user}, UserMessage: switchboard.Message{Content: "please echo hello " + user}}
+		Turn: switchboard.Turn{UserID: user}, UserMessage: switchboard.Message{Content: "please echo hello " + user},
+		HistoryLimit: 50} // the orchestrator's default window
 	if _, err := s.BeginTurn(ctx, &ts); err != nil {
 		t.Fatalf("BeginTurn: %v", err)
 	}

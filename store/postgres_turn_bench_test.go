@@ -1,0 +1,110 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/switchboard-dev/switchboard/store"
+	"github.com/switchboard-dev/switchboard/store/storetest"
+)
+
+// BenchmarkTurnOnPostgres runs the store's part of the bench's turn
+// (cmd/switchboard-bench: one tool call) — BeginTurn, the step's SaveTurn
+// with the assistant's request and the started call, the end's with the
+// finished call, its result and the answer — one turn after another over
+// a single connection, round robin over 16 conversations of two users
+// whose history is past the 50-message window. Besides the Go side's time
+// per turn (ns/op, commit waits included) it reports what Postgres spent:
+//
+//   - pg-cpu-µs/turn: the CPU of the connection's backend (from
+//     /proc/PID/stat: Postgres on this machine), every statement and
+//     commit of the turn, what auto_explain cannot see (executor start-up,
+//     locks, protocol) included;
+//   - wal-B/turn: WAL written (pg_current_wal_lsn), which is the cluster's:
+//     run it on a quiet one.
+//
+// Unlike the bench's, these figures do not move with what else runs on
+// the machine's two cores (only with the CPU's speed), so a change to the
+// store's statements shows in them alone.
+func BenchmarkTurnOnPostgres(b *testing.B) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(b)
+	p, err := store.OpenPostgres(ctx, url, &store.Options{SkipMigrate: true, MaxConns: 1, Instance: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	users := []string{"alice", "bob"}
+	convs := make([]string, 16)
+	for i := range convs {
+		convs[i], _ = fillTurn(b, p, users[i%2], "", 0)
+		for range 15 { // 4 messages a turn: past the 50-message window
+			fillTurn(b, p, users[i%2], convs[i], 0)
+		}
+	}
+	pid, err := store.BackendPID(ctx, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu0, cpuErr := processCPU(pid)
+	lsn0 := walLSN(b, admin)
+	i := 0
+	for b.Loop() {
+		fillTurn(b, p, users[i%16%2], convs[i%16], 0)
+		i++
+	}
+	if pid2, err := store.BackendPID(ctx, p); err != nil || pid2 != pid {
+		b.Fatalf("the store's connection changed (backend %d, then %d, %v): its CPU cannot be read", pid, pid2, err)
+	}
+	b.ReportMetric(float64(walLSN(b, admin)-lsn0)/float64(i), "wal-B/turn")
+	if cpu1, err := processCPU(pid); cpuErr == nil && err == nil {
+		b.ReportMetric(float64((cpu1.user-cpu0.user).Microseconds())/float64(i), "pg-user-µs/turn")
+		b.ReportMetric(float64((cpu1.system-cpu0.system).Microseconds())/float64(i), "pg-sys-µs/turn")
+	} else {
+		b.Logf("the backend's CPU is not readable (Postgres on another machine?): %v %v", cpuErr, err)
+	}
+}
+
+// cpuTimes is the CPU a process has used, in user mode and in the kernel.
+type cpuTimes struct{ user, system time.Duration }
+
+// processCPU reads a process's CPU times from /proc/PID/stat.
+func processCPU(pid int) (cpuTimes, error) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return cpuTimes{}, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return cpuTimes{}, fmt.Errorf("/proc/%d/stat: %q %q", pid, fields[11], fields[12])
+	}
+	const tick = 10 * time.Millisecond // USER_HZ, 100 on Linux
+	return cpuTimes{time.Duration(utime) * tick, time.Duration(stime) * tick}, nil
+}
+
+// walLSN returns the cluster's current WAL position, in bytes.
+func walLSN(b *testing.B, conn *pgx.Conn) int64 {
+	var lsn int64
+	if err := conn.QueryRow(context.Background(), `SELECT pg_current_wal_lsn() - '0/0'::pg_lsn`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	return lsn
+}
