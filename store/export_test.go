@@ -35,6 +35,10 @@ const (
 	// CancelWaiting is what every turn's start sends, with a conversation
 	// id and a user id.
 	CancelWaiting = cancelWaiting
+	// StartQuietTurn is what a plain start sends first: the turn and its
+	// message, guarded by the absence of what CancelWaiting and the
+	// orphans' check act on.
+	StartQuietTurn = startQuietTurn
 )
 
 // SynchronousCommit reads the synchronous_commit setting of a connection

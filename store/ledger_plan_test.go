@@ -464,6 +464,25 @@ func TestCancelWaitingPlan(t *testing.T) {
 	}
 }
 
+// TestQuietStartPlan checks the guard of a plain start's first statement
+// (StartQuietTurn): it must look for a running or waiting turn and a call
+// awaiting an approval through the partial indexes that hold only those,
+// not walk the conversation's turns and calls.
+func TestQuietStartPlan(t *testing.T) {
+	_, conn, _ := seededPostgres(t, 20000)
+	id := "01a2124b-88a2-7c65-8f5d-5093e5df38e5"
+	now := time.Now()
+	raw, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+store.StartQuietTurn,
+		id, id, "alice", "running", nil, 0, 0, 0, 0.0, 0.0, 0.0, 0.0, "", now, nil, "", store.LeaseDuration, "i", id, "",
+		id, "user", "hello", "text", now, nil, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, index := range []string{"turns_one_running", "turns_awaiting", "turns_awaiting_input", "tool_calls_awaiting"} {
+		checkPlan(t, ledgerQuery{name: "quiet start", index: []string{index}}, raw.Plan, raw.text)
+	}
+}
+
 type explained struct {
 	Plan planNode
 	text string

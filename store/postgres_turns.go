@@ -51,7 +51,39 @@ FROM conversations c WHERE c.id = $2 AND c.user_id = $3`
 	insertTurnWithMessage = `
 WITH t AS (` + insertTurn + `
     RETURNING id, conversation_id
+)` + insertUserMessage
+
+	// lockConversation locks user $2's conversation $1 as
+	// touchConversation does, without writing it, and reads it.
+	lockConversation = `
+SELECT ` + conversationColumns + ` FROM conversations WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE`
+
+	// startQuietTurn follows lockConversation in the quiet batch (see
+	// BeginTurn): insertTurnWithMessage and touchConversation in one
+	// statement ($28 the time), storing and bumping nothing if conversation
+	// $2 has what failOrphanOf or cancelWaiting would act on: a running
+	// turn (orphaned or not: a live one makes the insert fail), a turn
+	// awaiting an approval or input, a call awaiting an approval, each
+	// looked for through the partial index that holds only such rows. It
+	// returns the bumped conversation, no row if it stored nothing.
+	startQuietTurn = `
+WITH t AS (` + insertTurn + `
+        AND NOT EXISTS (SELECT FROM turns WHERE conversation_id = $2 AND status = 'running')
+        AND NOT EXISTS (SELECT FROM turns WHERE conversation_id = $2 AND status = 'awaiting_approval')
+        AND NOT EXISTS (SELECT FROM turns WHERE conversation_id = $2 AND status = 'awaiting_input')
+        AND NOT EXISTS (SELECT FROM tool_calls WHERE conversation_id = $2 AND status = 'awaiting_approval')
+    RETURNING id, conversation_id
+), m AS (` + insertUserMessage + `
+), touched AS (
+    UPDATE conversations SET updated_at = $28, agent = COALESCE(NULLIF($20::text, ''), agent)
+    WHERE id = $2 AND user_id = $3 AND EXISTS (SELECT FROM t)
+    RETURNING ` + conversationColumns + `
 )
+SELECT * FROM touched`
+
+	// insertUserMessage ends insertTurnWithMessage: the user's message of
+	// the turn the CTE t inserted.
+	insertUserMessage = `
 INSERT INTO messages (id, conversation_id, turn_id, role, content, message_type, "timestamp", tool_call_id, metadata)
 SELECT $21::uuid, t.conversation_id, t.id, $22::varchar, $23::text, $24::varchar, $25::timestamptz, $26::text, $27::jsonb
 FROM t`
@@ -296,133 +328,120 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	if !create && s.Edit == 0 && s.Regenerate == 0 {
 		cached = p.history.get(c.ID, s.HistoryLimit)
 	}
-	b := &pgx.Batch{}
-	b.Queue(asyncCommit)
-	if create {
-		c.Agent = t.Agent
-		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt, c.Agent)
-	} else {
-		b.Queue(touchConversation, c.ID, t.UserID, now, t.Agent)
-		// The user's condition: the batch goes on for another user's conversation.
-		b.Queue(failOrphanOf, c.ID, t.UserID, p.instanceArg(), p.boot)
-	}
-	turnArgs := []any{t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
-		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
-		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
-		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot, t.Agent}
-	// A plain start stores the turn and its message in one statement; an
-	// edit marks the messages it replaces in between, a regenerate stores
-	// no message.
 	plain := s.Edit == 0 && s.Regenerate == 0
-	if plain {
-		meta, err := messageMeta(m)
-		if err != nil {
-			return nil, fmt.Errorf("begin turn: %w", err)
-		}
-		b.Queue(insertTurnWithMessage, append(turnArgs, m.ID, string(m.Role), m.Content, string(m.Type), m.Timestamp,
-			nullString(m.ToolCallID), meta)...)
-	} else {
-		b.Queue(insertTurn, turnArgs...)
-	}
-	if s.Edit > 0 {
-		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
-	}
-	if s.Regenerate > 0 {
-		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content, t.UserID)
-	} else if !plain {
-		if err := queueMessage(b, m, t.ID, c.ID); err != nil {
-			return nil, fmt.Errorf("begin turn: %w", err)
-		}
-	}
-	if !create {
-		b.Queue(cancelWaiting, c.ID, t.UserID)
-		afterSeq, afterID := int64(0), any(nil)
-		if cached != nil {
-			afterSeq, afterID = cached.lastSeq, cached.msgs[len(cached.msgs)-1].ID
-		}
-		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq, afterID)
-	}
-
-	stored := *c
+	var stored switchboard.Conversation
 	history := []switchboard.Message{cloneMessage(*m)}
 	var read *historyEntry // the window to cache
 	var cancelled []switchboard.ToolCall
 	var interrupted []switchboard.Interrupted
-	send := p.send
-	if s.Regenerate > 0 {
-		// Whether the message to answer again is there and unchanged is
-		// known only from the batch's results: roll back when it is not.
-		send = p.sendInTx
-	}
-	err = send(ctx, b, func(br pgx.BatchResults) error {
-		if _, err := br.Exec(); err != nil { // asyncCommit
-			return err
+	// A plain start of a turn in an existing conversation first sends the
+	// quiet batch: without the statements that fail an orphaned turn and
+	// cancel what waits (failOrphanOf, cancelWaiting), which find nothing
+	// in almost every conversation but cost Postgres more than their
+	// finding (see BENCHMARKS.md), and with the turn's insert guarded by
+	// the absence of what they would act on. When the guard stored nothing
+	// (errNotQuiet), the full batch follows. The conversation's row, locked
+	// by the batch's first write, makes the guard's reading current: every
+	// writer of its turns and calls locks it first.
+	for quiet := !create && plain; ; quiet = false {
+		var b *pgx.Batch
+		if b, err = p.beginTurnBatch(s, create, quiet, cached, now); err != nil {
+			return nil, fmt.Errorf("begin turn: %w", err)
 		}
-		if create {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		} else {
-			conv, err := scanConversation(br.QueryRow())
-			if errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
-			}
-			if err != nil {
-				return err
-			}
-			stored = conv
-			rows, err := br.Query() // failOrphaned
-			if err != nil {
-				return err
-			}
-			if interrupted, err = collectInterrupted(rows); err != nil {
-				return err
-			}
-		}
-		if err := execOne(br, "turn"); err != nil {
-			return err
-		}
-		if s.Edit > 0 {
-			if _, err := br.Exec(); err != nil { // supersedeFrom
-				return err
-			}
-		}
+		stored = *c
+		send := p.send
 		if s.Regenerate > 0 {
-			var found, nth bool
-			err := br.QueryRow().Scan(&found, &nth)
-			switch {
-			case err != nil:
-				return err
-			case !found && nth:
-				return errRegenerateMismatch()
-			case !found:
-				return errNothingToRegenerate(s.Regenerate)
-			}
-		} else if !plain {
-			if err := execOne(br, "message"); err != nil {
-				return err
-			}
+			// Whether the message to answer again is there and unchanged is
+			// known only from the batch's results: roll back when it is not.
+			send = p.sendInTx
 		}
-		if !create {
-			if cancelled, err = collectCancelled(br); err != nil {
+		err = send(ctx, b, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil { // asyncCommit
 				return err
 			}
-			rows, err := br.Query()
-			if err != nil {
+			if create {
+				if _, err := br.Exec(); err != nil {
+					return err
+				}
+			} else {
+				conv, err := scanConversation(br.QueryRow())
+				if errors.Is(err, pgx.ErrNoRows) {
+					return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
+				}
+				if err != nil {
+					return err
+				}
+				stored = conv
+				if !quiet {
+					rows, err := br.Query() // failOrphaned
+					if err != nil {
+						return err
+					}
+					if interrupted, err = collectInterrupted(rows); err != nil {
+						return err
+					}
+				}
+			}
+			if quiet {
+				conv, err := scanConversation(br.QueryRow())
+				if errors.Is(err, pgx.ErrNoRows) {
+					return errNotQuiet
+				}
+				if err != nil {
+					return err
+				}
+				stored = conv
+			} else if err := execOne(br, "turn"); err != nil {
 				return err
 			}
-			msgs, lastSeq, after, err := collectHistory(rows)
-			if err != nil {
-				return err
+			if s.Edit > 0 {
+				if _, err := br.Exec(); err != nil { // supersedeFrom
+					return err
+				}
 			}
-			history = msgs
-			if cached != nil && after == cached.lastSeq && after > 0 {
-				history = cached.window(msgs)
+			if s.Regenerate > 0 {
+				var found, nth bool
+				err := br.QueryRow().Scan(&found, &nth)
+				switch {
+				case err != nil:
+					return err
+				case !found && nth:
+					return errRegenerateMismatch()
+				case !found:
+					return errNothingToRegenerate(s.Regenerate)
+				}
+			} else if !plain {
+				if err := execOne(br, "message"); err != nil {
+					return err
+				}
 			}
-			read = &historyEntry{conversationID: c.ID, limit: s.HistoryLimit, lastSeq: lastSeq}
+			if !create {
+				if !quiet {
+					if cancelled, err = collectCancelled(br); err != nil {
+						return err
+					}
+				}
+				rows, err := br.Query()
+				if err != nil {
+					return err
+				}
+				msgs, lastSeq, after, err := collectHistory(rows)
+				if err != nil {
+					return err
+				}
+				history = msgs
+				if cached != nil && after == cached.lastSeq && after > 0 {
+					history = cached.window(msgs)
+				}
+				read = &historyEntry{conversationID: c.ID, limit: s.HistoryLimit, lastSeq: lastSeq}
+			}
+			return nil
+		})
+		if quiet && errors.Is(err, errNotQuiet) {
+			continue
 		}
-		return nil
-	})
+		break
+	}
 	if err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
@@ -449,6 +468,71 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		s.Interrupted = &interrupted[0]
 	}
 	return slices.Grow(history, historyRoom), nil
+}
+
+// errNotQuiet is what the quiet batch of BeginTurn ends with when its
+// guard stored nothing: the full batch follows.
+var errNotQuiet = errors.New("the conversation has a turn or a call that a start must close first")
+
+// beginTurnBatch queues the statements of a turn's start (see BeginTurn):
+// quiet leaves out failOrphanOf and cancelWaiting and guards the insert.
+func (p *Postgres) beginTurnBatch(s *switchboard.TurnStart, create, quiet bool, cached *historyEntry, now time.Time) (*pgx.Batch, error) {
+	c, t, m := &s.Conversation, &s.Turn, &s.UserMessage
+	b := &pgx.Batch{}
+	b.Queue(asyncCommit)
+	if create {
+		c.Agent = t.Agent
+		b.Queue(insertConversation, c.ID, c.UserID, nullString(c.ExternalID), c.Title, c.Status, c.CreatedAt, c.UpdatedAt, c.Agent)
+	} else if quiet {
+		b.Queue(lockConversation, c.ID, t.UserID)
+	} else {
+		b.Queue(touchConversation, c.ID, t.UserID, now, t.Agent)
+		// The user's condition: the batch goes on for another user's conversation.
+		b.Queue(failOrphanOf, c.ID, t.UserID, p.instanceArg(), p.boot)
+	}
+	turnArgs := []any{t.ID, c.ID, t.UserID, string(t.Status), nullString(t.IdempotencyKey),
+		t.Steps, t.PromptTokens, t.CompletionTokens, millis(t.Timing.LLM), millis(t.Timing.Tools),
+		millis(t.Timing.Store), millis(t.Timing.Overhead), t.Error, t.StartedAt, nullTime(t.FinishedAt),
+		t.RequestHash, LeaseDuration, p.instanceArg(), p.boot, t.Agent}
+	// A plain start stores the turn and its message in one statement; an
+	// edit marks the messages it replaces in between, a regenerate stores
+	// no message.
+	plain := s.Edit == 0 && s.Regenerate == 0
+	if plain {
+		meta, err := messageMeta(m)
+		if err != nil {
+			return nil, err
+		}
+		args := append(turnArgs, m.ID, string(m.Role), m.Content, string(m.Type), m.Timestamp, nullString(m.ToolCallID), meta)
+		if quiet {
+			b.Queue(startQuietTurn, append(args, now)...)
+		} else {
+			b.Queue(insertTurnWithMessage, args...)
+		}
+	} else {
+		b.Queue(insertTurn, turnArgs...)
+	}
+	if s.Edit > 0 {
+		b.Queue(supersedeFrom, c.ID, s.Edit, t.ID, t.UserID)
+	}
+	if s.Regenerate > 0 {
+		b.Queue(supersedeAfter, c.ID, s.Regenerate, t.ID, m.Content, t.UserID)
+	} else if !plain {
+		if err := queueMessage(b, m, t.ID, c.ID); err != nil {
+			return nil, err
+		}
+	}
+	if !create {
+		if !quiet {
+			b.Queue(cancelWaiting, c.ID, t.UserID)
+		}
+		afterSeq, afterID := int64(0), any(nil)
+		if cached != nil {
+			afterSeq, afterID = cached.lastSeq, cached.msgs[len(cached.msgs)-1].ID
+		}
+		b.Queue(selectHistory, c.ID, t.UserID, historyLimit(s.HistoryLimit), afterSeq, afterID)
+	}
+	return b, nil
 }
 
 // collectCancelled reads the calls cancelWaiting cancelled.
