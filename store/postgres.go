@@ -42,7 +42,9 @@ func Migrations() fs.FS {
 
 // Postgres stores conversations, turns and the tool-call ledger in
 // PostgreSQL, through a pgx connection pool. BeginTurn and SaveTurn each
-// commit one transaction in one round trip (a pgx batch). It is safe for
+// commit one transaction in one round trip (a pgx batch); a start in a
+// conversation with a turn running or waiting, or a call awaiting an
+// approval, takes a second (see BeginTurn). It is safe for
 // concurrent use, also by several processes on one database. It implements
 // [Store].
 type Postgres struct {
