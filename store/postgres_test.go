@@ -19,7 +19,7 @@ import (
 	"github.com/switchboard-dev/switchboard/store/storetest"
 )
 
-func openPostgres(t *testing.T, url string, opts *store.Options) *store.Postgres {
+func openPostgres(t testing.TB, url string, opts *store.Options) *store.Postgres {
 	t.Helper()
 	p, err := store.OpenPostgres(t.Context(), url, opts)
 	if err != nil {

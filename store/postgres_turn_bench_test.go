@@ -36,11 +36,7 @@ import (
 func BenchmarkTurnOnPostgres(b *testing.B) {
 	ctx := context.Background()
 	url := storetest.PostgresURL(b)
-	p, err := store.OpenPostgres(ctx, url, &store.Options{SkipMigrate: true, MaxConns: 1, Instance: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	p := openPostgres(b, url, &store.Options{SkipMigrate: true, MaxConns: 1, Instance: "bench"})
 	admin, err := pgx.Connect(ctx, url)
 	if err != nil {
 		b.Fatal(err)

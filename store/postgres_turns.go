@@ -54,9 +54,10 @@ WITH t AS (` + insertTurn + `
 )` + insertUserMessage
 
 	// lockConversation locks user $2's conversation $1 as
-	// touchConversation does, without writing it, and reads it.
+	// touchConversation does, without writing it: no row if it is not
+	// the user's.
 	lockConversation = `
-SELECT ` + conversationColumns + ` FROM conversations WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE`
+SELECT FROM conversations WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE`
 
 	// startQuietTurn follows lockConversation in the quiet batch (see
 	// BeginTurn): insertTurnWithMessage and touchConversation in one
@@ -341,8 +342,8 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	// finding (see BENCHMARKS.md), and with the turn's insert guarded by
 	// the absence of what they would act on. When the guard stored nothing
 	// (errNotQuiet), the full batch follows. The conversation's row, locked
-	// by the batch's first write, makes the guard's reading current: every
-	// writer of its turns and calls locks it first.
+	// by the statement before the guard's, makes the guard's reading
+	// current: every writer of its turns and calls locks it first.
 	for quiet := !create && plain; ; quiet = false {
 		var b *pgx.Batch
 		if b, err = p.beginTurnBatch(s, create, quiet, cached, now); err != nil {
@@ -363,6 +364,14 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 				if _, err := br.Exec(); err != nil {
 					return err
 				}
+			} else if quiet {
+				tag, err := br.Exec() // lockConversation
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() == 0 {
+					return fmt.Errorf("load conversation %s: %w", c.ID, switchboard.ErrNotFound)
+				}
 			} else {
 				conv, err := scanConversation(br.QueryRow())
 				if errors.Is(err, pgx.ErrNoRows) {
@@ -372,14 +381,12 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 					return err
 				}
 				stored = conv
-				if !quiet {
-					rows, err := br.Query() // failOrphaned
-					if err != nil {
-						return err
-					}
-					if interrupted, err = collectInterrupted(rows); err != nil {
-						return err
-					}
+				rows, err := br.Query() // failOrphaned
+				if err != nil {
+					return err
+				}
+				if interrupted, err = collectInterrupted(rows); err != nil {
+					return err
 				}
 			}
 			if quiet {
