@@ -190,7 +190,7 @@ func ledgerQueries(tb testing.TB, ctx context.Context, p *store.Postgres, end ti
 		{name: "stats/by_tool/24h_of_a_server", f: switchboard.ToolCallFilter{Server: "web", Since: day}, groupBy: store.GroupByTool,
 			index: []string{"tool_calls_server", "tool_calls_server_tool", "tool_calls_started"}},
 		{name: "stats/by_tool/7d_of_a_user", f: switchboard.ToolCallFilter{UserID: "user_0007", Since: week}, groupBy: store.GroupByTool, index: []string{"tool_calls_user"}},
-		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, user: user, index: []string{"messages_transcript"}},
+		{name: "transcript/messages", sql: store.SelectTranscript, arg: conv, user: user, index: []string{"messages_conversation_seq"}},
 		{name: "transcript/all_messages", sql: store.SelectAllMessages, arg: conv, user: user, index: []string{"messages_conversation_seq"}},
 		{name: "transcript/turns", sql: store.SelectTurnsOfConversation, arg: conv, user: user, index: []string{"turns_conversation"}},
 	}
@@ -374,7 +374,7 @@ func BenchmarkLedgerQueries(b *testing.B) {
 
 // TestHistoryPlanWithoutStatistics checks the query of every turn's start,
 // the history window, on a database that ANALYZE has not seen yet, as a new
-// one is: it must walk the transcript's index backwards from the newest
+// one is: it must walk the conversation's index backwards from the newest
 // message, not read and sort the conversation's every message.
 func TestHistoryPlanWithoutStatistics(t *testing.T) {
 	ctx := t.Context()
@@ -421,7 +421,7 @@ func TestHistoryPlanWithoutStatistics(t *testing.T) {
 }
 
 func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64, afterID any) {
-	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: conv, index: []string{"messages_transcript"}}
+	q := ledgerQuery{name: "history", sql: store.SelectHistory, arg: conv, index: []string{"messages_conversation_seq"}}
 	plan, err := explainJSON(t, conn, "EXPLAIN (FORMAT JSON) "+q.sql, conv, "alice", 50, afterSeq, afterID)
 	if err != nil {
 		t.Fatal(err)
@@ -433,12 +433,12 @@ func checkHistoryPlan(t *testing.T, conn *pgx.Conn, conv string, afterSeq int64,
 		if n.NodeType == "Sort" && n.RelationName == "" {
 			sorts++
 		}
-		if n.IndexName == "messages_transcript" && strings.Contains(n.IndexCond, "seq >") {
+		if n.IndexName == "messages_conversation_seq" && strings.Contains(n.IndexCond, "seq >") {
 			seqBound = true
 		}
 	})
 	if !seqBound {
-		t.Errorf("the history window's scan of messages_transcript is not bounded by seq: %s", raw)
+		t.Errorf("the history window's scan of messages_conversation_seq is not bounded by seq: %s", raw)
 	}
 	checkPlan(t, q, plan.Plan, raw)
 	// One sort puts the window back in order; a second would be the
