@@ -238,8 +238,10 @@ WITH conversation AS (
 	// one statement: its uncorrelated EXISTS is a one-time filter, which
 	// Postgres evaluates before it reads the turn's row, so the
 	// conversation is locked first (TestSaveTurnLocksConversationFirst).
+	// $2 is text (the column is the domain turn_status, which its other
+	// uses would contradict); the assignment checks it against the domain.
 	updateTurn = `
-UPDATE turns SET status = $2, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
+UPDATE turns SET status = $2::text, steps = $3, prompt_tokens = $4, completion_tokens = $5, llm_ms = $6,
     tools_ms = $7, store_ms = $8, overhead_ms = $9, error = $10, finished_at = $11,
     lease_until = CASE WHEN $2 = 'running' THEN now() + $12::interval END,
     lease_instance = CASE WHEN $2 = 'running' THEN $13::text ELSE lease_instance END,

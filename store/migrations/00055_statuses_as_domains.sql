@@ -1,0 +1,59 @@
+-- The statuses of turns and ledger rows and the role and type of messages
+-- take their allowed values from a domain's constraint instead of a CHECK
+-- constraint of their table. Postgres rebuilds a table's CHECK expressions
+-- for every statement that writes the table (it parses the stored tree
+-- and plans it again: ExecRelCheck), about 70 µs of a turn's backend CPU
+-- over its eleven writes (BENCHMARKS.md, fifth round); a domain's
+-- constraint is parsed and planned once per connection (the type cache).
+-- The values allowed are the same; a violation is the same error (23514).
+--
+-- No table is rewritten or scanned: a column changes to a domain without
+-- constraints (binary coercible: the rows and the indexes stay as they
+-- are), then the domain gets its constraint NOT VALID, which checks every
+-- value written from then on. The rows already there passed the tables'
+-- constraints when they were written (the messages' role and type
+-- constraints were NOT VALID already: rows adopted from the seed).
+
+-- +goose Up
+CREATE DOMAIN turn_status AS text;
+ALTER TABLE turns ALTER COLUMN status TYPE turn_status;
+ALTER TABLE turns DROP CONSTRAINT turns_status_check;
+ALTER DOMAIN turn_status ADD CONSTRAINT turn_status_check CHECK (VALUE IN ('running', 'awaiting_input',
+    'max_handoffs', 'guardrail_tripped', 'completed', 'failed', 'max_steps', 'cancelled', 'awaiting_approval')) NOT VALID;
+
+CREATE DOMAIN call_status AS text;
+ALTER TABLE tool_calls ALTER COLUMN status TYPE call_status;
+ALTER TABLE tool_calls DROP CONSTRAINT tool_calls_status_check;
+ALTER DOMAIN call_status ADD CONSTRAINT call_status_check CHECK (VALUE IN ('running', 'succeeded', 'failed',
+    'timed_out', 'cancelled', 'denied', 'awaiting_approval')) NOT VALID;
+
+CREATE DOMAIN message_role AS varchar(20);
+ALTER TABLE messages ALTER COLUMN role TYPE message_role;
+ALTER TABLE messages DROP CONSTRAINT messages_role_check;
+ALTER DOMAIN message_role ADD CONSTRAINT message_role_check CHECK (VALUE IN ('user', 'assistant', 'tool', 'system')) NOT VALID;
+
+CREATE DOMAIN message_type AS varchar(50);
+ALTER TABLE messages ALTER COLUMN message_type TYPE message_type;
+ALTER TABLE messages DROP CONSTRAINT messages_message_type_check;
+ALTER DOMAIN message_type ADD CONSTRAINT message_type_check CHECK (VALUE IN ('text', 'handoff', 'tool_call',
+    'tool_result', 'error')) NOT VALID;
+
+-- +goose Down
+ALTER TABLE messages ALTER COLUMN message_type TYPE varchar(50);
+ALTER TABLE messages ADD CONSTRAINT messages_message_type_check CHECK (message_type IN ('text', 'handoff', 'tool_call',
+    'tool_result', 'error')) NOT VALID;
+DROP DOMAIN message_type;
+
+ALTER TABLE messages ALTER COLUMN role TYPE varchar(20);
+ALTER TABLE messages ADD CONSTRAINT messages_role_check CHECK (role IN ('user', 'assistant', 'tool', 'system')) NOT VALID;
+DROP DOMAIN message_role;
+
+ALTER TABLE tool_calls ALTER COLUMN status TYPE text;
+ALTER TABLE tool_calls ADD CONSTRAINT tool_calls_status_check CHECK (status IN ('running', 'succeeded', 'failed',
+    'timed_out', 'cancelled', 'denied', 'awaiting_approval')) NOT VALID;
+DROP DOMAIN call_status;
+
+ALTER TABLE turns ALTER COLUMN status TYPE text;
+ALTER TABLE turns ADD CONSTRAINT turns_status_check CHECK (status IN ('running', 'awaiting_input',
+    'max_handoffs', 'guardrail_tripped', 'completed', 'failed', 'max_steps', 'cancelled', 'awaiting_approval')) NOT VALID;
+DROP DOMAIN turn_status;
