@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/switchboard-dev/switchboard/store"
 	"github.com/switchboard-dev/switchboard/store/storetest"
@@ -118,5 +120,54 @@ func TestSaveTurnLocksConversationFirst(t *testing.T) {
 		if !updates || !gated {
 			t.Errorf("ended %v: the turn's row is read before the conversation is locked:\n%s", ended, raw.text)
 		}
+	}
+}
+
+// TestDomainsCheckValues checks that the columns whose values a turn writes
+// at every step are checked by their domains (migration 00055): a value
+// outside a domain is refused with a check violation, and the tables a turn
+// writes have no CHECK constraint of their own, which Postgres would parse
+// and plan again for every statement that writes the table.
+func TestDomainsCheckValues(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	p, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	conversation, call := fillTurn(t, p, "alice", "", 0)
+	fillTurn(t, p, "bob", "", 0)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, c := range []struct{ name, sql string }{
+		{"turn status", `UPDATE turns SET status = 'bogus' WHERE conversation_id = $1`},
+		{"call status", `UPDATE tool_calls SET status = 'bogus' WHERE conversation_id = $1`},
+		{"message role", `UPDATE messages SET role = 'bogus' WHERE conversation_id = $1`},
+		{"message type", `UPDATE messages SET message_type = 'bogus' WHERE conversation_id = $1`},
+	} {
+		_, err := conn.Exec(t.Context(), c.sql, conversation)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "23514" {
+			t.Errorf("%s outside its domain: %v, want a check violation (23514)", c.name, err)
+		}
+	}
+	var status string
+	if err := conn.QueryRow(t.Context(), `SELECT status FROM tool_calls WHERE id = $1`, call).Scan(&status); err != nil || status != "succeeded" {
+		t.Errorf("the call's status: %q, %v; want succeeded, unchanged", status, err)
+	}
+	var checks []string
+	rows, err := conn.Query(t.Context(), `SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint
+WHERE contype = 'c' AND conrelid IN ('turns'::regclass, 'tool_calls'::regclass, 'messages'::regclass, 'conversations'::regclass)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checks, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) > 0 {
+		t.Errorf("CHECK constraints on the tables a turn writes: %v; use a domain (see migration 00055)", checks)
 	}
 }
