@@ -111,11 +111,32 @@ func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) er
 	if !ok {
 		return fmt.Errorf("delete conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	tag, err := p.pool.Exec(ctx, `DELETE FROM conversations WHERE id = $1 AND user_id = $2`, key, userID)
+	// Messages have no key to their conversation (migration 00056): the
+	// conversation's row is locked first, so that a writer holding it has
+	// committed and the messages' delete, a statement of its own, sees its
+	// messages; the conversation's delete cascades to the rest.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT FROM conversations WHERE id = $1 AND user_id = $2 FOR UPDATE`, key, userID)
+	b.Queue(`DELETE FROM messages WHERE conversation_id = $1 AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)`, key, userID)
+	b.Queue(`DELETE FROM conversations WHERE id = $1 AND user_id = $2`, key, userID)
+	found := false
+	err := p.send(ctx, b, func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if err != nil {
+			return err
+		}
+		found = tag.RowsAffected() > 0
+		for range 2 {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("delete conversation %s of %s: %w", id, userID, dbError(err))
+		return fmt.Errorf("delete conversation %s of %s: %w", id, userID, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("delete conversation %s of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
 	p.history.drop(key)
