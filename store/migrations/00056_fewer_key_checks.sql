@@ -8,10 +8,11 @@
 -- the statement that writes it) and goes with it: a conversation's delete
 -- cascades to its turns, and a turn's to its calls.
 --
--- messages_conversation_id_fkey: a message is written in a statement that
--- holds its conversation's row (a turn's start inserts the turn, whose key
--- to the conversation stays, a save locks or bumps the conversation first),
--- so none is written into a conversation that is gone or going.
+-- messages_conversation_id_fkey: a message is written in a transaction that
+-- holds its conversation's row (a turn's start bumps or locks it, or
+-- inserts the turn, whose key to the conversation stays and locks it; a
+-- save locks or bumps it first, in the statement that writes the
+-- messages), so none is written into a conversation that is gone or going.
 -- DeleteConversation deletes the conversation's messages itself, after it
 -- locked the conversation's row (a writer that held it has committed, and
 -- the next statement sees what it wrote), in the same transaction.
