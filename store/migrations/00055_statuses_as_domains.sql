@@ -15,6 +15,11 @@
 -- rows already there passed the tables' constraints when they were written
 -- (the messages' role constraint was NOT VALID already: rows adopted from
 -- the seed). TestDomainsCheckValues keeps a table's CHECK from coming back.
+--
+-- The columns' types change: a connection of an instance still running an
+-- earlier version fails each statement it prepared that returns one of
+-- them, once ("cached plan must not change result type"; pgx prepares it
+-- again). README, "Upgrading while older instances serve".
 
 -- +goose Up
 CREATE DOMAIN turn_status AS text;
