@@ -24,24 +24,24 @@
 -- +goose Up
 CREATE DOMAIN turn_status AS text;
 ALTER TABLE turns ALTER COLUMN status TYPE turn_status;
-ALTER TABLE turns DROP CONSTRAINT turns_status_check;
+ALTER TABLE turns DROP CONSTRAINT IF EXISTS turns_status_check;
 ALTER DOMAIN turn_status ADD CONSTRAINT turn_status_check CHECK (VALUE IN ('running', 'awaiting_input',
     'max_handoffs', 'guardrail_tripped', 'completed', 'failed', 'max_steps', 'cancelled', 'awaiting_approval')) NOT VALID;
 
 CREATE DOMAIN call_status AS text;
 ALTER TABLE tool_calls ALTER COLUMN status TYPE call_status;
-ALTER TABLE tool_calls DROP CONSTRAINT tool_calls_status_check;
+ALTER TABLE tool_calls DROP CONSTRAINT IF EXISTS tool_calls_status_check;
 ALTER DOMAIN call_status ADD CONSTRAINT call_status_check CHECK (VALUE IN ('running', 'succeeded', 'failed',
     'timed_out', 'cancelled', 'denied', 'awaiting_approval')) NOT VALID;
 
 CREATE DOMAIN message_role AS varchar(20);
 ALTER TABLE messages ALTER COLUMN role TYPE message_role;
-ALTER TABLE messages DROP CONSTRAINT messages_role_check;
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_role_check;
 ALTER DOMAIN message_role ADD CONSTRAINT message_role_check CHECK (VALUE IN ('user', 'assistant', 'tool', 'system')) NOT VALID;
 
 CREATE DOMAIN message_type AS varchar(50);
 ALTER TABLE messages ALTER COLUMN message_type TYPE message_type;
-ALTER TABLE messages DROP CONSTRAINT messages_message_type_check;
+ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_message_type_check;
 ALTER DOMAIN message_type ADD CONSTRAINT message_type_check CHECK (VALUE IN ('text', 'handoff', 'tool_call',
     'tool_result', 'error')) NOT VALID;
 
