@@ -104,3 +104,62 @@ func walLSN(b *testing.B, conn *pgx.Conn) int64 {
 	}
 	return lsn
 }
+
+// BenchmarkTransactionFloor is BenchmarkTurnOnPostgres's floor: per op,
+// the three transactions of a turn with a one-row insert each into a
+// table with only its primary key, sent as the store sends them (a pgx
+// batch each, the first with the start's asynchronous commit, the other
+// two waiting for the flush), over one connection. What it reports is
+// what a turn's transactions cost Postgres before the turn's own writes:
+//
+//	go test ./store -run '^$' -bench 'TransactionFloor|TurnOnPostgres' -benchtime 4000x
+func BenchmarkTransactionFloor(b *testing.B) {
+	ctx := context.Background()
+	url := storetest.PostgresURL(b)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE floor_bench (id bigserial PRIMARY KEY, v integer NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		b.Fatal(err)
+	}
+	send := func(async bool, v int) {
+		batch := &pgx.Batch{}
+		if async {
+			batch.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+		}
+		batch.Queue(`INSERT INTO floor_bench (v) VALUES ($1)`, v)
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range 100 { // prepare the statements, as the store's connections have
+		send(true, i)
+	}
+	cpu0, cpuErr := processCPU(pid)
+	lsn0 := walLSN(b, admin)
+	n := 0
+	for b.Loop() {
+		send(true, 1)
+		send(false, 2)
+		send(false, 3)
+		n++
+	}
+	b.ReportMetric(float64(walLSN(b, admin)-lsn0)/float64(n), "wal-B/turn")
+	if cpu1, err := processCPU(pid); cpuErr == nil && err == nil {
+		b.ReportMetric(float64((cpu1.user-cpu0.user).Microseconds())/float64(n), "pg-user-µs/turn")
+		b.ReportMetric(float64((cpu1.system-cpu0.system).Microseconds())/float64(n), "pg-sys-µs/turn")
+	} else {
+		b.Logf("the backend's CPU is not readable (Postgres on another machine?): %v %v", cpuErr, err)
+	}
+}
