@@ -40,11 +40,15 @@ func TestRootsEverything(t *testing.T) {
 	if err := f.Apply(t.Context(), []tools.ServerSpec{spec}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "alice's session to have the new roots", func() bool {
-		return strings.Contains(roots("alice"), "URI: file:///v2/alice")
-	})
-	if got := roots("bob"); !strings.Contains(got, "URI: file:///v2/bob") || strings.Contains(got, "/data/") {
-		t.Errorf("bob's roots after the reload: %q, want the new ones only", got)
+	// Each session's server asks again when its notification arrives: on
+	// its own time, so wait for each.
+	for _, user := range []string{"alice", "bob"} {
+		waitFor(t, 20*time.Second, user+"'s session to have the new roots", func() bool {
+			return strings.Contains(roots(user), "URI: file:///v2/"+user)
+		})
+		if got := roots(user); !strings.Contains(got, "URI: file:///v2/"+user) || strings.Contains(got, "/data/") {
+			t.Errorf("%s's roots after the reload: %q, want the new ones only", user, got)
+		}
 	}
 	after := sessionPIDs(t, f, "everything")
 	for key, pid := range before {
