@@ -30,12 +30,21 @@ type turnWriter interface {
 // id and the call's.
 func fillTurn(t testing.TB, s turnWriter, user, conversation string, payload int) (string, string) {
 	t.Helper()
-	ctx := context.Background()
+	conv, call, err := storeTurn(context.Background(), s, user, conversation, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conv, call
+}
+
+// storeTurn is fillTurn returning its first error instead of failing the
+// test: for turns that may lose a race (to a delete, say).
+func storeTurn(ctx context.Context, s turnWriter, user, conversation string, payload int) (string, string, error) {
 	ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conversation},
 		Turn: switchboard.Turn{UserID: user}, UserMessage: switchboard.Message{Content: "please echo hello " + user},
 		HistoryLimit: 50} // the orchestrator's default window
 	if _, err := s.BeginTurn(ctx, &ts); err != nil {
-		t.Fatalf("BeginTurn: %v", err)
+		return "", "", fmt.Errorf("BeginTurn: %w", err)
 	}
 	turn := switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 1}
 	call := switchboard.ToolCall{ID: switchboard.NewID(), CallID: "call_1", Server: "echo", Tool: "echo", ExposedName: "echo",
@@ -44,7 +53,7 @@ func fillTurn(t testing.TB, s turnWriter, user, conversation string, payload int
 		ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "echo", Arguments: `{"text":"hello"}`}}, Timestamp: time.Now()}
 	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{request},
 		ToolCalls: []switchboard.ToolCall{call}}); err != nil {
-		t.Fatalf("SaveTurn: %v", err)
+		return "", "", fmt.Errorf("SaveTurn: %w", err)
 	}
 	call.Status, call.Result, call.FinishedAt, call.Duration = switchboard.CallSucceeded, "hello", time.Now(), time.Millisecond
 	if payload > 0 {
@@ -58,9 +67,9 @@ func fillTurn(t testing.TB, s turnWriter, user, conversation string, payload int
 	turn.Status, turn.Steps, turn.FinishedAt = switchboard.TurnCompleted, 2, time.Now()
 	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{result, answer},
 		ToolCalls: []switchboard.ToolCall{call}}); err != nil {
-		t.Fatalf("SaveTurn: %v", err)
+		return "", "", fmt.Errorf("SaveTurn: %w", err)
 	}
-	return ts.Conversation.ID, call.ID
+	return ts.Conversation.ID, call.ID, nil
 }
 
 // logRecorder keeps the messages logged to it.

@@ -23,11 +23,7 @@ import (
 // user's conversations keep everything.
 func TestDeleteConversationLeavesNoMessages(t *testing.T) {
 	url := storetest.PostgresURL(t)
-	p, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true, MaxConns: 8})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 8})
 	ctx := t.Context()
 	const rounds = 12
 	var wg sync.WaitGroup
@@ -41,7 +37,7 @@ func TestDeleteConversationLeavesNoMessages(t *testing.T) {
 		go func() { // turns in alice's conversation until it is gone
 			defer wg.Done()
 			for {
-				err := runTurn(ctx, p, "alice", doomed)
+				_, _, err := storeTurn(ctx, p, "alice", doomed, 0)
 				if errors.Is(err, switchboard.ErrNotFound) {
 					return
 				}
@@ -69,15 +65,16 @@ func TestDeleteConversationLeavesNoMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	for _, table := range []string{"messages", "turns", "tool_calls"} {
+	// What stays of deleted conversations, and of alice's (all hers went):
+	// messages name no user, so theirs are those outside bob's conversations.
+	for table, of := range map[string]string{
+		"turns":      "x.user_id = 'alice'",
+		"tool_calls": "x.user_id = 'alice'",
+		"messages":   "x.conversation_id NOT IN (SELECT id FROM conversations WHERE user_id = 'bob')",
+	} {
 		var orphans, alice int
-		err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM conversations c WHERE c.id = x.conversation_id)),
-    count(*) FILTER (WHERE x.user_id = 'alice') FROM `+table+` x`).Scan(&orphans, &alice)
-		if table == "messages" { // messages have no user_id column
-			err = conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM conversations c WHERE c.id = x.conversation_id)),
-    count(*) FILTER (WHERE x.conversation_id NOT IN (SELECT id FROM conversations WHERE user_id = 'bob')) FROM messages x`).Scan(&orphans, &alice)
-		}
-		if err != nil {
+		if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT FROM conversations c WHERE c.id = x.conversation_id)),
+    count(*) FILTER (WHERE `+of+`) FROM `+table+` x`).Scan(&orphans, &alice); err != nil {
 			t.Fatal(err)
 		}
 		if orphans != 0 || alice != 0 {
@@ -90,29 +87,4 @@ func TestDeleteConversationLeavesNoMessages(t *testing.T) {
 			t.Errorf("bob's conversation %s: %d messages, %v; want 4", id, len(msgs), err)
 		}
 	}
-}
-
-// runTurn runs one turn of fillTurn's shape in conversation, returning the
-// first error instead of failing the test (it may lose a race to a delete).
-func runTurn(ctx context.Context, s turnWriter, user, conversation string) error {
-	ts := switchboard.TurnStart{Conversation: switchboard.Conversation{ID: conversation},
-		Turn: switchboard.Turn{UserID: user}, UserMessage: switchboard.Message{Content: "again"}, HistoryLimit: 50}
-	if _, err := s.BeginTurn(ctx, &ts); err != nil {
-		return err
-	}
-	turn := switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 1}
-	call := switchboard.ToolCall{ID: switchboard.NewID(), CallID: "call_1", Server: "echo", Tool: "echo", ExposedName: "echo",
-		Arguments: []byte(`{"text":"hello"}`), Status: switchboard.CallRunning, StartedAt: time.Now()}
-	request := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
-		ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "echo", Arguments: `{"text":"hello"}`}}, Timestamp: time.Now()}
-	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{request},
-		ToolCalls: []switchboard.ToolCall{call}}); err != nil {
-		return err
-	}
-	call.Status, call.Result, call.FinishedAt = switchboard.CallSucceeded, "hello", time.Now()
-	result := switchboard.Message{ID: switchboard.NewID(), Role: switchboard.RoleTool, Type: switchboard.MessageToolResult,
-		Content: "hello", ToolCallID: "call_1", ToolName: "echo", Timestamp: time.Now()}
-	turn.Status, turn.Steps, turn.FinishedAt = switchboard.TurnCompleted, 2, time.Now()
-	return s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: turn, Messages: []switchboard.Message{result},
-		ToolCalls: []switchboard.ToolCall{call}})
 }

@@ -130,11 +130,7 @@ func TestSaveTurnLocksConversationFirst(t *testing.T) {
 // and plan again for every statement that writes the table.
 func TestDomainsCheckValues(t *testing.T) {
 	url := storetest.PostgresURL(t)
-	p, err := store.OpenPostgres(context.Background(), url, &store.Options{SkipMigrate: true, MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2})
 	conversation, call := fillTurn(t, p, "alice", "", 0)
 	fillTurn(t, p, "bob", "", 0)
 	conn, err := pgx.Connect(t.Context(), url)
@@ -158,13 +154,13 @@ func TestDomainsCheckValues(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), `SELECT status FROM tool_calls WHERE id = $1`, call).Scan(&status); err != nil || status != "succeeded" {
 		t.Errorf("the call's status: %q, %v; want succeeded, unchanged", status, err)
 	}
-	var checks []string
 	rows, err := conn.Query(t.Context(), `SELECT conrelid::regclass::text || '.' || conname FROM pg_constraint
 WHERE contype = 'c' AND conrelid IN ('turns'::regclass, 'tool_calls'::regclass, 'messages'::regclass, 'conversations'::regclass)`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if checks, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+	checks, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(checks) > 0 {

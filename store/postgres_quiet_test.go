@@ -25,11 +25,7 @@ func TestQuietStartIsTaken(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(context.Background())
-	p, err := store.OpenPostgres(context.Background(), storetest.PostgresURL(t), &store.Options{SkipMigrate: true, MaxConns: 2, Tracer: tp.Tracer("store")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := openPostgres(t, storetest.PostgresURL(t), &store.Options{SkipMigrate: true, MaxConns: 2, Tracer: tp.Tracer("store")})
 	ctx := t.Context()
 
 	quiet, _ := fillTurn(t, p, "alice", "", 0)

@@ -64,10 +64,16 @@ func BenchmarkTurnOnPostgres(b *testing.B) {
 	if pid2, err := store.BackendPID(ctx, p); err != nil || pid2 != pid {
 		b.Fatalf("the store's connection changed (backend %d, then %d, %v): its CPU cannot be read", pid, pid2, err)
 	}
-	b.ReportMetric(float64(walLSN(b, admin)-lsn0)/float64(i), "wal-B/turn")
+	reportBackend(b, admin, pid, cpu0, cpuErr, lsn0, i)
+}
+
+// reportBackend reports, per turn of turns, the WAL written since lsn0 and
+// backend pid's CPU since cpu0 (read with cpuErr).
+func reportBackend(b *testing.B, admin *pgx.Conn, pid int, cpu0 cpuTimes, cpuErr error, lsn0 int64, turns int) {
+	b.ReportMetric(float64(walLSN(b, admin)-lsn0)/float64(turns), "wal-B/turn")
 	if cpu1, err := processCPU(pid); cpuErr == nil && err == nil {
-		b.ReportMetric(float64((cpu1.user-cpu0.user).Microseconds())/float64(i), "pg-user-µs/turn")
-		b.ReportMetric(float64((cpu1.system-cpu0.system).Microseconds())/float64(i), "pg-sys-µs/turn")
+		b.ReportMetric(float64((cpu1.user-cpu0.user).Microseconds())/float64(turns), "pg-user-µs/turn")
+		b.ReportMetric(float64((cpu1.system-cpu0.system).Microseconds())/float64(turns), "pg-sys-µs/turn")
 	} else {
 		b.Logf("the backend's CPU is not readable (Postgres on another machine?): %v %v", cpuErr, err)
 	}
@@ -155,11 +161,5 @@ func BenchmarkTransactionFloor(b *testing.B) {
 		send(false, 3)
 		n++
 	}
-	b.ReportMetric(float64(walLSN(b, admin)-lsn0)/float64(n), "wal-B/turn")
-	if cpu1, err := processCPU(pid); cpuErr == nil && err == nil {
-		b.ReportMetric(float64((cpu1.user-cpu0.user).Microseconds())/float64(n), "pg-user-µs/turn")
-		b.ReportMetric(float64((cpu1.system-cpu0.system).Microseconds())/float64(n), "pg-sys-µs/turn")
-	} else {
-		b.Logf("the backend's CPU is not readable (Postgres on another machine?): %v %v", cpuErr, err)
-	}
+	reportBackend(b, admin, pid, cpu0, cpuErr, lsn0, n)
 }
