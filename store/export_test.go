@@ -97,7 +97,11 @@ func RecordSize(v any) int64 {
 // SaveTurnStatement is SaveTurn's statement: a step's, which locks the
 // conversation, or an end's, which bumps it, each updating the turn and
 // storing its messages and the ledger rows of its calls.
-func SaveTurnStatement(ended bool, calls int) string { return saveStatement(ended, calls) }
+// The statement is the one of a turn that may have calls open on its row,
+// and for an end, calls the end does not write (the fullest shape).
+func SaveTurnStatement(ended bool, calls int) string {
+	return saveStatement(saveShape{ended: ended, calls: calls, open: true, leftover: ended})
+}
 
 // BackendPID returns the process id of the Postgres backend of one of the
 // store's connections: with MaxConns 1, the one every statement runs on.
@@ -105,4 +109,13 @@ func BackendPID(ctx context.Context, p *Postgres) (int, error) {
 	var pid int
 	err := p.pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid)
 	return pid, err
+}
+
+// ForgetOpenCalls makes p's tracker of open calls drop what it knows, as
+// past its bound: saves then read the calls open on their turn's row.
+func ForgetOpenCalls(p *Postgres) {
+	p.open.mu.Lock()
+	defer p.open.mu.Unlock()
+	clear(p.open.turns)
+	p.open.lost = true
 }

@@ -50,6 +50,7 @@ func Migrations() fs.FS {
 type Postgres struct {
 	pool    *pgxpool.Pool
 	history *historyCache // nil: off
+	open    openTracker   // the turns with calls open on their rows
 	// instance and boot name the holder of the leases this store takes
 	// (see orphaned): Options.Instance, and an id new at every open.
 	instance, boot string

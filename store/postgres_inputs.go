@@ -62,12 +62,15 @@ func (p *Postgres) CreateInput(ctx context.Context, in *switchboard.Input) error
 	if err := prepareInput(in); err != nil {
 		return err
 	}
-	err := p.pool.QueryRow(ctx, `
+	// The question refers to its call's ledger row: a call still open on
+	// its turn's row gets it now (materializeOpenCall).
+	err := p.pool.QueryRow(ctx, materializeOpenCall+`
 INSERT INTO inputs (id, user_id, conversation_id, turn_id, tool_call_id, server, mode, message, requested_schema, url, elicitation_id, status,
     request_key, request_state, input_requests)
 SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::uuid, $6::text, $7::text, $8::text, $9::jsonb, $10::text, $11::text, 'pending',
     $12::text, $13::text, $14::jsonb
 WHERE EXISTS (SELECT FROM tool_calls WHERE id = $5::uuid AND user_id = $2::text AND turn_id = $4::uuid AND conversation_id = $3::uuid)
+    OR EXISTS (SELECT FROM m)
 RETURNING created_at`,
 		in.ID, in.UserID, in.ConversationID, in.TurnID, in.ToolCallID, in.Server, in.Mode, in.Message,
 		jsonArg(in.RequestedSchema), in.URL, in.ElicitationID, in.RequestKey, in.RequestState, jsonArg(in.InputRequests)).Scan(&in.CreatedAt)

@@ -42,7 +42,8 @@ func orphaned(instance, boot string) string {
 // stored awaiting_input, those calls left running: its questions outlive
 // the instance, and an answer continues them (AnswerInput). Any other is
 // failed. Their other calls close (running ones fail as interrupted, those
-// awaiting an approval are cancelled), and so do those calls' pending
+// awaiting an approval are cancelled; the calls open on the turn's row get
+// their ledger rows, failed as interrupted), and so do those calls' pending
 // questions (failed: nothing waits for them). It returns one row per turn
 // and closed call, a turn without closed calls once with NULL call columns
 // (see collectInterrupted).
@@ -56,10 +57,20 @@ WITH o AS (
         status = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN 'awaiting_input' ELSE 'failed' END,
         error = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN '' ELSE '` + interruptedNote + `' END,
         finished_at = CASE WHEN turns.id IN (SELECT turn_id FROM k) THEN NULL ELSE now() END,
-        lease_until = NULL, cancel_requested = false
+        lease_until = NULL, cancel_requested = false, open_calls = NULL
     WHERE turns.id IN (SELECT id FROM o) AND turns.status = 'running'
     RETURNING ` + turnColumns + `
-), c AS (
+), co AS (
+    INSERT INTO tool_calls (` + ledgerInsertColumns + `)
+    SELECT ` + openCallValues("ot", "r", map[string]string{"status": "'failed'",
+		"error_class": "'" + switchboard.ErrorClassInterrupted + "'", "error": "'" + callInterruptedNote + "'",
+		"finished_at": "now()"}) + `
+    FROM turns ot CROSS JOIN LATERAL jsonb_each(ot.open_calls) e
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    WHERE ot.id IN (SELECT id::uuid FROM t) AND ot.open_calls IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING ` + closedCallColumns + `
+), cu AS (
     UPDATE tool_calls SET
         status = CASE WHEN tool_calls.status = 'running' THEN 'failed' ELSE 'cancelled' END,
         error_class = CASE WHEN tool_calls.status = 'running' THEN '` + switchboard.ErrorClassInterrupted + `' ELSE 'cancelled' END,
@@ -69,6 +80,8 @@ WITH o AS (
     WHERE tool_calls.turn_id = t.id::uuid AND tool_calls.status IN ('running', 'awaiting_approval')
         AND tool_calls.id NOT IN (SELECT tool_call_id FROM k)
     RETURNING ` + closedCallColumns + `
+), c AS (
+    SELECT * FROM cu UNION ALL SELECT * FROM co
 ), q AS (
     UPDATE inputs SET status = 'failed', reason = '` + inputGoneNote + `', answered_at = now()
     WHERE inputs.turn_id IN (SELECT id::uuid FROM t) AND inputs.status = 'pending'
@@ -245,6 +258,9 @@ func (p *Postgres) RenewTurn(ctx context.Context, id string) (cancelRequested bo
 		return false, fmt.Errorf("renew turn %q: %w", id, switchboard.ErrNotFound)
 	}
 	if err := p.pool.QueryRow(ctx, renewTurn, key, LeaseDuration).Scan(&cancelRequested); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			p.open.forget(key) // it ended elsewhere
+		}
 		return false, fmt.Errorf("renew turn %s: %w", id, dbError(err))
 	}
 	return cancelRequested, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -22,13 +23,93 @@ const toolCallColumns = `id::text, call_id, user_id, conversation_id::text, turn
     truncated, started_at, finished_at, payload_pruned, session_scope, session_key, session_generation, task_id,
     task_status, content, agent, COALESCE(parent_id::text, '')`
 
+// ledgerInsertColumns are the columns of tool_calls that a call's ledger row
+// is written with, in saveToolCall's order.
+const ledgerInsertColumns = `id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
+        arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
+        started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content,
+        agent, parent_id`
+
+// openCallValues selects ledgerInsertColumns of the open call r (a
+// jsonb_populate_record of tool_calls over an entry of the open_calls of
+// turn t, which leaves the columns at their default as NULL), with the
+// expressions of override in place of those columns.
+func openCallValues(t, r string, override map[string]string) string {
+	defaults := map[string]string{"step": "0", "duration_ms": "0", "result_size": "0", "truncated": "false",
+		"session_generation": "0"}
+	var b strings.Builder
+	for i, col := range strings.Split(ledgerInsertColumns, ",") {
+		col = strings.TrimSpace(col)
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		switch expr, ok := override[col]; {
+		case ok:
+			b.WriteString(expr)
+		case col == "user_id" || col == "conversation_id":
+			b.WriteString(t + "." + col)
+		case col == "turn_id":
+			b.WriteString(t + ".id")
+		case col == "id" || col == "server" || col == "tool" || col == "status" || col == "started_at" ||
+			col == "arguments" || col == "structured_result" || col == "finished_at" || col == "content" || col == "parent_id":
+			b.WriteString(r + "." + col) // never NULL in an entry, or NULL by default
+		default:
+			b.WriteString("COALESCE(" + r + "." + col + ", " + cmp.Or(defaults[col], "''") + ")")
+		}
+	}
+	return b.String()
+}
+
+// ledgerRows is the ledger as its readers see it, named tool_calls: the
+// table's rows and the running calls that running turns keep on their rows
+// (open_calls, migration 00057), cond (if any) a further condition on those
+// turns (o) and their calls (r). A call whose row is in the table is read
+// from there only: a running call that a question or a sampling request
+// made a row of early (materializeOpenCall) is still in open_calls.
+func ledgerRows(cond string) string {
+	if cond != "" {
+		cond = " AND " + cond
+	}
+	return `(SELECT ` + ledgerInsertColumns + `, payload_pruned FROM tool_calls
+    UNION ALL
+    SELECT ` + openCallValues("o", "r", nil) + `, false
+    FROM turns o CROSS JOIN LATERAL jsonb_each(o.open_calls) e CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    WHERE o.status = 'running' AND o.open_calls IS NOT NULL` + cond + `
+        AND NOT EXISTS (SELECT FROM tool_calls x WHERE x.id = r.id)) AS tool_calls`
+}
+
+// ledgerOf is where the rows of q are: the ledger with the open calls
+// (ledgerRows), or the table alone when q asks for a status no open call
+// has. The open calls are in no index: a query that reads them reads them
+// all (about 10 µs a call, see BENCHMARKS.md, seventh round).
+func ledgerOf(q ledgerQuery) string {
+	if q.f.Status != "" && q.f.Status != switchboard.CallRunning {
+		return "tool_calls"
+	}
+	return ledgerRows("")
+}
+
+// materializeOpenCall is a CTE (m) that writes the ledger row of call $5
+// of user $2's turn $4 in conversation $3 if the call is still open on its
+// turn's row, as it is there (running), for a row of another table that
+// refers to it (an input, a sampling). It returns the id written.
+var materializeOpenCall = `
+WITH m AS (
+    INSERT INTO tool_calls (` + ledgerInsertColumns + `)
+    SELECT ` + openCallValues("o", "r", nil) + `
+    FROM turns o CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, o.open_calls -> $5::text) r
+    WHERE o.id = $4::uuid AND o.user_id = $2::text AND o.conversation_id = $3::uuid AND o.open_calls ? $5::text
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)`
+
 // GetToolCall implements [Store.GetToolCall].
 func (p *Postgres) GetToolCall(ctx context.Context, userID, id string) (switchboard.ToolCall, error) {
 	key, ok := lookupID(id)
 	if !ok {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM tool_calls WHERE id = $1 AND user_id = $2`, key, userID))
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM `+ledgerRows(`o.open_calls ? $1::text`)+` WHERE id = $1::uuid AND user_id = $2`, key, userID))
 	if err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s of %s: %w", id, userID, dbError(err))
 	}
@@ -41,7 +122,7 @@ func (p *Postgres) AdminToolCall(ctx context.Context, id string) (switchboard.To
 	if !ok {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %q: %w", id, switchboard.ErrNotFound)
 	}
-	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM tool_calls WHERE id = $1`, key))
+	c, err := scanToolCall(p.pool.QueryRow(ctx, `SELECT `+toolCallColumns+` FROM `+ledgerRows(`o.open_calls ? $1::text`)+` WHERE id = $1::uuid`, key))
 	if err != nil {
 		return switchboard.ToolCall{}, fmt.Errorf("load tool call %s: %w", id, dbError(err))
 	}
@@ -224,7 +305,7 @@ func listToolCallsSQL(q ledgerQuery) (string, []any) {
 	args = append(args, q.limit+1)
 	// The ORDER BY names the table's columns: a bare "id" would be the
 	// selected id::text, which no index is sorted by.
-	return `SELECT ` + toolCallColumns + ` FROM tool_calls` + whereClause(where) +
+	return `SELECT ` + toolCallColumns + ` FROM ` + ledgerOf(q) + whereClause(where) +
 		` ORDER BY tool_calls.started_at DESC, tool_calls.id DESC LIMIT $` + strconv.Itoa(len(args)), args
 }
 
@@ -243,7 +324,7 @@ func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
     count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
     percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
     percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval'))
-FROM tool_calls` + whereClause(where) + `
+FROM ` + ledgerOf(q) + whereClause(where) + `
 GROUP BY server, ` + group + `
 ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`, args
 }

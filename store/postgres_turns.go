@@ -247,7 +247,7 @@ UPDATE turns SET status = $2::text, steps = $3, prompt_tokens = $4, completion_t
     lease_instance = CASE WHEN $2 = 'running' THEN $13::text ELSE lease_instance END,
     lease_boot = CASE WHEN $2 = 'running' THEN $14::uuid ELSE lease_boot END,
     cancel_requested = ($2 = 'running' AND cancel_requested),
-    agent = $15, handoffs = $16
+    agent = $15, handoffs = $16, open_calls = @OPEN_CALLS
 WHERE id = $1 AND EXISTS (SELECT FROM conversation)
 RETURNING id, conversation_id, user_id`
 
@@ -268,28 +268,6 @@ m AS (
     ORDER BY m.n
     RETURNING 1
 )`
-
-	// saveToolCall inserts a ledger row (@1-@25) of the turn the CTE t
-	// updated, or finishes it. The arbiter is (turn_id, id): an id taken
-	// by another turn's call violates the primary key.
-	saveToolCall = `
-    INSERT INTO tool_calls (id, call_id, user_id, conversation_id, turn_id, step, server, tool, exposed_name,
-        arguments, result, structured_result, status, error_class, error, duration_ms, result_size, truncated,
-        started_at, finished_at, session_scope, session_key, session_generation, task_id, task_status, content,
-        agent, parent_id)
-    SELECT @1::uuid, @2::text, t.user_id, t.conversation_id, t.id, @3::bigint, @4::varchar, @5::varchar, @6::varchar,
-        @7::jsonb, @8::text, @9::jsonb, @10::text, @11::text, @12::text, @13::float8, @14::bigint, @15::boolean,
-        @16::timestamptz, @17::timestamptz, @18::text, @19::text, @20::bigint, @21::text, @22::text, @23::jsonb,
-        @24::text, @25::uuid
-    FROM t
-    ON CONFLICT (turn_id, id) DO UPDATE SET
-        status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
-        content = EXCLUDED.content,
-        error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
-        result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
-        session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
-        session_generation = EXCLUDED.session_generation, task_id = EXCLUDED.task_id, task_status = EXCLUDED.task_status
-    RETURNING started_at`
 
 	// saveToolCallArgs is the number of parameters of saveToolCall.
 	saveToolCallArgs = 25
@@ -603,7 +581,36 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	if err != nil {
 		return fmt.Errorf("save turn %s: %w", t.ID, err)
 	}
-	for _, c := range u.ToolCalls {
+	// rows are the calls the save writes ledger rows of: a step's running
+	// calls stay open on the turn's row (see saveStatement), and an end
+	// writes those it left open. When the tracker may not know them, the
+	// statement reads them from the turn's row instead (see openTracker).
+	rows := u.ToolCalls
+	if !ended {
+		rows = make([]switchboard.ToolCall, 0, len(u.ToolCalls))
+		for _, c := range u.ToolCalls {
+			if c.Status != switchboard.CallRunning {
+				rows = append(rows, c)
+			}
+		}
+	}
+	rows, known := p.open.rows(t.ID, rows, u.ToolCalls, ended)
+	shape := saveShape{ended: ended, calls: len(rows), open: !known, leftover: ended && !known}
+	if !ended || shape.leftover {
+		ids := make([]string, len(u.ToolCalls))
+		for i, c := range u.ToolCalls {
+			ids[i] = c.ID
+		}
+		args = append(args, ids)
+	}
+	if !ended {
+		open, err := openCalls(u.ToolCalls)
+		if err != nil {
+			return fmt.Errorf("save turn %s: %w", t.ID, err)
+		}
+		args = append(args, open)
+	}
+	for _, c := range rows {
 		listing, err := contentJSON(c.Content)
 		if err != nil {
 			return fmt.Errorf("save turn %s: %w", t.ID, err)
@@ -613,12 +620,15 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
 			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing, c.Agent, nullString(c.ParentID))
 	}
-	b.Queue(saveStatement(ended, len(u.ToolCalls)), args...)
+	if !ended {
+		p.open.started(t.ID, u.ToolCalls)
+	}
+	b.Queue(saveStatement(shape), args...)
 	if u.ConversationAgent != "" {
 		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
 	}
 	contents := 0
-	for _, c := range u.ToolCalls {
+	for _, c := range rows {
 		for _, p := range c.Content {
 			if p.Data == nil {
 				continue
@@ -633,7 +643,7 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	}
 
 	var conversationID, userID string
-	started := make([]pgtype.Timestamptz, len(u.ToolCalls))
+	started := make([]pgtype.Timestamptz, len(rows))
 	err = p.send(ctx, b, func(br pgx.BatchResults) error {
 		var stored int64
 		dest := make([]any, 0, 3+len(started))
@@ -666,14 +676,19 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 	if err != nil {
 		return fmt.Errorf("save turn %s: %w", t.ID, err)
 	}
+	p.open.saved(t.ID, u.ToolCalls, ended)
 	t.ConversationID, t.UserID = conversationID, userID
 	for i := range u.Messages {
 		u.Messages[i].ConversationID = conversationID
 	}
+	written := 0
 	for i := range u.ToolCalls {
 		c := &u.ToolCalls[i]
 		c.UserID, c.ConversationID = userID, conversationID
-		c.StartedAt = fromTimestamptz(started[i])
+		if ended || c.Status != switchboard.CallRunning {
+			c.StartedAt = fromTimestamptz(started[written])
+			written++
+		}
 	}
 	return nil
 }
@@ -760,11 +775,134 @@ func appendMessageArrays(args []any, msgs []switchboard.Message) ([]any, error) 
 	return append(args, ids, roles, contents, types, times, toolCallIDs, metas), nil
 }
 
+// ledgerValues are the values saveToolCall writes, by column in
+// ledgerInsertColumns' order: a parameter (@1-@25) or a column of the turn
+// t. Those marked start only the insert writes; def is a start column's
+// default, which an open_calls entry leaves out.
+var ledgerValues = []struct {
+	value, def string
+	start      bool
+}{
+	{"@1::uuid", "", false}, {"@2::text", "''", true}, {"t.user_id", "", false}, {"t.conversation_id", "", false},
+	{"t.id", "", false}, {"@3::bigint", "0", true}, {"@4::varchar", "", true}, {"@5::varchar", "", true},
+	{"@6::varchar", "''", true}, {"@7::jsonb", "", true}, {"@8::text", "", false}, {"@9::jsonb", "", false},
+	{"@10::text", "", false}, {"@11::text", "", false}, {"@12::text", "", false}, {"@13::float8", "", false},
+	{"@14::bigint", "", false}, {"@15::boolean", "", false}, {"@16::timestamptz", "", true},
+	{"@17::timestamptz", "", false}, {"@18::text", "", false}, {"@19::text", "", false}, {"@20::bigint", "", false},
+	{"@21::text", "", false}, {"@22::text", "", false}, {"@23::jsonb", "", false}, {"@24::text", "''", true},
+	{"@25::uuid", "", true},
+}
+
+// saveToolCall is the CTE body that inserts a ledger row (@1-@25) of the
+// turn the CTE t updated, or finishes it. The arbiter is (turn_id, id): an
+// id taken by another turn's call violates the primary key. With open
+// (the statement has the CTE prev: the turn's open_calls before its
+// update), the columns only the insert writes (the call's start) come from
+// the call's entry in open_calls (o) when it has one: a call that started
+// in an earlier step is inserted as it started, as an update of its row
+// would have kept them.
+func saveToolCall(open bool) string {
+	var b strings.Builder
+	b.WriteString("\n    INSERT INTO tool_calls (" + ledgerInsertColumns + ")\n    SELECT ")
+	cols := strings.Split(ledgerInsertColumns, ",")
+	for i, v := range ledgerValues {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		col := strings.TrimSpace(cols[i])
+		switch {
+		case !open || !v.start:
+			b.WriteString(v.value)
+		case v.def != "":
+			fmt.Fprintf(&b, "CASE WHEN o.id IS NULL THEN %s ELSE COALESCE(o.%s, %s) END", v.value, col, v.def)
+		default:
+			fmt.Fprintf(&b, "CASE WHEN o.id IS NULL THEN %s ELSE o.%s END", v.value, col)
+		}
+	}
+	b.WriteString("\n    FROM t")
+	if open {
+		b.WriteString(" LEFT JOIN LATERAL jsonb_populate_record(NULL::tool_calls, (SELECT open_calls FROM prev) -> @1::text) o ON true")
+	}
+	b.WriteString(`
+    ON CONFLICT (turn_id, id) DO UPDATE SET
+        status = EXCLUDED.status, result = EXCLUDED.result, structured_result = EXCLUDED.structured_result,
+        content = EXCLUDED.content,
+        error = EXCLUDED.error, error_class = EXCLUDED.error_class, duration_ms = EXCLUDED.duration_ms,
+        result_size = EXCLUDED.result_size, truncated = EXCLUDED.truncated, finished_at = EXCLUDED.finished_at,
+        session_scope = EXCLUDED.session_scope, session_key = EXCLUDED.session_key,
+        session_generation = EXCLUDED.session_generation, task_id = EXCLUDED.task_id, task_status = EXCLUDED.task_status
+    RETURNING started_at`)
+	return b.String()
+}
+
 // saveShape is what SaveTurn's statement depends on: whether the turn
-// ends, and how many calls the save has.
+// ends, how many ledger rows the save writes, whether the turn may have
+// calls open on its row (open), and whether an end may leave some the save
+// does not write (leftover).
 type saveShape struct {
-	ended bool
-	calls int
+	ended          bool
+	calls          int
+	open, leftover bool
+}
+
+// openCall is a running call's ledger row as its turn's open_calls keeps
+// it (migration 00057): the values saveToolCall would write, by column,
+// those at the column's default left out (openCallValues reads them so).
+type openCall struct {
+	ID                string          `json:"id"`
+	CallID            string          `json:"call_id,omitempty"`
+	Step              int             `json:"step,omitempty"`
+	Server            string          `json:"server"`
+	Tool              string          `json:"tool"`
+	ExposedName       string          `json:"exposed_name,omitempty"`
+	Arguments         json.RawMessage `json:"arguments,omitempty"`
+	Result            string          `json:"result,omitempty"`
+	StructuredResult  json.RawMessage `json:"structured_result,omitempty"`
+	Status            string          `json:"status"`
+	ErrorClass        string          `json:"error_class,omitempty"`
+	Error             string          `json:"error,omitempty"`
+	DurationMS        float64         `json:"duration_ms,omitempty"`
+	ResultSize        int             `json:"result_size,omitempty"`
+	Truncated         bool            `json:"truncated,omitempty"`
+	StartedAt         time.Time       `json:"started_at"`
+	SessionScope      string          `json:"session_scope,omitempty"`
+	SessionKey        string          `json:"session_key,omitempty"`
+	SessionGeneration int64           `json:"session_generation,omitempty"`
+	TaskID            string          `json:"task_id,omitempty"`
+	TaskStatus        string          `json:"task_status,omitempty"`
+	Content           json.RawMessage `json:"content,omitempty"`
+	Agent             string          `json:"agent,omitempty"`
+	ParentID          string          `json:"parent_id,omitempty"`
+}
+
+// openCalls encodes the running calls of a step's save as open_calls
+// entries, by id; "{}" when there are none.
+func openCalls(calls []switchboard.ToolCall) (string, error) {
+	open := make(map[string]openCall)
+	for _, c := range calls {
+		if c.Status != switchboard.CallRunning {
+			continue
+		}
+		var content json.RawMessage
+		if len(c.Content) > 0 {
+			raw, err := json.Marshal(c.Content)
+			if err != nil {
+				return "", fmt.Errorf("encode content of call %s: %w", c.ID, err)
+			}
+			content = raw
+		}
+		open[c.ID] = openCall{ID: c.ID, CallID: c.CallID, Step: c.Step, Server: c.Server, Tool: c.Tool,
+			ExposedName: c.ExposedName, Arguments: c.Arguments, Result: c.Result, StructuredResult: c.StructuredResult,
+			Status: string(c.Status), ErrorClass: c.ErrorClass, Error: c.Error, DurationMS: millis(c.Duration),
+			ResultSize: c.ResultSize, Truncated: c.Truncated, StartedAt: c.StartedAt, SessionScope: c.SessionScope,
+			SessionKey: c.SessionKey, SessionGeneration: c.SessionGeneration, TaskID: c.TaskID, TaskStatus: c.TaskStatus,
+			Content: content, Agent: c.Agent, ParentID: c.ParentID}
+	}
+	raw, err := json.Marshal(open)
+	if err != nil {
+		return "", fmt.Errorf("encode open calls: %w", err)
+	}
+	return string(raw), nil
 }
 
 // saveStatements holds the statements saveStatement made, by shape.
@@ -774,12 +912,21 @@ var saveStatements sync.Map
 // or bump (an end), the turn's update (the CTE t, gated on the lock: see
 // updateTurn), its messages and its calls' ledger rows, which read the
 // turn's conversation and user from t: one statement, one plan. It returns
-// the turn's conversation and user, the messages stored and each call's
-// started_at; no row if the turn does not exist. Its parameters are
+// the turn's conversation and user, the messages stored and each ledger
+// row's started_at; no row if the turn does not exist. Its parameters are
 // updateTurn's ($1-$16; $17 the time of an end), saveMessages' seven
-// arrays, then saveToolCallArgs per call.
-func saveStatement(ended bool, calls int) string {
-	shape := saveShape{ended, calls}
+// arrays, the ids of the save's calls (a step's, or an end's that leaves
+// calls open), for a step the open_calls entries of its running calls,
+// then saveToolCallArgs per ledger row.
+//
+// A step's running calls go to the turn's open_calls, in place of the
+// entries of the save's calls, not to the ledger (migration 00057): the
+// update of the turn stays heap-only. Its other calls are ledger rows. An
+// end writes every call as a ledger row, empties open_calls, and, when the
+// turn may have calls open that the end does not write (shape.leftover,
+// see openTracker), inserts them as they are.
+func saveStatement(shape saveShape) string {
+	ended, calls := shape.ended, shape.calls
 	if s, ok := saveStatements.Load(shape); ok {
 		return s.(string)
 	}
@@ -791,11 +938,34 @@ func saveStatement(ended bool, calls int) string {
 	} else {
 		b.WriteString(lockTurnConversation)
 	}
-	b.WriteString(", t AS (" + updateTurn + "\n),")
+	ids := n + 8 // after saveMessages' arrays
+	open := "NULL"
+	if !ended {
+		open = fmt.Sprintf("NULLIF((COALESCE(turns.open_calls, '{}') - $%d::text[]) || $%d::jsonb, '{}')", ids, ids+1)
+	}
+	if shape.open && calls > 0 || shape.leftover {
+		// The statement's snapshot: open_calls before t's update.
+		b.WriteString(", prev AS (SELECT open_calls FROM turns WHERE id = $1)")
+	}
+	b.WriteString(", t AS (" + strings.Replace(updateTurn, "@OPEN_CALLS", open, 1) + "\n),")
 	b.WriteString(numbered(saveMessages, n))
-	n += 7
+	if ended && shape.leftover {
+		fmt.Fprintf(&b, `, leftover AS (
+    INSERT INTO tool_calls (%s)
+    SELECT %s
+    FROM t, prev CROSS JOIN LATERAL jsonb_each(prev.open_calls - $%d::text[]) e
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    ON CONFLICT DO NOTHING
+)`, ledgerInsertColumns, openCallValues("t", "r", nil), ids)
+	}
+	n += 7 // saveMessages' arrays
+	if !ended {
+		n += 2 // the ids, the entries
+	} else if shape.leftover {
+		n++ // the ids
+	}
 	for i := range calls {
-		fmt.Fprintf(&b, ", c%d AS (%s\n)", i, numbered(saveToolCall, n))
+		fmt.Fprintf(&b, ", c%d AS (%s\n)", i, numbered(saveToolCall(shape.open), n))
 		n += saveToolCallArgs
 	}
 	b.WriteString("\nSELECT t.conversation_id::text, t.user_id, (SELECT count(*) FROM m)")

@@ -77,11 +77,14 @@ func (p *Postgres) RecordSampling(ctx context.Context, s *switchboard.Sampling) 
 	if err := prepareSampling(s); err != nil {
 		return err
 	}
-	tag, err := p.pool.Exec(ctx, `
+	// The row refers to its call's ledger row: a call still open on its
+	// turn's row gets it now (materializeOpenCall).
+	tag, err := p.pool.Exec(ctx, materializeOpenCall+`
 INSERT INTO samplings (id, user_id, conversation_id, turn_id, tool_call_id, server, kind, model, status, error,
     max_tokens, prompt_tokens, completion_tokens, duration_ms, started_at, finished_at)
 SELECT $1::uuid, $2::text, $3::uuid, $4::uuid, $5::uuid, $6::text, $7::text, $8::text, $9::text, $10::text, $11::int, $12::int, $13::int, $14::float8, $15::timestamptz, $16::timestamptz
-WHERE EXISTS (SELECT FROM tool_calls WHERE id = $5::uuid AND user_id = $2::text AND turn_id = $4::uuid)`,
+WHERE EXISTS (SELECT FROM tool_calls WHERE id = $5::uuid AND user_id = $2::text AND turn_id = $4::uuid)
+    OR EXISTS (SELECT FROM m)`,
 		s.ID, s.UserID, s.ConversationID, s.TurnID, s.ToolCallID, s.Server, s.Kind, s.Model, string(s.Status), s.Error,
 		s.MaxTokens, s.PromptTokens, s.CompletionTokens, float64(s.Duration)/float64(time.Millisecond), s.StartedAt, s.FinishedAt)
 	if err != nil {

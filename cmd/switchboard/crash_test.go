@@ -309,8 +309,12 @@ func blockTurn(t *testing.T, s *service, token, conv, url, dir string) {
 	}
 	defer conn.Close(context.Background())
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		// A running call is on its turn's row (open_calls) until it ends
+		// (migration 00057), or a ledger row if something referred to it.
 		var running int
-		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM tool_calls WHERE conversation_id = $1 AND status = 'running'`, conv).Scan(&running); err != nil {
+		if err := conn.QueryRow(t.Context(), `
+SELECT (SELECT count(*) FROM tool_calls WHERE conversation_id = $1 AND status = 'running')
+    + (SELECT count(*) FROM turns, jsonb_each(open_calls) WHERE conversation_id = $1 AND status = 'running')`, conv).Scan(&running); err != nil {
 			t.Fatal(err)
 		}
 		called, _ := filepath.Glob(filepath.Join(dir, "called-*"))
