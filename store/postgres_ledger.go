@@ -67,15 +67,21 @@ func openCallValues(t, r string, override map[string]string) string {
 // from there only: a running call that a question or a sampling request
 // made a row of early (materializeOpenCall) is still in open_calls.
 func ledgerRows(cond string) string {
+	return `(SELECT ` + ledgerInsertColumns + `, payload_pruned FROM tool_calls
+    UNION ALL
+    ` + openCallRows(cond) + `) AS tool_calls`
+}
+
+// openCallRows selects the calls running turns keep on their rows, as
+// ledgerRows does, in the columns of tool_calls.
+func openCallRows(cond string) string {
 	if cond != "" {
 		cond = " AND " + cond
 	}
-	return `(SELECT ` + ledgerInsertColumns + `, payload_pruned FROM tool_calls
-    UNION ALL
-    SELECT ` + openCallValues("o", "r", nil) + `, false
+	return `SELECT ` + openCallValues("o", "r", nil) + `, false AS payload_pruned
     FROM turns o CROSS JOIN LATERAL jsonb_each(o.open_calls) e CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
     WHERE o.status = 'running' AND o.open_calls IS NOT NULL` + cond + `
-        AND NOT EXISTS (SELECT FROM tool_calls x WHERE x.id = r.id)) AS tool_calls`
+        AND NOT EXISTS (SELECT FROM tool_calls x WHERE x.id = r.id)`
 }
 
 // ledgerOf is where the rows of q are: the ledger with the open calls
@@ -275,8 +281,9 @@ func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilt
 			s        switchboard.ToolCallStats
 			finished int64
 			p50, p95 pgtype.Float8
+			open     bool
 		)
-		if err := row.Scan(&s.Server, &s.Group, &s.Count, &s.Errors, &finished, &p50, &p95); err != nil {
+		if err := row.Scan(&s.Server, &s.Group, &open, &s.Count, &s.Errors, &finished, &p50, &p95); err != nil {
 			return s, err
 		}
 		s.ErrorRate = errorRate(s.Errors, finished)
@@ -286,10 +293,17 @@ func (p *Postgres) ToolCallStats(ctx context.Context, f switchboard.ToolCallFilt
 	if err != nil {
 		return nil, fmt.Errorf("tool call stats: %w", dbError(err))
 	}
-	if stats == nil {
-		stats = []switchboard.ToolCallStats{}
+	// A group's open calls come after its table row, if it has one: they
+	// add to its count.
+	out := []switchboard.ToolCallStats{}
+	for _, s := range stats {
+		if n := len(out); n > 0 && out[n-1].Server == s.Server && out[n-1].Group == s.Group {
+			out[n-1].Count += s.Count
+			continue
+		}
+		out = append(out, s)
 	}
-	return stats, nil
+	return out, nil
 }
 
 // listToolCallsSQL returns the query of one page of q, and its arguments.
@@ -318,15 +332,26 @@ func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
 		group = "server"
 	}
 	where, args := q.where()
+	sql := `SELECT server, ` + group + ` AS grp, false AS open, count(*) AS calls,
+    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval', 'succeeded')) AS errors,
+    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')) AS finished,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')) AS p50,
+    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')) AS p95
+FROM tool_calls` + whereClause(where) + `
+GROUP BY server, ` + group
+	if ledgerOf(q) != "tool_calls" {
+		// The open calls only count (running, they have no outcome), in
+		// rows of their own that ToolCallStats adds to their group's: the
+		// table's aggregate keeps its plan (an index-only scan in the
+		// group's order), which a union below it would not.
+		sql += `
+UNION ALL
+SELECT server, ` + group + `, true, count(*), 0, 0, NULL, NULL
+FROM (` + openCallRows("") + `) AS tool_calls` + whereClause(where) + `
+GROUP BY server, ` + group
+	}
 	// COLLATE "C" orders by bytes, as Go compares strings.
-	return `SELECT server, ` + group + `, count(*),
-    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval', 'succeeded')),
-    count(*) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval'))
-FROM ` + ledgerOf(q) + whereClause(where) + `
-GROUP BY server, ` + group + `
-ORDER BY server COLLATE "C", ` + group + ` COLLATE "C"`, args
+	return `SELECT * FROM (` + sql + `) AS s ORDER BY server COLLATE "C", grp COLLATE "C", open`, args
 }
 
 // where returns the conditions and arguments of the filter, cursor excluded.

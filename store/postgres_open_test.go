@@ -148,6 +148,17 @@ func TestOpenCallsAreTheLedgers(t *testing.T) {
 			if calls, _, err := s.ListToolCalls(ctx, switchboard.ToolCallFilter{UserID: "alice"}); err != nil || len(calls) != 1 {
 				t.Errorf("ListToolCalls(alice): got %d calls, %v; want her one", len(calls), err)
 			}
+			// Her finished call and a running one: the statistics count
+			// both, the finished one's outcome theirs.
+			again, _ := startCall(t, s, "alice")
+			stats, err := s.ToolCallStats(ctx, switchboard.ToolCallFilter{UserID: "alice"}, store.GroupByTool)
+			if err != nil || len(stats) != 1 || stats[0].Count != 2 || stats[0].P50 != time.Millisecond || stats[0].ErrorRate != 0 {
+				t.Errorf("ToolCallStats(alice, one call finished, one running): got %+v, %v; want 2 calls, p50 1ms", stats, err)
+			}
+			if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: again.ID, Status: switchboard.TurnCancelled,
+				Steps: 1, FinishedAt: time.Now()}}); err != nil {
+				t.Fatal(err)
+			}
 		}
 
 		carolTurn, carol := startCall(t, s, "carol")
