@@ -30,56 +30,42 @@ type openTracker struct {
 	lost  bool
 }
 
-// started records a step's save of turn before it is sent: its running
-// calls are open (a save that fails leaves the tracker a superset, which
-// only costs an end's statement a call it writes as it is).
-func (o *openTracker) started(turn string, calls []switchboard.ToolCall) {
+// saved records that a save of turn committed: a step's (not ended)
+// running calls are open, its other calls no longer; after the turn's end
+// none is. A save that failed changes nothing: its running calls were not
+// written, and their tools do not run.
+func (o *openTracker) saved(turn string, calls []switchboard.ToolCall, ended bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	open := o.turns[turn]
+	open, known := o.turns[turn]
+	if ended {
+		delete(o.turns, turn)
+		return
+	}
 	for _, c := range calls {
-		if c.Status != switchboard.CallRunning {
-			continue
-		}
-		c.Arguments = slices.Clone(c.Arguments)
-		if i := slices.IndexFunc(open, func(o switchboard.ToolCall) bool { return o.ID == c.ID }); i >= 0 {
+		i := slices.IndexFunc(open, func(o switchboard.ToolCall) bool { return o.ID == c.ID })
+		switch {
+		case c.Status != switchboard.CallRunning && i >= 0:
+			open = slices.Delete(open, i, i+1)
+		case c.Status != switchboard.CallRunning:
+		case i >= 0:
+			c.Arguments = slices.Clone(c.Arguments)
 			open[i] = c
-		} else {
+		default:
+			c.Arguments = slices.Clone(c.Arguments)
 			open = append(open, c)
 		}
 	}
 	if len(open) == 0 {
+		delete(o.turns, turn)
 		return
 	}
 	if o.turns == nil {
 		o.turns = make(map[string][]switchboard.ToolCall)
 	}
-	if _, ok := o.turns[turn]; !ok && len(o.turns) >= maxTrackedTurns {
+	if !known && len(o.turns) >= maxTrackedTurns {
 		clear(o.turns)
 		o.lost = true
-	}
-	o.turns[turn] = open
-}
-
-// saved records that a save of turn committed: the calls it wrote as
-// ledger rows are no longer open; at the turn's end (ended), none is.
-func (o *openTracker) saved(turn string, calls []switchboard.ToolCall, ended bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	open, ok := o.turns[turn]
-	if !ok {
-		return
-	}
-	if !ended {
-		open = slices.DeleteFunc(open, func(c switchboard.ToolCall) bool {
-			return slices.ContainsFunc(calls, func(s switchboard.ToolCall) bool {
-				return s.ID == c.ID && s.Status != switchboard.CallRunning
-			})
-		})
-	}
-	if ended || len(open) == 0 {
-		delete(o.turns, turn)
-		return
 	}
 	o.turns[turn] = open
 }

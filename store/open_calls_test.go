@@ -30,9 +30,8 @@ func TestOpenTracker(t *testing.T) {
 		t.Fatalf("a turn with no saves: rows %v, known %v", rows, known)
 	}
 	step := []switchboard.ToolCall{call("a1", switchboard.CallRunning), call("a2", switchboard.CallAwaitingApproval)}
-	o.started(alice, step)
 	o.saved(alice, step, false)
-	o.started(bob, []switchboard.ToolCall{call("b1", switchboard.CallRunning), call("b2", switchboard.CallRunning)})
+	o.saved(bob, []switchboard.ToolCall{call("b1", switchboard.CallRunning), call("b2", switchboard.CallRunning)}, false)
 
 	// Alice's next step writes a1 finished, with another start that is not
 	// its own, and starts a3.
@@ -44,7 +43,6 @@ func TestOpenTracker(t *testing.T) {
 		rows[0].Status != switchboard.CallSucceeded {
 		t.Errorf("alice's second step writes %+v, %v; want a1 succeeded, as it started", rows, known)
 	}
-	o.started(alice, next)
 	o.saved(alice, next, false)
 	if got := ids(o.turns[alice]); !slices.Equal(got, []string{"a3"}) {
 		t.Errorf("alice's open calls after her second step: %v, want [a3]", got)
@@ -67,7 +65,7 @@ func TestOpenTracker(t *testing.T) {
 	defer func(n int) { maxTrackedTurns = n }(maxTrackedTurns)
 	maxTrackedTurns = 2
 	for _, turn := range []string{"t1", "t2", "t3"} {
-		o.started(turn, []switchboard.ToolCall{call(turn+"-c", switchboard.CallRunning)})
+		o.saved(turn, []switchboard.ToolCall{call(turn+"-c", switchboard.CallRunning)}, false)
 	}
 	_, known1 := o.rows("t1", nil, nil, true)
 	rows3, known3 := o.rows("t3", nil, nil, true)

@@ -65,8 +65,7 @@ WITH o AS (
     SELECT ` + openCallValues("ot", "r", map[string]string{"status": "'failed'",
 		"error_class": "'" + switchboard.ErrorClassInterrupted + "'", "error": "'" + callInterruptedNote + "'",
 		"finished_at": "now()"}) + `
-    FROM turns ot CROSS JOIN LATERAL jsonb_each(ot.open_calls) e
-        CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    FROM turns ot ` + openEntries("ot.open_calls") + `
     WHERE ot.id IN (SELECT id::uuid FROM t) AND ot.open_calls IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING ` + closedCallColumns + `

@@ -60,6 +60,13 @@ func openCallValues(t, r string, override map[string]string) string {
 	return b.String()
 }
 
+// openEntries joins the entries of the open_calls object calls (an
+// expression) as calls r (jsonb_populate_record of tool_calls, see
+// openCallValues), each with its key and value as e.
+func openEntries(calls string) string {
+	return "CROSS JOIN LATERAL jsonb_each(" + calls + ") e CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r"
+}
+
 // ledgerRows is the ledger as its readers see it, named tool_calls: the
 // table's rows and the running calls that running turns keep on their rows
 // (open_calls, migration 00057), cond (if any) a further condition on those
@@ -79,17 +86,23 @@ func openCallRows(cond string) string {
 		cond = " AND " + cond
 	}
 	return `SELECT ` + openCallValues("o", "r", nil) + `, false AS payload_pruned
-    FROM turns o CROSS JOIN LATERAL jsonb_each(o.open_calls) e CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    FROM turns o ` + openEntries("o.open_calls") + `
     WHERE o.status = 'running' AND o.open_calls IS NOT NULL` + cond + `
         AND NOT EXISTS (SELECT FROM tool_calls x WHERE x.id = r.id)`
 }
 
+// readsOpenCalls tells whether q may select calls open on their turns'
+// rows: not when it asks for a status no open call has. The open calls
+// are in no index: a query that reads them reads them all (about 7 µs a
+// call, see BENCHMARKS.md, seventh round).
+func (q *ledgerQuery) readsOpenCalls() bool {
+	return q.f.Status == "" || q.f.Status == switchboard.CallRunning
+}
+
 // ledgerOf is where the rows of q are: the ledger with the open calls
-// (ledgerRows), or the table alone when q asks for a status no open call
-// has. The open calls are in no index: a query that reads them reads them
-// all (about 10 µs a call, see BENCHMARKS.md, seventh round).
+// (ledgerRows), or the table alone.
 func ledgerOf(q ledgerQuery) string {
-	if q.f.Status != "" && q.f.Status != switchboard.CallRunning {
+	if !q.readsOpenCalls() {
 		return "tool_calls"
 	}
 	return ledgerRows("")
@@ -339,7 +352,7 @@ func toolCallStatsSQL(q ledgerQuery, groupBy string) (string, []any) {
     percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE status NOT IN ('running', 'awaiting_approval')) AS p95
 FROM tool_calls` + whereClause(where) + `
 GROUP BY server, ` + group
-	if ledgerOf(q) != "tool_calls" {
+	if q.readsOpenCalls() {
 		// The open calls only count (running, they have no outcome), in
 		// rows of their own that ToolCallStats adds to their group's: the
 		// table's aggregate keeps its plan (an index-only scan in the

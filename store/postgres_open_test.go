@@ -179,6 +179,30 @@ func TestOpenCallsAreTheLedgers(t *testing.T) {
 		}
 	}
 
+	// Dave's step fails (its message's id is taken): its call was not
+	// written and its tool does not run, so his turn's end writes no row
+	// of it.
+	ts := switchboard.TurnStart{Turn: switchboard.Turn{UserID: "dave"},
+		UserMessage: switchboard.Message{Content: "please echo hello dave"}, HistoryLimit: 50}
+	if _, err := s.BeginTurn(ctx, &ts); err != nil {
+		t.Fatal(err)
+	}
+	never := switchboard.ToolCall{ID: switchboard.NewID(), CallID: "call_1", Server: "echo", Tool: "echo",
+		Status: switchboard.CallRunning, StartedAt: time.Now()}
+	taken := switchboard.Message{ID: ts.UserMessage.ID, Role: switchboard.RoleAssistant, Type: switchboard.MessageToolCall,
+		Content: "", ToolCalls: []switchboard.RequestedCall{{ID: "call_1", Name: "echo", Arguments: "{}"}}, Timestamp: time.Now()}
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnRunning, Steps: 1},
+		Messages: []switchboard.Message{taken}, ToolCalls: []switchboard.ToolCall{never}}); err == nil {
+		t.Fatal("dave's step with a message id taken: saved, want an error")
+	}
+	if err := s.SaveTurn(ctx, &switchboard.TurnUpdate{Turn: switchboard.Turn{ID: ts.Turn.ID, Status: switchboard.TurnFailed, Steps: 1,
+		FinishedAt: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := ledgerTableRows(t, conn, never.ID); n != 0 {
+		t.Errorf("the call of dave's failed step: %d rows in tool_calls, want 0 (it never started)", n)
+	}
+
 	// Bob's instance stops with his call open; the next boot fails it.
 	s.Close()
 	next := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 2, Instance: "one"})

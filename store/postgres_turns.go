@@ -620,9 +620,6 @@ func (p *Postgres) SaveTurn(ctx context.Context, u *switchboard.TurnUpdate) erro
 			millis(c.Duration), c.ResultSize, c.Truncated, c.StartedAt, nullTime(c.FinishedAt),
 			c.SessionScope, c.SessionKey, c.SessionGeneration, c.TaskID, c.TaskStatus, listing, c.Agent, nullString(c.ParentID))
 	}
-	if !ended {
-		p.open.started(t.ID, u.ToolCalls)
-	}
 	b.Queue(saveStatement(shape), args...)
 	if u.ConversationAgent != "" {
 		b.Queue(setConversationAgent, t.ID, u.ConversationAgent)
@@ -953,10 +950,9 @@ func saveStatement(shape saveShape) string {
 		fmt.Fprintf(&b, `, leftover AS (
     INSERT INTO tool_calls (%s)
     SELECT %s
-    FROM t, prev CROSS JOIN LATERAL jsonb_each(prev.open_calls - $%d::text[]) e
-        CROSS JOIN LATERAL jsonb_populate_record(NULL::tool_calls, e.value) r
+    FROM t, prev %s
     ON CONFLICT DO NOTHING
-)`, ledgerInsertColumns, openCallValues("t", "r", nil), ids)
+)`, ledgerInsertColumns, openCallValues("t", "r", nil), openEntries(fmt.Sprintf("prev.open_calls - $%d::text[]", ids)))
 	}
 	n += 7 // saveMessages' arrays
 	if !ended {
