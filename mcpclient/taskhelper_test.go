@@ -59,10 +59,14 @@ type taskHelper struct {
 	tasks map[string]*helperTask
 	n     int
 	caps  bool
+	// methods are the methods of the requests received, by id: what a
+	// notifications/cancelled cancels.
+	methods map[string]string
 }
 
 func runTaskHelper(mode string) {
-	h := &taskHelper{helperServer: &helperServer{}, tasks: map[string]*helperTask{}, caps: mode == "mcptasks"}
+	h := &taskHelper{helperServer: &helperServer{}, tasks: map[string]*helperTask{}, caps: mode == "mcptasks",
+		methods: map[string]string{}}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	for in.Scan() {
@@ -81,6 +85,7 @@ func (h *taskHelper) handle(line []byte) {
 			Arguments       json.RawMessage `json:"arguments"`
 			Task            json.RawMessage `json:"task"`
 			TaskID          string          `json:"taskId"`
+			RequestID       json.RawMessage `json:"requestId"`
 			Meta            struct {
 				ProgressToken any `json:"progressToken"`
 			} `json:"_meta"`
@@ -91,6 +96,11 @@ func (h *taskHelper) handle(line []byte) {
 		return
 	}
 	p := msg.Params
+	if len(msg.ID) > 0 {
+		h.mu.Lock()
+		h.methods[string(msg.ID)] = msg.Method
+		h.mu.Unlock()
+	}
 	switch msg.Method {
 	case "initialize":
 		caps := `{"tools":{}}`
@@ -101,7 +111,10 @@ func (h *taskHelper) handle(line []byte) {
 			p.ProtocolVersion, caps, taskHelperIcons))
 	case "notifications/initialized":
 	case "notifications/cancelled":
-		fmt.Fprintln(os.Stderr, "helper: notifications/cancelled")
+		h.mu.Lock()
+		method := h.methods[string(p.RequestID)]
+		h.mu.Unlock()
+		fmt.Fprintf(os.Stderr, "helper: notifications/cancelled of %s\n", method)
 	case "tools/list":
 		h.reply(msg.ID, taskHelperTools)
 	case "tools/call":
