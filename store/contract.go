@@ -36,7 +36,10 @@ type Store interface {
 	// holds makes the start fail with turn_running. It fills the generated
 	// ids and times, and the conversation as stored, back into s, and
 	// returns the history window: the latest s.HistoryLimit messages of the
-	// conversation in order (all if 0), the new message last.
+	// conversation in order (all if 0), the new message last. The slice is
+	// the caller's, with room to append to; its messages are not (a store
+	// may share them with the windows of later turns): the caller does not
+	// modify them, nor their ToolCalls, Attachments, Structured or Handoff.
 	//
 	// With s.Regenerate, it stores no message: the messages after the one
 	// to answer again leave the transcript, and the window ends with that

@@ -50,7 +50,9 @@ type historyCache struct {
 }
 
 // historyEntry is a conversation's window of limit messages at most, the
-// last of seq lastSeq; its messages are never modified.
+// last of seq lastSeq. Its messages are those of the window BeginTurn
+// returned, shared with the turn that got it and with the windows made
+// from it: nothing modifies them.
 type historyEntry struct {
 	conversationID string
 	limit          int
@@ -130,15 +132,13 @@ func (c *historyCache) removeLocked(conversationID string) {
 
 // window returns the history window after e: e's messages followed by
 // those read after it (newer, in order), the last e.limit of them, with
-// room for historyRoom more. The slice and the messages' ToolCalls are the
-// caller's.
+// room for historyRoom more. The slice is the caller's; the messages are
+// shared with e, which nothing modifies (see Store.BeginTurn).
 func (e *historyEntry) window(newer []switchboard.Message) []switchboard.Message {
 	n := len(e.msgs) + len(newer)
 	skip := max(0, n-e.limit)
 	out := make([]switchboard.Message, 0, n-skip+historyRoom)
-	for _, m := range e.msgs[min(skip, len(e.msgs)):] {
-		out = append(out, cloneMessage(m))
-	}
+	out = append(out, e.msgs[min(skip, len(e.msgs)):]...)
 	skip = max(0, skip-len(e.msgs))
 	return append(out, newer[skip:]...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,7 +29,8 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var conv string
-	users := 0 // user messages in the transcript
+	users := 0                               // user messages in the transcript
+	var prev, prevCopy []switchboard.Message // the last window, as its caller left it
 	for i := range 60 {
 		p := instances[rnd.IntN(2)]
 		limit := []int{7, 7, 7, 7, 4, 0}[rnd.IntN(6)] // 0: all
@@ -53,6 +55,9 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 		if err != nil {
 			t.Fatalf("turn %d (%s): %v", i, what, err)
 		}
+		if diff := cmp.Diff(prevCopy, prev); diff != "" {
+			t.Fatalf("turn %d (%s) changed the previous turn's window (-before +after):\n%s", i, what, diff)
+		}
 		conv = ts.Conversation.ID
 		transcript, err := instances[0].ListMessages(t.Context(), "alice", conv)
 		if err != nil {
@@ -71,6 +76,16 @@ func TestHistoryCacheAcrossInstances(t *testing.T) {
 		if diff := cmp.Diff(want, history); diff != "" {
 			t.Fatalf("turn %d (%s): history differs from the transcript's last %d messages (-want +got):\n%s", i, what, limit, diff)
 		}
+		// The window's room is the caller's, as a turn's appends use it; the
+		// cache shares the window's messages, and what is appended must not
+		// be in the next turn's window.
+		if room := cap(history) - len(history); room < 8 {
+			t.Fatalf("turn %d: the window has room for %d messages, want 8", i, room)
+		}
+		for len(history) < cap(history) {
+			history = append(history, switchboard.Message{Role: switchboard.RoleAssistant, Content: "appended by the caller"})
+		}
+		prev, prevCopy = history, slices.Clone(history)
 		u := switchboard.TurnUpdate{Turn: ts.Turn}
 		u.Turn.Status, u.Turn.FinishedAt = switchboard.TurnCompleted, time.Now()
 		if rnd.IntN(2) == 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,7 +29,11 @@ import (
 //     commit of the turn, what auto_explain cannot see (executor start-up,
 //     locks, protocol) included;
 //   - wal-B/turn: WAL written (pg_current_wal_lsn), which is the cluster's:
-//     run it on a quiet one.
+//     run it on a quiet one;
+//   - go-cpu-µs/turn: the CPU of this process (getrusage: the store's Go
+//     side, pgx, the garbage collector, the waits' scheduling), and B/op,
+//     allocs/op: what it allocated. BenchmarkTurnOnMemory is the same turn
+//     on the memory store, the path the Postgres one is to come close to.
 //
 // Unlike the bench's, these figures do not move with what else runs on
 // the machine's two cores (only with the CPU's speed), so a change to the
@@ -56,15 +61,45 @@ func BenchmarkTurnOnPostgres(b *testing.B) {
 	}
 	cpu0, cpuErr := processCPU(pid)
 	lsn0 := walLSN(b, admin)
-	i := 0
-	for b.Loop() {
-		fillTurn(b, p, users[i%16%2], convs[i%16], 0)
-		i++
-	}
+	i := runTurns(b, p, users, convs)
 	if pid2, err := store.BackendPID(ctx, p); err != nil || pid2 != pid {
 		b.Fatalf("the store's connection changed (backend %d, then %d, %v): its CPU cannot be read", pid, pid2, err)
 	}
 	reportBackend(b, admin, pid, cpu0, cpuErr, lsn0, i)
+}
+
+// BenchmarkTurnOnMemory is BenchmarkTurnOnPostgres's turn on the memory
+// store: its go-cpu-µs/turn, B/op and allocs/op are what the Postgres
+// path's are to be compared with.
+func BenchmarkTurnOnMemory(b *testing.B) {
+	m := store.OpenMemory(nil)
+	users := []string{"alice", "bob"}
+	convs := make([]string, 16)
+	for i := range convs {
+		convs[i], _ = fillTurn(b, m, users[i%2], "", 0)
+		for range 15 {
+			fillTurn(b, m, users[i%2], convs[i], 0)
+		}
+	}
+	runTurns(b, m, users, convs)
+}
+
+// runTurns runs the benchmark's turns round robin over convs (of users in
+// turn) and reports this process's CPU per turn; it returns the turns run.
+func runTurns(b *testing.B, s turnWriter, users, convs []string) int {
+	b.ReportAllocs()
+	var r0, r1 syscall.Rusage
+	rusageErr := syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	i := 0
+	for b.Loop() {
+		fillTurn(b, s, users[i%len(convs)%len(users)], convs[i%len(convs)], 0)
+		i++
+	}
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); rusageErr == nil && err == nil && i > 0 {
+		used := time.Duration(r1.Utime.Nano() - r0.Utime.Nano() + r1.Stime.Nano() - r0.Stime.Nano())
+		b.ReportMetric(float64(used.Microseconds())/float64(i), "go-cpu-µs/turn")
+	}
+	return i
 }
 
 // reportBackend reports, per turn of turns, the WAL written since lsn0 and

@@ -432,6 +432,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("begin turn: %w", err)
 	}
+	history = slices.Grow(history, historyRoom)
 	switch {
 	case read == nil:
 	case read.lastSeq == 0:
@@ -439,10 +440,9 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		// trusted (it should have had newer messages, this one at least).
 		p.history.drop(c.ID)
 	default:
-		read.msgs = make([]switchboard.Message, len(history))
-		for i, m := range history {
-			read.msgs[i] = cloneMessage(m)
-		}
+		// The cache keeps the window's messages, not a copy: the caller
+		// does not modify them, and appends past their length.
+		read.msgs = history[:len(history):len(history)]
 		p.history.put(read)
 	}
 	*c = stored
@@ -454,7 +454,7 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 	if len(interrupted) > 0 { // one at most: a conversation runs one turn
 		s.Interrupted = &interrupted[0]
 	}
-	return slices.Grow(history, historyRoom), nil
+	return history, nil
 }
 
 // errNotQuiet is what the quiet batch of BeginTurn ends with when its
