@@ -35,6 +35,9 @@ import (
 //     allocs/op: what it allocated. BenchmarkTurnOnMemory is the same turn
 //     on the memory store, the path the Postgres one is to come close to.
 //
+// With pg_walinspect (Postgres's contrib, created in the test database) it
+// logs what the turns' WAL was made of, per relation and record type.
+//
 // Unlike the bench's, these figures do not move with what else runs on
 // the machine's two cores (only with the CPU's speed), so a change to the
 // store's statements shows in them alone.
@@ -59,13 +62,65 @@ func BenchmarkTurnOnPostgres(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	_, inspectErr := admin.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_walinspect`)
 	cpu0, cpuErr := processCPU(pid)
 	lsn0 := walLSN(b, admin)
 	i := runTurns(b, p, users, convs)
+	if inspectErr == nil {
+		logWAL(b, admin, lsn0, i)
+	} else {
+		b.Logf("no WAL per relation (pg_walinspect: %v)", inspectErr)
+	}
 	if pid2, err := store.BackendPID(ctx, p); err != nil || pid2 != pid {
 		b.Fatalf("the store's connection changed (backend %d, then %d, %v): its CPU cannot be read", pid, pid2, err)
 	}
 	reportBackend(b, admin, pid, cpu0, cpuErr, lsn0, i)
+}
+
+// logWAL logs, per turn of turns, the WAL records written since lsn0 by
+// relation (table or index) and record type, the largest first: where a
+// turn's WAL goes. The cluster's, as wal-B/turn.
+func logWAL(b *testing.B, admin *pgx.Conn, lsn0 int64, turns int) {
+	ctx := context.Background()
+	rows, err := admin.Query(ctx, `
+WITH r AS (
+    SELECT resource_manager || ' ' || record_type AS kind, record_length AS len,
+        substring(block_ref FROM 'rel \d+/\d+/(\d+)')::oid AS node
+    FROM pg_get_wal_records_info(('0/0'::pg_lsn + $1::numeric), pg_current_wal_lsn()))
+SELECT COALESCE(c.relname, '-'), kind, count(*)::float8 / $2, sum(len)::float8 / $2
+FROM r LEFT JOIN pg_class c ON c.relfilenode = r.node
+GROUP BY 1, 2 ORDER BY 4 DESC`, lsn0, turns)
+	if err != nil {
+		b.Logf("no WAL per relation: %v", err)
+		return
+	}
+	type line struct {
+		rel, kind      string
+		records, bytes float64
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (l line, err error) {
+		return l, row.Scan(&l.rel, &l.kind, &l.records, &l.bytes)
+	})
+	if err != nil {
+		b.Logf("no WAL per relation: %v", err)
+		return
+	}
+	var records, bytes float64
+	for _, l := range lines {
+		records, bytes = records+l.records, bytes+l.bytes
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "WAL per turn: %.1f records, %.0f bytes (records' length, full-page images included); by relation and record:\n", records, bytes)
+	other := line{rel: "the rest"}
+	for _, l := range lines {
+		if l.bytes < bytes/100 {
+			other.records, other.bytes = other.records+l.records, other.bytes+l.bytes
+			continue
+		}
+		fmt.Fprintf(&out, "  %-28s %-24s %5.2f records %6.0f B\n", l.rel, l.kind, l.records, l.bytes)
+	}
+	fmt.Fprintf(&out, "  %-28s %-24s %5.2f records %6.0f B", other.rel, "", other.records, other.bytes)
+	b.Log(out.String())
 }
 
 // BenchmarkTurnOnMemory is BenchmarkTurnOnPostgres's turn on the memory
