@@ -111,13 +111,20 @@ func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) er
 	if !ok {
 		return fmt.Errorf("delete conversation %q of %s: %w", id, userID, switchboard.ErrNotFound)
 	}
-	// Messages have no key to their conversation (migration 00056): the
-	// conversation's row is locked first, so that a writer holding it has
-	// committed and the messages' delete, a statement of its own, sees its
-	// messages; the conversation's delete cascades to the rest.
+	// Messages, turns and ledger rows have no key to what holds them
+	// (migrations 00056, 00058): the conversation's row is locked first, so
+	// that a writer holding it has committed and each delete, a statement
+	// of its own, sees what it wrote. The turns go before their ledger
+	// rows: a writer of a call's row holds its turn's row (it updates it),
+	// so it has committed when the turns' delete returns, or finds no turn.
+	// The conversation's delete cascades to the rest (inputs, samplings),
+	// and a call's to its content.
+	owned := ` WHERE conversation_id = $1 AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)`
 	b := &pgx.Batch{}
 	b.Queue(`SELECT FROM conversations WHERE id = $1 AND user_id = $2 FOR UPDATE`, key, userID)
-	b.Queue(`DELETE FROM messages WHERE conversation_id = $1 AND EXISTS (SELECT FROM conversations WHERE id = $1 AND user_id = $2)`, key, userID)
+	b.Queue(`DELETE FROM messages`+owned, key, userID)
+	b.Queue(`DELETE FROM turns`+owned, key, userID)
+	b.Queue(`DELETE FROM tool_calls`+owned, key, userID)
 	b.Queue(`DELETE FROM conversations WHERE id = $1 AND user_id = $2`, key, userID)
 	found := false
 	err := p.send(ctx, b, func(br pgx.BatchResults) error {
@@ -126,7 +133,7 @@ func (p *Postgres) DeleteConversation(ctx context.Context, userID, id string) er
 			return err
 		}
 		found = tag.RowsAffected() > 0
-		for range 2 {
+		for range 4 {
 			if _, err := br.Exec(); err != nil {
 				return err
 			}

@@ -15,13 +15,14 @@ import (
 	"github.com/switchboard-dev/switchboard/store/storetest"
 )
 
-// TestDeleteConversationLeavesNoMessages deletes conversations of two users
+// TestDeleteConversationLeavesNothing deletes conversations of two users
 // while turns run in them, and checks that nothing of a deleted
-// conversation stays: messages have no key to their conversation
-// (migration 00056), DeleteConversation deletes them after it locked the
+// conversation stays: messages have no key to their conversation, turns
+// none to theirs and ledger rows none to their turn (migrations 00056,
+// 00058), DeleteConversation deletes them after it locked the
 // conversation. A turn that loses the race ends with not found; the other
 // user's conversations keep everything.
-func TestDeleteConversationLeavesNoMessages(t *testing.T) {
+func TestDeleteConversationLeavesNothing(t *testing.T) {
 	url := storetest.PostgresURL(t)
 	p := openPostgres(t, url, &store.Options{SkipMigrate: true, MaxConns: 8})
 	ctx := t.Context()

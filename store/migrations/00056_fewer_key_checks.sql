@@ -16,7 +16,7 @@
 -- DeleteConversation deletes the conversation's messages itself, after it
 -- locked the conversation's row (a writer that held it has committed, and
 -- the next statement sees what it wrote), in the same transaction.
--- TestDeleteConversationLeavesNoMessages runs turns of two users against
+-- TestDeleteConversationLeavesNothing runs turns of two users against
 -- deletes of their conversations.
 
 -- +goose Up
