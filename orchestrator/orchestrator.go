@@ -29,12 +29,16 @@ type Model interface {
 	// Ready returns an error when no model is configured.
 	Ready() error
 	// Complete sends one request; onText, when not nil, receives streamed text.
+	// It modifies none of req.Messages (a store may share them with the
+	// history windows of later turns: see TurnStore.BeginTurn).
 	Complete(ctx context.Context, req switchboard.ModelRequest, onText func(string)) (switchboard.ModelReply, error)
 }
 
 // TurnStore persists turns. store.Memory and store.Postgres implement it.
 type TurnStore interface {
-	// BeginTurn commits the turn's start and returns the history window.
+	// BeginTurn commits the turn's start and returns the history window:
+	// the slice is the turn's to append to, its messages are not to be
+	// modified (store.Store.BeginTurn).
 	BeginTurn(ctx context.Context, start *switchboard.TurnStart) ([]switchboard.Message, error)
 	// SaveTurn commits the turn's progress.
 	SaveTurn(ctx context.Context, update *switchboard.TurnUpdate) error

@@ -51,8 +51,8 @@ type historyCache struct {
 
 // historyEntry is a conversation's window of limit messages at most, the
 // last of seq lastSeq. Its messages are those of the window BeginTurn
-// returned, shared with the turn that got it and with the windows made
-// from it: nothing modifies them.
+// returned (the structs copied, what they refer to shared with the turn
+// that got it and with the windows made from it): nothing modifies them.
 type historyEntry struct {
 	conversationID string
 	limit          int

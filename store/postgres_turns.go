@@ -440,9 +440,11 @@ func (p *Postgres) BeginTurn(ctx context.Context, s *switchboard.TurnStart) ([]s
 		// trusted (it should have had newer messages, this one at least).
 		p.history.drop(c.ID)
 	default:
-		// The cache keeps the window's messages, not a copy: the caller
-		// does not modify them, and appends past their length.
-		read.msgs = history[:len(history):len(history)]
+		// The cache keeps the window's messages in an array of its own
+		// (what the turn appends to the window's room would otherwise stay
+		// alive with the entry, uncounted), not copies of them: the caller
+		// modifies none (see Store.BeginTurn).
+		read.msgs = slices.Clone(history)
 		p.history.put(read)
 	}
 	*c = stored

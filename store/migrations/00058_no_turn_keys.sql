@@ -30,7 +30,11 @@ ALTER TABLE turns DROP CONSTRAINT IF EXISTS turns_conversation_id_fkey;
 -- +goose Down
 DELETE FROM turns t WHERE NOT EXISTS (SELECT FROM conversations c WHERE c.id = t.conversation_id);
 DELETE FROM tool_calls x WHERE NOT EXISTS (SELECT FROM turns t WHERE t.id = x.turn_id);
+-- NOT VALID, then VALIDATE: the check of the rows there does not block
+-- writes to the tables.
 ALTER TABLE turns ADD CONSTRAINT turns_conversation_id_fkey
-    FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE CASCADE;
+    FOREIGN KEY (conversation_id) REFERENCES conversations(id) ON DELETE CASCADE NOT VALID;
 ALTER TABLE tool_calls ADD CONSTRAINT tool_calls_turn_id_fkey
-    FOREIGN KEY (turn_id) REFERENCES turns(id) ON DELETE CASCADE;
+    FOREIGN KEY (turn_id) REFERENCES turns(id) ON DELETE CASCADE NOT VALID;
+ALTER TABLE turns VALIDATE CONSTRAINT turns_conversation_id_fkey;
+ALTER TABLE tool_calls VALIDATE CONSTRAINT tool_calls_turn_id_fkey;
