@@ -208,8 +208,8 @@ SELECT * FROM undecided UNION ALL SELECT * FROM asked`
 )`
 
 	// touchTurnConversation bumps the conversation of a turn first, so that
-	// every writer locks a conversation before its turns, as cascading
-	// deletes do: no deadlocks. It opens updateTurn's statement ($17 is the
+	// every writer locks a conversation before its turns, as
+	// DeleteConversation does: no deadlocks. It opens updateTurn's statement ($17 is the
 	// time): the turn's row is updated only if it ran (see updateTurn).
 	touchTurnConversation = `
 WITH conversation AS (
